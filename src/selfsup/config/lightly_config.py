@@ -1,0 +1,120 @@
+"""The ``lightly_config``: every key of training and embedding, with the documented defaults.
+
+The seeds (First Steps, "Accessing the lightly parameters from Python") list the sections
+``loader``, ``model``, ``trainer``, ``criterion``, ``optimizer`` and ``collate`` with these
+defaults; ``selfsup train``, ``selfsup embed``, ``selfsup run`` and scheduled runs all take it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from selfsup.config._base import StrictModel
+
+Probability = float
+
+
+class LoaderConfig(StrictModel):
+    """Arguments of the torch DataLoader used for training and embedding."""
+
+    batch_size: int = Field(16, ge=1, description="samples per batch")
+    shuffle: bool = Field(True, description="shuffle the training set every epoch")
+    num_workers: int = Field(
+        -1, ge=-1, description="loader processes; -1 uses every core, 0 loads in-process"
+    )
+    drop_last: bool = Field(True, description="drop the last incomplete training batch")
+
+
+class ModelConfig(StrictModel):
+    """The embedding model: a backbone, a num_ftrs-dim embedding and a projection head."""
+
+    name: str = Field(
+        "resnet-18",
+        description="backbone: resnet-9/18/34/50/101/152, torchvision/<name> or timm/<name>",
+    )
+    out_dim: int = Field(128, ge=1, description="output size of the projection head")
+    num_ftrs: int = Field(32, ge=1, description="size of the embeddings written to embeddings.csv")
+    width: float = Field(1.0, gt=0, description="width multiplier of resnet-* backbones")
+
+
+class TrainerConfig(StrictModel):
+    """Arguments of the training loop (PyTorch Lightning underneath)."""
+
+    gpus: int = Field(1, ge=0, description="GPUs to use; falls back to the CPU with a warning")
+    max_epochs: int = Field(100, ge=1, description="epochs of self-supervised training")
+    precision: Literal[16, 32, 64, "16", "32", "64", "16-mixed", "bf16-mixed", "bf16-true"] = Field(
+        32, description="floating point precision: 16, 32, 64, 16-mixed or bf16-mixed"
+    )
+
+
+class CriterionConfig(StrictModel):
+    """Arguments of the NT-Xent loss."""
+
+    temperature: float = Field(0.5, gt=0, description="temperature of the NT-Xent loss")
+    memory_bank_size: int = Field(
+        0, ge=0, description="negatives kept in a memory bank (0 disables it)"
+    )
+
+
+class OptimizerConfig(StrictModel):
+    """Arguments of the SGD optimizer (momentum 0.9)."""
+
+    lr: float = Field(1.0, gt=0, description="learning rate")
+    weight_decay: float = Field(1e-5, ge=0, description="L2 weight decay")
+
+
+class CollateConfig(StrictModel):
+    """Augmentations used to make the two views of each image (ImageCollateFunction)."""
+
+    input_size: int = Field(64, ge=1, description="side of the square crops in pixels")
+    cj_prob: Probability = Field(0.8, ge=0, le=1, description="probability of colour jitter")
+    cj_bright: float = Field(0.7, ge=0, description="colour jitter: brightness strength")
+    cj_contrast: float = Field(0.7, ge=0, description="colour jitter: contrast strength")
+    cj_sat: float = Field(0.7, ge=0, description="colour jitter: saturation strength")
+    cj_hue: float = Field(0.2, ge=0, le=0.5, description="colour jitter: hue strength")
+    min_scale: float = Field(0.15, gt=0, le=1, description="minimum area kept by random crops")
+    random_gray_scale: Probability = Field(0.2, ge=0, le=1, description="grayscale probability")
+    gaussian_blur: Probability = Field(0.5, ge=0, le=1, description="Gaussian blur probability")
+    kernel_size: float | None = Field(
+        0.1, gt=0, description="blur kernel as a fraction of input_size (or pixels if > 1)"
+    )
+    sigmas: tuple[float, float] = Field((0.2, 2.0), description="range of the blur sigma")
+    vf_prob: Probability = Field(0.0, ge=0, le=1, description="vertical flip probability")
+    hf_prob: Probability = Field(0.5, ge=0, le=1, description="horizontal flip probability")
+    rr_prob: Probability = Field(0.0, ge=0, le=1, description="random rotation probability")
+    rr_degrees: float | None = Field(
+        None, description="rotation range in degrees; null rotates by multiples of 90"
+    )
+
+    @field_validator("sigmas")
+    @classmethod
+    def _ordered_sigmas(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1]:
+            raise ValueError(f"sigmas must satisfy 0 < min <= max, got {list(value)}")
+        return value
+
+
+class CheckpointCallbackConfig(StrictModel):
+    """Which checkpoints are kept during training."""
+
+    save_last: bool = Field(True, description="also keep the checkpoint of the last epoch")
+    save_top_k: int = Field(1, ge=-1, description="keep the k best checkpoints by loss")
+
+
+class LightlyConfig(StrictModel):
+    """Everything ``selfsup train`` and ``selfsup embed`` accept (lightly's CLI config)."""
+
+    input_dir: str = Field("", description="folder of images and videos")
+    output_dir: str = Field("", description="where checkpoints, embeddings and logs are written")
+    checkpoint: str = Field("", description="model checkpoint to embed with or to resume from")
+    embeddings: str = Field("", description="path of the embeddings CSV to write (embed)")
+    seed: int = Field(1, description="random seed of training")
+    loader: LoaderConfig = Field(default_factory=LoaderConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    criterion: CriterionConfig = Field(default_factory=CriterionConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    collate: CollateConfig = Field(default_factory=CollateConfig)
+    checkpoint_callback: CheckpointCallbackConfig = Field(default_factory=CheckpointCallbackConfig)
