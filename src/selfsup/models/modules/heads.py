@@ -1,0 +1,392 @@
+"""Projection and prediction heads: the small MLPs on top of a backbone's embedding.
+
+Every head is a :class:`ProjectionHead` built from blocks ``(in, out, norm, activation)``;
+each block is ``Linear(in, out)`` followed by the optional norm and activation. A block with
+a norm layer gets a Linear without bias, since the norm's shift makes the bias redundant.
+All heads map (B, input_dim) to (B, output_dim).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrizations
+
+__all__ = [
+    "BYOLPredictionHead",
+    "BYOLProjectionHead",
+    "BarlowTwinsProjectionHead",
+    "DINOProjectionHead",
+    "MoCoProjectionHead",
+    "NNCLRPredictionHead",
+    "NNCLRProjectionHead",
+    "ProjectionHead",
+    "SimCLRProjectionHead",
+    "SimSiamPredictionHead",
+    "SimSiamProjectionHead",
+    "SwaVProjectionHead",
+]
+
+Block = tuple[int, int, nn.Module | None, nn.Module | None]
+"""``(in_features, out_features, norm_layer or None, activation or None)``."""
+
+
+class ProjectionHead(nn.Module):
+    """An MLP given as a sequence of blocks; base class of all heads.
+
+    Args:
+        blocks: One ``(in_features, out_features, norm, activation)`` tuple per linear
+            layer. ``norm`` and ``activation`` are module instances or None.
+
+    Examples:
+        >>> head = ProjectionHead([
+        ...     (256, 256, nn.BatchNorm1d(256), nn.ReLU()),
+        ...     (256, 128, None, None),
+        ... ])
+        >>> head(torch.randn(4, 256)).shape
+        torch.Size([4, 128])
+    """
+
+    def __init__(self, blocks: Sequence[Block]) -> None:
+        super().__init__()
+        if len(blocks) == 0:
+            raise ValueError("ProjectionHead needs at least one block")
+        layers: list[nn.Module] = []
+        prev_out: int | None = None
+        for i, (in_dim, out_dim, norm, activation) in enumerate(blocks):
+            if prev_out is not None and in_dim != prev_out:
+                raise ValueError(
+                    f"block {i} of ProjectionHead takes {in_dim} inputs but block {i - 1} "
+                    f"outputs {prev_out}"
+                )
+            layers.append(nn.Linear(in_dim, out_dim, bias=norm is None))
+            if norm is not None:
+                layers.append(norm)
+            if activation is not None:
+                layers.append(activation)
+            prev_out = out_dim
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, in_features of the first block) -> (B, out_features of the last block)."""
+        out: Tensor = self.layers(x)
+        return out
+
+
+def _mlp_blocks(
+    input_dim: int,
+    hidden_dim: int,
+    output_dim: int,
+    num_layers: int,
+    batch_norm: bool,
+    last_batch_norm: bool,
+) -> list[Block]:
+    """Blocks of an MLP with ``num_layers`` linear layers, ReLU after every hidden one."""
+    if num_layers < 2:
+        raise ValueError(f"num_layers must be >= 2 (one hidden layer at least), got {num_layers}")
+    blocks: list[Block] = [
+        (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim) if batch_norm else None, nn.ReLU())
+    ]
+    for _ in range(num_layers - 2):
+        blocks.append(
+            (hidden_dim, hidden_dim, nn.BatchNorm1d(hidden_dim) if batch_norm else None, nn.ReLU())
+        )
+    last_norm = nn.BatchNorm1d(output_dim) if batch_norm and last_batch_norm else None
+    blocks.append((hidden_dim, output_dim, last_norm, None))
+    return blocks
+
+
+class SimCLRProjectionHead(ProjectionHead):
+    """Projection head of SimCLR.
+
+    "We use a MLP with one hidden layer to obtain z_i = g(h_i) = W(2) σ(W(1) h_i) where σ is
+    a ReLU non-linearity." (SimCLR v1, Chen et al. 2020, https://arxiv.org/abs/2002.05709)
+
+    "We use a 3-layer MLP projection head on top of a ResNet encoder." (SimCLR v2, Chen et
+    al. 2020, https://arxiv.org/abs/2006.10029)
+
+    ``num_layers=2`` is v1, ``num_layers=3`` is v2. With ``batch_norm=True`` every linear
+    layer, the output one included, is followed by BatchNorm1d, as in the official SimCLR
+    code and in lightly: Linear-BN-ReLU-Linear-BN for v1. ``batch_norm=False`` gives the
+    paper's plain Linear-ReLU-Linear.
+
+    Args:
+        input_dim: Embedding size of the backbone.
+        hidden_dim: Width of the hidden layers.
+        output_dim: Size of z.
+        num_layers: Number of linear layers (>= 2).
+        batch_norm: Whether to follow each linear layer by BatchNorm1d.
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 2048,
+        hidden_dim: int = 2048,
+        output_dim: int = 128,
+        num_layers: int = 2,
+        batch_norm: bool = True,
+    ) -> None:
+        super().__init__(
+            _mlp_blocks(input_dim, hidden_dim, output_dim, num_layers, batch_norm, True)
+        )
+
+
+class MoCoProjectionHead(ProjectionHead):
+    """Projection head of MoCo v2 (and v3 with ``num_layers=3, batch_norm=True``).
+
+    "(...) we replace the fc head in MoCo with a 2-layer MLP head (hidden layer 2048-d,
+    with ReLU)" (MoCo v2, Chen et al. 2020, https://arxiv.org/abs/2003.04297)
+
+    "The projection head is a 3-layer MLP (...) The hidden layers of both MLPs are 4096-d
+    and are with ReLU; the output layers of both MLPs are 256-d, without ReLU. In MoCo v3,
+    all layers in both MLPs have BN" (MoCo v3, Chen et al. 2021,
+    https://arxiv.org/abs/2104.02057)
+
+    Args:
+        input_dim: Embedding size of the backbone.
+        hidden_dim: Width of the hidden layers.
+        output_dim: Size of the output.
+        num_layers: Number of linear layers (>= 2).
+        batch_norm: Whether to follow each linear layer by BatchNorm1d (MoCo v3).
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 2048,
+        hidden_dim: int = 2048,
+        output_dim: int = 128,
+        num_layers: int = 2,
+        batch_norm: bool = False,
+    ) -> None:
+        super().__init__(
+            _mlp_blocks(input_dim, hidden_dim, output_dim, num_layers, batch_norm, True)
+        )
+
+
+class BYOLProjectionHead(ProjectionHead):
+    """Projection head of BYOL.
+
+    "This MLP consists in a linear layer with output size 4096 followed by batch
+    normalization, rectified linear units (ReLU), and a final linear layer with output
+    dimension 256." (BYOL, Grill et al. 2020, https://arxiv.org/abs/2006.07733)
+    """
+
+    def __init__(self, input_dim: int = 2048, hidden_dim: int = 4096, output_dim: int = 256):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, output_dim, None, None),
+            ]
+        )
+
+
+class BYOLPredictionHead(ProjectionHead):
+    """Prediction head of BYOL: the projector's architecture, applied to its 256-d output.
+
+    "This MLP consists in a linear layer with output size 4096 followed by batch
+    normalization, rectified linear units (ReLU), and a final linear layer with output
+    dimension 256." The paper uses the same architecture for the predictor q_θ (BYOL,
+    Grill et al. 2020, https://arxiv.org/abs/2006.07733).
+    """
+
+    def __init__(self, input_dim: int = 256, hidden_dim: int = 4096, output_dim: int = 256):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, output_dim, None, None),
+            ]
+        )
+
+
+class SimSiamProjectionHead(ProjectionHead):
+    """Projection head of SimSiam.
+
+    "The projection MLP (in f) has BN applied to each fully-connected (fc) layer, including
+    its output fc. Its output fc has no ReLU. The hidden fc is 2048-d. This MLP has 3
+    layers." (SimSiam, Chen & He 2020, https://arxiv.org/abs/2011.10566)
+    """
+
+    def __init__(self, input_dim: int = 2048, hidden_dim: int = 2048, output_dim: int = 2048):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, output_dim, nn.BatchNorm1d(output_dim, affine=False), None),
+            ]
+        )
+
+
+class SimSiamPredictionHead(ProjectionHead):
+    """Prediction head of SimSiam.
+
+    "The prediction MLP (h) has BN applied to its hidden fc layers. Its output fc does not
+    have BN (...) or ReLU. This MLP has 2 layers." (SimSiam, Chen & He 2020,
+    https://arxiv.org/abs/2011.10566)
+    """
+
+    def __init__(self, input_dim: int = 2048, hidden_dim: int = 512, output_dim: int = 2048):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, output_dim, None, None),
+            ]
+        )
+
+
+class BarlowTwinsProjectionHead(ProjectionHead):
+    """Projection head of Barlow Twins.
+
+    "The projector network has three linear layers, each with 8192 output units. The first
+    two layers of the projector are followed by a batch normalization layer and rectified
+    linear units." (Barlow Twins, Zbontar et al. 2021, https://arxiv.org/abs/2103.03230)
+    """
+
+    def __init__(self, input_dim: int = 2048, hidden_dim: int = 8192, output_dim: int = 8192):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, output_dim, None, None),
+            ]
+        )
+
+
+class NNCLRProjectionHead(ProjectionHead):
+    """Projection head of NNCLR.
+
+    "The architecture of the projection MLP is 3 fully connected layers of sizes
+    [2048,2048,d] (...) All fully-connected layers are followed by batch-normalization. All
+    the batch-norm layers except the last layer are followed by ReLU activation." (NNCLR,
+    Dwibedi et al. 2021, https://arxiv.org/abs/2104.14548)
+    """
+
+    def __init__(self, input_dim: int = 2048, hidden_dim: int = 2048, output_dim: int = 256):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, output_dim, nn.BatchNorm1d(output_dim), None),
+            ]
+        )
+
+
+class NNCLRPredictionHead(ProjectionHead):
+    """Prediction head of NNCLR.
+
+    "The architecture of the prediction MLP g is 2 fully-connected layers of size [4096,d].
+    The hidden layer of the prediction MLP is followed by batch-norm and ReLU. The last
+    layer has no batch-norm or activation." (NNCLR, Dwibedi et al. 2021,
+    https://arxiv.org/abs/2104.14548)
+    """
+
+    def __init__(self, input_dim: int = 256, hidden_dim: int = 4096, output_dim: int = 256):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, output_dim, None, None),
+            ]
+        )
+
+
+class SwaVProjectionHead(ProjectionHead):
+    """Projection head of SwAV: Linear-BN-ReLU-Linear, 2048-d hidden, 128-d output.
+
+    SwAV (Caron et al. 2020, https://arxiv.org/abs/2006.09882) follows SimCLR in projecting
+    the features with a 2-layer MLP; hidden BatchNorm and sizes follow the official code.
+    """
+
+    def __init__(self, input_dim: int = 2048, hidden_dim: int = 2048, output_dim: int = 128):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, output_dim, None, None),
+            ]
+        )
+
+
+class DINOProjectionHead(ProjectionHead):
+    """Projection head of DINO: MLP, L2 normalisation, weight-normalised output layer.
+
+    "The projection head consists of a 3-layer multi-layer perceptron (MLP) with hidden
+    dimension 2048 followed by l2 normalization and a weight normalized fully connected
+    layer with K dimensions, which is similar to the design from SwAV." (DINO, Caron et al.
+    2021, https://arxiv.org/abs/2104.14294)
+
+    The MLP is Linear-GELU-Linear-GELU-Linear to ``bottleneck_dim`` (optionally with
+    BatchNorm1d after the hidden layers, for convolutional backbones), initialised with a
+    truncated normal of std 0.02 as in the official code. The last layer is
+    ``weight_norm(Linear(bottleneck_dim, output_dim, bias=False))`` whose magnitude ``g``
+    starts at 1 and, with ``norm_last_layer=True``, stays fixed at 1.
+
+    Args:
+        input_dim: Embedding size of the backbone.
+        hidden_dim: Width of the hidden layers.
+        bottleneck_dim: Size of the L2-normalised bottleneck.
+        output_dim: K, the number of output logits.
+        batch_norm: Whether to use BatchNorm1d after the hidden layers (False for ViTs).
+        freeze_last_layer: The last layer's gradients are dropped by
+            :meth:`cancel_last_layer_gradients` while ``current_epoch < freeze_last_layer``;
+            "Typically doing so during the first epoch helps training". -1 never freezes.
+        norm_last_layer: Keep the weight norm's magnitude fixed at 1 (more stable).
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 2048,
+        hidden_dim: int = 2048,
+        bottleneck_dim: int = 256,
+        output_dim: int = 65536,
+        batch_norm: bool = False,
+        freeze_last_layer: int = -1,
+        norm_last_layer: bool = True,
+    ) -> None:
+        super().__init__(
+            [
+                (
+                    input_dim,
+                    hidden_dim,
+                    nn.BatchNorm1d(hidden_dim) if batch_norm else None,
+                    nn.GELU(),
+                ),
+                (
+                    hidden_dim,
+                    hidden_dim,
+                    nn.BatchNorm1d(hidden_dim) if batch_norm else None,
+                    nn.GELU(),
+                ),
+                (hidden_dim, bottleneck_dim, None, None),
+            ]
+        )
+        for module in self.layers.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        self.freeze_last_layer = freeze_last_layer
+        self.norm_last_layer = norm_last_layer
+        self.last_layer = parametrizations.weight_norm(
+            nn.Linear(bottleneck_dim, output_dim, bias=False)
+        )
+        magnitude = self.last_layer.parametrizations.weight.original0
+        with torch.no_grad():
+            magnitude.fill_(1.0)
+        if norm_last_layer:
+            magnitude.requires_grad = False
+
+    def cancel_last_layer_gradients(self, current_epoch: int) -> None:
+        """Drop the last layer's gradients while ``current_epoch < freeze_last_layer``.
+
+        Call between ``loss.backward()`` and ``optimizer.step()``.
+        """
+        if current_epoch >= self.freeze_last_layer:
+            return
+        for param in self.last_layer.parameters():
+            param.grad = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, input_dim) -> (B, output_dim) logits."""
+        z = nn.functional.normalize(self.layers(x), dim=-1, p=2)
+        out: Tensor = self.last_layer(z)
+        return out
