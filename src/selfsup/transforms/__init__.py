@@ -1,0 +1,61 @@
+"""Image augmentations for self-supervised learning.
+
+Method transforms turn one image into the list of views a method trains on
+(:class:`SimCLRTransform`, :class:`MoCoV1Transform`, :class:`MoCoV2Transform`,
+:class:`DINOTransform`); :class:`MultiViewTransform` combines any callables into such a list.
+
+The building blocks (crop, flips, colour jitter, grayscale, :class:`GaussianBlur`,
+:class:`RandomRotate`, :class:`RandomRotateDegrees`, :class:`RandomSolarization`) work on PIL
+images and on tensors ``(..., C, H, W)``, and split random parameter sampling
+(``get_params(size, generator)``) from applying them (``apply(img, params)``): views are
+reproducible with a seeded ``torch.Generator`` or ``torch.manual_seed``, and parameters drawn
+on the CPU can be applied to tensors on the GPU. See :mod:`selfsup.transforms.base`.
+"""
+
+from __future__ import annotations
+
+from selfsup.transforms.base import RandomTransform, image_size
+from selfsup.transforms.color import ColorJitterParams, RandomColorJitter, RandomGrayscale
+from selfsup.transforms.dino_transform import DINOTransform, DINOViewTransform
+from selfsup.transforms.flip import RandomHorizontalFlip, RandomVerticalFlip
+from selfsup.transforms.gaussian_blur import GaussianBlur, GaussianBlurParams
+from selfsup.transforms.moco_transform import MoCoV1Transform, MoCoV2Transform
+from selfsup.transforms.multi_view_transform import MultiViewTransform
+from selfsup.transforms.random_resized_crop import CropParams, RandomResizedCrop
+from selfsup.transforms.rotation import (
+    RandomRotate,
+    RandomRotateDegrees,
+    random_rotation_transform,
+)
+from selfsup.transforms.simclr_transform import SimCLRTransform, SimCLRViewTransform
+from selfsup.transforms.solarize import RandomSolarization
+from selfsup.transforms.utils import IMAGENET_NORMALIZE
+from selfsup.transforms.view_transform import ViewParams, ViewTransform
+
+__all__ = [
+    "IMAGENET_NORMALIZE",
+    "ColorJitterParams",
+    "CropParams",
+    "DINOTransform",
+    "DINOViewTransform",
+    "GaussianBlur",
+    "GaussianBlurParams",
+    "MoCoV1Transform",
+    "MoCoV2Transform",
+    "MultiViewTransform",
+    "RandomColorJitter",
+    "RandomGrayscale",
+    "RandomHorizontalFlip",
+    "RandomResizedCrop",
+    "RandomRotate",
+    "RandomRotateDegrees",
+    "RandomSolarization",
+    "RandomTransform",
+    "RandomVerticalFlip",
+    "SimCLRTransform",
+    "SimCLRViewTransform",
+    "ViewParams",
+    "ViewTransform",
+    "image_size",
+    "random_rotation_transform",
+]
