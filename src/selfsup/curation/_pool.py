@@ -1,0 +1,183 @@
+"""A process-pool map that survives worker processes dying on an input.
+
+Decoding untrusted files runs C code (libjpeg, libpng, FFmpeg) that can crash or be killed
+for memory. :func:`map_isolating_crashes` runs a function over items in a pool of worker
+processes; when a worker dies, the items that were in flight are retried one at a time in a
+fresh single-worker pool so that exactly the item that kills a worker is reported (through
+``on_crash``) and every other item still gets its real result.
+
+In-flight work is bounded (``2 * num_workers`` chunks) so that one crash costs at most that
+many chunks of retries, and so that results do not pile up in memory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar, cast
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Start method for worker processes. Not "fork": a forked child inherits the parent's
+#: threads' locks (torch, tqdm monitor) in whatever state they were and can deadlock.
+#: "forkserver" forks workers from a clean single-threaded server process that has imported
+#: the main module once, so a new pool (also after a crash) starts in milliseconds; "spawn"
+#: (where forkserver is missing) starts and imports a fresh interpreter per worker.
+START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+def _apply_chunk(fn: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
+    return [fn(item) for item in chunk]
+
+
+def map_isolating_crashes(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    *,
+    num_workers: int,
+    chunksize: int,
+    on_crash: Callable[[T, str], R],
+    on_done: Callable[[int], object] | None = None,
+    initializer: Callable[[], None] | None = None,
+) -> list[R]:
+    """``[fn(item) for item in items]`` computed in ``num_workers`` processes, in order.
+
+    Args:
+        fn: Picklable (module-level) function; it should handle its own errors. An exception
+            it raises is re-raised here: only a dying process is turned into a result.
+        items: Picklable inputs.
+        num_workers: Number of worker processes (>= 1).
+        chunksize: Items per task; larger chunks cost less inter-process traffic.
+        on_crash: Called in this process with an item whose worker died and a message;
+            its return value stands in for ``fn(item)``.
+        on_done: Called with the number of items finished each time a chunk completes
+            (for progress bars).
+        initializer: Picklable function run once in every worker process.
+    """
+    if num_workers < 1:
+        raise ValueError(f"num_workers must be >= 1 for a process pool, got {num_workers}")
+    if chunksize < 1:
+        raise ValueError(f"chunksize must be >= 1, got {chunksize}")
+    results: list[R | None] = [None] * len(items)
+    done_flags = [False] * len(items)
+    context = multiprocessing.get_context(START_METHOD)
+    queue: deque[range] = deque(
+        range(start, min(start + chunksize, len(items)))
+        for start in range(0, len(items), chunksize)
+    )
+
+    def store(indices: range, values: list[R]) -> None:
+        for index, value in zip(indices, values, strict=True):
+            results[index] = value
+            done_flags[index] = True
+        if on_done is not None:
+            on_done(len(indices))
+
+    while queue:
+        suspects: list[int] = []
+        with ProcessPoolExecutor(
+            max_workers=num_workers, mp_context=context, initializer=initializer
+        ) as pool:
+            in_flight: dict[Future[list[R]], range] = {}
+            broken = False
+            while (queue or in_flight) and not broken:
+                while queue and len(in_flight) < 2 * num_workers:
+                    indices = queue.popleft()
+                    chunk = [items[i] for i in indices]
+                    in_flight[pool.submit(_apply_chunk, fn, chunk)] = indices
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    indices = in_flight.pop(future)
+                    try:
+                        store(indices, future.result())
+                    except BrokenProcessPool:
+                        suspects.extend(indices)
+                        broken = True
+            # After a crash every other in-flight chunk either finished or failed with it.
+            for future, indices in in_flight.items():
+                try:
+                    store(indices, future.result())
+                except BrokenProcessPool:
+                    suspects.extend(indices)
+        if suspects:
+            _isolate(fn, items, sorted(suspects), context, initializer, on_crash, store)
+    assert all(done_flags)
+    return cast(list[R], results)  # every slot was filled (asserted above)
+
+
+def _noop() -> None:
+    """Health-check task: succeeds in any worker process that manages to start."""
+
+
+def _check_pool_starts(
+    context: multiprocessing.context.BaseContext, initializer: Callable[[], None] | None
+) -> None:
+    """Raise if worker processes die before running any item (so no item is to blame)."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=initializer) as pool:
+        try:
+            pool.submit(_noop).result()
+        except BrokenProcessPool as exc:
+            raise RuntimeError(
+                "worker processes die on start-up, before checking any file. When calling "
+                "this from a script, put the call under `if __name__ == '__main__':` "
+                f"(worker processes are started with {START_METHOD!r} and import the main "
+                "module), or use num_workers=0"
+            ) from exc
+
+
+def _isolate(
+    fn: Callable[[T], R],
+    items: Sequence[T],
+    suspects: list[int],
+    context: multiprocessing.context.BaseContext,
+    initializer: Callable[[], None] | None,
+    on_crash: Callable[[T, str], R],
+    store: Callable[[range, list[R]], None],
+) -> None:
+    """Run each suspect alone so that a crash can be pinned on exactly one item.
+
+    One single-worker pool serves all suspects until one of them kills it; the worker
+    processes are reused because starting one costs an import of ``fn``'s module.
+    """
+    pool: ProcessPoolExecutor | None = None
+    try:
+        for index in suspects:
+            if pool is None:
+                pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=context, initializer=initializer
+                )
+            future = pool.submit(_apply_chunk, fn, [items[index]])
+            # Keep the worker's process object: a broken executor forgets its processes.
+            workers = list((getattr(pool, "_processes", None) or {}).values())
+            try:
+                value = future.result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=True)
+                pool = None
+                _check_pool_starts(context, initializer)
+                value = [
+                    on_crash(
+                        items[index],
+                        f"the worker process checking this file died{_describe_exit(workers)}",
+                    )
+                ]
+            store(range(index, index + 1), value)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+
+def _describe_exit(workers: list[multiprocessing.process.BaseProcess]) -> str:
+    """``" (exit code N)"`` or ``" (killed by signal N: ...)"`` for a dead worker."""
+    for process in workers:
+        process.join(timeout=5)
+        code = process.exitcode
+        if code is not None and code != 0:
+            if code < 0:
+                return f" (killed by signal {-code}: out of memory or a crash in a decoder)"
+            return f" (exit code {code})"
+    return " (out of memory or a crash in a decoder)"

@@ -1,0 +1,26 @@
+"""Worker functions for test_pool.py; a module of its own so worker processes can import it."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def square_or_die(item: int) -> int:
+    """``item ** 2``; the process dies for -1 (exit) and -2 (SIGKILL, like the OOM killer)."""
+    if item == -1:
+        os._exit(3)
+    if item == -2:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return item * item
+
+
+def raise_for_negative(item: int) -> int:
+    if item < 0:
+        raise ValueError(f"negative item {item}")
+    return item
+
+
+def die_on_start() -> None:
+    """Pool initializer that kills every worker before it runs anything."""
+    os._exit(5)
