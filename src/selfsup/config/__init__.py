@@ -43,3 +43,23 @@ __all__ = [
     "to_yaml",
     "validate",
 ]
+
+from selfsup.config.worker_config import (
+    ActiveLearningConfig,
+    DatapoolConfig,
+    ObjectLevelConfig,
+    RunConfig,
+    ScorerConfig,
+    StoppingCondition,
+    WorkerConfig,
+)
+
+__all__ += [
+    "ActiveLearningConfig",
+    "DatapoolConfig",
+    "ObjectLevelConfig",
+    "RunConfig",
+    "ScorerConfig",
+    "StoppingCondition",
+    "WorkerConfig",
+]

@@ -8,6 +8,7 @@ the dotted key at fault, what was given, what is accepted, and suggest the close
 from __future__ import annotations
 
 import difflib
+import os
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -172,7 +173,7 @@ def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, 
     return merged
 
 
-def load_yaml_file(path: str | Path) -> dict[str, Any]:
+def load_yaml_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML mapping from ``path`` with errors naming the file."""
     p = Path(path)
     if not p.is_file():
@@ -212,6 +213,10 @@ def config_error_from(model: type[BaseModel], exc: ValidationError, source: str)
         key = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             lines.append(str(unknown_key_error(model, key)))
+        elif not key or err["type"] == "value_error":
+            # Raised by a validator with its own message (which names its key path).
+            prefix = f"{key}: " if key else ""
+            lines.append(prefix + str(err["msg"]).removeprefix("Value error, "))
         else:
             given = err.get("input")
             lines.append(f"invalid value {given!r} for {key!r}: {err['msg']}")
@@ -222,7 +227,7 @@ def config_error_from(model: type[BaseModel], exc: ValidationError, source: str)
 def resolve(
     model: type[M],
     *,
-    file: str | Path | None = None,
+    file: str | os.PathLike[str] | None = None,
     data: Mapping[str, Any] | None = None,
     overrides: Sequence[str] = (),
 ) -> M:

@@ -1,0 +1,1 @@
+"""The ``selfsup`` command line: train, embed and (later) run, serve and work."""

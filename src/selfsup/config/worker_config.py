@@ -1,0 +1,121 @@
+"""The ``worker_config``: what a curation run does, as the seed's scheduling examples show.
+
+``selfsup run`` takes these keys at the top level (``stopping_condition.n_samples=0.1``), the
+training/embedding settings under ``lightly.`` (``lightly.trainer.max_epochs=10``), and an
+optional ``selection_config`` of strategies. The same model validates configs sent to the
+server, so a scheduled run fails at submission, not on the worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from selfsup.config._base import StrictModel
+from selfsup.config.lightly_config import LightlyConfig
+
+ScoreName = Literal["uncertainty_margin", "uncertainty_least_confidence", "uncertainty_entropy"]
+
+
+class StoppingCondition(StrictModel):
+    """When selection stops (legacy form; ``selection_config`` has its own)."""
+
+    n_samples: int | float = Field(
+        -1, description="samples to select: a count >= 1, a fraction in (0, 1], or -1 (unset)"
+    )
+    min_distance: float = Field(
+        -1, description="stop when the closest selected pair is nearer (0..2), or -1 (unset)"
+    )
+
+
+class ScorerConfig(StrictModel):
+    """Settings of the object-frequency scorer."""
+
+    frequency_penalty: float = Field(0.25, ge=0, description="penalty on frequent classes")
+    min_score: float = Field(0.9, ge=0, description="minimum score of an image")
+
+
+class ActiveLearningConfig(StrictModel):
+    """Which prediction task and uncertainty score weight the selection."""
+
+    task_name: str = Field("", description="prediction task whose scores are used ('' = none)")
+    score_name: ScoreName = Field("uncertainty_margin", description="active-learning score")
+
+
+class ObjectLevelConfig(StrictModel):
+    """Object-level selection: embed and select crops of detected objects."""
+
+    task_name: str = Field("", description="object-detection task whose boxes are cropped")
+    crop_padding: float = Field(0.1, ge=0, description="padding around boxes, fraction of size")
+
+
+class DatapoolConfig(StrictModel):
+    """A named datapool remembers earlier selections; later runs fill the gaps."""
+
+    name: str = Field("", description="datapool name ('' = no datapool)")
+
+
+class WorkerConfig(StrictModel):
+    """Every ``worker_config`` key of the seed, with its documented meaning."""
+
+    enable_corruptness_check: bool = Field(True, description="decode every file, drop corrupt")
+    remove_exact_duplicates: bool = Field(True, description="drop all but one identical image")
+    enable_training: bool = Field(False, description="train a self-supervised model first")
+    pretagging: bool = Field(False, description="tag images with a detector (needs a detector)")
+    pretagging_debug: bool = Field(False, description="write pretagging debug images")
+    method: Literal["coreset", "random", "coral"] = Field(
+        "coreset", description="legacy selection method"
+    )
+    stopping_condition: StoppingCondition = Field(default_factory=StoppingCondition)
+    scorer: str = Field("object-frequency", description="scorer of object predictions")
+    scorer_config: ScorerConfig = Field(default_factory=ScorerConfig)
+    active_learning: ActiveLearningConfig = Field(default_factory=ActiveLearningConfig)
+    object_level: ObjectLevelConfig = Field(default_factory=ObjectLevelConfig)
+    relevant_filenames_file: str = Field("", description="file listing the files to consider")
+    selected_sequence_length: int = Field(
+        1, ge=1, description="select runs of this many consecutive video frames"
+    )
+    datapool: DatapoolConfig = Field(default_factory=DatapoolConfig)
+    selection_config: dict[str, Any] | None = Field(
+        None, description="strategies and stopping conditions (replaces method/stopping_condition)"
+    )
+
+    @model_validator(mode="after")
+    def _selection_is_valid(self) -> WorkerConfig:
+        # Parse the selection now so a bad strategy fails before any work starts.
+        self.selection()
+        return self
+
+    def selection(self) -> Any:
+        """The typed :class:`~selfsup.selection.SelectionConfig` this config describes."""
+        from selfsup.selection import selection_config_from_worker_config
+
+        data: dict[str, Any] = {"active_learning": self.active_learning.model_dump()}
+        if self.selection_config is not None:
+            if self.method != "coreset" or self.stopping_condition != StoppingCondition():
+                from selfsup.errors import ConfigError
+
+                raise ConfigError(
+                    "give either selection_config or the legacy method/stopping_condition keys"
+                )
+            data["selection_config"] = self.selection_config
+        else:
+            data["method"] = self.method
+            data["stopping_condition"] = self.stopping_condition.model_dump()
+        return selection_config_from_worker_config(data)
+
+
+class RunConfig(WorkerConfig):
+    """Everything ``selfsup run`` accepts: worker keys, paths and the lightly_config."""
+
+    input_dir: str = Field("", description="folder of images and videos to curate")
+    output_dir: str = Field("", description="folder of the run's outputs")
+    checkpoint: str = Field("", description="model checkpoint to embed with (skips training)")
+    embeddings: str = Field("", description="precomputed embeddings.csv (skips embedding)")
+    predictions_dir: str = Field(
+        "", description="folder of prediction tasks for active learning and object-level runs"
+    )
+    num_workers: int = Field(-1, ge=-1, description="processes for the checks; -1 = all cores")
+    umap: bool = Field(True, description="draw UMAP scatter plots in the report")
+    lightly: LightlyConfig = Field(default_factory=LightlyConfig)

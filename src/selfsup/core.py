@@ -1,0 +1,299 @@
+"""The three-line interface: train a model, embed images, or both, from a lightly_config.
+
+These functions are the programs' shared engine: ``selfsup train``/``embed`` and the
+curation pipeline call them with a resolved :class:`~selfsup.config.LightlyConfig`; Python
+users call them with keyword arguments (``trainer={'max_epochs': 10}``) that are validated
+exactly like the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from selfsup.config import (
+    CollateConfig,
+    LightlyConfig,
+    LoaderConfig,
+    ModelConfig,
+    resolve,
+)
+from selfsup.embedding import CHECKPOINT_METADATA_KEY, SelfSupervisedEmbedding
+from selfsup.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+Embeddings = tuple[np.ndarray, np.ndarray, list[str]]
+
+
+def resolve_config(
+    config_path: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> LightlyConfig:
+    """Resolve a LightlyConfig from an optional YAML file and keyword arguments.
+
+    ``resolve_config(input_dir='imgs', trainer={'max_epochs': 10})``; unknown keys raise a
+    ConfigError with a did-you-mean suggestion.
+    """
+    return resolve(LightlyConfig, file=config_path, data=kwargs)
+
+
+def default_output_dir() -> Path:
+    """``./selfsup_outputs/<date>/<time>``, the layout lightly's CLI users know from hydra."""
+    return Path.cwd() / "selfsup_outputs" / time.strftime("%Y-%m-%d") / time.strftime("%H-%M-%S")
+
+
+def build_model(model: ModelConfig) -> nn.Module:
+    """A SimCLR model whose ``backbone`` maps (B, 3, H, W) images to (B, num_ftrs) embeddings.
+
+    The backbone is the named feature extractor followed by a linear map to ``num_ftrs``
+    dimensions (lightly uses a 1x1 convolution before pooling, which is the same map).
+    """
+    from selfsup.models import SimCLR
+    from selfsup.models.backbones import get_backbone
+
+    features = get_backbone(model.name, width=model.width)
+    backbone = nn.Sequential(features, nn.Linear(features.num_features, model.num_ftrs))
+    return SimCLR(backbone, num_ftrs=model.num_ftrs, out_dim=model.out_dim)
+
+
+def _num_workers(loader: LoaderConfig) -> int:
+    return (os.cpu_count() or 1) if loader.num_workers == -1 else loader.num_workers
+
+
+def _dataset(input_dir: str, transform: Any, filenames: Sequence[str] | None = None) -> Any:
+    from selfsup.data import LightlyDataset
+
+    if not input_dir:
+        raise ConfigError("input_dir is required: the folder of images or videos to use")
+    names = list(filenames) if filenames is not None else None
+    return LightlyDataset(input_dir=input_dir, transform=transform, filenames=names)
+
+
+def build_train_loader(
+    input_dir: str,
+    loader: LoaderConfig,
+    collate: CollateConfig,
+    filenames: Sequence[str] | None = None,
+) -> DataLoader[Any]:
+    """A shuffled loader of two augmented views per image (ImageCollateFunction).
+
+    ``filenames`` restricts training to those samples (e.g. the non-corrupt ones of a run).
+    """
+    from selfsup.data.collate import ImageCollateFunction
+
+    dataset = _dataset(input_dir, transform=None, filenames=filenames)
+    batch_size = loader.batch_size
+    if len(dataset) < batch_size:
+        # With drop_last a too-large batch would silently train on nothing.
+        warnings.warn(
+            f"loader.batch_size={batch_size} is larger than the {len(dataset)} samples of "
+            f"{input_dir!r}: using batch_size={len(dataset)}",
+            stacklevel=2,
+        )
+        batch_size = len(dataset)
+    if batch_size < 2:
+        raise DataError(
+            f"self-supervised training needs at least 2 samples per batch; {input_dir!r} "
+            f"has {len(dataset)} usable sample(s)"
+        )
+    collate_fn = ImageCollateFunction(**collate.model_dump())
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=loader.shuffle,
+        num_workers=_num_workers(loader),
+        drop_last=loader.drop_last,
+        collate_fn=collate_fn,
+        persistent_workers=_num_workers(loader) > 0,
+    )
+
+
+def build_embed_loader(
+    input_dir: str,
+    loader: LoaderConfig,
+    input_size: int,
+    filenames: Sequence[str] | None = None,
+) -> DataLoader[Any]:
+    """An unshuffled loader of resized, normalised images for embedding, in ``filenames`` order."""
+    import torchvision.transforms as T
+
+    from selfsup.transforms.utils import IMAGENET_NORMALIZE
+
+    transform = T.Compose(
+        [
+            T.Resize((input_size, input_size)),
+            T.ToTensor(),
+            T.Normalize(mean=IMAGENET_NORMALIZE["mean"], std=IMAGENET_NORMALIZE["std"]),
+        ]
+    )
+    dataset = _dataset(input_dir, transform=transform, filenames=filenames)
+    return DataLoader(
+        dataset,
+        batch_size=loader.batch_size,
+        shuffle=False,
+        num_workers=_num_workers(loader),
+        drop_last=False,
+    )
+
+
+def _embedding_model(
+    model: nn.Module, cfg: LightlyConfig, loader: DataLoader[Any]
+) -> SelfSupervisedEmbedding:
+    from selfsup.loss import NTXentLoss
+
+    criterion = NTXentLoss(
+        temperature=cfg.criterion.temperature, memory_bank_size=cfg.criterion.memory_bank_size
+    )
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.optimizer.lr,
+        momentum=0.9,
+        weight_decay=cfg.optimizer.weight_decay,
+    )
+    embedding = SelfSupervisedEmbedding(model, criterion, optimizer, loader)
+    embedding.checkpoint_metadata = {"model": cfg.model.model_dump(mode="json"), "version": 1}
+    return embedding
+
+
+def train(cfg: LightlyConfig, filenames: Sequence[str] | None = None) -> str:
+    """Train a self-supervised model as ``cfg`` says and return the best checkpoint's path.
+
+    Checkpoints go to ``cfg.output_dir`` (default ``./selfsup_outputs/<date>/<time>``). When
+    ``cfg.checkpoint`` is set, training starts from its weights.
+    """
+    import pytorch_lightning as pl
+
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = build_model(cfg.model)
+    if cfg.checkpoint:
+        load_weights(model, cfg.checkpoint)
+    loader = build_train_loader(cfg.input_dir, cfg.loader, cfg.collate, filenames)
+    embedding = _embedding_model(model, cfg, loader)
+    output_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
+    return embedding.train_embedding(
+        gpus=cfg.trainer.gpus,
+        max_epochs=cfg.trainer.max_epochs,
+        precision=cfg.trainer.precision,
+        checkpoint_dir=output_dir,
+        save_last=cfg.checkpoint_callback.save_last,
+        save_top_k=cfg.checkpoint_callback.save_top_k,
+    )
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Read a checkpoint file: ``(model state dict, selfsup metadata)``.
+
+    Accepts Lightning checkpoints written by selfsup (keys ``model.*``), lightly-style ones,
+    and plain ``state_dict`` files. Errors name the file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"checkpoint {str(p)!r} does not exist")
+    try:
+        # weights_only: a checkpoint from elsewhere must never be able to run code on load.
+        raw = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling failure means the file is unusable as given
+        raise DataError(f"checkpoint {str(p)!r} could not be read: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise DataError(
+            f"checkpoint {str(p)!r} does not hold a state dict (got {type(raw).__name__})"
+        )
+    state = raw.get("state_dict", raw)
+    metadata = raw.get(CHECKPOINT_METADATA_KEY, {})
+    if any(k.startswith("model.") for k in state):
+        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
+    return state, metadata if isinstance(metadata, dict) else {}
+
+
+def load_weights(model: nn.Module, checkpoint: str | os.PathLike[str]) -> None:
+    """Load a checkpoint's weights into ``model``; mismatches raise an error naming the file."""
+    state, _ = read_checkpoint(checkpoint)
+    # The loss's memory bank is not part of the model; anything else missing is a mismatch.
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ConfigError(
+            f"checkpoint {str(checkpoint)!r} does not fit the configured model: {exc}. "
+            "Use the model.* settings the checkpoint was trained with."
+        ) from exc
+
+
+def model_from_checkpoint(
+    checkpoint: str | os.PathLike[str], fallback: ModelConfig
+) -> tuple[nn.Module, ModelConfig]:
+    """Rebuild the model stored in ``checkpoint`` (its own model config wins over ``fallback``)."""
+    _, metadata = read_checkpoint(checkpoint)
+    model_cfg = fallback
+    stored = metadata.get("model")
+    if isinstance(stored, dict):
+        model_cfg = ModelConfig.model_validate(stored)
+        if model_cfg != fallback and fallback != ModelConfig():
+            warnings.warn(
+                f"checkpoint {str(checkpoint)!r} was trained with model={stored}; using it "
+                f"instead of the configured {fallback.model_dump()}",
+                stacklevel=2,
+            )
+    model = build_model(model_cfg)
+    load_weights(model, checkpoint)
+    return model, model_cfg
+
+
+def embed(
+    cfg: LightlyConfig,
+    checkpoint: str | os.PathLike[str] | None = None,
+    filenames: Sequence[str] | None = None,
+) -> Embeddings:
+    """Embed ``cfg.input_dir`` (or its ``filenames``) with ``checkpoint`` or ``cfg.checkpoint``."""
+    ckpt = checkpoint or cfg.checkpoint
+    if not ckpt:
+        raise ConfigError(
+            "checkpoint is required to embed: pass checkpoint=<path to a .ckpt> "
+            "(selfsup train writes one)"
+        )
+    model, _ = model_from_checkpoint(ckpt, cfg.model)
+    loader = build_embed_loader(cfg.input_dir, cfg.loader, cfg.collate.input_size, filenames)
+    embedding = SelfSupervisedEmbedding(
+        model, nn.Identity(), torch.optim.SGD(model.parameters(), lr=0.0), loader
+    )
+    device = "cuda" if cfg.trainer.gpus > 0 and torch.cuda.is_available() else "cpu"
+    model.to(device)
+    return embedding.embed(loader, device=device)
+
+
+def train_embedding_model(config_path: str | os.PathLike[str] | None = None, **kwargs: Any) -> str:
+    """Train a self-supervised model on ``input_dir`` and return the checkpoint's path.
+
+    Example: ``checkpoint = train_embedding_model(input_dir='./cats', trainer={'max_epochs': 10})``.
+    Keyword arguments are lightly_config keys (nested sections as dicts).
+    """
+    return train(resolve_config(config_path, **kwargs))
+
+
+def embed_images(
+    checkpoint: str | os.PathLike[str] | None = None,
+    config_path: str | os.PathLike[str] | None = None,
+    **kwargs: Any,
+) -> Embeddings:
+    """Embed the images of ``input_dir`` with ``checkpoint``.
+
+    Returns ``(embeddings (N, num_ftrs) float32, labels (N,) int64, filenames)``.
+    """
+    return embed(resolve_config(config_path, **kwargs), checkpoint=checkpoint)
+
+
+def train_model_and_embed_images(
+    config_path: str | os.PathLike[str] | None = None, **kwargs: Any
+) -> Embeddings:
+    """Train on ``input_dir`` and embed it with the trained model."""
+    cfg = resolve_config(config_path, **kwargs)
+    return embed(cfg, checkpoint=train(cfg))

@@ -1,0 +1,169 @@
+"""Lightning wrapper that trains a self-supervised model built from selfsup's parts.
+
+``BaseEmbedding`` owns the training loop (via PyTorch Lightning, which also provides DDP,
+mixed precision and checkpointing); subclasses add how to embed. Nothing below
+``selfsup.embedding`` imports it: the library parts stay usable in any training loop.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger
+from torch import nn
+from torch.utils.data import DataLoader
+
+from selfsup.embedding._trainer import lightning_trainer_kwargs
+from selfsup.errors import DataError
+
+#: Key under which selfsup stores its own metadata (e.g. the model config) in checkpoints.
+CHECKPOINT_METADATA_KEY = "selfsup"
+
+
+def split_views(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return the two view batches ``(x0, x1)`` of a training batch.
+
+    Accepts the legacy collate output ``((x0, x1), labels, filenames)`` and the output of a
+    MultiViewTransform dataset with default collation ``([x0, x1], labels, filenames)``.
+    """
+    if not isinstance(batch, Sequence) or len(batch) == 0:
+        raise DataError(
+            "a training batch must be (views, labels, filenames); got "
+            f"{type(batch).__name__}. Use a two-view collate function or transform."
+        )
+    views = batch[0]
+    if (
+        not isinstance(views, Sequence)
+        or len(views) != 2
+        or not all(isinstance(v, torch.Tensor) for v in views)
+    ):
+        count = len(views) if isinstance(views, Sequence) else "a single tensor"
+        raise DataError(
+            f"SelfSupervisedEmbedding trains two-view models but the batch holds {count} "
+            "view(s); use a two-view collate function (e.g. SimCLRCollateFunction) or transform "
+            "(e.g. SimCLRTransform), or write your own loop for multi-crop methods"
+        )
+    return views[0], views[1]
+
+
+class BaseEmbedding(pl.LightningModule):
+    """Train ``model`` with ``criterion`` on the two-view batches of ``dataloader``.
+
+    Args:
+        model: maps ``(x0, x1)`` of shape (B, C, H, W) each to ``(y0, y1)`` of shape (B, D).
+        criterion: maps ``(y0, y1)`` to a scalar loss.
+        optimizer: optimizer over ``model``'s parameters.
+        dataloader: yields ``((x0, x1), labels, filenames)`` batches.
+        scheduler: optional learning-rate scheduler stepped once per epoch.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        criterion: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        dataloader: DataLoader[Any],
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.criterion = criterion
+        self.optimizer = optimizer
+        self.dataloader = dataloader
+        self.scheduler = scheduler
+        self.checkpoint: str | None = None
+        self.checkpoint_callback: ModelCheckpoint | None = None
+        #: Stored in every checkpoint under CHECKPOINT_METADATA_KEY (e.g. the model config),
+        #: so a checkpoint alone is enough to rebuild the model that wrote it.
+        self.checkpoint_metadata: dict[str, Any] = {}
+
+    def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> Any:
+        return self.model(x0, x1)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x0, x1 = split_views(batch)
+        y0, y1 = self.model(x0, x1)
+        loss: torch.Tensor = self.criterion(y0, y1)
+        self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x0))
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        if self.scheduler is None:
+            return self.optimizer
+        return {"optimizer": self.optimizer, "lr_scheduler": self.scheduler}
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        return self.dataloader
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint[CHECKPOINT_METADATA_KEY] = dict(self.checkpoint_metadata)
+
+    def train_embedding(
+        self,
+        gpus: int | None = None,
+        max_epochs: int = 1,
+        min_epochs: int = 1,
+        checkpoint_dir: str | Path | None = None,
+        save_last: bool = True,
+        save_top_k: int = 1,
+        distributed_backend: str | None = None,
+        precision: int | str | None = None,
+        **trainer_kwargs: Any,
+    ) -> str:
+        """Train for ``max_epochs`` and return the path of the best checkpoint (lowest loss).
+
+        Args:
+            gpus: GPUs to use; with none available training runs on the CPU with a warning.
+                More than one GPU uses Lightning's DDP.
+            max_epochs: epochs to train.
+            min_epochs: epochs to train at least.
+            checkpoint_dir: folder of checkpoints and the CSV training log; default
+                ``./selfsup_checkpoints/<timestamp>``.
+            save_last: also keep ``last.ckpt``.
+            save_top_k: number of best checkpoints kept.
+            distributed_backend: legacy name of Lightning's ``strategy``.
+            precision: 16, 32, 64 or a Lightning precision string.
+            **trainer_kwargs: any other ``pytorch_lightning.Trainer`` argument.
+        """
+        if checkpoint_dir is None:
+            stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+            checkpoint_dir = Path.cwd() / "selfsup_checkpoints" / stamp
+        checkpoint_dir = Path(checkpoint_dir)
+        self.checkpoint_callback = ModelCheckpoint(
+            dirpath=checkpoint_dir,
+            filename="selfsup_epoch_{epoch}",
+            auto_insert_metric_name=False,
+            monitor="loss",
+            mode="min",
+            save_last=save_last,
+            save_top_k=save_top_k,
+        )
+        kwargs = lightning_trainer_kwargs(
+            gpus=gpus,
+            distributed_backend=distributed_backend,
+            precision=precision,
+            **trainer_kwargs,
+        )
+        kwargs.setdefault("logger", CSVLogger(save_dir=str(checkpoint_dir), name="logs"))
+        callbacks = list(kwargs.pop("callbacks", []))
+        trainer = pl.Trainer(
+            max_epochs=max_epochs,
+            min_epochs=min_epochs,
+            callbacks=[*callbacks, self.checkpoint_callback],
+            **kwargs,
+        )
+        trainer.fit(self)
+        best = self.checkpoint_callback.best_model_path or self.checkpoint_callback.last_model_path
+        if not best:
+            raise RuntimeError(
+                f"training finished without writing a checkpoint to {str(checkpoint_dir)!r}; "
+                "was the dataloader empty?"
+            )
+        self.checkpoint = str(Path(best).resolve())
+        return self.checkpoint

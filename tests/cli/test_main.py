@@ -1,0 +1,64 @@
+"""The selfsup command line: help, bad configs rejected before any work."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from selfsup.cli.main import main
+
+
+def test_help_lists_every_documented_key(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for key in (
+        "loader.batch_size",
+        "model.num_ftrs",
+        "trainer.max_epochs",
+        "criterion.temperature",
+        "optimizer.weight_decay",
+        "collate.kernel_size",
+        "collate.rr_prob",
+        "input_dir",
+        "checkpoint",
+        "output_dir",
+    ):
+        assert key in out
+
+
+def test_unknown_key_exits_2_with_suggestion(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rc = main(
+        ["train", f"input_dir={tmp_path}", f"output_dir={tmp_path / 'out'}", "trainer.max_epoch=1"]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'trainer.max_epochs'" in err
+    assert not (tmp_path / "out").exists(), "nothing may be written before the config is valid"
+
+
+def test_missing_checkpoint_for_embed(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc = main(["embed", f"input_dir={tmp_path}", f"output_dir={tmp_path / 'o'}"])
+    assert rc == 2
+    assert "checkpoint is required" in capsys.readouterr().err
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 2
+    assert "train" in capsys.readouterr().out
+
+
+def test_console_script_version() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "selfsup.cli.main", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.startswith("selfsup ")
