@@ -1,0 +1,463 @@
+"""SimCLR on Fashion-MNIST within a time budget, judged by kNN against a raw-pixel baseline.
+
+    python benchmarks/ssl_fashion_mnist.py                      # defaults: 540 s, 2 threads
+    python benchmarks/ssl_fashion_mnist.py --time-budget 60     # a quick look
+
+Trains SimCLR (Chen et al., 2020) on the 60 000 training images, without their labels, for
+``--time-budget`` seconds of wall clock; then embeds both splits with the backbone and prints
+the training throughput (images/s, one image = one pair of views), the epochs done, the final
+loss, the weighted-kNN accuracy of the embeddings on the 10 000 test images, the same kNN on
+raw pixels (flattened, L2-normalised) and the difference. Both kNNs use the same k,
+temperature, train split (the memory) and test split (the queries): a like-for-like
+comparison in which only the representation differs.
+
+The parts come from selfsup: ``ResNetGenerator("resnet-9")`` (stem changed to one input
+channel and stride 2), ``SimCLRProjectionHead``, ``NTXentLoss`` and the kNN of
+``selfsup.utils.benchmarking``. The augmentations run here, on whole uint8 batches as tensor
+operations (crop and flip in one ``grid_sample`` with per-sample affine parameters,
+brightness/contrast jitter, solarisation): for 28x28 grayscale images, per-image PIL
+transforms would cost more than the network on 2 cores, and the same code runs on a GPU.
+
+The recipe (augmentation strengths, temperature, learning rate, network size) was chosen
+with equal-epoch runs; see benchmarks/README.md for the figures.
+"""
+
+from __future__ import annotations
+
+import os
+
+# PyTorch's OpenMP threads spin while waiting for each other. On a CPU shared with other
+# processes a descheduled thread then stalls the rest: with 2 threads on 2 busy cores a
+# training step was measured 10x slower than with 1. Passive waiting avoids the collapse;
+# it must be set before torch loads its OpenMP runtime.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from fashion_mnist import load_fashion_mnist
+from selfsup.loss import NTXentLoss
+from selfsup.models import ResNetGenerator
+from selfsup.models.modules import SimCLRProjectionHead
+from selfsup.models.utils import get_weight_decay_parameters
+from selfsup.utils.benchmarking import knn_accuracy
+
+#: Mean and standard deviation of the Fashion-MNIST training pixels scaled to [0, 1].
+MEAN = 0.2860
+STD = 0.3530
+IMAGE_SIZE = 28
+
+
+# --------------------------------------------------------------------------------------
+# Augmentation on batches
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Strengths of the batched SimCLR augmentation for 28x28 grayscale images.
+
+    Attributes:
+        min_scale: smallest fraction of the image area a random crop keeps.
+        jitter: brightness and contrast factors are drawn from U(1 - jitter, 1 + jitter).
+        jitter_prob: probability of applying the brightness/contrast jitter to a view.
+        solarize_prob: probability of inverting the pixels >= 0.5 of a view.
+    """
+
+    min_scale: float = 0.2
+    jitter: float = 0.8
+    jitter_prob: float = 0.8
+    solarize_prob: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_scale <= 1:
+            raise ValueError(f"--min-scale must be in (0, 1], got {self.min_scale}")
+        if not 0 <= self.jitter < 1:
+            raise ValueError(f"--jitter must be in [0, 1), got {self.jitter}")
+        for name, p in (
+            ("--jitter-prob", self.jitter_prob),
+            ("--solarize-prob", self.solarize_prob),
+        ):
+            if not 0 <= p <= 1:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
+
+
+def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> Tensor:
+    """n draws from U(low, high), shape (n,)."""
+    return torch.empty(n, device=device).uniform_(low, high, generator=gen)
+
+
+def crop_flip_theta(
+    n: int,
+    min_scale: float,
+    generator: torch.Generator,
+    device: torch.device,
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+) -> Tensor:
+    """Affine matrices (n, 2, 3) of random resized crops with random horizontal flips.
+
+    A crop covering a fraction ``s ~ U(min_scale, 1)`` of the image with aspect ratio ``r``
+    (log-uniform in ``ratio``) has normalised half-sizes ``w = sqrt(s r)``, ``h = sqrt(s / r)``
+    (clipped to 1) and a centre ``c`` uniform over the positions that keep it inside the
+    image; ``affine_grid`` then maps output coordinates ``u`` to ``c + diag(±w, h) u``.
+    """
+    area = _uniform(n, min_scale, 1.0, generator, device)
+    aspect = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator, device).exp()
+    w = (area * aspect).sqrt().clamp(max=1.0)
+    h = (area / aspect).sqrt().clamp(max=1.0)
+    cx = _uniform(n, -1.0, 1.0, generator, device) * (1 - w)
+    cy = _uniform(n, -1.0, 1.0, generator, device) * (1 - h)
+    flip = torch.where(_uniform(n, 0.0, 1.0, generator, device) < 0.5, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3, device=device)
+    theta[:, 0, 0] = w * flip
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = h
+    theta[:, 1, 2] = cy
+    return theta
+
+
+def augment(images: Tensor, generator: torch.Generator, aug: Augment) -> Tensor:
+    """One random view of each image: (B, 1, 28, 28) uint8 -> (B, 1, 28, 28) normalised float.
+
+    Random resized crop + horizontal flip (bilinear resampling); then, with probability
+    ``jitter_prob``, brightness ``x * b`` and contrast ``(x - mean) * c + mean`` with
+    ``b, c ~ U(1 - jitter, 1 + jitter)``, in random order as torchvision's ColorJitter; then
+    solarisation ``x -> 1 - x`` for ``x >= 0.5`` with probability ``solarize_prob``. No colour
+    jitter: the images are grayscale. Every random number comes from ``generator``.
+    """
+    n = images.shape[0]
+    device = images.device
+    x = images.float().div_(255.0)
+    theta = crop_flip_theta(n, aug.min_scale, generator, device)
+    grid = F.affine_grid(theta, [n, 1, IMAGE_SIZE, IMAGE_SIZE], align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def coin(p: float) -> Tensor:
+        return (_uniform(n, 0.0, 1.0, generator, device) < p).view(n, 1, 1, 1)
+
+    if aug.jitter > 0 and aug.jitter_prob > 0:
+        apply = coin(aug.jitter_prob)
+        one = torch.ones(n, 1, 1, 1, device=device)
+        low, high = 1 - aug.jitter, 1 + aug.jitter
+        b = torch.where(apply, _uniform(n, low, high, generator, device).view(n, 1, 1, 1), one)
+        c = torch.where(apply, _uniform(n, low, high, generator, device).view(n, 1, 1, 1), one)
+        brightness_first = coin(0.5)
+        x1 = (x * b).clamp_(0, 1)
+        mean1 = x1.mean(dim=(2, 3), keepdim=True)
+        x1 = ((x1 - mean1) * c + mean1).clamp_(0, 1)
+        mean2 = x.mean(dim=(2, 3), keepdim=True)
+        x2 = ((x - mean2) * c + mean2).clamp_(0, 1)
+        x2 = (x2 * b).clamp_(0, 1)
+        x = torch.where(brightness_first, x1, x2)
+    if aug.solarize_prob > 0:
+        x = torch.where(coin(aug.solarize_prob) & (x >= 0.5), 1 - x, x)
+    return (x - MEAN) / STD
+
+
+def normalize_images(images: Tensor) -> Tensor:
+    """Un-augmented network input: (B, 1, 28, 28) uint8 -> normalised float, same shape."""
+    return (images.float() / 255.0 - MEAN) / STD
+
+
+# --------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------
+
+
+def make_backbone(model: str, width: float, stem_stride: int) -> tuple[nn.Module, int]:
+    """selfsup's lightly-style ResNet as a (B, 1, 28, 28) -> (B, D) feature extractor, and D.
+
+    Two changes for 28x28 grayscale input: the stem takes 1 channel instead of 3, and its
+    stride is ``stem_stride``. Stride 2 runs the residual stages on 14x14 instead of 28x28
+    maps, about 4x fewer operations, which buys more epochs within the budget on a CPU.
+    """
+    resnet = ResNetGenerator(model, width=width)
+    resnet.conv1 = nn.Conv2d(1, resnet.base, 3, stride=stem_stride, padding=1, bias=False)
+    resnet.linear = nn.Identity()
+    return resnet, resnet.num_features
+
+
+class SimCLRModel(nn.Module):
+    """Backbone + SimCLR projection head: views (B, 1, 28, 28) -> projections (B, out_dim)."""
+
+    def __init__(self, backbone: nn.Module, dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection_head = SimCLRProjectionHead(dim, dim, out_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features: Tensor = self.backbone(x)
+        projections: Tensor = self.projection_head(features)
+        return projections
+
+
+# --------------------------------------------------------------------------------------
+# Training and evaluation
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting of a run; the defaults are the recipe this benchmark reports."""
+
+    time_budget: float = 540.0
+    epochs: int | None = None
+    batch_size: int = 256
+    lr: float = 0.24
+    weight_decay: float = 5e-4
+    warmup: float = 0.05
+    temperature: float = 0.1
+    model: str = "resnet-9"
+    width: float = 0.25
+    stem_stride: int = 2
+    out_dim: int = 128
+    aug: Augment = field(default_factory=Augment)
+    device: str = "cpu"
+    threads: int = 2
+    seed: int = 0
+    knn_k: int = 200
+    knn_t: float = 0.1
+    log_every: float = 60.0
+
+
+@dataclass
+class TrainResult:
+    """The trained backbone (in eval mode) and what training cost."""
+
+    backbone: nn.Module
+    train_time_s: float
+    images_seen: int
+    steps: int
+    final_loss: float
+
+
+def lr_at(progress: float, cfg: Config) -> float:
+    """Learning rate at ``progress`` in [0, 1]: linear warm-up, then cosine decay to 0.
+
+    Progress is the fraction of the time budget used (or of ``cfg.epochs``), so the cosine
+    schedule ends when the budget does, however fast the machine is.
+    """
+    if progress < cfg.warmup:
+        return cfg.lr * progress / cfg.warmup
+    p = (progress - cfg.warmup) / max(1e-8, 1 - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+
+
+def train(cfg: Config, train_u8: Tensor) -> TrainResult:
+    """Train SimCLR on uint8 images (N, 1, 28, 28) that already sit on the target device.
+
+    Stops when ``cfg.time_budget`` seconds have passed (or after ``cfg.epochs`` epochs when
+    set, for runs that must be comparable across machines). Each step draws a batch without
+    replacement, makes two views of it and minimises NT-Xent with SGD (Nesterov momentum
+    0.9, weight decay on weights but not on norms and biases).
+    """
+    device = train_u8.device
+    n_train = train_u8.shape[0]
+    backbone, dim = make_backbone(cfg.model, cfg.width, cfg.stem_stride)
+    model = SimCLRModel(backbone, dim, cfg.out_dim).to(device)
+    model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
+    criterion = NTXentLoss(temperature=cfg.temperature)
+    decay, no_decay = get_weight_decay_parameters([model])
+    optimizer = torch.optim.SGD(
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=cfg.lr,
+        momentum=0.9,
+        nesterov=True,
+    )
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed)
+    steps_per_epoch = n_train // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"--batch-size {cfg.batch_size} is larger than the {n_train} images")
+    max_steps = cfg.epochs * steps_per_epoch if cfg.epochs else None
+    step = 0
+    loss = torch.zeros(())
+    elapsed = 0.0
+    next_log = cfg.log_every
+    model.train()
+    start = time.perf_counter()
+    while True:
+        perm = torch.randperm(n_train, device=device, generator=gen)
+        for i in range(steps_per_epoch):
+            progress = step / max_steps if max_steps else elapsed / cfg.time_budget
+            if progress >= 1.0:
+                backbone.eval()
+                seen = step * cfg.batch_size
+                return TrainResult(backbone, elapsed, seen, step, float(loss.detach()))
+            lr = lr_at(progress, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            batch = train_u8[perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
+            # Both views in one forward pass: one larger batch is faster than two on a CPU.
+            views = torch.cat([augment(batch, gen, cfg.aug), augment(batch, gen, cfg.aug)])
+            z = model(views.contiguous(memory_format=torch.channels_last))
+            loss = criterion(z[: batch.shape[0]], z[batch.shape[0] :])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= next_log:
+                next_log += cfg.log_every
+                seen = step * cfg.batch_size
+                print(
+                    f"  {elapsed:5.0f} s  epoch {seen / n_train:5.2f}"
+                    f"  loss {float(loss.detach()):.4f}"
+                    f"  lr {lr:.4f}  {seen / elapsed:.0f} images/s",
+                    flush=True,
+                )
+
+
+@torch.no_grad()
+def embed(backbone: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
+    """Backbone features (N, D) of uint8 images (N, 1, 28, 28); ``backbone`` in eval mode."""
+    out: list[Tensor] = []
+    for start in range(0, images.shape[0], batch_size):
+        x = normalize_images(images[start : start + batch_size])
+        out.append(backbone(x.contiguous(memory_format=torch.channels_last)).float())
+    return torch.cat(out)
+
+
+def run(cfg: Config) -> dict[str, float]:
+    """Train, embed, and compare kNN accuracies; returns the figures printed by :func:`main`."""
+    wall_start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    device = torch.device(cfg.device)
+    train_np, train_labels_np = load_fashion_mnist("train")
+    test_np, test_labels_np = load_fashion_mnist("test")
+    train_u8 = torch.from_numpy(train_np).unsqueeze(1).to(device)
+    test_u8 = torch.from_numpy(test_np).unsqueeze(1).to(device)
+    train_labels = torch.from_numpy(train_labels_np).to(device)
+    test_labels = torch.from_numpy(test_labels_np).to(device)
+
+    result = train(cfg, train_u8)
+
+    t0 = time.perf_counter()
+    train_emb = embed(result.backbone, train_u8)
+    test_emb = embed(result.backbone, test_u8)
+    embed_time = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    acc_emb = knn_accuracy(train_emb, train_labels, test_emb, test_labels, cfg.knn_k, cfg.knn_t)
+    acc_raw = knn_accuracy(
+        train_u8.flatten(1).float(),
+        train_labels,
+        test_u8.flatten(1).float(),
+        test_labels,
+        cfg.knn_k,
+        cfg.knn_t,
+    )
+    knn_time = time.perf_counter() - t0
+    return {
+        "train_time_s": result.train_time_s,
+        "images_per_s": result.images_seen / max(result.train_time_s, 1e-9),
+        "epochs": result.images_seen / train_u8.shape[0],
+        "final_loss": result.final_loss,
+        "embedding_dim": float(train_emb.shape[1]),
+        "knn_embeddings": acc_emb,
+        "knn_raw_pixels": acc_raw,
+        "embed_time_s": embed_time,
+        "knn_time_s": knn_time,
+        "wall_time_s": time.perf_counter() - wall_start,
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    """Command-line arguments -> :class:`Config` (defaults from :class:`Config`)."""
+    d = Config()
+    a_ = Augment()
+    parser = argparse.ArgumentParser(
+        description="Train SimCLR on Fashion-MNIST for a time budget; compare the kNN accuracy "
+        "of its embeddings with kNN on raw pixels.",
+    )
+    add = parser.add_argument
+    add("--time-budget", type=float, default=d.time_budget, help="training seconds (%(default)s)")
+    add("--epochs", type=int, default=None, help="train this many epochs instead of a budget")
+    add("--batch-size", type=int, default=d.batch_size, help="images per step (%(default)s)")
+    add("--lr", type=float, default=None, help="peak SGD learning rate (0.24 x batch-size / 256)")
+    add("--weight-decay", type=float, default=d.weight_decay)
+    add("--warmup", type=float, default=d.warmup, help="warm-up fraction of the budget")
+    add("--temperature", type=float, default=d.temperature, help="NT-Xent temperature")
+    add("--model", default=d.model, help="selfsup ResNetGenerator name (%(default)s)")
+    add("--width", type=float, default=d.width, help="ResNet width multiplier (%(default)s)")
+    add("--stem-stride", type=int, default=d.stem_stride, choices=[1, 2])
+    add("--out-dim", type=int, default=d.out_dim, help="projection size (%(default)s)")
+    add("--min-scale", type=float, default=a_.min_scale, help="smallest crop area fraction")
+    add("--jitter", type=float, default=a_.jitter, help="brightness/contrast strength")
+    add("--jitter-prob", type=float, default=a_.jitter_prob)
+    add("--solarize-prob", type=float, default=a_.solarize_prob)
+    add("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when available)")
+    add("--threads", type=int, default=d.threads, help="torch CPU threads (%(default)s)")
+    add("--seed", type=int, default=d.seed)
+    add("--knn-k", type=int, default=d.knn_k, help="neighbours, both kNNs (%(default)s)")
+    add("--knn-t", type=float, default=d.knn_t, help="kNN temperature, both (%(default)s)")
+    a = parser.parse_args(argv)
+    if a.time_budget <= 0 and a.epochs is None:
+        parser.error("--time-budget must be > 0 (or give --epochs)")
+    if a.epochs is not None and a.epochs < 1:
+        parser.error(f"--epochs must be >= 1, got {a.epochs}")
+    if a.batch_size < 2:
+        parser.error(f"--batch-size must be >= 2 (SimCLR needs negatives), got {a.batch_size}")
+    if a.threads < 1:
+        parser.error(f"--threads must be >= 1, got {a.threads}")
+    device = a.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        aug = Augment(a.min_scale, a.jitter, a.jitter_prob, a.solarize_prob)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return Config(
+        time_budget=a.time_budget,
+        epochs=a.epochs,
+        batch_size=a.batch_size,
+        lr=a.lr if a.lr is not None else 0.24 * a.batch_size / 256,
+        weight_decay=a.weight_decay,
+        warmup=a.warmup,
+        temperature=a.temperature,
+        model=a.model,
+        width=a.width,
+        stem_stride=a.stem_stride,
+        out_dim=a.out_dim,
+        aug=aug,
+        device=device,
+        threads=a.threads,
+        seed=a.seed,
+        knn_k=a.knn_k,
+        knn_t=a.knn_t,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    cfg = parse_args(argv)
+    print(f"SimCLR on Fashion-MNIST: {cfg}", flush=True)
+    r = run(cfg)
+    knn = f"k={cfg.knn_k}, t={cfg.knn_t}; memory: 60000 train images, queries: 10000 test"
+    print(f"device:            {cfg.device} ({cfg.threads} threads)")
+    print(f"training time:     {r['train_time_s']:.1f} s")
+    print(f"throughput:        {r['images_per_s']:.0f} images/s (2 views each)")
+    print(f"epochs done:       {r['epochs']:.2f}")
+    print(f"final loss:        {r['final_loss']:.4f}")
+    print(f"kNN ({knn})")
+    print(f"  embeddings:      {100 * r['knn_embeddings']:.2f} % (D={r['embedding_dim']:.0f})")
+    print(f"  raw pixels:      {100 * r['knn_raw_pixels']:.2f} % (D=784)")
+    diff = 100 * (r["knn_embeddings"] - r["knn_raw_pixels"])
+    print(f"  difference:      {diff:+.2f} points")
+    print(f"embed + kNN time:  {r['embed_time_s']:.1f} s + {r['knn_time_s']:.1f} s")
+    print(f"total wall time:   {r['wall_time_s']:.1f} s (from loading the data to the end)")
+
+
+if __name__ == "__main__":
+    main()
