@@ -89,13 +89,12 @@ class WorkerConfig(StrictModel):
 
     def selection(self) -> Any:
         """The typed :class:`~selfsup.selection.SelectionConfig` this config describes."""
+        from selfsup.errors import ConfigError
         from selfsup.selection import selection_config_from_worker_config
 
         data: dict[str, Any] = {"active_learning": self.active_learning.model_dump()}
         if self.selection_config is not None:
             if self.method != "coreset" or self.stopping_condition != StoppingCondition():
-                from selfsup.errors import ConfigError
-
                 raise ConfigError(
                     "give either selection_config or the legacy method/stopping_condition keys"
                 )
@@ -103,7 +102,16 @@ class WorkerConfig(StrictModel):
         else:
             data["method"] = self.method
             data["stopping_condition"] = self.stopping_condition.model_dump()
-        return selection_config_from_worker_config(data)
+        try:
+            return selection_config_from_worker_config(data)
+        except ConfigError as exc:
+            if "no stopping condition" not in str(exc) or self.selection_config is not None:
+                raise
+            raise ConfigError(
+                "no stopping condition: set stopping_condition.n_samples (a count, or a "
+                "fraction such as 0.1) or stopping_condition.min_distance, or give a "
+                "selection_config with n_samples"
+            ) from None
 
 
 class RunConfig(WorkerConfig):

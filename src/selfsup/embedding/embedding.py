@@ -6,11 +6,58 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from PIL import Image
+from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
 from selfsup.embedding._base import BaseEmbedding
 from selfsup.errors import DataError
+
+
+def _to_tensor_collate(batch: list[Any]) -> Any:
+    """Default collation, except that PIL images become normalised (3, H, W) tensors.
+
+    Lets ``embed`` take a loader over a dataset without a transform, as the seed's
+    "make a new dataloader without the transformations" example does.
+    """
+    import torchvision.transforms.functional as F
+
+    from selfsup.transforms.utils import IMAGENET_NORMALIZE
+
+    converted = []
+    sizes = set()
+    for sample, *rest in batch:
+        if isinstance(sample, Image.Image):
+            sizes.add(sample.size)
+            tensor = F.normalize(
+                F.to_tensor(sample.convert("RGB")),
+                mean=IMAGENET_NORMALIZE["mean"],
+                std=IMAGENET_NORMALIZE["std"],
+            )
+            converted.append((tensor, *rest))
+        else:
+            converted.append((sample, *rest))
+    if len(sizes) > 1:
+        names = [str(item[-1]) for item in batch][:3]
+        raise DataError(
+            f"images of different sizes {sorted(sizes)} in one batch (e.g. {names}); give the "
+            "dataset a transform that resizes them, e.g. torchvision.transforms.Resize"
+        )
+    return default_collate(converted)
+
+
+def _with_tensor_collate(dataloader: DataLoader[Any]) -> DataLoader[Any]:
+    """``dataloader`` itself, or a copy that can collate PIL images if its dataset has none."""
+    dataset = dataloader.dataset
+    if dataloader.collate_fn is not default_collate or getattr(dataset, "transform", 0) is not None:
+        return dataloader
+    return DataLoader(
+        dataset,
+        batch_size=dataloader.batch_size,
+        shuffle=False,
+        num_workers=dataloader.num_workers,
+        collate_fn=_to_tensor_collate,
+    )
 
 
 class SelfSupervisedEmbedding(BaseEmbedding):
@@ -30,6 +77,8 @@ class SelfSupervisedEmbedding(BaseEmbedding):
 
         Args:
             dataloader: yields ``(images (B, C, H, W), labels (B,), filenames)``, unshuffled.
+                A loader over a dataset without a transform (PIL images) works too: images
+                are converted to normalised tensors (they must then share one size).
             device: where to run the backbone; defaults to the device of the model.
             progress: show a progress bar.
 
@@ -52,7 +101,8 @@ class SelfSupervisedEmbedding(BaseEmbedding):
         filenames: list[str] = []
         try:
             with torch.no_grad():
-                for batch in tqdm(dataloader, desc="embedding", unit="batch", disable=not progress):
+                loader = _with_tensor_collate(dataloader)
+                for batch in tqdm(loader, desc="embedding", unit="batch", disable=not progress):
                     if not isinstance(batch, list | tuple) or len(batch) != 3:
                         raise DataError(
                             "embedding needs batches of (images, labels, filenames); use a "

@@ -1,0 +1,217 @@
+"""selfsup run end to end on small generated folders with planted corrupt files and duplicates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selfsup.cli.main import main
+from selfsup.config import RunConfig, resolve
+from selfsup.curation.pipeline import run
+from selfsup.errors import ConfigError, DataError
+from selfsup.utils.io import load_embeddings, save_embeddings
+
+FAST = ["umap=false", "num_workers=0"]
+TINY_MODEL = [
+    "lightly.trainer.max_epochs=1",
+    "lightly.model.name=resnet-9",
+    "lightly.model.width=0.125",
+    "lightly.collate.input_size=32",
+    "lightly.loader.num_workers=0",
+    "lightly.loader.batch_size=8",
+]
+
+
+@pytest.fixture
+def folder(make_image_folder: Callable[..., Path], corrupt_files: Callable[..., list[str]]) -> Path:
+    root = make_image_folder(n_classes=3, n_per_class=8, size=(32, 32))
+    shutil.copy(root / "class_0" / "img_0_0.png", root / "class_0" / "zz_copy_of_0.png")
+    corrupt_files(root / "class_1")
+    return root
+
+
+def _embeddings_csv(folder: Path, path: Path, dim: int = 8) -> Path:
+    """Embeddings for every usable image: one cluster per class, so selection is checkable."""
+    names = sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("img_*.png")  # corrupt and duplicate files are excluded by name
+    )
+    rng = np.random.default_rng(0)
+    centers = np.eye(dim, dtype=np.float32)[:3] * 10
+    emb = np.stack([centers[int(n.split("/")[0][-1])] + rng.normal(size=dim) for n in names])
+    save_embeddings(path, emb.astype(np.float32), [0] * len(names), names)
+    return path
+
+
+def _cfg(folder: Path, out: Path, *overrides: str) -> RunConfig:
+    return resolve(
+        RunConfig,
+        overrides=[f"input_dir={folder}", f"output_dir={out}", *FAST, *overrides],
+    )
+
+
+def test_run_with_precomputed_embeddings(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    out = tmp_path / "out"
+    result = run(_cfg(folder, out, f"embeddings={csv}", "stopping_condition.n_samples=6"))
+
+    corrupt = (out / "filenames" / "corrupt_filenames.txt").read_text().splitlines()
+    assert sorted(line.split("\t")[0] for line in corrupt) == [
+        "class_1/empty.png",
+        "class_1/notimage.png",
+        "class_1/truncated.jpg",
+    ]
+    dups = (out / "filenames" / "duplicate_filenames.txt").read_text().splitlines()
+    assert [line.split("\t") for line in dups] == [
+        ["class_0/zz_copy_of_0.png", "class_0/img_0_0.png"]
+    ]
+
+    assert len(result.selected) == 6
+    sampled = (out / "filenames" / "sampled_filenames_excluding_datapool.txt").read_text()
+    assert sampled.splitlines() == result.selected
+    removed = (out / "filenames" / "removed_filenames.txt").read_text().splitlines()
+    assert sorted(removed + result.selected) == sorted(load_embeddings(csv)[2])
+    # Diversity over three well separated clusters covers all of them in the first three picks.
+    assert {name.split("/")[0] for name in result.selected[:3]} == {
+        "class_0",
+        "class_1",
+        "class_2",
+    }
+
+    _, _, names = load_embeddings(out / "data" / "selected_embeddings.csv")
+    assert names == result.selected
+    norm, _, _ = load_embeddings(out / "data" / "normalized_embeddings.csv")
+    np.testing.assert_allclose(np.linalg.norm(norm, axis=1), 1.0, rtol=1e-5)
+
+    report = json.loads((out / "report.json").read_text())
+    assert report == result.report
+    counts = report["counts"]
+    assert counts["n_corrupt"] == 3
+    assert counts["n_duplicates"] == 1
+    assert counts["n_input_to_selection"] == 24
+    assert counts["n_selected"] == 6
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+    for plot in ("distance_distr_before", "distance_distr_after", "scatter_pca"):
+        assert (out / "plots" / f"{plot}.png").is_file()
+    assert "input_dir" in (out / "config" / "config.yaml").read_text()
+
+
+def test_fraction_and_min_distance(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    result = run(
+        _cfg(folder, tmp_path / "a", f"embeddings={csv}", "stopping_condition.n_samples=0.25")
+    )
+    assert len(result.selected) == 6  # 25% of the 24 usable samples
+    # The clusters are ~14 apart before normalisation; after it, far points are ~1.4 apart
+    # and points within a cluster much closer: min_distance=1.0 keeps one per cluster.
+    result = run(
+        _cfg(folder, tmp_path / "b", f"embeddings={csv}", "stopping_condition.min_distance=1.0")
+    )
+    assert len(result.selected) == 3
+
+
+def test_selection_config_strategies(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    sel = (
+        "selection_config={n_samples: 4, strategies: ["
+        "{input: {type: EMBEDDINGS}, strategy: {type: DIVERSITY}},"
+        "{input: {type: METADATA, key: lightly.brightness}, "
+        "strategy: {type: THRESHOLD, threshold: 0, operation: BIGGER}}]}"
+    )
+    result = run(_cfg(folder, tmp_path / "o", f"embeddings={csv}", sel))
+    assert len(result.selected) == 4
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("pretagging=true", "needs an object detector"),
+        ("stopping_condition.n_sample=3", "did you mean 'stopping_condition.n_samples'"),
+        ("method=corset", "for 'method'"),
+        ("lightly.trainer.max_epoch=1", "did you mean 'lightly.trainer.max_epochs'"),
+        ("checkpoint=/does/not/exist.ckpt", "does not exist"),
+        (
+            "selection_config={n_samples: 3, strategies: [{input: {type: EMBEDDINGS}, "
+            "strategy: {type: DIVERSTY}}]}",
+            "did you mean 'DIVERSITY'",
+        ),
+    ],
+)
+def test_bad_config_fails_before_writing(
+    folder: Path, tmp_path: Path, override: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    args = ["run", f"input_dir={folder}", f"output_dir={out}", "umap=false", override]
+    if "stopping_condition" not in override and "selection_config" not in override:
+        args.append("stopping_condition.n_samples=3")
+    rc = main(args)
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_missing_stopping_condition_is_explained(folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"set stopping_condition\.n_samples"):
+        _cfg(folder, tmp_path / "out")
+
+
+def test_all_corrupt_input_stops_with_clear_error(
+    tmp_path: Path, corrupt_files: Callable[..., list[str]]
+) -> None:
+    corrupt_files(tmp_path / "bad")
+    with pytest.raises(DataError, match="bad"):
+        run(_cfg(tmp_path / "bad", tmp_path / "out", "stopping_condition.n_samples=1"))
+
+
+def test_precomputed_embeddings_must_cover_samples(folder: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "partial.csv"
+    save_embeddings(csv, np.ones((1, 4), dtype=np.float32), [0], ["class_0/img_0_1.png"])
+    with pytest.raises(DataError, match="has no row for 23 of the 24 samples"):
+        run(_cfg(folder, tmp_path / "out", f"embeddings={csv}", "stopping_condition.n_samples=2"))
+
+
+def test_missing_input_dir() -> None:
+    with pytest.raises(ConfigError, match="not an existing folder"):
+        run(
+            resolve(
+                RunConfig, overrides=["input_dir=/no/such/dir", "stopping_condition.n_samples=2"]
+            )
+        )
+
+
+@pytest.mark.slow
+def test_run_trains_then_rerun_reuses_checkpoint_and_embeddings(
+    folder: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = run(_cfg(folder, out, "stopping_condition.n_samples=5", *TINY_MODEL))
+    checkpoints = sorted(out.glob("selfsup_epoch_*.ckpt"))
+    assert len(checkpoints) == 1
+    stamp = checkpoints[0].stat().st_mtime_ns
+    emb_stamp = (out / "data" / "embeddings.csv").stat().st_mtime_ns
+    emb, _, _ = load_embeddings(out / "data" / "embeddings.csv")
+    assert emb.shape == (24, 32)
+    assert first.report["job"]["extra"]["model"].startswith("checkpoint")
+
+    second = run(_cfg(folder, out, "stopping_condition.n_samples=5", *TINY_MODEL))
+    assert checkpoints[0].stat().st_mtime_ns == stamp, "an unchanged rerun must not retrain"
+    assert (out / "data" / "embeddings.csv").stat().st_mtime_ns == emb_stamp
+    assert second.selected == first.selected
+
+    # The checkpoint of the first run embeds a new folder without training.
+    third = run(
+        _cfg(
+            folder,
+            tmp_path / "o3",
+            f"checkpoint={checkpoints[0]}",
+            "stopping_condition.n_samples=5",
+            *TINY_MODEL[1:],
+        )
+    )
+    assert not list((tmp_path / "o3").glob("selfsup_epoch_*.ckpt"))
+    assert len(third.selected) == 5
