@@ -213,13 +213,13 @@ def config_error_from(model: type[BaseModel], exc: ValidationError, source: str)
         key = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":
             lines.append(str(unknown_key_error(model, key)))
-        elif not key or err["type"] == "value_error":
-            # Raised by a validator with its own message (which names its key path).
-            prefix = f"{key}: " if key else ""
-            lines.append(prefix + str(err["msg"]).removeprefix("Value error, "))
+        elif not key:
+            # A model-level validator with its own message (which names its key path).
+            lines.append(str(err["msg"]).removeprefix("Value error, "))
         else:
             given = err.get("input")
-            lines.append(f"invalid value {given!r} for {key!r}: {err['msg']}")
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(f"invalid value {given!r} for {key!r}: {msg}")
     plural = "s" if len(lines) > 1 else ""
     return ConfigError(f"{source}: {len(lines)} error{plural}:\n  " + "\n  ".join(lines))
 
