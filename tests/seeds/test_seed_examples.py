@@ -18,6 +18,7 @@ Blocks not run here, and why:
 
 from __future__ import annotations
 
+import os
 import re
 import textwrap
 from collections.abc import Callable
@@ -30,7 +31,10 @@ from PIL import Image
 
 SEEDS = Path(__file__).resolve().parents[3] / "shared" / "seeds"
 
-pytestmark = pytest.mark.skipif(not SEEDS.is_dir(), reason=f"seed documents not found at {SEEDS}")
+# Outside CI a checkout without ../shared skips these; in CI a missing seed folder is a failure.
+pytestmark = pytest.mark.skipif(
+    not SEEDS.is_dir() and not os.environ.get("CI"), reason=f"seed documents not found at {SEEDS}"
+)
 
 
 def python_blocks(doc_prefix: str) -> list[str]:
@@ -208,12 +212,9 @@ def test_002_memory_bank_loss() -> None:
     run_block(renamed(block), ns)
     loss = ns["loss"]
     assert loss.ndim == 0
-    assert np.isfinite(float(loss))
-    assert (
-        ns["criterion"].memory_bank_size == 4096
-        if hasattr(ns["criterion"], "memory_bank_size")
-        else True
-    )
+    assert np.isfinite(float(loss.detach()))
+    bank = ns["criterion"].memory_bank.bank
+    assert tuple(bank.shape) == (32, 4096), "the 4096-entry memory bank holds the keys"
 
 
 def test_002_std_of_l2_normalized() -> None:

@@ -1,0 +1,101 @@
+"""The three-line interface and the checkpoint helpers behind selfsup train/embed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from selfsup.config import ModelConfig
+from selfsup.core import (
+    build_model,
+    build_train_loader,
+    embed_images,
+    model_from_checkpoint,
+    read_checkpoint,
+    resolve_config,
+    train_embedding_model,
+)
+from selfsup.errors import ConfigError, DataError
+
+TINY = {
+    "model": {"name": "resnet-9", "width": 0.125, "num_ftrs": 16, "out_dim": 8},
+    "collate": {"input_size": 32},
+    "loader": {"num_workers": 0, "batch_size": 4},
+}
+
+
+def test_resolve_config_rejects_unknown_keys() -> None:
+    with pytest.raises(ConfigError, match="did you mean 'trainer'"):
+        resolve_config(trainr={"max_epochs": 1})
+
+
+def test_build_model_embeds_to_num_ftrs() -> None:
+    model = build_model(ModelConfig(name="resnet-9", width=0.125, num_ftrs=16, out_dim=8))
+    x = torch.randn(2, 3, 32, 32)
+    assert tuple(model.backbone(x).shape) == (2, 16)
+    assert tuple(model(x).shape) == (2, 8)
+
+
+def test_train_loader_shrinks_batch_and_rejects_tiny_sets(
+    make_image_folder: Callable[..., Path],
+) -> None:
+    cfg = resolve_config(**TINY)
+    root = make_image_folder(n_classes=1, n_per_class=3)
+    with pytest.warns(UserWarning, match="larger than the 3 samples"):
+        loader = build_train_loader(
+            str(root), cfg.loader.model_copy(update={"batch_size": 8}), cfg.collate
+        )
+    assert loader.batch_size == 3
+    single = make_image_folder(n_classes=1, n_per_class=1)
+    with (
+        pytest.warns(UserWarning, match="larger than"),
+        pytest.raises(DataError, match="at least 2 samples"),
+    ):
+        build_train_loader(str(single), cfg.loader, cfg.collate)
+
+
+def test_read_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.ckpt"):
+        read_checkpoint(tmp_path / "missing.ckpt")
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match=r"garbage\.ckpt"):
+        read_checkpoint(garbage)
+
+
+def test_checkpoint_that_does_not_fit_the_model(tmp_path: Path) -> None:
+    path = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"model.weight": torch.zeros(3)}}, path)
+    with pytest.raises(ConfigError, match="does not fit the configured model"):
+        model_from_checkpoint(path, ModelConfig(name="resnet-9", width=0.125))
+
+
+@pytest.mark.slow
+def test_train_then_embed_rebuilds_the_model_from_the_checkpoint(
+    make_image_folder: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = make_image_folder(n_classes=2, n_per_class=4)
+    checkpoint = train_embedding_model(
+        input_dir=str(root), output_dir=str(tmp_path / "out"), trainer={"max_epochs": 1}, **TINY
+    )
+    assert Path(checkpoint).parent == tmp_path / "out"
+    _, metadata = read_checkpoint(checkpoint)
+    assert metadata["model"]["num_ftrs"] == 16
+    # A configured model that differs from the checkpoint's: the checkpoint's own wins.
+    with pytest.warns(UserWarning, match="was trained with"):
+        emb, labels, names = embed_images(
+            input_dir=str(root),
+            checkpoint=checkpoint,
+            model={"name": "resnet-34"},
+            loader={"num_workers": 0},
+            collate={"input_size": 32},
+        )
+    assert emb.shape == (8, 16)
+    assert labels.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert names[0] == "class_0/img_0_0.png"
+    again, _, _ = embed_images(input_dir=str(root), checkpoint=checkpoint, **TINY)
+    np.testing.assert_allclose(again, emb, rtol=1e-5, atol=1e-6)
