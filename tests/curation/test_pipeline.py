@@ -215,3 +215,186 @@ def test_run_trains_then_rerun_reuses_checkpoint_and_embeddings(
     )
     assert not list((tmp_path / "o3").glob("selfsup_epoch_*.ckpt"))
     assert len(third.selected) == 5
+
+
+def _write_predictions(folder: Path, samples: list[str], task: str, kind: str) -> None:
+    """A prediction task for ``samples``: confident on class_0 images, unsure elsewhere."""
+    root = folder / ".lightly" / "predictions"
+    (root / task).mkdir(parents=True, exist_ok=True)
+    tasks_file = root / "tasks.json"
+    tasks = json.loads(tasks_file.read_text()) if tasks_file.is_file() else []
+    tasks_file.write_text(json.dumps([*tasks, task]))
+    categories = [{"id": 0, "name": "a"}, {"id": 1, "name": "b"}]
+    (root / task / "schema.json").write_text(
+        json.dumps({"task_type": kind, "categories": categories})
+    )
+    for name in samples:
+        sure = name.startswith("class_0")
+        if kind == "classification":
+            preds = [{"category_id": 0, "probabilities": [0.99, 0.01] if sure else [0.5, 0.5]}]
+        else:
+            preds = [
+                {"category_id": 0, "bbox": [2, 2, 10, 12], "score": 0.9},
+                {"category_id": 1, "bbox": [16, 8, 12, 10], "score": 0.6},
+            ]
+        target = root / task / Path(name).with_suffix(".json")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps({"file_name": name, "predictions": preds}))
+
+
+def test_active_learning_prefers_uncertain_samples(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    samples = load_embeddings(csv)[2]
+    _write_predictions(folder, samples, "cls", "classification")
+    # Pure uncertainty weighting: class_0 predictions are confident, so none is chosen.
+    sel = (
+        "selection_config={n_samples: 8, strategies: [{input: {type: SCORES, task: cls, "
+        "score: uncertainty_entropy}, strategy: {type: WEIGHTS}}]}"
+    )
+    result = run(_cfg(folder, tmp_path / "o", f"embeddings={csv}", sel))
+    assert len(result.selected) == 8
+    assert not [n for n in result.selected if n.startswith("class_0")]
+    # The legacy keys do the same through DIVERSITY x WEIGHTS.
+    legacy = run(
+        _cfg(
+            folder,
+            tmp_path / "o2",
+            f"embeddings={csv}",
+            "stopping_condition.n_samples=8",
+            "active_learning.task_name=cls",
+            "active_learning.score_name=uncertainty_margin",
+        )
+    )
+    assert len(legacy.selected) == 8
+
+
+def test_unknown_prediction_task_fails_before_writing(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    _write_predictions(folder, load_embeddings(csv)[2], "cls", "classification")
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="did you mean 'cls'"):
+        run(
+            _cfg(
+                folder,
+                out,
+                f"embeddings={csv}",
+                "stopping_condition.n_samples=3",
+                "active_learning.task_name=clss",
+            )
+        )
+    assert not out.exists()
+
+
+def test_datapool_fills_gaps_on_a_grown_folder(
+    folder: Path, tmp_path: Path, make_image_folder: Callable[..., Path]
+) -> None:
+    pools = tmp_path / "pools"
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    first = run(
+        _cfg(
+            folder,
+            tmp_path / "run1",
+            f"embeddings={csv}",
+            "stopping_condition.n_samples=3",
+            "datapool.name=cars",
+            f"datapool.root={pools}",
+        )
+    )
+    # The folder grows by a fourth class; embeddings put it in a new cluster.
+    make_image_folder(n_classes=1, n_per_class=5, seed=7, root=folder / "class_3")
+    names, emb = [], []
+    old_emb, _, old_names = load_embeddings(csv)
+    for path in sorted((folder / "class_3").rglob("*.png")):
+        names.append(path.relative_to(folder).as_posix())
+        emb.append(
+            np.eye(8, dtype=np.float32)[3] * 10 + np.random.default_rng(len(names)).normal(size=8)
+        )
+    save_embeddings(
+        csv,
+        np.concatenate([old_emb, np.asarray(emb, dtype=np.float32)]),
+        [0] * (len(old_names) + len(names)),
+        old_names + names,
+    )
+    second = run(
+        _cfg(
+            folder,
+            tmp_path / "run2",
+            f"embeddings={csv}",
+            "stopping_condition.n_samples=1",
+            "datapool.name=cars",
+            f"datapool.root={pools}",
+        )
+    )
+    assert second.report["job"]["extra"]["n_preselected_from_datapool"] == 3
+    assert not set(second.selected) & set(first.selected)
+    # The first run covered classes 0-2; the one new pick fills the new cluster.
+    assert second.selected[0].startswith("class_3/")
+
+
+def test_video_sequences_and_frame_extraction(
+    tmp_path: Path, make_video: Callable[..., Path]
+) -> None:
+    from selfsup.data import LightlyDataset
+
+    videos = tmp_path / "videos"
+    make_video(name="a.mp4", n_frames=12, root=videos)
+    make_video(name="b.mp4", n_frames=8, root=videos)
+    names = LightlyDataset(input_dir=str(videos)).get_filenames()
+    rng = np.random.default_rng(0)
+    csv = tmp_path / "emb.csv"
+    save_embeddings(
+        csv, rng.normal(size=(len(names), 6)).astype(np.float32), [0] * len(names), names
+    )
+    out = tmp_path / "out"
+    result = run(
+        _cfg(
+            videos,
+            out,
+            f"embeddings={csv}",
+            "stopping_condition.n_samples=8",
+            "selected_sequence_length=4",
+            "extract_frames=true",
+            "remove_exact_duplicates=false",
+        )
+    )
+    assert len(result.selected) == 8
+    frames = sorted(result.selected)
+    by_video: dict[str, list[int]] = {}
+    for name in frames:
+        stem, number, _ = name.rsplit("-", 2)
+        by_video.setdefault(stem, []).append(int(number))
+    for numbers in by_video.values():
+        numbers.sort()
+        assert len(numbers) % 4 == 0
+        for start in range(0, len(numbers), 4):
+            run_ = numbers[start : start + 4]
+            assert run_ == list(range(run_[0], run_[0] + 4)), numbers
+    extracted = sorted(
+        p.relative_to(out / "data" / "frames").as_posix()
+        for p in (out / "data" / "frames").rglob("*.png")
+    )
+    assert extracted == frames
+
+
+@pytest.mark.slow
+def test_object_level_selects_crops(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    samples = load_embeddings(csv)[2]
+    _write_predictions(folder, samples, "det", "object-detection")
+    out = tmp_path / "out"
+    result = run(
+        _cfg(
+            folder,
+            out,
+            "stopping_condition.n_samples=5",
+            "object_level.task_name=det",
+            *TINY_MODEL,
+        )
+    )
+    assert len(result.selected) == 5
+    assert all("-det-" in name for name in result.selected)
+    crops = sorted((out / "data" / "crops" / "det").rglob("*.png"))
+    assert len(crops) == 5
+    _, _, names = load_embeddings(out / "data" / "embeddings.csv")
+    assert len(names) == 2 * len(samples)  # two boxes per image
+    assert result.report["job"]["extra"]["candidates"] == "object crops"

@@ -15,7 +15,13 @@ from pydantic import Field, model_validator
 from selfsup.config._base import StrictModel
 from selfsup.config.lightly_config import LightlyConfig
 
-ScoreName = Literal["uncertainty_margin", "uncertainty_least_confidence", "uncertainty_entropy"]
+ScoreName = Literal[
+    "uncertainty_margin",
+    "uncertainty_least_confidence",
+    "uncertainty_entropy",
+    "object_frequency",
+    "objectness_least_confidence",
+]
 
 
 class StoppingCondition(StrictModel):
@@ -32,8 +38,10 @@ class StoppingCondition(StrictModel):
 class ScorerConfig(StrictModel):
     """Settings of the object-frequency scorer."""
 
-    frequency_penalty: float = Field(0.25, ge=0, description="penalty on frequent classes")
-    min_score: float = Field(0.9, ge=0, description="minimum score of an image")
+    frequency_penalty: float = Field(
+        0.25, ge=0, le=1, description="discount on repeated objects of one class in an image"
+    )
+    min_score: float = Field(0.9, ge=0, le=1, description="score of the image with fewest objects")
 
 
 class ActiveLearningConfig(StrictModel):
@@ -54,6 +62,7 @@ class DatapoolConfig(StrictModel):
     """A named datapool remembers earlier selections; later runs fill the gaps."""
 
     name: str = Field("", description="datapool name ('' = no datapool)")
+    root: str = Field("", description="folder of datapools ('' = $SELFSUP_HOME/datapools)")
 
 
 class WorkerConfig(StrictModel):
@@ -68,7 +77,9 @@ class WorkerConfig(StrictModel):
         "coreset", description="legacy selection method"
     )
     stopping_condition: StoppingCondition = Field(default_factory=StoppingCondition)
-    scorer: str = Field("object-frequency", description="scorer of object predictions")
+    scorer: Literal["object-frequency"] = Field(
+        "object-frequency", description="scorer of object predictions"
+    )
     scorer_config: ScorerConfig = Field(default_factory=ScorerConfig)
     active_learning: ActiveLearningConfig = Field(default_factory=ActiveLearningConfig)
     object_level: ObjectLevelConfig = Field(default_factory=ObjectLevelConfig)
@@ -125,5 +136,10 @@ class RunConfig(WorkerConfig):
         "", description="folder of prediction tasks for active learning and object-level runs"
     )
     num_workers: int = Field(-1, ge=-1, description="processes for the checks; -1 = all cores")
+    extract_frames: bool = Field(False, description="write selected video frames as images")
+    frames_dir: str = Field("", description="where extracted frames go ('' = data/frames)")
+    frames_format: Literal["png", "jpg", "webp", "bmp", "tif"] = Field(
+        "png", description="image format of extracted frames"
+    )
     umap: bool = Field(True, description="draw UMAP scatter plots in the report")
     lightly: LightlyConfig = Field(default_factory=LightlyConfig)

@@ -8,12 +8,18 @@ Steps, each reading the manifest and the previous step's arrays and writing its 
     model       <output_dir>/selfsup_epoch_<n>.ckpt (when training)
     embed       data/embeddings.csv, data/normalized_embeddings.csv
     select      data/selected_embeddings.csv, filenames/sampled_filenames_excluding_datapool.txt,
-                filenames/removed_filenames.txt
+                filenames/removed_filenames.txt (+ data/frames/ with extract_frames=true,
+                data/crops/<task>/ for object-level runs)
     report      plots/*.png, report.pdf, report.json (written last: its presence means done)
 
 Every file is written atomically. A rerun of the same command reuses the manifest (unchanged
 files are not decoded again), the trained checkpoint and the embeddings when their inputs are
 unchanged (recorded in ``.selfsup/state.json``), and redoes everything else.
+
+Optional inputs: prediction folders (``predictions_dir``, docs/predictions.md) feed
+active-learning scores, class balance and object-level selection; a datapool
+(``datapool.name``) preselects what earlier runs chose and caches embeddings per model;
+``selected_sequence_length`` selects runs of consecutive video frames.
 """
 
 from __future__ import annotations
@@ -69,32 +75,58 @@ def check_preconditions(cfg: RunConfig) -> None:
             "downloaded); set pretagging=false, or supply detections as an object-detection "
             "task in predictions_dir and use object_level.task_name"
         )
-    if cfg.object_level.task_name:
-        raise ConfigError(
-            f"object_level.task_name={cfg.object_level.task_name!r}: object-level selection "
-            "is not implemented yet in selfsup run; leave object_level.task_name empty"
-        )
-    if cfg.active_learning.task_name:
-        raise ConfigError(
-            f"active_learning.task_name={cfg.active_learning.task_name!r}: reading prediction "
-            "files is not implemented yet in selfsup run; leave active_learning.task_name "
-            "empty or pass scores through the Python API (selfsup.selection.select)"
-        )
-    if cfg.selected_sequence_length != 1:
-        raise ConfigError(
-            "selected_sequence_length > 1 is not implemented yet in selfsup run; use 1"
-        )
-    if cfg.datapool.name:
-        raise ConfigError(
-            f"datapool.name={cfg.datapool.name!r}: datapools are not implemented yet in "
-            "selfsup run; leave datapool.name empty"
-        )
     for key in ("checkpoint", "embeddings", "relevant_filenames_file"):
         value = getattr(cfg, key)
         if value and not Path(value).is_file():
             raise ConfigError(f"{key} {value!r} does not exist")
     if cfg.embeddings and cfg.checkpoint:
         raise ConfigError("give either embeddings= (precomputed) or checkpoint=, not both")
+    _check_prediction_tasks(cfg)
+    if cfg.object_level.task_name:
+        if cfg.embeddings:
+            raise ConfigError(
+                "object_level.task_name embeds crops with a model: give checkpoint= or let the "
+                "run train one, not embeddings="
+            )
+        if cfg.datapool.name or cfg.selected_sequence_length != 1:
+            raise ConfigError(
+                "object-level runs select crops: they cannot use datapool.name or "
+                "selected_sequence_length (leave those unset)"
+            )
+    if cfg.datapool.name:
+        from selfsup.curation.datapool import validate_datapool_name
+
+        validate_datapool_name(cfg.datapool.name)
+    if cfg.extract_frames and cfg.frames_dir:
+        frames = Path(cfg.frames_dir).resolve()
+        if frames.is_relative_to(Path(cfg.input_dir).resolve()):
+            raise ConfigError(
+                f"frames_dir {cfg.frames_dir!r} is inside input_dir: the extracted frames would "
+                "become samples of the next run; choose a folder outside it"
+            )
+
+
+def _check_prediction_tasks(cfg: RunConfig) -> None:
+    """Every prediction task the config names exists, with the right task type."""
+    from selfsup.curation.predictions import (
+        load_task_schema,
+        referenced_tasks,
+        resolve_predictions_dir,
+    )
+
+    tasks = set(referenced_tasks(cfg.selection()))
+    if cfg.object_level.task_name:
+        tasks.add(cfg.object_level.task_name)
+    if not tasks:
+        return
+    folder = resolve_predictions_dir(cfg.input_dir, cfg.predictions_dir)
+    for task in sorted(tasks):
+        schema = load_task_schema(folder, task)
+        if task == cfg.object_level.task_name and schema.task_type != "object-detection":
+            raise ConfigError(
+                f"object_level.task_name={task!r} is a {schema.task_type} task; object-level "
+                "selection needs an object-detection task"
+            )
 
 
 class _State:
@@ -206,26 +238,67 @@ def _model_step(cfg: RunConfig, out: Path, samples: list[str], state: _State) ->
     return str(final)
 
 
-def _embed_step(
-    cfg: RunConfig, out: Path, samples: list[str], state: _State
-) -> tuple[NDArray[np.float32], NDArray[np.int64], str]:
-    """Embeddings (N, D) and labels (N,) of ``samples``; also the model's description."""
+def _embed_samples(
+    cfg: RunConfig, checkpoint: str, samples: list[str], records: Sequence[Any], pool: Any
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Embed ``samples`` with ``checkpoint``; with a datapool only samples it has not cached."""
     from selfsup.core import embed
+
+    lightly = cfg.lightly.model_copy(deep=True)
+    lightly.input_dir = cfg.input_dir
+    if pool is None:
+        emb, labels, names = embed(lightly, checkpoint=checkpoint, filenames=samples)
+        if list(names) != samples:
+            raise RuntimeError("embedding returned samples in another order than requested")
+        return emb.astype(np.float32), labels
+    from selfsup.curation.datapool import model_fingerprint
+    from selfsup.data import LightlyDataset
+
+    key = model_fingerprint(
+        checkpoint,
+        input_size=lightly.collate.input_size,
+        model=lightly.model.model_dump(mode="json"),
+    )
+    rows, cached = pool.cached_embeddings(records, key)
+    todo = np.setdiff1d(np.arange(len(samples)), rows)
+    logger.info("datapool: %d cached embeddings, %d to compute", len(rows), len(todo))
+    new = np.zeros((0, 0), dtype=np.float32)
+    if len(todo):
+        emb, _, _ = embed(lightly, checkpoint=checkpoint, filenames=[samples[i] for i in todo])
+        new = emb.astype(np.float32)
+        pool.add_embeddings([records[i] for i in todo], new, key)
+    dim = new.shape[1] if len(todo) else cached.shape[1]
+    out = np.empty((len(samples), dim), dtype=np.float32)
+    if len(rows):
+        out[rows] = cached
+    if len(todo):
+        out[todo] = new
+    labels = np.asarray(LightlyDataset(cfg.input_dir, filenames=samples).targets, dtype=np.int64)
+    return out, labels
+
+
+def _embed_step(
+    cfg: RunConfig,
+    out: Path,
+    usable: Sequence[Any],
+    state: _State,
+    pool: Any,
+) -> tuple[NDArray[np.float32], NDArray[np.int64], str, str | None]:
+    """Embeddings (N, D), labels (N,), a description of the model, and the checkpoint used."""
     from selfsup.utils.io import load_embeddings, save_embeddings
 
+    samples = [r.filename for r in usable]
     csv = out / "data" / "embeddings.csv"
     if cfg.embeddings:
         emb, labels = _precomputed_embeddings(cfg.embeddings, samples)
         save_embeddings(csv, emb, labels, samples)
-        return emb, labels, f"precomputed embeddings from {cfg.embeddings}"
+        return emb, labels, f"precomputed embeddings from {cfg.embeddings}", None
     checkpoint = _model_step(cfg, out, samples, state)
-    lightly = cfg.lightly.model_copy(deep=True)
-    lightly.input_dir = cfg.input_dir
     key = _fingerprint(
         "embed",
         _file_fingerprint(Path(checkpoint)),
-        lightly.loader.batch_size,
-        lightly.collate.input_size,
+        cfg.lightly.loader.batch_size,
+        cfg.lightly.collate.input_size,
         samples,
     )
     previous = state.get("embed")
@@ -233,14 +306,12 @@ def _embed_step(
         emb, labels_list, names = load_embeddings(csv)
         if names == samples:
             logger.info("reusing embeddings %s from the previous run", csv)
-            return emb, np.asarray(labels_list, dtype=np.int64), f"checkpoint {checkpoint}"
-    emb64, labels, names = embed(lightly, checkpoint=checkpoint, filenames=samples)
-    if list(names) != samples:
-        raise RuntimeError("embedding returned samples in another order than requested")
-    emb = emb64.astype(np.float32)
+            labels = np.asarray(labels_list, dtype=np.int64)
+            return emb, labels, f"checkpoint {checkpoint}", checkpoint
+    emb, labels = _embed_samples(cfg, checkpoint, samples, usable, pool)
     save_embeddings(csv, emb, labels, samples)
     state.set("embed", {"key": key})
-    return emb, labels, f"checkpoint {checkpoint}"
+    return emb, labels, f"checkpoint {checkpoint}", checkpoint
 
 
 def _metadata_columns(records: Sequence[Any]) -> dict[str, NDArray[np.float64]]:
@@ -255,6 +326,105 @@ def _metadata_columns(records: Sequence[Any]) -> dict[str, NDArray[np.float64]]:
     return columns
 
 
+def _image_sizes(records: Sequence[Any]) -> list[tuple[int, int] | None]:
+    return [
+        None if r.width is None or r.height is None else (int(r.width), int(r.height))
+        for r in records
+    ]
+
+
+@dataclass
+class _Candidates:
+    """What selection chooses among: whole samples, or object crops of an object-level run."""
+
+    names: list[str]
+    embeddings: NDArray[np.float32]
+    labels: NDArray[np.int64]
+    metadata: dict[str, NDArray[np.float64]]
+    scores: dict[str, dict[str, NDArray[np.float64]]]
+    predictions: dict[str, Any]
+    load_image: Any
+    crops: list[Any] | None = None
+
+
+def _object_candidates(
+    cfg: RunConfig, out: Path, samples: list[str], usable: Sequence[Any], state: _State
+) -> tuple[_Candidates, str]:
+    """Crops of the detected objects, embedded with the run's model."""
+    from selfsup.curation.object_level import (
+        CropDataset,
+        crop_boxes,
+        crop_class_counts,
+        crop_scores,
+        embed_crops,
+    )
+    from selfsup.curation.predictions import (
+        DetectionPredictions,
+        load_predictions,
+        resolve_predictions_dir,
+    )
+    from selfsup.utils.io import save_embeddings
+
+    task = cfg.object_level.task_name
+    folder = resolve_predictions_dir(cfg.input_dir, cfg.predictions_dir)
+    sizes = _image_sizes(usable)
+    detections = load_predictions(folder, task, samples, sizes)
+    if not isinstance(detections, DetectionPredictions):
+        raise ConfigError(f"object_level.task_name={task!r} must be an object-detection task")
+    crops = crop_boxes(detections, sizes, padding=cfg.object_level.crop_padding)
+    if not crops:
+        raise DataError(
+            f"object_level.task_name={task!r}: no boxes found in the predictions of the "
+            f"{len(samples)} usable samples, so there is nothing to select"
+        )
+    checkpoint = _model_step(cfg, out, samples, state)
+    lightly = cfg.lightly.model_copy(deep=True)
+    lightly.input_dir = cfg.input_dir
+    emb, labels, names = embed_crops(lightly, crops, checkpoint)
+    save_embeddings(out / "data" / "embeddings.csv", emb, labels, names)
+    images = CropDataset(cfg.input_dir, crops)
+    index = {name: i for i, name in enumerate(names)}
+
+    def load_crop(name: str) -> Any:
+        i = index.get(name)
+        return None if i is None else images.crop_image(i)
+
+    candidates = _Candidates(
+        names=names,
+        embeddings=emb,
+        labels=labels,
+        metadata={},
+        scores={task: crop_scores(detections, crops)},
+        predictions={task: crop_class_counts(detections, crops)},
+        load_image=load_crop,
+        crops=crops,
+    )
+    return candidates, f"checkpoint {checkpoint} (object crops of task {task!r})"
+
+
+def _prediction_inputs(
+    cfg: RunConfig, selection_config: Any, samples: list[str], usable: Sequence[Any]
+) -> tuple[dict[str, dict[str, NDArray[np.float64]]], dict[str, Any]]:
+    """Scores and class counts of the prediction tasks the selection reads."""
+    from selfsup.curation.predictions import (
+        referenced_tasks,
+        resolve_predictions_dir,
+        selection_prediction_inputs,
+    )
+
+    tasks = referenced_tasks(selection_config)
+    if not tasks:
+        return {}, {}
+    return selection_prediction_inputs(
+        resolve_predictions_dir(cfg.input_dir, cfg.predictions_dir),
+        tasks,
+        samples,
+        _image_sizes(usable),
+        frequency_penalty=cfg.scorer_config.frequency_penalty,
+        min_score=cfg.scorer_config.min_score,
+    )
+
+
 def run(cfg: RunConfig, overrides: Sequence[str] = (), progress: bool = True) -> RunResult:
     """Run the whole curation pipeline as ``cfg`` says and return what it selected.
 
@@ -262,6 +432,19 @@ def run(cfg: RunConfig, overrides: Sequence[str] = (), progress: bool = True) ->
         ConfigError: a setting cannot be honoured (checked before anything is written).
         DataError: the input cannot be used (e.g. every file is corrupt).
     """
+    check_preconditions(cfg)
+    out = Path(cfg.output_dir) if cfg.output_dir else default_run_dir()
+    if not cfg.datapool.name:
+        return _run(cfg.model_copy(update={"output_dir": str(out)}), out, overrides, progress, None)
+    from selfsup.curation.datapool import Datapool
+
+    with Datapool.open(cfg.datapool.name, cfg.datapool.root or None) as pool:
+        return _run(cfg.model_copy(update={"output_dir": str(out)}), out, overrides, progress, pool)
+
+
+def _run(
+    cfg: RunConfig, out: Path, overrides: Sequence[str], progress: bool, pool: Any
+) -> RunResult:
     from selfsup.curation.checks import build_manifest
     from selfsup.curation.manifest import (
         count_by_reason,
@@ -283,13 +466,11 @@ def run(cfg: RunConfig, overrides: Sequence[str] = (), progress: bool = True) ->
     from selfsup.selection import SelectionInputs, select
     from selfsup.utils.io import save_embeddings
 
-    check_preconditions(cfg)
     selection_config = cfg.selection()
     started = time.time()
     started_iso = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    out = Path(cfg.output_dir) if cfg.output_dir else default_run_dir()
     out.mkdir(parents=True, exist_ok=True)
-    cfg = cfg.model_copy(update={"output_dir": str(out)})
+    run_id = str(out.resolve())
     # report.json is written last; removing it first means an interrupted rerun never
     # leaves the previous run's report beside this run's partial outputs.
     (out / "report.json").unlink(missing_ok=True)
@@ -307,6 +488,8 @@ def run(cfg: RunConfig, overrides: Sequence[str] = (), progress: bool = True) ->
             previous = read_manifest(manifest_path)
         except DataError as exc:
             warnings.warn(f"ignoring unreadable manifest of the previous run: {exc}", stacklevel=2)
+    if previous is None and pool is not None:
+        previous = pool.previous_manifest(cfg.input_dir)
     checked = build_manifest(
         cfg.input_dir,
         relevant_filenames_file=cfg.relevant_filenames_file or None,
@@ -317,6 +500,8 @@ def run(cfg: RunConfig, overrides: Sequence[str] = (), progress: bool = True) ->
     )
     records = list(checked.records)
     write_manifest(manifest_path, records)
+    if pool is not None:
+        pool.save_manifest(cfg.input_dir, records)
     write_corrupt_filenames(out / "filenames" / "corrupt_filenames.txt", records)
     write_duplicate_filenames(out / "filenames" / "duplicate_filenames.txt", records)
     usable = [r for r in records if r.is_ok]
@@ -325,78 +510,143 @@ def run(cfg: RunConfig, overrides: Sequence[str] = (), progress: bool = True) ->
     n_duplicates = sum(1 for r in records if r.status == "duplicate")
     durations["check"] = time.time() - t
 
-    # --- embed (training first when needed)
+    # --- embed (training first when needed): whole samples, or object crops
     t = time.time()
-    embeddings, labels, model_description = _embed_step(cfg, out, samples, state)
-    normalized = _l2_normalized(embeddings)
-    save_embeddings(out / "data" / "normalized_embeddings.csv", normalized, labels, samples)
+    if cfg.object_level.task_name:
+        candidates, model_description = _object_candidates(cfg, out, samples, usable, state)
+    else:
+        embeddings, labels, model_description, _ = _embed_step(cfg, out, usable, state, pool)
+        scores, predictions = _prediction_inputs(cfg, selection_config, samples, usable)
+        candidates = _Candidates(
+            names=samples,
+            embeddings=embeddings,
+            labels=labels,
+            metadata=_metadata_columns(usable),
+            scores=scores,
+            predictions=predictions,
+            load_image=folder_image_loader(cfg.input_dir),
+        )
+    names = candidates.names
+    normalized = _l2_normalized(candidates.embeddings)
+    save_embeddings(
+        out / "data" / "normalized_embeddings.csv", normalized, candidates.labels, names
+    )
     durations["embed"] = time.time() - t
 
     # --- select
     t = time.time()
-    metadata = _metadata_columns(usable)
-    inputs = SelectionInputs(embeddings=normalized, metadata=metadata)
-    result = select(inputs, selection_config)
-    chosen = result.indices
-    chosen_set = set(int(i) for i in chosen)
-    selected = [samples[int(i)] for i in chosen]
-    removed = [s for i, s in enumerate(samples) if i not in chosen_set]
-    order = np.asarray(chosen, dtype=np.int64)
+    inputs = SelectionInputs(
+        embeddings=normalized,
+        metadata=candidates.metadata,
+        scores=candidates.scores,
+        predictions=candidates.predictions,
+    )
+    preselected = (
+        pool.selected(usable, ignore_run=run_id) if pool is not None else np.zeros(0, np.int64)
+    )
+    if cfg.selected_sequence_length > 1:
+        from selfsup.curation.sequences import select_sequences
+
+        result = select_sequences(
+            inputs,
+            selection_config,
+            [r.source for r in usable],
+            [r.frame_index for r in usable],
+            cfg.selected_sequence_length,
+            preselected,
+        ).frames
+    else:
+        result = select(inputs, selection_config, preselected=preselected)
+    order = np.asarray(result.indices, dtype=np.int64)
+    chosen = set(order.tolist()) | set(np.asarray(preselected).tolist())
+    selected = [names[i] for i in order.tolist()]
+    removed = [n for i, n in enumerate(names) if i not in chosen]
     save_embeddings(
         out / "data" / "selected_embeddings.csv",
-        embeddings[order],
-        labels[order],
+        candidates.embeddings[order],
+        candidates.labels[order],
         selected,
     )
     _write_list(out / "filenames" / "sampled_filenames_excluding_datapool.txt", selected)
     _write_list(out / "filenames" / "removed_filenames.txt", removed)
+    if pool is not None:
+        from selfsup.curation.datapool import RunInfo
+
+        pool.record_selection(
+            usable, order, RunInfo(run_id, str(Path(cfg.input_dir).resolve()), str(out))
+        )
+    if candidates.crops is not None:
+        from selfsup.curation.object_level import save_crops
+
+        picked = [candidates.crops[i] for i in order.tolist()]
+        save_crops(cfg.input_dir, picked, out / "data" / "crops" / cfg.object_level.task_name)
+    if cfg.extract_frames:
+        from selfsup.curation.frames import extract_frames
+
+        frame_of = {r.filename: r.frame_index for r in usable}
+        frames = [n for n in selected if frame_of.get(n) is not None]
+        target = Path(cfg.frames_dir) if cfg.frames_dir else out / "data" / "frames"
+        extract_frames(cfg.input_dir, frames, target, cfg.frames_format, progress=progress)
     durations["select"] = time.time() - t
 
     # --- report (report.json last)
     t = time.time()
-    finished = time.time()
     job = JobInfo(
         run_name=out.name,
         started_at=started_iso,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        duration_s=finished - started,
+        duration_s=time.time() - started,
         input_dir=str(Path(cfg.input_dir).resolve()),
         selfsup_version=__version__,
         config=cfg.model_dump(mode="json"),
         step_durations_s=dict(durations),
-        extra={"model": model_description},
+        extra={
+            "model": model_description,
+            "n_preselected_from_datapool": len(preselected),
+            "candidates": "object crops" if candidates.crops is not None else "samples",
+        },
     )
-    counts = SampleCounts(
-        n_files_found=checked.n_files,
-        n_samples_found=len(records),
-        n_corrupt=n_corrupt,
-        n_duplicates=n_duplicates,
-        n_input_to_selection=len(samples),
-        n_selected=len(selected),
-        corrupt_reasons=count_by_reason(records),
-        n_removed_by_filters=int(np.count_nonzero(result.removed_by >= 0)),
-    )
-    epochs = cfg.lightly.trainer.max_epochs if "checkpoint" in model_description else 0
-    inputs_report = ReportInputs(
+    if candidates.crops is None:
+        counts = SampleCounts(
+            n_files_found=checked.n_files,
+            n_samples_found=len(records),
+            n_corrupt=n_corrupt,
+            n_duplicates=n_duplicates,
+            n_input_to_selection=len(names),
+            n_selected=len(selected),
+            corrupt_reasons=count_by_reason(records),
+            n_removed_by_filters=int(np.count_nonzero(result.removed_by >= 0)),
+        )
+    else:
+        # Object-level runs select among crops: the funnel counts crops, not files.
+        counts = SampleCounts(
+            n_files_found=len(names),
+            n_corrupt=0,
+            n_duplicates=0,
+            n_input_to_selection=len(names),
+            n_selected=len(selected),
+            n_removed_by_filters=int(np.count_nonzero(result.removed_by >= 0)),
+        )
+    trained = "checkpoint" in model_description and not cfg.checkpoint
+    report_inputs = ReportInputs(
         job=job,
         counts=counts,
-        embeddings=embeddings,
-        filenames=samples,
+        embeddings=candidates.embeddings,
+        filenames=names,
         selected_indices=order,
         selection_distances=result.distances,
         stop_reason=str(result.stop_reason),
         n_requested=result.n_requested,
-        metadata={k: v for k, v in metadata.items() if not k.startswith("lightly.")},
-        costs=CostAssumptions(training_epochs=epochs),
-        load_image=folder_image_loader(cfg.input_dir),
+        metadata={k: v for k, v in candidates.metadata.items() if not k.startswith("lightly.")},
+        costs=CostAssumptions(training_epochs=cfg.lightly.trainer.max_epochs if trained else 0),
+        load_image=candidates.load_image,
     )
     neighbors = (5, 15, 50) if cfg.umap else ()
-    report = write_report(inputs_report, out, ReportOptions(umap_neighbors=neighbors))
-    durations["report"] = time.time() - t
+    report = write_report(report_inputs, out, ReportOptions(umap_neighbors=neighbors))
     logger.info(
         "run finished in %.1f s: %d of %d selected",
         time.time() - started,
         len(selected),
-        len(samples),
+        len(names),
     )
     return RunResult(output_dir=out, selected=selected, report=report)
