@@ -8,10 +8,7 @@ script (``python test_ntx_ent_loss.py --worker ...``) in two fresh interpreters.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from _ddp import run_workers
 from selfsup.errors import ConfigError, DataError
 from selfsup.loss import NTXentLoss
 from selfsup.loss.ntx_ent_loss import info_nce, ntxent
@@ -451,49 +449,10 @@ def _worker(rank: int, world_size: int, init_file: Path, out_dir: Path) -> None:
         torch_dist.destroy_process_group()
 
 
-def _run_workers(script: Path, out_dir: Path, world_size: int, timeout: float) -> None:
-    """Run ``script --worker RANK WORLD INIT_FILE OUT_DIR`` in ``world_size`` processes.
-
-    Fails the test with the worker's output if one exits non-zero or all do not finish in
-    ``timeout`` seconds; no process outlives the call.
-    """
-    init_file = out_dir / "dist_init"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    logs = [out_dir / f"worker{r}.log" for r in range(world_size)]
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for r in range(world_size):
-            with open(logs[r], "wb") as log:
-                cmd = [sys.executable, str(script), "--worker", str(r), str(world_size)]
-                cmd += [str(init_file), str(out_dir)]
-                procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
-        deadline = time.monotonic() + timeout
-        while True:
-            codes = [p.poll() for p in procs]
-            # Stop at once when one worker failed: the others would wait for it until the
-            # process group times out.
-            if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
-                break
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-    for r, p in enumerate(procs):
-        if p.returncode != 0:
-            pytest.fail(
-                f"worker {r} of {script.name} exited with {p.returncode} (killed after "
-                f"{timeout} s if negative):\n{logs[r].read_text(errors='replace')}"
-            )
-
-
 @pytest.fixture(scope="module")
 def ddp_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out_dir = tmp_path_factory.mktemp("ddp")
-    _run_workers(Path(__file__), out_dir, WORLD_SIZE, timeout=120.0)
+    run_workers(Path(__file__), out_dir, WORLD_SIZE, timeout=120.0)
     return [torch.load(out_dir / f"rank{r}.pt") for r in range(WORLD_SIZE)]
 
 

@@ -7,10 +7,7 @@ import, so spawning by function reference would not work reliably.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ import pytest
 import torch
 import torch.distributed as torch_dist
 
+from _ddp import run_workers
 from selfsup.utils import dist
 
 WORLD_SIZE = 2
@@ -121,45 +119,6 @@ def _worker(rank: int, world_size: int, init_file: Path, out_dir: Path) -> None:
         torch.save(result, out_dir / f"rank{rank}.pt")
     finally:
         torch_dist.destroy_process_group()
-
-
-def run_workers(script: Path, out_dir: Path, world_size: int, timeout: float) -> None:
-    """Run ``script --worker RANK WORLD INIT_FILE OUT_DIR`` in ``world_size`` processes.
-
-    Fails the test with the worker's output if one exits non-zero or all do not finish in
-    ``timeout`` seconds; no process outlives the call.
-    """
-    init_file = out_dir / "dist_init"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    logs = [out_dir / f"worker{r}.log" for r in range(world_size)]
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for r in range(world_size):
-            with open(logs[r], "wb") as log:
-                cmd = [sys.executable, str(script), "--worker", str(r), str(world_size)]
-                cmd += [str(init_file), str(out_dir)]
-                procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
-        deadline = time.monotonic() + timeout
-        while True:
-            codes = [p.poll() for p in procs]
-            # Stop at once when one worker failed: the others would wait for it until the
-            # process group times out.
-            if all(c is not None for c in codes) or any(c not in (None, 0) for c in codes):
-                break
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-    for r, p in enumerate(procs):
-        if p.returncode != 0:
-            pytest.fail(
-                f"worker {r} of {script.name} exited with {p.returncode} (killed after "
-                f"{timeout} s if negative):\n{logs[r].read_text(errors='replace')}"
-            )
 
 
 @pytest.fixture(scope="module")
