@@ -398,3 +398,35 @@ def test_object_level_selects_crops(folder: Path, tmp_path: Path) -> None:
     _, _, names = load_embeddings(out / "data" / "embeddings.csv")
     assert len(names) == 2 * len(samples)  # two boxes per image
     assert result.report["job"]["extra"]["candidates"] == "object crops"
+
+
+def test_relevant_filenames_and_yaml_config(
+    folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    relevant = tmp_path / "relevant.txt"
+    relevant.write_text(
+        "# only two classes, minus one file\nclass_0/*\nclass_2/\n!class_2/img_2_0.png\n"
+    )
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        f"input_dir: {folder}\n"
+        f"embeddings: {csv}\n"
+        f"relevant_filenames_file: {relevant}\n"
+        "umap: false\nnum_workers: 0\n"
+        "stopping_condition:\n  n_samples: 0.5\n"
+    )
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(config), f"output_dir={out}"]) == 0
+    assert "Selected 8 of 15 samples" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    # class_0: 8 images + a duplicate; class_2: 8 images minus the negated one
+    assert report["counts"]["n_files_found"] == 16
+    assert report["counts"]["n_input_to_selection"] == 15
+    used, _, _ = load_embeddings(out / "data" / "embeddings.csv")
+    assert used.shape[0] == 15
+    removed = (out / "filenames" / "removed_filenames.txt").read_text().split()
+    sampled = (out / "filenames" / "sampled_filenames_excluding_datapool.txt").read_text().split()
+    assert all(n.startswith(("class_0/", "class_2/")) for n in removed + sampled)
+    assert "class_2/img_2_0.png" not in removed + sampled
+    assert (out / "config" / "config.yaml").read_text().count("relevant_filenames_file") == 1
