@@ -62,3 +62,16 @@ def test_console_script_version() -> None:
         check=True,
     )
     assert out.stdout.startswith("selfsup ")
+
+
+def test_server_commands_dispatch_to_their_own_parsers(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["token", "--help"])
+    assert exc.value.code == 0
+    assert "create" in capsys.readouterr().out
+    db = f"sqlite:///{tmp_path / 'server.db'}"
+    assert main(["token", "--db", db, "create", "--user", "alice"]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert token.startswith("selfsup_")

@@ -13,7 +13,8 @@ Blocks not run here, and why:
   plain PyTorch Lightning calls whose ``gpus``/``distributed_backend`` arguments Lightning 2
   removed; selfsup's equivalent, ``train_embedding(gpus=..., distributed_backend='ddp')``, is
   covered below and in tests/embedding.
-- 004: platform scheduling (the worker/server issue) and console listings.
+- 004: the platform's scheduling blocks run against a live server in
+  tests/api/test_seed_scheduling.py; the rest are console listings.
 """
 
 from __future__ import annotations

@@ -117,6 +117,13 @@ _COMMANDS: dict[str, tuple[Command, type[BaseModel], str]] = {
 }
 
 
+#: Subcommands with their own argument parsers (flags, not key=value configs).
+_SERVER_COMMANDS: dict[str, str] = {
+    "serve": "run the self-hosted job server (selfsup serve --help)",
+    "token": "create, list or revoke API tokens of the server (selfsup token --help)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selfsup",
@@ -134,11 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--config", help="YAML file with configuration keys; key=value wins")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="configuration overrides")
+    for name, help_text in _SERVER_COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``selfsup`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"] or argv[:1] == ["token"]:
+        # The server's commands parse their own flags and never import torch.
+        from selfsup.server.cli import serve_main, token_main
+
+        return (serve_main if argv[0] == "serve" else token_main)(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -1,0 +1,82 @@
+"""The FastAPI application of ``selfsup serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from selfsup import __version__
+from selfsup.server.db import make_engine, session_factory, upgrade_database
+from selfsup.server.errors import install_error_handlers
+from selfsup.server.leases import sweep_expired_leases
+from selfsup.server.routes import datasets, health, runs, workers
+from selfsup.server.settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+The selfsup job server: datasets, datasources, scheduled runs, runs and artifacts.
+
+Every endpoint except `/health` needs `Authorization: Bearer <token>`; create tokens with
+`selfsup token create --user NAME`. Errors are JSON: `{"code": ..., "error": ...}`.
+Timestamps are milliseconds since the Unix epoch.
+"""
+
+
+async def _sweep_forever(app: FastAPI, interval: float) -> None:
+    settings: ServerSettings = app.state.settings
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await run_in_threadpool(sweep_expired_leases, app.state.sessions, settings.clock())
+        except Exception:  # the sweeper must survive a database hiccup; the next pass retries
+            logger.exception("sweeping expired leases failed; retrying in %.0f s", interval)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: ServerSettings = app.state.settings
+    task: asyncio.Task[None] | None = None
+    if settings.sweep_interval_seconds > 0:
+        task = asyncio.create_task(_sweep_forever(app, settings.sweep_interval_seconds))
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        app.state.engine.dispose()
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """Build the app: connect to the database and migrate it to the newest schema first.
+
+    Args:
+        settings: database, data folder, local roots, lease length, clock; defaults read
+            ``$SELFSUP_DATABASE_URL``, ``$SELFSUP_HOME`` and ``$SELFSUP_LOCAL_ROOTS``.
+    """
+    settings = settings or ServerSettings()
+    engine = make_engine(settings.database_url)
+    upgrade_database(engine)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+
+    app = FastAPI(
+        title="selfsup server",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = session_factory(engine)
+    install_error_handlers(app)
+    for module in (health, datasets, runs, workers):
+        app.include_router(module.router)
+    return app

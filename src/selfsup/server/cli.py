@@ -1,0 +1,216 @@
+"""``selfsup serve`` and ``selfsup token``: run the server, manage users' API tokens.
+
+    selfsup serve --db sqlite:///srv.db --local-root /data --port 8000
+    selfsup token create --user alice            # prints the token once
+    selfsup token list
+    selfsup token revoke 3f2a9c01b7de
+
+Both read the database from ``--db``, else ``$SELFSUP_DATABASE_URL``, else the SQLite file
+``$SELFSUP_HOME/server.db``. Errors exit with status 2 and a message naming what is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from selfsup.errors import ConfigError
+from selfsup.server.settings import (
+    ServerSettings,
+    default_database_url,
+    default_local_roots,
+    now_ms,
+    selfsup_home,
+)
+
+EXIT_USAGE = 2
+
+
+def _serve_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="selfsup serve",
+        description="Run the selfsup job server (API for ApiWorkflowClient and selfsup worker).",
+    )
+    parser.add_argument(
+        "--db",
+        default=None,
+        help="database URL: sqlite:///path.db or postgresql+psycopg://user:pass@host/db "
+        "(default: $SELFSUP_DATABASE_URL or sqlite:///$SELFSUP_HOME/server.db)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="folder for artifacts and logs (default: $SELFSUP_HOME/server)",
+    )
+    parser.add_argument(
+        "--local-root",
+        action="append",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="allow LOCAL datasources inside DIR (repeatable; default: $SELFSUP_LOCAL_ROOTS)",
+    )
+    parser.add_argument(
+        "--lease-seconds",
+        type=float,
+        default=120.0,
+        help="a run whose worker sent no heartbeat for this long is marked CRASHED",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        help="claims of a scheduled run before a crash is final",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="server log level",
+    )
+    return parser
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``selfsup serve``; returns the exit status."""
+    import uvicorn
+
+    from selfsup.server.app import create_app
+    from selfsup.server.db import parse_database_url
+
+    args = _serve_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        database_url = args.db or default_database_url()
+        parse_database_url(database_url)
+        settings = ServerSettings(
+            database_url=database_url,
+            data_dir=args.data_dir or selfsup_home() / "server",
+            local_roots=tuple(args.local_root) if args.local_root else default_local_roots(),
+            lease_seconds=args.lease_seconds,
+            max_attempts=args.max_attempts,
+        )
+        app = create_app(settings)
+    except (ConfigError, ValueError) as exc:
+        print(f"selfsup serve: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OperationalError as exc:
+        print(f"selfsup serve: error: cannot open the database: {exc.orig}", file=sys.stderr)
+        return EXIT_USAGE
+    if not _is_loopback(args.host):
+        print(
+            f"selfsup serve: warning: listening on {args.host} without TLS; API tokens and "
+            "datasource credentials cross the network in clear unless a TLS proxy is in front",
+            file=sys.stderr,
+        )
+    roots = ", ".join(str(r) for r in settings.local_roots) or "none (LOCAL datasources off)"
+    print(
+        f"selfsup serve: http://{args.host}:{args.port}  data: {settings.data_dir}  "
+        f"local roots: {roots}",
+        file=sys.stderr,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _token_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="selfsup token", description="Manage users and their API tokens."
+    )
+    parser.add_argument("--db", default=None, help="database URL (as for selfsup serve)")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = sub.add_parser("create", help="create a token (and the user if new); prints it once")
+    create.add_argument("--user", required=True, help="user name")
+    create.add_argument(
+        "--scope",
+        default="all",
+        choices=["all", "user", "worker"],
+        help="user: client endpoints; worker: worker endpoints (datasource credentials); "
+        "all: both (default)",
+    )
+    create.add_argument("--name", default="", help="a note to recognise the token by")
+    listing = sub.add_parser("list", help="list tokens (never their secret)")
+    listing.add_argument("--user", default=None, help="only this user's tokens")
+    revoke = sub.add_parser("revoke", help="revoke a token by its id (the 12 hex digits)")
+    revoke.add_argument("token_id")
+    return parser
+
+
+def token_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``selfsup token``; returns the exit status."""
+    from selfsup.server.auth import issue_token, split_token
+    from selfsup.server.db import make_engine, session_factory, upgrade_database
+    from selfsup.server.models import ApiToken, User
+
+    args = _token_parser().parse_args(argv)
+    try:
+        engine = make_engine(args.db or default_database_url())
+        upgrade_database(engine)
+    except ConfigError as exc:
+        print(f"selfsup token: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SQLAlchemyError as exc:
+        print(f"selfsup token: error: cannot open the database: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        with session_factory(engine)() as session:
+            if args.action == "create":
+                try:
+                    issued = issue_token(session, args.user, args.scope, now_ms(), args.name)
+                except ValueError as exc:
+                    print(f"selfsup token: error: {exc}", file=sys.stderr)
+                    return EXIT_USAGE
+                session.commit()
+                print(
+                    f"token {issued.id} for user {issued.user_name!r} "
+                    f"(scopes: {', '.join(issued.scopes)}); it is shown only once:",
+                    file=sys.stderr,
+                )
+                print(issued.token)
+                return 0
+            if args.action == "list":
+                query = select(ApiToken, User).join(User, ApiToken.user_id == User.id)
+                if args.user:
+                    query = query.where(User.name == args.user)
+                rows = session.execute(query.order_by(User.name, ApiToken.created_at)).all()
+                print(f"{'ID':<14}{'USER':<20}{'SCOPES':<14}{'STATUS':<9}NAME")
+                for token, user in rows:
+                    status = "revoked" if token.revoked_at is not None else "active"
+                    print(f"{token.id:<14}{user.name:<20}{token.scopes:<14}{status:<9}{token.name}")
+                return 0
+            token_id = args.token_id
+            parts = split_token(token_id)
+            if parts is not None:  # a whole token was pasted: use its id, print nothing secret
+                token_id = parts[0]
+            row = session.get(ApiToken, token_id)
+            if row is None:
+                print(f"selfsup token: error: no token with id {token_id!r}", file=sys.stderr)
+                return EXIT_USAGE
+            if row.revoked_at is None:
+                row.revoked_at = now_ms()
+                session.commit()
+            print(f"token {token_id} revoked", file=sys.stderr)
+            return 0
+    finally:
+        engine.dispose()

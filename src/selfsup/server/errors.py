@@ -1,0 +1,171 @@
+"""JSON errors: every failure answers ``{"code": ..., "error": ...}`` with a clear message."""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import types
+from collections.abc import Sequence
+from typing import Any, Union, get_args, get_origin
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from selfsup.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error answered to the caller with ``status`` and ``{"code", "error"}``."""
+
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def not_found(kind: str, resource_id: str) -> ApiError:
+    """404 for a resource that does not exist *or belongs to someone else* (indistinguishable,
+    so ids of other users' resources cannot be probed)."""
+    return ApiError(404, "NOT_FOUND", f"{kind} {resource_id!r} not found")
+
+
+def conflict(message: str) -> ApiError:
+    """409: the request is valid but the resource's state does not allow it."""
+    return ApiError(409, "CONFLICT", message)
+
+
+def bad_request(message: str, code: str = "BAD_REQUEST") -> ApiError:
+    """400: a value the server cannot use, with what would be accepted."""
+    return ApiError(400, code, message)
+
+
+def _error_body(code: str, message: str) -> dict[str, str]:
+    return {"code": code, "error": message}
+
+
+def _model_at(annotation: Any, path: Sequence[Any]) -> type[BaseModel] | None:
+    """The pydantic model reached by following ``path`` (field names, union tags) from
+    ``annotation``, or None where the path cannot be followed."""
+    current: Any = annotation
+    for part in path:
+        members = get_args(current) if get_origin(current) in (Union, types.UnionType) else ()
+        if members:
+            tagged = [
+                m
+                for m in members
+                if isinstance(m, type)
+                and issubclass(m, BaseModel)
+                and "type" in m.model_fields
+                and m.model_fields["type"].default == part
+            ]
+            if len(tagged) != 1:
+                return None
+            current = tagged[0]
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = field.annotation
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return current
+    return None
+
+
+def _suggest_body_field(request: Request, loc: Sequence[Any]) -> str | None:
+    """The body field closest to the unknown key at ``loc``, for a did-you-mean hint."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    annotation = getattr(getattr(body_field, "field_info", None), "annotation", None)
+    if annotation is None or len(loc) < 2 or loc[0] != "body":
+        return None
+    model = _model_at(annotation, loc[1:-1])
+    if model is None:
+        return None
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _describe_validation_error(err: dict[str, Any], request: Request) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        suggestion = _suggest_body_field(request, tuple(err.get("loc", ())))
+        hint = f"; did you mean {suggestion!r}?" if suggestion else ""
+        return f"{loc}: unknown field{hint}"
+    if kind == "json_invalid":
+        return f"body is not valid JSON: {err.get('ctx', {}).get('error', err.get('msg'))}"
+    if kind == "missing":
+        return f"{loc}: field required"
+    return f"{loc}: {err.get('msg', 'invalid value')}"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register handlers turning every error into the JSON error body."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(
+            _error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(ConfigError)
+    async def _config_error(_request: Request, exc: ConfigError) -> JSONResponse:
+        return JSONResponse(_error_body("INVALID_CONFIG", str(exc)), status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Only the location and the reason: echoing the input could repeat a credential.
+        messages = [_describe_validation_error(dict(e), request) for e in exc.errors()]
+        return JSONResponse(
+            _error_body("MALFORMED_REQUEST", "; ".join(messages) or "malformed request"),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+        return JSONResponse(
+            _error_body(code.get(exc.status_code, f"HTTP_{exc.status_code}"), str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Logged with the traceback for the operator; the caller gets no internals.
+        logger.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            _error_body("INTERNAL_ERROR", "internal server error; see the server log"),
+            status_code=500,
+        )
+
+
+Responses = dict[int | str, dict[str, Any]]
+
+_DESCRIPTIONS = {
+    400: "a value the server cannot use (the message says which and what is accepted)",
+    401: "missing, invalid or revoked API token",
+    403: "the token lacks the scope, or a path is outside the allowed roots",
+    404: "no such resource for this user",
+    409: "the resource's state does not allow this (e.g. the run ended or its lease ran out)",
+    410: "the artifact's file is gone",
+    413: "upload over the server's size limit",
+    422: "malformed body, or a config with an unknown key or bad value",
+}
+
+
+def error_responses(*codes: int) -> Responses:
+    """OpenAPI ``responses`` entries for ``codes``, all with the JSON error body."""
+    from selfsup.openapi_generated.swagger_client.models import ApiErrorResponse
+
+    return {code: {"model": ApiErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes}

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource; every route but ``/health`` needs an API token."""

@@ -1,0 +1,138 @@
+"""Validation of the configs of a scheduled run, shared by the server and the API client.
+
+The same pydantic models as ``selfsup run`` check the keys, so a typo fails at submission
+with the CLI's "did you mean" message instead of on the worker hours later.
+
+The server checks structure only (keys, types, ranges): parsing ``selection_config`` goes
+through :mod:`selfsup.selection`, whose package import loads torch, and the server must not
+import torch. The client (``check_selection=True``) and the worker parse the selection too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import model_validator
+
+from selfsup.config import LightlyConfig, WorkerConfig, validate
+from selfsup.errors import ConfigError
+
+# Paths that the datasources decide for a scheduled run; a user may not point them elsewhere.
+_LIGHTLY_PATH_KEYS = ("input_dir", "output_dir", "embeddings")
+
+
+class _StructuralWorkerConfig(WorkerConfig):
+    """:class:`WorkerConfig` without the selection parse (which would import torch)."""
+
+    @model_validator(mode="after")
+    def _selection_is_valid(self) -> _StructuralWorkerConfig:
+        return self
+
+
+@dataclass(frozen=True)
+class RunConfigs:
+    """Resolved configs of a scheduled run: every key with its value or default."""
+
+    worker_config: dict[str, Any]
+    lightly_config: dict[str, Any]
+    selection_config: dict[str, Any] | None
+
+
+def check_relative_path(value: str, key: str, where: str) -> None:
+    """``value`` must be a path relative to a datasource, not escaping it.
+
+    Raises:
+        ConfigError: for absolute paths, URLs, ``..`` components or NUL bytes.
+    """
+    if not value:
+        return
+    if (
+        "\x00" in value
+        or value.startswith(("/", "\\", "~"))
+        or re.match(r"^[A-Za-z]:", value)
+        or "://" in value
+    ):
+        raise ConfigError(
+            f"{key} {value!r} must be a path relative to the {where} "
+            "(e.g. '.selfsup/relevant_filenames.txt'), not an absolute path or URL"
+        )
+    if any(part == ".." for part in re.split(r"[\\/]", value)):
+        raise ConfigError(f"{key} {value!r} must not contain '..': it must stay in the {where}")
+
+
+def validate_run_configs(
+    worker_config: Mapping[str, Any] | None,
+    lightly_config: Mapping[str, Any] | None,
+    selection_config: Mapping[str, Any] | None,
+    *,
+    check_selection: bool,
+) -> RunConfigs:
+    """Check and resolve the three configs of ``schedule_compute_worker_run``.
+
+    Args:
+        worker_config: keys of :class:`selfsup.config.WorkerConfig`.
+        lightly_config: keys of :class:`selfsup.config.LightlyConfig`; the paths that the
+            datasources decide (``input_dir``, ``output_dir``, ``embeddings``) are refused;
+            ``checkpoint`` must be relative to the LIGHTLY datasource.
+        selection_config: the lightly Worker selection dict; may also be given as
+            ``worker_config["selection_config"]`` but not both with different values.
+        check_selection: also parse the selection strategies (imports torch).
+
+    Raises:
+        ConfigError: naming the key at fault, with a suggestion for unknown keys.
+    """
+    if worker_config is not None and not isinstance(worker_config, Mapping):
+        raise ConfigError(f"worker_config must be a mapping, got {type(worker_config).__name__}")
+    if lightly_config is not None and not isinstance(lightly_config, Mapping):
+        raise ConfigError(f"lightly_config must be a mapping, got {type(lightly_config).__name__}")
+    worker_data = dict(worker_config or {})
+    if selection_config is not None:
+        if not isinstance(selection_config, Mapping):
+            raise ConfigError(
+                f"selection_config must be a mapping, got {type(selection_config).__name__}"
+            )
+        given = worker_data.get("selection_config")
+        if given is not None and dict(given) != dict(selection_config):
+            raise ConfigError(
+                "selection_config was given both as an argument and inside worker_config "
+                "with different values; give it once"
+            )
+        worker_data["selection_config"] = dict(selection_config)
+    model = WorkerConfig if check_selection else _StructuralWorkerConfig
+    worker = validate(model, worker_data, source="worker_config")
+    lightly = validate(LightlyConfig, dict(lightly_config or {}), source="lightly_config")
+    for key in _LIGHTLY_PATH_KEYS:
+        if getattr(lightly, key):
+            raise ConfigError(
+                f"lightly_config.{key} cannot be set for a scheduled run: the worker reads "
+                "the dataset's INPUT datasource and writes to its LIGHTLY datasource"
+            )
+    check_relative_path(lightly.checkpoint, "lightly_config.checkpoint", "LIGHTLY datasource")
+    check_relative_path(
+        worker.relevant_filenames_file,
+        "worker_config.relevant_filenames_file",
+        "LIGHTLY datasource",
+    )
+    if worker.datapool.root:
+        raise ConfigError(
+            "worker_config.datapool.root cannot be set for a scheduled run: the worker keeps "
+            "datapools in its own folder; give only datapool.name"
+        )
+    no_stop = (
+        worker.stopping_condition.n_samples == -1 and worker.stopping_condition.min_distance == -1
+    )
+    if worker.selection_config is None and no_stop:
+        # The same rule WorkerConfig.selection() applies, checked here without torch.
+        raise ConfigError(
+            "worker_config: no stopping condition: set stopping_condition.n_samples (a count, "
+            "or a fraction such as 0.1) or stopping_condition.min_distance, or give a "
+            "selection_config with n_samples"
+        )
+    return RunConfigs(
+        worker_config=worker.model_dump(mode="json", exclude={"selection_config"}),
+        lightly_config=lightly.model_dump(mode="json"),
+        selection_config=worker.selection_config,
+    )

@@ -1,0 +1,72 @@
+"""Settings of one server process: database, data folder, local roots, leases and a clock."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds since the Unix epoch (the API's timestamp unit)."""
+    return time.time_ns() // 1_000_000
+
+
+def selfsup_home() -> Path:
+    """``$SELFSUP_HOME``, by default ``~/.selfsup``."""
+    return Path(os.environ.get("SELFSUP_HOME") or "~/.selfsup").expanduser()
+
+
+def default_database_url() -> str:
+    """``$SELFSUP_DATABASE_URL`` or an SQLite file ``$SELFSUP_HOME/server.db``."""
+    env = os.environ.get("SELFSUP_DATABASE_URL")
+    if env:
+        return env
+    return f"sqlite:///{selfsup_home() / 'server.db'}"
+
+
+def default_local_roots() -> tuple[Path, ...]:
+    """Folders named in ``$SELFSUP_LOCAL_ROOTS`` (separated by ``os.pathsep``)."""
+    raw = os.environ.get("SELFSUP_LOCAL_ROOTS", "")
+    return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip())
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How one server process runs.
+
+    Attributes:
+        database_url: SQLAlchemy URL, ``sqlite:///path.db`` or
+            ``postgresql+psycopg://user:password@host/db``.
+        data_dir: where uploaded artifacts and run logs are stored.
+        local_roots: folders inside which LOCAL datasources may point; none means LOCAL
+            datasources are refused.
+        lease_seconds: how long a claim or heartbeat keeps a run; a run whose lease ran out is
+            marked CRASHED and its scheduled run re-opened.
+        max_attempts: claims of one scheduled run before a crash is final (state DONE).
+        sweep_interval_seconds: how often the app looks for expired leases; 0 disables the
+            background sweeper (tests call :func:`selfsup.server.leases.sweep_expired_leases`).
+        max_upload_bytes: largest accepted artifact upload.
+        clock: current time in ms since the epoch; injectable so tests can move time.
+    """
+
+    database_url: str = field(default_factory=default_database_url)
+    data_dir: Path = field(default_factory=lambda: selfsup_home() / "server")
+    local_roots: Sequence[Path] = field(default_factory=default_local_roots)
+    lease_seconds: float = 120.0
+    max_attempts: int = 3
+    sweep_interval_seconds: float = 10.0
+    max_upload_bytes: int = 8 * 1024**3
+    clock: Callable[[], int] = now_ms
+
+    def __post_init__(self) -> None:
+        if self.lease_seconds <= 0:
+            raise ValueError(f"lease_seconds must be > 0, got {self.lease_seconds}")
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.sweep_interval_seconds < 0:
+            raise ValueError(
+                f"sweep_interval_seconds must be >= 0, got {self.sweep_interval_seconds}"
+            )

@@ -1,0 +1,72 @@
+"""Config validation of scheduled runs (shared by server and client)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from selfsup.errors import ConfigError
+from selfsup.server.run_configs import check_relative_path, validate_run_configs
+
+SELECTION = {
+    "n_samples": 10,
+    "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}],
+}
+
+
+def test_selection_config_argument_and_worker_key_must_agree() -> None:
+    both = validate_run_configs(
+        {"selection_config": SELECTION}, None, SELECTION, check_selection=False
+    )
+    assert both.selection_config == SELECTION
+    assert "selection_config" not in both.worker_config
+    with pytest.raises(ConfigError, match="given both"):
+        validate_run_configs(
+            {"selection_config": {"n_samples": 3}}, None, SELECTION, check_selection=False
+        )
+
+
+@pytest.mark.parametrize("check_selection", [False, True])
+def test_defaults_are_resolved_and_a_stopping_condition_is_required(
+    check_selection: bool,
+) -> None:
+    with pytest.raises(ConfigError, match="no stopping condition"):
+        validate_run_configs(None, None, None, check_selection=check_selection)
+    configs = validate_run_configs(
+        {"stopping_condition": {"n_samples": 5}}, None, None, check_selection=check_selection
+    )
+    assert configs.worker_config["method"] == "coreset"
+    assert configs.lightly_config["trainer"]["max_epochs"] == 100
+    assert configs.selection_config is None
+
+
+def test_structural_check_leaves_selection_semantics_to_the_client_and_worker() -> None:
+    # An unknown strategy type needs selfsup.selection (torch) to be recognised.
+    bad_strategy: dict[str, Any] = {
+        "n_samples": 10,
+        "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSTY"}}],
+    }
+    # The server (no torch) accepts the structure ...
+    validate_run_configs(None, None, bad_strategy, check_selection=False)
+    # ... the full check (client side) names the bad value.
+    with pytest.raises(ConfigError, match="DIVERSTY"):
+        validate_run_configs(None, None, bad_strategy, check_selection=True)
+
+
+@pytest.mark.parametrize(
+    "value", ["/abs", "~/home", "C:/x", "s3://bucket/x", "a/../../b", "..", "x\x00y", "\\\\srv\\x"]
+)
+def test_relative_paths_refuse_escapes(value: str) -> None:
+    with pytest.raises(ConfigError, match="relevant_filenames_file"):
+        check_relative_path(value, "relevant_filenames_file", "LIGHTLY datasource")
+
+
+@pytest.mark.parametrize("value", ["", "relevant.txt", ".selfsup/relevant_filenames.txt", "a/b..c"])
+def test_relative_paths_accept_plain_names(value: str) -> None:
+    check_relative_path(value, "relevant_filenames_file", "LIGHTLY datasource")
+
+
+def test_non_mapping_configs_are_refused() -> None:
+    with pytest.raises(ConfigError, match="worker_config must be a mapping"):
+        validate_run_configs([1], None, None, check_selection=False)  # type: ignore[arg-type]
