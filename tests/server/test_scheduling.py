@@ -61,6 +61,19 @@ def test_seed_configs_are_accepted_and_stored_resolved(
         ),
         ({"worker_config": {"datapool": {"root": "/tmp/x"}}}, "datapool.root cannot be set"),
         ({"worker_config": {"method": "random"}}, "no stopping condition"),
+        (
+            {
+                "worker_config": {
+                    "selection_config": {
+                        "n_samples": 3,
+                        "strategies": [
+                            {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSTY"}}
+                        ],
+                    }
+                }
+            },
+            "did you mean 'DIVERSITY'",
+        ),
     ],
 )
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -20,38 +20,90 @@ Example::
     chosen = select(inputs, config).indices
 """
 
-from selfsup.selection.config import (
-    BalanceStrategy,
-    CategoricalInput,
-    CategoryCountInput,
-    ClassDistributionInput,
-    DiversityStrategy,
-    MetadataInput,
-    NumericInput,
-    RandomInput,
-    RandomStrategy,
-    ScoresInput,
-    SelectionConfig,
-    SelectionConfigError,
-    SimilarityStrategy,
-    Strategy,
-    ThresholdOperation,
-    ThresholdStrategy,
-    TypicalityStrategy,
-    WeightsStrategy,
-    parse_selection_config,
-    selection_config_from_worker_config,
-)
-from selfsup.selection.greedy import StopReason, min_squared_distances
-from selfsup.selection.inputs import ClassCounts, SelectionInputs
-from selfsup.selection.scorers import (
-    classification_scores,
-    object_frequency,
-    uncertainty_entropy,
-    uncertainty_least_confidence,
-    uncertainty_margin,
-)
-from selfsup.selection.select import SelectionResult, coreset, random_selection, select
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names load on first access: the config parsers (selfsup.selection.config) import no torch,
+# so the server can validate selection configs without loading the selection engine.
+_EXPORTS: dict[str, str] = {
+    "BalanceStrategy": "selfsup.selection.config",
+    "CategoricalInput": "selfsup.selection.config",
+    "CategoryCountInput": "selfsup.selection.config",
+    "ClassCounts": "selfsup.selection.inputs",
+    "ClassDistributionInput": "selfsup.selection.config",
+    "DiversityStrategy": "selfsup.selection.config",
+    "MetadataInput": "selfsup.selection.config",
+    "NumericInput": "selfsup.selection.config",
+    "RandomInput": "selfsup.selection.config",
+    "RandomStrategy": "selfsup.selection.config",
+    "ScoresInput": "selfsup.selection.config",
+    "SelectionConfig": "selfsup.selection.config",
+    "SelectionConfigError": "selfsup.selection.config",
+    "SelectionInputs": "selfsup.selection.inputs",
+    "SelectionResult": "selfsup.selection.engine",
+    "SimilarityStrategy": "selfsup.selection.config",
+    "StopReason": "selfsup.selection.greedy",
+    "Strategy": "selfsup.selection.config",
+    "ThresholdOperation": "selfsup.selection.config",
+    "ThresholdStrategy": "selfsup.selection.config",
+    "TypicalityStrategy": "selfsup.selection.config",
+    "WeightsStrategy": "selfsup.selection.config",
+    "classification_scores": "selfsup.selection.scorers",
+    "coreset": "selfsup.selection.engine",
+    "min_squared_distances": "selfsup.selection.greedy",
+    "object_frequency": "selfsup.selection.scorers",
+    "parse_selection_config": "selfsup.selection.config",
+    "random_selection": "selfsup.selection.engine",
+    "select": "selfsup.selection.engine",
+    "selection_config_from_worker_config": "selfsup.selection.config",
+    "uncertainty_entropy": "selfsup.selection.scorers",
+    "uncertainty_least_confidence": "selfsup.selection.scorers",
+    "uncertainty_margin": "selfsup.selection.scorers",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'selfsup.selection' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+if TYPE_CHECKING:
+    from selfsup.selection.config import (
+        BalanceStrategy,
+        CategoricalInput,
+        CategoryCountInput,
+        ClassDistributionInput,
+        DiversityStrategy,
+        MetadataInput,
+        NumericInput,
+        RandomInput,
+        RandomStrategy,
+        ScoresInput,
+        SelectionConfig,
+        SelectionConfigError,
+        SimilarityStrategy,
+        Strategy,
+        ThresholdOperation,
+        ThresholdStrategy,
+        TypicalityStrategy,
+        WeightsStrategy,
+        parse_selection_config,
+        selection_config_from_worker_config,
+    )
+    from selfsup.selection.engine import SelectionResult, coreset, random_selection, select
+    from selfsup.selection.greedy import StopReason, min_squared_distances
+    from selfsup.selection.inputs import ClassCounts, SelectionInputs
+    from selfsup.selection.scorers import (
+        classification_scores,
+        object_frequency,
+        uncertainty_entropy,
+        uncertainty_least_confidence,
+        uncertainty_margin,
+    )
 
 __all__ = [
     "BalanceStrategy",

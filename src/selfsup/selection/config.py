@@ -34,7 +34,7 @@ input                                         strategies
 
 Every strategy except THRESHOLD takes an optional ``strength`` (default 1.0): the exponent of
 its objective in the product that the greedy engine maximises (see
-:mod:`selfsup.selection.select`). Stopping conditions: ``n_samples`` (an int >= 1, or a float
+:mod:`selfsup.selection.engine`). Stopping conditions: ``n_samples`` (an int >= 1, or a float
 in (0, 1] read as a fraction of all samples), ``proportion_samples`` (a fraction) and
 ``min_distance`` (only with DIVERSITY; also accepted as the DIVERSITY strategy's
 ``stopping_condition_minimum_distance``). Selection stops when any condition is met.

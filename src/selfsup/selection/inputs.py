@@ -2,7 +2,7 @@
 
 Nothing here touches files: the pipeline step that calls :func:`selfsup.selection.select`
 loads CSVs or JSON into these arrays first. Every array has one row per sample, in the same
-order as the embeddings; indices in a :class:`~selfsup.selection.select.SelectionResult` refer
+order as the embeddings; indices in a :class:`~selfsup.selection.engine.SelectionResult` refer
 to that order.
 """
 

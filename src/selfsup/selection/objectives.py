@@ -1,7 +1,7 @@
 """Per-sample objectives of the selection strategies, as pure functions over arrays.
 
 The greedy engine maximises the product of objectives raised to their strengths, i.e. the sum
-``sum_i strength_i * log(objective_i)`` (see :mod:`selfsup.selection.select`). Each function
+``sum_i strength_i * log(objective_i)`` (see :mod:`selfsup.selection.engine`). Each function
 below computes one objective; all are non-negative, and :func:`log_objective` turns one into
 its term of the sum, mapping 0 to ``log(OBJECTIVE_FLOOR)`` so that a zero objective ranks a
 sample behind every sample with a positive one without making the sum undefined.

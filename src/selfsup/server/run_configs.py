@@ -3,9 +3,9 @@
 The same pydantic models as ``selfsup run`` check the keys, so a typo fails at submission
 with the CLI's "did you mean" message instead of on the worker hours later.
 
-The server checks structure only (keys, types, ranges): parsing ``selection_config`` goes
-through :mod:`selfsup.selection`, whose package import loads torch, and the server must not
-import torch. The client (``check_selection=True``) and the worker parse the selection too.
+Keys, types, ranges and paths are checked first, then (``check_selection=True``, what the
+server and the client do) the selection strategies, through :mod:`selfsup.selection.config`,
+which imports no torch: the server never loads the selection engine.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _LIGHTLY_PATH_KEYS = ("input_dir", "output_dir", "embeddings")
 
 
 class _StructuralWorkerConfig(WorkerConfig):
-    """:class:`WorkerConfig` without the selection parse (which would import torch)."""
+    """:class:`WorkerConfig` without the selection parse, which runs after the path checks."""
 
     @model_validator(mode="after")
     def _selection_is_valid(self) -> _StructuralWorkerConfig:
@@ -79,7 +79,7 @@ def validate_run_configs(
             ``checkpoint`` must be relative to the LIGHTLY datasource.
         selection_config: the lightly Worker selection dict; may also be given as
             ``worker_config["selection_config"]`` but not both with different values.
-        check_selection: also parse the selection strategies (imports torch).
+        check_selection: also parse the selection strategies.
 
     Raises:
         ConfigError: naming the key at fault, with a suggestion for unknown keys.
@@ -101,8 +101,9 @@ def validate_run_configs(
                 "with different values; give it once"
             )
         worker_data["selection_config"] = dict(selection_config)
-    model = WorkerConfig if check_selection else _StructuralWorkerConfig
-    worker = validate(model, worker_data, source="worker_config")
+    # Keys, types and paths first; the selection strategies last, so each error names the
+    # first thing a user has to fix.
+    worker = validate(_StructuralWorkerConfig, worker_data, source="worker_config")
     lightly = validate(LightlyConfig, dict(lightly_config or {}), source="lightly_config")
     for key in _LIGHTLY_PATH_KEYS:
         if getattr(lightly, key):
@@ -125,12 +126,14 @@ def validate_run_configs(
         worker.stopping_condition.n_samples == -1 and worker.stopping_condition.min_distance == -1
     )
     if worker.selection_config is None and no_stop:
-        # The same rule WorkerConfig.selection() applies, checked here without torch.
         raise ConfigError(
             "worker_config: no stopping condition: set stopping_condition.n_samples (a count, "
             "or a fraction such as 0.1) or stopping_condition.min_distance, or give a "
             "selection_config with n_samples"
         )
+    if check_selection:
+        # Parses the strategies (selfsup.selection.config imports no torch).
+        worker.selection()
     return RunConfigs(
         worker_config=worker.model_dump(mode="json", exclude={"selection_config"}),
         lightly_config=lightly.model_dump(mode="json"),

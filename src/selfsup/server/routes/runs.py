@@ -53,7 +53,7 @@ def schedule_run(
     settings = _settings(request)
     dataset = get_dataset(session, principal.user_id, dataset_id)
     configs = validate_run_configs(
-        body.worker_config, body.lightly_config, body.selection_config, check_selection=False
+        body.worker_config, body.lightly_config, body.selection_config, check_selection=True
     )
     purposes = set(
         session.scalars(select(Datasource.purpose).where(Datasource.dataset_id == dataset.id))
