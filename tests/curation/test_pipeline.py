@@ -430,3 +430,26 @@ def test_relevant_filenames_and_yaml_config(
     assert all(n.startswith(("class_0/", "class_2/")) for n in removed + sampled)
     assert "class_2/img_2_0.png" not in removed + sampled
     assert (out / "config" / "config.yaml").read_text().count("relevant_filenames_file") == 1
+
+
+def test_steps_are_reported_in_order(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    seen: list[str] = []
+    run(
+        _cfg(folder, tmp_path / "o", f"embeddings={csv}", "stopping_condition.n_samples=2"),
+        on_step=seen.append,
+    )
+    assert seen == ["CHECKING_CORRUPTNESS", "EMBEDDING", "SAMPLING", "GENERATING_REPORT"]
+
+    def stop_at_sampling(state: str) -> None:
+        if state == "SAMPLING":
+            raise KeyboardInterrupt
+
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        run(
+            _cfg(folder, out, f"embeddings={csv}", "stopping_condition.n_samples=2"),
+            on_step=stop_at_sampling,
+        )
+    assert (out / "data" / "embeddings.csv").is_file()
+    assert not (out / "report.json").exists(), "an interrupted run must not look complete"

@@ -121,6 +121,7 @@ _COMMANDS: dict[str, tuple[Command, type[BaseModel], str]] = {
 _SERVER_COMMANDS: dict[str, str] = {
     "serve": "run the self-hosted job server (selfsup serve --help)",
     "token": "create, list or revoke API tokens of the server (selfsup token --help)",
+    "worker": "claim and execute scheduled runs of a server (selfsup worker --help)",
 }
 
 
@@ -154,6 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from selfsup.server.cli import serve_main, token_main
 
         return (serve_main if argv[0] == "serve" else token_main)(argv[1:])
+    if argv[:1] == ["worker"]:
+        from selfsup.worker.cli import worker_main
+
+        return worker_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -31,7 +31,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,7 +200,9 @@ def _precomputed_embeddings(
     return emb[rows], np.asarray(labels, dtype=np.int64)[rows]
 
 
-def _model_step(cfg: RunConfig, out: Path, samples: list[str], state: _State) -> str:
+def _model_step(
+    cfg: RunConfig, out: Path, samples: list[str], state: _State, step: StepCallback
+) -> str:
     """The checkpoint to embed with: the given one, or one trained on the samples."""
     from selfsup.core import train
 
@@ -228,6 +230,7 @@ def _model_step(cfg: RunConfig, out: Path, samples: list[str], state: _State) ->
         if kept.is_file():
             logger.info("reusing checkpoint %s from the previous run", kept)
             return str(kept)
+    step("TRAINING")
     train_dir = out / ".selfsup" / "training"
     lightly.output_dir = str(train_dir)
     best = Path(train(lightly, filenames=samples))
@@ -283,6 +286,7 @@ def _embed_step(
     usable: Sequence[Any],
     state: _State,
     pool: Any,
+    step: StepCallback,
 ) -> tuple[NDArray[np.float32], NDArray[np.int64], str, str | None]:
     """Embeddings (N, D), labels (N,), a description of the model, and the checkpoint used."""
     from selfsup.utils.io import load_embeddings, save_embeddings
@@ -290,10 +294,12 @@ def _embed_step(
     samples = [r.filename for r in usable]
     csv = out / "data" / "embeddings.csv"
     if cfg.embeddings:
+        step("EMBEDDING")
         emb, labels = _precomputed_embeddings(cfg.embeddings, samples)
         save_embeddings(csv, emb, labels, samples)
         return emb, labels, f"precomputed embeddings from {cfg.embeddings}", None
-    checkpoint = _model_step(cfg, out, samples, state)
+    checkpoint = _model_step(cfg, out, samples, state, step)
+    step("EMBEDDING")
     key = _fingerprint(
         "embed",
         _file_fingerprint(Path(checkpoint)),
@@ -348,7 +354,12 @@ class _Candidates:
 
 
 def _object_candidates(
-    cfg: RunConfig, out: Path, samples: list[str], usable: Sequence[Any], state: _State
+    cfg: RunConfig,
+    out: Path,
+    samples: list[str],
+    usable: Sequence[Any],
+    state: _State,
+    step: StepCallback,
 ) -> tuple[_Candidates, str]:
     """Crops of the detected objects, embedded with the run's model."""
     from selfsup.curation.object_level import (
@@ -377,7 +388,8 @@ def _object_candidates(
             f"object_level.task_name={task!r}: no boxes found in the predictions of the "
             f"{len(samples)} usable samples, so there is nothing to select"
         )
-    checkpoint = _model_step(cfg, out, samples, state)
+    checkpoint = _model_step(cfg, out, samples, state, step)
+    step("EMBEDDING_OBJECT_CROPS")
     lightly = cfg.lightly.model_copy(deep=True)
     lightly.input_dir = cfg.input_dir
     emb, labels, names = embed_crops(lightly, crops, checkpoint)
@@ -425,8 +437,25 @@ def _prediction_inputs(
     )
 
 
-def run(cfg: RunConfig, overrides: Sequence[str] = (), progress: bool = True) -> RunResult:
+StepCallback = Callable[[str], None]
+
+
+def _no_step(state: str) -> None:
+    """The default step callback: nothing to report to."""
+
+
+def run(
+    cfg: RunConfig,
+    overrides: Sequence[str] = (),
+    progress: bool = True,
+    on_step: StepCallback | None = None,
+) -> RunResult:
     """Run the whole curation pipeline as ``cfg`` says and return what it selected.
+
+    ``on_step`` is called with the name of each step as it starts, in the run states of the
+    server: ``CHECKING_CORRUPTNESS``, ``TRAINING`` (only when a model is trained),
+    ``EMBEDDING`` (``EMBEDDING_OBJECT_CROPS`` for object-level runs), ``SAMPLING`` and
+    ``GENERATING_REPORT``. The worker reports them; an exception it raises stops the run.
 
     Raises:
         ConfigError: a setting cannot be honoured (checked before anything is written).
@@ -434,16 +463,23 @@ def run(cfg: RunConfig, overrides: Sequence[str] = (), progress: bool = True) ->
     """
     check_preconditions(cfg)
     out = Path(cfg.output_dir) if cfg.output_dir else default_run_dir()
+    step = on_step or _no_step
+    resolved = cfg.model_copy(update={"output_dir": str(out)})
     if not cfg.datapool.name:
-        return _run(cfg.model_copy(update={"output_dir": str(out)}), out, overrides, progress, None)
+        return _run(resolved, out, overrides, progress, None, step)
     from selfsup.curation.datapool import Datapool
 
     with Datapool.open(cfg.datapool.name, cfg.datapool.root or None) as pool:
-        return _run(cfg.model_copy(update={"output_dir": str(out)}), out, overrides, progress, pool)
+        return _run(resolved, out, overrides, progress, pool, step)
 
 
 def _run(
-    cfg: RunConfig, out: Path, overrides: Sequence[str], progress: bool, pool: Any
+    cfg: RunConfig,
+    out: Path,
+    overrides: Sequence[str],
+    progress: bool,
+    pool: Any,
+    step: StepCallback,
 ) -> RunResult:
     from selfsup.curation.checks import build_manifest
     from selfsup.curation.manifest import (
@@ -480,6 +516,7 @@ def _run(
     durations: dict[str, float] = {}
 
     # --- check: scan, decode, hash, metadata, duplicates
+    step("CHECKING_CORRUPTNESS")
     t = time.time()
     manifest_path = default_manifest_path(out)
     previous = None
@@ -513,9 +550,9 @@ def _run(
     # --- embed (training first when needed): whole samples, or object crops
     t = time.time()
     if cfg.object_level.task_name:
-        candidates, model_description = _object_candidates(cfg, out, samples, usable, state)
+        candidates, model_description = _object_candidates(cfg, out, samples, usable, state, step)
     else:
-        embeddings, labels, model_description, _ = _embed_step(cfg, out, usable, state, pool)
+        embeddings, labels, model_description, _ = _embed_step(cfg, out, usable, state, pool, step)
         scores, predictions = _prediction_inputs(cfg, selection_config, samples, usable)
         candidates = _Candidates(
             names=samples,
@@ -534,6 +571,7 @@ def _run(
     durations["embed"] = time.time() - t
 
     # --- select
+    step("SAMPLING")
     t = time.time()
     inputs = SelectionInputs(
         embeddings=normalized,
@@ -590,6 +628,7 @@ def _run(
     durations["select"] = time.time() - t
 
     # --- report (report.json last)
+    step("GENERATING_REPORT")
     t = time.time()
     job = JobInfo(
         run_name=out.name,
