@@ -61,3 +61,36 @@ def test_fifty_runs_four_concurrent_claimers_each_run_claimed_once(
     assert all(n == 1 for _, n in per_scheduled)
     states = {s["state"] for s in server.http.get("/v1/scheduled-runs", headers=alice.h).json()}
     assert states == {"DONE"}
+
+
+def test_fifty_concurrent_status_readers_all_get_answers(
+    server: ServerHarness, make_actor: Callable[..., Any]
+) -> None:
+    # Regression: with every transaction taking SQLite's write lock and a 15-connection
+    # pool, 50 concurrent readers got 500s ("database is locked", pool timeouts).
+    import httpx
+
+    alice = make_actor("alice")
+    alice.schedule(alice.ready_dataset())
+    n_clients, n_requests = 50, 6
+    barrier = threading.Barrier(n_clients)
+    with server.live() as live:
+        api = WorkerApiClient(token=alice.token, base_url=live.url, timeout=60)
+        worker = api.register("w")
+        claim = api.claim(worker.id)
+        assert claim is not None
+        run_id = claim.run.id
+        api.close()
+
+        def reader(_: int) -> list[int]:
+            with httpx.Client(base_url=live.url, headers=alice.h, timeout=120) as http:
+                barrier.wait(timeout=60)
+                return [http.get(f"/v1/runs/{run_id}").status_code for _ in range(n_requests)]
+
+        with ThreadPoolExecutor(n_clients) as pool:
+            codes = [
+                c
+                for f in [pool.submit(reader, i) for i in range(n_clients)]
+                for c in f.result(timeout=300)
+            ]
+    assert codes == [200] * (n_clients * n_requests)

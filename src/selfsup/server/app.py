@@ -10,9 +10,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from selfsup import __version__
-from selfsup.server.db import make_engine, session_factory, upgrade_database
+from selfsup.server.db import READ_ONLY, make_engine, session_factory, upgrade_database
 from selfsup.server.errors import install_error_handlers
 from selfsup.server.leases import sweep_expired_leases
 from selfsup.server.routes import datasets, health, runs, workers
@@ -79,4 +80,26 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, datasets, runs, workers):
         app.include_router(module.router)
+    app.add_middleware(_ReadOnlyRequests)
     return app
+
+
+class _ReadOnlyRequests:
+    """Marks GET/HEAD requests read-only for the database layer (see ``db.READ_ONLY``).
+
+    A plain ASGI middleware: the context variable it sets is copied into the worker thread
+    that runs the synchronous endpoint and its dependencies.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        token = READ_ONLY.set(scope.get("method") in ("GET", "HEAD"))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            READ_ONLY.reset(token)

@@ -22,6 +22,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from selfsup.server.errors import ApiError
@@ -127,7 +128,12 @@ def authenticate(session: Session, token: str, now: int) -> Principal:
         raise _unauthorized("this API token was revoked")
     if row.last_used_at is None or now - row.last_used_at > _LAST_USED_RESOLUTION_MS:
         row.last_used_at = now
-        session.commit()
+        try:
+            session.commit()
+        except OperationalError:
+            # Only informational: in a read-only (deferred) SQLite transaction the write can
+            # lose to a concurrent writer; the next request records the use instead.
+            session.rollback()
     return Principal(user_id=row.user_id, token_id=row.id, scopes=frozenset(row.scopes.split(",")))
 
 
