@@ -453,3 +453,26 @@ def test_steps_are_reported_in_order(folder: Path, tmp_path: Path) -> None:
         )
     assert (out / "data" / "embeddings.csv").is_file()
     assert not (out / "report.json").exists(), "an interrupted run must not look complete"
+
+
+def test_default_method_falls_back_to_coreset_on_large_inputs(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import selfsup.curation.pipeline as pipeline
+
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    monkeypatch.setattr(pipeline, "MAX_DEFAULT_TYPICALITY_SAMPLES", 10)
+    result = run(
+        _cfg(folder, tmp_path / "o", f"embeddings={csv}", "stopping_condition.n_samples=3")
+    )
+    assert "ran as coreset" in result.report["job"]["extra"]["selection_note"]
+    explicit = run(
+        _cfg(
+            folder,
+            tmp_path / "p",
+            f"embeddings={csv}",
+            "stopping_condition.n_samples=3",
+            "method=coreset",
+        )
+    )
+    assert explicit.selected == result.selected

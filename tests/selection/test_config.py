@@ -342,3 +342,15 @@ def test_legacy_worker_config_errors(worker: dict[str, Any], key_path: str, text
         selection_config_from_worker_config(worker)
     assert info.value.key_path.endswith(key_path), str(info.value)
     assert text in str(info.value)
+
+
+def test_default_method_is_coreset_weighted_by_typicality() -> None:
+    # benchmarks/label_efficiency.py: pure coreset lost to random at every budget; this won.
+    from selfsup.selection import TypicalityStrategy, selection_config_from_worker_config
+
+    default = selection_config_from_worker_config({"stopping_condition": {"n_samples": 10}})
+    assert default.strategies == (DiversityStrategy(), TypicalityStrategy(k=50, strength=0.75))
+    coreset = selection_config_from_worker_config(
+        {"method": "coreset", "stopping_condition": {"n_samples": 10}}
+    )
+    assert coreset.strategies == (DiversityStrategy(),)

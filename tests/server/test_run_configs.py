@@ -36,7 +36,7 @@ def test_defaults_are_resolved_and_a_stopping_condition_is_required(
     configs = validate_run_configs(
         {"stopping_condition": {"n_samples": 5}}, None, None, check_selection=check_selection
     )
-    assert configs.worker_config["method"] == "coreset"
+    assert configs.worker_config["method"] == "typicality_coreset"
     assert configs.lightly_config["trainer"]["max_epochs"] == 100
     assert configs.selection_config is None
 

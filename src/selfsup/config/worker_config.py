@@ -73,8 +73,10 @@ class WorkerConfig(StrictModel):
     enable_training: bool = Field(False, description="train a self-supervised model first")
     pretagging: bool = Field(False, description="tag images with a detector (needs a detector)")
     pretagging_debug: bool = Field(False, description="write pretagging debug images")
-    method: Literal["coreset", "random", "coral"] = Field(
-        "coreset", description="legacy selection method"
+    method: Literal["typicality_coreset", "coreset", "random", "coral"] = Field(
+        "typicality_coreset",
+        description="selection method: typicality_coreset (diverse and typical, the default), "
+        "coreset (k-center greedy), random, coral (coreset x active-learning scores)",
     )
     stopping_condition: StoppingCondition = Field(default_factory=StoppingCondition)
     scorer: Literal["object-frequency"] = Field(
@@ -105,7 +107,8 @@ class WorkerConfig(StrictModel):
 
         data: dict[str, Any] = {"active_learning": self.active_learning.model_dump()}
         if self.selection_config is not None:
-            if self.method != "coreset" or self.stopping_condition != StoppingCondition():
+            default_method = type(self).model_fields["method"].default
+            if self.method != default_method or self.stopping_condition != StoppingCondition():
                 raise ConfigError(
                     "give either selection_config or the legacy method/stopping_condition keys"
                 )

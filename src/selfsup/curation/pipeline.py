@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = Path(".selfsup") / "state.json"
 
+#: Largest number of samples the default method weights by (exact, O(N^2 D)) typicality.
+MAX_DEFAULT_TYPICALITY_SAMPLES = 100_000
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -582,6 +585,19 @@ def _run(
     preselected = (
         pool.selected(usable, ignore_run=run_id) if pool is not None else np.zeros(0, np.int64)
     )
+    selection_note = ""
+    if (
+        cfg.selection_config is None
+        and cfg.method == "typicality_coreset"
+        and len(names) > MAX_DEFAULT_TYPICALITY_SAMPLES
+    ):
+        # Exact typicality costs O(N^2 D); past this size the default would take hours.
+        selection_note = (
+            f"{len(names)} samples exceed {MAX_DEFAULT_TYPICALITY_SAMPLES}: the default "
+            "typicality_coreset ran as coreset (pure diversity)"
+        )
+        logger.warning(selection_note)
+        selection_config = cfg.model_copy(update={"method": "coreset"}).selection()
     if cfg.selected_sequence_length > 1:
         from selfsup.curation.sequences import select_sequences
 
@@ -643,6 +659,7 @@ def _run(
             "model": model_description,
             "n_preselected_from_datapool": len(preselected),
             "candidates": "object crops" if candidates.crops is not None else "samples",
+            "selection_note": selection_note,
         },
     )
     if candidates.crops is None:
