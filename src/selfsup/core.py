@@ -215,9 +215,17 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     return state, metadata if isinstance(metadata, dict) else {}
 
 
-def load_weights(model: nn.Module, checkpoint: str | os.PathLike[str]) -> None:
-    """Load a checkpoint's weights into ``model``; mismatches raise an error naming the file."""
-    state, _ = read_checkpoint(checkpoint)
+def load_weights(
+    model: nn.Module,
+    checkpoint: str | os.PathLike[str],
+    state: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Load a checkpoint's weights into ``model``; mismatches raise an error naming the file.
+
+    ``state`` is the checkpoint's state dict when the caller has already read the file.
+    """
+    if state is None:
+        state, _ = read_checkpoint(checkpoint)
     # The loss's memory bank is not part of the model; anything else missing is a mismatch.
     try:
         model.load_state_dict(state, strict=True)
@@ -232,7 +240,8 @@ def model_from_checkpoint(
     checkpoint: str | os.PathLike[str], fallback: ModelConfig
 ) -> tuple[nn.Module, ModelConfig]:
     """Rebuild the model stored in ``checkpoint`` (its own model config wins over ``fallback``)."""
-    _, metadata = read_checkpoint(checkpoint)
+    # Read once: a Lightning checkpoint also holds optimizer state and can be large.
+    state, metadata = read_checkpoint(checkpoint)
     model_cfg = fallback
     stored = metadata.get("model")
     if isinstance(stored, dict):
@@ -244,7 +253,7 @@ def model_from_checkpoint(
                 stacklevel=2,
             )
     model = build_model(model_cfg)
-    load_weights(model, checkpoint)
+    load_weights(model, checkpoint, state)
     return model, model_cfg
 
 
