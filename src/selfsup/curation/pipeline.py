@@ -7,14 +7,20 @@ Steps, each reading the manifest and the previous step's arrays and writing its 
     check       data/manifest.jsonl, filenames/corrupt_filenames.txt, duplicate_filenames.txt
     model       <output_dir>/selfsup_epoch_<n>.ckpt (when training)
     embed       data/embeddings.csv, data/normalized_embeddings.csv
-    select      data/selected_embeddings.csv, filenames/sampled_filenames_excluding_datapool.txt,
+    select      data/selected_embeddings.csv, data/selection.csv,
+                filenames/sampled_filenames_excluding_datapool.txt,
                 filenames/removed_filenames.txt (+ data/frames/ with extract_frames=true,
                 data/crops/<task>/ for object-level runs)
-    report      plots/*.png, report.pdf, report.json (written last: its presence means done)
+    report      plots/*.png, data/projections.csv (see selfsup.curation.report), report.pdf,
+                report.json (written last: its presence means done)
 
 Every file is written atomically. A rerun of the same command reuses the manifest (unchanged
 files are not decoded again), the trained checkpoint and the embeddings when their inputs are
 unchanged (recorded in ``.selfsup/state.json``), and redoes everything else.
+
+``data/selection.csv`` (:func:`write_selection_csv`) records, per selection candidate (the rows
+of ``normalized_embeddings.csv``), whether and when it was picked and why not, so that a viewer
+can explain each decision without rerunning the selection.
 
 Optional inputs: prediction folders (``predictions_dir``, docs/predictions.md) feed
 active-learning scores, class balance and object-level selection; a datapool
@@ -24,9 +30,11 @@ active-learning scores, class balance and object-level selection; a datapool
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -34,7 +42,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,7 +50,7 @@ from numpy.typing import NDArray
 from selfsup import __version__
 from selfsup.config import RunConfig, to_yaml
 from selfsup.errors import ConfigError, DataError
-from selfsup.utils.atomic import atomic_write_text
+from selfsup.utils.atomic import atomic_open_text, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +178,117 @@ def _num_workers(n: int) -> int:
 
 def _write_list(path: Path, names: Sequence[str]) -> None:
     atomic_write_text(path, "".join(f"{n}\n" for n in names))
+
+
+SELECTION_CSV_COLUMNS: Final = (
+    "filename",
+    "selected",
+    "rank",
+    "pick_distance",
+    "score",
+    "removed_by",
+    "preselected",
+    "sample",
+)
+
+
+def _csv_float(value: float, digits: int) -> str:
+    """A float for the selection table: empty for NaN, ``inf``/``-inf``, else ``%.{digits}g``."""
+    if math.isnan(value):
+        return ""
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{digits}g}"
+
+
+def write_selection_csv(
+    path: str | os.PathLike[str],
+    names: Sequence[str],
+    indices: NDArray[np.integer[Any]],
+    distances: NDArray[np.floating[Any]],
+    scores: NDArray[np.floating[Any]],
+    removed_by: NDArray[np.integer[Any]],
+    filters: Sequence[str],
+    preselected: NDArray[np.integer[Any]],
+    samples: Sequence[str] | None = None,
+) -> None:
+    """Write ``data/selection.csv``: one row per selection candidate, in candidate order.
+
+    Columns (header line first, RFC 4180 quoting of names, UTF-8):
+
+    ``filename``
+        The candidate's name: the row's name in ``normalized_embeddings.csv`` (a sample, or
+        an object crop in an object-level run).
+    ``selected``
+        ``1`` when the candidate is in this run's selection (new picks and datapool
+        preselected rows alike), else ``0``.
+    ``rank``
+        1-based position in the pick order (``sampled_filenames_excluding_datapool.txt``);
+        empty when not picked by this run.
+    ``pick_distance``
+        ``SelectionResult.distances`` of the pick: L2 distance (between L2-normalised
+        embeddings) to the nearest sample chosen before it, i.e. the coverage radius at that
+        moment; ``inf`` for a first pick with nothing chosen before; empty when not picked or
+        not measured (NaN: the selection had no DIVERSITY strategy).
+    ``score``
+        Combined score ``sum_i strength_i * log objective_i`` at pick time; empty when not
+        picked.
+    ``removed_by``
+        Description of the THRESHOLD filter that removed the candidate
+        (``SelectionResult.filters``), empty if none.
+    ``preselected``
+        ``1`` for rows a datapool preselected (chosen by an earlier run), else ``0``.
+    ``sample``
+        The manifest sample the row belongs to: the filename itself, or for an object crop
+        the image (or video frame) it was cut from.
+
+    Floats use 9 significant digits (exact for float32 distances). Written atomically.
+
+    Args:
+        names: ``(N,)`` candidate names.
+        indices: ``(k,)`` picked rows in pick order; ``distances``, ``scores``: ``(k,)``.
+        removed_by: ``(N,)`` index into ``filters`` per row, ``-1`` for none.
+        preselected: Rows chosen earlier (datapool).
+        samples: ``(N,)`` manifest sample per row; defaults to ``names``.
+    """
+    n = len(names)
+    order = np.asarray(indices, dtype=np.int64)
+    dist = np.asarray(distances, dtype=np.float64)
+    score = np.asarray(scores, dtype=np.float64)
+    removed = np.asarray(removed_by, dtype=np.int64)
+    pre = np.asarray(preselected, dtype=np.int64)
+    if dist.shape != order.shape or score.shape != order.shape:
+        raise ValueError(
+            f"indices {order.shape}, distances {dist.shape} and scores {score.shape} must match"
+        )
+    if removed.shape != (n,):
+        raise ValueError(f"removed_by has shape {removed.shape}, expected ({n},)")
+    if samples is not None and len(samples) != n:
+        raise ValueError(f"samples has {len(samples)} entries for {n} candidates")
+    rank = np.zeros(n, dtype=np.int64)
+    rank[order] = np.arange(1, order.size + 1)
+    is_pre = np.zeros(n, dtype=bool)
+    is_pre[pre] = True
+    position = np.full(n, -1, dtype=np.int64)
+    position[order] = np.arange(order.size)
+    with atomic_open_text(path) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(SELECTION_CSV_COLUMNS)
+        for i in range(n):
+            p = int(position[i])
+            r = int(removed[i])
+            writer.writerow(
+                (
+                    names[i],
+                    "1" if p >= 0 or is_pre[i] else "0",
+                    str(p + 1) if p >= 0 else "",
+                    _csv_float(float(dist[p]), 9) if p >= 0 else "",
+                    _csv_float(float(score[p]), 9) if p >= 0 else "",
+                    filters[r] if r >= 0 else "",
+                    "1" if is_pre[i] else "0",
+                    names[i] if samples is None else samples[i],
+                )
+            )
 
 
 def _l2_normalized(x: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -620,6 +739,17 @@ def _run(
         candidates.embeddings[order],
         candidates.labels[order],
         selected,
+    )
+    write_selection_csv(
+        out / "data" / "selection.csv",
+        names,
+        order,
+        result.distances,
+        result.scores,
+        result.removed_by,
+        result.filters,
+        np.asarray(preselected, dtype=np.int64),
+        None if candidates.crops is None else [c.source for c in candidates.crops],
     )
     _write_list(out / "filenames" / "sampled_filenames_excluding_datapool.txt", selected)
     _write_list(out / "filenames" / "removed_filenames.txt", removed)

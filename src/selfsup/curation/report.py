@@ -12,6 +12,7 @@ gets::
     plots/scatter_umap_k_{K}_no_overlay.png
     plots/filter_decision_{P}.png        the sample picked at position P of the selection order
                                          beside its nearest removed neighbours
+    data/projections.csv                 the 2-D coordinates the scatter plots draw
     report.pdf                           summary page, configuration page, the plots
     report.json                          every value of the PDF, written last
 
@@ -37,6 +38,16 @@ Bounded cost at any N
     ``(N, D)`` embeddings are never copied whole. Every subsample is stated in the JSON and in
     the plot titles.
 
+Projections (``data/projections.csv``)
+    The points of the scatter plots, so that a viewer can draw them interactively: one row
+    per drawn sample (the ``max_scatter_points`` subsample, ascending embedding row), header
+    ``filename,pca_x,pca_y,umap_k{K}_x,umap_k{K}_y``. ``pca_*`` are the PCA coordinates
+    (present when the PCA plot is drawn); ``umap_k{K}_*`` those of the UMAP with
+    ``n_neighbors = K`` as actually used (after clipping to ``N - 1``): the plot of requested
+    ``n_neighbors = 15`` when drawn, else the first UMAP drawn; absent without UMAP. Names are
+    RFC 4180 quoted; numbers have 7 significant digits. Without any scatter plot the file is
+    not written (and one of an earlier report in the folder is deleted).
+
 Atomicity
     Plots are written first (each atomically), then ``report.pdf``, then ``report.json``.
     An exception in any step propagates before ``report.json`` is written, so an existing
@@ -48,6 +59,7 @@ Atomicity
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import logging
 import math
@@ -66,7 +78,7 @@ from PIL import Image
 from selfsup import __version__
 from selfsup.curation import plots
 from selfsup.curation._pdf import write_report_pdf
-from selfsup.utils.atomic import atomic_write_text
+from selfsup.utils.atomic import atomic_open_text, atomic_write_text
 
 __all__ = [
     "REPORT_FORMAT",
@@ -934,8 +946,14 @@ def build_report(inputs: ReportInputs, options: ReportOptions | None = None) -> 
 
 
 def _render_plots(
-    inputs: ReportInputs, analysis: _Analysis, plots_dir: Path, options: ReportOptions
+    inputs: ReportInputs,
+    analysis: _Analysis,
+    plots_dir: Path,
+    options: ReportOptions,
+    coordinates: dict[str, NDArray[np.float64]] | None = None,
 ) -> list[Path]:
+    """Draw the planned plots; fills ``coordinates`` (when given) with the scatter points:
+    ``"pca"`` and ``"umap_k{K}"`` (K as used) -> ``(len(scatter_rows), 2)``."""
     emb = inputs.embeddings
     n = emb.shape[0]
     stats = analysis.report["statistics"]
@@ -984,12 +1002,19 @@ def _render_plots(
         coords, ratio = plots.pca_2d(x, seed=options.seed)
         axes = (f"PC 1 ({ratio[0]:.0%} of variance)", f"PC 2 ({ratio[1]:.0%} of variance)")
         projections.append(("scatter_pca", "PCA of the embeddings", coords, axes))
+        if coordinates is not None:
+            coordinates["pca"] = coords
     for k in options.umap_neighbors:
         if x is None or f"scatter_umap_k_{k}.png" not in names:
             continue
         k_eff = min(k, x.shape[0] - 1)
         coords = plots.umap_2d(x, n_neighbors=k_eff, seed=options.seed)
         note = f"n_neighbors = {k_eff}" + ("" if k_eff == k else f" (clipped from {k})")
+        if coordinates is not None and (k == _PROJECTION_UMAP_K or not _has_umap(coordinates)):
+            # One UMAP goes to projections.csv: the k = 15 one, else the first drawn.
+            for key in [key for key in coordinates if key.startswith("umap_")]:
+                del coordinates[key]
+            coordinates[f"umap_k{k_eff}"] = coords
         projections.append(
             (f"scatter_umap_k_{k}", f"UMAP of the embeddings, {note}", coords, ("UMAP 1", "UMAP 2"))
         )
@@ -1068,13 +1093,41 @@ def write_plots(
     return _render_plots(inputs, analysis, Path(plots_dir), opts)
 
 
+_PROJECTION_UMAP_K: Final = 15
+
+
+def _has_umap(coordinates: Mapping[str, Any]) -> bool:
+    return any(key.startswith("umap_") for key in coordinates)
+
+
+def _write_projections(
+    path: Path,
+    filenames: Sequence[str],
+    rows: NDArray[np.intp],
+    coordinates: Mapping[str, NDArray[np.float64]],
+) -> None:
+    """``data/projections.csv`` (module docstring); removes a stale one when nothing is drawn."""
+    if not coordinates:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        return
+    keys = sorted(coordinates, key=lambda key: (key != "pca", key))
+    header = ["filename"] + [f"{key}_{axis}" for key in keys for axis in ("x", "y")]
+    with atomic_open_text(path) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(header)
+        for i, row in enumerate(rows.tolist()):
+            values = [f"{float(coordinates[key][i, axis]):.7g}" for key in keys for axis in (0, 1)]
+            writer.writerow([filenames[row], *values])
+
+
 _OWN_PLOT = re.compile(r"(distance_distr_\w+|scatter_\w+|filter_decision_\d+)\.png")
 
 
 def write_report(
     inputs: ReportInputs, output_dir: str | Path, options: ReportOptions | None = None
 ) -> dict[str, Any]:
-    """Write ``plots/``, ``report.pdf`` and, last, ``report.json`` into ``output_dir``.
+    """Write ``plots/``, ``data/projections.csv``, ``report.pdf`` and, last, ``report.json``.
 
     See the module docstring for the files and the atomicity guarantee. Returns the report
     dict that ``report.json`` holds.
@@ -1084,7 +1137,11 @@ def write_report(
     analysis = _analyse(inputs, opts)
     report = analysis.report
     plots_dir = out / "plots"
-    written = _render_plots(inputs, analysis, plots_dir, opts)
+    coordinates: dict[str, NDArray[np.float64]] = {}
+    written = _render_plots(inputs, analysis, plots_dir, opts, coordinates)
+    _write_projections(
+        out / "data" / "projections.csv", inputs.filenames, analysis.scatter_rows, coordinates
+    )
     write_report_pdf(report, written, out / "report.pdf")
     text = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False)
     atomic_write_text(out / "report.json", text + "\n")
