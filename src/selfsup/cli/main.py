@@ -122,6 +122,7 @@ _SERVER_COMMANDS: dict[str, str] = {
     "serve": "run the self-hosted job server (selfsup serve --help)",
     "token": "create, list or revoke API tokens of the server (selfsup token --help)",
     "worker": "claim and execute scheduled runs of a server (selfsup worker --help)",
+    "view": "browse run output folders in the browser (selfsup view --help)",
 }
 
 
@@ -155,6 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from selfsup.server.cli import serve_main, token_main
 
         return (serve_main if argv[0] == "serve" else token_main)(argv[1:])
+    if argv[:1] == ["view"]:
+        # Like the server, the web app never imports torch.
+        from selfsup.web.cli import view_main
+
+        return view_main(argv[1:])
     if argv[:1] == ["worker"]:
         from selfsup.worker.cli import worker_main
 

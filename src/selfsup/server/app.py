@@ -18,6 +18,9 @@ from selfsup.server.errors import install_error_handlers
 from selfsup.server.leases import sweep_expired_leases
 from selfsup.server.routes import datasets, health, runs, workers
 from selfsup.server.settings import ServerSettings
+from selfsup.web.app import SESSION_KEY_FILE, install_web
+from selfsup.web.server_backend import ServerBackend
+from selfsup.web.sessions import SessionSigner, load_or_create_key
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +83,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, datasets, runs, workers):
         app.include_router(module.router)
+    # The web app (pages at /, thumbnails, files) on the same origin as the API.
+    install_web(
+        app,
+        ServerBackend(app.state.sessions, settings),
+        SessionSigner(load_or_create_key(Path(settings.data_dir) / SESSION_KEY_FILE)),
+    )
     app.add_middleware(_ReadOnlyRequests)
     return app
 

@@ -1,0 +1,60 @@
+"""Building the web app: inside ``selfsup serve`` (:func:`install_web`) or on its own over
+local run folders (:func:`create_view_app`, used by ``selfsup view``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from selfsup import __version__
+from selfsup.web.backend import Backend
+from selfsup.web.folder_backend import FolderBackend, find_run_folders
+from selfsup.web.sessions import SessionSigner, install_sessions
+
+logger = logging.getLogger(__name__)
+
+SESSION_KEY_FILE = "web_session.key"
+
+
+def install_web(app: FastAPI, backend: Backend, signer: SessionSigner) -> None:
+    """Add the pages, files and ``/ui-api`` routes of the web app to ``app``."""
+    from selfsup.web.routes import install_routes
+
+    install_sessions(app, backend, signer)
+    install_routes(app)
+
+
+def create_view_app(
+    folders: Sequence[str | os.PathLike[str]],
+    token: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    input_dir: str | os.PathLike[str] | None = None,
+) -> FastAPI:
+    """The web app over local run output folders, without a database.
+
+    Args:
+        folders: output folders of ``selfsup run``, or folders holding several of them.
+        token: the login token; a random one when None (``app.state.web.token``).
+        cache_dir: where thumbnails and caches go (default: each run's ``.selfsup/web``).
+        input_dir: where the images are, if they moved since the run.
+
+    Raises:
+        FileNotFoundError: a folder is missing or holds no run (the message names it).
+    """
+    from selfsup.server.errors import install_error_handlers
+
+    backend = FolderBackend(
+        find_run_folders(folders),
+        token=token,
+        cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        input_dir=Path(input_dir) if input_dir is not None else None,
+    )
+    app = FastAPI(title="selfsup view", version=__version__, docs_url=None, redoc_url=None)
+    install_error_handlers(app)
+    # Sessions last as long as this process: a new key each start logs browsers out.
+    install_web(app, backend, SessionSigner(os.urandom(32)))
+    return app

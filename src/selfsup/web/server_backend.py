@@ -1,0 +1,374 @@
+"""The web app inside ``selfsup serve``: the logged-in user's datasets, jobs and runs.
+
+A row of the runs list is a scheduled run (a job), followed across its attempts: its state is
+the latest attempt's (``OPEN`` before a worker claims it), so a page keeps following a job
+that crashed and was retried. Run ids from the API (``DockerRunData.id``) open the same pages.
+
+A completed run's outputs live in the LIGHTLY datasource under ``runs/<run_id>/`` (the
+worker's layout). A LOCAL one is read in place, inside the server's ``--local-root`` folders;
+a cloud one (S3, GCS, Azure) is copied once into ``<data dir>/web/outputs/<run_id>`` (without
+checkpoints, which are artifacts). Images for thumbnails are read from the INPUT datasource.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from selfsup.server.auth import authenticate
+from selfsup.server.errors import ApiError
+from selfsup.server.models import ApiToken, Artifact, Dataset, Datasource, Run, ScheduledRun, User
+from selfsup.server.paths import inside, resolve_local_path
+from selfsup.server.settings import ServerSettings
+from selfsup.web.backend import (
+    FINAL_STATES,
+    DatasetSummary,
+    Download,
+    InvalidToken,
+    OutputsUnavailable,
+    RunSummary,
+    RunView,
+    Viewer,
+    WebNotFound,
+    order_downloads,
+    read_log_chunk,
+)
+
+logger = logging.getLogger(__name__)
+
+RUNS_FOLDER = "runs"  # as selfsup.worker.loop.RUNS_FOLDER (the worker imports torch; we must not)
+_OUTPUT_PURPOSES = ("LIGHTLY", "INPUT_OUTPUT")
+_INPUT_PURPOSES = ("INPUT", "INPUT_OUTPUT")
+
+
+class ServerBackend:
+    """Datasets and runs of the server's database, per logged-in user.
+
+    Args:
+        sessions: the app's SQLAlchemy session factory.
+        settings: the server's settings (data folder, local roots, clock).
+    """
+
+    mode: Literal["server", "folder"] = "server"
+
+    def __init__(self, sessions: Callable[[], Session], settings: ServerSettings) -> None:
+        self._sessions = sessions
+        self._settings = settings
+        self._views: dict[str, RunView] = {}
+        self._lock = threading.Lock()
+        self._copy_locks: dict[str, threading.Lock] = {}
+
+    # --- users
+
+    def login(self, token: str) -> Viewer:
+        with self._sessions() as session:
+            try:
+                principal = authenticate(session, token.strip(), self._settings.clock())
+            except ApiError as exc:
+                raise InvalidToken(exc.message) from None
+            if "user" not in principal.scopes:
+                raise InvalidToken(
+                    "this token is a worker token; log in with a token of scope 'user' or 'all' "
+                    "(selfsup token create --user NAME)"
+                )
+            user = session.get(User, principal.user_id)
+            name = user.name if user is not None else principal.user_id
+            return Viewer(user_id=principal.user_id, name=name, session_id=principal.token_id)
+
+    def viewer(self, session_id: str) -> Viewer | None:
+        with self._sessions() as session:
+            row = session.get(ApiToken, session_id)
+            if row is None or row.revoked_at is not None or "user" not in row.scopes.split(","):
+                return None
+            return Viewer(user_id=row.user_id, name=row.user.name, session_id=row.id)
+
+    # --- datasets and runs
+
+    def datasets(self, viewer: Viewer) -> list[DatasetSummary]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(Dataset).where(Dataset.user_id == viewer.user_id).order_by(Dataset.name)
+            )
+            return [DatasetSummary(id=d.id, name=d.name, created_at=d.created_at) for d in rows]
+
+    @staticmethod
+    def _latest_run(session: Session, scheduled: ScheduledRun) -> Run | None:
+        return session.scalars(
+            select(Run)
+            .where(Run.scheduled_run_id == scheduled.id)
+            .order_by(Run.attempt.desc(), Run.created_at.desc())
+        ).first()
+
+    def _summary(
+        self, session: Session, scheduled: ScheduledRun, dataset_name: str, run: Run | None
+    ) -> RunSummary:
+        attempts = f" (attempt {run.attempt} of {scheduled.max_attempts})" if run else ""
+        if run is None:
+            state = scheduled.state
+            message = "waiting for a worker" if state == "OPEN" else state.lower()
+            final = state in FINAL_STATES
+        else:
+            state = run.state
+            message = run.message
+            # A crashed attempt whose job was re-opened is not the end of the job.
+            final = state in FINAL_STATES and scheduled.state in ("DONE", "CANCELED")
+            if state == "CRASHED" and scheduled.state == "OPEN":
+                message = f"crashed{attempts}; waiting for a retry"
+        return RunSummary(
+            id=scheduled.id,
+            dataset_id=scheduled.dataset_id,
+            dataset_name=dataset_name,
+            name=f"{dataset_name} · {scheduled.id[-6:]}{attempts}",
+            state=state,
+            message=message,
+            created_at=scheduled.created_at,
+            ended_at=run.ended_at if run is not None else None,
+            is_final=final,
+            has_outputs=run is not None and run.state == "COMPLETED",
+        )
+
+    def runs(self, viewer: Viewer, dataset_id: str | None = None) -> list[RunSummary]:
+        with self._sessions() as session:
+            names = {
+                d.id: d.name
+                for d in session.scalars(select(Dataset).where(Dataset.user_id == viewer.user_id))
+            }
+            query = select(ScheduledRun).where(ScheduledRun.user_id == viewer.user_id)
+            if dataset_id is not None:
+                query = query.where(ScheduledRun.dataset_id == dataset_id)
+            jobs = list(session.scalars(query.order_by(ScheduledRun.seq.desc())))
+            latest: dict[str, Run] = {}
+            if jobs:
+                for run in session.scalars(
+                    select(Run)
+                    .where(Run.scheduled_run_id.in_([j.id for j in jobs]))
+                    .order_by(Run.attempt, Run.created_at)
+                ):
+                    latest[run.scheduled_run_id] = run  # ascending: the last one wins
+            return [
+                self._summary(session, j, names.get(j.dataset_id, j.dataset_id), latest.get(j.id))
+                for j in jobs
+            ]
+
+    def _scheduled(self, session: Session, viewer: Viewer, run_id: str) -> ScheduledRun:
+        """The job of ``run_id``: a scheduled run id, or the id of one of its runs."""
+        scheduled = session.scalars(
+            select(ScheduledRun).where(ScheduledRun.id == run_id)
+        ).one_or_none()
+        if scheduled is None:
+            run = session.get(Run, run_id)
+            if run is not None:
+                scheduled = session.scalars(
+                    select(ScheduledRun).where(ScheduledRun.id == run.scheduled_run_id)
+                ).one_or_none()
+        if scheduled is None or scheduled.user_id != viewer.user_id:
+            raise WebNotFound(f"no run {run_id!r}")
+        return scheduled
+
+    def _dataset_name(self, session: Session, dataset_id: str) -> str:
+        dataset = session.get(Dataset, dataset_id)
+        return dataset.name if dataset is not None else dataset_id
+
+    def run(self, viewer: Viewer, run_id: str) -> RunSummary:
+        with self._sessions() as session:
+            scheduled = self._scheduled(session, viewer, run_id)
+            return self._summary(
+                session,
+                scheduled,
+                self._dataset_name(session, scheduled.dataset_id),
+                self._latest_run(session, scheduled),
+            )
+
+    def log(self, viewer: Viewer, run_id: str, offset: int) -> tuple[str, int]:
+        with self._sessions() as session:
+            scheduled = self._scheduled(session, viewer, run_id)
+            run = self._latest_run(session, scheduled)
+            if run is None:
+                return "", 0
+            log = session.scalars(
+                select(Artifact).where(Artifact.run_id == run.id, Artifact.type == "LOG")
+            ).first()
+            path = self._data_file(log.storage_path) if log is not None else None
+        return read_log_chunk(path, offset)
+
+    def _data_file(self, storage_path: str) -> Path | None:
+        path = Path(self._settings.data_dir) / storage_path
+        return path if inside(path, Path(self._settings.data_dir)) else None
+
+    # --- outputs
+
+    def view(self, viewer: Viewer, run_id: str) -> RunView:
+        with self._sessions() as session:
+            scheduled = self._scheduled(session, viewer, run_id)
+            run = self._latest_run(session, scheduled)
+            summary = self._summary(
+                session, scheduled, self._dataset_name(session, scheduled.dataset_id), run
+            )
+            if run is None or run.state != "COMPLETED":
+                state = run.state if run is not None else scheduled.state
+                raise OutputsUnavailable(
+                    f"the run is {state}: its report, images and map appear when it completes"
+                )
+            with self._lock:
+                cached = self._views.get(run.id)
+            if cached is not None:
+                cached.summary = summary
+                return cached
+            sources = list(
+                session.scalars(
+                    select(Datasource).where(Datasource.dataset_id == scheduled.dataset_id)
+                )
+            )
+            output_ds = _pick(sources, _OUTPUT_PURPOSES)
+            input_ds = _pick(sources, _INPUT_PURPOSES)
+            if output_ds is None or input_ds is None:
+                raise OutputsUnavailable(
+                    "the dataset has no LIGHTLY (output) or INPUT datasource any more"
+                )
+            output_access = _access(output_ds)
+            input_access = _access(input_ds)
+        from selfsup.web.outputs import OutputsError, RunOutputs
+        from selfsup.web.thumbnails import ThumbnailCache
+
+        web_dir = Path(self._settings.data_dir) / "web"
+        folder = self._output_folder(output_access, run.id, web_dir)
+        try:
+            outputs = RunOutputs.open(folder, web_dir / "cache" / run.id)
+        except OutputsError as exc:
+            raise OutputsUnavailable(str(exc)) from exc
+        view = RunView(
+            summary=summary,
+            outputs=outputs,
+            reader=self._reader(input_access),
+            thumbnails=ThumbnailCache(web_dir / "thumbnails" / run.id),
+        )
+        with self._lock:
+            return self._views.setdefault(run.id, view)
+
+    def _local(self, full_path: str) -> Path:
+        try:
+            return resolve_local_path(full_path, self._settings.local_roots)
+        except ApiError as exc:
+            raise OutputsUnavailable(exc.message) from None
+
+    def _output_folder(self, access: Any, run_id: str, web_dir: Path) -> Path:
+        if access.type.value == "LOCAL":
+            root = self._local(access.full_path)
+            folder = root / RUNS_FOLDER / run_id
+            if not inside(folder, root) or not folder.is_dir():
+                raise OutputsUnavailable(f"the outputs of run {run_id} are gone from {root}")
+            return folder
+        target = web_dir / "outputs" / run_id
+        with self._lock:
+            lock = self._copy_locks.setdefault(run_id, threading.Lock())
+        with lock:
+            if (target / "report.json").is_file():
+                return target
+            self._copy_outputs(access, run_id, target)
+        return target
+
+    @staticmethod
+    def _copy_outputs(access: Any, run_id: str, target: Path) -> None:
+        """Copy the run's output folder from a cloud datasource, atomically (a temporary
+        folder renamed into place), leaving out checkpoints."""
+        from selfsup.worker.storage import open_datasource
+
+        fs, root = open_datasource(access)
+        remote = f"{root}/{RUNS_FOLDER}/{run_id}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{run_id}-", dir=target.parent))
+        try:
+            for path in fs.find(remote):
+                relative = str(path)[len(remote) :].lstrip("/")
+                parts = relative.split("/")
+                if not relative or ".." in parts or relative.endswith(".ckpt"):
+                    continue
+                dest = tmp.joinpath(*parts)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                fs.get_file(path, str(dest))
+            if not (tmp / "report.json").is_file():
+                raise OutputsUnavailable(f"no report.json under {access.full_path}/{remote}")
+            shutil.rmtree(target, ignore_errors=True)
+            tmp.rename(target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def _reader(self, access: Any) -> Any:
+        from selfsup.web.sources import FsspecSourceReader, LocalSourceReader
+
+        if access.type.value == "LOCAL":
+            return LocalSourceReader(self._local(access.full_path))
+        from selfsup.worker.storage import open_datasource
+
+        fs, root = open_datasource(access)
+        return FsspecSourceReader(fs, root)
+
+    def downloads(self, viewer: Viewer, run_id: str) -> list[Download]:
+        with self._sessions() as session:
+            scheduled = self._scheduled(session, viewer, run_id)
+            run = self._latest_run(session, scheduled)
+            artifacts = (
+                [
+                    Download(
+                        label=a.file_name,
+                        url=f"/runs/{scheduled.id}/artifacts/{a.id}",
+                        size=a.size,
+                        kind="report" if a.type.startswith("REPORT") else a.type.lower(),
+                    )
+                    for a in run.artifacts
+                ]
+                if run is not None
+                else []
+            )
+        files: list[Download] = []
+        if run is not None and run.state == "COMPLETED":
+            try:
+                view = self.view(viewer, run_id)
+            except OutputsUnavailable as exc:
+                logger.warning("run %s: output files not listed: %s", run_id, exc)
+            else:
+                files = [
+                    Download(
+                        label=f"output/{f.path}",
+                        url=f"/runs/{scheduled.id}/files/{f.path}",
+                        size=f.size,
+                        kind=f.kind,
+                    )
+                    for f in view.outputs.files()
+                ]
+        return order_downloads(artifacts) + files
+
+    def artifact_path(self, viewer: Viewer, run_id: str, artifact_id: str) -> tuple[Path, str]:
+        with self._sessions() as session:
+            scheduled = self._scheduled(session, viewer, run_id)
+            artifact = session.get(Artifact, artifact_id)
+            run = session.get(Run, artifact.run_id) if artifact is not None else None
+            if artifact is None or run is None or run.scheduled_run_id != scheduled.id:
+                raise WebNotFound(f"no artifact {artifact_id!r} in run {run_id!r}")
+            path = self._data_file(artifact.storage_path)
+            name = Path(artifact.file_name).name
+        if path is None or not path.is_file():
+            raise WebNotFound(f"the file of artifact {artifact_id!r} is gone from the server")
+        return path, name
+
+
+def _pick(sources: list[Datasource], purposes: tuple[str, ...]) -> Datasource | None:
+    for purpose in purposes:
+        for ds in sources:
+            if ds.purpose == purpose:
+                return ds
+    return None
+
+
+def _access(row: Datasource) -> Any:
+    from selfsup.server.views import datasource_access
+
+    return datasource_access(row)

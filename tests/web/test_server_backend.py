@@ -1,0 +1,154 @@
+"""The web app's view of the server database: login, per-user runs, live states, logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from selfsup.server.models import ApiToken
+from selfsup.server.testing import ServerHarness
+from selfsup.web.backend import InvalidToken, OutputsUnavailable, Viewer, WebNotFound
+from selfsup.web.server_backend import ServerBackend
+
+WORKER_CONFIG = {"stopping_condition": {"n_samples": 0.5}}
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[ServerHarness]:
+    root = tmp_path / "root"
+    (root / "images").mkdir(parents=True)
+    (root / "out").mkdir()
+    h = ServerHarness(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "data", local_roots=(root,))
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def backend(harness: ServerHarness) -> ServerBackend:
+    return ServerBackend(harness.app.state.sessions, harness.settings)
+
+
+def _schedule(harness: ServerHarness, token: str, name: str = "streets") -> tuple[str, str]:
+    """A dataset with LOCAL datasources and one scheduled run: (dataset id, scheduled id)."""
+    client = harness.client(token)
+    dataset_id = client.create_dataset(name)
+    root = harness.settings.local_roots[0]
+    client.set_local_config(resource_path=str(root / "images"), purpose="INPUT")
+    client.set_local_config(resource_path=str(root / "out"), purpose="LIGHTLY")
+    return dataset_id, client.schedule_compute_worker_run(worker_config=WORKER_CONFIG)
+
+
+def test_login_with_a_user_token_gives_its_user(
+    harness: ServerHarness, backend: ServerBackend
+) -> None:
+    token = harness.token("alice")
+    viewer = backend.login(f"  {token}\n")  # pasted with whitespace
+    assert viewer.name == "alice"
+    assert token.startswith(f"selfsup_{viewer.session_id}_")
+    assert backend.viewer(viewer.session_id) == viewer
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [("nonsense", "malformed"), ("selfsup_0123456789ab_secret", "invalid API token")],
+)
+def test_login_with_a_bad_token_says_why(backend: ServerBackend, token: str, message: str) -> None:
+    with pytest.raises(InvalidToken, match=message):
+        backend.login(token)
+
+
+def test_worker_tokens_cannot_log_in(harness: ServerHarness, backend: ServerBackend) -> None:
+    with pytest.raises(InvalidToken, match="worker token"):
+        backend.login(harness.token("alice", scope="worker"))
+
+
+def test_revoking_the_token_ends_its_sessions(
+    harness: ServerHarness, backend: ServerBackend
+) -> None:
+    viewer = backend.login(harness.token("alice"))
+    with harness.app.state.sessions() as session:
+        row = session.get(ApiToken, viewer.session_id)
+        assert row is not None
+        row.revoked_at = harness.clock()
+        session.commit()
+    assert backend.viewer(viewer.session_id) is None
+    assert backend.viewer("unknown-id") is None
+
+
+def test_runs_follow_the_job_from_open_to_completed(
+    harness: ServerHarness, backend: ServerBackend
+) -> None:
+    token = harness.token("alice")
+    viewer = backend.login(token)
+    dataset_id, scheduled_id = _schedule(harness, token)
+    [dataset] = backend.datasets(viewer)
+    assert (dataset.id, dataset.name) == (dataset_id, "streets")
+    [row] = backend.runs(viewer)
+    assert (row.id, row.state, row.is_final, row.has_outputs) == (
+        scheduled_id,
+        "OPEN",
+        False,
+        False,
+    )
+
+    workers = harness.worker_client(token)
+    worker_id = workers.register("w1").id
+    claim = workers.claim(worker_id)
+    assert claim is not None
+    run_id = claim.run.id
+    workers.set_state(worker_id, run_id, "TRAINING")
+    summary = backend.run(viewer, scheduled_id)
+    assert (summary.state, summary.is_final) == ("TRAINING", False)
+    # The API's run id opens the same job.
+    assert backend.run(viewer, run_id).id == scheduled_id
+    with pytest.raises(OutputsUnavailable, match="TRAINING"):
+        backend.view(viewer, scheduled_id)
+
+    workers.set_state(worker_id, run_id, "COMPLETED", "5 samples selected")
+    [row] = backend.runs(viewer, dataset_id)
+    assert (row.state, row.message, row.is_final, row.has_outputs) == (
+        "COMPLETED",
+        "5 samples selected",
+        True,
+        True,
+    )
+    # Completed, but the worker wrote no output folder: said plainly, not a crash.
+    with pytest.raises(OutputsUnavailable, match="gone"):
+        backend.view(viewer, scheduled_id)
+
+
+def test_log_is_read_incrementally(harness: ServerHarness, backend: ServerBackend) -> None:
+    token = harness.token("alice")
+    viewer = backend.login(token)
+    _, scheduled_id = _schedule(harness, token)
+    assert backend.log(viewer, scheduled_id, 0) == ("", 0)
+    workers = harness.worker_client(token)
+    worker_id = workers.register("w1").id
+    claim = workers.claim(worker_id)
+    assert claim is not None
+    workers.append_log(worker_id, claim.run.id, "step 1 — début\n")
+    text, offset = backend.log(viewer, scheduled_id, 0)
+    assert text == "step 1 — début\n"
+    workers.append_log(worker_id, claim.run.id, "step 2\n")
+    assert backend.log(viewer, scheduled_id, offset) == ("step 2\n", offset + 7)
+
+
+def test_other_users_runs_and_artifacts_are_not_found(
+    harness: ServerHarness, backend: ServerBackend
+) -> None:
+    alice = harness.token("alice")
+    _, scheduled_id = _schedule(harness, alice)
+    bob: Viewer = backend.login(harness.token("bob"))
+    assert backend.runs(bob) == []
+    assert backend.datasets(bob) == []
+    for call in (
+        lambda: backend.run(bob, scheduled_id),
+        lambda: backend.log(bob, scheduled_id, 0),
+        lambda: backend.view(bob, scheduled_id),
+        lambda: backend.downloads(bob, scheduled_id),
+        lambda: backend.artifact_path(bob, scheduled_id, "x"),
+    ):
+        with pytest.raises(WebNotFound):
+            call()
