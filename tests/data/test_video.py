@@ -140,7 +140,7 @@ def test_untrusted_seeking_is_detected_and_frames_stay_exact(
 ) -> None:
     # MPEG program streams seek by byte guesses; decoded timestamps after such a seek
     # can be off by one frame. Force timestamp seeking to check the reader notices.
-    monkeypatch.setattr(video_module, "_INDEXED_FORMATS", frozenset({"mpeg", "mp4"}))
+    monkeypatch.setattr(video_module, "INDEXED_FORMATS", frozenset({"mpeg", "mp4"}))
     # 40 frames of 32x32: a size where, without the check, 6 of 40 shuffled reads
     # returned the neighbouring frame.
     path = make_video("legacy.mpg", n_frames=40, codec="mpeg2video")

@@ -267,7 +267,7 @@ def test_video_frames_are_the_manifest_frames(
     counting: bool,
 ) -> None:
     if counting:  # containers without a frame index: decode from the start and count
-        monkeypatch.setattr(thumbnails, "_INDEXED_FORMATS", frozenset())
+        monkeypatch.setattr(thumbnails, "INDEXED_FORMATS", frozenset())
     root = tmp_path / "videos"
     n = 20  # several groups of pictures (keyframes at 0, 6, 13, ...)
     make_video(name="clip.mp4", n_frames=n, size=(32, 32), root=root)

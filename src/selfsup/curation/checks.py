@@ -80,10 +80,10 @@ from selfsup.curation.manifest import (
 from selfsup.curation.relevant import RelevantPattern, filter_relevant, read_relevant_filenames_file
 from selfsup.errors import DataError
 
-# _lazy_files_note: selfsup.data.files is imported inside the functions that use it because
-# importing it runs selfsup/data/__init__.py, which imports torch (seconds). Worker processes
-# import the parent's main module; a script that imports this module at the top must not
-# make every worker import torch.
+# _lazy_files_note: selfsup.data.files is imported inside the functions that use it. Worker
+# processes import the parent's main module, and a script importing this module at the top
+# must not make every worker import torch; selfsup/data/__init__.py now loads its torch parts
+# lazily, so this is a second line of defence.
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS",

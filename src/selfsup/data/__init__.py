@@ -5,16 +5,24 @@ wraps a torch dataset; the collate functions turn lists of its items into batche
 augmented views.
 """
 
-from selfsup.data.collate import (
-    BaseCollateFunction,
-    DINOCollateFunction,
-    ImageCollateFunction,
-    MoCoCollateFunction,
-    MultiCropCollateFunction,
-    MultiViewCollate,
-    SimCLRCollateFunction,
-)
-from selfsup.data.dataset import LightlyDataset, SkippedFilesWarning
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Names load on first access: the torch-free submodules (files, _video) are used by the
+# checks and the web app, which must not pay for (or, on the server, load) torch.
+_EXPORTS: dict[str, str] = {
+    "BaseCollateFunction": "selfsup.data.collate",
+    "DINOCollateFunction": "selfsup.data.collate",
+    "ImageCollateFunction": "selfsup.data.collate",
+    "LightlyDataset": "selfsup.data.dataset",
+    "MoCoCollateFunction": "selfsup.data.collate",
+    "MultiCropCollateFunction": "selfsup.data.collate",
+    "MultiViewCollate": "selfsup.data.collate",
+    "SimCLRCollateFunction": "selfsup.data.collate",
+    "SkippedFilesWarning": "selfsup.data.dataset",
+}
 
 __all__ = [
     "BaseCollateFunction",
@@ -27,3 +35,28 @@ __all__ = [
     "SimCLRCollateFunction",
     "SkippedFilesWarning",
 ]
+
+if TYPE_CHECKING:
+    from selfsup.data.collate import (
+        BaseCollateFunction,
+        DINOCollateFunction,
+        ImageCollateFunction,
+        MoCoCollateFunction,
+        MultiCropCollateFunction,
+        MultiViewCollate,
+        SimCLRCollateFunction,
+    )
+    from selfsup.data.dataset import LightlyDataset, SkippedFilesWarning
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'selfsup.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

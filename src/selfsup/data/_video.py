@@ -55,7 +55,7 @@ _EXACT_FRAME_COUNT_FORMATS = frozenset({"mov", "mp4", "m4a", "3gp", "3g2", "mj2"
 # Demuxers with a per-frame index, where seeking to a keyframe timestamp lands exactly on
 # it. Others (MPEG program/transport streams, raw streams, ...) seek by guessing a byte
 # offset, and decoded timestamps right after such a seek may be off by a frame.
-_INDEXED_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
+INDEXED_FORMATS = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
 
 # Errors PyAV raises for unreadable input. av.FFmpegError covers demuxer/decoder errors;
 # some of those are also OSError subclasses (missing file, permission).
@@ -241,7 +241,7 @@ class _OpenVideo:
         formats = set(self.container.format.name.split(","))
         # Seek by timestamp only where the demuxer has a frame index and the table is
         # exact; everything else is decoded from the start and counted (see module doc).
-        self.sequential = not (table.exact and formats & _INDEXED_FORMATS)
+        self.sequential = not (table.exact and formats & INDEXED_FORMATS)
         self.frames: Iterator[Any] | None = None
         # Index of the frame the decoder returned last; frames after it come next.
         self.last_index: int | None = None

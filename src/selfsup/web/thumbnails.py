@@ -57,6 +57,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from selfsup.curation.checks import DEFAULT_MAX_IMAGE_PIXELS
+from selfsup.data._video import INDEXED_FORMATS, build_frame_table
 from selfsup.utils.atomic import atomic_write_bytes
 from selfsup.web.outputs import Sample
 from selfsup.web.sources import SourceReader
@@ -73,9 +74,6 @@ _LOCK_STRIPES: Final = 64
 _REMEMBERED_FAILURES: Final = 4096
 _FRAME_TABLES: Final = 16
 
-# Demuxers with a per-frame index, where seeking to a keyframe timestamp lands exactly on it
-# (as in selfsup.data._video, which cannot be imported here without torch).
-_INDEXED_FORMATS: Final = frozenset({"mov", "mp4", "matroska", "webm", "avi"})
 _VIDEO_ERRORS: Final = (av.FFmpegError, OSError, ValueError, EOFError)
 
 
@@ -397,31 +395,15 @@ def _open_video(path: str) -> tuple[Any, Any]:
 
 
 def _build_table(path: str) -> _FrameTable:
-    """Frame timestamps by demuxing every packet (reads the file, decodes nothing); the same
-    frame list as the manifest's (flush and discarded packets are no frames)."""
+    """Frame timestamps by demuxing every packet (reads the file, decodes nothing): the
+    frame list of the dataset and the manifest (:func:`selfsup.data._video.build_frame_table`)."""
     container, stream = _open_video(path)
     with container:
-        pts: list[int] = []
-        keys: list[int] = []
-        exact = True
-        for packet in container.demux(stream):
-            if packet.size == 0 or packet.is_discard:
-                continue
-            ts = packet.pts if packet.pts is not None else packet.dts
-            if ts is None:
-                exact = False
-                ts = pts[-1] + 1 if pts else 0
-            pts.append(int(ts))
-            if packet.is_keyframe:
-                keys.append(int(ts))
+        table = build_frame_table(container, stream)
         formats = set(container.format.name.split(","))
-    pts.sort()
-    if len(set(pts)) != len(pts):
-        exact = False
-    key_pts = sorted(set(keys))
-    if not key_pts or (pts and key_pts[0] > pts[0]):
-        key_pts = pts[:1] + key_pts
-    return _FrameTable(pts, key_pts, exact, bool(formats & _INDEXED_FORMATS))
+    return _FrameTable(
+        table.pts.tolist(), table.key_pts.tolist(), table.exact, bool(formats & INDEXED_FORMATS)
+    )
 
 
 def _seek_and_decode(
