@@ -81,7 +81,8 @@ def _serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback name or address (no warning about clear text)."""
     if host == "localhost":
         return True
     try:
@@ -118,7 +119,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     except OperationalError as exc:
         print(f"selfsup serve: error: cannot open the database: {exc.orig}", file=sys.stderr)
         return EXIT_USAGE
-    if not _is_loopback(args.host):
+    if not is_loopback(args.host):
         print(
             f"selfsup serve: warning: listening on {args.host} without TLS; API tokens and "
             "datasource credentials cross the network in clear unless a TLS proxy is in front",

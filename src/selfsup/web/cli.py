@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import socket
@@ -50,19 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def view_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``selfsup view``; returns the exit status."""
     import uvicorn
 
+    from selfsup.server.cli import is_loopback
     from selfsup.web.app import create_view_app
 
     args = _parser().parse_args(argv)
@@ -80,7 +71,7 @@ def view_main(argv: Sequence[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"selfsup view: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not _is_loopback(args.host):
+    if not is_loopback(args.host):
         print(
             f"selfsup view: warning: listening on {args.host} without TLS; the token and the "
             "images cross the network in clear",
