@@ -152,3 +152,25 @@ def test_other_users_runs_and_artifacts_are_not_found(
     ):
         with pytest.raises(WebNotFound):
             call()
+
+
+def test_a_crashed_attempt_is_followed_by_its_retry(
+    harness: ServerHarness, backend: ServerBackend
+) -> None:
+    token = harness.token("alice")
+    viewer = backend.login(token)
+    _, scheduled_id = _schedule(harness, token)
+    workers = harness.worker_client(token)
+    worker_id = workers.register("w1").id
+    assert workers.claim(worker_id) is not None
+    harness.clock.advance(harness.settings.lease_seconds + 1)
+    assert harness.sweep()
+    crashed = backend.run(viewer, scheduled_id)
+    assert (crashed.state, crashed.is_final) == ("CRASHED", False)
+    assert crashed.message == "attempt 1 of 3 crashed; waiting for a retry"
+    retry = workers.claim(worker_id)
+    assert retry is not None
+    workers.set_state(worker_id, retry.run.id, "TRAINING", "epoch 1")
+    summary = backend.run(viewer, scheduled_id)
+    assert (summary.state, summary.message) == ("TRAINING", "epoch 1; attempt 2 of 3")
+    assert summary.name.endswith(scheduled_id[-6:])  # stable while the job is retried

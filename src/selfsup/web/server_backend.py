@@ -110,23 +110,28 @@ class ServerBackend:
     def _summary(
         self, session: Session, scheduled: ScheduledRun, dataset_name: str, run: Run | None
     ) -> RunSummary:
-        attempts = f" (attempt {run.attempt} of {scheduled.max_attempts})" if run else ""
+        # The attempt goes into the message, which pages update live (the name is not).
+        attempts = (
+            f"attempt {run.attempt} of {scheduled.max_attempts}"
+            if run is not None and (run.attempt > 1 or run.state == "CRASHED")
+            else ""
+        )
         if run is None:
             state = scheduled.state
             message = "waiting for a worker" if state == "OPEN" else state.lower()
             final = state in FINAL_STATES
         else:
             state = run.state
-            message = run.message
+            message = "; ".join(m for m in (run.message, attempts) if m)
             # A crashed attempt whose job was re-opened is not the end of the job.
             final = state in FINAL_STATES and scheduled.state in ("DONE", "CANCELED")
             if state == "CRASHED" and scheduled.state == "OPEN":
-                message = f"crashed{attempts}; waiting for a retry"
+                message = f"{attempts} crashed; waiting for a retry"
         return RunSummary(
             id=scheduled.id,
             dataset_id=scheduled.dataset_id,
             dataset_name=dataset_name,
-            name=f"{dataset_name} · {scheduled.id[-6:]}{attempts}",
+            name=f"{dataset_name} · {scheduled.id[-6:]}",
             state=state,
             message=message,
             created_at=scheduled.created_at,
