@@ -993,6 +993,21 @@ def test_server_ignores_a_token_in_the_url(server: Any) -> None:
     assert "set-cookie" not in response.headers
 
 
+def test_an_unwritable_thumbnail_cache_gives_placeholders_not_errors(
+    run_folder: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    app = create_view_app([run_folder], token=TOKEN, cache_dir=blocker)
+    with TestClient(app, base_url=BASE, follow_redirects=False) as c:
+        assert c.post("/login", data={"token": TOKEN}).status_code == 303
+        run_id = c.get("/ui-api/runs").json()["runs"][0]["id"]
+        response = c.get(f"/runs/{run_id}/thumbs/0")
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("image/svg+xml")
+        assert response.headers["x-selfsup-thumbnail-error"]
+
+
 # --------------------------------------------------------------------------- scale
 
 

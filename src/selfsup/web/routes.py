@@ -988,7 +988,9 @@ def _image(request: Request, viewer: Viewer, run_id: str, index: str, kind: str)
             path = opened.thumbnails.thumbnail(sample, opened.reader)
         else:
             path = opened.thumbnails.preview(sample, opened.reader)
-    except ThumbnailError as exc:
+    except (ThumbnailError, OSError) as exc:
+        # OSError: the cache folder cannot be written (full disk, permissions); the grid
+        # keeps working with placeholders and the log says why.
         _log_thumbnail_error_once(run_id, sample, kind, exc)
         return Response(
             _PLACEHOLDER_SVG,
