@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -174,3 +175,73 @@ def test_a_crashed_attempt_is_followed_by_its_retry(
     summary = backend.run(viewer, scheduled_id)
     assert (summary.state, summary.message) == ("TRAINING", "epoch 1; attempt 2 of 3")
     assert summary.name.endswith(scheduled_id[-6:])  # stable while the job is retried
+
+
+@pytest.mark.slow
+def test_outputs_in_s3_are_copied_once_and_images_read_from_s3(
+    harness: ServerHarness,
+    backend: ServerBackend,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import boto3  # type: ignore[import-untyped]  # no stubs installed
+    from moto.server import ThreadedMotoServer
+
+    from _web import build_small_run
+    from selfsup.server.testing import free_port
+    from selfsup.worker.storage import S3_ENDPOINT_ENV
+
+    out = build_small_run(tmp_path / "small")
+    (out / "selfsup_epoch_0.ckpt").write_bytes(b"a checkpoint the web app must not copy")
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv(S3_ENDPOINT_ENV, endpoint)
+    try:
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        s3.create_bucket(Bucket="bucket")
+        token = harness.token("alice")
+        viewer = backend.login(token)
+        client = harness.client(token)
+        client.create_dataset("cloud")
+        for prefix, purpose in (("input", "INPUT"), ("lightly", "LIGHTLY")):
+            client.set_s3_config(
+                f"s3://bucket/{prefix}/", "us-east-1", "testing", "testing", purpose=purpose
+            )
+        scheduled_id = client.schedule_compute_worker_run(worker_config=WORKER_CONFIG)
+        workers = harness.worker_client(token)
+        worker_id = workers.register("w1").id
+        claim = workers.claim(worker_id)
+        assert claim is not None
+        run_id = claim.run.id
+        for path in sorted(p for p in out.rglob("*") if p.is_file()):
+            key = f"lightly/runs/{run_id}/{path.relative_to(out).as_posix()}"
+            s3.upload_file(str(path), "bucket", key)
+        images = tmp_path / "small" / "images"
+        for path in sorted(p for p in images.rglob("*") if p.is_file()):
+            s3.upload_file(str(path), "bucket", f"input/{path.relative_to(images).as_posix()}")
+        workers.set_state(worker_id, run_id, "COMPLETED", "10 samples selected")
+
+        view = backend.view(viewer, scheduled_id)
+        report = json.loads((out / "report.json").read_text())
+        counts = view.outputs.counts()
+        assert counts["selected"] == report["counts"]["n_selected"]
+        assert counts["corrupt"] == report["counts"]["n_corrupt"]
+        copied = view.outputs.folder
+        assert copied.is_relative_to(harness.settings.data_dir)
+        assert not list(copied.glob("*.ckpt"))  # checkpoints are artifacts, not copied
+        assert backend.view(viewer, scheduled_id) is view  # opened once
+        selected = view.outputs.page("selected", 0, 1)[0][0]
+        thumbnail = view.thumbnails.thumbnail(selected, view.reader)
+        assert thumbnail.read_bytes()[:2] == b"\xff\xd8"  # a JPEG made from the S3 image
+        labels = [d.label for d in backend.downloads(viewer, scheduled_id)]
+        assert "output/report.json" in labels
+    finally:
+        moto.stop()
