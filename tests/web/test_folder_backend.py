@@ -15,7 +15,8 @@ def _run_folder(path: Path, finished: bool = True) -> Path:
     (path / "data").mkdir(parents=True)
     (path / "data" / "manifest.jsonl").write_text("")
     if finished:
-        (path / "report.json").write_text(json.dumps({"counts": {}}))
+        counts = {"n_selected": 1200, "n_input_to_selection": 48000}
+        (path / "report.json").write_text(json.dumps({"counts": counts}))
     return path
 
 
@@ -45,7 +46,7 @@ def test_runs_get_unique_ids_from_their_folder_names(tmp_path: Path) -> None:
     backend = FolderBackend([a, b])
     viewer = backend.login(backend.token)
     assert [r.id for r in backend.runs(viewer)] == ["my-run", "my-run-2"]
-    assert backend.run(viewer, "my-run-2").message == str(b)
+    assert backend.run(viewer, "my-run-2").message == f"1,200 of 48,000 selected · {b}"
 
 
 def test_only_the_token_logs_in(tmp_path: Path) -> None:
@@ -79,3 +80,11 @@ def test_unknown_runs_and_artifacts_are_not_found(tmp_path: Path) -> None:
         backend.run(viewer, "other")
     with pytest.raises(WebNotFound):
         backend.artifact_path(viewer, "out", "a1")
+
+
+def test_a_damaged_report_still_lists_the_run(tmp_path: Path) -> None:
+    run = _run_folder(tmp_path / "out")
+    (run / "report.json").write_text("{not json")
+    backend = FolderBackend([run])
+    [summary] = backend.runs(backend.login(backend.token))
+    assert summary.message.startswith("report.json unreadable (JSONDecodeError)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import hmac
+import json
 import logging
 import os
 import re
@@ -111,6 +112,7 @@ class FolderBackend:
         self._cache_dir = cache_dir
         self._input_dir = input_dir
         self._views: dict[str, tuple[float, RunView]] = {}
+        self._outcomes: dict[Path, tuple[int | None, str]] = {}
         self._lock = threading.Lock()
         self._user = getpass.getuser() if hasattr(os, "getuid") else "local"
 
@@ -155,7 +157,7 @@ class FolderBackend:
             dataset_name="Local runs",
             name=folder.name,
             state="COMPLETED" if done else "RUNNING",
-            message=str(folder)
+            message=self._outcome(report, ended) + f" · {folder}"
             if done
             else f"{folder}: report.json not written yet (the run is going or stopped early)",
             created_at=created,
@@ -163,6 +165,24 @@ class FolderBackend:
             is_final=done,
             has_outputs=done,
         )
+
+    def _outcome(self, report: Path, stamp: int | None) -> str:
+        """``"10 of 48 selected"`` from report.json's counts (cached per modification time)."""
+        with self._lock:
+            cached = self._outcomes.get(report)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        try:
+            counts = json.loads(report.read_text(encoding="utf-8")).get("counts", {})
+            text = (
+                f"{int(counts['n_selected']):,} of {int(counts['n_input_to_selection']):,} selected"
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # A damaged report still lists the run; opening it says what is wrong.
+            text = f"report.json unreadable ({type(exc).__name__})"
+        with self._lock:
+            self._outcomes[report] = (stamp, text)
+        return text
 
     def runs(self, viewer: Viewer, dataset_id: str | None = None) -> list[RunSummary]:
         if dataset_id not in (None, LOCAL_DATASET_ID):
