@@ -184,29 +184,12 @@ def test_outputs_in_s3_are_copied_once_and_images_read_from_s3(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import boto3  # type: ignore[import-untyped]  # no stubs installed
-    from moto.server import ThreadedMotoServer
-
+    from _s3 import local_s3
     from _web import build_small_run
-    from selfsup.server.testing import free_port
-    from selfsup.worker.storage import S3_ENDPOINT_ENV
 
     out = build_small_run(tmp_path / "small")
     (out / "selfsup_epoch_0.ckpt").write_bytes(b"a checkpoint the web app must not copy")
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv(S3_ENDPOINT_ENV, endpoint)
-    try:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        s3.create_bucket(Bucket="bucket")
+    with local_s3(monkeypatch) as s3:
         token = harness.token("alice")
         viewer = backend.login(token)
         client = harness.client(token)
@@ -243,5 +226,3 @@ def test_outputs_in_s3_are_copied_once_and_images_read_from_s3(
         assert thumbnail.read_bytes()[:2] == b"\xff\xd8"  # a JPEG made from the S3 image
         labels = [d.label for d in backend.downloads(viewer, scheduled_id)]
         assert "output/report.json" in labels
-    finally:
-        moto.stop()

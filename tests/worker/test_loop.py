@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from _s3 import local_s3
 from selfsup.api import ApiWorkflowClient
-from selfsup.server.testing import LiveServer, ServerHarness, free_port
+from selfsup.server.testing import LiveServer, ServerHarness
 from selfsup.worker import Worker, WorkerSettings
 from selfsup.worker.loop import RUNS_FOLDER
-from selfsup.worker.storage import S3_ENDPOINT_ENV
 
 LIGHTLY_CONFIG: dict[str, Any] = {
     "model": {"name": "resnet-9", "width": 0.125},
@@ -77,9 +77,6 @@ def test_two_workers_run_local_and_s3_datasources_once_each(
     make_image_folder: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import boto3  # type: ignore[import-untyped]  # no stubs installed (types-boto3 is not a dep)
-    from moto.server import ThreadedMotoServer
-
     from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
         DatasourcePurpose,
     )
@@ -89,20 +86,7 @@ def test_two_workers_run_local_and_s3_datasources_once_each(
     (roots / "lightly").mkdir()
     s3_images = make_image_folder(n_classes=2, n_per_class=4, seed=1)
 
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    monkeypatch.setenv(S3_ENDPOINT_ENV, endpoint)
-    try:
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        s3.create_bucket(Bucket="bucket")
+    with local_s3(monkeypatch) as s3:
         for path in sorted(s3_images.rglob("*.png")):
             s3.upload_file(str(path), "bucket", f"input/{path.relative_to(s3_images).as_posix()}")
 
@@ -168,8 +152,6 @@ def test_two_workers_run_local_and_s3_datasources_once_each(
             client.close()
             for w in workers:
                 w.api.close()
-    finally:
-        moto.stop()
 
 
 def test_a_config_the_pipeline_refuses_ends_failed_with_the_reason_logged(
