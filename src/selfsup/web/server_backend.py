@@ -107,9 +107,8 @@ class ServerBackend:
             .order_by(Run.attempt.desc(), Run.created_at.desc())
         ).first()
 
-    def _summary(
-        self, session: Session, scheduled: ScheduledRun, dataset_name: str, run: Run | None
-    ) -> RunSummary:
+    @staticmethod
+    def _summary(scheduled: ScheduledRun, dataset_name: str, run: Run | None) -> RunSummary:
         # The attempt goes into the message, which pages update live (the name is not).
         attempts = (
             f"attempt {run.attempt} of {scheduled.max_attempts}"
@@ -159,7 +158,7 @@ class ServerBackend:
                 ):
                     latest[run.scheduled_run_id] = run  # ascending: the last one wins
             return [
-                self._summary(session, j, names.get(j.dataset_id, j.dataset_id), latest.get(j.id))
+                self._summary(j, names.get(j.dataset_id, j.dataset_id), latest.get(j.id))
                 for j in jobs
             ]
 
@@ -186,7 +185,6 @@ class ServerBackend:
         with self._sessions() as session:
             scheduled = self._scheduled(session, viewer, run_id)
             return self._summary(
-                session,
                 scheduled,
                 self._dataset_name(session, scheduled.dataset_id),
                 self._latest_run(session, scheduled),
@@ -214,19 +212,20 @@ class ServerBackend:
         with self._sessions() as session:
             scheduled = self._scheduled(session, viewer, run_id)
             run = self._latest_run(session, scheduled)
-            summary = self._summary(
-                session, scheduled, self._dataset_name(session, scheduled.dataset_id), run
-            )
             if run is None or run.state != "COMPLETED":
                 state = run.state if run is not None else scheduled.state
                 raise OutputsUnavailable(
                     f"the run is {state}: its report, images and map appear when it completes"
                 )
+            # Every thumbnail asks for the view: a completed run's summary is final, so a
+            # cached view needs no further queries.
             with self._lock:
                 cached = self._views.get(run.id)
             if cached is not None:
-                cached.summary = summary
                 return cached
+            summary = self._summary(
+                scheduled, self._dataset_name(session, scheduled.dataset_id), run
+            )
             sources = list(
                 session.scalars(
                     select(Datasource).where(Datasource.dataset_id == scheduled.dataset_id)
