@@ -14,6 +14,7 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem  # type: ignore[import-untyped]  # no stubs
 from PIL import Image, JpegImagePlugin
 
+from selfsup.data import _video
 from selfsup.web import thumbnails
 from selfsup.web.outputs import Sample
 from selfsup.web.sources import FsspecSourceReader, LocalSourceReader
@@ -267,7 +268,10 @@ def test_video_frames_are_the_manifest_frames(
     counting: bool,
 ) -> None:
     if counting:  # containers without a frame index: decode from the start and count
-        monkeypatch.setattr(thumbnails, "INDEXED_FORMATS", frozenset())
+        monkeypatch.setattr(_video, "INDEXED_FORMATS", frozenset())
+    # Each mode is the one that runs: MP4 is seeked by timestamp, never counted.
+    other = "_read_by_timestamp" if counting else "_read_by_counting"
+    monkeypatch.setattr(_video._OpenVideo, other, lambda *a: pytest.fail(f"{other} used"))
     root = tmp_path / "videos"
     n = 20  # several groups of pictures (keyframes at 0, 6, 13, ...)
     make_video(name="clip.mp4", n_frames=n, size=(32, 32), root=root)
@@ -278,8 +282,7 @@ def test_video_frames_are_the_manifest_frames(
     # Read-ahead: frames after a requested one were cached by the same decode pass, and they
     # are the right frames.
     made = thumbnails.READ_AHEAD
-    monkeypatch.setattr(thumbnails, "_seek_and_decode", lambda *a: pytest.fail("decoded"))
-    monkeypatch.setattr(thumbnails, "_decode_counting", lambda *a: pytest.fail("decoded"))
+    monkeypatch.setattr(thumbnails, "_read_frames", lambda *a: pytest.fail("decoded"))
     for i in range(4, min(4 + made, n)):
         assert _frame_of(_brightness(cache.thumbnail(_sample("clip.mp4", i), reader)), n) == i
 

@@ -265,8 +265,6 @@ def write_selection_csv(
         raise ValueError(f"removed_by has shape {removed.shape}, expected ({n},)")
     if samples is not None and len(samples) != n:
         raise ValueError(f"samples has {len(samples)} entries for {n} candidates")
-    rank = np.zeros(n, dtype=np.int64)
-    rank[order] = np.arange(1, order.size + 1)
     is_pre = np.zeros(n, dtype=bool)
     is_pre[pre] = True
     position = np.full(n, -1, dtype=np.int64)

@@ -1004,20 +1004,21 @@ def _render_plots(
         projections.append(("scatter_pca", "PCA of the embeddings", coords, axes))
         if coordinates is not None:
             coordinates["pca"] = coords
+    # One UMAP goes to projections.csv: the k = 15 one, else the first drawn.
+    csv_umap: tuple[int, NDArray[np.float64]] | None = None
     for k in options.umap_neighbors:
         if x is None or f"scatter_umap_k_{k}.png" not in names:
             continue
         k_eff = min(k, x.shape[0] - 1)
         coords = plots.umap_2d(x, n_neighbors=k_eff, seed=options.seed)
         note = f"n_neighbors = {k_eff}" + ("" if k_eff == k else f" (clipped from {k})")
-        if coordinates is not None and (k == _PROJECTION_UMAP_K or not _has_umap(coordinates)):
-            # One UMAP goes to projections.csv: the k = 15 one, else the first drawn.
-            for key in [key for key in coordinates if key.startswith("umap_")]:
-                del coordinates[key]
-            coordinates[f"umap_k{k_eff}"] = coords
+        if k == _PROJECTION_UMAP_K or csv_umap is None:
+            csv_umap = (k_eff, coords)
         projections.append(
             (f"scatter_umap_k_{k}", f"UMAP of the embeddings, {note}", coords, ("UMAP 1", "UMAP 2"))
         )
+    if coordinates is not None and csv_umap is not None:
+        coordinates[f"umap_k{csv_umap[0]}"] = csv_umap[1]
     for stem, title, coords, axis_labels in projections:
         save(
             plots.scatter_figure(
@@ -1094,10 +1095,6 @@ def write_plots(
 
 
 _PROJECTION_UMAP_K: Final = 15
-
-
-def _has_umap(coordinates: Mapping[str, Any]) -> bool:
-    return any(key.startswith("umap_") for key in coordinates)
 
 
 def _write_projections(

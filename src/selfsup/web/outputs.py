@@ -301,11 +301,16 @@ def _read_report(folder: Path) -> dict[str, Any]:
     return report
 
 
-def _object_task(report: Mapping[str, Any]) -> str:
-    """``job.config.object_level.task_name`` of the report, ``""`` for sample runs."""
+def _run_config(report: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``job.config`` of the report (the run's configuration), ``{}`` when absent."""
     job = report.get("job")
     config = job.get("config") if isinstance(job, dict) else None
-    level = config.get("object_level") if isinstance(config, dict) else None
+    return config if isinstance(config, dict) else {}
+
+
+def _object_task(report: Mapping[str, Any]) -> str:
+    """``job.config.object_level.task_name`` of the report, ``""`` for sample runs."""
+    level = _run_config(report).get("object_level")
     task = level.get("task_name") if isinstance(level, dict) else None
     return task if isinstance(task, str) else ""
 
@@ -1128,9 +1133,7 @@ class RunOutputs:
 
     def _sequence_length(self) -> int:
         """``selected_sequence_length`` of the run's config (1 when absent)."""
-        job = self.report.get("job")
-        config = job.get("config") if isinstance(job, dict) else None
-        value = config.get("selected_sequence_length") if isinstance(config, dict) else None
+        value = _run_config(self.report).get("selected_sequence_length")
         return value if isinstance(value, int) and value > 1 else 1
 
     def _stop_text(self) -> str:

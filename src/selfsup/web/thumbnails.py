@@ -21,12 +21,14 @@ Concurrency
 Video frames
     Frame ``i`` is the ``i``-th frame in presentation order, the numbering of the manifest
     (:mod:`selfsup.curation.video`). The frame timestamps are listed once per video by
-    demuxing (no decoding); a frame is then reached by seeking to the keyframe before it and
-    decoding forward, or, for containers without a frame index or with unreliable timestamps,
-    by decoding from the start and counting. Thumbnails of the frames decoded on the way, and
-    of the next :data:`READ_AHEAD` frames, are written as well: a grid asks for consecutive
-    frames, and this turns a quadratic number of decodes per group of pictures into a linear
-    one. A remote video (no local path) is copied into a temporary file first.
+    demuxing (no decoding); frames are then decoded by the dataset's
+    :class:`selfsup.data._video.VideoFrameReader` (seek to the keyframe before the frame and
+    decode forward, or, for containers without a frame index or with unreliable timestamps,
+    decode from the start and count). Thumbnails of the frames from that keyframe on (at most
+    ``_BEHIND``), and of the next :data:`READ_AHEAD` frames, are written as well: a grid asks
+    for consecutive frames, and this turns a quadratic number of decodes per group of
+    pictures into a linear one. A remote video (no local path) is copied into a temporary
+    file first.
 
 Failures
     An unreadable, corrupt or oversized source raises :class:`ThumbnailError` naming the
@@ -38,7 +40,6 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import hashlib
 import io
@@ -48,7 +49,6 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
@@ -57,7 +57,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from selfsup.curation.checks import DEFAULT_MAX_IMAGE_PIXELS
-from selfsup.data._video import INDEXED_FORMATS, build_frame_table
+from selfsup.data._video import FrameTable, VideoFrameReader, build_frame_table
+from selfsup.errors import DataError
 from selfsup.utils.atomic import atomic_write_bytes
 from selfsup.web.outputs import Sample
 from selfsup.web.sources import SourceReader
@@ -79,28 +80,6 @@ _VIDEO_ERRORS: Final = (av.FFmpegError, OSError, ValueError, EOFError)
 
 class ThumbnailError(Exception):
     """A thumbnail cannot be made; the message names the file and why."""
-
-
-@dataclass(frozen=True)
-class _FrameTable:
-    """Presentation timestamps of a video's frames, ascending, from demuxing."""
-
-    pts: list[int]
-    key_pts: list[int]
-    exact: bool
-    indexed: bool
-
-    def index_of(self, pts: int) -> int | None:
-        i = bisect.bisect_left(self.pts, pts)
-        return i if i < len(self.pts) and self.pts[i] == pts else None
-
-    def keyframe_at_or_before(self, pts: int) -> int:
-        i = bisect.bisect_right(self.key_pts, pts)
-        return self.key_pts[i - 1] if i > 0 else self.pts[0]
-
-
-class _UnreliableTimestampsError(Exception):
-    """Decoded timestamps disagree with the frame table: count frames from the start."""
 
 
 _Identity = tuple[str, int, int]  # (source, file size, mtime_ns) of the file read
@@ -131,7 +110,7 @@ class ThumbnailCache:
         self._locks = [threading.Lock() for _ in range(_LOCK_STRIPES)]
         self._guard = threading.Lock()
         self._failures: OrderedDict[str, str] = OrderedDict()
-        self._tables: OrderedDict[_Identity, _FrameTable] = OrderedDict()
+        self._tables: OrderedDict[_Identity, FrameTable] = OrderedDict()
 
     # ----------------------------------------------------------------- public
 
@@ -258,7 +237,7 @@ class ThumbnailCache:
             PurePosixPath(sample.source).suffix,
         )
 
-    def _table(self, path: str, identity: _Identity) -> _FrameTable:
+    def _table(self, path: str, identity: _Identity) -> FrameTable:
         with self._guard:
             table = self._tables.get(identity)
             if table is not None:
@@ -279,16 +258,16 @@ class ThumbnailCache:
         keep: Callable[[int, Image.Image], None] | None,
     ) -> Image.Image:
         table = self._table(path, identity)
-        if not 0 <= index < len(table.pts):
-            raise ThumbnailError(f"frame {index} requested, the video has {len(table.pts)} frames")
-        if table.exact and table.indexed:
-            try:
-                found = _seek_and_decode(path, table, index, keep)
-            except _UnreliableTimestampsError:
-                found = None
-            if found is not None:
-                return found
-        return _decode_counting(path, index, keep)
+        n = len(table)
+        if not 0 <= index < n:
+            raise ThumbnailError(f"frame {index} requested, the video has {n} frames")
+        if keep is None:
+            first, last = index, index
+        else:
+            key = table.keyframe_at_or_before(int(table.pts[index]))
+            start = 0 if key is None else int(np.searchsorted(table.pts, key))
+            first, last = max(start, index - _BEHIND), min(index + READ_AHEAD, n - 1)
+        return _read_frames(path, table, index, first, last, keep)
 
 
 class _TemporaryCopy:
@@ -386,81 +365,53 @@ def _encode(image: Image.Image) -> bytes:
 # --------------------------------------------------------------------------- video frames
 
 
-def _open_video(path: str) -> tuple[Any, Any]:
-    container = av.open(path, metadata_errors="ignore")
-    if not container.streams.video:
-        container.close()
-        raise ThumbnailError("the file holds no video stream")
-    return container, container.streams.video[0]
-
-
-def _build_table(path: str) -> _FrameTable:
+def _build_table(path: str) -> FrameTable:
     """Frame timestamps by demuxing every packet (reads the file, decodes nothing): the
     frame list of the dataset and the manifest (:func:`selfsup.data._video.build_frame_table`)."""
-    container, stream = _open_video(path)
+    container = av.open(path, metadata_errors="ignore")
     with container:
-        table = build_frame_table(container, stream)
-        formats = set(container.format.name.split(","))
-    return _FrameTable(
-        table.pts.tolist(), table.key_pts.tolist(), table.exact, bool(formats & INDEXED_FORMATS)
-    )
+        if not container.streams.video:
+            raise ThumbnailError("the file holds no video stream")
+        return build_frame_table(container, container.streams.video[0])
 
 
-def _seek_and_decode(
+def _read_frames(
     path: str,
-    table: _FrameTable,
+    table: FrameTable,
     index: int,
+    first: int,
+    last: int,
     keep: Callable[[int, Image.Image], None] | None,
-) -> Image.Image | None:
-    """Frame ``index`` by seeking to its keyframe; None when the decoder passed it."""
-    target = table.pts[index]
-    seek_pts = table.keyframe_at_or_before(target)
-    container, stream = _open_video(path)
-    with container:
-        container.seek(seek_pts, stream=stream, backward=True, any_frame=False)
-        found: Image.Image | None = None
-        ahead = 0
-        for frame in container.decode(stream):
-            if frame.pts is None:
-                raise _UnreliableTimestampsError
-            j = table.index_of(int(frame.pts))
-            if j is None:
-                raise _UnreliableTimestampsError
-            if found is None:
-                if j == index:
-                    found = frame.to_image()
-                    if keep is None:
-                        return found
-                elif j > index:
-                    return None
-                elif keep is not None:
-                    keep(j, frame.to_image())
-            else:
-                ahead += 1
-                if ahead > READ_AHEAD or keep is None:
-                    break
-                keep(j, frame.to_image())
-        return found
-
-
-def _decode_counting(
-    path: str, index: int, keep: Callable[[int, Image.Image], None] | None
 ) -> Image.Image:
-    """Frame ``index`` by decoding from the start and counting frames in output order."""
-    container, stream = _open_video(path)
-    with container:
-        found: Image.Image | None = None
-        count = 0
-        for position, frame in enumerate(container.decode(stream)):
-            count = position + 1
-            if position == index:
-                found = frame.to_image()
-                if keep is None:
-                    return found
-            elif keep is not None and (found is not None or position >= index - _BEHIND):
-                keep(position, frame.to_image())
-            if position >= index + READ_AHEAD:
-                break
-    if found is None:
-        raise ThumbnailError(f"frame {index} requested, only {count} frames decode")
+    """Frame ``index`` of the video, decoding frames ``first .. last`` in order and handing
+    every other one to ``keep``.
+
+    :class:`selfsup.data._video.VideoFrameReader` does the decoding as for the dataset: it
+    seeks to the keyframe of ``first`` and decodes on (in containers without a frame index,
+    or when timestamps disagree with ``table``, it counts frames from the start), so the
+    pass costs one decode per frame. A frame on the way that fails is skipped; only a
+    failure of frame ``index`` itself is an error.
+    """
+    reader = VideoFrameReader(max_open=1)
+    try:
+        for j in range(first, index):
+            try:
+                image = reader.read(path, j, table)
+            except DataError:
+                break  # a broken frame on the way: go straight to the requested one
+            if keep is not None:
+                keep(j, image)
+        try:
+            found = reader.read(path, index, table)
+        except DataError as exc:
+            raise ThumbnailError(str(exc)) from exc
+        for j in range(index + 1, last + 1):
+            try:
+                image = reader.read(path, j, table)
+            except DataError:
+                break  # a broken tail: the requested frame is made already
+            if keep is not None:
+                keep(j, image)
+    finally:
+        reader.close()
     return found
