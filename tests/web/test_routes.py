@@ -10,6 +10,7 @@ the HTML says (test ids and numbers), and what must never be served.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -32,7 +33,7 @@ from PIL import Image
 from _web import SMALL_CLASSES, cluster_embeddings, write_small_images
 from selfsup.web.app import create_view_app
 from selfsup.web.outputs import STATUSES, RunOutputs
-from selfsup.web.routes import MAX_SAMPLES_PER_REQUEST, PER_PAGE
+from selfsup.web.routes import MAX_SAMPLES_PER_REQUEST, PER_PAGE, STATIC_DIR
 
 TOKEN = "test-token-0123456789"
 RUN = "small"
@@ -444,6 +445,7 @@ def test_a_run_without_outputs_shows_state_and_log_and_409s_the_rest(
     page.one("run-log")
     assert "appear when the run completes" in page.one("outputs-unavailable").text
     assert not page.by_testid("count-n_selected")
+    assert not page.by_testid("downloads")  # listed only beside a report
     body = next(e for e in page.elements if e.tag == "body")
     assert body.attrs["data-final"] == "false"
     assert body.attrs["data-has-report"] == "false"
@@ -779,6 +781,28 @@ def test_literal_dot_segments_are_refused(app: FastAPI, client: TestClient, raw:
     assert _raw_get(app, f"/runs/{RUN}/files/report.json".encode(), cookie)[0] == 200
 
 
+def test_output_pages_ask_the_backend_for_the_run_once(
+    client: TestClient, app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Grid, sample and map pages take the run from the opened view: one backend call,
+    not a run() then a view() querying twice (the server backend opens a session each)."""
+    backend = app.state.web
+    calls: list[str] = []
+    for name in ("run", "view"):
+        method = getattr(backend, name)
+
+        def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
+            calls.append(_name)
+            return _method(*args)
+
+        monkeypatch.setattr(backend, name, counted)
+    for path in (f"/runs/{RUN}/images", f"/runs/{RUN}/images/0", f"/runs/{RUN}/map"):
+        calls.clear()
+        page = _page(client, path)
+        assert calls == ["view"], (path, calls)
+        assert RUN in " ".join(e.attrs.get("href", "") for e in page.elements)
+
+
 # --------------------------------------------------------------------------- map and JSON
 
 
@@ -797,6 +821,9 @@ def test_map_page_has_the_canvas_tools_and_data_urls(client: TestClient) -> None
     assert not page.by_testid("method-switch")
     scripts = [e.attrs.get("src", "") for e in page.elements if e.tag == "script"]
     assert any("/static/map.js" in s for s in scripts)
+    # ?v= is the file's content hash: a new map.js after an upgrade is a new URL.
+    digest = hashlib.sha256((STATIC_DIR / "map.js").read_bytes()).hexdigest()[:10]
+    assert f"/static/map.js?v={digest}" in scripts
     _page(client, f"/runs/{RUN}/map?method=umap", status=404)
 
 
@@ -842,6 +869,7 @@ def test_samples_endpoint_names_the_selected_points(
     assert no_origin.status_code == 200
     out_of_range = client.post(f"/ui-api/runs/{RUN}/samples", json={"indices": [0, 10**6]})
     assert out_of_range.status_code == 400
+    assert out_of_range.json()["code"] == "BAD_REQUEST"
     assert str(10**6) in out_of_range.json()["error"]
     too_many = client.post(
         f"/ui-api/runs/{RUN}/samples", json={"indices": [0] * (MAX_SAMPLES_PER_REQUEST + 1)}

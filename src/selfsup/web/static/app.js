@@ -249,7 +249,8 @@
     });
   }
 
-  window.selfsup = {fetchJSON: fetchJSON, poll: poll};
+  // map.js loads its data through the same fetch (the 401 -> login redirect included).
+  window.selfsup = {fetchJSON: fetchJSON};
 
   document.addEventListener('DOMContentLoaded', function () {
     localizeTimes(document);

@@ -249,7 +249,6 @@
     }
 
     function drawPoints(g) {
-      const started = performance.now();
       if (layer.width !== canvas.width || layer.height !== canvas.height) {
         layer.width = canvas.width;
         layer.height = canvas.height;
@@ -323,7 +322,6 @@
         }
         g.stroke();
       }
-      api.lastPointsMs = performance.now() - started;
     }
 
     function draw() {
