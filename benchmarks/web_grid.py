@@ -12,8 +12,8 @@ real PNGs, the manifest, embedding CSVs, selection.csv, report.json and plots as
 ``--image-size`` px (64), so decoding them is cheap and a thumbnail cache gains little over
 no cache; photos take far longer to decode (``--image-size 1024`` shows the difference).
 ``selfsup view``'s app
-(``create_view_app``) is served by uvicorn on 127.0.0.1 and measured with httpx over real
-sockets, one request at a time:
+(``create_view_app``) is served by uvicorn on 127.0.0.1 (``selfsup.server.testing.LiveServer``)
+and measured with httpx over real sockets, one request at a time:
 
 1. **First grid page, cold**: the first ``GET /runs/{id}/images`` of a fresh app with an
    empty cache directory, which opens the folder (manifest, embeddings) and builds the
@@ -22,7 +22,8 @@ sockets, one request at a time:
    filters (all / selected / removed / corrupt / duplicate).
 3. **Thumbnails**: p50 of 200 first requests of random samples (decode, resize, JPEG, write
    to the cache) and p50 of the same 200 again (cache hits).
-4. **Detail page** (explanation and 12 nearest neighbours over all embeddings): p50 of 50.
+4. **Detail page** (explanation and the nearest neighbours, ``selfsup.web.routes.NEIGHBOURS``
+   of them, over all embeddings): p50 of 50.
 5. **Projection JSON** for the map: size and time, first and again.
 
 Baselines in the same run, served by the same uvicorn over the same folder:
@@ -44,11 +45,9 @@ import io
 import json
 import random
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -110,40 +109,12 @@ def _timed(client: httpx.Client, paths: Sequence[str]) -> Timing:
 
 
 @contextmanager
-def _uvicorn(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free 127.0.0.1 port in a thread; yields its URL.
-
-    Like ``selfsup.server.testing.LiveServer``, except that the listening socket is made with
-    ``IPPROTO_TCP``: asyncio only sets ``TCP_NODELAY`` on connections of sockets whose
-    ``proto`` says TCP, and without it every small response (headers and body written
-    separately) waits ~40 ms for the client's delayed ACK, which would swamp the figures.
-    """
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 30
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
-
-
-@contextmanager
 def _served(app: FastAPI, login: bool = True) -> Iterator[httpx.Client]:
     """``app`` on a loopback port and a client, logged in (``/?token=`` sets the cookie)
     unless ``login`` is false (the baselines have no login)."""
-    with _uvicorn(app) as url, httpx.Client(base_url=url, timeout=600) as client:
+    from selfsup.server.testing import LiveServer
+
+    with LiveServer(app) as live, httpx.Client(base_url=live.url, timeout=600) as client:
         if login:
             response = client.get(f"/?token={TOKEN}", follow_redirects=True)
             if response.status_code != 200 or not client.cookies:

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import os
 import re
 import struct
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -37,7 +36,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageDraw
 
 if TYPE_CHECKING:
-    from playwright.sync_api import ConsoleMessage, Error, Page, Response
+    from playwright.sync_api import ConsoleMessage, Error, Locator, Page, Response
 
 # --------------------------------------------------------------------------- small real run
 
@@ -178,8 +177,9 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 def png_bytes(pixels: NDArray[np.uint8]) -> bytes:
     """A PNG file of an ``(H, W, 3)`` uint8 RGB image (8 bit, no filter, zlib level 1).
 
-    Written by hand because PIL's encoder costs ~100 µs per call, most of the time of a
-    100,000-image folder; the output decodes with any PNG reader.
+    Written by hand because PIL's encoder costs ~130 µs for a 16 px image against ~10 µs
+    here (2,000 calls each on the 2-core dev machine), most of the time of a 100,000-image
+    folder; the output decodes with any PNG reader.
     """
     h, w, _ = pixels.shape
     raw = np.zeros((h, 1 + 3 * w), dtype=np.uint8)  # filter byte 0 (None) per row
@@ -226,7 +226,7 @@ def build_synthetic_run(
     report.json + data/projections.csv + plots + report.pdf from
     :func:`selfsup.curation.report.write_report`. ``older_format=True`` leaves out
     data/selection.csv and data/projections.csv, as folders of selfsup before the web app.
-    Takes ~20 s for 100,000 samples.
+    Took 40 s for 100,000 samples on the shared 2-core dev machine.
     """
     from selfsup.config import RunConfig, resolve, to_yaml
     from selfsup.curation.manifest import (
@@ -451,10 +451,10 @@ def pick_distances_of(picked: NDArray[np.floating[Any]], block: int = 1024) -> N
     return out
 
 
-def report_counts(folder: Path) -> dict[str, int]:
-    """``counts`` of a run folder's report.json, integer entries only."""
-    report = json.loads((folder / "report.json").read_text(encoding="utf-8"))
-    return {k: int(v) for k, v in report["counts"].items() if isinstance(v, int)}
+def report_counts(report: Mapping[str, Any]) -> dict[str, int]:
+    """The integer entries of a parsed report.json's ``counts``: what a run page shows as
+    ``count-<key>`` elements (:meth:`WebPage.shown_counts`)."""
+    return {k: v for k, v in report["counts"].items() if isinstance(v, int)}
 
 
 # --------------------------------------------------------------------------- browser tests
@@ -554,11 +554,43 @@ class WebPage:
         from urllib.parse import quote
 
         self.goto(f"/login?next={quote(next_path, safe='')}")
+        self.submit_token(token)
+        path = self.page.url[len(self.base_url) :]
+        assert path == next_path, f"login led to {self.page.url}, expected {next_path}"
+
+    def submit_token(self, token: str) -> None:
+        """Type ``token`` into the login form on the page, submit it and wait for the page
+        the login leads to."""
         self.page.get_by_test_id("token-input").fill(token)
         with self.page.expect_navigation(wait_until="load"):
             self.page.get_by_test_id("login-submit").click()
-        path = self.page.url[len(self.base_url) :]
-        assert path == next_path, f"login led to {self.page.url}, expected {next_path}"
+
+    def refused_token(self, token: str) -> str:
+        """Submit ``token`` on the login form on the page, which must refuse it; returns the
+        error the form shows."""
+        self.page.get_by_test_id("token-input").fill(token)
+        self.page.get_by_test_id("login-submit").click()
+        error = self.page.get_by_test_id("login-error")
+        error.wait_for()
+        return error.inner_text()
+
+    def shown_counts(self) -> dict[str, int]:
+        """The counts on a run page: ``{key: number}`` of every ``count-<key>`` element."""
+        return {
+            str(el.get_attribute("data-testid")).removeprefix("count-"): number(el.inner_text())
+            for el in self.page.locator("[data-testid^='count-']").all()
+        }
+
+    def download_report_pdf(self) -> Locator:
+        """On a run page: click the first download, which must be report.pdf, and check that
+        a PDF named report.pdf arrives; returns the locator of every download link."""
+        links = self.page.get_by_test_id("download")
+        assert links.first.inner_text().strip().endswith("report.pdf")
+        with self.page.expect_download() as download:
+            links.first.click()
+        assert download.value.suggested_filename == "report.pdf"
+        assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+        return links
 
     def wait_images_loaded(self, selector: str) -> None:
         """Scroll every ``<img>`` matching ``selector`` into view (grids load lazily) and
@@ -579,9 +611,6 @@ class WebPage:
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
-    def check_no_errors(self) -> None:
-        """Fail if the page logged a console error or raised a JavaScript error."""
-        if self.errors:
-            raise AssertionError(
-                f"{len(self.errors)} browser error(s):\n" + "\n".join(self.errors[:20])
-            )
+
+#: ``open_page(base_url)`` of tests/e2e/conftest.py: a logged-out tab of the app.
+OpenPage = Callable[[str], WebPage]

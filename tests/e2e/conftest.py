@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
-from _web import CHROMIUM, CHROMIUM_ARGS, WebPage
+from _web import CHROMIUM, CHROMIUM_ARGS, OpenPage, WebPage
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Playwright
-
-OpenPage = Callable[[str], WebPage]
 
 #: Milliseconds a Playwright action or expectation waits before failing.
 DEFAULT_TIMEOUT_MS = 15_000
@@ -37,7 +35,12 @@ def _unavailable(reason: str) -> None:
 
 @pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
-    """The Playwright driver (sync API), one per module."""
+    """The Playwright driver (sync API), one per module.
+
+    Not one per session, though starting it costs ~2 s: between its calls the sync API
+    marks its asyncio loop as the thread's running loop, so while it lives no later test
+    module could call ``anyio.run``/``asyncio.run`` (tests/web/test_routes.py does).
+    """
     if importlib.util.find_spec("playwright") is None:
         _unavailable("the playwright package is not installed (pip install -e .[dev])")
     if not CHROMIUM.exists():
@@ -53,7 +56,7 @@ def playwright() -> Iterator[Playwright]:
 
 @pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    """Headless Chromium, one per module."""
+    """Headless Chromium, one per module (each test's pages get fresh contexts)."""
     launched = playwright.chromium.launch(
         executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_ARGS)
     )

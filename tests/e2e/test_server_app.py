@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from _web import WebPage, number, write_small_images
+from _web import OpenPage, WebPage, report_counts, write_small_images
 from selfsup.api import ApiWorkflowClient
 from selfsup.server.testing import LiveServer, ServerHarness
-
-OpenPage = Callable[[str], WebPage]
 
 # Any test of this module alone takes > 5 s: the module's fixture trains a tiny model in a
 # real worker run and starts a browser.
@@ -37,6 +35,16 @@ LIGHTLY_CONFIG: dict[str, Any] = {
 }
 WORKER_CONFIG: dict[str, Any] = {"stopping_condition": {"n_samples": 5}}
 DATASET = "shapes"
+#: Artifact name -> path in the run's output folder, of what the worker uploads.
+UPLOADED_OUTPUTS: dict[str, str] = {
+    "report.pdf": "report.pdf",
+    "report.json": "report.json",
+    "sampled_filenames_excluding_datapool.txt": (
+        "filenames/sampled_filenames_excluding_datapool.txt"
+    ),
+    "corrupt_filenames.txt": "filenames/corrupt_filenames.txt",
+    "embeddings.csv": "data/embeddings.csv",
+}
 
 
 @dataclass
@@ -134,23 +142,26 @@ def test_run_page_matches_report_json_and_downloads_artifacts(
     tab = open_page(server.url)
     tab.login(server.alice, next_path=f"/runs/{server.job_id}")
     report = server.report()
-    counts = {k: v for k, v in report["counts"].items() if isinstance(v, int)}
-    shown = {
-        str(el.get_attribute("data-testid")).removeprefix("count-"): number(el.inner_text())
-        for el in tab.page.locator("[data-testid^='count-']").all()
-    }
-    assert shown == counts
+    counts = report_counts(report)
+    assert tab.shown_counts() == counts
     assert counts["n_selected"] == WORKER_CONFIG["stopping_condition"]["n_samples"]
     assert "claimed run" in tab.page.get_by_test_id("run-log").inner_text()
 
-    links = tab.page.get_by_test_id("download")
-    assert links.first.inner_text().strip().endswith("report.pdf")
-    with tab.page.expect_download() as download:
-        links.first.click()
-    assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+    links = tab.download_report_pdf()
     hrefs = [str(link.get_attribute("href")) for link in links.all()]
-    artifact = next(h for h in hrefs if "/artifacts/" in h and h != hrefs[0])
-    assert tab.page.request.get(tab.url(artifact)).status == 200
+    artifacts = {
+        link.inner_text().strip(): str(link.get_attribute("href"))
+        for link in links.all()
+        if "/artifacts/" in str(link.get_attribute("href"))
+    }
+    for href in artifacts.values():
+        assert tab.page.request.get(tab.url(href)).status == 200, href
+    # The output files the worker uploads download byte for byte as they are in the run's
+    # output folder (the server adds artifacts of its own, e.g. the run's config).
+    for name, relative in UPLOADED_OUTPUTS.items():
+        assert name in artifacts, (name, sorted(artifacts))
+        body = tab.page.request.get(tab.url(artifacts[name])).body()
+        assert body == (server.outputs / relative).read_bytes(), name
     json_file = f"/runs/{server.job_id}/files/report.json"
     assert json_file in hrefs
     assert json.loads(tab.page.request.get(tab.url(json_file)).body()) == report
@@ -263,6 +274,4 @@ def test_a_revoked_token_logs_its_browser_out(open_page: OpenPage, server: Serve
     tab.page.wait_for_url("**/login?next=*", timeout=10_000)
     tab.goto(f"/runs/{server.job_id}")
     assert urlsplit(tab.page.url).path == "/login"
-    tab.page.get_by_test_id("token-input").fill(token)
-    tab.page.get_by_test_id("login-submit").click()
-    assert "revoked" in tab.page.get_by_test_id("login-error").inner_text()
+    assert "revoked" in tab.refused_token(token)

@@ -13,7 +13,7 @@ import itertools
 import json
 import math
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,15 +28,16 @@ from _web import (
     SMALL_CORRUPT_FOLDER,
     SMALL_DUPLICATE,
     SMALL_DUPLICATE_OF,
+    OpenPage,
     WebPage,
     build_small_run,
     number,
+    report_counts,
 )
 from selfsup.curation.manifest import read_filename_list, read_manifest
 from selfsup.server.testing import LiveServer
 from selfsup.utils.io import load_embeddings
-
-OpenPage = Callable[[str], WebPage]
+from selfsup.web.routes import NEIGHBOURS
 
 # Any test of this module alone takes > 5 s: the module's fixture runs the pipeline and
 # starts a browser.
@@ -118,16 +119,10 @@ def test_login_form_refuses_a_wrong_token_then_lists_the_run(
     tab.goto("/login")
     tab.shot("login")
     tab.allow_console_error(r"status of 401")  # the refused login answers 401, on purpose
-    tab.page.get_by_test_id("token-input").fill("not-the-token")
-    tab.page.get_by_test_id("login-submit").click()
-    error = tab.page.get_by_test_id("login-error")
-    error.wait_for()
-    assert "wrong token" in error.inner_text()
+    assert "wrong token" in tab.refused_token("not-the-token")
     assert urlsplit(tab.page.url).path == "/login"
 
-    tab.page.get_by_test_id("token-input").fill(TOKEN)
-    with tab.page.expect_navigation():
-        tab.page.get_by_test_id("login-submit").click()
+    tab.submit_token(TOKEN)
     assert urlsplit(tab.page.url).path == "/"
     rows = tab.page.get_by_test_id("run-row")
     assert rows.count() == 1
@@ -158,9 +153,7 @@ def test_pages_without_a_session_go_to_the_login_and_come_back(
     parts = urlsplit(tab.page.url)
     assert parts.path == "/login"
     assert "next=%2Fruns%2Fout%2Fimages%3Fstatus%3Dremoved" in parts.query
-    tab.page.get_by_test_id("token-input").fill(TOKEN)
-    with tab.page.expect_navigation():
-        tab.page.get_by_test_id("login-submit").click()
+    tab.submit_token(TOKEN)
     assert tab.page.url == tab.url(f"/runs/{RUN}/images?status=removed")
 
 
@@ -192,12 +185,7 @@ def test_run_page_shows_the_report_counts_plots_and_downloads(
     page: WebPage, small_run: SmallRun
 ) -> None:
     page.goto(f"/runs/{RUN}")
-    counts = {k: v for k, v in small_run.report["counts"].items() if isinstance(v, int)}
-    shown: dict[str, int] = {}
-    for element in page.page.locator("[data-testid^='count-']").all():
-        key = str(element.get_attribute("data-testid")).removeprefix("count-")
-        shown[key] = number(element.inner_text())
-    assert shown == counts
+    assert page.shown_counts() == report_counts(small_run.report)
 
     plots = page.page.get_by_test_id("plot")
     files = small_run.report["plots"]["files"]
@@ -206,12 +194,7 @@ def test_run_page_shows_the_report_counts_plots_and_downloads(
     assert [s.removeprefix(f"/runs/{RUN}/files/") for s in sources] == files
     page.wait_images_loaded("[data-testid=plot]")
 
-    links = page.page.get_by_test_id("download")
-    assert links.first.inner_text().strip().endswith("report.pdf")
-    with page.page.expect_download() as download:
-        links.first.click()
-    assert download.value.suggested_filename == "report.pdf"
-    assert Path(download.value.path()).read_bytes().startswith(b"%PDF")
+    links = page.download_report_pdf()
 
     # Every listed file downloads, byte for byte; nothing internal or outside is listed.
     relative_paths = [p.relative_to(small_run.folder) for p in small_run.folder.rglob("*")]
@@ -263,7 +246,7 @@ def test_grid_filters_by_status(page: WebPage, small_run: SmallRun) -> None:
             page.page.get_by_test_id(f"filter-{status}").click()
         assert f"status={status}" in page.page.url
         assert (
-            number(page.page.get_by_test_id("grid-total").inner_text()) == (expected_totals[status])
+            number(page.page.get_by_test_id("grid-total").inner_text()) == expected_totals[status]
         )
         tiles = _tiles(page)
         assert {s for _, s in tiles} == {status}
@@ -344,7 +327,8 @@ def test_detail_page_explains_and_shows_neighbours(page: WebPage, small_run: Sma
     assert page.page.get_by_test_id("explanation-details").locator("li").count() >= 1
 
     neighbours = _tiles(page, "neighbour")
-    assert len(neighbours) >= 8
+    n_embedded = len(small_run.indices("selected") | small_run.indices("removed"))
+    assert len(neighbours) == min(NEIGHBOURS, n_embedded - 1)
     assert [i for i, _ in neighbours] == _expected_neighbours(small_run, index, len(neighbours))
     assert [s for _, s in neighbours] == [small_run.status[i] for i, _ in neighbours]
     distances = [
