@@ -130,14 +130,19 @@ def build_small_run(
     size: int = 32,
     seed: int = 0,
     umap: bool = False,
+    extra_images: Sequence[str] = (),
+    out_name: str = "out",
 ) -> Path:
     """Run the real pipeline over freshly generated images; returns the output folder.
 
     ``root/images`` holds ``len(SMALL_CLASSES) * n_per_class`` usable images plus one exact
-    duplicate (:data:`SMALL_DUPLICATE`) and three corrupt files; ``root/out`` is the output
-    folder of a ``selfsup run`` selecting ``n_samples`` of the usable images from
+    duplicate (:data:`SMALL_DUPLICATE`) and three corrupt files; ``root/<out_name>`` is the
+    output folder of a ``selfsup run`` selecting ``n_samples`` of the usable images from
     precomputed 8-dimensional embeddings (one cluster per class). No model is trained; with
     ``umap=False`` the run takes a few seconds (mostly the report's plots).
+
+    ``extra_images`` are further usable images (random pixels) at these relative names; the
+    first part of each name must be one of :data:`SMALL_CLASSES` (its embedding cluster).
     """
     from selfsup.config import RunConfig, resolve
     from selfsup.curation.pipeline import run
@@ -145,11 +150,16 @@ def build_small_run(
 
     images = root / "images"
     names = write_small_images(images, n_per_class=n_per_class, size=size, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    for name in extra_images:
+        pixels = rng.integers(0, 255, size=(size, size, 3), dtype=np.uint8)
+        Image.fromarray(pixels, mode="RGB").save(images / name)
+    names = sorted([*names, *extra_images])
     labels = [SMALL_CLASSES.index(n.split("/", 1)[0]) for n in names]
     emb = cluster_embeddings(np.array(labels), len(SMALL_CLASSES), 8, seed, spread=0.15)
     csv = root / "precomputed_embeddings.csv"
     save_embeddings(csv, emb, labels, names)
-    out = root / "out"
+    out = root / out_name
     cfg = resolve(
         RunConfig,
         overrides=[

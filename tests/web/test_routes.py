@@ -28,9 +28,8 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from PIL import Image
 
-from _web import SMALL_CLASSES, cluster_embeddings, write_small_images
+from _web import build_small_run
 from selfsup.web.app import create_view_app
 from selfsup.web.outputs import STATUSES, RunOutputs
 from selfsup.web.routes import MAX_SAMPLES_PER_REQUEST, PER_PAGE, STATIC_DIR
@@ -132,42 +131,10 @@ def _query(href: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- fixtures
 
 
-def _build_run(root: Path) -> Path:
-    """The real pipeline over the small shapes folder plus :data:`NASTY`."""
-    from selfsup.config import RunConfig, resolve
-    from selfsup.curation.pipeline import run
-    from selfsup.utils.io import save_embeddings
-
-    images = root / "images"
-    names = write_small_images(images, n_per_class=6, size=32, seed=0)
-    rng = np.random.default_rng(1)
-    pixels = rng.integers(0, 255, size=(32, 32, 3), dtype=np.uint8)
-    Image.fromarray(pixels, mode="RGB").save(images / NASTY)
-    names = sorted([*names, NASTY])
-    labels = [SMALL_CLASSES.index(n.split("/", 1)[0]) for n in names]
-    emb = cluster_embeddings(np.array(labels), len(SMALL_CLASSES), 8, 0, spread=0.15)
-    csv = root / "embeddings.csv"
-    save_embeddings(csv, emb, labels, names)
-    out = root / RUN
-    cfg = resolve(
-        RunConfig,
-        overrides=[
-            f"input_dir={images}",
-            f"output_dir={out}",
-            f"embeddings={csv}",
-            "stopping_condition.n_samples=8",
-            "umap=false",
-            "num_workers=0",
-        ],
-    )
-    run(cfg, progress=False)
-    return out
-
-
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("web_routes")
-    out = _build_run(root)
+    out = build_small_run(root, n_per_class=6, n_samples=8, extra_images=[NASTY], out_name=RUN)
     # Bait for path traversal: next to the run folder, and linked from inside it.
     (root / "secret.txt").write_text(SECRET)
     (out / "plots" / "escape.png").symlink_to(root / "secret.txt")
