@@ -133,6 +133,12 @@ class RunConfig(WorkerConfig):
 
     input_dir: str = Field("", description="folder of images and videos to curate")
     output_dir: str = Field("", description="folder of the run's outputs")
+    allowed_roots: list[str] = Field(
+        default_factory=list,
+        description="folders that symlinks inside input_dir may point into; a link leading "
+        "elsewhere is skipped and reported ([] = anywhere this user can read; the worker sets "
+        "the datasource's allowed roots)",
+    )
     checkpoint: str = Field("", description="model checkpoint to embed with (skips training)")
     embeddings: str = Field("", description="precomputed embeddings.csv (skips embedding)")
     predictions_dir: str = Field(

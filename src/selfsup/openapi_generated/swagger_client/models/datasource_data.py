@@ -39,3 +39,9 @@ class DatasourceAccessData(ResponseModel):
     thumb_suffix: str | None = None
     options: dict[str, str] = Field(default_factory=dict)
     credentials: dict[str, Any] = Field(default_factory=dict)
+    allowed_roots: list[str] = Field(
+        default_factory=list,
+        description="LOCAL only: the folders (real paths) the dataset's owner may read from, as "
+        "the server allows them when the job is fetched; the worker re-checks ``full_path`` "
+        "and every symlink in it against them when it uses them",
+    )
