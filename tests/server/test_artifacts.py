@@ -81,7 +81,8 @@ def test_unsafe_names_oversized_and_bad_types_are_refused(
     server = make_server(max_upload_bytes=1000)
     alice, worker_id, run_id = _running(server, make_actor)
     url = f"{alice.run_path(worker_id, run_id)}/artifacts"
-    for name in ("../escape.txt", "/etc/passwd", "a/../../b", ".hidden", "a\\b", "a//b", ""):
+    names = ("../escape.txt", "/etc/passwd", "a/../../b", ".hidden", "a\\b", "a//b", "")
+    for name in (*names, "report.pdf\n", "a\n/b.txt", "log.txt\r"):
         r = server.http.post(
             url,
             files={"file": ("x", b"data")},
@@ -130,3 +131,12 @@ def test_accepted_artifact_names_always_stay_inside_the_run_folder(name: str) ->
     assert resolved.is_relative_to(root)
     assert resolved != root
     assert not any(part in ("", ".", "..") for part in safe.split("/"))
+
+
+@pytest.mark.parametrize("name", ["report.pdf\n", "a\n/b", "x\n", "ok.txt\n\n"])
+def test_a_trailing_newline_is_no_safe_artifact_name(name: str) -> None:
+    # re.match with '$' matches before a trailing newline; the check must see the whole name.
+    with pytest.raises(ApiError) as info:
+        safe_artifact_name(name)
+    assert info.value.status == 400
+    assert repr(name) in info.value.message

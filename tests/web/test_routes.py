@@ -508,8 +508,42 @@ def test_grid_pages_cover_every_sample_once(client: TestClient, outputs: RunOutp
     # A page past the end (a stale link) shows the last page.
     last = _page(client, f"/runs/{RUN}/images?status=removed&per_page={per_page}&page=999")
     assert last.one("page-info").text == f"Page {n_pages} of {n_pages}"
-    junk = _page(client, f"/runs/{RUN}/images?page=abc&per_page=-5")
-    assert len(junk.by_testid("tile")) == 1  # per_page clamped to 1, page 1
+
+
+@pytest.mark.parametrize(
+    ("query", "name", "accepted"),
+    [
+        ("page=abc", "page", "1 to 1000000000"),
+        ("page=0", "page", "1 to 1000000000"),
+        ("page=1e30", "page", "1 to 1000000000"),
+        ("per_page=-5", "per_page", "1 to 500"),
+        ("per_page=" + "9" * 40, "per_page", "1 to 500"),
+    ],
+)
+def test_grid_numbers_out_of_range_are_400_naming_the_parameter(
+    client: TestClient, query: str, name: str, accepted: str
+) -> None:
+    response = client.get(f"/runs/{RUN}/images?{query}")
+    assert response.status_code == 400, response.text
+    message = _Page(response.text).one("error-message").text
+    assert repr(name) in message
+    assert accepted in message
+
+
+@pytest.mark.parametrize("pos", ["abc", "-1", "1e30", "9" * 40])
+def test_a_bad_position_on_the_sample_page_is_400(client: TestClient, pos: str) -> None:
+    response = client.get(f"/runs/{RUN}/images/0?pos={pos}")
+    assert response.status_code == 400, response.text
+    assert "'pos'" in _Page(response.text).one("error-message").text
+
+
+@pytest.mark.parametrize("offset", ["1e30", "9" * 31, str(2**63), "-1", "x"])
+def test_log_offsets_out_of_range_are_422_naming_the_parameter(
+    client: TestClient, offset: str
+) -> None:
+    response = client.get(f"/ui-api/runs/{RUNNING}/log?offset={offset}")
+    assert response.status_code == 422, response.text
+    assert "offset" in response.json()["error"]
 
 
 def test_grid_search_filters_by_file_name(client: TestClient, outputs: RunOutputs) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path, PurePosixPath
 
 from selfsup.server.errors import ApiError
 
-_SAFE_COMPONENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$")
+# Used with fullmatch: ``re.match`` with ``$`` would also accept a name ending in "\n".
+_SAFE_COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}")
 
 
 def _has_dotdot(path: str) -> bool:
@@ -73,7 +74,7 @@ def safe_artifact_name(file_name: str) -> str:
     if not file_name or len(file_name) > 500:
         raise ApiError(400, "INVALID_FILE_NAME", "artifact file name must be 1 to 500 characters")
     parts = file_name.split("/")
-    bad = [p for p in parts if not _SAFE_COMPONENT.match(p)]
+    bad = [p for p in parts if not _SAFE_COMPONENT.fullmatch(p)]
     if bad or file_name.startswith("/"):
         raise ApiError(
             400,

@@ -89,6 +89,8 @@ PER_PAGE = 200
 """Tiles per grid page; ``?per_page=`` may ask for 1 to :data:`MAX_PER_PAGE`."""
 MAX_PER_PAGE = 500
 MAX_QUERY_CHARS = 200
+MAX_LOG_OFFSET = 2**53
+"""Largest ``?offset=`` of the log poll: far beyond any log, and safe for ``seek``."""
 MAX_SAMPLES_PER_REQUEST = 10_000
 """Most indices one ``POST /ui-api/runs/{id}/samples`` may ask for."""
 THUMB_SIZE = 192
@@ -385,13 +387,32 @@ def _summary_json(run: RunSummary) -> dict[str, Any]:
     return data
 
 
-def _parse_int(raw: str | None, default: int, lo: int, hi: int) -> int:
-    """A lenient page-number parser: junk means the default, out of range is clamped."""
-    try:
-        value = int(raw) if raw not in (None, "") else default
-    except ValueError:
+MAX_PAGE_NUMBER = 10**9
+"""Largest grid page number (and sample position) a URL may carry."""
+
+
+class BadNumber(ValueError):
+    """A numeric query parameter is not an integer in its accepted range."""
+
+
+def _parse_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    """The integer query parameter ``name``: ``default`` when absent or empty.
+
+    Raises:
+        BadNumber: not a plain decimal integer in ``lo..hi``; the message names the
+            parameter, the value (cut short) and the accepted range.
+    """
+    if raw in (None, ""):
         return default
-    return max(lo, min(hi, value))
+    assert raw is not None
+    # Length first: int() of a huge digit string is itself costly, and no value this long
+    # can be in range.
+    value: int | None = None
+    if len(raw) <= 20 and raw.lstrip("-").isdigit() and raw.isascii():
+        value = int(raw)
+    if value is None or not lo <= value <= hi:
+        raise BadNumber(f"{name!r} must be an integer from {lo} to {hi}, got {raw[:40]!r}")
+    return value
 
 
 def _parse_status(raw: str | None) -> tuple[Status | None, str | None]:
@@ -732,8 +753,13 @@ def images_page(
             viewer, 400, "Bad filter", error, back=(f"/runs/{_segment(run_id)}/images", "All")
         )
     query = q.strip()[:MAX_QUERY_CHARS]
-    size = _parse_int(per_page, PER_PAGE, 1, MAX_PER_PAGE)
-    number = _parse_int(page, 1, 1, 10**9)
+    try:
+        size = _parse_int(per_page, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
+        number = _parse_int(page, "page", 1, 1, MAX_PAGE_NUMBER)
+    except BadNumber as exc:
+        return _error_page(
+            viewer, 400, "Bad page", str(exc), back=(f"/runs/{_segment(run_id)}/images", "All")
+        )
     samples, total = outputs.page(chosen, (number - 1) * size, size, query)
     n_pages = max(1, math.ceil(total / size))
     if number > n_pages:  # past the end (e.g. a stale link): show the last page
@@ -823,11 +849,14 @@ def image_page(
     chosen, error = _parse_status(status)
     query = q.strip()[:MAX_QUERY_CHARS]
     base = f"/runs/{_segment(run_id)}/images"
+    try:
+        parsed_pos = _parse_int(pos, "pos", -1, 0, MAX_PAGE_NUMBER)
+    except BadNumber as exc:
+        return _error_page(viewer, 400, "Bad position", str(exc), back=(base, "All"))
+    position: int | None = parsed_pos if parsed_pos >= 0 else None
     prev_href = next_href = None
-    position: int | None = None
     filter_total = 0
-    if error is None and pos is not None and pos.isdigit():
-        position = int(pos)
+    if error is None and position is not None:
         start = max(position - 1, 0)
         around, filter_total = outputs.page(chosen, start, position - start + 2, query)
         here = position - start
@@ -1075,7 +1104,7 @@ def api_log(
     request: Request,
     viewer: ApiViewer,
     run_id: str,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_LOG_OFFSET)] = 0,
 ) -> JSONResponse:
     """``{"text", "offset", "run"}``: the log from byte ``offset`` on, the offset to ask for
     next and the run's summary (one request per poll follows both)."""
