@@ -391,7 +391,7 @@ MAX_PAGE_NUMBER = 10**9
 """Largest grid page number (and sample position) a URL may carry."""
 
 
-class BadNumber(ValueError):
+class BadNumberError(ValueError):
     """A numeric query parameter is not an integer in its accepted range."""
 
 
@@ -399,7 +399,7 @@ def _parse_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> in
     """The integer query parameter ``name``: ``default`` when absent or empty.
 
     Raises:
-        BadNumber: not a plain decimal integer in ``lo..hi``; the message names the
+        BadNumberError: not a plain decimal integer in ``lo..hi``; the message names the
             parameter, the value (cut short) and the accepted range.
     """
     if raw in (None, ""):
@@ -411,7 +411,7 @@ def _parse_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> in
     if len(raw) <= 20 and raw.lstrip("-").isdigit() and raw.isascii():
         value = int(raw)
     if value is None or not lo <= value <= hi:
-        raise BadNumber(f"{name!r} must be an integer from {lo} to {hi}, got {raw[:40]!r}")
+        raise BadNumberError(f"{name!r} must be an integer from {lo} to {hi}, got {raw[:40]!r}")
     return value
 
 
@@ -756,7 +756,7 @@ def images_page(
     try:
         size = _parse_int(per_page, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
         number = _parse_int(page, "page", 1, 1, MAX_PAGE_NUMBER)
-    except BadNumber as exc:
+    except BadNumberError as exc:
         return _error_page(
             viewer, 400, "Bad page", str(exc), back=(f"/runs/{_segment(run_id)}/images", "All")
         )
@@ -851,7 +851,7 @@ def image_page(
     base = f"/runs/{_segment(run_id)}/images"
     try:
         parsed_pos = _parse_int(pos, "pos", -1, 0, MAX_PAGE_NUMBER)
-    except BadNumber as exc:
+    except BadNumberError as exc:
         return _error_page(viewer, 400, "Bad position", str(exc), back=(base, "All"))
     position: int | None = parsed_pos if parsed_pos >= 0 else None
     prev_href = next_href = None
