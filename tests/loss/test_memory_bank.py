@@ -173,3 +173,45 @@ def test_bank_lives_on_the_device_of_the_output() -> None:
     assert bank.device == x.device
     assert module.bank.device == x.device
     torch.testing.assert_close(module.bank[:, :2].T, x)
+
+
+@pytest.mark.parametrize("size", [(4, 0), (-1, 3), (4,), (4, 3, 2), (4.0, 3), (True, 3), "43"])
+def test_bad_size_tuple_is_rejected(size: object) -> None:
+    with pytest.raises(ConfigError, match=r"or a tuple \(size >= 0, dim >= 1\)"):
+        MemoryBankModule(size=size)  # type: ignore[arg-type]  # bad input on purpose
+
+
+def test_size_tuple_creates_the_bank_at_construction() -> None:
+    # lightly accepts (size, dim): the bank then exists before the first batch, so every
+    # process of a distributed run holds the same shape from the start.
+    module = MemoryBankModule(size=(6, 3))
+    assert module.size == 6
+    assert module.dim == 3
+    assert module.bank.shape == (3, 6)
+    torch.testing.assert_close(module.bank.norm(dim=0), torch.ones(6))
+    x = _rand(0, 2, 3, dtype=torch.float32)
+    before = module.bank.clone()
+    _, bank = module(x, update=True)
+    assert bank is not None
+    assert torch.equal(bank, before)
+    torch.testing.assert_close(module.bank[:, :2].T, x)
+
+
+def test_size_tuple_checks_the_dimension_of_the_first_batch() -> None:
+    module = MemoryBankModule(size=(6, 3))
+    with pytest.raises(DataError, match="output has dimension 4 but the bank holds vectors of"):
+        module(_rand(0, 2, 4, dtype=torch.float32))
+
+
+def test_size_tuple_zero_disables_the_bank() -> None:
+    module = MemoryBankModule(size=(0, 128))
+    x = _rand(0, 2, 128)
+    assert module(x, update=True) == (x, None)
+
+
+def test_feature_dim_first_false_returns_size_by_dim() -> None:
+    module = MemoryBankModule(size=(5, 3), feature_dim_first=False)
+    _, bank = module(_rand(0, 2, 3, dtype=torch.float32))
+    assert bank is not None
+    assert bank.shape == (5, 3)
+    assert torch.equal(bank, module.bank.T)

@@ -176,6 +176,18 @@ def test_memory_bank_loss_matches_moco_and_enqueues_keys(seed: int, n: int, tau:
     assert loss2.item() == pytest.approx(expected2, rel=1e-9, abs=1e-9)
 
 
+def test_memory_bank_size_as_tuple_matches_moco() -> None:
+    # lightly accepts memory_bank_size=(4096, 128): the bank exists before the first call.
+    criterion = NTXentLoss(temperature=0.2, memory_bank_size=(5, 3))
+    bank0 = criterion.memory_bank.bank.clone()
+    assert bank0.shape == (3, 5)
+    q = _rand(0, 2, 3).float().requires_grad_(True)
+    k = _rand(1, 2, 3).float()
+    loss = criterion(q, k)
+    expected = ref_moco(_as_lists(q), _as_lists(k), _as_lists(bank0.T), 0.2)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+
+
 # --------------------------------------------------------------------------- closed forms
 
 

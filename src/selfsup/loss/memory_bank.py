@@ -7,6 +7,8 @@ dequeued." The bank lets a loss see many more negatives than one batch holds.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -45,16 +47,22 @@ class MemoryBankModule(nn.Module):
     """Memory bank of the last ``size`` embeddings (lightly's ``MemoryBankModule``).
 
     The bank is a (dim, size) tensor (feature dimension first, as in lightly and MoCo's
-    ``queue``). It is created lazily at the first call, once ``dim`` is known, filled with
-    L2-normalised Gaussian vectors, and stored as a non-persistent buffer so checkpoints stay
-    small (a resumed run starts again from a random bank, as in lightly).
+    ``queue``), filled with L2-normalised Gaussian vectors and stored as a non-persistent
+    buffer so checkpoints stay small (a resumed run starts again from a random bank, as in
+    lightly). Given as a tuple ``(size, dim)`` the bank is created at construction, so every
+    process of a distributed run holds the same shape before the first batch (what lightly
+    recommends); given as an int, it is created lazily at the first call, once ``dim`` is
+    known.
 
     Args:
-        size: Number of embeddings the bank holds. 0 disables the bank: ``forward`` then
-            returns ``(output, None)``. MoCo uses 4096 to 65536.
+        size: Number of embeddings the bank holds, or ``(size, dim)``. A size of 0 disables
+            the bank: ``forward`` then returns ``(output, None)``. MoCo uses 4096 to 65536
+            entries, e.g. ``(4096, 128)``.
         gather_distributed: If True and ``torch.distributed`` is initialised, the bank is
             updated with the embeddings of all processes (in rank order), so that every
             process keeps the same bank (MoCo's ``concat_all_gather`` before enqueueing).
+        feature_dim_first: If True (the default), ``forward`` returns the bank as
+            (dim, size); if False as (size, dim), as lightly's flag of that name.
 
     Examples:
         >>> class MyLoss(MemoryBankModule):
@@ -66,17 +74,22 @@ class MemoryBankModule(nn.Module):
     bank: Tensor
     bank_ptr: Tensor
 
-    def __init__(self, size: int = 65536, gather_distributed: bool = False) -> None:
+    def __init__(
+        self,
+        size: int | Sequence[int] = 65536,
+        gather_distributed: bool = False,
+        feature_dim_first: bool = True,
+    ) -> None:
         super().__init__()
-        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise ConfigError(
-                f"MemoryBankModule: size must be an integer >= 0 (0 disables the bank), "
-                f"got {size!r}"
-            )
-        self.size = size
+        entries, dim = _parse_size(size)
+        self.size = entries
+        self.dim = dim
         self.gather_distributed = gather_distributed
+        self.feature_dim_first = feature_dim_first
         self.register_buffer("bank", torch.empty(0, dtype=torch.float), persistent=False)
         self.register_buffer("bank_ptr", torch.zeros(1, dtype=torch.long), persistent=False)
+        if dim is not None and entries > 0:
+            self._init_memory_bank(dim, like=self.bank)
 
     @torch.no_grad()
     def _init_memory_bank(self, dim: int, like: Tensor) -> None:
@@ -109,7 +122,8 @@ class MemoryBankModule(nn.Module):
 
         Returns:
             ``(output, bank)`` with ``bank`` a detached (dim, size) copy in ``output``'s
-            dtype, or ``(output, None)`` when ``size == 0``.
+            dtype ((size, dim) with ``feature_dim_first=False``), or ``(output, None)`` when
+            ``size == 0``.
         """
         del labels  # part of lightly's signature, never used
         if self.size == 0:
@@ -122,7 +136,11 @@ class MemoryBankModule(nn.Module):
         dim = output.shape[1]
         if self.bank.numel() == 0:
             self._init_memory_bank(dim, like=output)
-        elif self.bank.shape[0] != dim:
+        elif self.bank.device != output.device:
+            # A bank made at construction (size given as a tuple) follows the embeddings.
+            self.bank = self.bank.to(output.device)
+            self.bank_ptr = self.bank_ptr.to(output.device)
+        if self.bank.shape[0] != dim:
             raise DataError(
                 f"MemoryBankModule: output has dimension {dim} but the bank holds vectors "
                 f"of dimension {self.bank.shape[0]}; the embedding size must not change "
@@ -131,4 +149,20 @@ class MemoryBankModule(nn.Module):
         bank = self.bank.detach().clone().to(output)
         if update:
             self._dequeue_and_enqueue(output.detach())
-        return output, bank
+        return output, bank if self.feature_dim_first else bank.T
+
+
+def _parse_size(size: object) -> tuple[int, int | None]:
+    """``(entries, dim or None)`` of a bank size given as ``n`` or ``(n, dim)``."""
+    if isinstance(size, int) and not isinstance(size, bool):
+        if size >= 0:
+            return size, None
+    elif isinstance(size, Sequence) and not isinstance(size, str) and len(size) == 2:
+        n, dim = size
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (n, dim))
+        if ints and n >= 0 and dim >= 1:
+            return n, dim
+    raise ConfigError(
+        f"MemoryBankModule: size must be an integer >= 0 or a tuple (size >= 0, dim >= 1) "
+        f"(0 disables the bank), got {size!r}"
+    )

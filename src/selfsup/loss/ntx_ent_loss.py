@@ -18,6 +18,7 @@ the memory bank (the paper's sum over i = 0..K, written as the positive plus K n
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -174,8 +175,9 @@ class NTXentLoss(nn.Module):
 
     Args:
         temperature: τ, a finite number >= 1e-8.
-        memory_bank_size: Number of negatives kept in the memory bank; 0 for SimCLR, e.g.
-            4096 or 65536 for MoCo.
+        memory_bank_size: Number of negatives kept in the memory bank, or ``(number, dim)``
+            to create the bank at construction (see :class:`MemoryBankModule`); 0 for SimCLR,
+            e.g. 4096 or ``(4096, 128)`` for MoCo.
         gather_distributed: If True and ``torch.distributed`` is initialised with more than
             one process, in-batch negatives come from the batches of all processes (gathered
             with gradients, see :func:`selfsup.utils.dist.gather`; all processes must use the
@@ -195,7 +197,7 @@ class NTXentLoss(nn.Module):
     def __init__(
         self,
         temperature: float = 0.5,
-        memory_bank_size: int = 0,
+        memory_bank_size: int | Sequence[int] = 0,
         gather_distributed: bool = False,
     ) -> None:
         super().__init__()
