@@ -78,3 +78,47 @@ def test_split_views_accepts_both_batch_forms_and_rejects_others() -> None:
         split_views(([x0, x1, x1], torch.zeros(2), ["a", "b"]))
     with pytest.raises(DataError, match="single tensor"):
         split_views((x0, torch.zeros(2), ["a", "b"]))
+
+
+def test_embed_returns_dataset_order_whatever_the_shuffle(
+    make_image_folder: Callable[..., Path],
+) -> None:
+    # lightly sorts the rows by the dataset's file names: a shuffled loader must give the
+    # same rows in the same order on every call.
+    import torchvision.transforms as T
+
+    root = make_image_folder(n_classes=2, n_per_class=5, size=(16, 16))
+    dataset = LightlyDataset(input_dir=str(root), transform=T.ToTensor())
+    model = _model().eval()
+    plain = DataLoader(dataset, batch_size=3)
+    embedding = SelfSupervisedEmbedding(
+        model, NTXentLoss(), torch.optim.SGD(model.parameters(), lr=0.1), plain
+    )
+    emb0, labels0, names0 = embedding.embed(plain, progress=False)
+    assert names0 == dataset.get_filenames()
+    for seed in (1, 2):
+        shuffled = DataLoader(
+            dataset, batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(seed)
+        )
+        emb, labels, names = embedding.embed(shuffled, progress=False)
+        assert names == names0
+        assert labels.tolist() == labels0.tolist()
+        torch.testing.assert_close(torch.from_numpy(emb), torch.from_numpy(emb0))
+
+
+def test_embed_keeps_a_subset_samplers_rows_in_dataset_order(
+    make_image_folder: Callable[..., Path],
+) -> None:
+    import torchvision.transforms as T
+    from torch.utils.data import SubsetRandomSampler
+
+    root = make_image_folder(n_classes=1, n_per_class=6, size=(16, 16))
+    dataset = LightlyDataset(input_dir=str(root), transform=T.ToTensor())
+    model = _model().eval()
+    loader = DataLoader(dataset, batch_size=2, sampler=SubsetRandomSampler([5, 1, 3]))
+    embedding = SelfSupervisedEmbedding(
+        model, NTXentLoss(), torch.optim.SGD(model.parameters(), lr=0.1), loader
+    )
+    _, _, names = embedding.embed(loader, progress=False)
+    everything = dataset.get_filenames()
+    assert names == [everything[1], everything[3], everything[5]]

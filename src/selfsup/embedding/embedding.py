@@ -60,6 +60,21 @@ def _with_tensor_collate(dataloader: DataLoader[Any]) -> DataLoader[Any]:
     )
 
 
+def _dataset_order(dataset: Any, filenames: list[str]) -> np.ndarray | None:
+    """Row permutation that puts ``filenames`` into the dataset's index order, or None when
+    the rows are in that order already or the dataset cannot say its order (no
+    ``get_filenames``, or names that are not unique or not the dataset's)."""
+    get_filenames = getattr(dataset, "get_filenames", None)
+    if not callable(get_filenames):
+        return None
+    position = {name: i for i, name in enumerate(get_filenames())}
+    ranks = [position.get(name, -1) for name in filenames]
+    if min(ranks, default=0) < 0 or len(set(ranks)) != len(ranks):
+        return None
+    order = np.argsort(np.asarray(ranks), kind="stable")
+    return None if bool(np.all(order == np.arange(len(order)))) else order
+
+
 class SelfSupervisedEmbedding(BaseEmbedding):
     """A trainable embedding model (see :class:`BaseEmbedding`) that can embed datasets.
 
@@ -83,7 +98,11 @@ class SelfSupervisedEmbedding(BaseEmbedding):
             progress: show a progress bar.
 
         Returns:
-            ``(embeddings (N, D) float32, labels (N,) int64, filenames)`` in dataloader order.
+            ``(embeddings (N, D) float32, labels (N,) int64, filenames)`` in the dataset's
+            order whenever the dataset names its items (``get_filenames()``, as
+            :class:`~selfsup.data.LightlyDataset` does), whatever the loader's sampler: a
+            shuffled loader gives the same rows in the same order on every call (lightly
+            sorts by file name the same way). Otherwise in the order the loader yields.
         """
         backbone = getattr(self.model, "backbone", None)
         if not isinstance(backbone, torch.nn.Module):
@@ -118,4 +137,8 @@ class SelfSupervisedEmbedding(BaseEmbedding):
             self.model.train(was_training)
         if not chunks:
             raise DataError("the dataloader to embed is empty")
-        return np.concatenate(chunks), np.concatenate(labels), filenames
+        embeddings, targets = np.concatenate(chunks), np.concatenate(labels)
+        order = _dataset_order(dataloader.dataset, filenames)
+        if order is None:
+            return embeddings, targets, filenames
+        return embeddings[order], targets[order], [filenames[i] for i in order]
