@@ -5,17 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from selfsup import __version__
+from selfsup.server.auth import authenticate
 from selfsup.server.db import READ_ONLY, make_engine, session_factory, upgrade_database
-from selfsup.server.errors import install_error_handlers
+from selfsup.server.errors import ApiError, install_error_handlers
 from selfsup.server.leases import sweep_expired_leases
+from selfsup.server.limits import RequestLimits
 from selfsup.server.routes import datasets, health, runs, workers
 from selfsup.server.settings import ServerSettings
 from selfsup.web.app import SESSION_KEY_FILE, install_web
@@ -90,7 +93,37 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         SessionSigner(load_or_create_key(Path(settings.data_dir) / SESSION_KEY_FILE)),
     )
     app.add_middleware(_ReadOnlyRequests)
+    # Outermost: sizes and the upload's token are checked before anything reads a body.
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+        token_error=_token_checker(app.state.sessions, settings),
+    )
     return app
+
+
+def _token_checker(
+    sessions: sessionmaker[Session], settings: ServerSettings
+) -> Callable[[str | None], str | None]:
+    """For :class:`RequestLimits`: None when an ``Authorization`` header carries a valid
+    token, else why not."""
+
+    def token_error(authorization: str | None) -> str | None:
+        scheme, _, token = (authorization or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return (
+                "missing API token: send 'Authorization: Bearer <token>' "
+                "(create one with: selfsup token create --user NAME)"
+            )
+        with sessions() as session:
+            try:
+                authenticate(session, token.strip(), settings.clock())
+            except ApiError as exc:
+                return exc.message
+        return None
+
+    return token_error
 
 
 class _ReadOnlyRequests:

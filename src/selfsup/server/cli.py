@@ -23,6 +23,8 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from selfsup.errors import ConfigError
 from selfsup.server.settings import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_UPLOAD_BYTES,
     ServerSettings,
     default_database_url,
     default_local_roots,
@@ -73,6 +75,20 @@ def _serve_parser() -> argparse.ArgumentParser:
         help="claims of a scheduled run before a crash is final",
     )
     parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="largest request body but an artifact upload, checked before it is read "
+        f"(default: {DEFAULT_MAX_BODY_BYTES}, 1 MiB)",
+    )
+    parser.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        default=DEFAULT_MAX_UPLOAD_BYTES,
+        help="largest artifact upload; uploads need a valid token before they are read "
+        f"(default: {DEFAULT_MAX_UPLOAD_BYTES}, 8 GiB)",
+    )
+    parser.add_argument(
         "--log-level",
         default="info",
         choices=["critical", "error", "warning", "info", "debug"],
@@ -111,6 +127,8 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
             local_roots=tuple(args.local_root) if args.local_root else default_local_roots(),
             lease_seconds=args.lease_seconds,
             max_attempts=args.max_attempts,
+            max_body_bytes=args.max_body_bytes,
+            max_upload_bytes=args.max_upload_bytes,
         )
         app = create_app(settings)
     except (ConfigError, ValueError) as exc:

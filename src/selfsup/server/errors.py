@@ -133,7 +133,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+        code = {
+            401: "UNAUTHORIZED",
+            403: "FORBIDDEN",
+            404: "NOT_FOUND",
+            405: "METHOD_NOT_ALLOWED",
+            413: "TOO_LARGE",
+        }
         return JSONResponse(
             _error_body(code.get(exc.status_code, f"HTTP_{exc.status_code}"), str(exc.detail)),
             status_code=exc.status_code,
@@ -159,7 +165,7 @@ _DESCRIPTIONS = {
     404: "no such resource for this user",
     409: "the resource's state does not allow this (e.g. the run ended or its lease ran out)",
     410: "the artifact's file is gone",
-    413: "upload over the server's size limit",
+    413: "body or upload over the server's size limit (the message names the limit)",
     422: "malformed body, or a config with an unknown key or bad value",
 }
 

@@ -33,6 +33,12 @@ def default_local_roots() -> tuple[Path, ...]:
     return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip())
 
 
+DEFAULT_MAX_BODY_BYTES = 1024**2
+"""1 MiB: the largest config, datasource or log append is a few kB."""
+DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024**3
+"""8 GiB: room for the embeddings and checkpoint of a large run."""
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """How one server process runs.
@@ -48,7 +54,9 @@ class ServerSettings:
         max_attempts: claims of one scheduled run before a crash is final (state DONE).
         sweep_interval_seconds: how often the app looks for expired leases; 0 disables the
             background sweeper (tests call :func:`selfsup.server.leases.sweep_expired_leases`).
-        max_upload_bytes: largest accepted artifact upload.
+        max_upload_bytes: largest accepted artifact upload (file bytes).
+        max_body_bytes: largest body of any other request (JSON, forms); checked before the
+            body is read or the token checked (``selfsup.server.limits``).
         clock: current time in ms since the epoch; injectable so tests can move time.
     """
 
@@ -58,7 +66,8 @@ class ServerSettings:
     lease_seconds: float = 120.0
     max_attempts: int = 3
     sweep_interval_seconds: float = 10.0
-    max_upload_bytes: int = 8 * 1024**3
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     clock: Callable[[], int] = now_ms
 
     def __post_init__(self) -> None:
@@ -66,6 +75,9 @@ class ServerSettings:
             raise ValueError(f"lease_seconds must be > 0, got {self.lease_seconds}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        for name in ("max_body_bytes", "max_upload_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 byte, got {getattr(self, name)}")
         if self.sweep_interval_seconds < 0:
             raise ValueError(
                 f"sweep_interval_seconds must be >= 0, got {self.sweep_interval_seconds}"
