@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from selfsup.server.db import alembic_config, make_engine, upgrade_database
@@ -20,7 +21,7 @@ def test_migrations_match_the_models_and_are_idempotent(db_url: str) -> None:
             diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
             revision = MigrationContext.configure(conn).get_current_revision()
         assert diff == []
-        assert revision == "0001"
+        assert revision == ScriptDirectory.from_config(alembic_config()).get_current_head()
         tables = set(inspect(engine).get_table_names())
         assert set(Base.metadata.tables) <= tables
 

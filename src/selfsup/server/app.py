@@ -20,6 +20,7 @@ from selfsup.server.errors import ApiError, install_error_handlers
 from selfsup.server.leases import sweep_expired_leases
 from selfsup.server.limits import RequestLimits
 from selfsup.server.routes import datasets, health, runs, workers
+from selfsup.server.secret_keys import attach_keys, check_keys_open_the_database, load_keys
 from selfsup.server.settings import ServerSettings
 from selfsup.web.app import SESSION_KEY_FILE, install_web
 from selfsup.web.server_backend import ServerBackend
@@ -68,11 +69,23 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     Args:
         settings: database, data folder, local roots, lease length, clock; defaults read
             ``$SELFSUP_DATABASE_URL``, ``$SELFSUP_HOME`` and ``$SELFSUP_LOCAL_ROOTS``.
+
+    Raises:
+        SecretKeyError: the credentials' key is malformed or does not open the database.
     """
     settings = settings or ServerSettings()
-    engine = make_engine(settings.database_url)
-    upgrade_database(engine)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    keys = settings.secret_keys or load_keys(Path(settings.data_dir))
+    assert keys is not None  # load_keys creates the key file when there is none
+    engine = make_engine(settings.database_url)
+    try:
+        attach_keys(engine, keys)
+        upgrade_database(engine)
+        check_keys_open_the_database(engine, keys)
+    except BaseException:
+        engine.dispose()
+        raise
+    logger.info("datasource credentials are encrypted with the key(s) from %s", keys.source)
 
     app = FastAPI(
         title="selfsup server",

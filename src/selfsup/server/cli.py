@@ -108,12 +108,16 @@ def is_loopback(host: str) -> bool:
 
 
 def serve_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``selfsup serve``; returns the exit status."""
+    """Entry point of ``selfsup serve`` (and ``selfsup serve rotate-key``); returns the exit
+    status."""
     import uvicorn
 
     from selfsup.server.app import create_app
     from selfsup.server.db import parse_database_url
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["rotate-key"]:
+        return rotate_key_main(argv[1:])
     args = _serve_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -153,11 +157,110 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _rotate_key_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="selfsup serve rotate-key",
+        description="Re-encrypt every stored datasource credential with a new key. Stop the "
+        "server first and start it again afterwards. With the key file (<data dir>/"
+        "secret.key) a new key is made, every row re-encrypted, and the old keys dropped "
+        "(--keep-old-keys keeps them as fallbacks). With $SELFSUP_SECRET_KEY, put the new key "
+        "first (new,old), run this, then remove the old key from the variable.",
+    )
+    parser.add_argument("--db", default=None, help="database URL (as for selfsup serve)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the server's data folder holding secret.key (default: $SELFSUP_HOME/server)",
+    )
+    parser.add_argument(
+        "--keep-old-keys",
+        action="store_true",
+        help="keep the old keys in the key file after the new one (to open old backups)",
+    )
+    return parser
+
+
+def rotate_key_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``selfsup serve rotate-key``; returns the exit status."""
+    from cryptography.fernet import Fernet
+
+    from selfsup.server.db import make_engine, upgrade_database
+    from selfsup.server.secret_keys import (
+        SecretKeys,
+        attach_keys,
+        check_keys_open_the_database,
+        load_keys,
+        rotate_credentials,
+        write_key_file,
+    )
+
+    args = _rotate_key_parser().parse_args(argv)
+    prog = "selfsup serve rotate-key"
+    data_dir = args.data_dir or selfsup_home() / "server"
+    try:
+        old = load_keys(data_dir, create=False)
+        if old is None:
+            print(
+                f"{prog}: error: no key file {data_dir / 'secret.key'} and no "
+                "$SELFSUP_SECRET_KEY: nothing to rotate (the server makes the key on its "
+                "first start; give --data-dir if it uses another folder)",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+        engine = make_engine(args.db or default_database_url())
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        attach_keys(engine, old)
+        upgrade_database(engine)
+        check_keys_open_the_database(engine, old)
+        if old.path is None:  # $SELFSUP_SECRET_KEY: the admin put the new key first
+            count = rotate_credentials(engine, old)
+            print(
+                f"{prog}: {count} datasource credentials re-encrypted with the first key of "
+                "$SELFSUP_SECRET_KEY; remove the old keys from it now",
+                file=sys.stderr,
+            )
+            return 0
+        new_key = Fernet.generate_key()
+        both = SecretKeys((new_key, *old.keys), old.source, old.path)
+        # New key first, old ones after: a crash from here on leaves a key file that opens
+        # every row, whichever key encrypted it.
+        write_key_file(old.path, both.keys)
+        count = rotate_credentials(engine, both)
+        if not args.keep_old_keys:
+            write_key_file(old.path, (new_key,))
+    except ConfigError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SQLAlchemyError as exc:
+        print(f"{prog}: error: cannot open the database: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        engine.dispose()
+    kept = " (old keys kept after it)" if args.keep_old_keys else ""
+    print(
+        f"{prog}: {count} datasource credentials re-encrypted with a new key in "
+        f"{old.path}{kept}; restart the server",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _token_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selfsup token", description="Manage users and their API tokens."
     )
     parser.add_argument("--db", default=None, help="database URL (as for selfsup serve)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="the server's data folder, for its secret.key when the database needs a "
+        "migration (default: $SELFSUP_HOME/server)",
+    )
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     create = sub.add_parser("create", help="create a token (and the user if new); prints it once")
     create.add_argument("--user", required=True, help="user name")
@@ -181,10 +284,13 @@ def token_main(argv: Sequence[str] | None = None) -> int:
     from selfsup.server.auth import issue_token, split_token
     from selfsup.server.db import make_engine, session_factory, upgrade_database
     from selfsup.server.models import ApiToken, User
+    from selfsup.server.secret_keys import attach_keys, load_keys
 
     args = _token_parser().parse_args(argv)
     try:
+        keys = load_keys(args.data_dir or selfsup_home() / "server", create=False)
         engine = make_engine(args.db or default_database_url())
+        attach_keys(engine, keys)
         upgrade_database(engine)
     except ConfigError as exc:
         print(f"selfsup token: error: {exc}", file=sys.stderr)

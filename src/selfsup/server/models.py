@@ -29,6 +29,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from selfsup.server.secret_keys import keys_of
+
 # Named constraints so that migrations can refer to them on every back end.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -74,18 +76,26 @@ class Secret:
 
 
 class SecretJSON(TypeDecorator[Secret]):
-    """A JSON object stored as text and loaded as :class:`Secret`."""
+    """A JSON object stored encrypted (a Fernet token as text) and loaded as :class:`Secret`.
+
+    The keys come with the engine (:func:`selfsup.server.secret_keys.attach_keys`), so a copy
+    of the database without the key file holds no readable credential.
+    """
 
     impl = Text
     cache_ok = True
 
     def process_bind_param(self, value: Secret | None, dialect: Dialect) -> str | None:
-        """Secret -> JSON text for the database."""
-        return None if value is None else json.dumps(value.reveal(), sort_keys=True)
+        """Secret -> encrypted JSON text for the database."""
+        if value is None:
+            return None
+        return keys_of(dialect).encrypt(json.dumps(value.reveal(), sort_keys=True))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Secret | None:
-        """JSON text from the database -> Secret."""
-        return None if value is None else Secret(json.loads(value))
+        """Encrypted JSON text from the database -> Secret."""
+        if value is None:
+            return None
+        return Secret(json.loads(keys_of(dialect).decrypt(value)))
 
 
 class Base(DeclarativeBase):
@@ -138,8 +148,8 @@ class Dataset(Base):
 class Datasource(Base):
     """Where a dataset's input is read (INPUT) or its outputs go (LIGHTLY).
 
-    ``options`` holds non-secret settings; ``credentials`` the secret ones as JSON text,
-    returned only to the worker holding a run of the dataset.
+    ``options`` holds non-secret settings; ``credentials`` the secret ones as encrypted JSON
+    text, returned only to the worker holding a run of the dataset.
     """
 
     __tablename__ = "datasources"

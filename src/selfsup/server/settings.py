@@ -7,6 +7,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # settings stay cheap to import: no SQLAlchemy or cryptography here
+    from selfsup.server.secret_keys import SecretKeys
 
 
 def now_ms() -> int:
@@ -57,6 +61,8 @@ class ServerSettings:
         max_upload_bytes: largest accepted artifact upload (file bytes).
         max_body_bytes: largest body of any other request (JSON, forms); checked before the
             body is read or the token checked (``selfsup.server.limits``).
+        secret_keys: the keys encrypting datasource credentials; None reads
+            ``$SELFSUP_SECRET_KEY`` or ``<data_dir>/secret.key`` (created on first start).
         clock: current time in ms since the epoch; injectable so tests can move time.
     """
 
@@ -68,6 +74,7 @@ class ServerSettings:
     sweep_interval_seconds: float = 10.0
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    secret_keys: SecretKeys | None = None
     clock: Callable[[], int] = now_ms
 
     def __post_init__(self) -> None:
