@@ -10,9 +10,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import torch
+from torch import Tensor, nn
 
 
 def run_workers(script: Path, out_dir: Path, world_size: int, timeout: float) -> None:
@@ -59,3 +63,71 @@ def run_workers(script: Path, out_dir: Path, world_size: int, timeout: float) ->
                 f"worker {r} of {script.name} exited with {p.returncode} (killed after "
                 f"{timeout} s if negative):\n{logs[r].read_text(errors='replace')}"
             )
+
+
+def two_view_loss_worker(
+    argv: list[str],
+    make_model: Callable[[], nn.Module],
+    global_batch: Callable[[], tuple[Tensor, Tensor]],
+    make_loss: Callable[[], nn.Module],
+    n_local: int,
+) -> None:
+    """The body of a DDP worker script for a two-view loss.
+
+    Joins the gloo group named by ``argv`` (``--worker RANK WORLD INIT_FILE OUT_DIR``), runs
+    DDP's forward on this rank's ``n_local`` rows of both views of ``global_batch()``, the
+    loss and a backward pass, and saves ``{"loss", "grad.<param>"...}`` for
+    :func:`assert_ddp_matches_full_batch`.
+    """
+    import torch.distributed as torch_dist
+
+    rank, world_size = int(argv[2]), int(argv[3])
+    init_file, out_dir = Path(argv[4]), Path(argv[5])
+    torch.set_num_threads(1)
+    torch_dist.init_process_group(
+        "gloo",
+        init_method=f"file://{init_file}",
+        rank=rank,
+        world_size=world_size,
+        timeout=timedelta(seconds=60),
+    )
+    try:
+        local = slice(rank * n_local, (rank + 1) * n_local)
+        model = nn.parallel.DistributedDataParallel(make_model())
+        x_a, x_b = global_batch()
+        # One forward call per backward, as DDP expects.
+        out_a, out_b = model(torch.cat([x_a[local], x_b[local]])).chunk(2)
+        loss = make_loss()(out_a, out_b)
+        loss.backward()
+        result: dict[str, Tensor] = {"loss": loss.detach()}
+        for name, p in model.module.named_parameters():
+            assert p.grad is not None
+            result[f"grad.{name}"] = p.grad
+        torch.save(result, out_dir / f"rank{rank}.pt")
+    finally:
+        torch_dist.destroy_process_group()
+
+
+def assert_ddp_matches_full_batch(
+    script: Path,
+    out_dir: Path,
+    world_size: int,
+    make_model: Callable[[], nn.Module],
+    global_batch: Callable[[], tuple[Tensor, Tensor]],
+    make_loss: Callable[[], nn.Module],
+) -> None:
+    """Run ``script`` as ``world_size`` workers and check that every process's loss and
+    parameter gradients equal those of one process on the whole batch (for losses that
+    gather the global batch and compute the global loss on every process)."""
+    run_workers(script, out_dir, world_size, timeout=120.0)
+    results = [torch.load(out_dir / f"rank{r}.pt") for r in range(world_size)]
+    model = make_model()
+    x_a, x_b = global_batch()
+    out_a, out_b = model(torch.cat([x_a, x_b])).chunk(2)
+    loss = make_loss()(out_a, out_b)
+    loss.backward()
+    for res in results:
+        torch.testing.assert_close(res["loss"], loss.detach(), rtol=1e-12, atol=1e-12)
+        for name, p in model.named_parameters():
+            assert p.grad is not None
+            torch.testing.assert_close(res[f"grad.{name}"], p.grad, rtol=1e-10, atol=1e-12)

@@ -3,12 +3,25 @@
 - :class:`NTXentLoss`: SimCLR's contrastive loss, or MoCo's with ``memory_bank_size > 0``.
 - :class:`MemoryBankModule`: FIFO bank of past embeddings used as extra negatives.
 - :class:`DINOLoss`: DINO's self-distillation loss with teacher centering.
+- :class:`NegativeCosineSimilarity`: the loss of BYOL, SimSiam and FastSiam.
+- :class:`BarlowTwinsLoss`: Barlow Twins' cross-correlation loss.
+- :class:`VICRegLoss`: VICReg's variance-invariance-covariance loss.
 """
 
 from __future__ import annotations
 
+from selfsup.loss.barlow_twins_loss import BarlowTwinsLoss
 from selfsup.loss.dino_loss import DINOLoss
 from selfsup.loss.memory_bank import MemoryBankModule
+from selfsup.loss.negative_cosine_similarity import NegativeCosineSimilarity
 from selfsup.loss.ntx_ent_loss import NTXentLoss
+from selfsup.loss.vicreg_loss import VICRegLoss
 
-__all__ = ["DINOLoss", "MemoryBankModule", "NTXentLoss"]
+__all__ = [
+    "BarlowTwinsLoss",
+    "DINOLoss",
+    "MemoryBankModule",
+    "NTXentLoss",
+    "NegativeCosineSimilarity",
+    "VICRegLoss",
+]

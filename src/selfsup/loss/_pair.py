@@ -1,0 +1,52 @@
+"""Checks and gathering shared by losses over a pair of (batch_size, dim) embeddings."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from selfsup.errors import ConfigError, DataError
+from selfsup.utils import dist
+
+
+def check_weight(value: object, key: str, owner: str, hint: str = "") -> float:
+    """``value`` as a float if it is a finite number >= 0, else a ConfigError naming ``key``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if math.isfinite(value) and value >= 0:
+            return float(value)
+    raise ConfigError(f"{owner}: {key} must be a finite number >= 0{hint}, got {value!r}")
+
+
+def check_gather_available(gather_distributed: bool, owner: str) -> None:
+    """Refuse ``gather_distributed=True`` on a PyTorch build without torch.distributed."""
+    if gather_distributed and not torch.distributed.is_available():
+        raise ConfigError(
+            f"{owner}: gather_distributed=True but this PyTorch build has no "
+            "torch.distributed support; set gather_distributed=False"
+        )
+
+
+def global_pair(
+    z_a: Tensor, z_b: Tensor, gather_distributed: bool, owner: str, needs: str
+) -> tuple[Tensor, Tensor]:
+    """Check a pair of (batch_size, dim) embeddings and gather them over all processes.
+
+    With ``gather_distributed`` and an initialised process group, both are concatenated
+    over processes in rank order, with gradients (:func:`selfsup.utils.dist.gather`): every
+    process then computes the loss of the global batch, and DDP's averaged gradient is that
+    loss's gradient. The (global) batch must hold at least two samples, since batch
+    statistics ("``needs``") are taken over it.
+    """
+    if z_a.ndim != 2 or z_a.shape != z_b.shape:
+        raise DataError(
+            f"{owner}: z_a and z_b must both have the same shape (batch_size, dim), got "
+            f"{tuple(z_a.shape)} and {tuple(z_b.shape)}"
+        )
+    if gather_distributed and dist.world_size() > 1:
+        z_a = torch.cat(dist.gather(z_a), dim=0)
+        z_b = torch.cat(dist.gather(z_b), dim=0)
+    if z_a.shape[0] < 2:
+        raise DataError(f"{owner}: {needs} a batch of at least 2 samples, got {z_a.shape[0]}")
+    return z_a, z_b
