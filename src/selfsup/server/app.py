@@ -86,6 +86,12 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         engine.dispose()
         raise
     logger.info("datasource credentials are encrypted with the key(s) from %s", keys.source)
+    if settings.local_roots:
+        logger.warning(
+            "shared local roots (every user may point LOCAL datasources inside them and so "
+            "read what others keep there): %s; per-user roots: selfsup token roots",
+            ", ".join(str(r) for r in settings.local_roots),
+        )
 
     app = FastAPI(
         title="selfsup server",

@@ -4,6 +4,8 @@
     selfsup token create --user alice            # prints the token once
     selfsup token list
     selfsup token revoke 3f2a9c01b7de
+    selfsup token roots --user alice --add /data/alice   # alice's own LOCAL folders
+    selfsup serve rotate-key                     # re-encrypt credentials with a new key
 
 Both read the database from ``--db``, else ``$SELFSUP_DATABASE_URL``, else the SQLite file
 ``$SELFSUP_HOME/server.db``. Errors exit with status 2 and a message naming what is wrong.
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from selfsup.errors import ConfigError
 from selfsup.server.settings import (
@@ -60,7 +63,8 @@ def _serve_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="allow LOCAL datasources inside DIR (repeatable; default: $SELFSUP_LOCAL_ROOTS)",
+        help="allow LOCAL datasources inside DIR for EVERY user (repeatable; default: "
+        "$SELFSUP_LOCAL_ROOTS); give users their own folders with 'selfsup token roots'",
     )
     parser.add_argument(
         "--lease-seconds",
@@ -147,7 +151,12 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
             "datasource credentials cross the network in clear unless a TLS proxy is in front",
             file=sys.stderr,
         )
-    roots = ", ".join(str(r) for r in settings.local_roots) or "none (LOCAL datasources off)"
+    shared = ", ".join(str(r) for r in settings.local_roots)
+    roots = (
+        f"{shared} (shared by ALL users: each can read what the others keep there)"
+        if shared
+        else "none shared (per-user roots only: selfsup token roots --user NAME --add DIR)"
+    )
     print(
         f"selfsup serve: http://{args.host}:{args.port}  data: {settings.data_dir}  "
         f"local roots: {roots}",
@@ -249,6 +258,31 @@ def rotate_key_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _roots_action(session: Session, args: argparse.Namespace) -> int:
+    """``selfsup token roots``: change (with --add/--remove) and print a user's own roots."""
+    from selfsup.server.roots import change_roots, roots_of_user
+
+    try:
+        if args.add or args.remove:
+            roots = change_roots(session, args.user, args.add, args.remove, now_ms())
+            session.commit()
+        else:
+            roots = roots_of_user(session, args.user)
+    except (LookupError, ValueError) as exc:
+        print(f"selfsup token: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    for root in roots:
+        if not root.is_dir():
+            print(f"selfsup token: warning: root {root} is not a folder (yet)", file=sys.stderr)
+        print(root)
+    print(
+        f"{len(roots)} own root(s) of user {args.user!r}; the serve --local-root folders are "
+        "shared by every user on top of these",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _token_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selfsup token", description="Manage users and their API tokens."
@@ -276,6 +310,18 @@ def _token_parser() -> argparse.ArgumentParser:
     listing.add_argument("--user", default=None, help="only this user's tokens")
     revoke = sub.add_parser("revoke", help="revoke a token by its id (the 12 hex digits)")
     revoke.add_argument("token_id")
+    roots = sub.add_parser(
+        "roots",
+        help="list, add or remove the folders a user's LOCAL datasources may point inside "
+        "(besides the --local-root folders shared by every user)",
+    )
+    roots.add_argument("--user", required=True, help="user name")
+    roots.add_argument(
+        "--add", action="append", default=[], metavar="DIR", help="allow DIR (repeatable)"
+    )
+    roots.add_argument(
+        "--remove", action="append", default=[], metavar="DIR", help="disallow DIR (repeatable)"
+    )
     return parser
 
 
@@ -324,6 +370,8 @@ def token_main(argv: Sequence[str] | None = None) -> int:
                     status = "revoked" if token.revoked_at is not None else "active"
                     print(f"{token.id:<14}{user.name:<20}{token.scopes:<14}{status:<9}{token.name}")
                 return 0
+            if args.action == "roots":
+                return _roots_action(session, args)
             token_id = args.token_id
             parts = split_token(token_id)
             if parts is not None:  # a whole token was pasted: use its id, print nothing secret

@@ -131,6 +131,40 @@ class ApiToken(Base):
     user: Mapped[User] = relationship()
 
 
+class UserRoot(Base):
+    """A folder inside which one user's LOCAL datasources may point (``selfsup token roots``).
+
+    A user's allowed roots are these plus the server-wide ``--local-root`` folders, which
+    every user shares (see :func:`selfsup.server.roots.allowed_roots`).
+    """
+
+    __tablename__ = "user_roots"
+    __table_args__ = (UniqueConstraint("user_id", "path", name="uq_user_roots_user_id_path"),)
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    path: Mapped[str] = mapped_column(String(4096))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class WebSession(Base):
+    """A browser session of the web app, opened by logging in with an API token.
+
+    The session cookie carries ``id``; logging out sets ``revoked_at``, so a replayed cookie
+    is refused even before it expires. Revoking or deleting the token ends its sessions too.
+    """
+
+    __tablename__ = "web_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token_id: Mapped[str] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
 class Dataset(Base):
     """A dataset of images or videos; its files live in its datasources."""
 

@@ -35,9 +35,9 @@ def resolve_local_path(full_path: str, roots: Sequence[Path]) -> Path:
         raise ApiError(
             403,
             "LOCAL_DATASOURCES_DISABLED",
-            "this server accepts no LOCAL datasources: start it with "
-            "'selfsup serve --local-root DIR' (or set SELFSUP_LOCAL_ROOTS) to allow folders "
-            "inside DIR",
+            "you may use no LOCAL folders on this server: an admin allows them per user with "
+            "'selfsup token roots --user NAME --add DIR', or for every user with "
+            "'selfsup serve --local-root DIR' (or SELFSUP_LOCAL_ROOTS)",
         )
     if "\x00" in full_path:
         raise ApiError(400, "INVALID_PATH", "local path contains a NUL byte")

@@ -51,8 +51,16 @@ def datasource_data(row: Datasource) -> DatasourceData:
     )
 
 
-def datasource_access(row: Datasource) -> DatasourceAccessData:
-    """The worker's view of a datasource, credentials included."""
+def datasource_access(
+    row: Datasource, allowed_roots: list[str] | None = None
+) -> DatasourceAccessData:
+    """The worker's view of a datasource, credentials included.
+
+    Args:
+        row: the datasource.
+        allowed_roots: LOCAL only: the real paths of the roots the dataset's owner may use
+            now, for the worker to re-check every path against at use.
+    """
     credentials: dict[str, Any] = row.credentials.reveal()
     return DatasourceAccessData(
         type=DatasourceType(row.type),
@@ -61,6 +69,7 @@ def datasource_access(row: Datasource) -> DatasourceAccessData:
         thumb_suffix=row.thumb_suffix,
         options={str(k): str(v) for k, v in row.options.items()},
         credentials=credentials,
+        allowed_roots=list(allowed_roots or []) if row.type == "LOCAL" else [],
     )
 
 

@@ -24,6 +24,7 @@ from selfsup.server.errors import ApiError, conflict, error_responses, not_found
 from selfsup.server.leases import LOCKED
 from selfsup.server.models import Dataset, Datasource, Run, ScheduledRun, Secret, new_id
 from selfsup.server.paths import resolve_local_path
+from selfsup.server.roots import allowed_roots
 from selfsup.server.settings import ServerSettings
 from selfsup.server.views import dataset_data, datasource_data
 
@@ -134,8 +135,9 @@ def set_datasource(
     """Store where the dataset is read from (INPUT) and/or written to (LIGHTLY).
 
     ``INPUT_OUTPUT`` sets both. Setting a purpose again replaces it. LOCAL paths must lie in
-    one of the server's ``--local-root`` folders. Credentials are stored for workers and never
-    returned; the response lists the dataset's datasources without them.
+    one of the caller's allowed roots (their own, then the shared ``--local-root`` folders).
+    Credentials are stored (encrypted) for workers and never returned; the response lists
+    the dataset's datasources without them.
     """
     settings = _settings(request)
     dataset = get_dataset(session, principal.user_id, dataset_id)
@@ -145,7 +147,8 @@ def set_datasource(
     thumb_suffix = data.pop("thumb_suffix")
     full_path: str = data.pop("full_path")
     if kind == "LOCAL":
-        full_path = str(resolve_local_path(full_path, settings.local_roots))
+        roots = allowed_roots(session, principal.user_id, settings.local_roots)
+        full_path = str(resolve_local_path(full_path, roots))
     credentials = {k: data.pop(k) for k in CREDENTIAL_FIELDS[kind]}
     options = {k: str(v) for k, v in data.items()}
     purposes = (

@@ -49,7 +49,8 @@ from selfsup.server.leases import (
     require_worker,
 )
 from selfsup.server.models import Artifact, Dataset, Datasource, Run, ScheduledRun, Worker, new_id
-from selfsup.server.paths import safe_artifact_name
+from selfsup.server.paths import resolve_local_path, safe_artifact_name
+from selfsup.server.roots import allowed_roots, real_paths
 from selfsup.server.settings import ServerSettings
 from selfsup.server.views import (
     artifact_data,
@@ -187,7 +188,11 @@ def read_job(
     worker_id: str, run_id: str, principal: WorkerPrincipal, session: DbSession, request: Request
 ) -> DockerRunJobData:
     """Everything needed to execute the run. The only endpoint that returns credentials, and
-    only to the worker holding the run's lease."""
+    only to the worker holding the run's lease.
+
+    LOCAL datasources are checked against the dataset owner's allowed roots as they are now
+    (403 ``PATH_OUTSIDE_ROOTS`` when one left them) and carry those roots' real paths in
+    ``allowed_roots``, for the worker to re-check every path at use."""
     worker = require_worker(session, principal.user_id, worker_id)
     run = held_run(session, worker, run_id, _settings(request))
     scheduled = session.scalars(
@@ -195,9 +200,20 @@ def read_job(
     ).one()
     dataset = session.get(Dataset, run.dataset_id)
     assert dataset is not None
-    sources = session.scalars(
-        select(Datasource).where(Datasource.dataset_id == dataset.id).order_by(Datasource.purpose)
+    sources = list(
+        session.scalars(
+            select(Datasource)
+            .where(Datasource.dataset_id == dataset.id)
+            .order_by(Datasource.purpose)
+        )
     )
+    # The owner's roots as they are now: a root removed since the datasource was set, or a
+    # folder swapped for a link leaving them, stops the job here (403 naming the path).
+    roots = allowed_roots(session, dataset.user_id, _settings(request).local_roots)
+    for source in sources:
+        if source.type == "LOCAL":
+            resolve_local_path(source.full_path, roots)
+    real_roots = real_paths(roots)
     logger.info("worker %s fetched the job of run %s", worker.id, run.id)
     return DockerRunJobData(
         run_id=run.id,
@@ -206,7 +222,7 @@ def read_job(
         worker_config=dict(scheduled.worker_config),
         lightly_config=dict(scheduled.lightly_config),
         selection_config=scheduled.selection_config,
-        datasources=[datasource_access(s) for s in sources],
+        datasources=[datasource_access(s, real_roots) for s in sources],
     )
 
 
