@@ -19,7 +19,9 @@ Order and ids
     the run; it is reassigned on every scan. The stable key across runs is ``filename``.
 
 File format (``manifest.jsonl``)
-    JSON lines, UTF-8. The first line is a header
+    JSON lines, UTF-8. Names that are not valid UTF-8 (a file name is bytes on Linux) are
+    written with ``\\udcXX`` escapes and read back exactly (:mod:`selfsup.utils.names`).
+    The first line is a header
     ``{"format": "selfsup-manifest", "version": 1, "check_version": N}``; every further line
     is one record whose keys are the :class:`SampleRecord` field names. Readers ignore keys
     they do not know and fill missing optional keys with their defaults, so older manifests
@@ -30,6 +32,8 @@ Filename lists (``filenames/corrupt_filenames.txt``, ``filenames/duplicate_filen
     lightly-style list of names: corrupt lines are ``filename<TAB>reason<TAB>detail``,
     duplicate lines ``filename<TAB>kept filename``. A backslash, TAB, CR or LF inside a name
     is written as ``\\\\``, ``\\t``, ``\\r``, ``\\n``; :func:`read_filename_table` undoes it.
+    Bytes of a name that are not UTF-8 are written as they are (surrogateescape, see
+    :mod:`selfsup.utils.names`).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from typing import Any, Final, Literal, get_args
 
 from selfsup.errors import DataError
 from selfsup.utils.atomic import atomic_open_text
+from selfsup.utils.names import NAME_ERRORS, dumps_json
 
 MANIFEST_FORMAT: Final = "selfsup-manifest"
 MANIFEST_VERSION: Final = 1
@@ -76,6 +81,36 @@ class CorruptReason(StrEnum):
     """A video container that opens but yields no decodable frame."""
     WORKER_CRASHED = "worker_crashed"
     """The process checking the file died (out of memory, crash in a codec)."""
+    TIMEOUT = "timeout"
+    """Reading and decoding the file took longer than the per-file time limit (the process
+    checking it was stopped): a hung network file system, a pathological file."""
+    VANISHED = "vanished"
+    """The file was deleted (or became unreadable) after the check, while the run used it."""
+    CHANGED = "changed"
+    """The file's size or modification time changed after the check: what was checked is
+    not what would be embedded."""
+    # Entries named like samples that cannot be samples (selfsup.data.files.SKIP_KINDS);
+    # they are never opened.
+    FIFO = "not_a_regular_file:fifo"
+    """A named pipe: opening it would block the run."""
+    SOCKET = "not_a_regular_file:socket"
+    """A Unix domain socket."""
+    CHAR_DEVICE = "not_a_regular_file:char_device"
+    """A character device (``/dev/zero`` linked in would never end)."""
+    BLOCK_DEVICE = "not_a_regular_file:block_device"
+    """A block device."""
+    DIRECTORY = "not_a_regular_file:directory"
+    """A link to a folder, named like an image or video (folder links are not followed)."""
+    OTHER_FILE_TYPE = "not_a_regular_file:other"
+    """Any other entry that is not a regular file, or one that cannot be stat-ed."""
+    DANGLING_SYMLINK = "dangling_symlink"
+    """A symbolic link whose target does not exist."""
+    SYMLINK_LOOP = "symlink_loop"
+    """A symbolic link that is part of a loop of links."""
+    SYMLINK_OUTSIDE_ROOTS = "symlink_outside_roots"
+    """A symbolic link whose resolved target lies outside every ``allowed_roots`` folder."""
+    UNSUPPORTED_NAME = "unsupported_name"
+    """A name holding a line break, which line-oriented outputs cannot store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +292,7 @@ def write_manifest(
     with atomic_open_text(path) as handle:
         handle.write(json.dumps(header) + "\n")
         for record in records:
-            handle.write(json.dumps(_record_to_json(record), ensure_ascii=False) + "\n")
+            handle.write(dumps_json(_record_to_json(record)) + "\n")
 
 
 def _check_header(data: Any, where: str) -> int:
@@ -336,7 +371,7 @@ def _unescape_field(text: str) -> str:
 
 def _write_table(path: str | os.PathLike[str], rows: Iterable[Sequence[str]]) -> int:
     count = 0
-    with atomic_open_text(path) as handle:
+    with atomic_open_text(path, errors=NAME_ERRORS) as handle:
         for row in rows:
             handle.write("\t".join(_escape_field(cell) for cell in row) + "\n")
             count += 1
@@ -361,7 +396,7 @@ def write_duplicate_filenames(path: str | os.PathLike[str], records: Iterable[Sa
 
 def read_filename_table(path: str | os.PathLike[str]) -> list[list[str]]:
     """Rows (lists of unescaped columns) of a filename list; blank lines are skipped."""
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8", errors=NAME_ERRORS, newline="") as handle:
         text = handle.read()
     return [
         [_unescape_field(cell) for cell in line.rstrip("\r").split("\t")]

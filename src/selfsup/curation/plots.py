@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from selfsup.utils.atomic import atomic_path
+from selfsup.utils.names import display_name
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -316,7 +317,8 @@ def _draw_tile(ax: Axes, tile: Tile, heading: str, color: str) -> None:
         spine.set_color(color)
         spine.set_linewidth(3.0)
     ax.set_title(heading, fontsize=8.5, color=color, fontweight="bold")
-    ax.set_xlabel(shorten(tile.filename, 30), fontsize=7, color=COLORS["text"])
+    # Names that are not UTF-8 cannot be drawn as they are: show their bytes as \xNN.
+    ax.set_xlabel(shorten(display_name(tile.filename), 30), fontsize=7, color=COLORS["text"])
 
 
 def filter_decision_figure(

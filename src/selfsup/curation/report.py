@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import json
 import logging
 import math
 import re
@@ -79,6 +78,8 @@ from selfsup import __version__
 from selfsup.curation import plots
 from selfsup.curation._pdf import write_report_pdf
 from selfsup.utils.atomic import atomic_open_text, atomic_write_text
+from selfsup.utils.names import NAME_ERRORS, dumps_json
+from selfsup.utils.safe_open import open_regular
 
 __all__ = [
     "REPORT_FORMAT",
@@ -426,7 +427,8 @@ def folder_image_loader(root: str | Path, max_size: int = 256) -> ImageLoader:
     def load(filename: str) -> Image.Image | None:
         path = base / filename
         try:
-            with Image.open(path) as img:
+            # open_regular: never block on a FIFO that replaced the file after the check.
+            with open_regular(path) as handle, Image.open(handle) as img:
                 img.draft("RGB", (max_size, max_size))
                 thumb = img.convert("RGB")
         except (OSError, ValueError, Image.DecompressionBombError) as err:
@@ -1110,7 +1112,7 @@ def _write_projections(
         return
     keys = sorted(coordinates, key=lambda key: (key != "pca", key))
     header = ["filename"] + [f"{key}_{axis}" for key in keys for axis in ("x", "y")]
-    with atomic_open_text(path) as handle:
+    with atomic_open_text(path, errors=NAME_ERRORS) as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(header)
         for i, row in enumerate(rows.tolist()):
@@ -1140,7 +1142,7 @@ def write_report(
         out / "data" / "projections.csv", inputs.filenames, analysis.scatter_rows, coordinates
     )
     write_report_pdf(report, written, out / "report.pdf")
-    text = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False)
+    text = dumps_json(report, indent=2, allow_nan=False)
     atomic_write_text(out / "report.json", text + "\n")
     keep = {p.name for p in written}
     for stale in plots_dir.glob("*.png"):

@@ -2,27 +2,41 @@
 
 Each writer writes to a temporary file in the destination folder and renames it over the
 target with :func:`os.replace`, which is atomic on POSIX file systems. An interrupted run
-leaves at most a stray ``.tmp`` file behind, never a truncated target.
+leaves at most a stray ``.tmp`` file behind, never a truncated target. On an error inside
+the block (e.g. a full disk, ``ENOSPC``) the temporary file is removed, and a storage error
+(:data:`STORAGE_ERRNOS`) names the target file, so a message can say what was not written.
+
+Files get the permissions a plain ``open(path, "w")`` would give them, ``0o666`` minus the
+process umask, not the ``0o600`` of :func:`tempfile.mkstemp`: run folders are often read by
+other users (a web server, a colleague).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Final
 
 
 @contextlib.contextmanager
-def atomic_open_text(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
+def atomic_open_text(
+    path: str | os.PathLike[str], *, errors: str = "strict"
+) -> Iterator[IO[str]]:
     """Open ``path`` for UTF-8 text writing so that it appears only once fully written.
 
     Usage: ``with atomic_open_text(p) as f: f.write(...)``. On an exception inside the block
-    the temporary file is removed and ``path`` is left untouched.
+    the temporary file is removed and ``path`` is left untouched. ``errors`` is the codec
+    error handler: files that hold file names pass
+    :data:`selfsup.utils.names.NAME_ERRORS` to keep names' exact bytes.
     """
-    with _atomic_target(Path(path)) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+    with (
+        _atomic_target(Path(path)) as tmp,
+        open(tmp, "w", encoding="utf-8", errors=errors, newline="") as f,
+    ):
         yield f
         f.flush()
         os.fsync(f.fileno())
@@ -48,25 +62,71 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         yield tmp
 
 
+#: Errors of the storage rather than of the program: a full disk or quota, a read-only file
+#: system, missing permission. :func:`_atomic_target` makes them name the target file.
+STORAGE_ERRNOS: Final = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+)
+
+
+def _naming_target(exc: OSError, path: Path, tmp_name: str | None) -> OSError:
+    """``exc`` as an error naming ``path`` when it is a storage error naming no file (a
+    failed ``write`` names none) or only the temporary file; else ``exc`` itself."""
+    names_tmp = exc.filename in (None, tmp_name) or (
+        tmp_name is not None and exc.filename2 == tmp_name  # shutil.copyfile(src, tmp)
+    )
+    if exc.errno in STORAGE_ERRNOS and names_tmp:
+        named = OSError(exc.errno, exc.strerror, os.fspath(path))
+        named.__cause__ = exc
+        return named
+    return exc
+
+
 @contextlib.contextmanager
 def _atomic_target(path: Path) -> Iterator[Path]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
+    except OSError as exc:
+        raise _naming_target(exc, path, None) from exc
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp_name)
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
+        if isinstance(exc, OSError):
+            raise _naming_target(exc, path, tmp_name) from exc
         raise
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_open_text(path) as handle:
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows.
+
+    ``os.umask`` can only be read by setting it, which races with other threads creating
+    files; Linux reports it in ``/proc/self/status`` instead.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass  # not Linux (or no /proc): fall back to set-and-restore below
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, *, errors: str = "strict") -> None:
+    """Write ``text`` (UTF-8, ``errors`` as in :func:`atomic_open_text`) atomically."""
+    with atomic_open_text(path, errors=errors) as handle:
         handle.write(text)
 
 

@@ -7,6 +7,8 @@ One header row, then one row per sample::
 
 Filenames follow CSV quoting (RFC 4180): a name holding a comma or a double quote is written
 inside double quotes, with inner quotes doubled, so any name without line breaks round-trips.
+A name that is not valid UTF-8 is written as its exact bytes and read back as the same
+surrogate-escaped ``str`` (:mod:`selfsup.utils.names`).
 Embeddings are written with enough digits to read back bit-identical (9 significant digits for
 float32, the shortest exact repr for float64); labels are integers.
 
@@ -31,6 +33,7 @@ import numpy.typing as npt
 
 from selfsup.errors import DataError
 from selfsup.utils.atomic import atomic_open_text
+from selfsup.utils.names import NAME_ERRORS
 
 __all__ = [
     "check_embeddings",
@@ -77,19 +80,15 @@ def _filename_problem(filename: object) -> str | None:
     for char, name in _FORBIDDEN_CHARACTERS.items():
         if char in filename:
             return f"contains {name}"
-    try:
-        filename.encode("utf-8")
-    except UnicodeEncodeError:
-        # Lone surrogates come from os.fsdecode of names that are not valid UTF-8.
-        return "is not valid Unicode (it holds a lone surrogate; rename the file to UTF-8)"
     return None
 
 
 def check_filenames(filenames: Sequence[str]) -> None:
     """Raise :class:`DataError` if a filename cannot be represented in an embeddings CSV.
 
-    Accepted: any non-empty string of valid Unicode without line breaks or NUL bytes. Commas
-    and double quotes are fine (they are quoted on writing).
+    Accepted: any non-empty string without line breaks or NUL bytes. Commas and double quotes
+    are fine (they are quoted on writing); names that are not valid UTF-8 (lone surrogates,
+    :mod:`selfsup.utils.names`) are written as their exact bytes.
 
     Raises:
         DataError: listing the first offending names (up to 5), their index and the reason.
@@ -105,7 +104,7 @@ def check_filenames(filenames: Sequence[str]) -> None:
         raise DataError(
             "invalid filename(s) for an embeddings CSV: "
             + "; ".join(problems)
-            + ". Filenames must be non-empty UTF-8 strings without line breaks or NUL bytes"
+            + ". Filenames must be non-empty strings without line breaks or NUL bytes"
         )
 
 
@@ -190,7 +189,7 @@ def save_embeddings(
     header += [f"{EMBEDDING_PREFIX}{i}" for i in range(array.shape[1])]
     header.append(LABELS_COLUMN)
     step = 20_000
-    with atomic_open_text(path) as handle:
+    with atomic_open_text(path, errors=NAME_ERRORS) as handle:
         handle.write(",".join(header) + "\n")
         for start in range(0, n, step):
             rows = values[start : start + step].tolist()
@@ -380,34 +379,31 @@ def _read(path: PathLike) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64
     # Each chunk is converted right away so that at most one chunk is held as float64.
     embeddings: list[npt.NDArray[np.float32]] = []
     labels: list[npt.NDArray[np.int64]] = []
-    with open(file, encoding="utf-8", newline="") as handle:
-        try:
-            header, d = _parse_header(file, handle.readline())
-            expected_commas = d  # the rest after the filename holds d + 1 cells
-            line_no = 1
-            while True:
-                lines = handle.readlines(_CHUNK_BYTES)
-                if not lines:
-                    break
-                rests: list[str] = []
-                first_line = line_no + 1
-                for raw in lines:
-                    line_no += 1
-                    line = raw.rstrip("\r\n")
-                    if not line:
-                        raise DataError(f"{file}, line {line_no}: empty row")
-                    name, rest = _split_name(line, file, line_no)
-                    if name == "":
-                        raise DataError(f"{file}, line {line_no}, column 1: empty filename")
-                    if rest.count(",") != expected_commas:
-                        _raise_column_count(file, line, line_no, header, d)
-                    names.append(name)
-                    rests.append(rest)
-                table = _parse_chunk(file, header, d, rests, first_line)
-                embeddings.append(table[:, :d].astype(np.float32))
-                labels.append(table[:, d].astype(np.int64))
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{file}: not UTF-8 text ({exc})") from None
+    with open(file, encoding="utf-8", errors=NAME_ERRORS, newline="") as handle:
+        header, d = _parse_header(file, handle.readline())
+        expected_commas = d  # the rest after the filename holds d + 1 cells
+        line_no = 1
+        while True:
+            lines = handle.readlines(_CHUNK_BYTES)
+            if not lines:
+                break
+            rests: list[str] = []
+            first_line = line_no + 1
+            for raw in lines:
+                line_no += 1
+                line = raw.rstrip("\r\n")
+                if not line:
+                    raise DataError(f"{file}, line {line_no}: empty row")
+                name, rest = _split_name(line, file, line_no)
+                if name == "":
+                    raise DataError(f"{file}, line {line_no}, column 1: empty filename")
+                if rest.count(",") != expected_commas:
+                    _raise_column_count(file, line, line_no, header, d)
+                names.append(name)
+                rests.append(rest)
+            table = _parse_chunk(file, header, d, rests, first_line)
+            embeddings.append(table[:, :d].astype(np.float32))
+            labels.append(table[:, d].astype(np.int64))
     _check_unique(names, file, first_line=2)  # one row per line, no blank lines
     if not embeddings:
         return np.zeros((0, d), np.float32), np.zeros(0, np.int64), names
@@ -424,7 +420,7 @@ def load_embeddings(path: PathLike) -> tuple[npt.NDArray[np.float32], list[int],
         DataError: naming the file, line and column of the first problem: a missing or
             misnamed header column, a row with the wrong number of columns, a value that is
             not a number, a NaN/inf, a label that is not an integer, an empty or duplicate
-            filename, or a file that is not UTF-8.
+            filename.
     """
     embeddings, labels, names = _read(path)
     return embeddings, labels.tolist(), names
@@ -480,18 +476,18 @@ def check_embeddings(path: PathLike, remove_additional_columns: bool = False) ->
     file = Path(path)
     if not file.is_file():
         raise DataError(f"{file}: embeddings file not found")
-    with open(file, encoding="utf-8", newline="") as handle:
+    with open(file, encoding="utf-8", errors=NAME_ERRORS, newline="") as handle:
         header, d = _parse_header(file, handle.readline())
     n_columns = d + 2
     if len(header) == n_columns or not remove_additional_columns:
         return
-    with open(file, encoding="utf-8", newline="") as handle:
+    with open(file, encoding="utf-8", errors=NAME_ERRORS, newline="") as handle:
         rows = list(csv.reader(handle))
     for line_no, row in enumerate(rows[1:], start=2):
         if len(row) < n_columns:
             raise DataError(
                 f"{file}, line {line_no}: {len(row)} columns, expected at least {n_columns}"
             )
-    with atomic_open_text(file) as out:
+    with atomic_open_text(file, errors=NAME_ERRORS) as out:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerows(row[:n_columns] for row in rows)
