@@ -162,7 +162,9 @@ BAD_CONFIGS = [
     (["n_samples"], True, "selection_config.n_samples", "int >= 1"),
     (["n_samples"], "100", "selection_config.n_samples", "int >= 1"),
     (["proportion_samples"], 0.0, "selection_config.proportion_samples", "(0, 1]"),
-    (["min_distance"], -0.2, "selection_config.min_distance", "must be > 0"),
+    (["min_distance"], -0.2, "selection_config.min_distance", "must be in (0, 2]"),
+    (["min_distance"], 5, "selection_config.min_distance", "must be in (0, 2]"),
+    (["min_distance"], True, "selection_config.min_distance", "expected a number"),
     (["strategies", 0, "strategy", "strength"], -1.0, "strategies[0].strategy.strength", "> 0"),
     (["strategies", 1, "strategy", "strength"], 0, "strategies[1].strategy.strength", "non-zero"),
     (

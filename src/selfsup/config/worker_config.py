@@ -8,9 +8,10 @@ server, so a scheduled run fails at submission, not on the worker.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Any, Final, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
 
 from selfsup.config._base import StrictModel
 from selfsup.config.lightly_config import LightlyConfig
@@ -25,14 +26,35 @@ ScoreName = Literal[
 
 
 class StoppingCondition(StrictModel):
-    """When selection stops (legacy form; ``selection_config`` has its own)."""
+    """When selection stops (legacy form; ``selection_config`` has its own).
 
-    n_samples: int | float = Field(
+    Both keys are numbers, never booleans: ``n_samples=true`` would otherwise read as 1.
+    """
+
+    n_samples: StrictInt | StrictFloat = Field(
         -1, description="samples to select: a count >= 1, a fraction in (0, 1], or -1 (unset)"
     )
-    min_distance: float = Field(
+    min_distance: StrictFloat | StrictInt = Field(
         -1, description="stop when the closest selected pair is nearer (0..2), or -1 (unset)"
     )
+
+    @field_validator("n_samples", "min_distance", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a number, got the boolean {value!r}")
+        return value
+
+    @field_validator("min_distance")
+    @classmethod
+    def _distance_range(cls, value: float) -> float:
+        # Distances between L2-normalised embeddings lie in [0, 2].
+        if value != -1 and not 0 < value <= 2:
+            raise ValueError(
+                f"min_distance must be -1 (unset) or in (0, 2] (distances between "
+                f"L2-normalised embeddings), got {value!r}"
+            )
+        return float(value)
 
 
 class ScorerConfig(StrictModel):
@@ -58,11 +80,31 @@ class ObjectLevelConfig(StrictModel):
     crop_padding: float = Field(0.1, ge=0, description="padding around boxes, fraction of size")
 
 
+#: What a datapool name may be: it names a folder under the datapool root.
+DATAPOOL_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+
+
 class DatapoolConfig(StrictModel):
-    """A named datapool remembers earlier selections; later runs fill the gaps."""
+    """A named datapool remembers earlier selections; later runs fill the gaps.
+
+    The name becomes a folder name under ``root``, so it is checked here, where both
+    ``selfsup run`` and the server validate configs: 1 to 128 letters, digits, ``-``, ``_``
+    and ``.``, not starting with ``.`` (no path separator, ``..``, hidden folder, control
+    character or blank name); ``''`` means no datapool.
+    """
 
     name: str = Field("", description="datapool name ('' = no datapool)")
     root: str = Field("", description="folder of datapools ('' = $SELFSUP_HOME/datapools)")
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if value and DATAPOOL_NAME_PATTERN.fullmatch(value) is None:
+            raise ValueError(
+                f"datapool name {value!r} is not valid: use 1 to 128 letters, digits, '-', '_' "
+                "or '.', not starting with '.' (e.g. 'street-scenes_v2'), or '' for none"
+            )
+        return value
 
 
 class WorkerConfig(StrictModel):
@@ -145,6 +187,12 @@ class RunConfig(WorkerConfig):
         "", description="folder of prediction tasks for active learning and object-level runs"
     )
     num_workers: int = Field(-1, ge=-1, description="processes for the checks; -1 = all cores")
+    check_timeout_s: float = Field(
+        60.0,
+        ge=0,
+        description="seconds reading and decoding one file may take in the check; a file "
+        "taking longer is reported corrupt (reason 'timeout') and the run goes on (0 = no limit)",
+    )
     extract_frames: bool = Field(False, description="write selected video frames as images")
     frames_dir: str = Field("", description="where extracted frames go ('' = data/frames)")
     frames_format: Literal["png", "jpg", "webp", "bmp", "tif"] = Field(

@@ -98,6 +98,7 @@ from typing import Any, Final, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from selfsup.config.worker_config import DATAPOOL_NAME_PATTERN
 from selfsup.curation.manifest import Manifest, SampleRecord, read_manifest, write_manifest
 from selfsup.errors import ConfigError, DataError, SelfsupError
 from selfsup.utils.atomic import atomic_open_bytes, atomic_write_text
@@ -133,7 +134,7 @@ LOCK_FILE: Final = ".lock"
 EMBEDDINGS_DIR: Final = "embeddings"
 MANIFESTS_DIR: Final = "manifests"
 
-_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+_NAME_PATTERN: Final = DATAPOOL_NAME_PATTERN  # one definition, shared with the config
 _DIGEST_HEX: Final = 32
 
 

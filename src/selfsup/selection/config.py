@@ -193,10 +193,11 @@ def _n_samples(value: object, path: str) -> int | float:
 
 def _min_distance(value: object, path: str) -> float:
     out = _number(value, path)
-    if out <= 0.0:
+    if not 0.0 < out <= 2.0:
         _fail(
             path,
-            f"must be > 0 (distances of L2-normalised embeddings lie in [0, 2]), got {value!r}",
+            f"must be in (0, 2] (distances of L2-normalised embeddings lie in [0, 2]), "
+            f"got {value!r}",
         )
     return out
 
