@@ -117,8 +117,9 @@ def test_unreadable_files(tmp_path: Path) -> None:
     _save(_noise(2), tmp_path / "ok.png")
     os.symlink(tmp_path / "missing.png", tmp_path / "dangling.png")
     records = _by_name(build_manifest(tmp_path, progress=False).records)
-    assert records["dangling.png"].reason == CorruptReason.UNREADABLE
-    assert "cannot stat" in records["dangling.png"].detail
+    # The scan finds the broken link without opening anything and names its kind.
+    assert records["dangling.png"].reason == CorruptReason.DANGLING_SYMLINK
+    assert "does not exist" in records["dangling.png"].detail
     # Permission denied: a FileEntry whose file vanished between scan and check.
     entry = FileEntry("gone.png", 10, 1)
     (record,) = check_file(tmp_path, entry)

@@ -6,12 +6,16 @@
     selfsup run input_dir=./images output_dir=./out stopping_condition.n_samples=0.1
 
 Errors in the configuration or the input exit with status 2 and a message naming the key,
-file or value at fault; nothing is trained or written before the config is valid.
+file or value at fault; nothing is trained or written before the config is valid. A file
+that cannot be written (full disk or quota, read-only file system, no permission) exits
+with status 3 and one line naming the file and the problem: every file written so far is
+complete (writes are atomic), so the same command continues once the problem is fixed.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,9 +26,31 @@ from pydantic import BaseModel
 from selfsup import __version__
 from selfsup.config import LightlyConfig, RunConfig, describe, resolve, to_yaml
 from selfsup.errors import ConfigError, SelfsupError
-from selfsup.utils.atomic import atomic_write_text
+from selfsup.utils.atomic import STORAGE_ERRNOS, atomic_write_text
 
 EXIT_USAGE = 2
+EXIT_STORAGE = 3
+
+_STORAGE_HINTS: dict[int, str] = {
+    errno.ENOSPC: "free space on that file system or choose another output_dir",
+    errno.EDQUOT: "free space within your quota or choose another output_dir",
+    errno.EROFS: "the file system is mounted read-only; choose another output_dir",
+    errno.EACCES: "you may not write there; fix its permissions or choose another output_dir",
+    errno.EPERM: "you may not write there; fix its permissions or choose another output_dir",
+}
+
+
+def storage_error_message(command: str, exc: OSError) -> str | None:
+    """The one-line message for a storage error (:data:`STORAGE_ERRNOS`), else ``None``."""
+    if exc.errno not in STORAGE_ERRNOS:
+        return None
+    where = f" {exc.filename}" if exc.filename is not None else ""
+    code = errno.errorcode.get(exc.errno, str(exc.errno))
+    return (
+        f"selfsup {command}: error: cannot write{where}: {exc.strerror} ({code}); "
+        f"{_STORAGE_HINTS[exc.errno]}. Files written so far are complete; run the same "
+        "command again to continue"
+    )
 
 
 def _check_inputs(cfg: LightlyConfig, need_checkpoint: bool) -> None:
@@ -177,6 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SelfsupError as exc:
         print(f"selfsup {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        message = storage_error_message(args.command, exc)
+        if message is None:
+            raise  # not a storage problem: a bug to see with its traceback
+        print(message, file=sys.stderr)
+        return EXIT_STORAGE
 
 
 if __name__ == "__main__":

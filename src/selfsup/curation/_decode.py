@@ -23,6 +23,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 from selfsup.curation.manifest import CorruptReason, SampleRecord
 from selfsup.curation.metadata import ImageMetadata, compute_image_metadata
 from selfsup.curation.video import decode_video, video_frame_filename
+from selfsup.utils.safe_open import open_regular
 
 #: Default pixel limit of the decompression-bomb guard: PIL's own default
 #: (``PIL.Image.MAX_IMAGE_PIXELS``, about 89.5 million pixels, 0.25 GiB as RGB).
@@ -70,7 +71,9 @@ class FileEntry:
         size: Size in bytes (0 when ``error`` is set).
         mtime_ns: Modification time in nanoseconds.
         is_video: Decode as a video (every frame a sample) instead of as an image.
-        error: Why the file could not be stat-ed; the check reports it as ``unreadable``.
+        error: Why the file is not checked (it could not be stat-ed, or the scan skipped
+            it); the check reports it as corrupt with ``reason``.
+        reason: The corrupt reason for ``error``; ``None`` means ``unreadable``.
     """
 
     path: str
@@ -78,6 +81,7 @@ class FileEntry:
     mtime_ns: int
     is_video: bool = False
     error: str | None = None
+    reason: CorruptReason | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +249,12 @@ def check_file(
     """
     fields = _base_fields(entry)
     if entry.error is not None:
-        return [_corrupt_record(fields, CorruptReason.UNREADABLE, entry.error)]
+        return [_corrupt_record(fields, entry.reason or CorruptReason.UNREADABLE, entry.error)]
     path = os.path.join(os.fspath(root), entry.path)
     if entry.is_video:
         return _check_video(path, fields)
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             data = handle.read()
     except OSError as exc:
         detail = f"cannot read: {_os_message(exc)}"
@@ -318,7 +322,7 @@ def _check_video(path: str, fields: dict[str, Any]) -> list[SampleRecord]:
     head = b""
     size = 0
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             while chunk := handle.read(1 << 20):
                 if not head:
                     head = chunk[:_HEAD_BYTES]
@@ -364,3 +368,7 @@ def _check_task(entry: FileEntry, root: str, options: CheckOptions) -> list[Samp
 
 def _crashed(entry: FileEntry, message: str) -> list[SampleRecord]:
     return [_corrupt_record(_base_fields(entry), CorruptReason.WORKER_CRASHED, message)]
+
+
+def _timed_out(entry: FileEntry, message: str) -> list[SampleRecord]:
+    return [_corrupt_record(_base_fields(entry), CorruptReason.TIMEOUT, message)]

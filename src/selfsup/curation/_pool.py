@@ -8,14 +8,22 @@ fresh single-worker pool so that exactly the item that kills a worker is reporte
 
 In-flight work is bounded (``2 * num_workers`` chunks) so that one crash costs at most that
 many chunks of retries, and so that results do not pile up in memory.
+
+With a ``timeout`` (seconds per item) nothing can stall the map either: a chunk still
+running ``2 * timeout * len(chunk)`` seconds after it was handed out (it may wait behind one
+chunk per worker) gets its pool's processes killed, and its items, with the other items in
+flight, are retried one at a time, each with ``timeout`` seconds of its own; an item that
+overruns them is reported through ``on_timeout`` and its process is killed.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar, cast
 
@@ -43,6 +51,8 @@ def map_isolating_crashes(
     on_crash: Callable[[T, str], R],
     on_done: Callable[[int], object] | None = None,
     initializer: Callable[[], None] | None = None,
+    timeout: float | None = None,
+    on_timeout: Callable[[T, str], R] | None = None,
 ) -> list[R]:
     """``[fn(item) for item in items]`` computed in ``num_workers`` processes, in order.
 
@@ -57,7 +67,12 @@ def map_isolating_crashes(
         on_done: Called with the number of items finished each time a chunk completes
             (for progress bars).
         initializer: Picklable function run once in every worker process.
+        timeout: Seconds one item may take (see the module docstring); ``None``: no limit.
+        on_timeout: Called with an item that ran out of time and a message; its return value
+            stands in for ``fn(item)``. Required with ``timeout``.
     """
+    if timeout is not None and (timeout <= 0 or on_timeout is None):
+        raise ValueError("timeout must be > 0 and comes with an on_timeout callback")
     if num_workers < 1:
         raise ValueError(f"num_workers must be >= 1 for a process pool, got {num_workers}")
     if chunksize < 1:
@@ -82,31 +97,61 @@ def map_isolating_crashes(
         with ProcessPoolExecutor(
             max_workers=num_workers, mp_context=context, initializer=initializer
         ) as pool:
-            in_flight: dict[Future[list[R]], range] = {}
+            in_flight: dict[Future[list[R]], tuple[range, float]] = {}
             broken = False
             while (queue or in_flight) and not broken:
                 while queue and len(in_flight) < 2 * num_workers:
                     indices = queue.popleft()
                     chunk = [items[i] for i in indices]
-                    in_flight[pool.submit(_apply_chunk, fn, chunk)] = indices
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    deadline = (
+                        float("inf")
+                        if timeout is None
+                        else time.monotonic() + 2 * timeout * len(indices)
+                    )
+                    in_flight[pool.submit(_apply_chunk, fn, chunk)] = (indices, deadline)
+                wait_s = None
+                if timeout is not None:
+                    first = min(deadline for _, deadline in in_flight.values())
+                    wait_s = max(0.0, first - time.monotonic())
+                finished, _ = wait(in_flight, timeout=wait_s, return_when=FIRST_COMPLETED)
                 for future in finished:
-                    indices = in_flight.pop(future)
+                    indices, _ = in_flight.pop(future)
                     try:
                         store(indices, future.result())
                     except BrokenProcessPool:
                         suspects.extend(indices)
                         broken = True
+                if not finished and not broken:
+                    # A chunk overran its time: stop every worker; what was in flight is
+                    # retried item by item below, each with a time limit of its own.
+                    _kill_workers(pool)
+                    broken = True
             # After a crash every other in-flight chunk either finished or failed with it.
-            for future, indices in in_flight.items():
+            for future, (indices, _) in in_flight.items():
                 try:
                     store(indices, future.result())
                 except BrokenProcessPool:
                     suspects.extend(indices)
         if suspects:
-            _isolate(fn, items, sorted(suspects), context, initializer, on_crash, store)
+            _isolate(
+                fn,
+                items,
+                sorted(suspects),
+                context,
+                initializer,
+                on_crash,
+                store,
+                timeout,
+                on_timeout,
+            )
     assert all(done_flags)
     return cast(list[R], results)  # every slot was filled (asserted above)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Kill the worker processes of ``pool``; its futures then fail with BrokenProcessPool."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.kill()
 
 
 def _noop() -> None:
@@ -137,11 +182,14 @@ def _isolate(
     initializer: Callable[[], None] | None,
     on_crash: Callable[[T, str], R],
     store: Callable[[range, list[R]], None],
+    timeout: float | None = None,
+    on_timeout: Callable[[T, str], R] | None = None,
 ) -> None:
-    """Run each suspect alone so that a crash can be pinned on exactly one item.
+    """Run each suspect alone so that a crash (or an overrun) is pinned on exactly one item.
 
-    One single-worker pool serves all suspects until one of them kills it; the worker
-    processes are reused because starting one costs an import of ``fn``'s module.
+    One single-worker pool serves all suspects until one of them kills it or runs out of
+    time; the worker processes are reused because starting one costs an import of ``fn``'s
+    module. A fresh pool first runs a no-op, so start-up time never counts against an item.
     """
     pool: ProcessPoolExecutor | None = None
     try:
@@ -150,11 +198,25 @@ def _isolate(
                 pool = ProcessPoolExecutor(
                     max_workers=1, mp_context=context, initializer=initializer
                 )
+                if timeout is not None:
+                    _check_started(pool)
             future = pool.submit(_apply_chunk, fn, [items[index]])
             # Keep the worker's process object: a broken executor forgets its processes.
             workers = list((getattr(pool, "_processes", None) or {}).values())
             try:
-                value = future.result()
+                value = future.result(timeout=timeout)
+            except FutureTimeout:
+                assert on_timeout is not None  # checked by map_isolating_crashes
+                _kill_workers(pool)
+                pool.shutdown(wait=True)
+                pool = None
+                value = [
+                    on_timeout(
+                        items[index],
+                        f"reading and decoding took longer than {timeout:g} s; the process "
+                        "checking the file was stopped",
+                    )
+                ]
             except BrokenProcessPool:
                 pool.shutdown(wait=True)
                 pool = None
@@ -169,6 +231,17 @@ def _isolate(
     finally:
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+def _check_started(pool: ProcessPoolExecutor) -> None:
+    """Wait until ``pool``'s worker runs; raise like :func:`_check_pool_starts` if it dies."""
+    try:
+        pool.submit(_noop).result()
+    except BrokenProcessPool as exc:
+        raise RuntimeError(
+            f"worker processes die on start-up (started with {START_METHOD!r}), before "
+            "checking any file"
+        ) from exc
 
 
 def _describe_exit(workers: list[multiprocessing.process.BaseProcess]) -> str:

@@ -47,14 +47,16 @@ Reuse across runs
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from tqdm import tqdm
 
@@ -64,6 +66,7 @@ from selfsup.curation._decode import (
     FileEntry,
     _check_task,
     _crashed,
+    _timed_out,
     canonical_pixels,
     check_file,
     file_hash,
@@ -72,6 +75,7 @@ from selfsup.curation._decode import (
 from selfsup.curation._pool import map_isolating_crashes
 from selfsup.curation.manifest import (
     CHECK_VERSION,
+    CorruptReason,
     Manifest,
     SampleRecord,
     assign_ids,
@@ -79,6 +83,12 @@ from selfsup.curation.manifest import (
 )
 from selfsup.curation.relevant import RelevantPattern, filter_relevant, read_relevant_filenames_file
 from selfsup.errors import DataError
+from selfsup.utils.names import display_name
+
+logger = logging.getLogger(__name__)
+
+#: Default per-file time limit of the check, seconds (``check_timeout_s`` of a run).
+DEFAULT_FILE_TIMEOUT_S: Final = 60.0
 
 # _lazy_files_note: selfsup.data.files is imported inside the functions that use it. Worker
 # processes import the parent's main module, and a script importing this module at the top
@@ -131,25 +141,55 @@ def scan_files(
     *,
     relevant: Sequence[str | RelevantPattern] | None = None,
     videos: bool = True,
+    allowed_roots: Sequence[str | os.PathLike[str]] = (),
+    exclude: Sequence[str | os.PathLike[str]] = (),
 ) -> list[FileEntry]:
     """List the sample files below ``root`` (sorted), keep the relevant ones, stat them.
+
+    Entries named like samples that are not regular files (or links to one inside
+    ``allowed_roots``) are returned too, with ``error`` and ``reason`` set, so the check
+    reports them as skipped without ever opening them
+    (:func:`selfsup.data.files.scan_sample_files` has the kinds). Folders holding a selfsup
+    run and the ``exclude`` folders are left out, and logged.
 
     Args:
         root: Input folder.
         relevant: Lines of a relevant-filenames file (see :mod:`selfsup.curation.relevant`);
             ``None`` keeps every file.
         videos: Whether video files are samples too.
+        allowed_roots: Folders symbolic links may point into; empty: anywhere.
+        exclude: Folders to leave out (e.g. the run's own output folder).
 
     Raises:
         FileNotFoundError, NotADirectoryError: ``root`` is missing or a file.
     """
-    from selfsup.data.files import is_video_file, list_sample_files  # see _lazy_files_note
+    from selfsup.data.files import is_video_file, scan_sample_files  # see _lazy_files_note
 
     base = Path(root)
-    names = list_sample_files(base, videos=videos)
+    scan = scan_sample_files(base, videos=videos, allowed_roots=allowed_roots, exclude=exclude)
+    for folder in scan.excluded:
+        logger.warning(
+            "not scanning %s: it is a selfsup run folder or the run's output folder",
+            display_name(os.path.join(os.fspath(base), folder)),
+        )
+    if scan.folder_links:
+        logger.info(
+            "not following %d link(s) to folders in %s (e.g. %s)",
+            len(scan.folder_links),
+            display_name(os.fspath(base)),
+            display_name(scan.folder_links[0]),
+        )
+    names = scan.files
+    skipped = {s.path: s for s in scan.skipped}
     if relevant is not None:
         names = filter_relevant(names, relevant)
-    entries: list[FileEntry] = []
+        skipped = {p: skipped[p] for p in filter_relevant(list(skipped), relevant)}
+    for entry in skipped.values():
+        logger.warning("skipping %s: %s (%s)", display_name(entry.path), entry.kind, entry.detail)
+    entries: list[FileEntry] = [
+        FileEntry(s.path, 0, 0, is_video_file(s.path), s.detail, CorruptReason(s.kind))
+        for s in skipped.values()
+    ]
     for name in names:
         try:
             st = os.stat(base / name)
@@ -159,6 +199,7 @@ def scan_files(
             )
         else:
             entries.append(FileEntry(name, st.st_size, st.st_mtime_ns, is_video_file(name)))
+    entries.sort(key=lambda e: e.path)
     return entries
 
 
@@ -196,6 +237,45 @@ def _can_reuse(entry: FileEntry, old: list[SampleRecord], options: CheckOptions)
     return True
 
 
+def _check_in_thread(
+    root: str | os.PathLike[str], entry: FileEntry, options: CheckOptions, timeout: float | None
+) -> list[SampleRecord]:
+    """:func:`check_file` in this process, bounded by ``timeout`` seconds when given.
+
+    The check runs in a daemon thread; when it overruns, the thread is abandoned (a thread
+    cannot be killed: it may go on reading a hung file in the background, but it holds up
+    neither the run nor the interpreter's exit) and the file is reported as ``timeout``.
+    Worker processes (``num_workers >= 1``) are killed instead.
+    """
+    if timeout is None:
+        return check_file(root, entry, options)
+    outcome: list[list[SampleRecord]] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(check_file(root, entry, options))
+        except BaseException as exc:  # noqa: BLE001  # re-raised in the calling thread below
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name=f"check {entry.path!r}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        logger.warning(
+            "checking %s took longer than %g s: reported as timeout, the check abandoned",
+            display_name(entry.path),
+            timeout,
+        )
+        return _timed_out(
+            entry,
+            f"reading and decoding took longer than {timeout:g} s; the check was abandoned",
+        )
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
 def resolve_num_workers(num_workers: int) -> int:
     """``num_workers`` with -1 (or any negative value) meaning one per available CPU core."""
     if num_workers >= 0:
@@ -215,6 +295,7 @@ def check_files(
     chunksize: int | None = None,
     progress: bool = True,
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+    file_timeout: float | None = DEFAULT_FILE_TIMEOUT_S,
 ) -> CheckResult:
     """Decode every file once: corrupt reasons, hashes and metadata of all samples.
 
@@ -228,6 +309,10 @@ def check_files(
             between 1 and 32 files.
         progress: Show a tqdm progress bar.
         max_image_pixels: Decompression-bomb guard (see :class:`CheckOptions`).
+        file_timeout: Seconds reading and decoding one file may take; a file that takes
+            longer is reported as corrupt with reason ``timeout`` and the run goes on: the
+            worker process checking it is killed, or with ``num_workers=0`` the thread
+            checking it is abandoned (:func:`_check_in_thread`). ``None`` or 0: no limit.
 
     Returns:
         All records (status ``ok`` or ``corrupt``; duplicates are marked separately by
@@ -250,28 +335,33 @@ def check_files(
         else:
             todo.append(entry)
     workers = resolve_num_workers(num_workers)
-    checked: list[list[SampleRecord]]
+    timeout = file_timeout or None
+    # Entries the scan skipped are never opened: their records need no worker.
+    todo_skipped = [e for e in todo if e.error is not None]
+    todo = [e for e in todo if e.error is None]
+    checked: list[list[SampleRecord]] = [check_file(root, e, options) for e in todo_skipped]
     with tqdm(total=len(todo), unit="file", desc="Checking files", disable=not progress) as bar:
         if workers == 0 or len(todo) <= 1:
-            checked = []
             for entry in todo:
-                checked.append(check_file(root, entry, options))
+                checked.append(_check_in_thread(root, entry, options, timeout))
                 bar.update(1)
-        else:
+        elif todo:
             size = chunksize or max(1, min(32, math.ceil(len(todo) / (workers * 8))))
-            checked = map_isolating_crashes(
+            checked += map_isolating_crashes(
                 functools.partial(_check_task, root=os.fspath(root), options=options),
                 todo,
                 num_workers=min(workers, math.ceil(len(todo) / size)),
                 chunksize=size,
                 on_crash=_crashed,
                 on_done=bar.update,
+                timeout=timeout,
+                on_timeout=_timed_out,
             )
     records = reused + [record for group in checked for record in group]
     return CheckResult(
         records=assign_ids(records),
         n_files=len(entries),
-        n_decoded=len(todo),
+        n_decoded=len(todo) + len(todo_skipped),
         n_reused=n_reused,
         seconds=time.perf_counter() - start,
     )
@@ -374,6 +464,9 @@ def build_manifest(
     chunksize: int | None = None,
     progress: bool = True,
     max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+    file_timeout: float | None = DEFAULT_FILE_TIMEOUT_S,
+    allowed_roots: Sequence[str | os.PathLike[str]] = (),
+    exclude: Sequence[str | os.PathLike[str]] = (),
 ) -> CheckResult:
     """Scan ``root``, check every file, mark exact duplicates: the records of a run.
 
@@ -385,7 +478,9 @@ def build_manifest(
         remove_exact_duplicates: Mark exact duplicates (else every decodable sample is ok).
         duplicates_by: What "identical" means, see :func:`mark_exact_duplicates`.
         videos: Treat video files as samples (their frames).
-        num_workers, chunksize, progress, max_image_pixels: See :func:`check_files`.
+        num_workers, chunksize, progress, max_image_pixels, file_timeout: See
+            :func:`check_files`.
+        allowed_roots, exclude: See :func:`scan_files`.
 
     Raises:
         DataError: the relevant-filenames file is invalid or selects nothing, the folder
@@ -396,7 +491,9 @@ def build_manifest(
         if relevant is not None:
             raise ValueError("give relevant_filenames_file or relevant, not both")
         patterns = read_relevant_filenames_file(relevant_filenames_file)
-    entries = scan_files(root, relevant=patterns, videos=videos)
+    entries = scan_files(
+        root, relevant=patterns, videos=videos, allowed_roots=allowed_roots, exclude=exclude
+    )
     if not entries and patterns is not None:
         from selfsup.data.files import list_sample_files  # see _lazy_files_note
 
@@ -418,6 +515,7 @@ def build_manifest(
         chunksize=chunksize,
         progress=progress,
         max_image_pixels=max_image_pixels,
+        file_timeout=file_timeout,
     )
     records = result.records
     if remove_exact_duplicates:

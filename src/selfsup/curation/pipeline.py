@@ -31,6 +31,7 @@ active-learning scores, class balance and object-level selection; a datapool
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import json
 import logging
@@ -49,8 +50,10 @@ from numpy.typing import NDArray
 
 from selfsup import __version__
 from selfsup.config import RunConfig, to_yaml
+from selfsup.data.files import RUN_MARKER
 from selfsup.errors import ConfigError, DataError
-from selfsup.utils.atomic import atomic_open_text, atomic_write_text
+from selfsup.utils.atomic import atomic_open_text, atomic_path, atomic_write_text
+from selfsup.utils.names import NAME_ERRORS, display_name
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +180,151 @@ def _num_workers(n: int) -> int:
 
 
 def _write_list(path: Path, names: Sequence[str]) -> None:
-    atomic_write_text(path, "".join(f"{n}\n" for n in names))
+    """One name per line, each as its exact bytes (:mod:`selfsup.utils.names`)."""
+    atomic_write_text(path, "".join(f"{n}\n" for n in names), errors=NAME_ERRORS)
+
+
+#: Written first into every run folder: the scan of a later run leaves a folder holding it out
+#: (:func:`selfsup.data.files.is_run_folder`), so a run inside an input folder is no input.
+RUN_MARKER_TEXT: Final = '{"format": "selfsup-run-folder", "version": 1}\n'
+
+#: How often the embedding (and training) step is retried after input files vanished.
+MAX_LOST_FILE_RETRIES: Final = 3
+
+
+def _lost_files(root: str, records: Sequence[Any]) -> dict[str, tuple[str, str]]:
+    """Sources of ``records`` that vanished or changed since the check: source -> (reason, detail).
+
+    Only ``stat`` calls: a file counts as changed when its size or modification time differs
+    from the manifest's, as the check's reuse test does.
+    """
+    lost: dict[str, tuple[str, str]] = {}
+    for record in records:
+        if record.source in lost:
+            continue
+        try:
+            st = os.stat(os.path.join(root, record.source))
+        except OSError as exc:
+            lost[record.source] = (
+                "vanished",
+                f"the file disappeared after the check ({exc.strerror or exc})",
+            )
+            continue
+        if st.st_size != record.file_size or st.st_mtime_ns != record.mtime_ns:
+            lost[record.source] = (
+                "changed",
+                f"the file changed after the check (size {record.file_size} -> {st.st_size}, "
+                f"mtime_ns {record.mtime_ns} -> {st.st_mtime_ns})",
+            )
+    return lost
+
+
+class _LostFiles:
+    """The run's records, with files that vanish or change after the check marked corrupt.
+
+    :meth:`check` stats the files of the usable records; each one that vanished or changed
+    becomes a corrupt record (reason ``vanished`` / ``changed``), is logged with its name,
+    and ``data/manifest.jsonl`` and ``filenames/corrupt_filenames.txt`` are rewritten, so the
+    run's outputs say what happened while the run goes on without the file.
+    """
+
+    def __init__(self, root: str, out: Path, records: Sequence[Any]) -> None:
+        self.root = root
+        self.out = out
+        self.records = list(records)
+        self.lost: dict[str, tuple[str, str]] = {}
+        self._written = False
+
+    def usable(self) -> list[Any]:
+        """The records later steps use (status ``ok``), in manifest order."""
+        return [r for r in self.records if r.is_ok]
+
+    def check(self) -> set[str]:
+        """Mark files lost since the last check; return their sources (empty: none)."""
+        from dataclasses import replace
+
+        from selfsup.curation.manifest import (
+            CorruptReason,
+            default_manifest_path,
+            write_corrupt_filenames,
+            write_manifest,
+        )
+
+        new = _lost_files(self.root, self.usable())
+        for source, (reason, detail) in new.items():
+            logger.warning("%s: %s; the run goes on without it", display_name(source), detail)
+            self.lost[source] = (reason, detail)
+        if new:
+            self.records = [
+                replace(
+                    r,
+                    status="corrupt",
+                    reason=CorruptReason(new[r.source][0]),
+                    detail=new[r.source][1],
+                )
+                if r.is_ok and r.source in new
+                else r
+                for r in self.records
+            ]
+            write_manifest(default_manifest_path(self.out), self.records)
+        if new or not self._written:
+            write_corrupt_filenames(self.out / "filenames" / "corrupt_filenames.txt", self.records)
+            self._written = True
+        return set(new)
+
+    def summary(self) -> dict[str, list[str]]:
+        """Lost files by reason (``vanished``, ``changed``), for report.json."""
+        out: dict[str, list[str]] = {"vanished": [], "changed": []}
+        for source, (reason, _) in sorted(self.lost.items()):
+            out[reason].append(source)
+        return out
+
+
+def _embed_tolerating_lost_files(
+    cfg: RunConfig, out: Path, lost: _LostFiles, state: _State, pool: Any, step: StepCallback
+) -> tuple[NDArray[np.float32], NDArray[np.int64], str, list[Any]]:
+    """:func:`_embed_step` over the usable samples, going on when input files disappear.
+
+    Training and embedding read every file again. When one of them fails with a
+    :class:`DataError` and files have vanished or changed since the check, those files are
+    marked (:class:`_LostFiles`) and the step is redone without them, up to
+    :data:`MAX_LOST_FILE_RETRIES` times; any other failure is raised. Files lost while their
+    embedding succeeded are dropped from the result afterwards.
+
+    Returns:
+        Embeddings (N, D), labels (N,), the model description and the N usable records.
+    """
+    for attempt in range(MAX_LOST_FILE_RETRIES + 1):
+        usable = lost.usable()
+        try:
+            emb, labels, description, _ = _embed_step(cfg, out, usable, state, pool, step)
+        except DataError as exc:
+            gone = lost.check()
+            if not gone or attempt == MAX_LOST_FILE_RETRIES:
+                raise
+            logger.warning(
+                "%s; %d input file(s) vanished or changed, embedding again without them",
+                exc,
+                len(gone),
+            )
+            continue
+        gone = lost.check()
+        if gone:
+            keep = [i for i, r in enumerate(usable) if r.source not in gone]
+            usable = [usable[i] for i in keep]
+            emb, labels = emb[keep], labels[keep]
+            from selfsup.utils.io import save_embeddings
+
+            save_embeddings(
+                out / "data" / "embeddings.csv", emb, labels, [r.filename for r in usable]
+            )
+        if not usable:
+            raise DataError(
+                f"every usable file of input_dir {cfg.input_dir!r} vanished or changed during "
+                "the run; nothing is left to select"
+            )
+        return emb, labels, description, usable
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 SELECTION_CSV_COLUMNS: Final = (
@@ -214,7 +361,8 @@ def write_selection_csv(
 ) -> None:
     """Write ``data/selection.csv``: one row per selection candidate, in candidate order.
 
-    Columns (header line first, RFC 4180 quoting of names, UTF-8):
+    Columns (header line first, RFC 4180 quoting of names, UTF-8; a name that is not UTF-8
+    as its exact bytes, see :mod:`selfsup.utils.names`):
 
     ``filename``
         The candidate's name: the row's name in ``normalized_embeddings.csv`` (a sample, or
@@ -269,7 +417,7 @@ def write_selection_csv(
     is_pre[pre] = True
     position = np.full(n, -1, dtype=np.int64)
     position[order] = np.arange(order.size)
-    with atomic_open_text(path) as handle:
+    with atomic_open_text(path, errors=NAME_ERRORS) as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(SELECTION_CSV_COLUMNS)
         for i in range(n):
@@ -353,12 +501,27 @@ def _model_step(
     step("TRAINING")
     train_dir = out / ".selfsup" / "training"
     lightly.output_dir = str(train_dir)
-    best = Path(train(lightly, filenames=samples))
+    try:
+        best = Path(train(lightly, filenames=samples))
+    except RuntimeError as exc:
+        # torch reports a failed checkpoint write as a RuntimeError; say what it was.
+        if _disk_full(train_dir):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(train_dir)) from exc
+        raise
     final = out / best.name
-    shutil.copyfile(best, out / f".{best.name}.tmp")
-    os.replace(out / f".{best.name}.tmp", final)
+    with atomic_path(final) as tmp:
+        shutil.copyfile(best, tmp)
     state.set("train", {"key": key, "checkpoint": str(final)})
     return str(final)
+
+
+def _disk_full(path: Path) -> bool:
+    """True when the file system holding ``path`` has (almost) no space left (< 1 MiB)."""
+    try:
+        usage = shutil.disk_usage(path if path.exists() else path.parent)
+    except OSError:
+        return False
+    return usage.free < (1 << 20)
 
 
 def _embed_samples(
@@ -606,7 +769,6 @@ def _run(
         count_by_reason,
         default_manifest_path,
         read_manifest,
-        write_corrupt_filenames,
         write_duplicate_filenames,
         write_manifest,
     )
@@ -626,6 +788,7 @@ def _run(
     started = time.time()
     started_iso = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / RUN_MARKER, RUN_MARKER_TEXT)
     run_id = str(out.resolve())
     # report.json is written last; removing it first means an interrupted rerun never
     # leaves the previous run's report beside this run's partial outputs.
@@ -654,17 +817,22 @@ def _run(
         remove_exact_duplicates=cfg.remove_exact_duplicates,
         num_workers=_num_workers(cfg.num_workers),
         progress=progress,
+        file_timeout=cfg.check_timeout_s or None,
+        allowed_roots=cfg.allowed_roots,
+        # The run's own folders are never its input (they may lie inside input_dir).
+        exclude=[out, *([cfg.frames_dir] if cfg.frames_dir else [])],
     )
     records = list(checked.records)
     write_manifest(manifest_path, records)
     if pool is not None:
         pool.save_manifest(cfg.input_dir, records)
-    write_corrupt_filenames(out / "filenames" / "corrupt_filenames.txt", records)
     write_duplicate_filenames(out / "filenames" / "duplicate_filenames.txt", records)
-    usable = [r for r in records if r.is_ok]
+    # Files that vanish or change from here on are marked in the records (and the files
+    # rewritten) by _mark_lost; the run goes on without them.
+    lost_log = _LostFiles(cfg.input_dir, out, records)
+    lost_log.check()
+    usable = lost_log.usable()
     samples = [r.filename for r in usable]
-    n_corrupt = sum(1 for r in records if r.status == "corrupt")
-    n_duplicates = sum(1 for r in records if r.status == "duplicate")
     durations["check"] = time.time() - t
 
     # --- embed (training first when needed): whole samples, or object crops
@@ -672,7 +840,10 @@ def _run(
     if cfg.object_level.task_name:
         candidates, model_description = _object_candidates(cfg, out, samples, usable, state, step)
     else:
-        embeddings, labels, model_description, _ = _embed_step(cfg, out, usable, state, pool, step)
+        embeddings, labels, model_description, usable = _embed_tolerating_lost_files(
+            cfg, out, lost_log, state, pool, step
+        )
+        samples = [r.filename for r in usable]
         scores, predictions = _prediction_inputs(cfg, selection_config, samples, usable)
         candidates = _Candidates(
             names=samples,
@@ -762,18 +933,27 @@ def _run(
 
         picked = [candidates.crops[i] for i in order.tolist()]
         save_crops(cfg.input_dir, picked, out / "data" / "crops" / cfg.object_level.task_name)
+    frames_note = ""
     if cfg.extract_frames:
         from selfsup.curation.frames import extract_frames
 
         frame_of = {r.filename: r.frame_index for r in usable}
         frames = [n for n in selected if frame_of.get(n) is not None]
         target = Path(cfg.frames_dir) if cfg.frames_dir else out / "data" / "frames"
-        extract_frames(cfg.input_dir, frames, target, cfg.frames_format, progress=progress)
+        try:
+            extract_frames(cfg.input_dir, frames, target, cfg.frames_format, progress=progress)
+        except DataError as exc:
+            # A video that vanished or changed since it was checked: the selection stands,
+            # its frames cannot be written; the report says so instead of losing the run.
+            lost_log.check()
+            frames_note = f"frame extraction stopped: {exc}"
+            logger.error("%s", frames_note)
     durations["select"] = time.time() - t
 
     # --- report (report.json last)
     step("GENERATING_REPORT")
     t = time.time()
+    lost_log.check()  # files that vanished while selecting: named in the report too
     job = JobInfo(
         run_name=out.name,
         started_at=started_iso,
@@ -788,8 +968,13 @@ def _run(
             "n_preselected_from_datapool": len(preselected),
             "candidates": "object crops" if candidates.crops is not None else "samples",
             "selection_note": selection_note,
+            "frames_note": frames_note,
+            "lost_files": lost_log.summary(),
         },
     )
+    records = lost_log.records
+    n_corrupt = sum(1 for r in records if r.status == "corrupt")
+    n_duplicates = sum(1 for r in records if r.status == "duplicate")
     if candidates.crops is None:
         counts = SampleCounts(
             n_files_found=checked.n_files,

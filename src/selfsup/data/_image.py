@@ -25,6 +25,7 @@ from pathlib import Path
 from PIL import Image
 
 from selfsup.errors import DataError
+from selfsup.utils.safe_open import open_regular
 
 # Errors Pillow raises for unreadable or hostile files. UnidentifiedImageError is an
 # OSError; DecompressionBombError is a plain Exception subclass, so it is listed on its own.
@@ -55,14 +56,14 @@ def check_image(path: str | os.PathLike[str]) -> str | None:
     if size == 0:
         return "empty file (0 bytes)"
     try:
-        with Image.open(p) as img:
+        with open_regular(p) as handle, Image.open(handle) as img:
             fmt = img.format
             img.verify()
     except PIL_ERRORS as exc:
         return f"not a readable image: {exc}"
     if fmt == "JPEG" and not _jpeg_has_end_marker(p, size):
         try:
-            with Image.open(p) as img:
+            with open_regular(p) as handle, Image.open(handle) as img:
                 img.load()
         except PIL_ERRORS as exc:
             return f"truncated or corrupt JPEG: {exc}"
@@ -70,7 +71,7 @@ def check_image(path: str | os.PathLike[str]) -> str | None:
 
 
 def _jpeg_has_end_marker(path: Path, size: int) -> bool:
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         handle.seek(max(0, size - _JPEG_TAIL_BYTES))
         tail = handle.read()
     return b"\xff\xd9" in tail
@@ -88,7 +89,8 @@ def load_rgb(path: str | os.PathLike[str], name: str | None = None) -> Image.Ima
     """
     label = name if name is not None else str(path)
     try:
-        with Image.open(path) as img:
+        # open_regular: a FIFO put in the file's place must fail here, not block the run.
+        with open_regular(path) as handle, Image.open(handle) as img:
             # convert() forces a full decode, so truncation raises here and not later
             # inside a transform or a DataLoader collate.
             return img.convert("RGB")
