@@ -322,6 +322,20 @@ def test_logout_forgets_the_session(client: TestClient) -> None:
     assert client.get("/").status_code == 303
 
 
+def test_a_logged_out_cookie_replayed_is_refused(app: FastAPI) -> None:
+    with TestClient(app, base_url=BASE, follow_redirects=False) as browser:
+        assert browser.post("/login", data={"token": TOKEN}).status_code == 303
+        stolen = browser.cookies["selfsup_session"]
+        with TestClient(app, base_url=BASE, follow_redirects=False) as other:
+            assert other.post("/login", data={"token": TOKEN}).status_code == 303
+            assert browser.post("/logout", headers={"Origin": BASE}).status_code == 303
+            replay = TestClient(app, base_url=BASE, follow_redirects=False)
+            replay.cookies.set("selfsup_session", stolen)
+            assert replay.get("/ui-api/runs").status_code == 401
+            assert replay.get("/").status_code == 303
+            assert other.get("/ui-api/runs").status_code == 200  # its own session lives on
+
+
 @pytest.mark.parametrize("origin", ["http://evil.example", "null", "http://testserver.evil"])
 def test_cross_site_posts_are_refused(client: TestClient, origin: str) -> None:
     response = client.post("/logout", headers={"Origin": origin})
@@ -1011,6 +1025,16 @@ def test_server_runs_of_other_users_are_404_and_a_running_job_shows_its_log(
         assert as_bob.get(f"/runs/{job}/{path}").status_code == 404, path
     refused = as_bob.post(f"/ui-api/runs/{job}/samples", json={"indices": [0]})
     assert refused.status_code == 404
+
+
+def test_server_logout_ends_the_session_for_a_replayed_cookie(server: Any) -> None:
+    browser = _browser(server.app, server.token("alice"))
+    stolen = browser.cookies["selfsup_session"]
+    assert browser.get("/ui-api/runs").status_code == 200
+    assert browser.post("/logout", headers={"Origin": BASE}).status_code == 303
+    replay = TestClient(server.app, base_url=BASE, follow_redirects=False)
+    replay.cookies.set("selfsup_session", stolen)
+    assert replay.get("/ui-api/runs").status_code == 401
 
 
 def test_server_ignores_a_token_in_the_url(server: Any) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,8 +50,23 @@ def test_login_with_a_user_token_gives_its_user(
     token = harness.token("alice")
     viewer = backend.login(f"  {token}\n")  # pasted with whitespace
     assert viewer.name == "alice"
-    assert token.startswith(f"selfsup_{viewer.session_id}_")
+    assert viewer.session_id not in token  # a random id, recorded on the server
     assert backend.viewer(viewer.session_id) == viewer
+    assert backend.login(token).session_id != viewer.session_id  # one per login
+
+
+def test_logging_out_ends_the_session_on_the_server(
+    harness: ServerHarness, backend: ServerBackend
+) -> None:
+    token = harness.token("alice")
+    first, second = backend.login(token), backend.login(token)
+    backend.logout(first.session_id)
+    assert backend.viewer(first.session_id) is None  # a replayed cookie is refused
+    assert backend.viewer(second.session_id) == second  # other browsers stay logged in
+    backend.logout(first.session_id)  # twice is harmless
+    backend.logout("never-issued")
+    harness.clock.advance(8 * 24 * 3600)  # past the 7-day lifetime
+    assert backend.viewer(second.session_id) is None
 
 
 @pytest.mark.parametrize(
@@ -68,9 +86,10 @@ def test_worker_tokens_cannot_log_in(harness: ServerHarness, backend: ServerBack
 def test_revoking_the_token_ends_its_sessions(
     harness: ServerHarness, backend: ServerBackend
 ) -> None:
-    viewer = backend.login(harness.token("alice"))
+    token = harness.token("alice")
+    viewer = backend.login(token)
     with harness.app.state.sessions() as session:
-        row = session.get(ApiToken, viewer.session_id)
+        row = session.get(ApiToken, token.split("_")[1])
         assert row is not None
         row.revoked_at = harness.clock()
         session.commit()
@@ -226,3 +245,103 @@ def test_outputs_in_s3_are_copied_once_and_images_read_from_s3(
         assert thumbnail.read_bytes()[:2] == b"\xff\xd8"  # a JPEG made from the S3 image
         labels = [d.label for d in backend.downloads(viewer, scheduled_id)]
         assert "output/report.json" in labels
+
+
+def test_image_links_leaving_the_owners_roots_are_never_served(
+    harness: ServerHarness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file of the input folder that links outside the owner's roots (another user's
+    folder, /etc) gets a placeholder, logged, never its picture; inside the roots it works."""
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from _web import build_small_run
+    from selfsup.web.outputs import RunOutputs
+
+    root = harness.settings.local_roots[0]
+    out = build_small_run(root / "small")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (16, 16), "red").save(outside / "secret.png")
+    token = harness.token("alice")
+    client = harness.client(token)
+    client.create_dataset("links")
+    client.set_local_config(resource_path=str(root / "small" / "images"), purpose="INPUT")
+    client.set_local_config(resource_path=str(root / "out"), purpose="LIGHTLY")
+    scheduled_id = client.schedule_compute_worker_run(worker_config=WORKER_CONFIG)
+    workers = harness.worker_client(token)
+    worker_id = workers.register("w1").id
+    claim = workers.claim(worker_id)
+    assert claim is not None
+    shutil.copytree(out, root / "out" / "runs" / claim.run.id)
+    workers.set_state(worker_id, claim.run.id, "COMPLETED", "done")
+
+    samples = [s for s in RunOutputs.open(out, tmp_path / "c").samples if s.status != "corrupt"]
+    leaving, staying, plain = samples[0], samples[1], samples[2]
+    images = root / "small" / "images"
+    (images / leaving.source).unlink()
+    (images / leaving.source).symlink_to(outside / "secret.png")
+    inside_copy = root / "elsewhere-inside.png"
+    shutil.copy(images / staying.source, inside_copy)
+    (images / staying.source).unlink()
+    (images / staying.source).symlink_to(inside_copy)
+
+    browser = TestClient(harness.app, base_url="http://testserver", follow_redirects=False)
+    assert browser.post("/login", data={"token": token}).status_code == 303
+    caplog.set_level(logging.WARNING)
+    for kind in ("thumbs", "preview"):
+        refused = browser.get(f"/runs/{scheduled_id}/{kind}/{leaving.index}")
+        assert refused.status_code == 200
+        assert refused.headers["content-type"].startswith("image/svg+xml")
+        assert "outside the allowed roots" in refused.headers["x-selfsup-thumbnail-error"]
+        assert str(outside) not in refused.headers["x-selfsup-thumbnail-error"]
+        for ok in (staying, plain):
+            served = browser.get(f"/runs/{scheduled_id}/{kind}/{ok.index}")
+            assert served.headers["content-type"] == "image/jpeg", ok.source
+    assert "outside the allowed roots" in caplog.text
+    # Without the root (a server without the shared one), the run's pages are closed.
+    backend: ServerBackend = harness.app.state.web
+    viewer = backend.viewer(browser.cookies["selfsup_session"].rsplit(".", 2)[0])
+    assert viewer is not None
+    restricted = ServerBackend(
+        harness.app.state.sessions, dataclasses.replace(harness.settings, local_roots=())
+    )
+    with pytest.raises(OutputsUnavailable, match="LOCAL folders"):
+        restricted.view(viewer, scheduled_id)
+
+
+def test_a_root_taken_away_closes_a_cached_run_view(
+    harness: ServerHarness, backend: ServerBackend, tmp_path: Path
+) -> None:
+    """Per-user roots are read at every use: removing one closes pages already opened."""
+    from _web import build_small_run
+    from selfsup.server.roots import change_roots
+
+    own = tmp_path / "alice-home"
+    out = build_small_run(own / "small")
+    token = harness.token("alice")
+    with harness.app.state.sessions() as session:
+        change_roots(session, "alice", [str(own)], [], 0)
+        session.commit()
+    client = harness.client(token)
+    client.create_dataset("own")
+    client.set_local_config(resource_path=str(own / "small" / "images"), purpose="INPUT")
+    client.set_local_config(resource_path=str(own / "out"), purpose="LIGHTLY")
+    scheduled_id = client.schedule_compute_worker_run(worker_config=WORKER_CONFIG)
+    workers = harness.worker_client(token)
+    worker_id = workers.register("w1").id
+    claim = workers.claim(worker_id)
+    assert claim is not None
+    shutil.copytree(out, own / "out" / "runs" / claim.run.id)
+    workers.set_state(worker_id, claim.run.id, "COMPLETED", "done")
+    viewer = backend.login(token)
+    view = backend.view(viewer, scheduled_id)
+    source = view.outputs.samples[0].source
+    assert view.reader.local_path(source) is not None
+    with harness.app.state.sessions() as session:
+        change_roots(session, "alice", [], [str(own)], 0)
+        session.commit()
+    with pytest.raises(FileNotFoundError, match="outside the allowed roots"):
+        view.reader.local_path(source)
+    with pytest.raises(OutputsUnavailable, match="outside the allowed roots"):
+        backend.view(viewer, scheduled_id)

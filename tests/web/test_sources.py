@@ -101,6 +101,27 @@ def test_local_reader_links(layout: tuple[Path, Path]) -> None:
     assert strict.read_bytes("cats/a.png") == b"cat-a"
 
 
+def test_local_reader_checks_every_files_real_path_against_the_allowed_roots(
+    layout: tuple[Path, Path],
+) -> None:
+    root, secret = layout
+    os.symlink(secret, root / "cats" / "to_secret.png")
+    roots: list[Path] = [root]
+    reader = LocalSourceReader(root, allowed_roots=lambda: roots)
+    assert reader.read_bytes("cats/a.png") == b"cat-a"
+    for source in ("cats/to_secret.png", "cats/linked_file.png"):
+        with pytest.raises(FileNotFoundError, match="outside the allowed roots") as info:
+            reader.local_path(source)
+        assert str(secret) not in str(info.value)  # the target stays unnamed
+    roots.append(root.parent / "elsewhere")  # asked for at every read
+    assert reader.read_bytes("cats/linked_file.png") == b"linked-b"
+    # The checked real path is what is opened, not the link.
+    assert reader.local_path("cats/linked_file.png") == (root.parent / "elsewhere" / "b.png")
+    roots.clear()
+    with pytest.raises(FileNotFoundError, match="outside the allowed roots"):
+        reader.read_bytes("cats/a.png")
+
+
 def test_local_reader_with_a_missing_root(tmp_path: Path) -> None:
     reader = LocalSourceReader(tmp_path / "gone")  # constructing must not fail
     with pytest.raises(FileNotFoundError, match="gone"):

@@ -37,7 +37,8 @@ class OutputsUnavailable(Exception):  # noqa: N818  -- a condition, not a failur
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is looking: the user behind the session, and the session's id (the token's id)."""
+    """Who is looking: the user behind the session, and the session's id (random, recorded
+    by the backend so that logging out ends it)."""
 
     user_id: str
     name: str
@@ -109,7 +110,12 @@ class Backend(Protocol):
         ...
 
     def viewer(self, session_id: str) -> Viewer | None:
-        """The viewer of a session, or None once its token is revoked or unknown."""
+        """The viewer of a session, or None once it was logged out, or its token is revoked
+        or unknown."""
+        ...
+
+    def logout(self, session_id: str) -> None:
+        """End a session for good: its cookie, replayed later, no longer logs in."""
         ...
 
     def datasets(self, viewer: Viewer) -> list[DatasetSummary]:

@@ -114,6 +114,8 @@ class FolderBackend:
         self._views: dict[str, tuple[float, RunView]] = {}
         self._outcomes: dict[Path, tuple[int | None, str]] = {}
         self._lock = threading.Lock()
+        # Sessions opened by logging in; they live as long as the process (like its key).
+        self._session_ids: set[str] = set()
         self._user = getpass.getuser() if hasattr(os, "getuid") else "local"
 
     # --- users
@@ -125,12 +127,20 @@ class FolderBackend:
                 "wrong token: use the one selfsup view printed when it started "
                 "(or the --token you gave it)"
             )
-        return Viewer(user_id=LOCAL_SESSION_ID, name=self._user, session_id=LOCAL_SESSION_ID)
+        session_id = secrets.token_urlsafe(32)
+        with self._lock:
+            self._session_ids.add(session_id)
+        return Viewer(user_id=LOCAL_SESSION_ID, name=self._user, session_id=session_id)
 
     def viewer(self, session_id: str) -> Viewer | None:
-        if session_id != LOCAL_SESSION_ID:
-            return None
-        return Viewer(user_id=LOCAL_SESSION_ID, name=self._user, session_id=LOCAL_SESSION_ID)
+        with self._lock:
+            if session_id not in self._session_ids:
+                return None
+        return Viewer(user_id=LOCAL_SESSION_ID, name=self._user, session_id=session_id)
+
+    def logout(self, session_id: str) -> None:
+        with self._lock:
+            self._session_ids.discard(session_id)
 
     # --- runs
 

@@ -58,6 +58,7 @@ from selfsup.web.backend import (
 )
 from selfsup.web.outputs import STATUSES, RunOutputs, Sample, Status
 from selfsup.web.sessions import (
+    COOKIE_NAME,
     ApiViewer,
     LoginRequired,
     PageViewer,
@@ -479,9 +480,16 @@ def login_submit(
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
-    """Forget the session (the cookie); cross-site POSTs are refused."""
+    """End the session on the server and drop the cookie; cross-site POSTs are refused.
+
+    Ending it on the server matters: a copy of the cookie (a shared machine, a proxy log)
+    replayed after the logout gets 401, not the user's pages.
+    """
     if not is_same_origin(request):
         return _error_page(None, 403, "Forbidden", _cross_site_message(request))
+    session_id = request.app.state.web_sessions.verify(request.cookies.get(COOKIE_NAME))
+    if session_id is not None:
+        _backend(request).logout(session_id)
     return logout_response()
 
 

@@ -5,7 +5,8 @@ the latest attempt's (``OPEN`` before a worker claims it), so a page keeps follo
 that crashed and was retried. Run ids from the API (``DockerRunData.id``) open the same pages.
 
 A completed run's outputs live in the LIGHTLY datasource under ``runs/<run_id>/`` (the
-worker's layout). A LOCAL one is read in place, inside the server's ``--local-root`` folders;
+worker's layout). A LOCAL one is read in place, inside the owner's allowed roots (checked
+again at each use, and for every image file's real path: ``selfsup.server.roots``);
 a cloud one (S3, GCS, Azure) is copied once into ``<data dir>/web/outputs/<run_id>`` (without
 checkpoints, which are artifacts). Images for thumbnails are read from the INPUT datasource.
 """
@@ -13,20 +14,31 @@ checkpoints, which are artifacts). Images for thumbnails are read from the INPUT
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from selfsup.server.auth import authenticate
 from selfsup.server.errors import ApiError
-from selfsup.server.models import ApiToken, Artifact, Dataset, Datasource, Run, ScheduledRun, User
+from selfsup.server.models import (
+    ApiToken,
+    Artifact,
+    Dataset,
+    Datasource,
+    Run,
+    ScheduledRun,
+    User,
+    WebSession,
+)
 from selfsup.server.paths import inside, resolve_local_path
+from selfsup.server.roots import allowed_roots
 from selfsup.server.settings import ServerSettings
 from selfsup.web.backend import (
     FINAL_STATES,
@@ -41,6 +53,7 @@ from selfsup.web.backend import (
     order_downloads,
     read_log_chunk,
 )
+from selfsup.web.sessions import DEFAULT_MAX_AGE_S
 
 logger = logging.getLogger(__name__)
 
@@ -55,20 +68,29 @@ class ServerBackend:
     Args:
         sessions: the app's SQLAlchemy session factory.
         settings: the server's settings (data folder, local roots, clock).
+        session_max_age_s: lifetime of a browser session (as the signer's).
     """
 
     mode: Literal["server", "folder"] = "server"
 
-    def __init__(self, sessions: Callable[[], Session], settings: ServerSettings) -> None:
+    def __init__(
+        self,
+        sessions: Callable[[], Session],
+        settings: ServerSettings,
+        session_max_age_s: int = DEFAULT_MAX_AGE_S,
+    ) -> None:
         self._sessions = sessions
         self._settings = settings
-        self._views: dict[str, RunView] = {}
+        self._session_max_age_s = session_max_age_s
+        # A completed run's view, with the LOCAL datasource paths to re-check on every use.
+        self._views: dict[str, tuple[RunView, list[str]]] = {}
         self._lock = threading.Lock()
         self._copy_locks: dict[str, threading.Lock] = {}
 
     # --- users
 
     def login(self, token: str) -> Viewer:
+        """Check ``token`` and open a server-side session for it (see :meth:`logout`)."""
         with self._sessions() as session:
             try:
                 principal = authenticate(session, token.strip(), self._settings.clock())
@@ -81,14 +103,41 @@ class ServerBackend:
                 )
             user = session.get(User, principal.user_id)
             name = user.name if user is not None else principal.user_id
-            return Viewer(user_id=principal.user_id, name=name, session_id=principal.token_id)
+            now = self._settings.clock()
+            # Sessions past their end are of no use; forget them as new ones come.
+            session.execute(delete(WebSession).where(WebSession.expires_at < now))
+            web_session = WebSession(
+                id=secrets.token_urlsafe(32),
+                token_id=principal.token_id,
+                created_at=now,
+                expires_at=now + self._session_max_age_s * 1000,
+            )
+            session.add(web_session)
+            session.commit()
+            return Viewer(user_id=principal.user_id, name=name, session_id=web_session.id)
 
     def viewer(self, session_id: str) -> Viewer | None:
+        """The viewer of an open session whose token is still valid, else None."""
         with self._sessions() as session:
-            row = session.get(ApiToken, session_id)
+            web_session = session.get(WebSession, session_id)
+            if (
+                web_session is None
+                or web_session.revoked_at is not None
+                or web_session.expires_at < self._settings.clock()
+            ):
+                return None
+            row = session.get(ApiToken, web_session.token_id)
             if row is None or row.revoked_at is not None or "user" not in row.scopes.split(","):
                 return None
-            return Viewer(user_id=row.user_id, name=row.user.name, session_id=row.id)
+            return Viewer(user_id=row.user_id, name=row.user.name, session_id=web_session.id)
+
+    def logout(self, session_id: str) -> None:
+        """End the session on the server: its cookie, replayed, is refused from now on."""
+        with self._sessions() as session:
+            web_session = session.get(WebSession, session_id)
+            if web_session is not None and web_session.revoked_at is None:
+                web_session.revoked_at = self._settings.clock()
+                session.commit()
 
     # --- datasets and runs
 
@@ -217,12 +266,16 @@ class ServerBackend:
                 raise OutputsUnavailable(
                     f"the run is {state}: its report, images and map appear when it completes"
                 )
+            # The owner's roots as they are now: a root taken away closes the run's pages.
+            roots = allowed_roots(session, scheduled.user_id, self._settings.local_roots)
             # Every thumbnail asks for the view: a completed run's summary is final, so a
-            # cached view needs no further queries.
+            # cached view needs only its LOCAL folders re-checked.
             with self._lock:
                 cached = self._views.get(run.id)
             if cached is not None:
-                return cached
+                for full_path in cached[1]:
+                    self._local(full_path, roots)
+                return cached[0]
             summary = self._summary(
                 scheduled, self._dataset_name(session, scheduled.dataset_id), run
             )
@@ -243,7 +296,7 @@ class ServerBackend:
         from selfsup.web.thumbnails import ThumbnailCache
 
         web_dir = Path(self._settings.data_dir) / "web"
-        folder = self._output_folder(output_access, run.id, web_dir)
+        folder = self._output_folder(output_access, run.id, web_dir, roots)
         try:
             outputs = RunOutputs.open(folder, web_dir / "cache" / run.id)
         except OutputsError as exc:
@@ -251,21 +304,31 @@ class ServerBackend:
         view = RunView(
             summary=summary,
             outputs=outputs,
-            reader=self._reader(input_access),
+            reader=self._reader(input_access, roots, scheduled.user_id),
             thumbnails=ThumbnailCache(web_dir / "thumbnails" / run.id),
         )
+        local = [a.full_path for a in (output_access, input_access) if a.type.value == "LOCAL"]
         with self._lock:
-            return self._views.setdefault(run.id, view)
+            return self._views.setdefault(run.id, (view, local))[0]
 
-    def _local(self, full_path: str) -> Path:
+    def _owner_roots(self, user_id: str) -> tuple[Path, ...]:
+        """The allowed roots of ``user_id`` now (own, then shared)."""
+        with self._sessions() as session:
+            return allowed_roots(session, user_id, self._settings.local_roots)
+
+    @staticmethod
+    def _local(full_path: str, roots: Sequence[Path]) -> Path:
         try:
-            return resolve_local_path(full_path, self._settings.local_roots)
+            return resolve_local_path(full_path, roots)
         except ApiError as exc:
+            logger.warning("web app refused a LOCAL folder: %s", exc.message)
             raise OutputsUnavailable(exc.message) from None
 
-    def _output_folder(self, access: Any, run_id: str, web_dir: Path) -> Path:
+    def _output_folder(
+        self, access: Any, run_id: str, web_dir: Path, roots: Sequence[Path]
+    ) -> Path:
         if access.type.value == "LOCAL":
-            root = self._local(access.full_path)
+            root = self._local(access.full_path, roots)
             folder = root / RUNS_FOLDER / run_id
             if not inside(folder, root) or not folder.is_dir():
                 raise OutputsUnavailable(f"the outputs of run {run_id} are gone from {root}")
@@ -305,11 +368,16 @@ class ServerBackend:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def _reader(self, access: Any) -> Any:
+    def _reader(self, access: Any, roots: Sequence[Path], owner_id: str) -> Any:
         from selfsup.web.sources import FsspecSourceReader, LocalSourceReader
 
         if access.type.value == "LOCAL":
-            return LocalSourceReader(self._local(access.full_path))
+            # Every file's real path is checked against the owner's roots at each read, so
+            # a link to a file outside them is never served as a thumbnail or preview.
+            return LocalSourceReader(
+                self._local(access.full_path, roots),
+                allowed_roots=lambda: self._owner_roots(owner_id),
+            )
         from selfsup.worker.storage import open_datasource
 
         fs, root = open_datasource(access)

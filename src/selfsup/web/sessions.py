@@ -2,9 +2,11 @@
 
 The token itself never sits in the browser: ``POST /login`` checks it once and sets an
 ``HttpOnly`` cookie holding ``<session id>.<expiry>.<HMAC-SHA256>``, where the session id is
-the token's public id (server) or ``local`` (``selfsup view``). Every request re-checks the
-signature, the expiry and, through :meth:`Backend.viewer`, that the token still exists and is
-not revoked, so revoking a token logs its browsers out.
+a random id the backend records (the server's ``web_sessions`` table; ``selfsup view`` keeps
+them in memory). Every request re-checks the signature, the expiry and, through
+:meth:`Backend.viewer`, that the session was not logged out and its token still exists and is
+not revoked: revoking a token logs its browsers out, and a logged-out cookie, replayed, is
+refused.
 
 The cookie is ``SameSite=Lax`` (a link to a run page from a chat or e-mail opens logged in)
 and ``Secure`` behind HTTPS; state-changing requests are POSTs, which browsers do not send

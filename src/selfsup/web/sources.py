@@ -19,6 +19,9 @@ Symbolic links under the input root
     elsewhere (datasets assembled from links are common). :class:`LocalSourceReader`
     therefore requires the *folder* of a source to resolve inside the root and lets the file
     itself be such a link; pass ``allow_file_links=False`` to refuse links leaving the root.
+    The server passes ``allowed_roots`` (the dataset owner's roots, asked for at every read):
+    the real path of every file must then lie inside one of them, so a link to a file outside
+    them (``/etc/shadow``, another user's folder) is refused and never served as a preview.
     Sources come from the run's manifest, never from a URL (URLs carry sample indices).
 
 Nothing here imports torch.
@@ -26,6 +29,7 @@ Nothing here imports torch.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, runtime_checkable
 
@@ -103,9 +107,16 @@ class LocalSourceReader:
     raises :class:`FileNotFoundError`, and the app shows placeholders.
     """
 
-    def __init__(self, root: Path, *, allow_file_links: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        allow_file_links: bool = True,
+        allowed_roots: Callable[[], Sequence[Path]] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.allow_file_links = allow_file_links
+        self.allowed_roots = allowed_roots
 
     def local_path(self, source: str) -> Path:
         """The checked local file of ``source`` (see the module docstring for the rules).
@@ -136,9 +147,32 @@ class LocalSourceReader:
                 raise FileNotFoundError(
                     f"source {source!r} links to a file outside input folder {str(self.root)!r}"
                 )
+        if self.allowed_roots is not None:
+            path = self._inside_allowed_roots(source, path)
         if not path.is_file():
             raise FileNotFoundError(f"source {source!r} is no file in input folder {str(root)!r}")
         return path
+
+    def _inside_allowed_roots(self, source: str, path: Path) -> Path:
+        """The real path of ``path`` if it lies inside one of the allowed roots (asked for
+        now, so a root taken away takes effect at once).
+
+        The real path is returned, and opened, so the link cannot be swapped for another
+        between this check and the read.
+        """
+        assert self.allowed_roots is not None
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
+            raise FileNotFoundError(f"source {source!r} is not readable: {exc}") from None
+        roots = [Path(r).expanduser().resolve(strict=False) for r in self.allowed_roots()]
+        if not any(real == r or real.is_relative_to(r) for r in roots):
+            # The target is not named: it is outside what the viewer may see.
+            raise FileNotFoundError(
+                f"source {source!r} links to a file outside the allowed roots of the "
+                "dataset's owner; refused"
+            )
+        return real
 
     def read_bytes(self, source: str) -> bytes:
         """The bytes of ``source`` (checked as in :meth:`local_path`)."""
