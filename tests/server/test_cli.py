@@ -65,7 +65,7 @@ def test_selfsup_serve_answers_over_http(tmp_path: Path) -> None:
     code = (
         "import sys; from selfsup.server.cli import serve_main; "
         f"sys.exit(serve_main(['--port', '{port}', '--local-root', r'{root}', "
-        "'--log-level', 'warning']))"
+        "'--log-level', 'info']))"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
@@ -82,8 +82,16 @@ def test_selfsup_serve_answers_over_http(tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert r.json()["status"] == "ok"
         assert httpx.get(f"http://127.0.0.1:{port}/v1/datasets").status_code == 401
+        leaked = f"http://127.0.0.1:{port}/v1/datasets?access_token=SeCrEt-in-URL"
+        assert httpx.get(leaked).status_code == 401
         assert (tmp_path / "home" / "server.db").exists()
+        key_file = tmp_path / "home" / "server" / "secret.key"
+        assert oct(key_file.stat().st_mode & 0o777) == oct(0o600)
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=30)
-    assert f"local roots: {root}" in err.decode()
+        out, err = proc.communicate(timeout=30)
+    log = out.decode() + err.decode()
+    assert f"local roots: {root} (shared by ALL users" in log
+    assert "GET /v1/datasets?access_token=<hidden> HTTP/1.1" in log  # access log on, scrubbed
+    assert "SeCrEt-in-URL" not in log
+    assert f"created the encryption key of datasource credentials: {key_file}" in log

@@ -65,3 +65,36 @@ def test_printed_url_logs_in_and_serves_the_runs(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_the_access_log_never_shows_the_login_token(tmp_path: Path) -> None:
+    run = _run_folder(tmp_path / "my-run")
+    (run / "report.json").write_text(json.dumps({"counts": {}}))
+    env = {**os.environ, "SELFSUP_VIEW_TOKEN": "t0ken-IN-the-URL"}
+    command = ["view", str(run), "--port", "0", "--log-level", "info"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "selfsup.cli.main", *command],
+        stdout=subprocess.PIPE,  # uvicorn's access log goes to stdout
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        line = ""
+        while time.monotonic() < deadline and "open http" not in line:
+            line = proc.stderr.readline()
+        match = re.search(r"open (http://127\.0\.0\.1:\d+)/", line)
+        assert match, line
+        with httpx.Client(base_url=match.group(1)) as client:
+            assert client.get("/?token=t0ken-IN-the-URL").status_code == 303
+            assert client.get("/?next=%2F&token=wrong-TOKEN-too&x=1").status_code == 200
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    err += out
+    assert "GET /?token=<hidden> HTTP/1.1" in err  # the access log is on, and scrubbed
+    assert "t0ken-IN-the-URL" not in err
+    assert "wrong-TOKEN-too" not in err
+    assert "x=1" in err

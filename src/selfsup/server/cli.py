@@ -116,6 +116,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
     status."""
     import uvicorn
 
+    from selfsup.server.access_log import uvicorn_log_config
     from selfsup.server.app import create_app
     from selfsup.server.db import parse_database_url
 
@@ -162,7 +163,13 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
         f"local roots: {roots}",
         file=sys.stderr,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        log_config=uvicorn_log_config(),  # token= values never reach the access log
+    )
     return 0
 
 

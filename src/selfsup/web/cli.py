@@ -53,6 +53,7 @@ def view_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``selfsup view``; returns the exit status."""
     import uvicorn
 
+    from selfsup.server.access_log import uvicorn_log_config
     from selfsup.server.cli import is_loopback
     from selfsup.web.app import create_view_app
 
@@ -94,6 +95,9 @@ def view_main(argv: Sequence[str] | None = None) -> int:
     host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     shown = app.state.web.token if token is None else "<your token>"
     print(f"selfsup view: open http://{host}:{port}/?token={shown}", file=sys.stderr)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level))
+    # The access log (at --log-level info) would otherwise show the /?token=... login URL.
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level=args.log_level, log_config=uvicorn_log_config())
+    )
     server.run(sockets=[sock])
     return 0
