@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 
 def square_or_die(item: int) -> int:
@@ -24,3 +25,11 @@ def raise_for_negative(item: int) -> int:
 def die_on_start() -> None:
     """Pool initializer that kills every worker before it runs anything."""
     os._exit(5)
+
+
+def square_or_hang(item: int) -> int:
+    """``item ** 2``; -3 never returns (a read on a hung mount, a decoder in an endless loop)."""
+    if item == -3:
+        while True:
+            time.sleep(1)
+    return item * item

@@ -78,3 +78,40 @@ def test_bad_arguments(helpers: ModuleType, workers: int, chunk: int) -> None:
         map_isolating_crashes(
             helpers.square_or_die, [1], num_workers=workers, chunksize=chunk, on_crash=_crash_value
         )
+
+
+def _timeout_value(item: int, message: str) -> int:
+    MESSAGES[item] = message
+    return -2000 + item
+
+
+def test_an_item_that_never_returns_is_stopped_and_reported(helpers: ModuleType) -> None:
+    import time
+
+    items = [0, 1, -3, 3, 4, 5]
+    started = time.monotonic()
+    results = map_isolating_crashes(
+        helpers.square_or_hang,
+        items,
+        num_workers=2,
+        chunksize=2,
+        on_crash=_crash_value,
+        timeout=0.5,
+        on_timeout=_timeout_value,
+    )
+    # Detected after 2 * timeout * chunk size, then the suspects rerun one by one.
+    assert time.monotonic() - started < 20
+    assert results == [0, 1, -2003, 9, 16, 25]
+    assert "longer than 0.5 s" in MESSAGES[-3]
+
+
+def test_timeout_needs_its_callback(helpers: ModuleType) -> None:
+    with pytest.raises(ValueError, match="on_timeout"):
+        map_isolating_crashes(
+            helpers.square_or_hang,
+            [1],
+            num_workers=1,
+            chunksize=1,
+            on_crash=_crash_value,
+            timeout=1.0,
+        )

@@ -101,3 +101,17 @@ def exact_lines(path: Path) -> list[bytes]:
 def as_bytes(names: list[str]) -> list[bytes]:
     """In-memory names as the file name bytes they stand for."""
     return [name_to_bytes(n) for n in names]
+
+
+def draw_no_pdf(monkeypatch: Any) -> None:
+    """Replace drawing ``report.pdf`` (half of a small run's time, font subsetting) by a stub.
+
+    For tests whose subject is not the report; tests/faults/test_input_names.py draws it.
+    """
+    from selfsup.curation import report as report_module
+    from selfsup.utils.atomic import atomic_write_bytes
+
+    def write_stub(report: dict[str, Any], plots: Any, path: Path) -> None:
+        atomic_write_bytes(path, b"%PDF-1.4\n% not drawn in this test\n")
+
+    monkeypatch.setattr(report_module, "write_report_pdf", write_stub)

@@ -25,7 +25,7 @@ from selfsup.curation.pipeline import run
 from selfsup.utils.io import load_embeddings
 from selfsup.utils.names import NAME_ERRORS, name_to_bytes
 
-pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(120)]
 
 HOSTILE: list[bytes] = [
     b"caf\xe9.png",  # Latin-1, not UTF-8
@@ -62,8 +62,8 @@ def test_run_with_hostile_names_keeps_every_name_exact(tmp_path: Path) -> None:
     _, _, embedded = load_embeddings(out / "data" / "embeddings.csv")
     assert sorted(os.fsencode(n) for n in embedded) == expected
     # Each name opens its file: the in-memory name maps back to the bytes on disk.
-    for name in embedded:
-        assert (folder / name).is_file()
+    for sample in embedded:
+        assert (folder / sample).is_file()
     # The manifest round-trips every name and is valid UTF-8 text.
     (out / "data" / "manifest.jsonl").read_bytes().decode("utf-8")
     statuses = manifest_names(out)

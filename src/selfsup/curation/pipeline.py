@@ -951,9 +951,12 @@ def _run(
     durations["select"] = time.time() - t
 
     # --- report (report.json last)
+    # The funnel counts what selection saw; files lost from here on are named in
+    # report.json (job.extra.lost_files), the manifest and the corrupt list.
+    records = lost_log.records
     step("GENERATING_REPORT")
     t = time.time()
-    lost_log.check()  # files that vanished while selecting: named in the report too
+    lost_log.check()
     job = JobInfo(
         run_name=out.name,
         started_at=started_iso,
@@ -972,7 +975,6 @@ def _run(
             "lost_files": lost_log.summary(),
         },
     )
-    records = lost_log.records
     n_corrupt = sum(1 for r in records if r.status == "corrupt")
     n_duplicates = sum(1 for r in records if r.status == "duplicate")
     if candidates.crops is None:
