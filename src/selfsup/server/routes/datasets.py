@@ -23,6 +23,7 @@ from selfsup.server.auth import DbSession, UserPrincipal
 from selfsup.server.errors import ApiError, conflict, error_responses, not_found
 from selfsup.server.leases import LOCKED
 from selfsup.server.models import Dataset, Datasource, Run, ScheduledRun, Secret, new_id
+from selfsup.server.pages import DEFAULT_PAGE_SIZE, Limit, Offset, page
 from selfsup.server.paths import resolve_local_path
 from selfsup.server.roots import allowed_roots
 from selfsup.server.settings import ServerSettings
@@ -72,12 +73,21 @@ def create_dataset(
 
 
 @router.get("", responses=ERRORS, summary="List your datasets")
-def list_datasets(principal: UserPrincipal, session: DbSession) -> list[DatasetData]:
-    """Every dataset of the caller, oldest first."""
-    rows = session.scalars(
-        select(Dataset).where(Dataset.user_id == principal.user_id).order_by(Dataset.created_at)
+def list_datasets(
+    principal: UserPrincipal,
+    session: DbSession,
+    request: Request,
+    response: Response,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
+) -> list[DatasetData]:
+    """The caller's datasets, oldest first, one page (``X-Total-Count``, ``Link: rel=next``)."""
+    query = (
+        select(Dataset)
+        .where(Dataset.user_id == principal.user_id)
+        .order_by(Dataset.created_at, Dataset.id)
     )
-    return [dataset_data(d) for d in rows]
+    return [dataset_data(d) for d in page(session, query, limit, offset, request, response)]
 
 
 @router.get("/{dataset_id}", responses=ERRORS, summary="Get a dataset")

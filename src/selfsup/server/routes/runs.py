@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
@@ -21,6 +21,7 @@ from selfsup.server.auth import DbSession, UserPrincipal
 from selfsup.server.errors import ApiError, bad_request, error_responses, not_found
 from selfsup.server.leases import OPEN, cancel_scheduled
 from selfsup.server.models import Artifact, Datasource, Run, ScheduledRun, new_id
+from selfsup.server.pages import DEFAULT_PAGE_SIZE, Limit, Offset, page
 from selfsup.server.routes.datasets import ERRORS, get_dataset
 from selfsup.server.run_configs import validate_run_configs
 from selfsup.server.settings import ServerSettings
@@ -103,17 +104,22 @@ def schedule_run(
 def list_scheduled_runs(
     principal: UserPrincipal,
     session: DbSession,
+    request: Request,
+    response: Response,
     dataset_id: str | None = None,
     state: DockerRunScheduledState | None = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
 ) -> list[DockerRunScheduledData]:
     """Scheduled runs of the caller, optionally of one dataset and/or in one state, oldest
-    first."""
+    first, one page (``X-Total-Count``, ``Link: rel=next``)."""
     query = select(ScheduledRun).where(ScheduledRun.user_id == principal.user_id)
     if dataset_id is not None:
         query = query.where(ScheduledRun.dataset_id == dataset_id)
     if state is not None:
         query = query.where(ScheduledRun.state == state.value)
-    return [scheduled_run_data(s) for s in session.scalars(query.order_by(ScheduledRun.seq))]
+    rows = page(session, query.order_by(ScheduledRun.seq), limit, offset, request, response)
+    return [scheduled_run_data(s) for s in rows]
 
 
 def _get_scheduled(session: DbSession, user_id: str, scheduled_id: str) -> ScheduledRun:
@@ -170,13 +176,21 @@ def read_run_of_scheduled(
 
 @router.get("/runs", responses=ERRORS, summary="List your runs")
 def list_runs(
-    principal: UserPrincipal, session: DbSession, dataset_id: str | None = None
+    principal: UserPrincipal,
+    session: DbSession,
+    request: Request,
+    response: Response,
+    dataset_id: str | None = None,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
 ) -> list[DockerRunData]:
-    """Runs of the caller (optionally of one dataset), oldest first, with their artifacts."""
+    """Runs of the caller (optionally of one dataset), oldest first, with their artifacts,
+    one page (``X-Total-Count``, ``Link: rel=next``)."""
     query = select(Run).where(Run.user_id == principal.user_id)
     if dataset_id is not None:
         query = query.where(Run.dataset_id == dataset_id)
-    return [run_data(r) for r in session.scalars(query.order_by(Run.created_at, Run.id))]
+    rows = page(session, query.order_by(Run.created_at, Run.id), limit, offset, request, response)
+    return [run_data(r) for r in rows]
 
 
 def get_run(session: DbSession, user_id: str, run_id: str) -> Run:

@@ -49,6 +49,7 @@ from selfsup.server.leases import (
     require_worker,
 )
 from selfsup.server.models import Artifact, Dataset, Datasource, Run, ScheduledRun, Worker, new_id
+from selfsup.server.pages import DEFAULT_PAGE_SIZE, Limit, Offset, page
 from selfsup.server.paths import resolve_local_path, safe_artifact_name
 from selfsup.server.roots import allowed_roots, real_paths
 from selfsup.server.settings import ServerSettings
@@ -127,13 +128,21 @@ def register_worker(
 
 @router.get("", summary="List your workers")
 def list_workers(
-    principal: AnyPrincipal, session: DbSession
+    principal: AnyPrincipal,
+    session: DbSession,
+    request: Request,
+    response: Response,
+    limit: Limit = DEFAULT_PAGE_SIZE,
+    offset: Offset = 0,
 ) -> list[DockerWorkerRegistryEntryData]:
-    """Every registered worker of the caller."""
-    rows = session.scalars(
-        select(Worker).where(Worker.user_id == principal.user_id).order_by(Worker.created_at)
+    """The caller's registered workers, oldest first, one page (``X-Total-Count``,
+    ``Link: rel=next``)."""
+    query = (
+        select(Worker)
+        .where(Worker.user_id == principal.user_id)
+        .order_by(Worker.created_at, Worker.id)
     )
-    return [worker_data(w) for w in rows]
+    return [worker_data(w) for w in page(session, query, limit, offset, request, response)]
 
 
 @router.delete("/{worker_id}", status_code=204, summary="Remove a worker")
