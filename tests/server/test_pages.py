@@ -25,6 +25,10 @@ def _follow(server: ServerHarness, headers: dict[str, str], url: str) -> list[li
     return pages
 
 
+def _flat(pages: list[list[str]]) -> list[str]:
+    return [item for items in pages for item in items]
+
+
 def test_every_list_is_paged_and_links_to_its_next_page(
     server: ServerHarness, make_actor: Callable[..., Any]
 ) -> None:
@@ -48,13 +52,13 @@ def test_every_list_is_paged_and_links_to_its_next_page(
         datasets[2:4],
         datasets[4:],
     ]
-    assert sum(_follow(server, alice.h, "/v1/scheduled-runs?limit=3"), []) == jobs
+    assert _flat(_follow(server, alice.h, "/v1/scheduled-runs?limit=3")) == jobs
     # The filters are kept in the next link.
     first_ds = [j for i, j in enumerate(jobs) if i % 2 == 0]
     url = f"/v1/scheduled-runs?dataset_id={datasets[0]}&limit=2"
     assert _follow(server, alice.h, url) == [first_ds[0:2], first_ds[2:4]]
-    assert sum(_follow(server, alice.h, "/v1/runs?limit=2"), []) == runs
-    assert sum(_follow(server, alice.h, "/v1/workers?limit=1"), []) == workers
+    assert _flat(_follow(server, alice.h, "/v1/runs?limit=2")) == runs
+    assert _flat(_follow(server, alice.h, "/v1/workers?limit=1")) == workers
 
     r = server.http.get("/v1/scheduled-runs?limit=3&offset=3", headers=alice.h)
     assert r.headers["x-total-count"] == "7"
@@ -68,9 +72,7 @@ def test_every_list_is_paged_and_links_to_its_next_page(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_the_default_page_is_bounded(
-    server: ServerHarness, make_actor: Callable[..., Any]
-) -> None:
+def test_the_default_page_is_bounded(server: ServerHarness, make_actor: Callable[..., Any]) -> None:
     alice = make_actor("alice")
     for i in range(DEFAULT_PAGE_SIZE + 1):
         alice.dataset(f"d{i}")
