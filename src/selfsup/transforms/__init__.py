@@ -2,7 +2,9 @@
 
 Method transforms turn one image into the list of views a method trains on
 (:class:`SimCLRTransform`, :class:`MoCoV1Transform`, :class:`MoCoV2Transform`,
-:class:`DINOTransform`); :class:`MultiViewTransform` combines any callables into such a list.
+:class:`DINOTransform`, :class:`BYOLTransform`, :class:`SimSiamTransform`,
+:class:`FastSiamTransform`, :class:`VICRegTransform`); :class:`MultiViewTransform` combines any
+callables into such a list.
 
 The building blocks (crop, flips, colour jitter, grayscale, :class:`GaussianBlur`,
 :class:`RandomRotate`, :class:`RandomRotateDegrees`, :class:`RandomSolarization`) work on PIL
@@ -15,8 +17,14 @@ on the CPU can be applied to tensors on the GPU. See :mod:`selfsup.transforms.ba
 from __future__ import annotations
 
 from selfsup.transforms.base import RandomTransform, image_size
+from selfsup.transforms.byol_transform import (
+    BYOLTransform,
+    BYOLView1Transform,
+    BYOLView2Transform,
+)
 from selfsup.transforms.color import ColorJitterParams, RandomColorJitter, RandomGrayscale
 from selfsup.transforms.dino_transform import DINOTransform, DINOViewTransform
+from selfsup.transforms.fast_siam_transform import FastSiamTransform
 from selfsup.transforms.flip import RandomHorizontalFlip, RandomVerticalFlip
 from selfsup.transforms.gaussian_blur import GaussianBlur, GaussianBlurParams
 from selfsup.transforms.moco_transform import MoCoV1Transform, MoCoV2Transform
@@ -28,16 +36,22 @@ from selfsup.transforms.rotation import (
     random_rotation_transform,
 )
 from selfsup.transforms.simclr_transform import SimCLRTransform, SimCLRViewTransform
+from selfsup.transforms.simsiam_transform import SimSiamTransform, SimSiamViewTransform
 from selfsup.transforms.solarize import RandomSolarization
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
+from selfsup.transforms.vicreg_transform import VICRegTransform, VICRegViewTransform
 from selfsup.transforms.view_transform import ViewParams, ViewTransform
 
 __all__ = [
     "IMAGENET_NORMALIZE",
+    "BYOLTransform",
+    "BYOLView1Transform",
+    "BYOLView2Transform",
     "ColorJitterParams",
     "CropParams",
     "DINOTransform",
     "DINOViewTransform",
+    "FastSiamTransform",
     "GaussianBlur",
     "GaussianBlurParams",
     "MoCoV1Transform",
@@ -54,6 +68,10 @@ __all__ = [
     "RandomVerticalFlip",
     "SimCLRTransform",
     "SimCLRViewTransform",
+    "SimSiamTransform",
+    "SimSiamViewTransform",
+    "VICRegTransform",
+    "VICRegViewTransform",
     "ViewParams",
     "ViewTransform",
     "image_size",
