@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from selfsup.cli.main import main
+from selfsup.cli.main import EXIT_STORAGE, main
 
 
 def test_help_lists_every_documented_key(capsys: pytest.CaptureFixture[str]) -> None:
@@ -75,3 +77,47 @@ def test_server_commands_dispatch_to_their_own_parsers(
     assert main(["token", "--db", db, "create", "--user", "alice"]) == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     assert token.startswith("selfsup_")
+
+
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        (errno.ENOSPC, "No space left on device (ENOSPC); free space"),
+        (errno.EDQUOT, "(EDQUOT); free space within your quota"),
+        (errno.EROFS, "(EROFS); the file system is mounted read-only"),
+        (errno.EACCES, "(EACCES); you may not write there"),
+    ],
+)
+def test_storage_errors_are_one_line_naming_the_file(
+    code: int,
+    text: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import selfsup.curation.pipeline as pipeline
+
+    target = tmp_path / "out" / "data" / "manifest.jsonl"
+
+    def failing_run(*args: object, **kwargs: object) -> None:
+        raise OSError(code, os.strerror(code), str(target))
+
+    monkeypatch.setattr(pipeline, "run", failing_run)
+    assert main(["run", f"input_dir={tmp_path}", "stopping_condition.n_samples=1"]) == EXIT_STORAGE
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert err.startswith(f"selfsup run: error: cannot write {target}: ")
+    assert text in err
+
+
+def test_other_os_errors_keep_their_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import selfsup.curation.pipeline as pipeline
+
+    def failing_run(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.EIO, "Input/output error", "/x")
+
+    monkeypatch.setattr(pipeline, "run", failing_run)
+    with pytest.raises(OSError, match="Input/output error"):
+        main(["run", f"input_dir={tmp_path}", "stopping_condition.n_samples=1"])
