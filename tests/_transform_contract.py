@@ -289,7 +289,7 @@ def check_transform_contract(transform: MultiViewTransform, n_views: int, size: 
     # A PIL image and its uint8 tensor: the same parameters, so the same views up to rounding
     # (PIL rounds to uint8 after every step, which strong jitter amplifies to ~12/255; a few
     # pixels may land across the solarize threshold).
-    for seed in range(3):
+    for seed in range(2):
         pairs = zip(_views(transform, pil, seed), _views(transform, u8, seed), strict=True)
         for view, (v, w) in zip(views_of(transform), pairs, strict=True):
             off = (unnormalize(view, v) - unnormalize(view, w)).abs()

@@ -1,11 +1,12 @@
 """SimSiam augmentations: two views per image, MoCo v2's pipeline.
 
 SimSiam (Chen & He 2021, https://arxiv.org/abs/2011.10566, appendix A) trains on two views drawn
-from the same distribution, the augmentations of MoCo v2: a random resized crop covering 20% to
-100% of the image, a horizontal flip (p=0.5), colour jitter of brightness, contrast, saturation
-and hue (0.4, 0.4, 0.4, 0.1) applied with p=0.8, grayscale with p=0.2 and a Gaussian blur with
-sigma in [0.1, 2.0]. The paper does not give the blur probability; 0.5 (MoCo v2's and the lightly
-library's) is the default here.
+from the same distribution, MoCo v2's augmentations: "Geometric augmentation is
+RandomResizedCrop with scale in [0.2, 1.0] and RandomHorizontalFlip. Color augmentation is
+ColorJitter with {brightness, contrast, saturation, hue} strength of {0.4, 0.4, 0.4, 0.1} with
+an applying probability of 0.8, and RandomGrayscale with an applying probability of 0.2.
+Blurring augmentation has a Gaussian kernel with std in [0.1, 2.0]." The paper does not give
+the blur probability; 0.5 (MoCo v2's and the lightly library's) is the default here.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """VICReg augmentations: two views per image, BYOL's augmentations made symmetric.
 
-VICReg (Bardes et al. 2022, https://arxiv.org/abs/2105.04906, appendix C.1) builds its views
-from BYOL's set of augmentations, but draws both views from the same distribution: a random
-resized crop covering 8% to 100% of the image, a horizontal flip (p=0.5), colour jitter of
-brightness, contrast, saturation and hue (0.4, 0.4, 0.2, 0.1) with p=0.8, grayscale with p=0.2,
-Gaussian blur with p=0.5 and solarization with p=0.1.
+VICReg (Bardes et al. 2022, https://arxiv.org/abs/2105.04906, appendix C.1): "The exact set of
+augmentations is based on BYOL data augmentation pipeline but is symmetrised", so both views
+are drawn from the same distribution: a random resized crop covering 8% to 100% of the image,
+a horizontal flip (p=0.5), colour jitter of brightness, contrast, saturation and hue
+(0.4, 0.4, 0.2, 0.1) with p=0.8, grayscale with p=0.2, Gaussian blur with p=0.5 and
+solarization with p=0.1.
 
 As in the lightly library, the jitter is given as ``cj_strength=0.5`` times (0.8, 0.8, 0.4,
 0.2), solarization comes before the blur and its knob is ``solarize_prob``. Blur sigmas are
