@@ -216,3 +216,16 @@ def test_the_migration_encrypts_plain_rows_and_its_downgrade_decrypts_them(
             upgrade_database(engine)
     finally:
         engine.dispose()
+
+
+def test_two_first_starts_at_once_agree_on_one_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    with ThreadPoolExecutor(8) as pool:
+        loaded = list(pool.map(lambda _: load_keys(tmp_path / "data"), range(16)))
+    assert len({k.keys for k in loaded if k is not None}) == 1
+    assert [p.name for p in (tmp_path / "data").iterdir()] == [KEY_FILE_NAME]
+    assert load_keys(tmp_path / "other", create=False) is None

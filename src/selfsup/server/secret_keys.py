@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ def write_key_file(path: Path, keys: tuple[bytes, ...]) -> None:
     not even for a moment.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -124,6 +125,25 @@ def write_key_file(path: Path, keys: tuple[bytes, ...]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _create_key_file(path: Path) -> bool:
+    """Create ``path`` with one new key unless it exists; True if this call made it.
+
+    The file appears complete or not at all (written aside, then hard-linked into place), and
+    of two processes starting at once only one key wins: the other reads it, instead of
+    replacing it after having encrypted something with its own.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.new")
+    write_key_file(tmp, (Fernet.generate_key(),))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return True
 
 
 def load_keys(
@@ -147,12 +167,12 @@ def load_keys(
     if not path.exists():
         if not create:
             return None
-        write_key_file(path, (Fernet.generate_key(),))
-        logger.warning(
-            "created the encryption key of datasource credentials: %s (mode 0600). Back it "
-            "up apart from the database: without it the stored credentials are lost",
-            path,
-        )
+        if _create_key_file(path):
+            logger.warning(
+                "created the encryption key of datasource credentials: %s (mode 0600). Back "
+                "it up apart from the database: without it the stored credentials are lost",
+                path,
+            )
     try:
         mode = path.stat().st_mode
         content = path.read_text(encoding="ascii")
@@ -184,8 +204,9 @@ def keys_of(dialect: Dialect) -> SecretKeys:
     keys: SecretKeys | None = getattr(dialect, _DIALECT_ATTRIBUTE, None)
     if keys is None:
         raise SecretKeyError(
-            "datasource credentials are encrypted, and no key was given: run the server with "
-            f"its --data-dir (which holds {KEY_FILE_NAME}) or set ${KEY_ENV}"
+            "datasource credentials are stored encrypted and this needs the server's key, but "
+            f"none was found: give the server's --data-dir (which holds {KEY_FILE_NAME}) or "
+            f"set ${KEY_ENV}"
         )
     return keys
 
