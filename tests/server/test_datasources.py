@@ -202,6 +202,15 @@ def test_malformed_datasource_bodies_are_422_with_the_field(
         ({"type": "FTP", "full_path": "ftp://x"}, "type"),
         ({"type": "LOCAL", "full_path": "images", "purpose": "OUTPUT"}, "purpose"),
         ({"type": "LOCAL"}, "full_path: field required"),
+        # Bucket and container names end at the first '/': no newline or space in them.
+        ({"type": "S3", "full_path": "s3://b\n", "s3_region": "r", "s3_access_key_id": "a",
+          "s3_secret_access_key": "b"}, "full_path"),
+        ({"type": "GCS", "full_path": "gs://b c/x", "gcs_project_id": "p",
+          "gcs_credentials": "{}"}, "full_path"),
+        ({"type": "AZURE", "full_path": "container\n", "account_name": "a",
+          "account_key": "k"}, "full_path"),
+        ({"type": "AZURE", "full_path": "/container", "account_name": "a",
+          "account_key": "k"}, "full_path"),
     ]  # fmt: skip
     for body, expected in cases:
         r = server.http.post(url, json=body, headers=alice.h)

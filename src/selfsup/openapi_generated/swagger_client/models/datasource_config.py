@@ -16,6 +16,10 @@ from selfsup.openapi_generated.swagger_client.models.datasource_purpose import D
 
 _THUMB = ".selfsup/thumbnails/[filename]_thumb.[extension]"
 
+# The patterns are matched by pydantic-core's Rust regex, where '$' is the end of the text (not
+# before a final newline, as in Python's re.match); '.' matches no newline, and the bucket or
+# container part no whitespace, so no path carries a line break.
+
 
 class _DatasourceConfigBase(RequestModel):
     purpose: DatasourcePurpose = Field(
@@ -37,7 +41,7 @@ class DatasourceConfigS3(_DatasourceConfigBase):
     """An AWS S3 prefix such as ``s3://bucket/input/``."""
 
     type: Literal["S3"] = "S3"
-    full_path: str = Field(pattern=r"^s3://[^/]+(/.*)?$", max_length=4096)
+    full_path: str = Field(pattern=r"^s3://[^/\s]+(/.*)?$", max_length=4096)
     s3_region: str = Field(min_length=1, max_length=64, description="e.g. eu-central-1")
     s3_access_key_id: str = Field(min_length=1, max_length=1024, description="credential")
     s3_secret_access_key: str = Field(min_length=1, max_length=4096, description="credential")
@@ -47,7 +51,7 @@ class DatasourceConfigGCS(_DatasourceConfigBase):
     """A Google Cloud Storage prefix such as ``gs://bucket/input/``."""
 
     type: Literal["GCS"] = "GCS"
-    full_path: str = Field(pattern=r"^gs://[^/]+(/.*)?$", max_length=4096)
+    full_path: str = Field(pattern=r"^gs://[^/\s]+(/.*)?$", max_length=4096)
     gcs_project_id: str = Field(min_length=1, max_length=256)
     gcs_credentials: str = Field(
         min_length=1, max_length=65536, description="service account key JSON (credential)"
@@ -58,7 +62,9 @@ class DatasourceConfigAzure(_DatasourceConfigBase):
     """An Azure blob container (and optional prefix) such as ``my-container/input/``."""
 
     type: Literal["AZURE"] = "AZURE"
-    full_path: str = Field(min_length=1, max_length=4096, description="container[/prefix]")
+    full_path: str = Field(
+        pattern=r"^[^/\s]+(/.*)?$", max_length=4096, description="container[/prefix]"
+    )
     account_name: str = Field(min_length=1, max_length=256)
     account_key: str = Field(min_length=1, max_length=8192, description="SAS token (credential)")
 
