@@ -21,6 +21,7 @@ from selfsup.models.modules import (
     SimSiamPredictionHead,
     SimSiamProjectionHead,
     SwaVProjectionHead,
+    VICRegProjectionHead,
 )
 
 torch.set_num_threads(1)
@@ -110,6 +111,8 @@ def test_num_layers_below_two_is_rejected() -> None:
         (NNCLRProjectionHead(8, 16, 4), [L, BN, R, L, BN, R, L, BN]),
         (NNCLRPredictionHead(4, 16, 4), [L, BN, R, L]),
         (SwaVProjectionHead(8, 16, 4), [L, BN, R, L]),
+        (VICRegProjectionHead(8, 16, 4), [L, BN, R, L, BN, R, L]),
+        (VICRegProjectionHead(8, 16, 4, num_layers=2), [L, BN, R, L]),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else "",
 )

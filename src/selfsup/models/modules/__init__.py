@@ -13,6 +13,7 @@ from selfsup.models.modules.heads import (
     SimSiamPredictionHead,
     SimSiamProjectionHead,
     SwaVProjectionHead,
+    VICRegProjectionHead,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "SimSiamPredictionHead",
     "SimSiamProjectionHead",
     "SwaVProjectionHead",
+    "VICRegProjectionHead",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "SimSiamPredictionHead",
     "SimSiamProjectionHead",
     "SwaVProjectionHead",
+    "VICRegProjectionHead",
 ]
 
 Block = tuple[int, int, nn.Module | None, nn.Module | None]
@@ -251,6 +252,24 @@ class BarlowTwinsProjectionHead(ProjectionHead):
                 (hidden_dim, output_dim, None, None),
             ]
         )
+
+
+class VICRegProjectionHead(ProjectionHead):
+    """Expander of VICReg: ``num_layers`` linear layers, BatchNorm and ReLU after the hidden ones.
+
+    "The expander h_φ is composed of two fully-connected layers with batch normalization
+    (BN) and ReLU, and a third linear layer. The sizes of all 3 layers were set to 8192."
+    (VICReg, Bardes et al. 2022, https://arxiv.org/abs/2105.04906, sec. 4.1)
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 2048,
+        hidden_dim: int = 8192,
+        output_dim: int = 8192,
+        num_layers: int = 3,
+    ) -> None:
+        super().__init__(_mlp_blocks(input_dim, hidden_dim, output_dim, num_layers, True, False))
 
 
 class NNCLRProjectionHead(ProjectionHead):

@@ -1,0 +1,154 @@
+"""What a registered SSL method is: a model builder, a view transform and optimiser defaults.
+
+A method's model (:class:`MethodModel`) owns everything a training step needs — backbone,
+heads, momentum or teacher copies, the loss with its buffers — and answers one question:
+the loss of a batch of views. The trainer (:class:`selfsup.embedding.MethodEmbedding`)
+knows nothing else about methods, and embedding uses only ``model.backbone``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from selfsup.errors import DataError
+from selfsup.models.utils import cosine_schedule, deactivate_requires_grad
+
+__all__ = [
+    "Method",
+    "MethodModel",
+    "OptimizerDefaults",
+    "TrainProgress",
+    "check_views",
+    "momentum_copy",
+]
+
+
+@dataclass(frozen=True)
+class TrainProgress:
+    """Where training stands, for schedules (momentum, teacher temperature, frozen layers).
+
+    Attributes:
+        epoch: Current epoch, from 0.
+        max_epochs: Epochs of the whole run.
+        step: Optimisation steps done so far, from 0.
+        total_steps: Optimisation steps of the whole run (>= 1).
+    """
+
+    epoch: int = 0
+    max_epochs: int = 1
+    step: int = 0
+    total_steps: int = 1
+
+    def cosine(self, start: float, end: float) -> float:
+        """A value going from ``start`` at the first step to ``end`` at the last, by a cosine
+        (the momentum schedule of BYOL and DINO)."""
+        return cosine_schedule(min(self.step, self.total_steps), self.total_steps, start, end)
+
+
+@dataclass(frozen=True)
+class OptimizerDefaults:
+    """The optimiser a method trains with unless the user sets ``optimizer.*``.
+
+    Attributes:
+        name: ``sgd`` (momentum 0.9) or ``adamw``.
+        lr: Learning rate.
+        weight_decay: Weight decay.
+    """
+
+    name: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.06
+    weight_decay: float = 5e-4
+
+    def build(
+        self,
+        model: nn.Module,
+        lr: float | None = None,
+        weight_decay: float | None = None,
+    ) -> torch.optim.Optimizer:
+        """The optimiser over ``model``'s trainable parameters (momentum and teacher copies
+        have none); ``lr``/``weight_decay`` override the defaults when given."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        rate = self.lr if lr is None else lr
+        decay = self.weight_decay if weight_decay is None else weight_decay
+        if self.name == "adamw":
+            return torch.optim.AdamW(params, lr=rate, weight_decay=decay)
+        return torch.optim.SGD(params, lr=rate, momentum=0.9, weight_decay=decay)
+
+
+class MethodModel(nn.Module):
+    """Base class of a method's model.
+
+    Subclasses set ``backbone`` (images (B, C, H, W) -> embeddings (B, num_ftrs)) and
+    implement :meth:`training_loss`. Momentum encoders are updated inside
+    :meth:`training_loss`, before the forward pass of the step, as the papers do.
+    """
+
+    backbone: nn.Module
+
+    def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
+        """The scalar loss of one batch.
+
+        Args:
+            views: The method's views of the batch, each (B, C, H, W), in the order its
+                transform makes them (e.g. two views; DINO: 2 global views, then local ones).
+            progress: Where training stands (momentum and temperature schedules).
+        """
+        raise NotImplementedError
+
+    def before_optimizer_step(self, progress: TrainProgress) -> None:
+        """Called after the backward pass, before the optimiser step (e.g. DINO freezes its
+        last layer in the first epoch by dropping its gradients). Default: nothing."""
+        del progress
+
+
+def momentum_copy(module: nn.Module) -> nn.Module:
+    """A frozen deep copy of ``module``, to follow it by exponential moving average.
+
+    "θ_k ← m θ_k + (1 − m) θ_q" (MoCo, He et al. 2020, eq. 2): the copy never receives
+    gradients; :func:`selfsup.models.utils.update_momentum` moves it.
+    """
+    copied = copy.deepcopy(module)
+    deactivate_requires_grad(copied)
+    return copied
+
+
+def check_views(views: Sequence[Tensor], expected: int | None, method: str) -> None:
+    """Refuse a batch that does not hold the method's number of views (``None``: >= 2)."""
+    n = len(views)
+    if (expected is not None and n != expected) or n < 2:
+        wanted = f"{expected}" if expected is not None else "at least 2"
+        raise DataError(
+            f"{method} trains on {wanted} views per image but the batch holds {n}; use the "
+            f"method's transform (selfsup.methods.get_method({method!r}).build_transform)"
+        )
+
+
+@dataclass(frozen=True)
+class Method:
+    """One registered SSL method.
+
+    Attributes:
+        name: Registry name (``method=<name>``), lower case.
+        title: Paper, for help texts and reports.
+        build_model: ``(backbone, num_ftrs, out_dim, **criterion) -> MethodModel``: the
+            backbone maps images to (B, num_ftrs) embeddings; ``out_dim`` sizes the
+            projection; ``criterion`` holds the ``criterion_keys`` the user set.
+        build_transform: ``input_size -> transform`` turning one image into the list of
+            views :meth:`MethodModel.training_loss` expects.
+        optimizer: Optimiser defaults (used unless ``optimizer.*`` is set).
+        criterion_keys: The ``criterion.*`` config keys the method takes as keyword
+            arguments of ``build_model`` (e.g. ``temperature``); setting another is an error.
+    """
+
+    name: str
+    title: str
+    build_model: Callable[..., MethodModel]
+    build_transform: Callable[[int], Callable[[Any], list[Tensor]]]
+    optimizer: OptimizerDefaults = OptimizerDefaults()
+    criterion_keys: tuple[str, ...] = ()

@@ -1,0 +1,67 @@
+"""The method registry: every SSL method selfsup trains, found by name.
+
+The catalogue below maps each name to the module attribute holding its :class:`Method`;
+modules are imported only when a method is used, so naming and checking a method (config
+validation, the server, ``--help``) never imports torch. Adding a method is one module
+with a ``METHOD`` and one line here (CONTRIBUTING.md has the checklist); methods defined
+elsewhere (a user's own) are added with :func:`register_method`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from selfsup.errors import ConfigError
+from selfsup.selection.config import did_you_mean
+
+if TYPE_CHECKING:
+    from selfsup.methods._base import Method
+
+#: name -> "module:attribute" of its Method; the order is the order of ``method_names()``.
+_CATALOG: dict[str, str] = {
+    "simclr": "selfsup.methods.simclr:METHOD",
+    "moco": "selfsup.methods.moco:METHOD",
+    "byol": "selfsup.methods.byol:METHOD",
+    "simsiam": "selfsup.methods.simsiam:METHOD",
+    "barlowtwins": "selfsup.methods.barlow_twins:METHOD",
+    "vicreg": "selfsup.methods.vicreg:METHOD",
+    "dino": "selfsup.methods.dino:METHOD",
+}
+_REGISTERED: dict[str, Method] = {}
+
+
+def method_names() -> list[str]:
+    """Names of every registered method, catalogue first (torch-free)."""
+    return [*_CATALOG, *(name for name in _REGISTERED if name not in _CATALOG)]
+
+
+def check_method_name(name: str) -> str:
+    """``name`` if a method of that name is registered, else a ConfigError listing them."""
+    names = method_names()
+    if name in names:
+        return name
+    raise ConfigError(
+        f"unknown method {name!r}{did_you_mean(name, names)} "
+        f"(registered methods: {', '.join(names)})"
+    )
+
+
+def get_method(name: str) -> Method:
+    """The :class:`Method` registered as ``name`` (imports its module on first use)."""
+    check_method_name(name)
+    if name not in _REGISTERED:
+        module, attribute = _CATALOG[name].split(":")
+        method = getattr(importlib.import_module(module), attribute)
+        if method.name != name:
+            raise RuntimeError(f"{_CATALOG[name]} holds method {method.name!r}, not {name!r}")
+        _REGISTERED[name] = method
+    return _REGISTERED[name]
+
+
+def register_method(method: Method) -> Method:
+    """Add a method (e.g. a user's own) under ``method.name``; names are unique."""
+    if method.name in _CATALOG or method.name in _REGISTERED:
+        raise ConfigError(f"a method named {method.name!r} is already registered")
+    _REGISTERED[method.name] = method
+    return method

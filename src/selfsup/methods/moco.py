@@ -1,0 +1,89 @@
+"""MoCo v2 (Chen et al. 2020, after He et al. 2020): a momentum key encoder and a queue.
+
+"θ_k ← m θ_k + (1 − m) θ_q" (He et al., eq. 2); the queries are the online encoder's
+projections of view 1, the keys the momentum encoder's of view 2, and the negatives a FIFO
+queue of past keys (InfoNCE, eq. 1). MoCo v2 adds SimCLR's MLP head and blur augmentation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from selfsup.loss import NTXentLoss
+from selfsup.methods._base import (
+    Method,
+    MethodModel,
+    OptimizerDefaults,
+    TrainProgress,
+    check_views,
+    momentum_copy,
+)
+from selfsup.models.modules.heads import MoCoProjectionHead
+from selfsup.models.utils import update_momentum
+
+
+class MoCoModel(MethodModel):
+    """Query encoder (backbone + :class:`MoCoProjectionHead`), its momentum copy, the queue.
+
+    The momentum rises from 0.996 to 1 by a cosine over training (the paper's constant 0.999
+    was tuned for 200+ epochs; the schedule works for short runs too, as in BYOL).
+
+    Args:
+        backbone: Images (B, C, H, W) -> embeddings (B, num_ftrs).
+        num_ftrs: Embedding size.
+        out_dim: Projection size (the keys stored in the queue).
+        temperature: τ of InfoNCE (MoCo v2: 0.2).
+        memory_bank_size: Keys kept in the queue (MoCo: 65536; 4096 suits small datasets).
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_ftrs: int,
+        out_dim: int,
+        temperature: float = 0.2,
+        memory_bank_size: int = 4096,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection_head = MoCoProjectionHead(num_ftrs, num_ftrs, out_dim)
+        self.backbone_momentum = momentum_copy(backbone)
+        self.projection_head_momentum = momentum_copy(self.projection_head)
+        self.criterion = NTXentLoss(
+            temperature=temperature,
+            memory_bank_size=(memory_bank_size, out_dim),
+            gather_distributed=True,
+        )
+
+    def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
+        check_views(views, 2, "moco")
+        m = progress.cosine(0.996, 1.0)
+        update_momentum(self.backbone, self.backbone_momentum, m)
+        update_momentum(self.projection_head, self.projection_head_momentum, m)
+        query = self.projection_head(self.backbone(views[0]).flatten(start_dim=1))
+        with torch.no_grad():
+            key = self.projection_head_momentum(
+                self.backbone_momentum(views[1]).flatten(start_dim=1)
+            )
+        loss: Tensor = self.criterion(query, key)
+        return loss
+
+
+def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
+    from selfsup.transforms import MoCoV2Transform
+
+    return MoCoV2Transform(input_size=input_size)
+
+
+METHOD = Method(
+    name="moco",
+    title="MoCo v2 (Chen et al. 2020; He et al. 2020)",
+    build_model=MoCoModel,
+    build_transform=_transform,
+    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=5e-4),
+    criterion_keys=("temperature", "memory_bank_size"),
+)

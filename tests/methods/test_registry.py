@@ -1,0 +1,52 @@
+"""The method registry: names are torch-free, lookups are lazy, errors suggest a name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from selfsup.errors import ConfigError
+from selfsup.methods import check_method_name, get_method, method_names, register_method
+
+
+def test_names_are_listed_in_catalogue_order() -> None:
+    names = method_names()
+    assert names[:3] == ["simclr", "moco", "byol"]
+    assert len(set(names)) == len(names)
+    assert all(name == name.lower() for name in names)
+
+
+def test_checking_a_name_does_not_import_torch() -> None:
+    # The server validates configs naming a method and must never import torch.
+    code = (
+        "import sys; import selfsup.methods as m; m.check_method_name('byol'); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_unknown_name_suggests_and_lists() -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown method 'simsam'; did you mean 'simsiam'\?"
+    ) as e:
+        check_method_name("simsam")
+    assert "registered methods: simclr, moco" in str(e.value)
+    with pytest.raises(ConfigError, match="unknown method"):
+        get_method("nope")
+
+
+@pytest.mark.parametrize("name", method_names())
+def test_every_catalogue_entry_loads_its_own_method(name: str) -> None:
+    method = get_method(name)
+    assert method.name == name
+    assert method.title
+    assert method.optimizer.lr > 0
+    assert get_method(name) is method
+
+
+def test_register_refuses_a_taken_name() -> None:
+    with pytest.raises(ConfigError, match="'simclr' is already registered"):
+        register_method(get_method("simclr"))
