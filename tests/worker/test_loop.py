@@ -2,22 +2,27 @@
 
 Runs over a LOCAL datasource and over S3 (moto's S3 server on 127.0.0.1) complete, each
 exactly once, and the client downloads their report and selected file names; a scheduled run
-with a config the pipeline refuses ends FAILED with the reason in its log.
+with a config the pipeline refuses ends FAILED with the reason in its log. Outages of the
+API (every call failing with a connection error for a while) are ridden out while idle and
+while a run holds its lease; a run whose lease ran out by the worker's own count is dropped.
+The fault-injection suite (tests/faults/) does the same over real sockets.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import httpx
 import pytest
 
 from _s3 import local_s3
-from selfsup.api import ApiWorkflowClient
+from selfsup.api import ApiWorkflowClient, WorkerApiClient
 from selfsup.server.testing import LiveServer, ServerHarness
 from selfsup.worker import Worker, WorkerSettings
 from selfsup.worker.loop import RUNS_FOLDER
@@ -237,3 +242,354 @@ def test_cancelling_a_running_job_ends_it_aborted(
     run = client.get_compute_worker_run(claim.run.id)
     assert run.state == "ABORTED"
     assert "SELECTED_FILENAMES" not in [a.type for a in run.artifacts]
+
+
+class OutageApi(WorkerApiClient):
+    """The worker API in-process, with an outage: from the first call for which
+    ``starts(name, detail)`` is true, every call fails with a connection error for ``seconds``
+    (as ``selfsup.api._http`` reports a refused or reset connection). Records every call."""
+
+    def __init__(
+        self,
+        harness: ServerHarness,
+        token: str,
+        starts: Callable[[str, str], bool],
+        seconds: float,
+    ) -> None:
+        super().__init__(token=token, http_client=cast(httpx.Client, harness.http))
+        self._starts = starts
+        self._seconds = seconds
+        self._lock = threading.Lock()
+        self.down_from: float | None = None
+        self.calls: list[tuple[str, str, bool, float]] = []  # name, detail, answered, when
+
+    def _gate(self, name: str, detail: str = "") -> None:
+        with self._lock:
+            now = time.monotonic()
+            if self.down_from is None and self._starts(name, detail):
+                self.down_from = now
+            down = self.down_from is not None and now < self.down_from + self._seconds
+            self.calls.append((name, detail, not down, now))
+        if down:
+            raise ConnectionError(f"cannot reach the selfsup server (test outage): {name}")
+
+    def succeeded(self, name: str, after: float) -> list[str]:
+        """Details of the answered calls of ``name`` made after monotonic time ``after``."""
+        return [d for n, d, ok, t in self.calls if n == name and ok and t > after]
+
+    def failed(self, name: str) -> int:
+        return sum(1 for n, _, ok, _ in self.calls if n == name and not ok)
+
+    def register(self, name: str = "Default", labels: Any = None) -> Any:
+        self._gate("register")
+        return super().register(name, labels)
+
+    def claim(self, worker_id: str) -> Any:
+        self._gate("claim")
+        return super().claim(worker_id)
+
+    def get_job(self, worker_id: str, run_id: str) -> Any:
+        self._gate("get_job")
+        return super().get_job(worker_id, run_id)
+
+    def set_state(self, worker_id: str, run_id: str, state: Any, message: str = "") -> Any:
+        self._gate("set_state", str(state))
+        return super().set_state(worker_id, run_id, state, message)
+
+    def append_log(self, worker_id: str, run_id: str, text: str) -> None:
+        self._gate("append_log")
+        super().append_log(worker_id, run_id, text)
+
+    def heartbeat(self, worker_id: str, run_id: str, timeout: float | None = None) -> Any:
+        self._gate("heartbeat")
+        return super().heartbeat(worker_id, run_id, timeout=timeout)
+
+    def upload_artifact(self, worker_id: str, run_id: str, path: Any, *args: Any) -> Any:
+        self._gate("upload_artifact", str(path))
+        return super().upload_artifact(worker_id, run_id, path, *args)
+
+
+def _fast_retries(**kw: Any) -> dict[str, Any]:
+    return {"retry_base": 0.02, "retry_cap": 0.2, **kw}
+
+
+def test_an_idle_worker_rides_out_a_server_it_cannot_reach(
+    harness: ServerHarness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = harness.token()
+    api = OutageApi(harness, token, starts=lambda name, _: name == "claim", seconds=0.5)
+    settings = _settings(token, "", tmp_path, "idle", max_idle_seconds=1.0, **_fast_retries())
+    worker = Worker(settings, api=api)
+    with caplog.at_level(logging.WARNING, logger="selfsup.worker.loop"):
+        assert worker.run_forever() == 0  # no exception: it waited for the server
+    assert api.failed("claim") >= 2
+    assert api.down_from is not None
+    assert api.succeeded("claim", after=api.down_from + 0.5)
+    retries = [r.getMessage() for r in caplog.records if "claim failed (attempt" in r.getMessage()]
+    assert len(retries) == api.failed("claim")
+    assert "ConnectionError: cannot reach the selfsup server" in retries[0]
+
+
+def test_give_up_after_ends_an_idle_worker_with_the_last_error(
+    harness: ServerHarness, tmp_path: Path
+) -> None:
+    from selfsup.api.retry import GaveUpError
+
+    token = harness.token()
+    api = OutageApi(harness, token, starts=lambda name, _: name == "register", seconds=60)
+    settings = _settings(token, "", tmp_path, "gives-up", give_up_after=0.4, **_fast_retries())
+    started = time.monotonic()
+    with pytest.raises(GaveUpError, match=r"register: gave up after 0\.4 s .*test outage"):
+        Worker(settings, api=api).run_forever()
+    assert time.monotonic() - started < 5
+    assert api.failed("register") >= 2
+
+
+def test_stop_ends_the_wait_for_the_server_without_claiming(
+    harness: ServerHarness, tmp_path: Path
+) -> None:
+    token = harness.token()
+    api = OutageApi(harness, token, starts=lambda name, _: name == "claim", seconds=60)
+    worker = Worker(_settings(token, "", tmp_path, "stopped", **_fast_retries()), api=api)
+    returned: list[int] = []
+    thread = threading.Thread(target=lambda: returned.append(worker.run_forever()))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while api.failed("claim") < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert thread.is_alive()  # still waiting for the server
+    worker.stop()
+    thread.join(timeout=5)
+    assert returned == [0]  # a normal end, not an exception
+    assert api.failed("claim") >= 2
+    assert api.succeeded("claim", after=0) == []
+
+
+class QuickPipeline:
+    """Stands in for the curation pipeline in tests of the worker's side: reports the steps
+    through ``on_step``, spends ``pause[state]`` seconds (default 0.2) in each, runs
+    ``hooks[state]`` inside it, and writes a small output folder. The fault-injection suite
+    runs the real pipeline."""
+
+    STATES = ("CHECKING_CORRUPTNESS", "TRAINING", "EMBEDDING", "SAMPLING", "GENERATING_REPORT")
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.pause: dict[str, float] = {}
+        self.hooks: dict[str, Callable[[], None]] = {}
+
+    def __call__(
+        self, cfg: Any, overrides: Any = (), progress: bool = True, on_step: Any = None
+    ) -> Any:
+        from selfsup.curation.pipeline import RunResult
+
+        out = Path(cfg.output_dir)
+        for state in self.STATES:
+            on_step(state)
+            self.started.append(state)
+            self.hooks.get(state, lambda: None)()
+            time.sleep(self.pause.get(state, 0.2))
+        (out / "filenames").mkdir(parents=True, exist_ok=True)
+        (out / "report.json").write_text("{}")
+        selected = out / "filenames" / "sampled_filenames_excluding_datapool.txt"
+        selected.write_text("class_0/img_0_0.png\n")
+        return RunResult(output_dir=out, selected=["class_0/img_0_0.png"], report={})
+
+
+@pytest.fixture
+def quick_pipeline(monkeypatch: pytest.MonkeyPatch) -> QuickPipeline:
+    from selfsup.curation import pipeline
+
+    fake = QuickPipeline()
+    monkeypatch.setattr(pipeline, "run", fake)
+    return fake
+
+
+@pytest.fixture
+def leased_harness(tmp_path: Path) -> Iterator[Callable[[float], ServerHarness]]:
+    """``leased_harness(lease_seconds)``: a harness granting leases of that length."""
+    made: list[ServerHarness] = []
+
+    def make(lease_seconds: float) -> ServerHarness:
+        roots = tmp_path / "roots"
+        roots.mkdir()
+        made.append(
+            ServerHarness(
+                f"sqlite:///{tmp_path / 'server.db'}",
+                tmp_path / "data",
+                (roots,),
+                lease_seconds=lease_seconds,
+            )
+        )
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def test_a_run_rides_out_an_outage_shorter_than_its_lease(
+    tmp_path: Path,
+    make_image_folder: Callable[..., Path],
+    leased_harness: Callable[[float], ServerHarness],
+    quick_pipeline: QuickPipeline,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    harness = leased_harness(3)
+    client, token, scheduled = _one_run(harness, tmp_path, make_image_folder)
+    # The outage starts when the worker reports TRAINING (so that report must wait) and
+    # lasts 1 s: heartbeats every 0.1 s fail meanwhile, a third of the 3 s lease.
+    api = OutageApi(harness, token, lambda name, d: d == "TRAINING", seconds=1.0)
+    settings = _settings(token, "", tmp_path, "w", heartbeat_interval=0.1, **_fast_retries())
+    worker = Worker(settings, api=api)
+    with caplog.at_level(logging.INFO, logger="selfsup.worker.loop"):
+        assert worker.run_once()
+    run = client.get_compute_worker_run_from_scheduled_run(scheduled)
+    assert (run.state, run.attempt) == ("COMPLETED", 1), run.message
+    assert quick_pipeline.started == list(QuickPipeline.STATES)
+    assert api.down_from is not None
+    back = api.down_from + 1.0
+    assert api.failed("set_state") >= 2
+    assert "TRAINING" in api.succeeded("set_state", after=back)
+    assert api.failed("heartbeat") >= 2
+    assert api.succeeded("heartbeat", after=back)  # the heartbeat thread lived on
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "heartbeat of run" in messages
+    assert "state TRAINING of run" in messages
+    log = tmp_path / "log.txt"
+    client.download_compute_worker_run_log(run, log)
+    assert "heartbeat renewed the lease again after" in log.read_text()
+
+
+def _no_outputs_and_retried(
+    harness: ServerHarness,
+    client: ApiWorkflowClient,
+    token: str,
+    tmp_path: Path,
+    scheduled: str,
+    lost_run: str,
+) -> None:
+    """The lost run left nothing in the LIGHTLY datasource but its config artifact; once the
+    server's lease ran out too, another worker completes the retry."""
+    assert not (tmp_path / "roots" / "lightly" / RUNS_FOLDER).exists()
+    names = {a.file_name for a in client.get_compute_worker_run(lost_run).artifacts}
+    assert "config.json" in names
+    assert names <= {"config.json", "log.txt"}
+    harness.clock.advance(60)
+    assert harness.sweep() == [lost_run]
+    assert client.get_scheduled_compute_worker_run(scheduled).state == "OPEN"
+    rescuer = Worker(_settings(token, "", tmp_path, "rescuer"), api=harness.worker_client(token))
+    assert rescuer.run_once()
+    retry = client.get_compute_worker_run_from_scheduled_run(scheduled)
+    assert (retry.state, retry.attempt) == ("COMPLETED", 2)
+
+
+def test_a_state_report_cut_off_for_longer_than_the_lease_stops_the_run(
+    tmp_path: Path,
+    make_image_folder: Callable[..., Path],
+    leased_harness: Callable[[float], ServerHarness],
+    quick_pipeline: QuickPipeline,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    harness = leased_harness(1.5)
+    client, token, scheduled = _one_run(harness, tmp_path, make_image_folder)
+    api = OutageApi(harness, token, lambda name, d: d == "TRAINING", seconds=3600)
+    settings = _settings(token, "", tmp_path, "cut", heartbeat_interval=0.1, **_fast_retries())
+    worker = Worker(settings, api=api)
+    claim = worker.api.claim(worker.register())
+    assert claim is not None
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="selfsup.worker.loop"):
+        assert worker.execute(claim) == "LOST"
+    # It stopped on its own once the lease ran out by its count: the server (on a fake
+    # clock here) never told it.
+    assert time.monotonic() - started < 10
+    assert "lease lost: no" in " ".join(r.getMessage() for r in caplog.records)
+    assert quick_pipeline.started == ["CHECKING_CORRUPTNESS"]  # TRAINING never began
+    _no_outputs_and_retried(harness, client, token, tmp_path, scheduled, claim.run.id)
+
+
+@pytest.mark.slow
+def test_heartbeats_cut_off_for_longer_than_the_lease_stop_the_run_at_the_next_step(
+    tmp_path: Path,
+    make_image_folder: Callable[..., Path],
+    leased_harness: Callable[[float], ServerHarness],
+    quick_pipeline: QuickPipeline,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    harness = leased_harness(1.0)
+    client, token, scheduled = _one_run(harness, tmp_path, make_image_folder)
+    # The network goes while TRAINING runs (2 s, longer than the 1 s lease): only the
+    # heartbeat thread sees it; the run must stop at the next step boundary.
+    quick_pipeline.pause["TRAINING"] = 2.0
+    api = OutageApi(
+        harness,
+        token,
+        lambda name, _: name == "heartbeat" and quick_pipeline.started[-1:] == ["TRAINING"],
+        seconds=3600,
+    )
+    settings = _settings(token, "", tmp_path, "cut", heartbeat_interval=0.1, **_fast_retries())
+    worker = Worker(settings, api=api)
+    with caplog.at_level(logging.WARNING, logger="selfsup.worker.loop"):
+        assert worker.run_once()
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "lease lost: no heartbeat reached the server for 1 s" in messages
+    assert quick_pipeline.started == ["CHECKING_CORRUPTNESS", "TRAINING"]
+    assert "EMBEDDING" not in [d for n, d, _, _ in api.calls if n == "set_state"]
+    lost = client.get_compute_worker_run_from_scheduled_run(scheduled)
+    _no_outputs_and_retried(harness, client, token, tmp_path, scheduled, lost.id)
+
+
+def test_the_pipeline_may_follow_links_only_into_the_datasource_roots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from selfsup.openapi_generated.swagger_client.models import DockerRunJobData
+    from selfsup.worker import storage
+
+    roots = tmp_path / "roots"
+    (roots / "input").mkdir(parents=True)
+
+    def job(input_source: dict[str, Any]) -> DockerRunJobData:
+        return DockerRunJobData.model_validate(
+            {
+                "run_id": "r1",
+                "scheduled_run_id": "s1",
+                "dataset": {
+                    "id": "d",
+                    "name": "d",
+                    "type": "IMAGES",
+                    "created_at": 0,
+                    "last_modified_at": 0,
+                },
+                "worker_config": WORKER_CONFIG,
+                "lightly_config": LIGHTLY_CONFIG,
+                "datasources": [
+                    input_source,
+                    {
+                        "type": "LOCAL",
+                        "purpose": "LIGHTLY",
+                        "full_path": str(roots / "out"),
+                        "allowed_roots": [str(roots)],
+                    },
+                ],
+            }
+        )
+
+    worker = Worker(_settings("t", "http://127.0.0.1:9", tmp_path, "prep"))
+    local = {
+        "type": "LOCAL",
+        "purpose": "INPUT",
+        "full_path": str(roots / "input"),
+        "allowed_roots": [str(roots)],
+    }
+    cfg, _ = worker._prepare(job(local), tmp_path / "work")
+    assert cfg.allowed_roots == [str(roots)]
+    assert cfg.input_dir == str((roots / "input").resolve())
+
+    cache = tmp_path / "work_prep" / "cache" / "abc"
+    cache.mkdir(parents=True)
+    monkeypatch.setattr(storage, "materialise_input", lambda access, cache_dir: cache)
+    s3 = {"type": "S3", "purpose": "INPUT", "full_path": "s3://bucket/in/"}
+    cfg, _ = worker._prepare(job(s3), tmp_path / "work")
+    assert cfg.allowed_roots == [str(cache.resolve())]
+    worker.api.close()

@@ -108,10 +108,15 @@ class WorkerApiClient:
             "POST", f"{self._run_path(worker_id, run_id)}/log", json=body.model_dump(mode="json")
         )
 
-    def heartbeat(self, worker_id: str, run_id: str) -> DockerRunHeartbeatData:
+    def heartbeat(
+        self, worker_id: str, run_id: str, timeout: float | None = None
+    ) -> DockerRunHeartbeatData:
         """Renew the run's lease; ``abort_requested`` in the answer means: stop and report
-        ABORTED."""
-        response = self._http.request("POST", f"{self._run_path(worker_id, run_id)}/heartbeat")
+        ABORTED. ``timeout`` (seconds) overrides the client's: a renewal that takes longer
+        than a good part of the lease is worth retrying sooner."""
+        response = self._http.request(
+            "POST", f"{self._run_path(worker_id, run_id)}/heartbeat", timeout=timeout
+        )
         return DockerRunHeartbeatData.model_validate(response.json())
 
     def upload_artifact(

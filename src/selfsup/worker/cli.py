@@ -5,11 +5,30 @@
     SELFSUP_TOKEN=... selfsup worker worker.name=gpu-box-1 worker.labels=[gpu] \\
         server_url=http://127.0.0.1:8000
 
-Keys: ``token`` (prefer ``$SELFSUP_TOKEN``: arguments show up in process lists),
-``server_url`` (or ``$SELFSUP_SERVER_URL`` / ``$SELFSUP_SERVER_LOCATION``), ``worker.worker_id``,
-``worker.name``, ``worker.labels=[a,b]``, ``worker.poll_interval``,
-``worker.heartbeat_interval``, ``worker.work_dir``, ``worker.once``, ``worker.max_runs``,
-``worker.max_idle_seconds``, ``worker.umap``, ``worker.num_workers``, ``worker.keep_outputs``.
+Keys (defaults in brackets):
+
+  token                       API token; prefer $SELFSUP_TOKEN (arguments show in process lists)
+  server_url                  server location [$SELFSUP_SERVER_URL, $SELFSUP_SERVER_LOCATION]
+  worker.worker_id            id of a registered worker [register worker.name]
+  worker.name                 name to register [Default]
+  worker.labels=[a,b]         labels matched against a job's runs_on [none]
+  worker.poll_interval        seconds between claims while idle [10]
+  worker.heartbeat_interval   seconds between lease renewals [0 = a third of the lease]
+  worker.work_dir             downloads and run outputs [$SELFSUP_HOME/worker]
+  worker.once                 stop after one run [false]
+  worker.max_runs             stop after this many runs [0 = never]
+  worker.max_idle_seconds     stop after idling this long [0 = never]
+  worker.umap                 draw the report's UMAP plots [true]
+  worker.num_workers          processes for the corruptness check [-1 = all cores]
+  worker.keep_outputs         keep a run's local outputs after the upload [false]
+  worker.give_up_after        seconds without the server before exiting [0 = never give up]
+  worker.retry_base           first back-off window after a failed call, seconds [0.5]
+  worker.retry_cap            longest wait between two attempts, seconds [60]
+  worker.request_timeout      seconds one request may take [30]
+
+Connection errors, timeouts and 502/503/504 answers (and 500 on calls that are safe to
+repeat) are retried with capped exponential back-off and full jitter, each retry logged;
+see docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -24,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from selfsup.errors import ConfigError
+from selfsup.worker.config import SECONDS_FIELDS
 
 TOKEN_ENV = "SELFSUP_TOKEN"
 SERVER_ENV = ("SELFSUP_SERVER_URL", "SELFSUP_SERVER_LOCATION")
@@ -43,8 +63,12 @@ _KEYS = {
     "worker.umap": "umap",
     "worker.num_workers": "num_workers",
     "worker.keep_outputs": "keep_outputs",
+    "worker.give_up_after": "give_up_after",
+    "worker.retry_base": "retry_base",
+    "worker.retry_cap": "retry_cap",
+    "worker.request_timeout": "request_timeout",
 }
-_FLOATS = {"poll_interval", "heartbeat_interval", "max_idle_seconds"}
+_FLOATS = set(SECONDS_FIELDS)
 _INTS = {"max_runs", "num_workers"}
 _BOOLS = {"once", "umap", "keep_outputs"}
 
@@ -120,6 +144,7 @@ def worker_main(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"selfsup worker: {exc}", file=sys.stderr)
         return 2
+    from selfsup.api.retry import GaveUpError
     from selfsup.worker.loop import Worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -129,11 +154,16 @@ def worker_main(argv: Sequence[str]) -> int:
         logging.getLogger(__name__).info("signal %d: stopping after the current run", signum)
         worker.stop()
 
-    signal.signal(signal.SIGTERM, _graceful)
+    previous = signal.signal(signal.SIGTERM, _graceful)
     try:
         worker.run_forever()
     except KeyboardInterrupt:
         return 130
+    except GaveUpError as exc:
+        print(f"selfsup worker: {exc}", file=sys.stderr)
+        return 1
     finally:
+        # Put the handler back: worker_main may run inside a longer-lived process (tests).
+        signal.signal(signal.SIGTERM, previous)
         worker.api.close()
     return 0

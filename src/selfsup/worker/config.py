@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from selfsup.api.retry import RetryPolicy
 from selfsup.errors import ConfigError
 
 
@@ -12,6 +14,18 @@ def _default_work_dir() -> Path:
     from selfsup.server.settings import selfsup_home
 
     return selfsup_home() / "worker"
+
+
+# The settings given in seconds (floats): validated alike, parsed alike by the CLI.
+SECONDS_FIELDS = (
+    "poll_interval",
+    "heartbeat_interval",
+    "max_idle_seconds",
+    "give_up_after",
+    "retry_base",
+    "retry_cap",
+    "request_timeout",
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +51,16 @@ class WorkerSettings:
         umap: draw the report's UMAP plots (``false`` speeds up small runs and tests).
         num_workers: processes for the corruptness check; -1 = all cores.
         keep_outputs: keep a run's local output folder after it was uploaded.
+        give_up_after: seconds the server may stay unreachable (connection refused or reset,
+            timeouts, 502/503/504, 500 on calls safe to repeat) before an idle worker exits
+            with an error; 0 = never give up (a worker rides out any restart). A claimed run
+            does not use it: its calls retry for as long as its lease lasts.
+        retry_base: seconds of the first back-off window after a failed call; each further
+            attempt doubles the window up to ``retry_cap``, and the wait is drawn uniformly
+            from the window (full jitter, so workers do not retry in lock step).
+        retry_cap: the longest wait between two attempts, in seconds.
+        request_timeout: seconds one request may take before it counts as failed (uploads
+            get 600 s); heartbeats use at most half the lease.
     """
 
     token: str
@@ -52,6 +76,10 @@ class WorkerSettings:
     umap: bool = True
     num_workers: int = -1
     keep_outputs: bool = False
+    give_up_after: float = 0.0
+    retry_base: float = 0.5
+    retry_cap: float = 60.0
+    request_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.token:
@@ -59,15 +87,31 @@ class WorkerSettings:
                 "no token: pass token=... or set $SELFSUP_TOKEN (preferred: the environment "
                 "keeps it out of process lists)"
             )
-        for key in ("poll_interval", "heartbeat_interval", "max_idle_seconds"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"worker.{key} must be >= 0, got {getattr(self, key)!r}")
+        for key in SECONDS_FIELDS:
+            value = getattr(self, key)
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(f"worker.{key} must be a finite number >= 0, got {value!r}")
+        for key in ("retry_base", "retry_cap", "request_timeout"):
+            if getattr(self, key) == 0:
+                raise ConfigError(f"worker.{key} must be > 0 seconds")
+        if self.retry_base > self.retry_cap:
+            raise ConfigError(
+                f"worker.retry_base ({self.retry_base!r} s) must not exceed worker.retry_cap "
+                f"({self.retry_cap!r} s)"
+            )
         if self.poll_interval == 0:
             raise ConfigError("worker.poll_interval must be > 0 seconds")
         if self.max_runs < 0:
             raise ConfigError(f"worker.max_runs must be >= 0, got {self.max_runs!r}")
         if self.num_workers < -1:
             raise ConfigError(f"worker.num_workers must be >= -1, got {self.num_workers!r}")
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The back-off of the worker's calls while it is idle (register, claim)."""
+        return RetryPolicy(
+            base=self.retry_base, cap=self.retry_cap, give_up_after=self.give_up_after
+        )
 
     def __repr__(self) -> str:
         # The token never appears in reprs, hence never in logs or tracebacks.

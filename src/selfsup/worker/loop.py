@@ -14,6 +14,15 @@ One claimed run goes through::
 A heartbeat thread renews the lease every third of it and streams the log; a 409 from any
 call means the server took the run back (lease expired: CRASHED), and the worker drops it.
 An abort requested by the user takes effect at the start of the next pipeline step.
+
+Outages: every call is retried through :func:`selfsup.api.retry.call_with_retry` (connection
+errors, timeouts, 502/503/504, and 500 on calls safe to repeat). While idle (register,
+claim) the worker retries until ``give_up_after``; while it holds a run, a failed heartbeat
+is retried sooner than the interval and the run thread's calls wait and retry, as long as
+the lease can still be valid. The worker keeps its own account of the lease (the send time of
+the last successful renewal + ``lease_seconds``): once that has passed, the server has
+certainly taken the run back, so the worker stops the run at the next step boundary, uploads
+nothing more, and goes back to claiming, without needing to reach the server to learn it.
 """
 
 from __future__ import annotations
@@ -23,13 +32,15 @@ import shutil
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
 from selfsup.api import ApiException, WorkerApiClient
+from selfsup.api.retry import RetryPolicy, RetryStoppedError, call_with_retry, describe
 from selfsup.errors import ConfigError, DataError
 from selfsup.openapi_generated.swagger_client.models import (
     DockerRunClaimData,
@@ -44,6 +55,14 @@ logger = logging.getLogger(__name__)
 
 # Where a run's outputs go inside the LIGHTLY datasource (the layout of `selfsup run` below).
 RUNS_FOLDER = "runs"
+_END_STATES = ("COMPLETED", "FAILED", "ABORTED")
+
+T = TypeVar("T")
+
+# What a call of the server can raise: an error answer, no answer (connection refused, reset,
+# timeout), or an answer that is not what the API promises (e.g. a proxy's HTML page:
+# ValueError from the JSON or model parser).
+_CALL_ERRORS = (ApiException, ConnectionError, ValueError)
 
 
 class RunLostError(Exception):
@@ -54,13 +73,36 @@ class RunAbortedError(Exception):
     """The user cancelled the scheduled run while it was running."""
 
 
+class _StopRequestedError(Exception):
+    """:meth:`Worker.stop` was called while the worker waited for the server."""
+
+
 @dataclass
 class _Lease:
-    """State shared between the run thread and its heartbeat thread."""
+    """State shared between the run thread and its heartbeat thread.
 
-    lost: threading.Event
-    abort: threading.Event
-    stop: threading.Event
+    ``renewed_at`` is the ``time.monotonic()`` at which the last request that renewed the lease
+    (claim, heartbeat, state report) was *sent*: the server started the new lease no earlier,
+    so ``renewed_at + seconds`` is a safe local bound of when the server takes the run back.
+    """
+
+    run_id: str
+    seconds: float
+    renewed_at: float
+    lost: threading.Event = field(default_factory=threading.Event)
+    abort: threading.Event = field(default_factory=threading.Event)
+    stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def renewed(self, sent_at: float) -> None:
+        """Record a successful renewal sent at ``sent_at`` (monotonic seconds)."""
+        with self._lock:
+            self.renewed_at = max(self.renewed_at, sent_at)
+
+    def remaining(self) -> float:
+        """Seconds until the lease surely ran out on the server (negative: it has)."""
+        with self._lock:
+            return self.renewed_at + self.seconds - time.monotonic()
 
 
 class _LogStream(logging.Handler):
@@ -86,10 +128,16 @@ class _LogStream(logging.Handler):
             self._lines.append(text if text.endswith("\n") else text + "\n")
 
     def drain(self) -> str:
+        """Take the buffered text (put it back with :meth:`restore` if it could not be sent)."""
         with self._lock:
             text = "".join(self._lines)
             self._lines.clear()
         return text
+
+    def restore(self, text: str) -> None:
+        """Put text taken by :meth:`drain` back in front, to be sent with the next append."""
+        with self._lock:
+            self._lines.insert(0, text)
 
 
 def _is_conflict(exc: BaseException) -> bool:
@@ -106,53 +154,111 @@ class Worker:
 
     def __init__(self, settings: WorkerSettings, api: WorkerApiClient | None = None) -> None:
         self.settings = settings
-        self.api = api or WorkerApiClient(token=settings.token, base_url=settings.server_url)
+        self.api = api or WorkerApiClient(
+            token=settings.token, base_url=settings.server_url, timeout=settings.request_timeout
+        )
         self.worker_id = settings.worker_id
         self._stop = threading.Event()
 
     def stop(self) -> None:
-        """Ask the loop to stop after the current run."""
+        """Ask the loop to stop after the current run (also ends a wait for the server)."""
         self._stop.set()
 
+    # --- idle: register and claim
+
+    def _idle_call(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn`` retried with the settings' policy until it succeeds, ``give_up_after``
+        passes (:class:`~selfsup.api.retry.GaveUpError`) or :meth:`stop` is called."""
+        try:
+            return call_with_retry(
+                fn,
+                policy=self.settings.retry_policy,
+                what=what,
+                should_stop=self._stop.is_set,
+                sleep=self._stop.wait,
+                log=logger,
+            )
+        except RetryStoppedError:
+            raise _StopRequestedError() from None
+
     def register(self) -> str:
-        """The worker's id: the configured one, or the id of ``settings.name`` registered."""
+        """The worker's id: the configured one, or the id of ``settings.name`` registered.
+
+        Registering is idempotent per name, so it is retried like any call safe to repeat."""
         if not self.worker_id:
-            entry = self.api.register(self.settings.name, labels=list(self.settings.labels))
+            entry = self._idle_call(
+                "register",
+                lambda: self.api.register(self.settings.name, labels=list(self.settings.labels)),
+            )
             self.worker_id = entry.id
             logger.info("registered as worker %s (%s)", entry.id, self.settings.name)
         return self.worker_id
 
     def run_forever(self) -> int:
         """Poll and execute runs until ``max_runs``, ``max_idle_seconds`` or :meth:`stop`;
-        returns the number of runs claimed."""
-        self.register()
+        returns the number of runs claimed.
+
+        Raises:
+            GaveUpError: the server stayed unreachable for ``give_up_after`` seconds.
+        """
         claimed = 0
-        idle_since = time.monotonic()
-        while not self._stop.is_set():
-            if self.settings.max_runs and claimed >= self.settings.max_runs:
-                break
-            if self.run_once():
-                claimed += 1
-                idle_since = time.monotonic()
-                continue
-            idle = time.monotonic() - idle_since
-            if self.settings.max_idle_seconds and idle >= self.settings.max_idle_seconds:
-                break
-            self._stop.wait(self.settings.poll_interval)
+        try:
+            self.register()
+            idle_since = time.monotonic()
+            while not self._stop.is_set():
+                if self.settings.max_runs and claimed >= self.settings.max_runs:
+                    break
+                if self.run_once():
+                    claimed += 1
+                    idle_since = time.monotonic()
+                    continue
+                idle = time.monotonic() - idle_since
+                if self.settings.max_idle_seconds and idle >= self.settings.max_idle_seconds:
+                    break
+                self._stop.wait(self.settings.poll_interval)
+        except _StopRequestedError:
+            logger.info("worker %s stopped while waiting for the server", self.settings.name)
         return claimed
 
     def run_once(self) -> bool:
-        """Claim one run and execute it; False when there was nothing to claim."""
-        claim = self.api.claim(self.register())
-        if claim is None:
+        """Claim one run and execute it; False when there was nothing to claim.
+
+        A claim is retried through outages. That is safe: the server gives each scheduled run
+        to exactly one worker, and a claim whose answer was lost leaves a run nobody
+        heartbeats, which the server marks CRASHED after one lease and re-opens (it costs
+        one of the job's attempts, never a second concurrent run).
+        """
+        worker_id = self.register()
+        sent_at = 0.0
+
+        def claim() -> DockerRunClaimData | None:
+            nonlocal sent_at
+            sent_at = time.monotonic()
+            return self.api.claim(worker_id)
+
+        try:
+            claim_data = self._idle_call("claim", claim)
+        except _StopRequestedError:
             return False
-        self.execute(claim)
+        if claim_data is None:
+            return False
+        self.execute(claim_data, claimed_at=sent_at)
         return True
 
-    def execute(self, claim: DockerRunClaimData) -> str:
-        """Execute a claimed run; returns the end state reported (or ``LOST``)."""
+    # --- one run
+
+    def execute(self, claim: DockerRunClaimData, claimed_at: float | None = None) -> str:
+        """Execute a claimed run; returns the end state reported (or ``LOST``).
+
+        ``claimed_at``: ``time.monotonic()`` when the claim was sent, the start of the lease
+        as the worker counts it (default: now).
+        """
         run_id = claim.run.id
-        lease = _Lease(threading.Event(), threading.Event(), threading.Event())
+        lease = _Lease(
+            run_id=run_id,
+            seconds=float(claim.lease_seconds),
+            renewed_at=time.monotonic() if claimed_at is None else claimed_at,
+        )
         stream = _LogStream(threading.get_ident())
         logging.getLogger().addHandler(stream)
         # The run's log should hold the pipeline's progress messages; only selfsup's own
@@ -162,9 +268,15 @@ class Worker:
         if package.getEffectiveLevel() > logging.INFO:
             package.setLevel(logging.INFO)
         interval = self.settings.heartbeat_interval or max(claim.lease_seconds / 3, 0.05)
+        # Within a run, retries must come sooner than the next heartbeat is due: the lease,
+        # not give_up_after, bounds how long they go on.
+        policy = RetryPolicy(
+            base=min(self.settings.retry_base, interval / 2),
+            cap=min(self.settings.retry_cap, interval / 2),
+        )
         beat = threading.Thread(
             target=self._heartbeat,
-            args=(run_id, interval, lease, stream),
+            args=(lease, interval, policy, stream),
             name=f"selfsup-heartbeat-{run_id}",
             daemon=True,
         )
@@ -173,9 +285,13 @@ class Worker:
         end = "LOST"
         work.mkdir(parents=True, exist_ok=True)
         try:
-            end = self._execute(claim, lease, stream, work)
+            end = self._execute(claim, lease, policy, stream, work)
         except RunLostError:
-            logger.warning("run %s was taken back by the server (lease expired?)", run_id)
+            logger.warning(
+                "run %s: stopped working on it; the server has taken it back (CRASHED) and "
+                "will give it to a worker again while attempts remain",
+                run_id,
+            )
         finally:
             lease.stop.set()
             beat.join()
@@ -184,27 +300,115 @@ class Worker:
                 shutil.rmtree(work, ignore_errors=True)
         return end
 
-    # --- one run
+    def _lose(self, lease: _Lease, reason: str) -> None:
+        """Mark the lease lost (once), saying why."""
+        if not lease.lost.is_set():
+            logger.warning("run %s: lease lost: %s; stopping work on it", lease.run_id, reason)
+            lease.lost.set()
 
-    def _call(self, lease: _Lease, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    def _ensure_held(self, lease: _Lease) -> None:
+        """Raise :class:`RunLostError` when the lease is lost or ran out by the worker's own
+        count (so the worker stops even while it cannot reach the server)."""
+        if not lease.lost.is_set() and lease.remaining() < 0:
+            self._lose(
+                lease,
+                f"no renewal reached the server for {lease.seconds:g} s (the lease), so the "
+                "server has marked the run CRASHED",
+            )
         if lease.lost.is_set():
             raise RunLostError()
-        try:
-            return fn(*args, **kwargs)
-        except ApiException as exc:
-            if _is_conflict(exc):
-                lease.lost.set()
-                raise RunLostError() from exc
-            raise
 
-    def _state(self, run_id: str, lease: _Lease, state: str, message: str = "") -> None:
+    def _call(
+        self,
+        lease: _Lease,
+        policy: RetryPolicy,
+        what: str,
+        fn: Callable[[], T],
+        *,
+        idempotent: bool = True,
+        renews: bool = False,
+        done_on_conflict: Callable[[ApiException], bool] | None = None,
+    ) -> T | None:
+        """``fn`` for the held run, retried through outages while the lease can be valid.
+
+        Args:
+            renews: a success renews the lease (state reports do).
+            done_on_conflict: for a call that was sent more than once, whether a 409 means
+                that an earlier attempt succeeded though its answer was lost (then None is
+                returned).
+
+        Raises:
+            RunLostError: 409 from the server, or the lease ran out by the worker's count.
+        """
+        attempts = 0
+        sent_at = 0.0
+
+        def attempt() -> T:
+            nonlocal attempts, sent_at
+            self._ensure_held(lease)
+            attempts += 1
+            sent_at = time.monotonic()
+            return fn()
+
+        try:
+            result = call_with_retry(
+                attempt,
+                policy=policy,
+                what=f"{what} of run {lease.run_id}",
+                idempotent=idempotent,
+                should_stop=lambda: lease.lost.is_set() or lease.remaining() < 0,
+                max_wait=lease.remaining,
+                sleep=lease.lost.wait,
+                log=logger,
+            )
+        except RetryStoppedError:
+            self._ensure_held(lease)
+            raise  # unreachable: should_stop is only true when the lease is gone
+        except ApiException as exc:
+            if not _is_conflict(exc):
+                raise
+            if attempts > 1 and done_on_conflict is not None and done_on_conflict(exc):
+                logger.info("%s of run %s: an earlier attempt got through", what, lease.run_id)
+                return None
+            self._lose(lease, f"the server answered {exc}")
+            raise RunLostError() from exc
+        if renews:
+            lease.renewed(sent_at)
+        return result
+
+    def _state(
+        self,
+        lease: _Lease,
+        policy: RetryPolicy,
+        state: str,
+        message: str = "",
+    ) -> None:
         if lease.abort.is_set() and state not in ("ABORTED", "FAILED"):
             raise RunAbortedError()
         logger.info("state %s %s", state, message)
-        self._call(lease, self.api.set_state, self.worker_id, run_id, state, message[:10_000])
+        ending = state in _END_STATES
+
+        def already(exc: ApiException) -> bool:
+            # The server commits an end state, then answers; when that answer was lost, the
+            # repeated report is refused because the run already ended in that very state.
+            return f"already ended in state {state}" in exc.message
+
+        self._call(
+            lease,
+            policy,
+            f"state {state}",
+            lambda: self.api.set_state(self.worker_id, lease.run_id, state, message[:10_000]),
+            renews=not ending,
+            done_on_conflict=already if ending else None,
+        )
 
     def _execute(
-        self, claim: DockerRunClaimData, lease: _Lease, stream: _LogStream, work: Path
+        self,
+        claim: DockerRunClaimData,
+        lease: _Lease,
+        policy: RetryPolicy,
+        stream: _LogStream,
+        work: Path,
     ) -> str:
         from selfsup.curation.pipeline import run as run_pipeline
 
@@ -214,59 +418,78 @@ class Worker:
             f"run {claim.scheduled_run.id}, attempt {claim.run.attempt}"
         )
         try:
-            job: DockerRunJobData = self._call(lease, self.api.get_job, self.worker_id, run_id)
-            self._state(run_id, lease, "LOADING_DATASET")
+            job = self._call(
+                lease, policy, "get_job", lambda: self.api.get_job(self.worker_id, run_id)
+            )
+            assert job is not None  # only calls with done_on_conflict may return None
+            self._state(lease, policy, "LOADING_DATASET")
             cfg, lightly_ds = self._prepare(job, work)
             config_file = work / "config.json"
             atomic_write_text(config_file, cfg.model_dump_json(indent=2))
-            self._upload(run_id, lease, config_file, "CONFIG", "config.json")
+            self._upload(lease, policy, config_file, "CONFIG", "config.json")
 
             def on_step(state: str) -> None:
-                # Each pipeline step is a point where an abort request takes effect.
+                # Each pipeline step is where an abort request or a lost lease takes effect.
+                self._ensure_held(lease)
                 if lease.abort.is_set():
                     raise RunAbortedError()
-                self._state(run_id, lease, state)
+                self._state(lease, policy, state)
 
             result = run_pipeline(cfg, progress=False, on_step=on_step)
             out = result.output_dir
+            self._ensure_held(lease)
             if lease.abort.is_set():
                 raise RunAbortedError()
             # GENERATING_REPORT comes after UPLOADING_DATASET in the documented order, so the
             # upload of the output folder is reported as part of the artifacts' upload.
-            self._state(run_id, lease, "UPLOADING_ARTIFACTS")
-            remote = storage.upload_folder(out, lightly_ds, f"{RUNS_FOLDER}/{run_id}")
+            self._state(lease, policy, "UPLOADING_ARTIFACTS")
+            remote = storage.upload_folder(
+                out,
+                lightly_ds,
+                f"{RUNS_FOLDER}/{run_id}",
+                source_roots=[Path(r) for r in cfg.allowed_roots],
+                check=lambda: self._ensure_held(lease),
+            )
             stream.write(f"outputs uploaded to {lightly_ds.type.value} {remote}")
-            self._upload_outputs(run_id, lease, out)
-            self._state(run_id, lease, "UPLOADED_ARTIFACTS")
-            self._flush(run_id, stream)
-            self._state(run_id, lease, "COMPLETED", f"{len(result.selected)} samples selected")
+            self._upload_outputs(lease, policy, out)
+            self._state(lease, policy, "UPLOADED_ARTIFACTS")
+            self._flush_final(lease, policy, stream)
+            self._state(lease, policy, "COMPLETED", f"{len(result.selected)} samples selected")
             return "COMPLETED"
         except RunLostError:
             raise
         except RunAbortedError:
             stream.write("aborted on the user's request")
-            self._flush(run_id, stream)
-            self._call(lease, self.api.set_state, self.worker_id, run_id, "ABORTED", "aborted")
+            self._flush_final(lease, policy, stream)
+            self._state(lease, policy, "ABORTED", "aborted")
             return "ABORTED"
         except Exception as exc:
-            if isinstance(exc, ApiException) and _is_conflict(exc):
+            if lease.lost.is_set() or (isinstance(exc, ApiException) and _is_conflict(exc)):
                 raise RunLostError() from exc
             known = isinstance(exc, ConfigError | DataError)
             message = str(exc) if known else f"{type(exc).__name__}: {exc}"
             stream.write(f"run failed: {message}")
             if not known:
                 stream.write(traceback.format_exc())
-            self._flush(run_id, stream)
-            self._call(lease, self.api.set_state, self.worker_id, run_id, "FAILED", message)
+            self._flush_final(lease, policy, stream)
+            self._state(lease, policy, "FAILED", message)
             return "FAILED"
 
     def _prepare(self, job: DockerRunJobData, work: Path) -> tuple[Any, DatasourceAccessData]:
-        """The RunConfig of the job, with its datasources made local."""
+        """The RunConfig of the job, with its datasources made local.
+
+        ``allowed_roots`` of the config (the folders links in the input may lead into) are
+        the LOCAL input datasource's allowed roots, or the cache folder a remote input was
+        downloaded to."""
         from selfsup.config import RunConfig
 
         input_ds = _datasource(job, ("INPUT", "INPUT_OUTPUT"), "INPUT")
         lightly_ds = _datasource(job, ("LIGHTLY", "INPUT_OUTPUT"), "LIGHTLY")
         input_dir = storage.materialise_input(input_ds, self.settings.work_dir / "cache")
+        if input_ds.type.value == "LOCAL":
+            allowed = [str(r) for r in storage.local_roots(input_ds)]
+        else:
+            allowed = [str(input_dir.resolve())]
         data: dict[str, Any] = dict(job.worker_config)
         if job.selection_config is not None:
             data["selection_config"] = job.selection_config
@@ -292,6 +515,7 @@ class Worker:
         data.update(
             input_dir=str(input_dir),
             output_dir=str(work / "output"),
+            allowed_roots=allowed,
             umap=self.settings.umap,
             num_workers=self.settings.num_workers,
         )
@@ -305,10 +529,16 @@ class Worker:
             ) from None
         return cfg, lightly_ds
 
-    def _upload(self, run_id: str, lease: _Lease, path: Path, kind: str, name: str) -> None:
-        self._call(lease, self.api.upload_artifact, self.worker_id, run_id, path, kind, name)
+    def _upload(self, lease: _Lease, policy: RetryPolicy, path: Path, kind: str, name: str) -> None:
+        # Safe to repeat: the server replaces an artifact uploaded again under the same name.
+        self._call(
+            lease,
+            policy,
+            f"upload of {name}",
+            lambda: self.api.upload_artifact(self.worker_id, lease.run_id, path, kind, name),
+        )
 
-    def _upload_outputs(self, run_id: str, lease: _Lease, out: Path) -> None:
+    def _upload_outputs(self, lease: _Lease, policy: RetryPolicy, out: Path) -> None:
         wanted = [
             (out / "report.pdf", "REPORT_PDF", "report.pdf"),
             (out / "report.json", "REPORT_JSON", "report.json"),
@@ -323,33 +553,108 @@ class Worker:
         wanted += [(p, "CHECKPOINT", p.name) for p in sorted(out.glob("*.ckpt"))]
         for path, kind, name in wanted:
             if path.is_file():
-                self._upload(run_id, lease, path, kind, name)
+                self._upload(lease, policy, path, kind, name)
 
     # --- heartbeat and log
 
-    def _flush(self, run_id: str, stream: _LogStream) -> None:
+    def _flush_final(self, lease: _Lease, policy: RetryPolicy, stream: _LogStream) -> None:
+        """Send the buffered log before an end state, retrying through outages.
+
+        Appending is not idempotent: when an answer is lost, the retry repeats that text in
+        the log (text is never dropped). A refusal other than 409 is logged, not fatal: the
+        log must not decide how a run ends.
+        """
         text = stream.drain()
         if not text:
             return
         try:
-            self.api.append_log(self.worker_id, run_id, text)
+            self._call(
+                lease,
+                policy,
+                "log append",
+                lambda: self.api.append_log(self.worker_id, lease.run_id, text),
+                idempotent=False,
+            )
+        except RunLostError:
+            raise
         except ApiException as exc:
-            # The log is best effort; a lost run's log cannot be appended any more.
-            logger.warning("could not append to the log of run %s: %s", run_id, exc)
+            stream.restore(text)
+            logger.warning("could not append to the log of run %s: %s", lease.run_id, exc)
 
-    def _heartbeat(self, run_id: str, interval: float, lease: _Lease, stream: _LogStream) -> None:
-        while not lease.stop.wait(interval):
+    def _flush_once(self, lease: _Lease, stream: _LogStream) -> None:
+        """Send the buffered log once from the heartbeat thread; on failure keep the text for
+        the next beat."""
+        text = stream.drain()
+        if not text:
+            return
+        try:
+            self.api.append_log(self.worker_id, lease.run_id, text)
+        except _CALL_ERRORS as exc:
+            stream.restore(text)
+            if _is_conflict(exc):
+                self._lose(lease, f"the server answered {exc}")
+            else:
+                logger.warning(
+                    "could not append to the log of run %s (kept for the next beat): %s",
+                    lease.run_id,
+                    describe(exc),
+                )
+
+    def _heartbeat(
+        self, lease: _Lease, interval: float, policy: RetryPolicy, stream: _LogStream
+    ) -> None:
+        """Renew the lease every ``interval`` seconds until the run ends.
+
+        A failed renewal (any error but 409) is retried after ``policy``'s back-off, which is
+        capped below the interval, until the lease runs out by the worker's own count; then,
+        or on a 409, the lease is marked lost and the thread ends.
+        """
+        timeout = min(self.settings.request_timeout, max(lease.seconds / 2, 0.05))
+        failures = 0
+        failing_since = 0.0
+        wait = interval
+        while not lease.stop.wait(max(min(wait, lease.remaining()), 0.0)):
+            if lease.remaining() < 0:
+                self._lose(
+                    lease,
+                    f"no heartbeat reached the server for {lease.seconds:g} s (the lease), "
+                    f"{failures} attempts failed, so the server has marked the run CRASHED",
+                )
+                return
+            sent_at = time.monotonic()
             try:
-                answer = self.api.heartbeat(self.worker_id, run_id)
-            except ApiException as exc:
+                answer = self.api.heartbeat(self.worker_id, lease.run_id, timeout=timeout)
+            except _CALL_ERRORS as exc:
                 if _is_conflict(exc):
-                    lease.lost.set()
+                    self._lose(lease, f"the server answered {exc}")
                     return
-                logger.warning("heartbeat of run %s failed: %s", run_id, exc)
+                if not failures:
+                    failing_since = sent_at
+                wait = policy.delay(failures)
+                failures += 1
+                logger.warning(
+                    "heartbeat of run %s failed (attempt %d, lease left %.1f s); retrying in "
+                    "%.2f s: %s",
+                    lease.run_id,
+                    failures,
+                    lease.remaining(),
+                    wait,
+                    describe(exc),
+                )
                 continue
+            lease.renewed(sent_at)
+            if failures:
+                recovered = (
+                    f"heartbeat renewed the lease again after {failures} failed attempts over "
+                    f"{sent_at - failing_since:.1f} s"
+                )
+                logger.info("run %s: %s", lease.run_id, recovered)
+                stream.write(recovered)
+            failures = 0
+            wait = interval
             if answer.abort_requested:
                 lease.abort.set()
-            self._flush(run_id, stream)
+            self._flush_once(lease, stream)
 
 
 def _datasource(
