@@ -205,8 +205,8 @@ def keys_of(dialect: Dialect) -> SecretKeys:
     if keys is None:
         raise SecretKeyError(
             "datasource credentials are stored encrypted and this needs the server's key, but "
-            f"none was found: give the server's --data-dir (which holds {KEY_FILE_NAME}) or "
-            f"set ${KEY_ENV}"
+            f"none was found: give the server's --data-dir (which holds {KEY_FILE_NAME}; "
+            f"selfsup serve makes it on its first start) or set ${KEY_ENV}"
         )
     return keys
 
