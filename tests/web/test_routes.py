@@ -322,6 +322,16 @@ def test_logout_forgets_the_session(client: TestClient) -> None:
     assert client.get("/").status_code == 303
 
 
+def test_an_oversized_login_body_is_413(anonymous: TestClient) -> None:
+    response = anonymous.post(
+        "/login",
+        content=b"token=" + b"x" * (2 * 1024**2),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 413
+    assert "1048576" in response.json()["error"]
+
+
 def test_a_logged_out_cookie_replayed_is_refused(app: FastAPI) -> None:
     with TestClient(app, base_url=BASE, follow_redirects=False) as browser:
         assert browser.post("/login", data={"token": TOKEN}).status_code == 303

@@ -46,6 +46,8 @@ def create_view_app(
         FileNotFoundError: a folder is missing or holds no run (the message names it).
     """
     from selfsup.server.errors import install_error_handlers
+    from selfsup.server.limits import RequestLimits
+    from selfsup.server.settings import DEFAULT_MAX_BODY_BYTES
 
     backend = FolderBackend(
         find_run_folders(folders),
@@ -57,4 +59,12 @@ def create_view_app(
     install_error_handlers(app)
     # Sessions last as long as this process: a new key each start logs browsers out.
     install_web(app, backend, SessionSigner(os.urandom(32)))
+    # As in the server: a body is refused by its size before it is read (the login form is
+    # read before its token is checked). There are no uploads here.
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=DEFAULT_MAX_BODY_BYTES,
+        max_upload_bytes=1,
+        token_error=lambda _authorization: "selfsup view accepts no uploads",
+    )
     return app
