@@ -49,6 +49,9 @@ def test_files_removed_or_changed_mid_run_are_reported(
             os.unlink(os.fsencode(folder) + b"/" + GONE)
             write_png(folder, b"img_1.png", 99)  # same name, other pixels
             os.utime(folder / "img_1.png", ns=(1, 1))  # and surely another mtime
+        if step == "EMBEDDING" and steps.count("EMBEDDING") == 2:
+            # While embedding again: the dataset finds this no image any more.
+            (folder / "img_2.png").write_bytes(b"no longer an image")
         if step == "GENERATING_REPORT":
             os.unlink(folder / "img_5.png")
 
@@ -59,21 +62,23 @@ def test_files_removed_or_changed_mid_run_are_reported(
     result = run(cfg, progress=False, on_step=on_step)
 
     gone = name_from_bytes(GONE)
-    # Embedding failed on the missing file and was redone without it.
+    # Embedding failed on the missing file, then on the broken one; redone without them.
     assert steps == [
         "CHECKING_CORRUPTNESS",
+        "EMBEDDING",
         "EMBEDDING",
         "EMBEDDING",
         "SAMPLING",
         "GENERATING_REPORT",
     ]
-    kept = ["img_0.png", "img_2.png", "img_3.png", "img_4.png", "img_5.png"]
+    kept = ["img_0.png", "img_3.png", "img_4.png", "img_5.png"]
     assert sorted(result.selected) == kept  # img_5 was selected before it vanished
     assert load_embeddings(out / "data" / "embeddings.csv")[2] == kept
     table = corrupt_table(out)
     assert {name: reason for name, (reason, _) in table.items()} == {
         gone: "vanished",
         "img_1.png": "changed",
+        "img_2.png": "changed",
         "img_5.png": "vanished",
     }
     assert "changed after the check" in table["img_1.png"][1]
@@ -81,10 +86,10 @@ def test_files_removed_or_changed_mid_run_are_reported(
     rep = report(out)
     assert rep["job"]["extra"]["lost_files"] == {
         "vanished": [gone, "img_5.png"],
-        "changed": ["img_1.png"],
+        "changed": ["img_1.png", "img_2.png"],
     }
     # The funnel counts what the selection saw; img_5 vanished after it.
-    assert rep["counts"]["corrupt_reasons"] == {"vanished": 1, "changed": 1}
+    assert rep["counts"]["corrupt_reasons"] == {"vanished": 1, "changed": 2}
     assert GONE not in exact_lines(out / "filenames" / "removed_filenames.txt")
     sampled = exact_lines(out / "filenames" / "sampled_filenames_excluding_datapool.txt")
     assert GONE not in sampled

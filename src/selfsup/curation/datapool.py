@@ -102,6 +102,7 @@ from selfsup.config.worker_config import DATAPOOL_NAME_PATTERN
 from selfsup.curation.manifest import Manifest, SampleRecord, read_manifest, write_manifest
 from selfsup.errors import ConfigError, DataError, SelfsupError
 from selfsup.utils.atomic import atomic_open_bytes, atomic_write_text
+from selfsup.utils.names import dumps_json
 
 __all__ = [
     "DATAPOOL_FORMAT",
@@ -347,7 +348,7 @@ def _state_to_json(state: _State) -> str:
             for key, m in state.models.items()
         },
     }
-    return json.dumps(data, ensure_ascii=False, indent=1) + "\n"
+    return dumps_json(data, indent=1) + "\n"  # paths may hold bytes that are not UTF-8
 
 
 def _get(data: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:

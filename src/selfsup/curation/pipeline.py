@@ -199,9 +199,11 @@ def _lost_files(root: str, records: Sequence[Any]) -> dict[str, tuple[str, str]]
     from the manifest's, as the check's reuse test does.
     """
     lost: dict[str, tuple[str, str]] = {}
+    seen: set[str] = set()
     for record in records:
-        if record.source in lost:
-            continue
+        if record.source in seen:
+            continue  # every frame of a video shares its file: one stat
+        seen.add(record.source)
         try:
             st = os.stat(os.path.join(root, record.source))
         except OSError as exc:
@@ -535,7 +537,13 @@ def _embed_samples(
     if pool is None:
         emb, labels, names = embed(lightly, checkpoint=checkpoint, filenames=samples)
         if list(names) != samples:
-            raise RuntimeError("embedding returned samples in another order than requested")
+            # The dataset skips files that no longer read as images (rewritten since the
+            # check): a data problem, which the caller may retry without those files.
+            missing = sorted(set(samples) - set(names))
+            raise DataError(
+                f"embedding returned {len(names)} of the {len(samples)} requested samples; "
+                f"unreadable now: {', '.join(repr(m) for m in missing[:5])}"
+            )
         return emb.astype(np.float32), labels
     from selfsup.curation.datapool import model_fingerprint
     from selfsup.data import LightlyDataset

@@ -18,14 +18,9 @@ class NotRegularFileError(OSError):
     """The path names something other than a regular file (FIFO, socket, device, folder)."""
 
 
-def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
-    """Open ``path`` for binary reading if, and only if, it is a regular file.
-
-    Raises:
-        NotRegularFileError: it is a FIFO, socket, device or folder (message names it).
-        OSError: it cannot be opened (missing, permission).
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+def _regular_file_opener(path: str, flags: int) -> int:
+    """``opener`` for :func:`open`: the descriptor of ``path`` if it is a regular file."""
+    fd = os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
@@ -33,7 +28,19 @@ def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
                 f"{os.fsdecode(path)!r} is not a regular file (mode {stat.filemode(mode)})"
             )
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+    return fd
+
+
+def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
+    """Open ``path`` for binary reading if, and only if, it is a regular file.
+
+    The file object's ``name`` is ``path``, so decoders' error messages name the file.
+
+    Raises:
+        NotRegularFileError: it is a FIFO, socket, device or folder (message names it).
+        OSError: it cannot be opened (missing, permission).
+    """
+    return open(os.fspath(path), "rb", opener=_regular_file_opener)
