@@ -70,3 +70,22 @@ def test_relative_paths_accept_plain_names(value: str) -> None:
 def test_non_mapping_configs_are_refused() -> None:
     with pytest.raises(ConfigError, match="worker_config must be a mapping"):
         validate_run_configs([1], None, None, check_selection=False)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("worker_config", "key"),
+    [
+        ({"datapool": {"name": "../escape"}}, "datapool name"),
+        ({"datapool": {"name": "a\nb"}}, "datapool name"),
+        ({"datapool": {"name": ".hidden"}}, "datapool name"),
+        ({"stopping_condition": {"n_samples": True}}, "n_samples"),
+        ({"stopping_condition": {"min_distance": 5}}, "min_distance"),
+    ],
+)
+def test_the_server_refuses_what_selfsup_run_refuses(
+    worker_config: dict[str, Any], key: str
+) -> None:
+    """Issue 13: these were accepted by the server; the server checks with the same models."""
+    config = {"stopping_condition": {"n_samples": 5}} | worker_config
+    with pytest.raises(ConfigError, match=key):
+        validate_run_configs(config, None, None, check_selection=False)
