@@ -15,7 +15,6 @@ complete (writes are atomic), so the same command continues once the problem is 
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,30 +25,19 @@ from pydantic import BaseModel
 from selfsup import __version__
 from selfsup.config import LightlyConfig, RunConfig, describe, resolve, to_yaml
 from selfsup.errors import ConfigError, SelfsupError
-from selfsup.utils.atomic import STORAGE_ERRNOS, atomic_write_text
+from selfsup.utils.atomic import atomic_write_text, describe_storage_error
 
 EXIT_USAGE = 2
 EXIT_STORAGE = 3
 
-_STORAGE_HINTS: dict[int, str] = {
-    errno.ENOSPC: "free space on that file system or choose another output_dir",
-    errno.EDQUOT: "free space within your quota or choose another output_dir",
-    errno.EROFS: "the file system is mounted read-only; choose another output_dir",
-    errno.EACCES: "you may not write there; fix its permissions or choose another output_dir",
-    errno.EPERM: "you may not write there; fix its permissions or choose another output_dir",
-}
-
-
 def storage_error_message(command: str, exc: OSError) -> str | None:
     """The one-line message for a storage error (:data:`STORAGE_ERRNOS`), else ``None``."""
-    if exc.errno not in STORAGE_ERRNOS:
+    problem = describe_storage_error(exc)
+    if problem is None:
         return None
-    where = f" {exc.filename}" if exc.filename is not None else ""
-    code = errno.errorcode.get(exc.errno, str(exc.errno))
     return (
-        f"selfsup {command}: error: cannot write{where}: {exc.strerror} ({code}); "
-        f"{_STORAGE_HINTS[exc.errno]}. Files written so far are complete; run the same "
-        "command again to continue"
+        f"selfsup {command}: error: {problem}. Files written so far are complete; run the "
+        "same command again to continue"
     )
 
 

@@ -69,6 +69,29 @@ STORAGE_ERRNOS: Final = frozenset(
 )
 
 
+_STORAGE_HINTS: Final[dict[int, str]] = {
+    errno.ENOSPC: "free space on that file system or choose another output_dir",
+    errno.EDQUOT: "free space within your quota or choose another output_dir",
+    errno.EROFS: "the file system is mounted read-only; choose another output_dir",
+    errno.EACCES: "you may not write there; fix its permissions or choose another output_dir",
+    errno.EPERM: "you may not write there; fix its permissions or choose another output_dir",
+}
+
+
+def describe_storage_error(exc: OSError) -> str | None:
+    """``cannot write <file>: <problem> (<ENAME>); <what to do>`` for a storage error.
+
+    ``None`` for any other error (a bug, an I/O error of the device), which callers should
+    let through with its traceback. Used by ``selfsup run`` and the worker so that a full
+    disk or a read-only folder reads the same everywhere.
+    """
+    if exc.errno not in STORAGE_ERRNOS:
+        return None
+    where = f" {exc.filename}" if exc.filename is not None else ""
+    code = errno.errorcode.get(exc.errno, str(exc.errno))
+    return f"cannot write{where}: {exc.strerror} ({code}); {_STORAGE_HINTS[exc.errno]}"
+
+
 def _naming_target(exc: OSError, path: Path, tmp_name: str | None) -> OSError:
     """``exc`` as an error naming ``path`` when it is a storage error naming no file (a
     failed ``write`` names none) or only the temporary file; else ``exc`` itself."""
