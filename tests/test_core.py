@@ -99,3 +99,84 @@ def test_train_then_embed_rebuilds_the_model_from_the_checkpoint(
     assert names[0] == "class_0/img_0_0.png"
     again, _, _ = embed_images(input_dir=str(root), checkpoint=checkpoint, **TINY)
     np.testing.assert_allclose(again, emb, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["byol", "dino"])
+def test_train_and_embed_with_a_registered_method(
+    method: str, make_image_folder: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = make_image_folder(n_classes=2, n_per_class=4)
+    checkpoint = train_embedding_model(
+        input_dir=str(root),
+        output_dir=str(tmp_path / "out"),
+        method=method,
+        trainer={"max_epochs": 1},
+        **TINY,
+    )
+    _, metadata = read_checkpoint(checkpoint)
+    assert metadata["method"] == method
+    model, _ = model_from_checkpoint(checkpoint, ModelConfig())
+    assert type(model).__name__ == {"byol": "BYOLModel", "dino": "DINOModel"}[method]
+    emb, _, names = embed_images(input_dir=str(root), checkpoint=checkpoint, **TINY)
+    assert emb.shape == (8, 16)
+    assert np.isfinite(emb).all()
+    assert len(names) == 8
+
+
+def test_method_is_checked_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match=r"unknown method 'vicrg'; did you mean 'vicreg'\?"):
+        resolve_config(method="vicrg")
+
+
+def test_checkpoints_without_a_method_are_simclr(tmp_path: Path) -> None:
+    # Checkpoints written before methods were recorded hold a SimCLR model's state dict.
+    from selfsup.models import SimCLR
+
+    tiny = ModelConfig(name="resnet-9", width=0.125, num_ftrs=16, out_dim=8)
+    old = build_model(tiny)
+    legacy = SimCLR(old.backbone, num_ftrs=16, out_dim=8)
+    path = tmp_path / "legacy.ckpt"
+    torch.save({"state_dict": {f"model.{k}": v for k, v in legacy.state_dict().items()}}, path)
+    model, _ = model_from_checkpoint(
+        path, ModelConfig(name="resnet-9", width=0.125, num_ftrs=16, out_dim=8)
+    )
+    assert type(model).__name__ == "SimCLRModel"
+    for key, value in legacy.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"collate": {"cj_prob": 0.3}},
+            r"collate.cj_prob sets SimCLR's augmentations; method=byol",
+        ),
+        ({"criterion": {"temperature": 0.1}}, r"method=byol does not use criterion.temperature"),
+    ],
+)
+def test_settings_a_method_does_not_use_are_refused(
+    settings: dict[str, dict[str, float]], message: str, make_image_folder: Callable[..., Path]
+) -> None:
+    root = make_image_folder(n_classes=1, n_per_class=4)
+    cfg = resolve_config(input_dir=str(root), method="byol", **{**TINY, **settings})
+    from selfsup.core import train
+
+    with pytest.raises(ConfigError, match=message):
+        train(cfg)
+
+
+def test_optimizer_defaults_come_from_the_method_unless_changed(
+    make_image_folder: Callable[..., Path],
+) -> None:
+    from selfsup.core import _embedding_model
+
+    root = make_image_folder(n_classes=1, n_per_class=4)
+    for overrides, expected in (({}, 1e-3), ({"optimizer": {"lr": 0.5}}, 0.5)):
+        cfg = resolve_config(input_dir=str(root), method="dino", **{**TINY, **overrides})
+        model = build_model(cfg.model, "dino")
+        loader = build_train_loader(str(root), cfg.loader, cfg.collate, method="dino")
+        optimizer = _embedding_model(model, cfg, loader).optimizer
+        assert isinstance(optimizer, torch.optim.AdamW)
+        assert optimizer.param_groups[0]["lr"] == expected

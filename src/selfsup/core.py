@@ -12,12 +12,13 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -28,8 +29,9 @@ from selfsup.config import (
     ModelConfig,
     resolve,
 )
-from selfsup.embedding import CHECKPOINT_METADATA_KEY, SelfSupervisedEmbedding
+from selfsup.embedding import CHECKPOINT_METADATA_KEY, MethodEmbedding, SelfSupervisedEmbedding
 from selfsup.errors import ConfigError, DataError
+from selfsup.methods._base import MethodModel
 
 logger = logging.getLogger(__name__)
 
@@ -52,18 +54,53 @@ def default_output_dir() -> Path:
     return Path.cwd() / "selfsup_outputs" / time.strftime("%Y-%m-%d") / time.strftime("%H-%M-%S")
 
 
-def build_model(model: ModelConfig) -> nn.Module:
-    """A SimCLR model whose ``backbone`` maps (B, 3, H, W) images to (B, num_ftrs) embeddings.
+def build_model(
+    model: ModelConfig, method: str = "simclr", criterion: Mapping[str, Any] | None = None
+) -> MethodModel:
+    """The registered ``method``'s model over the configured backbone.
 
-    The backbone is the named feature extractor followed by a linear map to ``num_ftrs``
-    dimensions (lightly uses a 1x1 convolution before pooling, which is the same map).
+    The backbone maps (B, 3, H, W) images to (B, num_ftrs) embeddings: the named feature
+    extractor followed by a linear map to ``num_ftrs`` dimensions (lightly uses a 1x1
+    convolution before pooling, which is the same map). ``criterion`` holds the
+    ``criterion.*`` settings the method takes (e.g. SimCLR's temperature).
     """
-    from selfsup.models import SimCLR
+    from selfsup.methods import get_method
     from selfsup.models.backbones import get_backbone
 
     features = get_backbone(model.name, width=model.width)
     backbone = nn.Sequential(features, nn.Linear(features.num_features, model.num_ftrs))
-    return SimCLR(backbone, num_ftrs=model.num_ftrs, out_dim=model.out_dim)
+    return get_method(method).build_model(
+        backbone, model.num_ftrs, model.out_dim, **dict(criterion or {})
+    )
+
+
+def changed_keys(section: BaseModel) -> list[str]:
+    """Keys of a config section whose value differs from its default.
+
+    A value equal to lightly's default means "the method's own default" for the sections
+    methods interpret (criterion, optimizer, collate); comparing values rather than asking
+    pydantic which keys were set keeps that meaning through a config's round trip to YAML,
+    the server and the worker, where every key is written out.
+    """
+    fields = type(section).model_fields
+    return [key for key, field in fields.items() if getattr(section, key) != field.default]
+
+
+def method_criterion(cfg: LightlyConfig) -> dict[str, Any]:
+    """The ``criterion.*`` values changed from their defaults, checked against what
+    ``cfg.method`` takes."""
+    from selfsup.methods import get_method
+
+    method = get_method(cfg.method)
+    chosen = {key: getattr(cfg.criterion, key) for key in changed_keys(cfg.criterion)}
+    unused = [key for key in chosen if key not in method.criterion_keys]
+    if unused:
+        takes = ", ".join(f"criterion.{k}" for k in method.criterion_keys) or "no criterion keys"
+        raise ConfigError(
+            f"method={cfg.method} does not use criterion.{unused[0]} (it takes {takes}); "
+            "remove the key or choose a method that uses it"
+        )
+    return chosen
 
 
 def _num_workers(loader: LoaderConfig) -> int:
@@ -84,14 +121,32 @@ def build_train_loader(
     loader: LoaderConfig,
     collate: CollateConfig,
     filenames: Sequence[str] | None = None,
+    method: str = "simclr",
 ) -> DataLoader[Any]:
-    """A shuffled loader of two augmented views per image (ImageCollateFunction).
+    """A shuffled loader of the method's views of each image.
 
+    SimCLR's views come from ImageCollateFunction with the ``collate.*`` settings (lightly's
+    CLI augmentations); other methods use their papers' transforms at ``collate.input_size``.
     ``filenames`` restricts training to those samples (e.g. the non-corrupt ones of a run).
     """
     from selfsup.data.collate import ImageCollateFunction
 
-    dataset = _dataset(input_dir, transform=None, filenames=filenames)
+    transform = None
+    collate_fn: Any = None
+    if method == "simclr":
+        collate_fn = ImageCollateFunction(**collate.model_dump())
+    else:
+        from selfsup.methods import get_method
+
+        others = [key for key in changed_keys(collate) if key != "input_size"]
+        if others:
+            raise ConfigError(
+                f"collate.{others[0]} sets SimCLR's augmentations; method={method} trains with "
+                "its paper's augmentations (only collate.input_size applies): remove the key or "
+                "use method=simclr"
+            )
+        transform = get_method(method).build_transform(collate.input_size)
+    dataset = _dataset(input_dir, transform=transform, filenames=filenames)
     batch_size = loader.batch_size
     if len(dataset) < batch_size:
         # With drop_last a too-large batch would silently train on nothing.
@@ -106,7 +161,6 @@ def build_train_loader(
             f"self-supervised training needs at least 2 samples per batch; {input_dir!r} "
             f"has {len(dataset)} usable sample(s)"
         )
-    collate_fn = ImageCollateFunction(**collate.model_dump())
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -147,21 +201,24 @@ def build_embed_loader(
 
 
 def _embedding_model(
-    model: nn.Module, cfg: LightlyConfig, loader: DataLoader[Any]
-) -> SelfSupervisedEmbedding:
-    from selfsup.loss import NTXentLoss
+    model: MethodModel, cfg: LightlyConfig, loader: DataLoader[Any]
+) -> MethodEmbedding:
+    from selfsup.methods import get_method
 
-    criterion = NTXentLoss(
-        temperature=cfg.criterion.temperature, memory_bank_size=cfg.criterion.memory_bank_size
+    # The method's optimiser; optimizer.* values changed from lightly's defaults win.
+    chosen = changed_keys(cfg.optimizer)
+    optimizer = get_method(cfg.method).optimizer.build(
+        model,
+        lr=cfg.optimizer.lr if "lr" in chosen else None,
+        weight_decay=cfg.optimizer.weight_decay if "weight_decay" in chosen else None,
     )
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=cfg.optimizer.lr,
-        momentum=0.9,
-        weight_decay=cfg.optimizer.weight_decay,
-    )
-    embedding = SelfSupervisedEmbedding(model, criterion, optimizer, loader)
-    embedding.checkpoint_metadata = {"model": cfg.model.model_dump(mode="json"), "version": 1}
+    embedding = MethodEmbedding(model, optimizer, loader)
+    embedding.checkpoint_metadata = {
+        "model": cfg.model.model_dump(mode="json"),
+        "method": cfg.method,
+        "criterion": method_criterion(cfg),
+        "version": 1,
+    }
     return embedding
 
 
@@ -174,10 +231,10 @@ def train(cfg: LightlyConfig, filenames: Sequence[str] | None = None) -> str:
     import pytorch_lightning as pl
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = build_model(cfg.model)
+    model = build_model(cfg.model, cfg.method, method_criterion(cfg))
     if cfg.checkpoint:
         load_weights(model, cfg.checkpoint)
-    loader = build_train_loader(cfg.input_dir, cfg.loader, cfg.collate, filenames)
+    loader = build_train_loader(cfg.input_dir, cfg.loader, cfg.collate, filenames, cfg.method)
     embedding = _embedding_model(model, cfg, loader)
     output_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
     return embedding.train_embedding(
@@ -238,8 +295,9 @@ def load_weights(
 
 def model_from_checkpoint(
     checkpoint: str | os.PathLike[str], fallback: ModelConfig
-) -> tuple[nn.Module, ModelConfig]:
-    """Rebuild the model stored in ``checkpoint`` (its own model config wins over ``fallback``)."""
+) -> tuple[MethodModel, ModelConfig]:
+    """Rebuild the model stored in ``checkpoint`` (its own model config and method win over
+    ``fallback``; checkpoints written before methods were recorded are SimCLR's)."""
     # Read once: a Lightning checkpoint also holds optimizer state and can be large.
     state, metadata = read_checkpoint(checkpoint)
     model_cfg = fallback
@@ -252,7 +310,9 @@ def model_from_checkpoint(
                 f"instead of the configured {fallback.model_dump()}",
                 stacklevel=2,
             )
-    model = build_model(model_cfg)
+    method = str(metadata.get("method", "simclr"))
+    criterion = metadata.get("criterion")
+    model = build_model(model_cfg, method, criterion if isinstance(criterion, dict) else None)
     load_weights(model, checkpoint, state)
     return model, model_cfg
 

@@ -50,19 +50,29 @@ class TrainerConfig(StrictModel):
 
 
 class CriterionConfig(StrictModel):
-    """Arguments of the NT-Xent loss."""
+    """Arguments of the method's loss; SimCLR and MoCo take both (NT-Xent / InfoNCE).
 
-    temperature: float = Field(0.5, gt=0, description="temperature of the NT-Xent loss")
+    A value left at its default means the method's own default (MoCo: temperature 0.2, a
+    4096-key queue); another method given a changed value is an error.
+    """
+
+    temperature: float = Field(
+        0.5, gt=0, description="temperature of the NT-Xent loss (simclr, moco)"
+    )
     memory_bank_size: int = Field(
-        0, ge=0, description="negatives kept in a memory bank (0 disables it)"
+        0, ge=0, description="negatives kept in a memory bank (simclr, moco; 0 = method default)"
     )
 
 
 class OptimizerConfig(StrictModel):
-    """Arguments of the SGD optimizer (momentum 0.9)."""
+    """The method's optimizer (SGD with momentum 0.9, or AdamW for DINO).
 
-    lr: float = Field(1.0, gt=0, description="learning rate")
-    weight_decay: float = Field(1e-5, ge=0, description="L2 weight decay")
+    Values left at these defaults (lightly's, SimCLR's) mean the method's own defaults
+    (``selfsup.methods.get_method(name).optimizer``); changed values override them.
+    """
+
+    lr: float = Field(1.0, gt=0, description="learning rate (other methods: own default)")
+    weight_decay: float = Field(1e-5, ge=0, description="weight decay (other methods: own)")
 
 
 class CollateConfig(StrictModel):
@@ -111,6 +121,11 @@ class LightlyConfig(StrictModel):
     checkpoint: str = Field("", description="model checkpoint to embed with or to resume from")
     embeddings: str = Field("", description="path of the embeddings CSV to write (embed)")
     seed: int = Field(1, description="random seed of training")
+    method: str = Field(
+        "simclr",
+        description="self-supervised method: simclr, moco, byol, simsiam, barlowtwins, "
+        "vicreg, dino (any name registered in selfsup.methods)",
+    )
     loader: LoaderConfig = Field(default_factory=LoaderConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
@@ -118,3 +133,11 @@ class LightlyConfig(StrictModel):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     collate: CollateConfig = Field(default_factory=CollateConfig)
     checkpoint_callback: CheckpointCallbackConfig = Field(default_factory=CheckpointCallbackConfig)
+
+    @field_validator("method")
+    @classmethod
+    def _registered_method(cls, value: str) -> str:
+        # Torch-free: the server validates scheduled runs' configs with this model.
+        from selfsup.methods import check_method_name
+
+        return check_method_name(value)

@@ -13,10 +13,14 @@ from selfsup.utils import dist
 
 def check_weight(value: object, key: str, owner: str, hint: str = "") -> float:
     """``value`` as a float if it is a finite number >= 0, else a ConfigError naming ``key``."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if math.isfinite(value) and value >= 0:
-            return float(value)
-    raise ConfigError(f"{owner}: {key} must be a finite number >= 0{hint}, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigError(f"{owner}: {key} must be a finite number >= 0{hint}, got {value!r}")
+    return float(value)
 
 
 def check_gather_available(gather_distributed: bool, owner: str) -> None:

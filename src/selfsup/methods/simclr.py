@@ -14,14 +14,12 @@ from torch import Tensor, nn
 
 from selfsup.loss import NTXentLoss
 from selfsup.methods._base import Method, MethodModel, OptimizerDefaults, TrainProgress, check_views
-from selfsup.models.modules.heads import SimCLRProjectionHead
+from selfsup.models.simclr import SimCLR
 
 
-class SimCLRModel(MethodModel):
-    """Backbone, :class:`SimCLRProjectionHead` (hidden width ``num_ftrs``) and NT-Xent.
-
-    Its state dict has the keys of :class:`selfsup.models.SimCLR` (``backbone.*``,
-    ``projection_head.*``), so checkpoints of either load into the other.
+class SimCLRModel(SimCLR, MethodModel):
+    """:class:`selfsup.models.SimCLR` (backbone and a projection head of hidden width
+    ``num_ftrs``) with its NT-Xent loss; checkpoints of either load into the other.
 
     Args:
         backbone: Images (B, C, H, W) -> embeddings (B, num_ftrs).
@@ -39,21 +37,15 @@ class SimCLRModel(MethodModel):
         temperature: float = 0.5,
         memory_bank_size: int = 0,
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.projection_head = SimCLRProjectionHead(num_ftrs, num_ftrs, out_dim)
+        super().__init__(backbone, num_ftrs=num_ftrs, out_dim=out_dim)
         self.criterion = NTXentLoss(
             temperature=temperature, memory_bank_size=memory_bank_size, gather_distributed=True
         )
 
-    def project(self, x: Tensor) -> Tensor:
-        """(B, C, H, W) images -> (B, out_dim) projections."""
-        out: Tensor = self.projection_head(self.backbone(x).flatten(start_dim=1))
-        return out
-
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, 2, "simclr")
-        loss: Tensor = self.criterion(self.project(views[0]), self.project(views[1]))
+        out0, out1 = self(views[0], views[1])
+        loss: Tensor = self.criterion(out0, out1)
         return loss
 
 
