@@ -26,14 +26,7 @@ from selfsup.api import ApiWorkflowClient, WorkerApiClient
 from selfsup.server.testing import LiveServer, ServerHarness
 from selfsup.worker import Worker, WorkerSettings
 from selfsup.worker.loop import RUNS_FOLDER
-
-LIGHTLY_CONFIG: dict[str, Any] = {
-    "model": {"name": "resnet-9", "width": 0.125},
-    "collate": {"input_size": 32},
-    "trainer": {"max_epochs": 1, "gpus": 0},
-    "loader": {"num_workers": 0, "batch_size": 8},
-}
-WORKER_CONFIG: dict[str, Any] = {"stopping_condition": {"n_samples": 3}}
+from worker._tiny import LIGHTLY_CONFIG, WORKER_CONFIG
 
 
 @pytest.fixture

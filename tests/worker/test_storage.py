@@ -53,7 +53,7 @@ def test_a_local_input_replaced_by_a_link_outside_the_roots_is_refused(tmp_path:
 
 def test_fetch_file_through_a_link_outside_the_roots_is_refused(tmp_path: Path) -> None:
     root, ds, _ = _swapped_for_a_link(tmp_path)
-    with pytest.raises(DataError, match="relevant_filenames_file .* outside the allowed roots"):
+    with pytest.raises(DataError, match=r"relevant_filenames_file .* outside the allowed roots"):
         storage.fetch_file(
             _local(ds, root), "lists/keep.txt", "relevant_filenames_file", tmp_path / "k"
         )
@@ -97,7 +97,7 @@ def test_links_in_the_outputs_that_lead_out_are_refused(tmp_path: Path) -> None:
     assert not (root / "lightly" / "runs" / "r1" / "data" / "leak.txt").exists()
     (out / "data" / "leak.txt").unlink()
     (out / "data" / "etc").symlink_to(tmp_path, target_is_directory=True)
-    with pytest.raises(DataError, match="output folder .*etc.* outside the allowed roots"):
+    with pytest.raises(DataError, match=r"output folder .*etc.* outside the allowed roots"):
         storage.output_files(out)
     # A link that stays inside the output folder (or a given source root) is followed.
     (out / "data" / "etc").unlink()
@@ -116,7 +116,7 @@ def test_a_local_datasource_without_allowed_roots_means_the_server_is_too_old(
 ) -> None:
     (tmp_path / "in").mkdir()
     access = _access("LOCAL", str(tmp_path / "in"), "INPUT")
-    with pytest.raises(ConfigError, match="without allowed_roots.*server is too old"):
+    with pytest.raises(ConfigError, match=r"without allowed_roots.*server is too old"):
         storage.materialise_input(access, tmp_path)
     out = tmp_path / "out"
     out.mkdir()

@@ -172,9 +172,13 @@ class LiveServer:
 
     Use as a context manager; ``url`` is the base URL. Real sockets and uvicorn's thread pool
     give true concurrency (unlike an in-process test client).
+
+    ``port`` (default: a free one) lets a test restart a server where its clients expect it:
+    leave the first ``LiveServer``, then enter a new one with ``port=first.port`` (the socket
+    is bound with SO_REUSEADDR, so connections of the old one in TIME_WAIT do not block it).
     """
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, port: int = 0) -> None:
         import uvicorn
 
         self.app = app
@@ -182,7 +186,7 @@ class LiveServer:
         # TCP, and without it every small response waits ~40 ms for the delayed ACK.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self._sock.bind(("127.0.0.1", port))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
