@@ -23,7 +23,7 @@ from faults._input_helpers import (
 )
 from selfsup.curation.pipeline import run
 from selfsup.utils.io import load_embeddings
-from selfsup.utils.names import NAME_ERRORS, name_to_bytes
+from selfsup.utils.names import NAME_ERRORS, name_from_bytes, name_to_bytes
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -42,12 +42,13 @@ HOSTILE: list[bytes] = [
 
 
 def test_run_with_hostile_names_keeps_every_name_exact(tmp_path: Path) -> None:
-    folder = tmp_path / "in"
+    # The folders' own names are not UTF-8 either (report.json, config.yaml, PDF title).
+    folder = tmp_path / name_from_bytes(b"in_\xff")
     folder.mkdir()
     for seed, name in enumerate(HOSTILE):
         write_png(folder, name, seed)
     write_png(folder, b"new\nline.png", 99)  # cannot go into line-based outputs: skipped
-    out = tmp_path / "out"
+    out = tmp_path / name_from_bytes(b"out_\xe9")
     cfg = run_config(
         folder, out, tiny_checkpoint(tmp_path / "m.ckpt"), "stopping_condition.n_samples=1.0"
     )
@@ -77,6 +78,8 @@ def test_run_with_hostile_names_keeps_every_name_exact(tmp_path: Path) -> None:
         )
     }
     rep = report(out)
+    assert name_to_bytes(rep["job"]["input_dir"]).endswith(b"/in_\xff")
+    assert name_to_bytes(rep["job"]["run_name"]) == b"out_\xe9"
     assert rep["counts"]["corrupt_reasons"] == {"unsupported_name": 1}
     assert rep["counts"]["n_selected"] == len(HOSTILE)
     assert (out / "report.pdf").stat().st_size > 0

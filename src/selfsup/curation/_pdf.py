@@ -25,6 +25,7 @@ from PIL import Image
 
 from selfsup.curation.plots import COLORS, report_style, shorten
 from selfsup.utils.atomic import atomic_path
+from selfsup.utils.names import display_name
 
 __all__ = ["plot_pages", "write_report_pdf"]
 
@@ -182,11 +183,15 @@ class _Page:
         force: bool = False,
         advance: float | None = None,
     ) -> None:
-        """Write ``s`` at ``x`` inches right of the margin on the current row."""
+        """Write ``s`` at ``x`` inches right of the margin on the current row.
+
+        Bytes of names that are not UTF-8 are drawn as ``\\xNN`` (a font has no glyph for
+        them; :func:`selfsup.utils.names.display_name`).
+        """
         if not force and not self._fits(_ROW):
             return
         self.fig.text(
-            (_MARGIN + x) / _PAGE_W, 1 - (self.y + 0.15) / _PAGE_H, s, fontsize=size,
+            (_MARGIN + x) / _PAGE_W, 1 - (self.y + 0.15) / _PAGE_H, display_name(s), fontsize=size,
             fontweight=weight, color=color, ha=ha, family=family,
         )  # fmt: skip
         if advance is not None:
@@ -449,7 +454,7 @@ def write_report_pdf(
     """
     pages = plot_pages([Path(p) for p in plot_paths])
     n_pages = 2 + len(pages)
-    run_name = str(report["job"]["run_name"])
+    run_name = display_name(str(report["job"]["run_name"]))
     metadata = {
         "Title": f"selfsup report: {run_name}",
         "Creator": f"selfsup {report['job']['selfsup_version']}",
