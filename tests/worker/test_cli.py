@@ -119,6 +119,15 @@ def test_a_worker_that_gives_up_on_an_unreachable_server_exits_1_with_the_reason
     assert f"cannot reach the selfsup server at {url}" in err
 
 
+def test_a_refused_token_ends_the_worker_with_status_1_and_the_reason(
+    capsys: pytest.CaptureFixture[str], harness: ServerHarness, tmp_path: Path
+) -> None:
+    with LiveServer(harness.app) as live:
+        args = ["token=selfsup_000000000000_nope", f"server_url={live.url}"]
+        assert worker_main([*args, f"worker.work_dir={tmp_path}"]) == 1
+    assert "selfsup worker: 401" in capsys.readouterr().err
+
+
 def test_worker_main_exits_2_with_the_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert worker_main(["worker.nmae=x", "token=t"]) == 2
     assert "unknown worker key 'worker.nmae'" in capsys.readouterr().err

@@ -220,6 +220,21 @@ def test_a_run_whose_lease_ran_out_is_dropped_without_further_reports(
     assert client.get_scheduled_compute_worker_run(scheduled).state == "OPEN"
 
 
+def test_a_worker_the_server_forgot_registers_again(
+    harness: ServerHarness, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = harness.token()
+    worker = Worker(_settings(token, "", tmp_path, "gpu-1"), api=harness.worker_client(token))
+    old = worker.register()
+    client = harness.client(token)
+    client.delete_compute_worker(old)  # as after a server started on a new database
+    with caplog.at_level(logging.WARNING, logger="selfsup.worker.loop"):
+        assert not worker.run_once()
+    assert worker.worker_id not in ("", old)
+    assert client.get_compute_worker_ids() == [worker.worker_id]
+    assert "registering 'gpu-1' again" in caplog.text
+
+
 @pytest.mark.slow
 def test_cancelling_a_running_job_ends_it_aborted(
     harness: ServerHarness, tmp_path: Path, make_image_folder: Callable[..., Path]

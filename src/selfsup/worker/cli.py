@@ -144,6 +144,7 @@ def worker_main(argv: Sequence[str]) -> int:
     except ConfigError as exc:
         print(f"selfsup worker: {exc}", file=sys.stderr)
         return 2
+    from selfsup.api import ApiException
     from selfsup.api.retry import GaveUpError
     from selfsup.worker.loop import Worker
 
@@ -159,7 +160,8 @@ def worker_main(argv: Sequence[str]) -> int:
         worker.run_forever()
     except KeyboardInterrupt:
         return 130
-    except GaveUpError as exc:
+    except (GaveUpError, ApiException) as exc:
+        # Out of retries, or a refusal retrying cannot change (revoked token, ...).
         print(f"selfsup worker: {exc}", file=sys.stderr)
         return 1
     finally:

@@ -227,17 +227,37 @@ class Worker:
         to exactly one worker, and a claim whose answer was lost leaves a run nobody
         heartbeats, which the server marks CRASHED after one lease and re-opens (it costs
         one of the job's attempts, never a second concurrent run).
+
+        A worker registered by name that the server no longer knows (404, e.g. a server
+        started on a new database) registers again.
+
+        Raises:
+            GaveUpError: the server stayed unreachable for ``give_up_after`` seconds.
+            ApiException: the server refused the claim (e.g. 401 for a revoked token).
         """
-        worker_id = self.register()
         sent_at = 0.0
 
         def claim() -> DockerRunClaimData | None:
             nonlocal sent_at
             sent_at = time.monotonic()
-            return self.api.claim(worker_id)
+            return self.api.claim(self.worker_id)
 
         try:
-            claim_data = self._idle_call("claim", claim)
+            self.register()
+            try:
+                claim_data = self._idle_call("claim", claim)
+            except ApiException as exc:
+                if exc.status != 404 or self.settings.worker_id:
+                    raise
+                logger.warning(
+                    "the server does not know worker %s any more (%s); registering %r again",
+                    self.worker_id,
+                    exc,
+                    self.settings.name,
+                )
+                self.worker_id = ""
+                self.register()
+                claim_data = self._idle_call("claim", claim)
         except _StopRequestedError:
             return False
         if claim_data is None:
@@ -387,6 +407,11 @@ class Worker:
             raise RunAbortedError()
         logger.info("state %s %s", state, message)
         ending = state in _END_STATES
+        if ending:
+            # No heartbeat may cross the end state: the server would answer it 409 (run
+            # ended) and the worker would log a lost lease for a run that ended well. The
+            # report itself is retried against the lease like any other call.
+            lease.stop.set()
 
         def already(exc: ApiException) -> bool:
             # The server commits an end state, then answers; when that answer was lost, the
@@ -625,6 +650,8 @@ class Worker:
             try:
                 answer = self.api.heartbeat(self.worker_id, lease.run_id, timeout=timeout)
             except _CALL_ERRORS as exc:
+                if lease.stop.is_set():
+                    return  # the run ended while this beat was under way: nothing to renew
                 if _is_conflict(exc):
                     self._lose(lease, f"the server answered {exc}")
                     return
