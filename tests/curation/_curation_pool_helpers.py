@@ -33,3 +33,13 @@ def square_or_hang(item: int) -> int:
         while True:
             time.sleep(1)
     return item * item
+
+
+def square_or_hang_deaf(item: int) -> int:
+    """Like :func:`square_or_hang`, but -4 blocks SIGALRM first (like C code that never
+    returns to the interpreter): only killing the process stops it."""
+    if item == -4:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        while True:
+            time.sleep(1)
+    return square_or_hang(item)

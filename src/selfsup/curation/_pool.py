@@ -9,23 +9,29 @@ fresh single-worker pool so that exactly the item that kills a worker is reporte
 In-flight work is bounded (``2 * num_workers`` chunks) so that one crash costs at most that
 many chunks of retries, and so that results do not pile up in memory.
 
-With a ``timeout`` (seconds per item) nothing can stall the map either: a chunk still
-running ``2 * timeout * len(chunk)`` seconds after it was handed out (it may wait behind one
-chunk per worker) gets its pool's processes killed, and its items, with the other items in
-flight, are retried one at a time, each with ``timeout`` seconds of its own; an item that
-overruns them is reported through ``on_timeout`` and its process is killed.
+With a ``timeout`` (seconds per item) nothing can stall the map either. Each item runs
+under an alarm (``SIGALRM``) in its worker: an overrun in Python code or in a blocking system
+call (a read on a hung network mount) is reported through ``on_timeout`` and the worker goes
+on with the next item. Code the alarm cannot interrupt (a decoder looping in C) is caught
+by the parent: a chunk still running ``2 * timeout * len(chunk)`` seconds after it was
+handed out (it may wait behind one chunk per worker) gets its pool's processes killed, and
+its items, with the other items in flight, are retried one at a time, each with
+``timeout`` seconds of its own (plus a grace of :data:`_GRACE_S`); an item that overruns
+them is reported through ``on_timeout`` and its process is killed.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar, cast
+from dataclasses import dataclass
+from typing import Final, TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -38,8 +44,51 @@ R = TypeVar("R")
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-def _apply_chunk(fn: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
-    return [fn(item) for item in chunk]
+#: Seconds the parent waits past an item's timeout before it kills the worker.
+_GRACE_S: Final = 2.0
+
+
+class _ItemTimeout(BaseException):
+    """Raised by SIGALRM in a worker when an item overruns (a BaseException, so that a
+    function catching ``Exception`` for its own error handling does not swallow it)."""
+
+
+@dataclass(frozen=True)
+class _TimedOut:
+    """Stands in (picklable) for the result of an item that overran its time in a worker."""
+
+    seconds: float
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _ItemTimeout
+
+
+def _apply_chunk(
+    fn: Callable[[T], R], chunk: Sequence[T], timeout: float | None = None
+) -> list[R | _TimedOut]:
+    """``fn`` over ``chunk`` in a worker; with ``timeout``, each item under its own alarm.
+
+    The alarm interrupts Python code and blocking system calls (a read on a hung mount),
+    not a C function that never returns to the interpreter; the parent's chunk deadline
+    (see the module docstring) kills the worker in that case.
+    """
+    if timeout is None:
+        return [fn(item) for item in chunk]
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    out: list[R | _TimedOut] = []
+    try:
+        for item in chunk:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                out.append(fn(item))
+            except _ItemTimeout:
+                out.append(_TimedOut(timeout))
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    return out
 
 
 def map_isolating_crashes(
@@ -85,8 +134,11 @@ def map_isolating_crashes(
         for start in range(0, len(items), chunksize)
     )
 
-    def store(indices: range, values: list[R]) -> None:
+    def store(indices: range, values: Sequence[R | _TimedOut]) -> None:
         for index, value in zip(indices, values, strict=True):
+            if isinstance(value, _TimedOut):
+                assert on_timeout is not None  # a _TimedOut only comes with a timeout
+                value = on_timeout(items[index], _timeout_message(value.seconds))
             results[index] = value
             done_flags[index] = True
         if on_done is not None:
@@ -97,7 +149,7 @@ def map_isolating_crashes(
         with ProcessPoolExecutor(
             max_workers=num_workers, mp_context=context, initializer=initializer
         ) as pool:
-            in_flight: dict[Future[list[R]], tuple[range, float]] = {}
+            in_flight: dict[Future[list[R | _TimedOut]], tuple[range, float]] = {}
             broken = False
             while (queue or in_flight) and not broken:
                 while queue and len(in_flight) < 2 * num_workers:
@@ -108,7 +160,8 @@ def map_isolating_crashes(
                         if timeout is None
                         else time.monotonic() + 2 * timeout * len(indices)
                     )
-                    in_flight[pool.submit(_apply_chunk, fn, chunk)] = (indices, deadline)
+                    future = pool.submit(_apply_chunk, fn, chunk, timeout)
+                    in_flight[future] = (indices, deadline)
                 wait_s = None
                 if timeout is not None:
                     first = min(deadline for _, deadline in in_flight.values())
@@ -148,6 +201,12 @@ def map_isolating_crashes(
     return cast(list[R], results)  # every slot was filled (asserted above)
 
 
+def _timeout_message(seconds: float) -> str:
+    return (
+        f"reading and decoding took longer than {seconds:g} s; the check of this file was stopped"
+    )
+
+
 def _kill_workers(pool: ProcessPoolExecutor) -> None:
     """Kill the worker processes of ``pool``; its futures then fail with BrokenProcessPool."""
     for process in list((getattr(pool, "_processes", None) or {}).values()):
@@ -181,7 +240,7 @@ def _isolate(
     context: multiprocessing.context.BaseContext,
     initializer: Callable[[], None] | None,
     on_crash: Callable[[T, str], R],
-    store: Callable[[range, list[R]], None],
+    store: Callable[[range, Sequence[R | _TimedOut]], None],
     timeout: float | None = None,
     on_timeout: Callable[[T, str], R] | None = None,
 ) -> None:
@@ -200,23 +259,20 @@ def _isolate(
                 )
                 if timeout is not None:
                     _check_started(pool)
-            future = pool.submit(_apply_chunk, fn, [items[index]])
+            future = pool.submit(_apply_chunk, fn, [items[index]], timeout)
             # Keep the worker's process object: a broken executor forgets its processes.
             workers = list((getattr(pool, "_processes", None) or {}).values())
+            value: list[R | _TimedOut]
             try:
-                value = future.result(timeout=timeout)
+                # The worker's own alarm reports an overrun at `timeout` and keeps the
+                # process; killing it is the backstop for code the alarm cannot interrupt.
+                value = future.result(timeout=None if timeout is None else timeout + _GRACE_S)
             except FutureTimeout:
-                assert on_timeout is not None  # checked by map_isolating_crashes
+                assert timeout is not None  # result() only times out with a timeout
                 _kill_workers(pool)
                 pool.shutdown(wait=True)
                 pool = None
-                value = [
-                    on_timeout(
-                        items[index],
-                        f"reading and decoding took longer than {timeout:g} s; the process "
-                        "checking the file was stopped",
-                    )
-                ]
+                value = [_TimedOut(timeout)]  # store() reports it through on_timeout
             except BrokenProcessPool:
                 pool.shutdown(wait=True)
                 pool = None

@@ -310,8 +310,9 @@ def check_files(
         progress: Show a tqdm progress bar.
         max_image_pixels: Decompression-bomb guard (see :class:`CheckOptions`).
         file_timeout: Seconds reading and decoding one file may take; a file that takes
-            longer is reported as corrupt with reason ``timeout`` and the run goes on: the
-            worker process checking it is killed, or with ``num_workers=0`` the thread
+            longer is reported as corrupt with reason ``timeout`` and the run goes on: an
+            alarm stops its check in the worker process (a worker stuck in C code is
+            killed, see :mod:`selfsup.curation._pool`), or with ``num_workers=0`` the thread
             checking it is abandoned (:func:`_check_in_thread`). ``None`` or 0: no limit.
 
     Returns:
