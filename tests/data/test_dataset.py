@@ -374,3 +374,26 @@ def test_conflicting_aliases_and_transform_without_data() -> None:
 def test_empty_filenames_list_is_an_error(make_image_folder: ImageFolderFactory) -> None:
     with pytest.raises(DataError, match="filenames is empty"):
         LightlyDataset(make_image_folder(n_classes=1, n_per_class=1), filenames=[])
+
+
+@pytest.mark.timeout(30)
+def test_special_files_are_skipped_without_being_opened(
+    make_image_folder: Callable[..., Path], tmp_path: Path
+) -> None:
+    import os
+
+    root = make_image_folder(n_classes=1, n_per_class=2, flat=True)
+    os.mkfifo(root / "pipe.png")  # opening it for reading would block forever
+    os.symlink(tmp_path / "nowhere.png", root / "broken.png")
+    with pytest.warns(SkippedFilesWarning, match="pipe.png"):
+        dataset = LightlyDataset(input_dir=str(root))
+    assert len(dataset) == 2
+    assert dict(dataset.skipped) == {
+        "broken.png": f"dangling_symlink: symbolic link to '{tmp_path / 'nowhere.png'}', "
+        "which does not exist",
+        "pipe.png": "not_a_regular_file:fifo: a fifo, not a regular file",
+    }
+    # Asked for by name, such an entry is skipped too (not "missing from the folder").
+    with pytest.warns(SkippedFilesWarning):
+        chosen = LightlyDataset(input_dir=str(root), filenames=["img_0_0.png", "pipe.png"])
+    assert chosen.get_filenames() == ["img_0_0.png"]

@@ -38,7 +38,7 @@ from selfsup.data._video import (
     parse_frame_filename,
     probe_video,
 )
-from selfsup.data.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_video_file, list_sample_files
+from selfsup.data.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_video_file, scan_sample_files
 from selfsup.errors import DataError
 
 ROOT_CLASS = "."
@@ -162,12 +162,16 @@ class FolderSource:
         self.root = os.fspath(root)
         self._path = Path(self.root)
         try:
-            listing = list_sample_files(self._path)
+            scan = scan_sample_files(self._path)
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise DataError(
                 f"input_dir {self.root!r} is not an existing folder; pass a folder "
                 f"holding images or videos ({accepted_extensions()})"
             ) from exc
+        listing = scan.files
+        # Entries named like samples that cannot be read safely (FIFOs, devices, broken
+        # links): never opened, reported in ``skipped`` like unreadable files.
+        special = {s.path: f"{s.kind}: {s.detail}" for s in scan.skipped}
         if not listing:
             raise DataError(
                 f"no images or videos found in {self.root!r} (hidden files and folders are "
@@ -182,12 +186,14 @@ class FolderSource:
             if isinstance(filenames, str):
                 raise DataError("filenames must be a list of relative file names, got a str")
             selection, missing = _select(filenames, set(listing))
+            special = {m: special[m] for m in missing if m in special}
+            missing = [m for m in missing if m not in special]
             wanted = selection.whole | set(selection.frames)
             listing = [p for p in listing if p in wanted]
             if not listing and not missing:
                 raise DataError(f"filenames is empty: it selects no file of {self.root!r}")
 
-        self.skipped: list[tuple[str, str]] = []
+        self.skipped: list[tuple[str, str]] = sorted(special.items())
         files: list[SampleFile] = []
         frame_lists: list[NDArray[np.int64] | None] = []
         for relpath, n_frames, table, reason in self._probe_all(listing, num_workers, tqdm_args):
