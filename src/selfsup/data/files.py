@@ -137,9 +137,7 @@ def _inside(path: str, roots: Sequence[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
-def _classify(
-    entry: os.DirEntry[str], roots: Sequence[str]
-) -> tuple[str, str] | None:
+def _classify(entry: os.DirEntry[str], roots: Sequence[str]) -> tuple[str, str] | None:
     """``None`` for a sample file, else ``(kind, detail)``; only stat calls, never open."""
     if "\n" in entry.name or "\r" in entry.name:
         return "unsupported_name", (

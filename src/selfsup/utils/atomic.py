@@ -23,9 +23,7 @@ from typing import IO, Final
 
 
 @contextlib.contextmanager
-def atomic_open_text(
-    path: str | os.PathLike[str], *, errors: str = "strict"
-) -> Iterator[IO[str]]:
+def atomic_open_text(path: str | os.PathLike[str], *, errors: str = "strict") -> Iterator[IO[str]]:
     """Open ``path`` for UTF-8 text writing so that it appears only once fully written.
 
     Usage: ``with atomic_open_text(p) as f: f.write(...)``. On an exception inside the block
