@@ -1,0 +1,222 @@
+"""Every registered SSL method on Fashion-MNIST at an equal epoch budget, beside raw pixels.
+
+    python benchmarks/methods.py                                   # CPU: 6,000 images, 2 epochs
+    python benchmarks/methods.py --train-samples 60000 --epochs 20 --device cuda   # on a GPU
+    python benchmarks/methods.py --methods simclr byol
+
+Each method of ``selfsup.methods`` trains the same backbone (``model.name`` at ``--width``,
+a linear map to ``--num-ftrs``, as ``selfsup train`` builds it) with its own transform,
+heads, loss and optimiser defaults, for the same number of epochs on the same images (the
+first ``--train-samples`` training images, without labels, grey repeated to RGB). Then
+the backbone embeds those images and the 10,000 test images, and the script prints per
+method: the weighted kNN accuracy (k=200, t=0.1, the same as ``ssl_fashion_mnist.py``), the
+accuracy of a linear probe (logistic regression on the standardised embeddings), the
+training throughput (images/s, augmentation included) and the peak memory (the process's
+peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on a GPU), and the same two
+accuracies for raw pixels. Every method runs in its own process, so peak memory is its own.
+"""
+
+from __future__ import annotations
+
+import os
+
+# See ssl_fashion_mnist.py: spinning OpenMP threads collapse on a shared 2-core machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from fashion_mnist import load_fashion_mnist
+from selfsup.config import ModelConfig
+from selfsup.core import build_model
+from selfsup.methods import MethodModel, TrainProgress, get_method, method_names
+from selfsup.transforms.utils import IMAGENET_NORMALIZE
+from selfsup.utils.benchmarking import knn_accuracy
+
+
+class _Views(Dataset[tuple[list[Tensor], int, str]]):
+    """Fashion-MNIST images as (3, 28, 28) uint8 tensors through a method's transform."""
+
+    def __init__(self, images: npt.NDArray[np.uint8], transform: Any) -> None:
+        self.images = torch.from_numpy(images).unsqueeze(1).expand(-1, 3, -1, -1)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, index: int) -> tuple[list[Tensor], int, str]:
+        return self.transform(self.images[index]), 0, str(index)
+
+
+@torch.no_grad()
+def embed(backbone: torch.nn.Module, images: npt.NDArray[np.uint8], device: str) -> Tensor:
+    """(N, num_ftrs) backbone features of (N, 28, 28) uint8 images, normalised as in training."""
+    backbone.eval()
+    mean = torch.tensor(IMAGENET_NORMALIZE["mean"], device=device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_NORMALIZE["std"], device=device).view(1, 3, 1, 1)
+    out = []
+    for start in range(0, len(images), 1024):
+        x = torch.from_numpy(images[start : start + 1024]).to(device).unsqueeze(1)
+        x = (x.float().div(255).expand(-1, 3, -1, -1) - mean) / std
+        out.append(backbone(x).flatten(1).float().cpu())
+    return torch.cat(out)
+
+
+def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor) -> float:
+    """Test accuracy of a logistic regression on standardised features (scikit-learn)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(train_x.numpy())
+    probe = LogisticRegression(max_iter=300)
+    probe.fit(scaler.transform(train_x.numpy()), train_y.numpy())
+    return float(probe.score(scaler.transform(test_x.numpy()), test_y.numpy()))
+
+
+def run_method(args: argparse.Namespace) -> dict[str, Any]:
+    """Train one method and measure it (runs in a child process)."""
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    method = get_method(args.one)
+    train_np, train_labels = load_fashion_mnist("train")
+    test_np, test_labels = load_fashion_mnist("test")
+    train_np, train_labels = train_np[: args.train_samples], train_labels[: args.train_samples]
+    config = ModelConfig(
+        name=args.model, width=args.width, num_ftrs=args.num_ftrs, out_dim=args.out_dim
+    )
+    model: MethodModel = build_model(config, method.name).to(args.device)
+    optimizer = method.optimizer.build(model)
+    loader = DataLoader(
+        _Views(train_np, method.build_transform(args.input_size)),
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+    )
+    total_steps = args.epochs * len(loader)
+    step, seen, loss_value = 0, 0, float("nan")
+    if args.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    model.train()
+    for epoch in range(args.epochs):
+        for views, _, _ in loader:
+            views = [v.to(args.device, non_blocking=True) for v in views]
+            progress = TrainProgress(epoch, args.epochs, step, total_steps)
+            loss: Tensor = model.training_loss(views, progress)
+            optimizer.zero_grad(set_to_none=True)
+            torch.autograd.backward(loss)
+            model.before_optimizer_step(progress)
+            optimizer.step()
+            step += 1
+            seen += views[0].shape[0]
+            loss_value = float(loss.detach())
+    train_time = time.perf_counter() - start
+    train_emb = embed(model.backbone, train_np, args.device)
+    test_emb = embed(model.backbone, test_np, args.device)
+    y_train, y_test = torch.from_numpy(train_labels), torch.from_numpy(test_labels)
+    if args.device.startswith("cuda"):
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "method": method.name,
+        "knn": knn_accuracy(train_emb, y_train, test_emb, y_test, k=200, t=0.1),
+        "linear": linear_probe(train_emb, y_train, test_emb, y_test),
+        "images_per_s": seen / max(train_time, 1e-9),
+        "peak_mb": peak_mb,
+        "final_loss": loss_value,
+        "train_time_s": train_time,
+    }
+
+
+def raw_pixels(train_samples: int) -> dict[str, Any]:
+    """The same two accuracies on raw pixels (flattened; the kNN L2-normalises them)."""
+    train_np, train_labels = load_fashion_mnist("train")
+    test_np, test_labels = load_fashion_mnist("test")
+    train_x = torch.from_numpy(train_np[:train_samples]).flatten(1).float()
+    test_x = torch.from_numpy(test_np).flatten(1).float()
+    y_train = torch.from_numpy(train_labels[:train_samples])
+    y_test = torch.from_numpy(test_labels)
+    return {
+        "method": "raw pixels",
+        "knn": knn_accuracy(train_x, y_train, test_x, y_test, k=200, t=0.1),
+        "linear": linear_probe(train_x, y_train, test_x, y_test),
+    }
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    add = parser.add_argument
+    add("--methods", nargs="+", default=method_names(), help="registered method names (all)")
+    add("--epochs", type=int, default=2, help="epochs of every method (%(default)s)")
+    add("--train-samples", type=int, default=6000, help="training images (%(default)s)")
+    add("--batch-size", type=int, default=256)
+    add("--input-size", type=int, default=28, help="crop size in pixels (%(default)s)")
+    add("--model", default="resnet-9", help="backbone name (%(default)s)")
+    add("--width", type=float, default=0.5, help="ResNet width multiplier (%(default)s)")
+    add("--num-ftrs", type=int, default=64, help="embedding size (%(default)s)")
+    add("--out-dim", type=int, default=128, help="projection size (%(default)s)")
+    add("--device", default="cpu", help="cpu or cuda")
+    add("--threads", type=int, default=2, help="torch CPU threads (%(default)s)")
+    add("--workers", type=int, default=1, help="data loader processes (%(default)s)")
+    add("--seed", type=int, default=0)
+    add("--one", default="", help=argparse.SUPPRESS)  # the child process's method
+    args = parser.parse_args(argv)
+    if args.epochs < 1 or args.train_samples < args.batch_size:
+        parser.error("need --epochs >= 1 and --train-samples >= --batch-size")
+    for name in args.methods:
+        if name not in method_names():
+            parser.error(f"unknown method {name!r}; registered: {', '.join(method_names())}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.one:
+        print(json.dumps(run_method(args)))
+        return
+    rows = []
+    passthrough = list(argv if argv is not None else sys.argv[1:])
+    for name in args.methods:
+        cmd = [sys.executable, os.path.abspath(__file__), *passthrough, "--one", name]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            print(f"{name}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+            continue
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(f"done: {name}", file=sys.stderr)
+    baseline = raw_pixels(args.train_samples)
+    print(
+        f"# {args.epochs} epoch(s) on {args.train_samples} Fashion-MNIST images, {args.model} "
+        f"width {args.width}, batch {args.batch_size}, {args.device}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print("| method | kNN acc | linear acc | images/s | peak MB | final loss | beats raw kNN |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        beats = "yes" if row["knn"] > baseline["knn"] else "no"
+        print(
+            f"| {row['method']} | {row['knn']:.3f} | {row['linear']:.3f} | "
+            f"{row['images_per_s']:.0f} | {row['peak_mb']:.0f} | {row['final_loss']:.3f} | "
+            f"{beats} |"
+        )
+    print(f"| raw pixels | {baseline['knn']:.3f} | {baseline['linear']:.3f} | - | - | - | - |")
+
+
+if __name__ == "__main__":
+    main()
