@@ -109,3 +109,87 @@ def test_canceled_job_is_not_reopened_when_its_worker_dies(
     scheduled = server.http.get(f"/v1/scheduled-runs/{scheduled_id}", headers=alice.h).json()
     assert scheduled["state"] == "CANCELED"
     assert alice.claim(worker_id) is None
+
+
+def test_a_heartbeat_racing_the_runs_end_answers_its_new_lease_not_500(
+    server: ServerHarness, make_actor: Callable[..., Any]
+) -> None:
+    """The run ends (here: its own worker reports COMPLETED from another thread) right after
+    the heartbeat's UPDATE committed: the answer is the lease that UPDATE granted, not a
+    500 from re-reading a row whose lease is gone."""
+    from sqlalchemy import event
+
+    from selfsup.openapi_generated.swagger_client.models import DockerRunState
+    from selfsup.server.leases import change_state
+    from selfsup.server.models import Run
+
+    alice = make_actor("alice")
+    alice.schedule(alice.ready_dataset())
+    worker_id = alice.worker()
+    claim = alice.claim(worker_id)
+    assert claim is not None
+    run_id = claim["run"]["id"]
+    server.clock.advance(10)
+    renewed_to = server.clock() + int(server.settings.lease_seconds * 1000)
+    sessions = server.app.state.sessions
+    ended: list[str] = []
+
+    def end_the_run_after_the_renewal(_session: Any) -> None:
+        if ended:  # this hook's own commit, or a later one
+            return
+        with sessions() as other:
+            run = other.get(Run, run_id)
+            assert run is not None
+            if run.lease_expires_at != renewed_to:  # an earlier commit (e.g. the token's)
+                return
+            ended.append(run.state)
+            change_state(other, run, DockerRunState.COMPLETED, "done", server.settings)
+
+    event.listen(sessions, "after_commit", end_the_run_after_the_renewal)
+    try:
+        r = server.http.post(f"{alice.run_path(worker_id, run_id)}/heartbeat", headers=alice.h)
+    finally:
+        event.remove(sessions, "after_commit", end_the_run_after_the_renewal)
+    assert ended == ["STARTED"], "the hook ended the run between the renewal and the answer"
+    assert r.status_code == 200, r.text
+    assert r.json() == {"lease_expires_at": renewed_to, "abort_requested": False}
+    run_now = server.http.get(f"/v1/runs/{run_id}", headers=alice.h).json()
+    assert run_now["state"] == "COMPLETED"
+
+
+def test_calls_for_an_ended_run_answer_run_ended_with_its_state(
+    server: ServerHarness, make_actor: Callable[..., Any]
+) -> None:
+    """409 ``RUN_ENDED`` with ``state``: the worker tells "my own end report got through"
+    from "the server took the run back" without reading the message."""
+    alice = make_actor("alice")
+    alice.schedule(alice.ready_dataset())
+    worker_id = alice.worker()
+    ended = alice.claim(worker_id)
+    assert ended is not None
+    path = alice.run_path(worker_id, ended["run"]["id"])
+    r = server.http.post(f"{path}/state", json={"state": "FAILED", "message": "x"}, headers=alice.h)
+    assert r.status_code == 200, r.text
+    for method, tail, body in (
+        ("POST", "heartbeat", None),
+        ("POST", "state", {"state": "FAILED"}),
+        ("POST", "log", {"text": "late\n"}),
+        ("GET", "job", None),
+    ):
+        r = server.http.request(method, f"{path}/{tail}", json=body, headers=alice.h)
+        assert r.status_code == 409, (tail, r.text)
+        assert r.json()["code"] == "RUN_ENDED", (tail, r.text)
+        assert r.json()["state"] == "FAILED", (tail, r.text)
+        assert "already ended in state FAILED" in r.json()["error"]
+
+    # A lease that ran out ends the run as CRASHED on the spot: the same code, that state.
+    alice.schedule(alice.ready_dataset("second"))
+    expired = alice.claim(worker_id)
+    assert expired is not None
+    server.clock.advance(server.settings.lease_seconds + 1)
+    r = server.http.post(
+        f"{alice.run_path(worker_id, expired['run']['id'])}/heartbeat", headers=alice.h
+    )
+    assert r.status_code == 409, r.text
+    assert (r.json()["code"], r.json()["state"]) == ("RUN_ENDED", "CRASHED")
+    assert "lease" in r.json()["error"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import logging
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Union, get_args, get_origin
 
 from fastapi import FastAPI, Request
@@ -20,16 +20,30 @@ logger = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    """An error answered to the caller with ``status`` and ``{"code", "error"}``."""
+    """An error answered to the caller with ``status`` and ``{"code", "error"}``.
+
+    ``details`` are further fields of the body for a caller to act on without reading the
+    message (e.g. ``state`` of :func:`run_ended`); they may not be named ``code`` or
+    ``error``.
+    """
 
     def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        details: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
+        reserved = {"code", "error"} & set(details or {})
+        if reserved:
+            raise ValueError(f"error details may not replace the body's {sorted(reserved)}")
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.details = dict(details or {})
 
 
 def not_found(kind: str, resource_id: str) -> ApiError:
@@ -43,13 +57,26 @@ def conflict(message: str) -> ApiError:
     return ApiError(409, "CONFLICT", message)
 
 
+RUN_ENDED = "RUN_ENDED"
+
+
+def run_ended(run_id: str, state: str, message: str) -> ApiError:
+    """409 ``RUN_ENDED`` for a call about a run that is over, with its end ``state`` in the
+    body (COMPLETED, FAILED, ABORTED, or CRASHED when its lease ran out): the worker must stop
+    working on it, and a worker whose own end report was answered too late for it to see
+    recognises its success by the state, not by the message."""
+    return ApiError(409, RUN_ENDED, message, details={"state": state})
+
+
 def bad_request(message: str, code: str = "BAD_REQUEST") -> ApiError:
     """400: a value the server cannot use, with what would be accepted."""
     return ApiError(400, code, message)
 
 
-def _error_body(code: str, message: str) -> dict[str, str]:
-    return {"code": code, "error": message}
+def _error_body(
+    code: str, message: str, details: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    return {**(details or {}), "code": code, "error": message}
 
 
 def _model_at(annotation: Any, path: Sequence[Any]) -> type[BaseModel] | None:
@@ -115,7 +142,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(
-            _error_body(exc.code, exc.message), status_code=exc.status, headers=exc.headers
+            _error_body(exc.code, exc.message, exc.details),
+            status_code=exc.status,
+            headers=exc.headers,
         )
 
     @app.exception_handler(ConfigError)
@@ -163,7 +192,8 @@ _DESCRIPTIONS = {
     401: "missing, invalid or revoked API token",
     403: "the token lacks the scope, or a path is outside the allowed roots",
     404: "no such resource for this user",
-    409: "the resource's state does not allow this (e.g. the run ended or its lease ran out)",
+    409: "the resource's state does not allow this; RUN_ENDED (with the end `state`): the "
+    "run ended or its lease ran out",
     410: "the artifact's file is gone",
     413: "body or upload over the server's size limit (the message names the limit)",
     422: "malformed body, or a config with an unknown key or bad value",

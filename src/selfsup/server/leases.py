@@ -11,6 +11,7 @@ lease has run out, so a late heartbeat and the sweeper cannot both succeed.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, case, select, update
@@ -23,7 +24,7 @@ from selfsup.openapi_generated.swagger_client.models import (
     DockerRunScheduledState,
     DockerRunState,
 )
-from selfsup.server.errors import ApiError, conflict, not_found
+from selfsup.server.errors import ApiError, conflict, not_found, run_ended
 from selfsup.server.models import Run, ScheduledRun, Worker, new_id
 from selfsup.server.settings import ServerSettings
 
@@ -121,43 +122,91 @@ def held_run(session: Session, worker: Worker, run_id: str, settings: ServerSett
     """The run ``run_id`` if ``worker`` holds it and its lease is still valid.
 
     Raises:
-        ApiError: 404 if it is not this worker's run; 409 if it already ended or its lease ran
-            out (then it is marked CRASHED here, and the worker must stop working on it).
+        ApiError: 404 if it is not this worker's run; 409 ``RUN_ENDED`` (with the end
+            ``state``) if it already ended or its lease ran out (then it is marked CRASHED
+            here, and the worker must stop working on it).
     """
     run = session.get(Run, run_id)
     if run is None or run.worker_id != worker.id or run.user_id != worker.user_id:
         raise not_found("run", run_id)
+    _raise_if_over(session, run, settings)
+    return run
+
+
+def _raise_if_over(session: Session, run: Run, settings: ServerSettings) -> None:
+    """Raise 409 ``RUN_ENDED`` if ``run`` (as loaded) ended or its lease ran out; in the
+    latter case mark it CRASHED first (commits)."""
     now = settings.clock()
     if run.state in _END:
-        raise conflict(f"run {run_id!r} already ended in state {run.state}; stop working on it")
+        raise run_ended(
+            run.id,
+            run.state,
+            f"run {run.id!r} already ended in state {run.state}; stop working on it",
+        )
     if run.lease_expires_at is not None and run.lease_expires_at < now:
+        run_id = run.id
         session.rollback()
         crash_expired(session, now, only_run_id=run_id)
-        raise conflict(
+        raise run_ended(
+            run_id,
+            DockerRunState.CRASHED.value,
             f"the lease of run {run_id!r} ran out, so the run was marked CRASHED and its "
             "scheduled run re-opened; stop working on it (heartbeat more often than "
-            f"every {settings.lease_seconds:g} s)"
+            f"every {settings.lease_seconds:g} s)",
         )
-    return run
 
 
-def heartbeat(session: Session, run: Run, settings: ServerSettings) -> Run:
-    """Extend the lease of a held run by ``lease_seconds`` from now. Commits."""
+def _lost_race(session: Session, run_id: str, settings: ServerSettings, message: str) -> ApiError:
+    """The error for a conditional UPDATE of a held run that matched nothing: ``run_id``
+    ended or its lease ran out since it was loaded. Rolls back, re-reads the row and raises
+    409 ``RUN_ENDED`` with its state; returns a plain 409 ``CONFLICT`` (``message``) in the
+    unlikely case it is somehow still running."""
+    session.rollback()
+    run = session.get(Run, run_id, populate_existing=True)
+    if run is None:
+        return not_found("run", run_id)
+    _raise_if_over(session, run, settings)
+    return conflict(message)
+
+
+@dataclass(frozen=True)
+class Renewal:
+    """What a heartbeat granted: the new expiry (ms) and the abort flag, both as of the
+    UPDATE that renewed the lease (the row may have changed since)."""
+
+    lease_expires_at: int
+    abort_requested: bool
+
+
+def heartbeat(session: Session, run: Run, settings: ServerSettings) -> Renewal:
+    """Extend the lease of a held run by ``lease_seconds`` from now. Commits.
+
+    The answer comes from the renewing UPDATE itself (``RETURNING``), never from reading the
+    row again: the run may end (its worker's end report, racing this heartbeat) between the
+    commit and such a read, and its lease would read as gone.
+
+    Raises:
+        ApiError: 409 ``RUN_ENDED`` if the run ended or its lease ran out before the UPDATE.
+    """
     now = settings.clock()
     new_expiry = now + _lease_ms(settings)
-    changed = _rowcount(
-        session,
+    run_id = run.id
+    returned = session.execute(
         update(Run)
-        .where(Run.id == run.id, Run.state.not_in(_END), Run.lease_expires_at >= now)
+        .where(Run.id == run_id, Run.state.not_in(_END), Run.lease_expires_at >= now)
         .values(lease_expires_at=new_expiry)
-        .execution_options(synchronize_session=False),
-    )
-    if changed != 1:
-        session.rollback()
-        raise conflict(f"run {run.id!r} is no longer held (it ended or its lease ran out)")
+        .returning(Run.abort_requested)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if len(returned) != 1:
+        raise _lost_race(
+            session,
+            run_id,
+            settings,
+            f"run {run_id!r} is no longer held (it ended or its lease ran out)",
+        )
     session.commit()
-    session.refresh(run)
-    return run
+    return Renewal(lease_expires_at=new_expiry, abort_requested=bool(returned[0][0]))
 
 
 def change_state(
@@ -194,8 +243,9 @@ def change_state(
         .execution_options(synchronize_session=False),
     )
     if changed != 1:
-        session.rollback()
-        raise conflict(f"run {run.id!r} changed meanwhile (ended or lease ran out); stop")
+        raise _lost_race(
+            session, run.id, settings, f"run {run.id!r} changed meanwhile; report it again"
+        )
     if ending:
         _release(session, run.scheduled_run_id, state, now)
     session.commit()
@@ -302,6 +352,7 @@ def require_worker(session: Session, user_id: str, worker_id: str) -> Worker:
 
 __all__ = [
     "ApiError",
+    "Renewal",
     "cancel_scheduled",
     "change_state",
     "claim_next",

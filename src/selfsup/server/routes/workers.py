@@ -267,10 +267,9 @@ def renew_lease(
     worker = require_worker(session, principal.user_id, worker_id)
     run = held_run(session, worker, run_id, settings)
     worker.last_seen_at = settings.clock()
-    run = heartbeat(session, run, settings)
-    assert run.lease_expires_at is not None
+    renewal = heartbeat(session, run, settings)
     return DockerRunHeartbeatData(
-        lease_expires_at=run.lease_expires_at, abort_requested=run.abort_requested
+        lease_expires_at=renewal.lease_expires_at, abort_requested=renewal.abort_requested
     )
 
 
