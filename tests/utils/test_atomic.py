@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from selfsup.utils.atomic import (
+    atomic_open_bytes,
     atomic_open_text,
     atomic_path,
     atomic_write_bytes,
@@ -82,3 +83,20 @@ def test_names_that_are_not_utf8_need_the_name_error_handler(tmp_path: Path) -> 
     with pytest.raises(UnicodeEncodeError):
         atomic_write_text(tmp_path / "strict.txt", name)
     assert list(tmp_path.iterdir()) == [tmp_path / "list.txt"]
+
+
+@pytest.mark.usefixtures("umask")
+def test_an_explicit_mode_holds_from_creation_on(tmp_path: Path) -> None:
+    """A secret is never readable by others, not even before a chmod after the rename."""
+    seen: list[int] = []
+    with atomic_open_bytes(tmp_path / "secret.key", mode=0o600) as handle:
+        seen.append(stat.S_IMODE(os.fstat(handle.fileno()).st_mode))
+        handle.write(b"k")
+    with atomic_path(tmp_path / "artifact.bin", mode=0o640) as tmp:
+        seen.append(stat.S_IMODE(tmp.stat().st_mode))
+        tmp.write_bytes(b"a")
+    atomic_write_text(tmp_path / "t.txt", "x", mode=0o600)
+    assert seen == [0o600, 0o640]
+    assert stat.S_IMODE((tmp_path / "secret.key").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "artifact.bin").stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "t.txt").stat().st_mode) == 0o600

@@ -23,16 +23,21 @@ from typing import IO, Final
 
 
 @contextlib.contextmanager
-def atomic_open_text(path: str | os.PathLike[str], *, errors: str = "strict") -> Iterator[IO[str]]:
+def atomic_open_text(
+    path: str | os.PathLike[str], *, errors: str = "strict", mode: int | None = None
+) -> Iterator[IO[str]]:
     """Open ``path`` for UTF-8 text writing so that it appears only once fully written.
 
     Usage: ``with atomic_open_text(p) as f: f.write(...)``. On an exception inside the block
     the temporary file is removed and ``path`` is left untouched. ``errors`` is the codec
     error handler: files that hold file names pass
-    :data:`selfsup.utils.names.NAME_ERRORS` to keep names' exact bytes.
+    :data:`selfsup.utils.names.NAME_ERRORS` to keep names' exact bytes. ``mode``: the file's
+    permission bits from its creation on (e.g. ``0o600`` for a secret, which must never be
+    readable by others, not even between the rename and a later ``chmod``); default
+    ``0o666 & ~umask``.
     """
     with (
-        _atomic_target(Path(path)) as tmp,
+        _atomic_target(Path(path), mode) as tmp,
         open(tmp, "w", encoding="utf-8", errors=errors, newline="") as f,
     ):
         yield f
@@ -41,22 +46,25 @@ def atomic_open_text(path: str | os.PathLike[str], *, errors: str = "strict") ->
 
 
 @contextlib.contextmanager
-def atomic_open_bytes(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """Binary counterpart of :func:`atomic_open_text`."""
-    with _atomic_target(Path(path)) as tmp, open(tmp, "wb") as f:
+def atomic_open_bytes(
+    path: str | os.PathLike[str], *, mode: int | None = None
+) -> Iterator[IO[bytes]]:
+    """Binary counterpart of :func:`atomic_open_text` (``mode`` as there)."""
+    with _atomic_target(Path(path), mode) as tmp, open(tmp, "wb") as f:
         yield f
         f.flush()
         os.fsync(f.fileno())
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, mode: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` when the block succeeds.
 
     For writers that insist on a file name (``torch.save``, ``matplotlib.savefig``). The
     temporary name keeps the target's suffix so format detection by extension still works.
+    The temporary file exists already, with ``mode`` as in :func:`atomic_open_text`.
     """
-    with _atomic_target(Path(path)) as tmp:
+    with _atomic_target(Path(path), mode) as tmp:
         yield tmp
 
 
@@ -104,7 +112,7 @@ def _naming_target(exc: OSError, path: Path, tmp_name: str | None) -> OSError:
 
 
 @contextlib.contextmanager
-def _atomic_target(path: Path) -> Iterator[Path]:
+def _atomic_target(path: Path, mode: int | None = None) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(
@@ -113,7 +121,7 @@ def _atomic_target(path: Path) -> Iterator[Path]:
     except OSError as exc:
         raise _naming_target(exc, path, None) from exc
     try:
-        os.fchmod(fd, 0o666 & ~current_umask())
+        os.fchmod(fd, 0o666 & ~current_umask() if mode is None else mode)
     finally:
         os.close(fd)
     try:
@@ -145,13 +153,17 @@ def current_umask() -> int:
     return mask
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, *, errors: str = "strict") -> None:
-    """Write ``text`` (UTF-8, ``errors`` as in :func:`atomic_open_text`) atomically."""
-    with atomic_open_text(path, errors=errors) as handle:
+def atomic_write_text(
+    path: str | os.PathLike[str], text: str, *, errors: str = "strict", mode: int | None = None
+) -> None:
+    """Write ``text`` (UTF-8; ``errors``, ``mode`` as in :func:`atomic_open_text`) atomically."""
+    with atomic_open_text(path, errors=errors, mode=mode) as handle:
         handle.write(text)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    with atomic_open_bytes(path) as handle:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, mode: int | None = None
+) -> None:
+    """Write ``data`` to ``path`` atomically (``mode`` as in :func:`atomic_open_text`)."""
+    with atomic_open_bytes(path, mode=mode) as handle:
         handle.write(data)
