@@ -14,9 +14,10 @@ What the scan (:func:`scan_sample_files`) takes, skips and never touches
     (``dangling_symlink``), link loops (``symlink_loop``), links whose resolved target lies
     outside every ``allowed_roots`` folder (``symlink_outside_roots``) and names holding a
     line break (``unsupported_name``: the line-oriented outputs, lightly's embeddings CSV
-    and filename lists, cannot hold them). Links to folders are never followed, so a folder
-    link cycle cannot make the scan loop. Hidden files and folders (name starting with
-    ``.``) are not samples.
+    and filename lists, cannot hold them); an entry that cannot be stat-ed, or a link whose
+    target cannot be (permission), is ``unreadable``. Links to folders are never followed,
+    so a folder link cycle cannot make the scan loop. Hidden files and folders (name
+    starting with ``.``) are not samples.
 
 Run folders are not input
     A folder holding a selfsup run (:func:`is_run_folder`: it has the marker
@@ -73,6 +74,7 @@ SKIP_KINDS: Final = (
     "symlink_loop",
     "symlink_outside_roots",
     "unsupported_name",
+    "unreadable",
 )
 
 
@@ -145,25 +147,28 @@ def _classify(entry: os.DirEntry[str], roots: Sequence[str]) -> tuple[str, str] 
             "lists cannot store; rename the file"
         )
     try:
-        st = entry.stat(follow_symlinks=False)
-    except OSError as exc:
-        return "not_a_regular_file:other", f"cannot stat the entry: {exc.strerror}"
-    if not stat.S_ISLNK(st.st_mode):
-        if stat.S_ISREG(st.st_mode):
+        # The directory entry's type answers without a system call on most file systems.
+        if entry.is_file(follow_symlinks=False):
             return None
-        kind = _file_type(st.st_mode)
-        return f"not_a_regular_file:{kind}", f"a {kind.replace('_', ' ')}, not a regular file"
-    target = os.readlink(entry.path)
+        if not entry.is_symlink():
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISREG(mode):
+                return None
+            kind = _file_type(mode)
+            return f"not_a_regular_file:{kind}", f"a {kind.replace('_', ' ')}, not a regular file"
+        target = os.readlink(entry.path)
+    except OSError as exc:  # removed or made unreadable while we looked
+        return "unreadable", f"cannot stat the entry: {exc.strerror or exc}"
     try:
-        st = os.stat(entry.path)
+        mode = os.stat(entry.path).st_mode
     except FileNotFoundError:
         return "dangling_symlink", f"symbolic link to {target!r}, which does not exist"
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             return "symlink_loop", f"symbolic link to {target!r} is part of a link loop"
-        return "dangling_symlink", f"symbolic link to {target!r} cannot be followed: {exc}"
-    if not stat.S_ISREG(st.st_mode):
-        kind = _file_type(st.st_mode)
+        return "unreadable", f"symbolic link to {target!r} cannot be followed: {exc.strerror}"
+    if not stat.S_ISREG(mode):
+        kind = _file_type(mode)
         return f"not_a_regular_file:{kind}", f"symbolic link to a {kind.replace('_', ' ')}"
     if roots:
         resolved = os.path.realpath(entry.path)
