@@ -67,3 +67,22 @@ def test_run_folders_and_excluded_folders_are_left_out(tmp_path: Path) -> None:
     scan = scan_sample_files(root, exclude=[root / "out"])
     assert scan.files == ["class_a/x.png"]
     assert scan.excluded == ["my_run", "out"]
+
+
+def test_a_subfolder_that_cannot_be_listed_is_reported_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "b.png").write_bytes(b"x")
+    real_scandir = os.scandir
+
+    def scandir(path: str | os.PathLike[str]) -> object:
+        if Path(path).name == "locked":  # as for a folder without read permission
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    scan = scan_sample_files(tmp_path)
+    assert scan.files == ["a.png"]
+    assert scan.unlisted == [("locked", "Permission denied")]

@@ -172,6 +172,12 @@ def scan_files(
             "not scanning %s: it is a selfsup run folder or the run's output folder",
             display_name(os.path.join(os.fspath(base), folder)),
         )
+    for folder, reason in scan.unlisted:
+        logger.warning(
+            "cannot list %s (%s): its files are not part of this run",
+            display_name(os.path.join(os.fspath(base), folder)),
+            reason,
+        )
     if scan.folder_links:
         logger.info(
             "not following %d link(s) to folders in %s (e.g. %s)",

@@ -103,12 +103,15 @@ class FolderScan:
         excluded: Folders left out because they hold a selfsup run or were excluded
             (relative POSIX paths).
         folder_links: Links to folders that were not followed (relative POSIX paths).
+        unlisted: Subfolders that could not be listed, with the reason (permission, removed
+            during the scan).
     """
 
     files: list[str]
     skipped: list[SkippedEntry] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
     folder_links: list[str] = field(default_factory=list)
+    unlisted: list[tuple[str, str]] = field(default_factory=list)
 
 
 def is_run_folder(path: str | os.PathLike[str]) -> bool:
@@ -215,26 +218,31 @@ def scan_sample_files(
         if rel_dir and (os.path.realpath(folder) in excluded_real or is_run_folder(folder)):
             scan.excluded.append(rel_dir)
             continue
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(rel)
-                    continue
-                named_like_sample = is_image_file(entry.name) or (
-                    videos and is_video_file(entry.name)
-                )
-                if not named_like_sample:
-                    if entry.is_symlink() and entry.is_dir():
-                        scan.folder_links.append(rel)
-                    continue
-                problem = _classify(entry, roots)
-                if problem is None:
-                    scan.files.append(rel)
-                else:
-                    scan.skipped.append(SkippedEntry(rel, *problem))
+        try:
+            entries = list(os.scandir(folder))
+        except OSError as exc:
+            if not rel_dir:
+                raise  # the input folder itself cannot be listed: nothing to do
+            # A subfolder that is unreadable or was removed meanwhile: go on without it.
+            scan.unlisted.append((rel_dir, exc.strerror or str(exc)))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(rel)
+                continue
+            named_like_sample = is_image_file(entry.name) or (videos and is_video_file(entry.name))
+            if not named_like_sample:
+                if entry.is_symlink() and entry.is_dir():
+                    scan.folder_links.append(rel)
+                continue
+            problem = _classify(entry, roots)
+            if problem is None:
+                scan.files.append(rel)
+            else:
+                scan.skipped.append(SkippedEntry(rel, *problem))
     scan.files.sort()
     scan.skipped.sort(key=lambda s: s.path)
     scan.excluded.sort()
