@@ -835,8 +835,8 @@ def _run(
     if pool is not None:
         pool.save_manifest(cfg.input_dir, records)
     write_duplicate_filenames(out / "filenames" / "duplicate_filenames.txt", records)
-    # Files that vanish or change from here on are marked in the records (and the files
-    # rewritten) by _mark_lost; the run goes on without them.
+    # Files that vanish or change from here on are marked in the records (and the manifest
+    # and corrupt list rewritten) by _LostFiles; the run goes on without them.
     lost_log = _LostFiles(cfg.input_dir, out, records)
     lost_log.check()
     usable = lost_log.usable()
