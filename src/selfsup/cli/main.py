@@ -30,6 +30,7 @@ from selfsup.utils.atomic import atomic_write_text, describe_storage_error
 EXIT_USAGE = 2
 EXIT_STORAGE = 3
 
+
 def storage_error_message(command: str, exc: OSError) -> str | None:
     """The one-line message for a storage error (:data:`STORAGE_ERRNOS`), else ``None``."""
     problem = describe_storage_error(exc)
