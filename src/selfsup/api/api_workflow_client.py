@@ -15,21 +15,30 @@
 
 The token comes from ``token=`` or ``$SELFSUP_TOKEN``, the server from ``base_url=`` or
 ``$SELFSUP_SERVER_LOCATION`` (default ``http://127.0.0.1:8000``).
+
+Lists are fetched page by page (the server answers at most 1000 items a request) until the
+last one. Reads and downloads are retried through server restarts and network cuts with
+:mod:`selfsup.api.retry`'s back-off for up to ``retry_give_up_after`` seconds (5 minutes by
+default), so a script polling a run outlives a restart of the server; calls that change
+something (create, schedule, cancel, delete) are sent once.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from selfsup.api._http import HttpApi
+from selfsup.api.retry import RetryPolicy, call_with_retry
 from selfsup.openapi_generated.swagger_client.models import (
     CreateDockerWorkerRegistryEntryRequest,
     DatasetCreateRequest,
@@ -55,6 +64,17 @@ from selfsup.openapi_generated.swagger_client.rest import ApiException
 
 STATE_SCHEDULED_ID_NOT_FOUND = "CANCELED_OR_NOT_EXISTING"
 DEFAULT_THUMBNAIL_SUFFIX = ".selfsup/thumbnails/[filename]_thumb.[extension]"
+
+# The most items the server puts on one page (selfsup.server.pages.MAX_PAGE_SIZE, not
+# imported: the client does not need the server's dependencies).
+MAX_PAGE_SIZE = 1000
+DEFAULT_RETRY_GIVE_UP_AFTER = 300.0
+# Back-off of the client's retries: a user waits for the answer, so the longest single wait
+# is shorter than a worker's (60 s).
+CLIENT_RETRY_BASE = 0.5
+CLIENT_RETRY_CAP = 10.0
+
+T = TypeVar("T")
 
 
 class ArtifactNotExist(Exception):  # noqa: N818  (lightly's name)
@@ -89,11 +109,96 @@ class ComputeWorkerRunInfo:
         return self.state == DockerRunState.COMPLETED
 
 
+class _Reads:
+    """The calls that are safe to repeat (GET, downloads), retried through outages, and the
+    paged lists.
+
+    Args:
+        http: the connection to the server.
+        policy: back-off and give-up time of the retries; None = no retries.
+        page_size: items asked for per page of a list (1 to :data:`MAX_PAGE_SIZE`).
+    """
+
+    def __init__(self, http: HttpApi, policy: RetryPolicy | None, page_size: int) -> None:
+        self._http = http
+        self._policy = policy
+        self._page_size = page_size
+
+    def retrying(self, what: str, fn: Callable[[], T]) -> T:
+        """``fn`` retried on connection errors, timeouts and 429/500/502/503/504 answers
+        (any other answer is raised at once), or called once without a policy."""
+        if self._policy is None:
+            return fn()
+        return call_with_retry(
+            fn,
+            policy=self._policy,
+            what=what,
+            idempotent=True,
+            give_up_setting="ApiWorkflowClient retry_give_up_after",
+        )
+
+    def get(
+        self, path: str, params: Mapping[str, str] | None = None, timeout: float | None = None
+    ) -> httpx.Response:
+        """One GET, retried through outages."""
+        return self.retrying(
+            f"GET {path}", lambda: self._http.request("GET", path, params=params, timeout=timeout)
+        )
+
+    def get_all(self, path: str, params: Mapping[str, str] | None = None) -> list[Any]:
+        """Every item of the paged list at ``path``, in the server's order (oldest first).
+
+        Asks for ``page_size`` items at a time and follows ``Link: <...>; rel="next"`` until
+        a page comes without it (a server that does not page answers everything at once).
+        The next page is requested at ``path`` with the link's query (offset, limit and the
+        filters). An item listed twice, because items were added while the pages were read,
+        is kept once; one deleted meanwhile may shift another past a page boundary, unseen.
+
+        Raises:
+            ValueError: the server's answer is not a JSON list of objects with an ``id``, or
+                its next link does not move forward.
+        """
+        query: dict[str, str] = {**(params or {}), "limit": str(self._page_size)}
+        items: dict[str, Any] = {}
+        offset = -1
+        while True:
+            response = self.get(path, params=query)
+            page = response.json()
+            if not isinstance(page, list) or not all(
+                isinstance(item, dict) and "id" in item for item in page
+            ):
+                raise ValueError(
+                    f"GET {path}: expected a JSON list of objects with an 'id', got "
+                    f"{response.text[:200]!r}"
+                )
+            for item in page:
+                items.setdefault(str(item["id"]), item)
+            following = response.links.get("next", {}).get("url")
+            if not following:
+                return list(items.values())
+            query = dict(parse_qsl(urlsplit(following).query, keep_blank_values=True))
+            next_offset = int(query.get("offset", "0"))
+            if next_offset <= max(offset, 0) or not page:
+                raise ValueError(
+                    f"GET {path}: the next-page link {following!r} does not move past offset "
+                    f"{max(offset, 0)}; the server's paging is broken"
+                )
+            offset = next_offset
+
+    def download(self, path: str, output_path: str | os.PathLike[str], timeout: float) -> Path:
+        """Stream ``path`` into ``output_path``, retried through outages (the file is written
+        atomically, so a broken attempt leaves nothing behind)."""
+        return self.retrying(
+            f"download {path}", lambda: self._http.download(path, output_path, timeout)
+        )
+
+
 class _DatasetsApi:
     """lightly's low-level ``client._datasets_api``: raw dataset calls, no client state."""
 
-    def __init__(self, http: HttpApi) -> None:
+    def __init__(self, http: HttpApi, reads: _Reads) -> None:
         self._http = http
+        self._reads = reads
 
     def create_dataset(self, body: DatasetCreateRequest) -> DatasetData:
         """Create a dataset; the response has the new ``.id``."""
@@ -101,13 +206,12 @@ class _DatasetsApi:
         return DatasetData.model_validate(response.json())
 
     def get_datasets(self) -> list[DatasetData]:
-        """Every dataset of the token's user."""
-        response = self._http.request("GET", "/v1/datasets")
-        return [DatasetData.model_validate(d) for d in response.json()]
+        """Every dataset of the token's user (all pages), oldest first."""
+        return [DatasetData.model_validate(d) for d in self._reads.get_all("/v1/datasets")]
 
     def get_dataset_by_id(self, dataset_id: str) -> DatasetData:
         """One dataset (ApiException 404 if it is not the user's)."""
-        response = self._http.request("GET", f"/v1/datasets/{dataset_id}")
+        response = self._reads.get(f"/v1/datasets/{dataset_id}")
         return DatasetData.model_validate(response.json())
 
     def delete_dataset_by_id(self, dataset_id: str) -> None:
@@ -126,6 +230,18 @@ class ApiWorkflowClient:
             modified dataset is used (with a warning), as lightly does.
         timeout: seconds per request.
         http_client: send through this ``httpx.Client`` (e.g. a FastAPI TestClient).
+        page_size: items asked for per request of a list method (1 to 1000, the server's
+            largest page); every list method returns all pages.
+        retry_give_up_after: seconds for which a read or download (every GET: lists, run
+            info, ``compute_worker_run_info_generator``'s polling, artifacts) is retried
+            through connection errors, timeouts and 429/500/502/503/504 answers, with
+            capped exponential back-off and jitter (0.5 s doubling up to 10 s), each retry
+            logged at WARNING by ``selfsup.api.retry``; then the last error is raised as
+            ``GaveUpError`` (a ``ConnectionError``). 0 = no retries. Calls that change
+            something are never repeated.
+
+    Raises:
+        ValueError: ``page_size`` or ``retry_give_up_after`` out of range.
     """
 
     def __init__(
@@ -136,9 +252,30 @@ class ApiWorkflowClient:
         *,
         timeout: float = 30.0,
         http_client: httpx.Client | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        retry_give_up_after: float = DEFAULT_RETRY_GIVE_UP_AFTER,
     ) -> None:
+        if (
+            not isinstance(page_size, int)
+            or isinstance(page_size, bool)
+            or not 1 <= page_size <= MAX_PAGE_SIZE
+        ):
+            raise ValueError(f"page_size must be 1 to {MAX_PAGE_SIZE}, got {page_size!r}")
+        if not math.isfinite(retry_give_up_after) or retry_give_up_after < 0:
+            raise ValueError(
+                "retry_give_up_after must be a finite number of seconds >= 0 (0 = no "
+                f"retries), got {retry_give_up_after!r}"
+            )
+        policy = (
+            RetryPolicy(
+                base=CLIENT_RETRY_BASE, cap=CLIENT_RETRY_CAP, give_up_after=retry_give_up_after
+            )
+            if retry_give_up_after
+            else None
+        )
         self._http = HttpApi(token, base_url, timeout=timeout, http_client=http_client)
-        self._datasets_api = _DatasetsApi(self._http)
+        self._reads = _Reads(self._http, policy, page_size)
+        self._datasets_api = _DatasetsApi(self._http, self._reads)
         self._dataset_id = dataset_id
 
     def __repr__(self) -> str:
@@ -203,7 +340,7 @@ class ApiWorkflowClient:
         return dataset.id
 
     def get_datasets(self) -> list[DatasetData]:
-        """Every dataset of the user."""
+        """Every dataset of the user (all pages), oldest first."""
         return self._datasets_api.get_datasets()
 
     def get_dataset_by_id(self, dataset_id: str) -> DatasetData:
@@ -303,7 +440,7 @@ class ApiWorkflowClient:
 
     def get_datasources(self) -> list[DatasourceData]:
         """The current dataset's datasources (never with credentials)."""
-        response = self._http.request("GET", f"/v1/datasets/{self.dataset_id}/datasources")
+        response = self._reads.get(f"/v1/datasets/{self.dataset_id}/datasources")
         return [DatasourceData.model_validate(d) for d in response.json()]
 
     # ------------------------------------------------------------------ workers
@@ -316,9 +453,9 @@ class ApiWorkflowClient:
         return DockerWorkerRegistryEntryData.model_validate(response.json()).id
 
     def get_compute_workers(self) -> list[DockerWorkerRegistryEntryData]:
-        """All registered workers of the user."""
-        response = self._http.request("GET", "/v1/workers")
-        return [DockerWorkerRegistryEntryData.model_validate(w) for w in response.json()]
+        """All registered workers of the user (all pages), oldest first."""
+        workers = self._reads.get_all("/v1/workers")
+        return [DockerWorkerRegistryEntryData.model_validate(w) for w in workers]
 
     def get_compute_worker_ids(self) -> list[str]:
         """Ids of all registered workers of the user."""
@@ -379,16 +516,17 @@ class ApiWorkflowClient:
     def get_scheduled_compute_worker_runs(
         self, state: DockerRunScheduledState | str | None = None
     ) -> list[DockerRunScheduledData]:
-        """Scheduled runs of the current dataset, optionally only those in ``state``."""
+        """Scheduled runs of the current dataset (all pages, oldest first), optionally only
+        those in ``state``."""
         params = {"dataset_id": self.dataset_id}
         if state is not None:
             params["state"] = DockerRunScheduledState(state).value
-        response = self._http.request("GET", "/v1/scheduled-runs", params=params)
-        return [DockerRunScheduledData.model_validate(s) for s in response.json()]
+        scheduled = self._reads.get_all("/v1/scheduled-runs", params)
+        return [DockerRunScheduledData.model_validate(s) for s in scheduled]
 
     def get_scheduled_compute_worker_run(self, scheduled_run_id: str) -> DockerRunScheduledData:
         """One scheduled run by id."""
-        response = self._http.request("GET", f"/v1/scheduled-runs/{scheduled_run_id}")
+        response = self._reads.get(f"/v1/scheduled-runs/{scheduled_run_id}")
         return DockerRunScheduledData.model_validate(response.json())
 
     def cancel_scheduled_compute_worker_run(self, scheduled_run_id: str) -> None:
@@ -397,19 +535,18 @@ class ApiWorkflowClient:
 
     # --------------------------------------------------------------------- runs
     def get_compute_worker_runs(self, dataset_id: str | None = None) -> list[DockerRunData]:
-        """All runs of the user, or of one dataset, oldest first."""
+        """All runs of the user, or of one dataset (all pages), oldest first."""
         params = {"dataset_id": dataset_id} if dataset_id is not None else None
-        response = self._http.request("GET", "/v1/runs", params=params)
-        return [DockerRunData.model_validate(r) for r in response.json()]
+        return [DockerRunData.model_validate(r) for r in self._reads.get_all("/v1/runs", params)]
 
     def get_compute_worker_run(self, run_id: str) -> DockerRunData:
         """One run by id."""
-        response = self._http.request("GET", f"/v1/runs/{run_id}")
+        response = self._reads.get(f"/v1/runs/{run_id}")
         return DockerRunData.model_validate(response.json())
 
     def get_compute_worker_run_from_scheduled_run(self, scheduled_run_id: str) -> DockerRunData:
         """The latest run of a scheduled run (ApiException 404 before a worker claimed it)."""
-        response = self._http.request("GET", f"/v1/scheduled-runs/{scheduled_run_id}/run")
+        response = self._reads.get(f"/v1/scheduled-runs/{scheduled_run_id}/run")
         return DockerRunData.model_validate(response.json())
 
     def get_compute_worker_run_info(self, scheduled_run_id: str) -> ComputeWorkerRunInfo:
@@ -454,6 +591,9 @@ class ApiWorkflowClient:
     ) -> Iterator[ComputeWorkerRunInfo]:
         """Yield the run info each time it changes, until the job ends.
 
+        Each poll is retried through server restarts and network cuts for up to the client's
+        ``retry_give_up_after`` seconds.
+
         Args:
             scheduled_run_id: id returned by :meth:`schedule_compute_worker_run`.
             poll_interval: seconds between polls.
@@ -489,7 +629,7 @@ class ApiWorkflowClient:
         timeout: float,
     ) -> None:
         artifact = self._artifact(run, artifact_type)
-        self._http.download(f"/v1/runs/{run.id}/artifacts/{artifact.id}", output_path, timeout)
+        self._reads.download(f"/v1/runs/{run.id}/artifacts/{artifact.id}", output_path, timeout)
 
     def download_compute_worker_run_artifacts(
         self, run: DockerRunData, output_dir: str | os.PathLike[str], timeout: float = 60
@@ -500,7 +640,7 @@ class ApiWorkflowClient:
             target = (root / artifact.file_name).resolve()
             if not target.is_relative_to(root):  # never trust a name to stay inside
                 raise ValueError(f"artifact name {artifact.file_name!r} leaves {str(root)!r}")
-            self._http.download(f"/v1/runs/{run.id}/artifacts/{artifact.id}", target, timeout)
+            self._reads.download(f"/v1/runs/{run.id}/artifacts/{artifact.id}", target, timeout)
 
     def download_compute_worker_run_checkpoint(
         self, run: DockerRunData, output_path: str | os.PathLike[str], timeout: float = 60
@@ -559,9 +699,7 @@ class ApiWorkflowClient:
     ) -> list[str]:
         """The selected file names of a run, in the order the worker wrote them."""
         artifact = self._artifact(run, DockerRunArtifactType.SELECTED_FILENAMES)
-        response = self._http.request(
-            "GET", f"/v1/runs/{run.id}/artifacts/{artifact.id}", timeout=timeout
-        )
+        response = self._reads.get(f"/v1/runs/{run.id}/artifacts/{artifact.id}", timeout=timeout)
         return [line for line in response.text.splitlines() if line.strip()]
 
     def get_compute_worker_run_checkpoint_url(self, run: DockerRunData) -> str:

@@ -1,11 +1,13 @@
 """When and how long to wait before calling the server again: the one retry policy of selfsup.
 
-A worker must ride out server restarts and network cuts. Every call it makes goes through
-:func:`call_with_retry`, which retries *transient* failures (:func:`is_transient`) after
-:meth:`RetryPolicy.delay` seconds: capped exponential back-off with full jitter, i.e. a
-uniform draw from ``[0, min(cap, base * 2**attempt)]`` (AWS architecture blog, "Exponential
-Backoff And Jitter"), so that many workers coming back after one restart do not hammer the
-server in lock step. Each retry is logged with its attempt, wait and error.
+A worker must ride out server restarts and network cuts, and so must a user's script polling
+a run. Every call the worker makes, and every call of ``ApiWorkflowClient`` that is safe to
+repeat (reads and downloads), goes through :func:`call_with_retry`, which retries
+*transient* failures (:func:`is_transient`) after :meth:`RetryPolicy.delay` seconds: capped
+exponential back-off with full jitter, i.e. a uniform draw from
+``[0, min(cap, base * 2**attempt)]`` (AWS architecture blog, "Exponential Backoff And
+Jitter"), so that many clients coming back after one restart do not hammer the server in
+lock step. Each retry is logged with its attempt, wait and error.
 
 Everything here is pure apart from the injected ``clock``, ``sleep`` and ``rng``, so the
 policy is tested with a fake clock.
@@ -129,6 +131,7 @@ def call_with_retry(
     sleep: Callable[[float], object] = time.sleep,
     rng: Callable[[], float] = random.random,
     log: logging.Logger = logger,
+    give_up_setting: str = "worker.give_up_after",
 ) -> T:
     """Call ``fn`` until it succeeds, retrying transient errors after the policy's back-off.
 
@@ -144,6 +147,8 @@ def call_with_retry(
         clock, sleep, rng: time source, sleeper and random source (tests inject fakes;
             ``threading.Event.wait`` as ``sleep`` makes the wait interruptible).
         log: where each retry is logged at WARNING.
+        give_up_setting: the name of the setting behind ``policy.give_up_after``, for the
+            give-up message (the worker's key, or the API client's argument).
 
     Raises:
         the first non-transient error of ``fn`` unchanged; :class:`GaveUpError` after
@@ -161,7 +166,7 @@ def call_with_retry(
             if policy.give_up_after and failing_for >= policy.give_up_after:
                 raise GaveUpError(
                     f"{what}: gave up after {failing_for:.1f} s and {attempt + 1} attempts "
-                    f"(worker.give_up_after={policy.give_up_after:g} s); last error: "
+                    f"({give_up_setting}={policy.give_up_after:g} s); last error: "
                     f"{describe(exc)}"
                 ) from exc
             if should_stop is not None and should_stop():
