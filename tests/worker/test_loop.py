@@ -184,13 +184,18 @@ def test_a_config_the_pipeline_refuses_ends_failed_with_the_reason_logged(
 
 
 def _one_run(
-    harness: ServerHarness, tmp_path: Path, make_image_folder: Callable[..., Path]
+    harness: ServerHarness,
+    tmp_path: Path,
+    make_image_folder: Callable[..., Path],
+    roots: Path | None = None,
 ) -> tuple[ApiWorkflowClient, str, str]:
+    """A scheduled run of alice over ``roots/input`` (8 images) into ``roots/lightly``
+    (``roots`` defaults to ``tmp_path/roots``)."""
     from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
         DatasourcePurpose,
     )
 
-    roots = tmp_path / "roots"
+    roots = roots or tmp_path / "roots"
     images = make_image_folder(n_classes=2, n_per_class=4, root=roots / "input")
     (roots / "lightly").mkdir()
     token = harness.token()
@@ -601,3 +606,155 @@ def test_the_pipeline_may_follow_links_only_into_the_datasource_roots(
     cfg, _ = worker._prepare(job(s3), tmp_path / "work")
     assert cfg.allowed_roots == [str(cache.resolve())]
     worker.api.close()
+
+
+def test_a_job_refused_for_a_removed_root_fails_with_the_servers_message(
+    tmp_path: Path, make_image_folder: Callable[..., Path]
+) -> None:
+    """The admin removed the user's LOCAL root after the job was scheduled: fetching the
+    job answers 403 PATH_OUTSIDE_ROOTS, and the run ends FAILED with the server's message
+    alone (no exception class, no traceback in the log), like a bad config."""
+    from selfsup.server.roots import change_roots
+
+    home = tmp_path / "home"
+    harness = ServerHarness(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "data", ())
+    try:
+
+        def roots(add: tuple[Path, ...] = (), remove: tuple[Path, ...] = ()) -> None:
+            with harness.app.state.sessions() as session:
+                change_roots(session, "alice", [str(p) for p in add], [str(p) for p in remove], 0)
+                session.commit()
+
+        harness.token("alice")  # creates the user
+        other = tmp_path / "other"
+        other.mkdir()
+        roots(add=(home, other))
+        client, token, scheduled = _one_run(harness, tmp_path, make_image_folder, roots=home)
+        roots(remove=(home,))
+        worker = Worker(_settings(token, "", tmp_path, "w"), api=harness.worker_client(token))
+        assert worker.run_once()
+        run = client.get_compute_worker_run_from_scheduled_run(scheduled)
+        assert run.state == "FAILED"
+        input_dir = (home / "input").resolve()
+        assert run.message.startswith(f"local path {str(input_dir)!r}"), run.message
+        assert "is outside the allowed roots" in run.message
+        assert "ApiException" not in run.message
+        assert "403" not in run.message
+        log = tmp_path / "log.txt"
+        client.download_compute_worker_run_log(run, log)
+        text = log.read_text()
+        assert f"run failed: {run.message}" in text
+        assert "Traceback" not in text
+        assert not worker.run_once()  # FAILED is final: nothing is re-opened
+    finally:
+        harness.close()
+
+
+class LostEndAnswerApi(WorkerApiClient):
+    """The server commits the first end-state report but its answer never arrives (a
+    connection error after the fact); the repeated report's 409 comes back with ``message``
+    in place of the server's text and, if given, ``state`` as its end state."""
+
+    def __init__(self, harness: ServerHarness, token: str, message: str, state: str = "") -> None:
+        super().__init__(token=token, http_client=cast(httpx.Client, harness.http))
+        self._message = message
+        self._state = state
+        self.lost: list[str] = []
+        self.refused: list[tuple[int, str, dict[str, str]]] = []
+
+    def set_state(self, worker_id: str, run_id: str, state: Any, message: str = "") -> Any:
+        from selfsup.api._http import ServerApiException
+
+        if state in ("COMPLETED", "FAILED", "ABORTED") and not self.lost:
+            super().set_state(worker_id, run_id, state, message)
+            self.lost.append(state)
+            raise ConnectionError("the answer was lost (test)")
+        try:
+            return super().set_state(worker_id, run_id, state, message)
+        except ServerApiException as exc:
+            details = {**exc.details, **({"state": self._state} if self._state else {})}
+            self.refused.append((exc.status, exc.code, details))
+            raise ServerApiException(exc.status, exc.code, self._message, details) from None
+
+
+@pytest.mark.parametrize(
+    ("state", "end"),
+    [("", "COMPLETED"), ("CRASHED", "LOST")],
+    ids=["own-end-report", "ended-otherwise"],
+)
+def test_a_repeated_end_report_is_recognised_by_code_and_state_not_by_message(
+    harness: ServerHarness,
+    tmp_path: Path,
+    make_image_folder: Callable[..., Path],
+    quick_pipeline: QuickPipeline,
+    state: str,
+    end: str,
+) -> None:
+    client, token, scheduled = _one_run(harness, tmp_path, make_image_folder)
+    api = LostEndAnswerApi(harness, token, message="the run is over", state=state)
+    worker = Worker(_settings(token, "", tmp_path, "w", **_fast_retries()), api=api)
+    claim = worker.api.claim(worker.register())
+    assert claim is not None
+    assert worker.execute(claim) == end
+    assert api.lost == ["COMPLETED"]
+    assert api.refused == [(409, "RUN_ENDED", {"state": state or "COMPLETED"})]
+    run = client.get_compute_worker_run_from_scheduled_run(scheduled)
+    assert run.state == "COMPLETED"  # the first report did get through
+
+
+class PieceRecordingApi(OutageApi):
+    """:class:`OutageApi` that also records the UTF-8 size of every log text the server
+    accepted."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.appended: list[int] = []
+
+    def append_log(self, worker_id: str, run_id: str, text: str) -> None:
+        super().append_log(worker_id, run_id, text)
+        self.appended.append(len(text.encode("utf-8")))
+
+
+def test_a_log_grown_past_the_body_limit_in_an_outage_arrives_in_pieces(
+    tmp_path: Path,
+    make_image_folder: Callable[..., Path],
+    leased_harness: Callable[[float], ServerHarness],
+    quick_pipeline: QuickPipeline,
+) -> None:
+    """An outage from the first log append on; meanwhile the run logs over 2 MiB (lines of
+    multi-byte text, a 600 KiB line, a file name with an undecodable byte). Afterwards all
+    of it reaches the server in order, in appends of at most 256 KiB: the server's body
+    limit (1 MiB) never refuses one."""
+    from selfsup.api.worker_client import LOG_PIECE_BYTES
+
+    harness = leased_harness(3)
+    client, token, scheduled = _one_run(harness, tmp_path, make_image_folder)
+    flood = logging.getLogger("selfsup.curation.flood")
+    line_text = "0123456789 ab € 😀 " * 50  # 1,150 bytes of UTF-8 a line
+    long_line = "€😀x" * (600 * 1024 // 8)  # 600 KiB in one line
+    n_lines = 2 * 1024 * 1024 // len(line_text.encode()) + 10
+
+    def log_a_lot() -> None:
+        for i in range(n_lines):
+            flood.info("flood %06d %s", i, line_text)
+        flood.info("long %s end", long_line)
+        flood.info("odd name caf\udce9.png")
+
+    quick_pipeline.hooks["CHECKING_CORRUPTNESS"] = log_a_lot
+    api = PieceRecordingApi(harness, token, lambda name, _: name == "append_log", seconds=1.0)
+    settings = _settings(token, "", tmp_path, "w", heartbeat_interval=0.1, **_fast_retries())
+    assert Worker(settings, api=api).run_once()
+    run = client.get_compute_worker_run_from_scheduled_run(scheduled)
+    assert run.state == "COMPLETED", run.message
+    assert api.failed("append_log") >= 1  # the outage held the log back
+    assert sum(api.appended) > 2 * 1024 * 1024
+    assert max(api.appended) <= LOG_PIECE_BYTES
+    log = tmp_path / "log.txt"
+    client.download_compute_worker_run_log(run, log)
+    text = log.read_text(encoding="utf-8")
+    numbers = [int(line.split("flood ")[1][:6]) for line in text.splitlines() if "flood " in line]
+    assert numbers == list(range(n_lines))  # every line once, in order
+    assert all(line.endswith(line_text) for line in text.splitlines() if "flood " in line)
+    assert f"long {long_line} end\n" in text
+    assert "odd name caf\\xe9.png" in text
+    assert text.index("odd name") > text.index("long ") > text.index(f"flood {n_lines - 1:06d}")

@@ -125,10 +125,35 @@ class HttpApi:
         return target
 
 
+class ServerApiException(ApiException):
+    """An :class:`ApiException` that also keeps the error body's other fields.
+
+    ``details`` holds every field of ``{"code": ..., "error": ..., ...}`` but the code and
+    the message, as text: e.g. ``{"state": "COMPLETED"}`` of a 409 ``RUN_ENDED``. Empty for a
+    body that is not the server's JSON (a proxy's error page).
+    """
+
+    def __init__(
+        self, status: int, code: str, message: str, details: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(status, code, message)
+        self.details: dict[str, str] = dict(details or {})
+
+
+def error_detail(exc: BaseException, key: str) -> str | None:
+    """The field ``key`` of the server's error body behind ``exc``, or None when ``exc`` is
+    no server answer or the body has no such field."""
+    if isinstance(exc, ServerApiException):
+        return exc.details.get(key)
+    return None
+
+
 def error_from(response: httpx.Response) -> Exception:
     """The exception for an error response: ConfigError for rejected configs, else
-    :class:`ApiException` with the server's code and message."""
+    :class:`ServerApiException` (an :class:`ApiException`) with the server's code, message
+    and any further fields of the body."""
     code, message = f"HTTP_{response.status_code}", response.text[:500]
+    details: dict[str, str] = {}
     try:
         body = response.json()
     except ValueError:  # not JSON (e.g. a proxy's HTML error page): keep the raw text
@@ -136,6 +161,7 @@ def error_from(response: httpx.Response) -> Exception:
     if isinstance(body, dict):
         code = str(body.get("code", code))
         message = str(body.get("error", message))
+        details = {str(k): str(v) for k, v in body.items() if k not in ("code", "error")}
     if code == "INVALID_CONFIG":
         return ConfigError(message)
-    return ApiException(response.status_code, code, message)
+    return ServerApiException(response.status_code, code, message, details)

@@ -13,13 +13,20 @@ A worker's loop::
         api.upload_artifact(worker.id, claim.run.id, "out/report.pdf", "REPORT_PDF")
         api.set_state(worker.id, claim.run.id, "COMPLETED")
 
-A call answered 409 (:class:`ApiException` with ``status == 409``) means the run ended or its
+A call answered 409 (:class:`ApiException` with ``status == 409``, code ``RUN_ENDED`` and the
+end state in ``selfsup.api._http.error_detail(exc, "state")``) means the run ended or its
 lease ran out: the worker must stop working on it.
+
+Log text goes to the server in pieces of at most :data:`LOG_PIECE_BYTES` (:func:`log_pieces`):
+the server refuses a JSON body over 1 MiB (``--max-body-bytes``) and a log append over
+1,000,000 characters, and a worker that kept its log through an outage may hold far more.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,6 +46,83 @@ from selfsup.openapi_generated.swagger_client.models import (
     DockerRunStateUpdateRequest,
     DockerWorkerRegistryEntryData,
 )
+
+# Largest piece of log text in one append, counted as it is sent (UTF-8 inside a JSON string):
+# a quarter of the server's default body limit, well under its 1,000,000-character cap.
+LOG_PIECE_BYTES = 256 * 1024
+# The most a single character can take in a JSON string sent as UTF-8 ("\u001b").
+_MAX_CHAR_BYTES = 6
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _json_bytes(text: str) -> int:
+    """Bytes ``text`` takes inside a JSON string as httpx sends it (UTF-8, escapes counted)."""
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8")) - 2
+
+
+def _show_surrogate(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    # U+DC80..U+DCFF stand for one undecodable byte of a file name (surrogateescape).
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def sendable_log_text(text: str) -> str:
+    """``text`` with every lone surrogate written out (``\\xNN`` for a file name's
+    undecodable byte, as ``selfsup.utils.names.display_name`` shows it, ``\\uXXXX`` for any
+    other): such text cannot be encoded as UTF-8, so the server could never receive it."""
+    return _LONE_SURROGATE.sub(_show_surrogate, text)
+
+
+def _cut_line(line: str, limit: int) -> list[str]:
+    """One line longer than ``limit`` cut between characters into the longest pieces that
+    fit (each found by bisection over the piece's length)."""
+    pieces: list[str] = []
+    start = 0
+    while start < len(line):
+        lo, hi = 1, min(len(line) - start, limit)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if _json_bytes(line[start : start + mid]) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        pieces.append(line[start : start + lo])
+        start += lo
+    return pieces
+
+
+def log_pieces(text: str, limit: int = LOG_PIECE_BYTES) -> list[str]:
+    """``text`` cut into pieces to append one after the other, in order; joined they are
+    ``text`` again.
+
+    Each piece takes at most ``limit`` bytes as sent (UTF-8 in a JSON string, escapes
+    included). Pieces end at line ends where possible: lines are packed whole, and only a
+    line longer than ``limit`` by itself is cut, between two characters (never inside a
+    character's UTF-8 bytes). ``text`` must hold no lone surrogates
+    (:func:`sendable_log_text`).
+
+    Raises:
+        ValueError: ``limit`` is under 6 bytes (what one character may take).
+    """
+    if limit < _MAX_CHAR_BYTES:
+        raise ValueError(f"log piece limit must be >= {_MAX_CHAR_BYTES} bytes, got {limit}")
+    pieces: list[str] = []
+    current: list[str] = []
+    size = 0
+    for line in _LINE.findall(text):
+        cost = _json_bytes(line)
+        if size + cost > limit and current:
+            pieces.append("".join(current))
+            current, size = [], 0
+        if cost > limit:
+            pieces.extend(_cut_line(line, limit))
+            continue
+        current.append(line)
+        size += cost
+    if current:
+        pieces.append("".join(current))
+    return pieces
 
 
 class WorkerApiClient:
@@ -102,7 +186,10 @@ class WorkerApiClient:
         return DockerRunData.model_validate(response.json())
 
     def append_log(self, worker_id: str, run_id: str, text: str) -> None:
-        """Append ``text`` to the run's log artifact."""
+        """Append ``text`` to the run's log artifact in one request.
+
+        The server refuses a body over its limit (1 MiB by default): send a long text as
+        :func:`log_pieces`, one call each, so that the caller knows which got through."""
         body = DockerRunLogAppendRequest(text=text)
         self._http.request(
             "POST", f"{self._run_path(worker_id, run_id)}/log", json=body.model_dump(mode="json")

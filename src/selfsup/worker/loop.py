@@ -27,6 +27,7 @@ nothing more, and goes back to claiming, without needing to reach the server to 
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import threading
@@ -40,7 +41,9 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from selfsup.api import ApiException, WorkerApiClient
+from selfsup.api._http import error_detail
 from selfsup.api.retry import RetryPolicy, RetryStoppedError, call_with_retry, describe
+from selfsup.api.worker_client import log_pieces, sendable_log_text
 from selfsup.errors import ConfigError, DataError
 from selfsup.openapi_generated.swagger_client.models import (
     DockerRunClaimData,
@@ -63,6 +66,16 @@ T = TypeVar("T")
 # timeout), or an answer that is not what the API promises (e.g. a proxy's HTML page:
 # ValueError from the JSON or model parser).
 _CALL_ERRORS = (ApiException, ConnectionError, ValueError)
+
+# Answers in which the server refuses a request of the run and says why (a LOCAL folder no
+# longer inside the owner's roots: 403 PATH_OUTSIDE_ROOTS; a value it cannot use; a body over
+# its limit): the run ends FAILED with the server's message, like a ConfigError.
+_REFUSALS = frozenset({400, 403, 413, 422})
+
+# Log pieces (of at most LOG_PIECE_BYTES) the heartbeat thread sends per beat, so that a large
+# backlog after an outage cannot hold the next heartbeat back for long; the rest follows
+# with the next beats and all of it before the run's end state.
+_LOG_PIECES_PER_BEAT = 8
 
 
 class RunLostError(Exception):
@@ -118,12 +131,13 @@ class _LogStream(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread != self._thread_id:
             return
-        line = self.format(record)
+        line = sendable_log_text(self.format(record))
         with self._lock:
             self._lines.append(line + "\n")
 
     def write(self, text: str) -> None:
         """Add a line written by the worker itself."""
+        text = sendable_log_text(text)
         with self._lock:
             self._lines.append(text if text.endswith("\n") else text + "\n")
 
@@ -142,6 +156,18 @@ class _LogStream(logging.Handler):
 
 def _is_conflict(exc: BaseException) -> bool:
     return isinstance(exc, ApiException) and getattr(exc, "status", None) == 409
+
+
+def _failure(exc: Exception) -> tuple[str, bool]:
+    """The message a run that raised ``exc`` ends FAILED with, and whether the error is a
+    known one (said in that message alone, without a traceback in the log): a bad config or
+    input, or a request of the run the server refused (the server's own message, e.g. 403
+    ``PATH_OUTSIDE_ROOTS`` naming the folder and the allowed roots)."""
+    if isinstance(exc, ConfigError | DataError):
+        return str(exc), True
+    if isinstance(exc, ApiException) and exc.status in _REFUSALS:
+        return exc.message, True
+    return f"{type(exc).__name__}: {exc}", False
 
 
 class Worker:
@@ -415,8 +441,9 @@ class Worker:
 
         def already(exc: ApiException) -> bool:
             # The server commits an end state, then answers; when that answer was lost, the
-            # repeated report is refused because the run already ended in that very state.
-            return f"already ended in state {state}" in exc.message
+            # repeated report is refused (409 RUN_ENDED) because the run already ended in
+            # that very state.
+            return exc.code == "RUN_ENDED" and error_detail(exc, "state") == state
 
         self._call(
             lease,
@@ -491,8 +518,7 @@ class Worker:
         except Exception as exc:
             if lease.lost.is_set() or (isinstance(exc, ApiException) and _is_conflict(exc)):
                 raise RunLostError() from exc
-            known = isinstance(exc, ConfigError | DataError)
-            message = str(exc) if known else f"{type(exc).__name__}: {exc}"
+            message, known = _failure(exc)
             stream.write(f"run failed: {message}")
             if not known:
                 stream.write(traceback.format_exc())
@@ -583,47 +609,52 @@ class Worker:
     # --- heartbeat and log
 
     def _flush_final(self, lease: _Lease, policy: RetryPolicy, stream: _LogStream) -> None:
-        """Send the buffered log before an end state, retrying through outages.
+        """Send all of the buffered log before an end state, in pieces (:func:`log_pieces`),
+        retrying each through outages.
 
-        Appending is not idempotent: when an answer is lost, the retry repeats that text in
+        Appending is not idempotent: when an answer is lost, the retry repeats that piece in
         the log (text is never dropped). A refusal other than 409 is logged, not fatal: the
-        log must not decide how a run ends.
+        log must not decide how a run ends; the unsent pieces stay buffered.
         """
-        text = stream.drain()
-        if not text:
-            return
-        try:
-            self._call(
-                lease,
-                policy,
-                "log append",
-                lambda: self.api.append_log(self.worker_id, lease.run_id, text),
-                idempotent=False,
-            )
-        except RunLostError:
-            raise
-        except ApiException as exc:
-            stream.restore(text)
-            logger.warning("could not append to the log of run %s: %s", lease.run_id, exc)
+        pieces = log_pieces(stream.drain())
+        for index, piece in enumerate(pieces):
+            try:
+                self._call(
+                    lease,
+                    policy,
+                    "log append",
+                    functools.partial(self.api.append_log, self.worker_id, lease.run_id, piece),
+                    idempotent=False,
+                )
+            except RunLostError:
+                raise
+            except ApiException as exc:
+                stream.restore("".join(pieces[index:]))
+                logger.warning("could not append to the log of run %s: %s", lease.run_id, exc)
+                return
 
     def _flush_once(self, lease: _Lease, stream: _LogStream) -> None:
-        """Send the buffered log once from the heartbeat thread; on failure keep the text for
-        the next beat."""
-        text = stream.drain()
-        if not text:
-            return
-        try:
-            self.api.append_log(self.worker_id, lease.run_id, text)
-        except _CALL_ERRORS as exc:
-            stream.restore(text)
-            if _is_conflict(exc):
-                self._lose(lease, f"the server answered {exc}")
-            else:
-                logger.warning(
-                    "could not append to the log of run %s (kept for the next beat): %s",
-                    lease.run_id,
-                    describe(exc),
-                )
+        """Send the buffered log from the heartbeat thread, in pieces (:func:`log_pieces`),
+        at most :data:`_LOG_PIECES_PER_BEAT` of them; on a failure keep the unsent pieces,
+        in order, for the next beat."""
+        pieces = log_pieces(stream.drain())
+        for index, piece in enumerate(pieces):
+            if index == _LOG_PIECES_PER_BEAT or lease.stop.is_set():
+                stream.restore("".join(pieces[index:]))
+                return
+            try:
+                self.api.append_log(self.worker_id, lease.run_id, piece)
+            except _CALL_ERRORS as exc:
+                stream.restore("".join(pieces[index:]))
+                if _is_conflict(exc):
+                    self._lose(lease, f"the server answered {exc}")
+                else:
+                    logger.warning(
+                        "could not append to the log of run %s (kept for the next beat): %s",
+                        lease.run_id,
+                        describe(exc),
+                    )
+                return
 
     def _heartbeat(
         self, lease: _Lease, interval: float, policy: RetryPolicy, stream: _LogStream
