@@ -75,9 +75,20 @@ def test_short_keys_are_refused() -> None:
         SessionSigner(b"short")
 
 
-def test_key_file_is_created_private_and_reused(tmp_path: Path) -> None:
-    path = tmp_path / "data" / "web_session.key"
-    key = load_or_create_key(path)
+def test_key_file_is_created_private_and_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Private from creation: no chmod after the write, during which others could read it.
+    def no_chmod(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the key file must be created 0600, not chmod-ed afterwards")
+
+    monkeypatch.setattr(os, "chmod", no_chmod)
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "data" / "web_session.key"
+        key = load_or_create_key(path)
+    finally:
+        os.umask(old)
     assert len(key) >= 32
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert load_or_create_key(path) == key

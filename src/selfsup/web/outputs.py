@@ -78,6 +78,7 @@ from numpy.typing import NDArray
 from selfsup.curation.manifest import read_filename_list, read_manifest
 from selfsup.errors import DataError
 from selfsup.utils.atomic import atomic_open_bytes, atomic_write_text
+from selfsup.utils.names import NAME_ERRORS, dumps_json
 from selfsup.web.sources import check_relative_path
 
 __all__ = [
@@ -371,7 +372,7 @@ def _read_selection_csv(
     filter_of: dict[str, int] = {}
     sample_of: dict[int, str] = {}
     seen = np.zeros(n_rows, dtype=bool)
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8", errors=NAME_ERRORS, newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         required = ("filename", "selected", "rank")
@@ -473,7 +474,7 @@ def _read_umap(
     empty = (np.zeros(0, np.int64), np.zeros((0, 2), np.float32), None)
     if not path.is_file():
         return empty
-    with open(path, encoding="utf-8", newline="") as handle:
+    with open(path, encoding="utf-8", errors=NAME_ERRORS, newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None) or []
         umap = [(i, _UMAP_COLUMN.fullmatch(c)) for i, c in enumerate(header)]
@@ -636,7 +637,8 @@ def _save_index(index: _Index, target: Path, digest: str) -> None:
         np.save(handle, index.embeddings, allow_pickle=False)
     sources = [None if s == f else s for s, f in zip(index.sources, index.filenames, strict=True)]
     strings = {"filenames": index.filenames, "sources": sources}
-    atomic_write_text(target / "strings.json", json.dumps(strings, ensure_ascii=False))
+    # dumps_json: names that are not UTF-8 stay exact (as \udcXX escapes) in valid JSON.
+    atomic_write_text(target / "strings.json", dumps_json(strings))
     meta = {"version": _CACHE_VERSION, "digest": digest, **index.meta}
     atomic_write_text(target / "meta.json", json.dumps(meta, ensure_ascii=False))
 

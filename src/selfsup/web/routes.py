@@ -45,6 +45,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from selfsup.server.errors import ApiError, bad_request
 from selfsup.server.paths import inside
+from selfsup.utils.names import display_name
 from selfsup.web.backend import (
     FINAL_STATES,
     Backend,
@@ -224,6 +225,11 @@ def static_url(name: str) -> str:
     return f"/static/{_path_url(name)}?v={digest[:10]}"
 
 
+def _printable(value: Any) -> Any:
+    """What a template prints: strings holding undecodable file-name bytes made readable."""
+    return display_name(value) if isinstance(value, str) else value
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
@@ -231,6 +237,9 @@ def _environment() -> jinja2.Environment:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         auto_reload=False,
+        # File names are bytes: one that is not UTF-8 is shown with its odd bytes as \xNN
+        # (the page must be valid UTF-8), wherever a template prints it.
+        finalize=_printable,
     )
     env.filters.update(
         thousands=_thousands,
@@ -1243,7 +1252,7 @@ def api_samples(
         )
     return JSONResponse(
         [
-            {"index": i, "filename": samples[i].filename, "status": samples[i].status}
+            {"index": i, "filename": display_name(samples[i].filename), "status": samples[i].status}
             for i in body.indices
         ],
         headers=_NO_STORE,

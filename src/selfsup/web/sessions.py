@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 import secrets
 import time
@@ -103,8 +102,8 @@ def load_or_create_key(path: Path) -> bytes:
             return key
     key = secrets.token_bytes(_KEY_BYTES)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, key)
-    os.chmod(path, 0o600)
+    # Created 0600: never readable by others, not even between a write and a chmod.
+    atomic_write_bytes(path, key, mode=0o600)
     return path.read_bytes()
 
 
