@@ -758,3 +758,47 @@ def test_a_log_grown_past_the_body_limit_in_an_outage_arrives_in_pieces(
     assert f"long {long_line} end\n" in text
     assert "odd name caf\\xe9.png" in text
     assert text.index("odd name") > text.index("long ") > text.index(f"flood {n_lines - 1:06d}")
+
+
+class SlowHeartbeatAppendApi(WorkerApiClient):
+    """Log appends from the heartbeat thread take ``delay`` seconds each (a slow link), so
+    the run thread reaches its final log flush while the heartbeat is still sending."""
+
+    def __init__(self, harness: ServerHarness, token: str, delay: float) -> None:
+        super().__init__(token=token, http_client=cast(httpx.Client, harness.http))
+        self._delay = delay
+
+    def append_log(self, worker_id: str, run_id: str, text: str) -> None:
+        if threading.current_thread().name.startswith("selfsup-heartbeat"):
+            time.sleep(self._delay)
+        super().append_log(worker_id, run_id, text)
+
+
+def test_log_pieces_keep_their_order_when_the_final_flush_meets_a_slow_heartbeat(
+    harness: ServerHarness,
+    tmp_path: Path,
+    make_image_folder: Callable[..., Path],
+    quick_pipeline: QuickPipeline,
+) -> None:
+    client, token, scheduled = _one_run(harness, tmp_path, make_image_folder)
+    flood = logging.getLogger("selfsup.curation.flood")
+    quick_pipeline.pause["GENERATING_REPORT"] = 0.3  # the heartbeat drains the flood here
+
+    def log_a_lot() -> None:
+        for i in range(1200):
+            flood.info("flood %05d %s", i, "y" * 1000)  # about 1.2 MB: 5 pieces
+
+    quick_pipeline.hooks["GENERATING_REPORT"] = log_a_lot
+    api = SlowHeartbeatAppendApi(harness, token, delay=0.3)
+    settings = _settings(token, "", tmp_path, "w", heartbeat_interval=0.1)
+    assert Worker(settings, api=api).run_once()
+    run = client.get_compute_worker_run_from_scheduled_run(scheduled)
+    assert run.state == "COMPLETED", run.message
+    log = tmp_path / "log.txt"
+    client.download_compute_worker_run_log(run, log)
+    lines = log.read_text().splitlines()
+    numbers = [int(line.split("flood ")[1][:5]) for line in lines if "flood " in line]
+    assert numbers == list(range(1200))
+    last_flood = max(i for i, line in enumerate(lines) if "flood " in line)
+    uploading = min(i for i, line in enumerate(lines) if "state UPLOADING_ARTIFACTS" in line)
+    assert last_flood < uploading, "text logged later was appended before the flood's end"

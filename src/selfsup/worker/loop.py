@@ -119,13 +119,19 @@ class _Lease:
 
 
 class _LogStream(logging.Handler):
-    """Buffers log records of one thread (the run's) for :meth:`drain`."""
+    """Buffers log records of one thread (the run's) for :meth:`drain`.
+
+    ``sending`` is held by whoever is sending drained text (the heartbeat thread, or the run
+    thread's final flush), so that text drained later never overtakes text drained earlier
+    and text put back with :meth:`restore` is sent before anything newer.
+    """
 
     def __init__(self, thread_id: int) -> None:
         super().__init__(logging.INFO)
         self._thread_id = thread_id
         self._lines: list[str] = []
         self._lock = threading.Lock()
+        self.sending = threading.Lock()
         self.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -615,46 +621,55 @@ class Worker:
         Appending is not idempotent: when an answer is lost, the retry repeats that piece in
         the log (text is never dropped). A refusal other than 409 is logged, not fatal: the
         log must not decide how a run ends; the unsent pieces stay buffered.
+
+        Waits for a flush of the heartbeat thread under way, so the log stays in order.
         """
-        pieces = log_pieces(stream.drain())
-        for index, piece in enumerate(pieces):
-            try:
-                self._call(
-                    lease,
-                    policy,
-                    "log append",
-                    functools.partial(self.api.append_log, self.worker_id, lease.run_id, piece),
-                    idempotent=False,
-                )
-            except RunLostError:
-                raise
-            except ApiException as exc:
-                stream.restore("".join(pieces[index:]))
-                logger.warning("could not append to the log of run %s: %s", lease.run_id, exc)
-                return
+        with stream.sending:
+            pieces = log_pieces(stream.drain())
+            for index, piece in enumerate(pieces):
+                try:
+                    self._call(
+                        lease,
+                        policy,
+                        "log append",
+                        functools.partial(self.api.append_log, self.worker_id, lease.run_id, piece),
+                        idempotent=False,
+                    )
+                except RunLostError:
+                    raise
+                except ApiException as exc:
+                    stream.restore("".join(pieces[index:]))
+                    logger.warning("could not append to the log of run %s: %s", lease.run_id, exc)
+                    return
 
     def _flush_once(self, lease: _Lease, stream: _LogStream) -> None:
         """Send the buffered log from the heartbeat thread, in pieces (:func:`log_pieces`),
         at most :data:`_LOG_PIECES_PER_BEAT` of them; on a failure keep the unsent pieces,
-        in order, for the next beat."""
-        pieces = log_pieces(stream.drain())
-        for index, piece in enumerate(pieces):
-            if index == _LOG_PIECES_PER_BEAT or lease.stop.is_set():
-                stream.restore("".join(pieces[index:]))
-                return
-            try:
-                self.api.append_log(self.worker_id, lease.run_id, piece)
-            except _CALL_ERRORS as exc:
-                stream.restore("".join(pieces[index:]))
-                if _is_conflict(exc):
-                    self._lose(lease, f"the server answered {exc}")
-                else:
-                    logger.warning(
-                        "could not append to the log of run %s (kept for the next beat): %s",
-                        lease.run_id,
-                        describe(exc),
-                    )
-                return
+        in order, for the next beat. Skipped while the run thread's final flush is sending
+        (it sends everything)."""
+        if not stream.sending.acquire(blocking=False):
+            return
+        try:
+            pieces = log_pieces(stream.drain())
+            for index, piece in enumerate(pieces):
+                if index == _LOG_PIECES_PER_BEAT or lease.stop.is_set():
+                    stream.restore("".join(pieces[index:]))
+                    return
+                try:
+                    self.api.append_log(self.worker_id, lease.run_id, piece)
+                except _CALL_ERRORS as exc:
+                    stream.restore("".join(pieces[index:]))
+                    if _is_conflict(exc):
+                        self._lose(lease, f"the server answered {exc}")
+                    else:
+                        logger.warning(
+                            "could not append to the log of run %s (kept for the next beat): %s",
+                            lease.run_id,
+                            describe(exc),
+                        )
+                    return
+        finally:
+            stream.sending.release()
 
     def _heartbeat(
         self, lease: _Lease, interval: float, policy: RetryPolicy, stream: _LogStream
