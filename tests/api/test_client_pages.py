@@ -121,3 +121,17 @@ def test_the_clients_largest_page_is_the_servers() -> None:
     from selfsup.api import api_workflow_client
 
     assert api_workflow_client.MAX_PAGE_SIZE == MAX_PAGE_SIZE
+
+
+def test_a_next_link_that_does_not_move_forward_is_an_error_not_a_loop() -> None:
+    import httpx
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params.get("offset", "0"))
+        link = '</v1/workers?offset=0&limit=1000>; rel="next"' if offset == 0 else ""
+        return httpx.Response(200, json=[{"id": "a"}], headers={"Link": link} if link else {})
+
+    http = httpx.Client(base_url="http://selfsup.test", transport=httpx.MockTransport(answer))
+    client = ApiWorkflowClient(token="t", http_client=http, retry_give_up_after=0)
+    with pytest.raises(ValueError, match=r"does not move past offset 0; the server's paging"):
+        client.get_compute_workers()

@@ -160,7 +160,7 @@ class _Reads:
         """
         query: dict[str, str] = {**(params or {}), "limit": str(self._page_size)}
         items: dict[str, Any] = {}
-        offset = -1
+        offset = 0
         while True:
             response = self.get(path, params=query)
             page = response.json()
@@ -178,10 +178,10 @@ class _Reads:
                 return list(items.values())
             query = dict(parse_qsl(urlsplit(following).query, keep_blank_values=True))
             next_offset = int(query.get("offset", "0"))
-            if next_offset <= max(offset, 0) or not page:
+            if next_offset <= offset or not page:
                 raise ValueError(
                     f"GET {path}: the next-page link {following!r} does not move past offset "
-                    f"{max(offset, 0)}; the server's paging is broken"
+                    f"{offset}; the server's paging is broken"
                 )
             offset = next_offset
 
