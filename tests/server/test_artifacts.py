@@ -4,6 +4,8 @@ downloads by the owner."""
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,30 @@ def test_upload_download_replace_and_log(
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_artifacts_are_created_0640_not_chmod_ed_afterwards(
+    server: ServerHarness, make_actor: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between a write and a chmod the file would be readable by others under a loose umask.
+    def no_chmod(*args: object, **kwargs: object) -> None:
+        raise AssertionError("artifacts must be created with their mode, not chmod-ed")
+
+    alice, worker_id, run_id = _running(server, make_actor)
+    monkeypatch.setattr(os, "chmod", no_chmod)
+    old = os.umask(0o002)
+    try:
+        r = server.http.post(
+            f"{alice.run_path(worker_id, run_id)}/artifacts",
+            files={"file": ("report.json", b"{}")},
+            data={"type": "REPORT_JSON"},
+            headers=alice.h,
+        )
+    finally:
+        os.umask(old)
+    assert r.status_code == 201, r.text
+    stored = server.settings.data_dir / "runs" / run_id / "report.json"
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o640
+
+
 def test_unsafe_names_oversized_and_bad_types_are_refused(
     make_server: Callable[..., ServerHarness], make_actor: Callable[..., Any]
 ) -> None:

@@ -608,6 +608,48 @@ def test_the_pipeline_may_follow_links_only_into_the_datasource_roots(
     worker.api.close()
 
 
+def test_a_full_disk_fails_the_run_with_the_file_and_no_traceback(
+    harness: ServerHarness,
+    tmp_path: Path,
+    make_image_folder: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full (or read-only) work folder ends the run FAILED with the message `selfsup run`
+    prints: the file that could not be written and the problem, without a traceback."""
+    import errno
+
+    import selfsup.curation.pipeline as pipeline
+    from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
+        DatasourcePurpose,
+    )
+
+    def full_disk(*args: object, **kwargs: object) -> object:
+        raise OSError(errno.ENOSPC, "No space left on device", "/work/out/report.json")
+
+    monkeypatch.setattr(pipeline, "run", full_disk)
+    roots = tmp_path / "roots"
+    images = make_image_folder(n_classes=1, n_per_class=2, root=roots / "input")
+    (roots / "lightly").mkdir()
+    token = harness.token()
+    client = harness.client(token)
+    client.create_dataset("full")
+    client.set_local_config(str(images), purpose=DatasourcePurpose.INPUT)
+    client.set_local_config(str(roots / "lightly"), purpose=DatasourcePurpose.LIGHTLY)
+    scheduled = client.schedule_compute_worker_run(
+        worker_config=WORKER_CONFIG, lightly_config=LIGHTLY_CONFIG
+    )
+    worker = Worker(_settings(token, "", tmp_path, "w"), api=harness.worker_client(token))
+    assert worker.run_once()
+    run = client.get_compute_worker_run_from_scheduled_run(scheduled)
+    assert run.state == "FAILED"
+    assert run.message.startswith(
+        "cannot write /work/out/report.json: No space left on device (ENOSPC)"
+    ), run.message
+    log = tmp_path / "log.txt"
+    client.download_compute_worker_run_log(run, log)
+    assert "Traceback" not in log.read_text()
+
+
 def test_a_job_refused_for_a_removed_root_fails_with_the_servers_message(
     tmp_path: Path, make_image_folder: Callable[..., Path]
 ) -> None:

@@ -50,7 +50,7 @@ from selfsup.openapi_generated.swagger_client.models import (
     DockerRunJobData,
 )
 from selfsup.openapi_generated.swagger_client.models.datasource_data import DatasourceAccessData
-from selfsup.utils.atomic import atomic_write_text
+from selfsup.utils.atomic import atomic_write_text, describe_storage_error
 from selfsup.worker import storage
 from selfsup.worker.config import WorkerSettings
 
@@ -167,12 +167,16 @@ def _is_conflict(exc: BaseException) -> bool:
 def _failure(exc: Exception) -> tuple[str, bool]:
     """The message a run that raised ``exc`` ends FAILED with, and whether the error is a
     known one (said in that message alone, without a traceback in the log): a bad config or
-    input, or a request of the run the server refused (the server's own message, e.g. 403
-    ``PATH_OUTSIDE_ROOTS`` naming the folder and the allowed roots)."""
+    input, a request of the run the server refused (the server's own message, e.g. 403
+    ``PATH_OUTSIDE_ROOTS`` naming the folder and the allowed roots), or a full or read-only
+    disk (naming the file that could not be written)."""
     if isinstance(exc, ConfigError | DataError):
         return str(exc), True
     if isinstance(exc, ApiException) and exc.status in _REFUSALS:
         return exc.message, True
+    if isinstance(exc, OSError) and (storage := describe_storage_error(exc)) is not None:
+        # A full or read-only work folder reads as it does for `selfsup run`.
+        return storage, True
     return f"{type(exc).__name__}: {exc}", False
 
 

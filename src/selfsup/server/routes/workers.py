@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -373,7 +372,8 @@ def upload_artifact(
     target = _run_dir(settings, run.id) / name
     digest = hashlib.sha256()
     size = 0
-    with atomic_open_bytes(target) as out:
+    # 0640 from creation: never readable by others, not even between a write and a chmod.
+    with atomic_open_bytes(target, mode=0o640) as out:
         for chunk in iter(lambda: file.file.read(_CHUNK), b""):
             size += len(chunk)
             if size > settings.max_upload_bytes:
@@ -386,7 +386,6 @@ def upload_artifact(
                 )
             digest.update(chunk)
             out.write(chunk)
-    os.chmod(target, 0o640)
     run = held_run(session, worker, run_id, settings)  # still ours after the copy?
     artifact = _record_artifact(
         session,
