@@ -1,4 +1,5 @@
-"""Building blocks of self-supervised models: projection and prediction heads."""
+"""Building blocks of self-supervised models: projection and prediction heads, SwAV's
+prototypes and NNCLR's nearest-neighbour memory bank."""
 
 from selfsup.models.modules.heads import (
     BarlowTwinsProjectionHead,
@@ -15,6 +16,8 @@ from selfsup.models.modules.heads import (
     SwaVProjectionHead,
     VICRegProjectionHead,
 )
+from selfsup.models.modules.nn_memory_bank import NNMemoryBankModule
+from selfsup.models.modules.swav import SwaVPrototypes
 
 __all__ = [
     "BYOLPredictionHead",
@@ -24,10 +27,12 @@ __all__ = [
     "MoCoProjectionHead",
     "NNCLRPredictionHead",
     "NNCLRProjectionHead",
+    "NNMemoryBankModule",
     "ProjectionHead",
     "SimCLRProjectionHead",
     "SimSiamPredictionHead",
     "SimSiamProjectionHead",
     "SwaVProjectionHead",
+    "SwaVPrototypes",
     "VICRegProjectionHead",
 ]
