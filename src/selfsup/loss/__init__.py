@@ -6,6 +6,7 @@
 - :class:`NegativeCosineSimilarity`: the loss of BYOL, SimSiam and FastSiam.
 - :class:`BarlowTwinsLoss`: Barlow Twins' cross-correlation loss.
 - :class:`VICRegLoss`: VICReg's variance-invariance-covariance loss.
+- :class:`SwaVLoss`: SwAV's swapped prediction loss with Sinkhorn-Knopp codes.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from selfsup.loss.dino_loss import DINOLoss
 from selfsup.loss.memory_bank import MemoryBankModule
 from selfsup.loss.negative_cosine_similarity import NegativeCosineSimilarity
 from selfsup.loss.ntx_ent_loss import NTXentLoss
+from selfsup.loss.swav_loss import SwaVLoss
 from selfsup.loss.vicreg_loss import VICRegLoss
 
 __all__ = [
@@ -23,5 +25,6 @@ __all__ = [
     "MemoryBankModule",
     "NTXentLoss",
     "NegativeCosineSimilarity",
+    "SwaVLoss",
     "VICRegLoss",
 ]
