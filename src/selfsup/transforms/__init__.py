@@ -3,8 +3,8 @@
 Method transforms turn one image into the list of views a method trains on
 (:class:`SimCLRTransform`, :class:`MoCoV1Transform`, :class:`MoCoV2Transform`,
 :class:`DINOTransform`, :class:`BYOLTransform`, :class:`SimSiamTransform`,
-:class:`FastSiamTransform`, :class:`VICRegTransform`); :class:`MultiViewTransform` combines any
-callables into such a list.
+:class:`FastSiamTransform`, :class:`VICRegTransform`, :class:`SwaVTransform`);
+:class:`MultiViewTransform` combines any callables into such a list.
 
 The building blocks (crop, flips, colour jitter, grayscale, :class:`GaussianBlur`,
 :class:`RandomRotate`, :class:`RandomRotateDegrees`, :class:`RandomSolarization`) work on PIL
@@ -38,6 +38,7 @@ from selfsup.transforms.rotation import (
 from selfsup.transforms.simclr_transform import SimCLRTransform, SimCLRViewTransform
 from selfsup.transforms.simsiam_transform import SimSiamTransform, SimSiamViewTransform
 from selfsup.transforms.solarize import RandomSolarization
+from selfsup.transforms.swav_transform import SwaVTransform, SwaVViewTransform
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
 from selfsup.transforms.vicreg_transform import VICRegTransform, VICRegViewTransform
 from selfsup.transforms.view_transform import ViewParams, ViewTransform
@@ -70,6 +71,8 @@ __all__ = [
     "SimCLRViewTransform",
     "SimSiamTransform",
     "SimSiamViewTransform",
+    "SwaVTransform",
+    "SwaVViewTransform",
     "VICRegTransform",
     "VICRegViewTransform",
     "ViewParams",
