@@ -124,7 +124,7 @@ class LightlyConfig(StrictModel):
     method: str = Field(
         "simclr",
         description="self-supervised method: simclr, moco, byol, simsiam, barlowtwins, "
-        "vicreg, dino (any name registered in selfsup.methods)",
+        "vicreg, dino, nnclr, swav (any name registered in selfsup.methods)",
     )
     loader: LoaderConfig = Field(default_factory=LoaderConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

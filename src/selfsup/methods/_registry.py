@@ -27,6 +27,8 @@ _CATALOG: dict[str, str] = {
     "barlowtwins": "selfsup.methods.barlow_twins:METHOD",
     "vicreg": "selfsup.methods.vicreg:METHOD",
     "dino": "selfsup.methods.dino:METHOD",
+    "nnclr": "selfsup.methods.nnclr:METHOD",
+    "swav": "selfsup.methods.swav:METHOD",
 }
 _REGISTERED: dict[str, Method] = {}
 
