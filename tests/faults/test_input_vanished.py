@@ -87,6 +87,7 @@ def test_files_removed_or_changed_mid_run_are_reported(
     assert rep["job"]["extra"]["lost_files"] == {
         "vanished": [gone, "img_5.png"],
         "changed": ["img_1.png", "img_2.png"],
+        "timeout": [],
     }
     # The funnel counts what the selection saw; img_5 vanished after it.
     assert rep["counts"]["corrupt_reasons"] == {"vanished": 1, "changed": 2}

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from selfsup.utils.safe_open import NotRegularFileError, open_regular
+from selfsup.errors import DataError
+from selfsup.utils import safe_open
+from selfsup.utils.safe_open import NotRegularFileError, ReadTimeoutError, open_regular
 
 
 @pytest.mark.timeout(30)
@@ -29,3 +33,45 @@ def test_regular_files_and_links_to_them_open(tmp_path: Path) -> None:
     for name in ("a.png", "link.png"):
         with open_regular(tmp_path / name) as handle:
             assert handle.read() == b"data"
+
+
+@pytest.mark.timeout(30)
+def test_a_read_that_hangs_ends_with_the_file_named_after_the_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+
+    def hang(path: object) -> bytes:
+        release.wait(30)  # a read stuck on a hung network mount
+        return b"late"
+
+    monkeypatch.setattr(safe_open, "_read_file", hang)
+    name = tmp_path / "caf\udce9 'x'.png"
+    try:
+        with safe_open.read_timeout(0.2):
+            started = time.monotonic()
+            with pytest.raises(ReadTimeoutError, match=r"took longer than 0.2 s") as caught:
+                safe_open.read_bytes(name)
+            assert time.monotonic() - started < 5
+        assert ReadTimeoutError.path_of(caught.value) == str(name)
+        # A DataLoader worker re-raises type(exc)(longer message): the path survives.
+        wrapped = ReadTimeoutError(f"Caught ReadTimeoutError in worker.\nOriginal {caught.value}")
+        assert ReadTimeoutError.path_of(wrapped) == str(name)
+        assert isinstance(caught.value, DataError)
+    finally:
+        release.set()
+
+
+def test_without_a_timeout_reads_in_the_callers_thread_and_errors_pass_through(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a.png").write_bytes(b"data")
+    assert safe_open.read_bytes(tmp_path / "a.png") == b"data"
+    with safe_open.read_timeout(5):
+        assert safe_open.read_bytes(tmp_path / "a.png") == b"data"
+        with pytest.raises(FileNotFoundError):
+            safe_open.read_bytes(tmp_path / "missing.png")
+        os.mkfifo(tmp_path / "pipe.png")
+        with pytest.raises(NotRegularFileError):
+            safe_open.read_bytes(tmp_path / "pipe.png")
+    assert ReadTimeoutError.path_of(ValueError("no path here")) is None

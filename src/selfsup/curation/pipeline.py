@@ -241,8 +241,12 @@ class _LostFiles:
         """The records later steps use (status ``ok``), in manifest order."""
         return [r for r in self.records if r.is_ok]
 
-    def check(self) -> set[str]:
-        """Mark files lost since the last check; return their sources (empty: none)."""
+    def check(self, timed_out: str | None = None) -> set[str]:
+        """Mark files lost since the last check; return their sources (empty: none).
+
+        ``timed_out`` is a file (absolute or relative to the input folder) whose read just
+        overran the per-file time limit: it is marked lost with reason ``timeout``.
+        """
         from dataclasses import replace
 
         from selfsup.curation.manifest import (
@@ -253,6 +257,18 @@ class _LostFiles:
         )
 
         new = _lost_files(self.root, self.usable())
+        if timed_out is not None:
+            source = (
+                os.path.relpath(timed_out, self.root) if os.path.isabs(timed_out) else timed_out
+            )
+            if any(r.source == source for r in self.usable()):
+                new.setdefault(
+                    source,
+                    (
+                        "timeout",
+                        "reading the file overran the per-file time limit (check_timeout_s)",
+                    ),
+                )
         for source, (reason, detail) in new.items():
             logger.warning("%s: %s; the run goes on without it", display_name(source), detail)
             self.lost[source] = (reason, detail)
@@ -275,8 +291,8 @@ class _LostFiles:
         return set(new)
 
     def summary(self) -> dict[str, list[str]]:
-        """Lost files by reason (``vanished``, ``changed``), for report.json."""
-        out: dict[str, list[str]] = {"vanished": [], "changed": []}
+        """Lost files by reason (``vanished``, ``changed``, ``timeout``), for report.json."""
+        out: dict[str, list[str]] = {"vanished": [], "changed": [], "timeout": []}
         for source, (reason, _) in sorted(self.lost.items()):
             out[reason].append(source)
         return out
@@ -287,21 +303,25 @@ def _embed_tolerating_lost_files(
 ) -> tuple[NDArray[np.float32], NDArray[np.int64], str, list[Any]]:
     """:func:`_embed_step` over the usable samples, going on when input files disappear.
 
-    Training and embedding read every file again. When one of them fails with a
-    :class:`DataError` and files have vanished or changed since the check, those files are
-    marked (:class:`_LostFiles`) and the step is redone without them, up to
+    Training and embedding read every file again, each read bounded by ``check_timeout_s``
+    (:func:`run` sets the process's read timeout).
+    When one of them fails with a :class:`DataError` and files have vanished or changed since
+    the check, or a read overran the time limit, those files are marked
+    (:class:`_LostFiles`) and the step is redone without them, up to
     :data:`MAX_LOST_FILE_RETRIES` times; any other failure is raised. Files lost while their
     embedding succeeded are dropped from the result afterwards.
 
     Returns:
         Embeddings (N, D), labels (N,), the model description and the N usable records.
     """
+    from selfsup.utils.safe_open import ReadTimeoutError
+
     for attempt in range(MAX_LOST_FILE_RETRIES + 1):
         usable = lost.usable()
         try:
             emb, labels, description, _ = _embed_step(cfg, out, usable, state, pool, step)
         except DataError as exc:
-            gone = lost.check()
+            gone = lost.check(timed_out=ReadTimeoutError.path_of(exc))
             if not gone or attempt == MAX_LOST_FILE_RETRIES:
                 raise
             logger.warning(
@@ -756,12 +776,17 @@ def run(
     out = Path(cfg.output_dir) if cfg.output_dir else default_run_dir()
     step = on_step or _no_step
     resolved = cfg.model_copy(update={"output_dir": str(out)})
-    if not cfg.datapool.name:
-        return _run(resolved, out, overrides, progress, None, step)
-    from selfsup.curation.datapool import Datapool
+    from selfsup.utils.safe_open import read_timeout
 
-    with Datapool.open(cfg.datapool.name, cfg.datapool.root or None) as pool:
-        return _run(resolved, out, overrides, progress, pool, step)
+    # Every image read after the check (training, embedding, the report's thumbnails) is
+    # bounded like the check's own (the check bounds each file in its worker processes).
+    with read_timeout(cfg.check_timeout_s or None):
+        if not cfg.datapool.name:
+            return _run(resolved, out, overrides, progress, None, step)
+        from selfsup.curation.datapool import Datapool
+
+        with Datapool.open(cfg.datapool.name, cfg.datapool.root or None) as pool:
+            return _run(resolved, out, overrides, progress, pool, step)
 
 
 def _run(

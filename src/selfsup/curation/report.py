@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import logging
 import math
 import re
@@ -79,7 +80,7 @@ from selfsup.curation import plots
 from selfsup.curation._pdf import write_report_pdf
 from selfsup.utils.atomic import atomic_open_text, atomic_write_text
 from selfsup.utils.names import NAME_ERRORS, dumps_json
-from selfsup.utils.safe_open import open_regular
+from selfsup.utils.safe_open import read_bytes
 
 __all__ = [
     "REPORT_FORMAT",
@@ -427,8 +428,10 @@ def folder_image_loader(root: str | Path, max_size: int = 256) -> ImageLoader:
     def load(filename: str) -> Image.Image | None:
         path = base / filename
         try:
-            # open_regular: never block on a FIFO that replaced the file after the check.
-            with open_regular(path) as handle, Image.open(handle) as img:
+            # read_bytes: never block on a FIFO that replaced the file after the check, and
+            # give up on a read that hangs (ReadTimeoutError, a ValueError) after the run's
+            # per-file time limit.
+            with Image.open(io.BytesIO(read_bytes(path))) as img:
                 img.draft("RGB", (max_size, max_size))
                 thumb = img.convert("RGB")
         except (OSError, ValueError, Image.DecompressionBombError) as err:

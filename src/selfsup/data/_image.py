@@ -19,13 +19,14 @@ the file instead of returning a half-decoded image.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
 from PIL import Image
 
 from selfsup.errors import DataError
-from selfsup.utils.safe_open import open_regular
+from selfsup.utils.safe_open import ReadTimeoutError, open_regular, read_bytes
 
 # Errors Pillow raises for unreadable or hostile files. UnidentifiedImageError is an
 # OSError; DecompressionBombError is a plain Exception subclass, so it is listed on its own.
@@ -89,10 +90,13 @@ def load_rgb(path: str | os.PathLike[str], name: str | None = None) -> Image.Ima
     """
     label = name if name is not None else str(path)
     try:
-        # open_regular: a FIFO put in the file's place must fail here, not block the run.
-        with open_regular(path) as handle, Image.open(handle) as img:
+        # read_bytes: a FIFO put in the file's place fails here, and a read that hangs (a
+        # network mount) ends with ReadTimeoutError after the process's read timeout.
+        with Image.open(io.BytesIO(read_bytes(path))) as img:
             # convert() forces a full decode, so truncation raises here and not later
             # inside a transform or a DataLoader collate.
             return img.convert("RGB")
+    except ReadTimeoutError:
+        raise
     except PIL_ERRORS as exc:
         raise DataError(f"cannot load image {label!r} ({path}): {exc}") from exc

@@ -1,17 +1,30 @@
-"""Opening input files without ever blocking on something that is not a regular file.
+"""Opening and reading input files without ever blocking a run.
 
 ``open()`` on a FIFO blocks until a writer appears; on a character device it may return
 endless data. The scan skips such entries (:func:`selfsup.data.files.scan_sample_files`),
 but a file can be replaced between the scan and a later read. :func:`open_regular` opens
 with ``O_NONBLOCK`` (which makes opening a FIFO return at once), checks with ``fstat`` that
 the opened object is a regular file, and only then hands out a normal blocking file object.
+
+A regular file can still block: a read from a hung network mount waits in the kernel, for
+ever on a hard mount. :func:`read_bytes` bounds the time of a whole read by the process's
+read timeout (:func:`read_timeout`, set by a curation run for its training and embedding
+from ``check_timeout_s``): the read runs in a daemon thread that is abandoned when it
+overruns, and :class:`ReadTimeoutError` names the file so the run can go on without it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
 import stat
-from typing import IO
+import threading
+from collections.abc import Iterator
+from typing import IO, Final
+
+from selfsup.errors import DataError
 
 
 class NotRegularFileError(OSError):
@@ -44,3 +57,82 @@ def open_regular(path: str | os.PathLike[str]) -> IO[bytes]:
         OSError: it cannot be opened (missing, permission).
     """
     return open(os.fspath(path), "rb", opener=_regular_file_opener)
+
+
+#: Where :class:`ReadTimeoutError` puts the path in its message, JSON-encoded. The message is
+#: all that survives a DataLoader worker (it re-raises ``type(exc)(message)``), so the path
+#: is read back from it.
+_PATH_MARK: Final = "[read-timeout-path: "
+_PATH_IN_MESSAGE: Final = re.compile(re.escape(_PATH_MARK) + r'("(?:[^"\\]|\\.)*")\]')
+
+_timeout_s: float | None = None
+
+
+class ReadTimeoutError(DataError):
+    """Reading a file took longer than the read timeout; the message names the file."""
+
+    @classmethod
+    def for_path(cls, path: str | os.PathLike[str], seconds: float) -> ReadTimeoutError:
+        """The error for ``path``, its path recoverable with :meth:`path_of`."""
+        name = os.fsdecode(path)
+        return cls(
+            f"reading {name!r} took longer than {seconds:g} s (the per-file time limit, "
+            f"check_timeout_s); a hung network mount or a stalled disk? "
+            f"{_PATH_MARK}{json.dumps(name)}]"
+        )
+
+    @staticmethod
+    def path_of(exc: BaseException) -> str | None:
+        """The path a read timed out on, from any exception whose message holds one (also
+        after a DataLoader worker re-raised it with a longer message), else None."""
+        match = _PATH_IN_MESSAGE.search(str(exc))
+        return None if match is None else str(json.loads(match.group(1)))
+
+
+@contextlib.contextmanager
+def read_timeout(seconds: float | None) -> Iterator[None]:
+    """Bound every :func:`read_bytes` of this process by ``seconds`` (None or 0: no bound)
+    within the block. DataLoader worker processes started inside it inherit the bound."""
+    global _timeout_s
+    previous = _timeout_s
+    _timeout_s = seconds or None
+    try:
+        yield
+    finally:
+        _timeout_s = previous
+
+
+def _read_file(path: str | os.PathLike[str]) -> bytes:
+    """The whole content of the regular file ``path`` (the read :func:`read_bytes` bounds)."""
+    with open_regular(path) as handle:
+        return handle.read()
+
+
+def read_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The content of the regular file ``path``, read within the process's read timeout.
+
+    Raises:
+        ReadTimeoutError: the read took longer than the timeout (the reading thread is left
+            behind: a read blocked in the kernel cannot be interrupted).
+        NotRegularFileError, OSError: as :func:`open_regular`.
+    """
+    limit = _timeout_s
+    if limit is None:
+        return _read_file(path)
+    result: list[bytes] = []
+    failure: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            result.append(_read_file(path))
+        except Exception as exc:  # noqa: BLE001  -- re-raised in the caller's thread below
+            failure.append(exc)
+
+    reader = threading.Thread(target=read, name="selfsup-read", daemon=True)
+    reader.start()
+    reader.join(limit)
+    if reader.is_alive():
+        raise ReadTimeoutError.for_path(path, limit)
+    if failure:
+        raise failure[0]
+    return result[0]
