@@ -8,9 +8,9 @@ the opened object is a regular file, and only then hands out a normal blocking f
 
 A regular file can still block: a read from a hung network mount waits in the kernel, for
 ever on a hard mount. :func:`read_bytes` bounds the time of a whole read by the process's
-read timeout (:func:`read_timeout`, set by a curation run for its training and embedding
-from ``check_timeout_s``): the read runs in a daemon thread that is abandoned when it
-overruns, and :class:`ReadTimeoutError` names the file so the run can go on without it.
+read timeout (:func:`read_timeout`, set by a curation run from ``check_timeout_s``): the
+read runs in a daemon reader thread that is abandoned when it overruns, and
+:class:`ReadTimeoutError` names the file so the run can go on without it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import re
 import stat
 import threading
@@ -108,6 +109,62 @@ def _read_file(path: str | os.PathLike[str]) -> bytes:
         return handle.read()
 
 
+class _Request:
+    """One read handed to the reader thread, and its outcome."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = path
+        self.done = threading.Event()
+        self.data = b""
+        self.error: Exception | None = None
+
+
+class _Reader:
+    """A daemon thread that reads files for :func:`read_bytes`, one at a time.
+
+    One long-lived thread instead of one per read: starting a thread costs about as much as
+    decoding a small image. A reader whose read overran is abandoned (it may stay blocked in
+    the kernel) and the next read starts a new one. Daemon, so a blocked reader never keeps
+    the process from exiting.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.requests: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="selfsup-read", daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            request = self.requests.get()
+            try:
+                request.data = _read_file(request.path)
+            except Exception as exc:  # noqa: BLE001  -- re-raised in the caller's thread
+                request.error = exc
+            request.done.set()
+
+
+_reader: _Reader | None = None
+_reader_lock = threading.Lock()
+
+
+def _submit(path: str | os.PathLike[str]) -> _Request:
+    """Hand ``path`` to this process's reader thread (a fork gets a reader of its own)."""
+    global _reader
+    with _reader_lock:
+        if _reader is None or _reader.pid != os.getpid():
+            _reader = _Reader()
+        request = _Request(path)
+        _reader.requests.put(request)
+        return request
+
+
+def _abandon_reader() -> None:
+    """Forget the reader thread stuck on a read; the next read starts a new one."""
+    global _reader
+    with _reader_lock:
+        _reader = None
+
+
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
     """The content of the regular file ``path``, read within the process's read timeout.
 
@@ -119,20 +176,10 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
     limit = _timeout_s
     if limit is None:
         return _read_file(path)
-    result: list[bytes] = []
-    failure: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            result.append(_read_file(path))
-        except Exception as exc:  # noqa: BLE001  -- re-raised in the caller's thread below
-            failure.append(exc)
-
-    reader = threading.Thread(target=read, name="selfsup-read", daemon=True)
-    reader.start()
-    reader.join(limit)
-    if reader.is_alive():
+    request = _submit(path)
+    if not request.done.wait(limit):
+        _abandon_reader()
         raise ReadTimeoutError.for_path(path, limit)
-    if failure:
-        raise failure[0]
-    return result[0]
+    if request.error is not None:
+        raise request.error
+    return request.data
