@@ -1,4 +1,4 @@
-"""SwaVLoss and sinkhorn against eq. 1-7 of Caron et al. (2020), written out in loops."""
+"""SwaVLoss and sinkhorn against eq. 1-3 and sec. 3.1-3.2 of Caron et al. (2020), in loops."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def ref_sinkhorn(scores: Matrix, iterations: int, eps: float) -> Matrix:
     """Sinkhorn-Knopp as sec. 3.1 states it, on Q = exp(CᵀZ / ε) of shape (K, B).
 
     Q is normalised to sum 1, then each iteration makes every row (prototype) sum to 1/K
-    and every column (sample) sum to 1/B; the codes are the columns of B·Q (eq. 4-5).
+    and every column (sample) sum to 1/B; the codes are the columns of B·Q.
     """
     b, k = len(scores), len(scores[0])
     q = [[math.exp(scores[n][j] / eps) for n in range(b)] for j in range(k)]
@@ -57,8 +57,8 @@ def ref_swav(
     iterations: int,
     eps: float,
 ) -> float:
-    """Eq. 7: every other view predicts the codes of each high-resolution view, averaged
-    over the predicting views, the high-resolution views and the batch."""
+    """Multi-crop (sec. 3.2): every other view predicts the codes of each high-resolution
+    view, averaged over the predicting views, the high-resolution views and the batch."""
     views = high + low
     total = 0.0
     for i, h in enumerate(high):
@@ -105,7 +105,7 @@ def test_sinkhorn_codes_sum_to_one_and_share_out_the_prototypes() -> None:
     torch.testing.assert_close(few.sum(dim=1), torch.ones(12, dtype=torch.float64))
     assert (few >= 0).all()
     # The rows converge (slowly for a small ε): every prototype gets B/K of the batch (the
-    # polytope of eq. 4).
+    # transportation polytope of sec. 3.1).
     many = sinkhorn(scores, iterations=200, epsilon=0.5)
     torch.testing.assert_close(many.sum(dim=1), torch.ones(12, dtype=torch.float64))
     torch.testing.assert_close(many.sum(dim=0), torch.full((4,), 3.0, dtype=torch.float64))

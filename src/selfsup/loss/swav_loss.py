@@ -10,15 +10,15 @@ prototypes, and each view predicts the code of another view of the same image:
 
 averaged over the N images of the batch (eq. 3). The codes Q = [q_1, ..., q_B] of a batch
 solve "max_{Q ∈ 𝒬} Tr(Qᵀ Cᵀ Z) + ε H(Q)" over the transportation polytope
-"𝒬 = {Q ∈ R₊^{K×B} | Q 1_B = (1/K) 1_K, Qᵀ 1_K = (1/B) 1_B}" (eq. 3-4, sec. 3.1): every
+"𝒬 = {Q ∈ R₊^{K×B} | Q 1_B = (1/K) 1_K, Qᵀ 1_K = (1/B) 1_B}" (sec. 3.1): every
 prototype is used equally often over the batch. The solution "takes the form of a
-normalized exponential matrix Q* = Diag(u) exp(CᵀZ / ε) Diag(v)" (eq. 5), found by "a few
-iterations" of the Sinkhorn-Knopp algorithm (3 in the paper, ε = 0.05), which alternately
+normalized exponential matrix Q* = Diag(u) exp(CᵀZ / ε) Diag(v)", found by a few
+iterations of the Sinkhorn-Knopp algorithm (3 in the paper, ε = 0.05), which alternately
 rescales the rows and the columns; the soft codes are the columns of B·Q*.
 
 Multi-crop (sec. 3.2): codes come from the two high-resolution crops only, and every other
 crop predicts them, "L(z_t1, ..., z_tV+2) = Σ_{i∈{1,2}} Σ_{v=1}^{V+2} 1_{v≠i} ℓ(z_tv, q_ti)"
-(eq. 7). As in the authors' code, each code's terms are averaged over the V+1 crops that
+As in the authors' code, each code's terms are averaged over the V+1 crops that
 predict it and the result over the high-resolution crops, so the scale does not depend on
 the number of crops.
 
@@ -57,7 +57,7 @@ def sinkhorn(
     epsilon: float = 0.05,
     gather_distributed: bool = False,
 ) -> Tensor:
-    """Soft codes of a batch: the Sinkhorn-Knopp solution of eq. 5, times B.
+    """Soft codes of a batch: the Sinkhorn-Knopp solution Q* of sec. 3.1, times B.
 
     Starting from ``exp(scores / ε)`` normalised to sum 1, every iteration rescales the rows
     (prototypes) to sum 1/K, then the columns (samples) to sum 1/B. The result is returned
@@ -160,7 +160,7 @@ def swav_loss(
     sinkhorn_epsilon: float = 0.05,
     sinkhorn_gather_distributed: bool = False,
 ) -> Tensor:
-    """The multi-crop swapped prediction loss (eq. 7, averaged as in the authors' code).
+    """The multi-crop swapped prediction loss (sec. 3.2, averaged as in the authors' code).
 
     For every high-resolution view i, the codes q_i (:func:`sinkhorn` on its scores, with
     the scores of ``queue_outputs[i]`` appended when given) are predicted by every other

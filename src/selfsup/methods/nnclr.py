@@ -1,7 +1,7 @@
 """NNCLR (Dwibedi et al. 2021): nearest neighbours from a support set as positives.
 
-"We propose to use the nearest neighbor (NN) of the sample in the learned latent space as
-the positive (...) NN(z, Q) = argmin_{q ∈ Q} ‖z − q‖₂" (sec. 3.2), with Q a queue of past
+The positive of a sample is the nearest neighbour of its embedding in the learned latent
+space, "NN(z, Q) = argmin_{q ∈ Q} ‖z − q‖₂" (sec. 3.2), with Q a queue of past
 embeddings; the loss is SimCLR's with the nearest neighbour in place of the view's own
 embedding, "L_i^NNCLR = −log( exp(NN(z_i, Q) · z_i^+ / τ) / Σ_{k=1}^{n} exp(NN(z_i, Q) ·
 z_k^+ / τ) )" (eq. 2), and with a prediction head the other side is the prediction p^+ of

@@ -4,7 +4,7 @@
 assignments produced for different augmentations (or "views") of the same image, instead
 of comparing features directly" (abstract): each view's features z = g(f(x)) / ‖·‖ are
 scored against K prototypes; the codes of the two high-resolution crops, balanced over the
-batch by Sinkhorn-Knopp, are predicted from every other crop (eq. 7). The prototypes are
+batch by Sinkhorn-Knopp, are predicted from every other crop (sec. 3.2). The prototypes are
 normalised at every step and, as in the paper, frozen during the first epoch. With small
 batches the paper computes the codes together with a queue of features kept from earlier
 batches (3840 of them for batches of 256).

@@ -1,10 +1,10 @@
 """NNCLR's support set: a memory bank that answers with nearest neighbours.
 
-NNCLR (Dwibedi et al. 2021, sec. 3.2): "we use the nearest neighbor (NN) in the support set
-Q as the positive (...) NN(z, Q) = argmin_{q ∈ Q} ‖z − q‖₂" on L2-normalised embeddings, so
-the nearest neighbour is the entry of largest cosine similarity. "The support set is
-implemented as a queue (...) initialized as a random matrix with dimension [m, d]" and the
-embeddings of every batch are added at the end of the training step.
+NNCLR (Dwibedi et al. 2021, sec. 3.2) takes as the positive of an embedding z its nearest
+neighbour in a support set Q, "NN(z, Q) = argmin_{q ∈ Q} ‖z − q‖₂", on L2-normalised
+embeddings, so the nearest neighbour is the entry of largest cosine similarity. The support
+set is a queue of m embeddings of dimension d, random at first, to which the embeddings of
+every batch are added after the search.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class NNMemoryBankModule(MemoryBankModule):
     ``NNMemoryBankModule``).
 
     The bank holds the last ``size`` embeddings passed with ``update=True`` (at first random
-    unit vectors, as the paper's "random matrix"); :meth:`forward` replaces every embedding by
+    unit vectors, as the paper's random start); :meth:`forward` replaces every embedding by
     its nearest neighbour in the bank as it was *before* the call (NNCLR, Dwibedi et al.
     2021, https://arxiv.org/abs/2104.14548).
 

@@ -1,7 +1,7 @@
 """SwAV's prototypes: a bank of K learnable unit vectors the features are scored against.
 
-SwAV (Caron et al. 2020, sec. 3.1): the codes are computed "by mapping the features to a
-set of K trainable prototype vectors, {c_1, ..., c_K}"; the prediction of a view is
+SwAV (Caron et al. 2020, sec. 3.1) computes the codes by matching the features to K
+trainable prototype vectors {c_1, ..., c_K}; the prediction of a view is
 "p_t^(k) = exp(z_tᵀ c_k / τ) / Σ_k' exp(z_tᵀ c_k' / τ)" (eq. 2), with z_t and the c_k on
 the unit sphere. The prototypes are learned by backpropagation with the rest of the
 network, normalised again after every update, and frozen during the first epoch.
@@ -40,8 +40,8 @@ class SwaVPrototypes(nn.Module):
         n_prototypes: K, or a list of K's for several sets of prototypes (multi-clustering;
             ``forward`` then returns one score matrix per set). The paper uses 3000.
         n_steps_frozen_prototypes: Number of optimisation steps at the start of training
-            during which the prototypes get no gradient ("freeze the prototypes during the
-            first epoch"); ``forward`` then needs ``step``. 0: never frozen.
+            during which the prototypes get no gradient (the paper freezes them during the
+            first epoch); ``forward`` then needs ``step``. 0: never frozen.
 
     Examples:
         >>> prototypes = SwaVPrototypes(128, 512)
