@@ -50,17 +50,18 @@ class TrainerConfig(StrictModel):
 
 
 class CriterionConfig(StrictModel):
-    """Arguments of the method's loss; SimCLR and MoCo take both (NT-Xent / InfoNCE).
+    """Arguments of the method's loss, for the methods that take them
+    (``selfsup.methods.get_method(name).criterion_keys``: SimCLR, MoCo, NNCLR, SwaV, ...).
 
     A value left at its default means the method's own default (MoCo: temperature 0.2, a
-    4096-key queue); another method given a changed value is an error.
+    4096-key queue); a method that does not take a key refuses a changed value.
     """
 
     temperature: float = Field(
-        0.5, gt=0, description="temperature of the NT-Xent loss (simclr, moco)"
+        0.5, gt=0, description="temperature of the method's loss (methods that take it)"
     )
     memory_bank_size: int = Field(
-        0, ge=0, description="negatives kept in a memory bank (simclr, moco; 0 = method default)"
+        0, ge=0, description="entries of the method's memory bank or queue (0 = method default)"
     )
 
 
