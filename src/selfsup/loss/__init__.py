@@ -7,11 +7,13 @@
 - :class:`BarlowTwinsLoss`: Barlow Twins' cross-correlation loss.
 - :class:`VICRegLoss`: VICReg's variance-invariance-covariance loss.
 - :class:`SwaVLoss`: SwAV's swapped prediction loss with Sinkhorn-Knopp codes.
+- :class:`DCLLoss`, :class:`DCLWLoss`: decoupled contrastive learning (DCL, DCLW).
 """
 
 from __future__ import annotations
 
 from selfsup.loss.barlow_twins_loss import BarlowTwinsLoss
+from selfsup.loss.dcl_loss import DCLLoss, DCLWLoss
 from selfsup.loss.dino_loss import DINOLoss
 from selfsup.loss.memory_bank import MemoryBankModule
 from selfsup.loss.negative_cosine_similarity import NegativeCosineSimilarity
@@ -21,6 +23,8 @@ from selfsup.loss.vicreg_loss import VICRegLoss
 
 __all__ = [
     "BarlowTwinsLoss",
+    "DCLLoss",
+    "DCLWLoss",
     "DINOLoss",
     "MemoryBankModule",
     "NTXentLoss",
