@@ -125,7 +125,7 @@ class LightlyConfig(StrictModel):
     method: str = Field(
         "simclr",
         description="self-supervised method: simclr, moco, byol, simsiam, barlowtwins, "
-        "vicreg, dino, nnclr, swav (any name registered in selfsup.methods)",
+        "vicreg, dino, nnclr, swav, dcl, dclw, fastsiam (any name registered in selfsup.methods)",
     )
     loader: LoaderConfig = Field(default_factory=LoaderConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -29,6 +29,9 @@ _CATALOG: dict[str, str] = {
     "dino": "selfsup.methods.dino:METHOD",
     "nnclr": "selfsup.methods.nnclr:METHOD",
     "swav": "selfsup.methods.swav:METHOD",
+    "dcl": "selfsup.methods.dcl:METHOD",
+    "dclw": "selfsup.methods.dcl:METHOD_W",
+    "fastsiam": "selfsup.methods.fast_siam:METHOD",
 }
 _REGISTERED: dict[str, Method] = {}
 
