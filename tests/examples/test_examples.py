@@ -45,6 +45,9 @@ def _run_example(path: Path, capsys: pytest.CaptureFixture[str]) -> str:
     np.random.seed(0)
     argv = sys.argv
     threads = torch.get_num_threads()
+    # One intra-op thread: on a busy 2-core machine two threads ran 3.5x slower (58 s
+    # against 16 s for simsiam.py), their OpenMP workers waiting on each other.
+    torch.set_num_threads(1)
     sys.argv = [
         str(path),
         *("--epochs", "4", "--batch-size", "16", "--fake-samples", "64", "--input-size", "24"),
