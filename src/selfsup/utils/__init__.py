@@ -1,4 +1,5 @@
-"""Utilities: embeddings CSV I/O, kNN benchmarking, debugging plots, atomic writes.
+"""Utilities: embeddings CSV I/O, kNN benchmarking, debugging plots, atomic writes, the LARS
+optimiser and the warm-up + cosine learning-rate schedule.
 
 Submodules load on first use, so ``import selfsup.utils`` stays cheap (no torch,
 matplotlib or Lightning import) while the lightly spellings keep working::
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
         load_embeddings_as_dict,
         save_embeddings,
     )
+    from selfsup.utils.lars import LARS
+    from selfsup.utils.scheduler import CosineWarmupScheduler
 
 #: Public name -> submodule defining it.
 _EXPORTS = {
@@ -35,11 +38,15 @@ _EXPORTS = {
     "load_embeddings": "io",
     "load_embeddings_as_dict": "io",
     "save_embeddings": "io",
+    "LARS": "lars",
+    "CosineWarmupScheduler": "scheduler",
 }
-_SUBMODULES = {"atomic", "benchmarking", "debug", "dist", "io"}
+_SUBMODULES = {"atomic", "benchmarking", "debug", "dist", "io", "lars", "scheduler"}
 
 __all__ = [
+    "LARS",
     "BenchmarkModule",
+    "CosineWarmupScheduler",
     "check_embeddings",
     "check_filenames",
     "knn_accuracy",
