@@ -13,13 +13,24 @@ from selfsup.utils import dist
 
 def check_weight(value: object, key: str, owner: str, hint: str = "") -> float:
     """``value`` as a float if it is a finite number >= 0, else a ConfigError naming ``key``."""
+    return _finite(value, key, owner, hint, positive=False)
+
+
+def check_positive(value: object, key: str, owner: str, hint: str = "") -> float:
+    """``value`` as a float if it is a finite number > 0, else a ConfigError naming ``key``."""
+    return _finite(value, key, owner, hint, positive=True)
+
+
+def _finite(value: object, key: str, owner: str, hint: str, positive: bool) -> float:
+    bound = "> 0" if positive else ">= 0"
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
         or not math.isfinite(value)
         or value < 0
+        or (positive and value == 0)
     ):
-        raise ConfigError(f"{owner}: {key} must be a finite number >= 0{hint}, got {value!r}")
+        raise ConfigError(f"{owner}: {key} must be a finite number {bound}{hint}, got {value!r}")
     return float(value)
 
 

@@ -31,26 +31,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.errors import ConfigError, DataError
-from selfsup.loss._pair import check_gather_available, global_pair
+from selfsup.loss._pair import check_gather_available, check_positive, global_pair
 from selfsup.loss.ntx_ent_loss import check_temperature
 from selfsup.utils import dist
 
 __all__ = ["DCLLoss", "DCLWLoss", "dcl", "negative_mises_fisher_weights"]
 
 WeightFn = Callable[[Tensor, Tensor], Tensor]
-
-
-def _check_sigma(sigma: float, owner: str) -> float:
-    if (
-        isinstance(sigma, bool)
-        or not isinstance(sigma, int | float)
-        or not math.isfinite(sigma)
-        or sigma <= 0
-    ):
-        raise ConfigError(
-            f"{owner}: sigma must be a finite number > 0 (0.5 in the paper), got {sigma!r}"
-        )
-    return float(sigma)
 
 
 def negative_mises_fisher_weights(out0: Tensor, out1: Tensor, sigma: float = 0.5) -> Tensor:
@@ -69,7 +56,7 @@ def negative_mises_fisher_weights(out0: Tensor, out1: Tensor, sigma: float = 0.5
     Returns:
         (N,) weights, in the dtype of ``out0``.
     """
-    sigma = _check_sigma(sigma, "negative_mises_fisher_weights")
+    sigma = check_positive(sigma, "sigma", "negative_mises_fisher_weights", " (0.5 in the paper)")
     if out0.ndim != 2 or out0.shape != out1.shape or out0.shape[0] == 0:
         raise DataError(
             "negative_mises_fisher_weights: out0 and out1 must both have the same shape "
@@ -231,7 +218,7 @@ class DCLWLoss(DCLLoss):
     def __init__(
         self, temperature: float = 0.1, sigma: float = 0.5, gather_distributed: bool = False
     ) -> None:
-        checked = _check_sigma(sigma, "DCLWLoss")
+        checked = check_positive(sigma, "sigma", "DCLWLoss", " (0.5 in the paper)")
         super().__init__(
             temperature=temperature,
             weight_fn=partial(negative_mises_fisher_weights, sigma=checked),

@@ -29,7 +29,6 @@ holds over batch and queue, and only the batch's codes are used.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -38,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.errors import ConfigError, DataError
-from selfsup.loss._pair import check_gather_available
+from selfsup.loss._pair import check_gather_available, check_positive
 from selfsup.utils import dist
 
 __all__ = ["SwaVLoss", "sinkhorn", "swapped_prediction", "swav_loss"]
@@ -197,17 +196,6 @@ def swav_loss(
     return total / len(high_resolution_outputs)
 
 
-def _check_positive(value: object, key: str) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not math.isfinite(value)
-        or value <= 0
-    ):
-        raise ConfigError(f"SwaVLoss: {key} must be a finite number > 0, got {value!r}")
-    return float(value)
-
-
 class SwaVLoss(nn.Module):
     """SwAV loss (lightly's ``SwaVLoss``): swapped prediction over multi-crop views.
 
@@ -235,8 +223,8 @@ class SwaVLoss(nn.Module):
         sinkhorn_gather_distributed: bool = False,
     ) -> None:
         super().__init__()
-        self.temperature = _check_positive(temperature, "temperature")
-        self.sinkhorn_epsilon = _check_positive(sinkhorn_epsilon, "sinkhorn_epsilon")
+        self.temperature = check_positive(temperature, "temperature", "SwaVLoss")
+        self.sinkhorn_epsilon = check_positive(sinkhorn_epsilon, "sinkhorn_epsilon", "SwaVLoss")
         if (
             isinstance(sinkhorn_iterations, bool)
             or not isinstance(sinkhorn_iterations, int)
