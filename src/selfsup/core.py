@@ -201,7 +201,10 @@ def build_embed_loader(
 
 
 def _embedding_model(
-    model: MethodModel, cfg: LightlyConfig, loader: DataLoader[Any]
+    model: MethodModel,
+    cfg: LightlyConfig,
+    loader: DataLoader[Any],
+    criterion: Mapping[str, Any] | None = None,
 ) -> MethodEmbedding:
     from selfsup.methods import get_method
 
@@ -216,7 +219,7 @@ def _embedding_model(
     embedding.checkpoint_metadata = {
         "model": cfg.model.model_dump(mode="json"),
         "method": cfg.method,
-        "criterion": method_criterion(cfg),
+        "criterion": dict(criterion if criterion is not None else method_criterion(cfg)),
         "version": 1,
     }
     return embedding
@@ -231,11 +234,12 @@ def train(cfg: LightlyConfig, filenames: Sequence[str] | None = None) -> str:
     import pytorch_lightning as pl
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    model = build_model(cfg.model, cfg.method, method_criterion(cfg))
+    criterion = method_criterion(cfg)
+    model = build_model(cfg.model, cfg.method, criterion)
     if cfg.checkpoint:
         load_weights(model, cfg.checkpoint)
     loader = build_train_loader(cfg.input_dir, cfg.loader, cfg.collate, filenames, cfg.method)
-    embedding = _embedding_model(model, cfg, loader)
+    embedding = _embedding_model(model, cfg, loader, criterion)
     output_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
     return embedding.train_embedding(
         gpus=cfg.trainer.gpus,

@@ -54,28 +54,41 @@ class MethodEmbedding(SelfSupervisedEmbedding):
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     ) -> None:
         super().__init__(model, torch.nn.Identity(), optimizer, dataloader, scheduler)
+        self._total_steps = 0
+        self._max_epochs = 1
+        self._step_progress = TrainProgress()
+
+    def on_train_start(self) -> None:
+        # The run's length is fixed once training starts; Lightning re-derives
+        # estimated_stepping_batches on every access, so it is read once here.
+        trainer = self.trainer
+        total = trainer.estimated_stepping_batches
+        self._total_steps = max(1, int(total)) if total != float("inf") else 0
+        self._max_epochs = (
+            trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
+        )
 
     def progress(self) -> TrainProgress:
         """Where training stands now (epoch and step of the Lightning trainer)."""
-        trainer = self._trainer
-        if trainer is None:
+        if self._trainer is None:
             return TrainProgress()
-        total = trainer.estimated_stepping_batches
-        max_epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
         return TrainProgress(
             epoch=self.current_epoch,
-            max_epochs=max_epochs,
+            max_epochs=self._max_epochs,
             step=self.global_step,
-            total_steps=max(1, int(total)) if total != float("inf") else max(1, self.global_step),
+            # An endless run (max_epochs=-1) has no last step: the schedules see "so far".
+            total_steps=self._total_steps or max(1, self.global_step),
         )
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         views = batch_views(batch)
-        loss = self.model.training_loss(views, self.progress())
+        # Kept for before_optimizer_step, which belongs to the same step.
+        self._step_progress = self.progress()
+        loss = self.model.training_loss(views, self._step_progress)
         self.log(
             "loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(views[0])
         )
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        self.model.before_optimizer_step(self.progress())
+        self.model.before_optimizer_step(self._step_progress)
