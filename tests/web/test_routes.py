@@ -540,6 +540,7 @@ def test_grid_pages_cover_every_sample_once(client: TestClient, outputs: RunOutp
         ("page=abc", "page", "1 to 1000000000"),
         ("page=0", "page", "1 to 1000000000"),
         ("page=1e30", "page", "1 to 1000000000"),
+        ("page=--5", "page", "1 to 1000000000"),
         ("per_page=-5", "per_page", "1 to 500"),
         ("per_page=" + "9" * 40, "per_page", "1 to 500"),
     ],

@@ -418,7 +418,7 @@ def _parse_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> in
     # Length first: int() of a huge digit string is itself costly, and no value this long
     # can be in range.
     value: int | None = None
-    if len(raw) <= 20 and raw.lstrip("-").isdigit() and raw.isascii():
+    if len(raw) <= 20 and raw.removeprefix("-").isdigit() and raw.isascii():
         value = int(raw)
     if value is None or not lo <= value <= hi:
         raise BadNumberError(f"{name!r} must be an integer from {lo} to {hi}, got {raw[:40]!r}")

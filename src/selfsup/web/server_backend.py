@@ -266,16 +266,19 @@ class ServerBackend:
                 raise OutputsUnavailable(
                     f"the run is {state}: its report, images and map appear when it completes"
                 )
-            # The owner's roots as they are now: a root taken away closes the run's pages.
-            roots = allowed_roots(session, scheduled.user_id, self._settings.local_roots)
             # Every thumbnail asks for the view: a completed run's summary is final, so a
-            # cached view needs only its LOCAL folders re-checked.
+            # cached view needs only its LOCAL folders re-checked against the owner's roots
+            # as they are now (a root taken away closes the run's pages); a cached cloud
+            # run needs no database query at all.
             with self._lock:
                 cached = self._views.get(run.id)
             if cached is not None:
-                for full_path in cached[1]:
-                    self._local(full_path, roots)
+                if cached[1]:
+                    roots = allowed_roots(session, scheduled.user_id, self._settings.local_roots)
+                    for full_path in cached[1]:
+                        self._local(full_path, roots)
                 return cached[0]
+            roots = allowed_roots(session, scheduled.user_id, self._settings.local_roots)
             summary = self._summary(
                 scheduled, self._dataset_name(session, scheduled.dataset_id), run
             )

@@ -33,6 +33,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, runtime_checkable
 
+from selfsup.server.paths import inside
+
 __all__ = [
     "FsspecSourceReader",
     "LocalSourceReader",
@@ -165,8 +167,7 @@ class LocalSourceReader:
             real = path.resolve(strict=True)
         except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python 3.11)
             raise FileNotFoundError(f"source {source!r} is not readable: {exc}") from None
-        roots = [Path(r).expanduser().resolve(strict=False) for r in self.allowed_roots()]
-        if not any(real == r or real.is_relative_to(r) for r in roots):
+        if not any(inside(real, Path(r).expanduser()) for r in self.allowed_roots()):
             # The target is not named: it is outside what the viewer may see.
             raise FileNotFoundError(
                 f"source {source!r} links to a file outside the allowed roots of the "
