@@ -29,12 +29,16 @@ from selfsup.utils.io import load_embeddings
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(120)]
 
 
+@pytest.mark.parametrize("relative", [False, True], ids=["absolute", "relative"])
 def test_a_read_that_hangs_mid_run_is_reported_as_timeout(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, relative: bool
 ) -> None:
     draw_no_pdf(monkeypatch)
     folder = tmp_path / "in"
     folder.mkdir()
+    if relative:  # input_dir=./in, as the README's commands give it
+        monkeypatch.chdir(tmp_path)
+        folder = Path("in")
     for i in range(5):
         write_png(folder, f"img_{i}.png".encode(), i)
     release = threading.Event()

@@ -244,7 +244,8 @@ class _LostFiles:
     def check(self, timed_out: str | None = None) -> set[str]:
         """Mark files lost since the last check; return their sources (empty: none).
 
-        ``timed_out`` is a file (absolute or relative to the input folder) whose read just
+        ``timed_out`` is the path a read just gave up on (the input folder joined with the
+        file's source, absolute or relative to the working directory) whose read just
         overran the per-file time limit: it is marked lost with reason ``timeout``.
         """
         from dataclasses import replace
@@ -258,9 +259,8 @@ class _LostFiles:
 
         new = _lost_files(self.root, self.usable())
         if timed_out is not None:
-            source = (
-                os.path.relpath(timed_out, self.root) if os.path.isabs(timed_out) else timed_out
-            )
+            # The path the dataset read (root/source): relative if input_dir was given so.
+            source = os.path.relpath(os.path.abspath(timed_out), os.path.abspath(self.root))
             if any(r.source == source for r in self.usable()):
                 new.setdefault(
                     source,
