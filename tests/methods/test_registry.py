@@ -50,3 +50,13 @@ def test_every_catalogue_entry_loads_its_own_method(name: str) -> None:
 def test_register_refuses_a_taken_name() -> None:
     with pytest.raises(ConfigError, match="'simclr' is already registered"):
         register_method(get_method("simclr"))
+
+
+def test_schedules_follow_the_run_and_hold_their_start_without_a_set_length() -> None:
+    from selfsup.methods import TrainProgress
+
+    assert TrainProgress(step=0, total_steps=11).cosine(0.99, 1.0) == pytest.approx(0.99)
+    assert TrainProgress(step=5, total_steps=11).cosine(0.99, 1.0) == pytest.approx(0.995)
+    assert TrainProgress(step=10, total_steps=11).cosine(0.99, 1.0) == pytest.approx(1.0)
+    # max_epochs=-1: no last step, so a momentum encoder keeps moving (m < 1).
+    assert TrainProgress(step=500, total_steps=0).cosine(0.99, 1.0) == pytest.approx(0.99)

@@ -54,7 +54,7 @@ class MethodEmbedding(SelfSupervisedEmbedding):
         scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     ) -> None:
         super().__init__(model, torch.nn.Identity(), optimizer, dataloader, scheduler)
-        self._total_steps = 0
+        self._total_steps = 1
         self._max_epochs = 1
         self._step_progress = TrainProgress()
 
@@ -76,8 +76,8 @@ class MethodEmbedding(SelfSupervisedEmbedding):
             epoch=self.current_epoch,
             max_epochs=self._max_epochs,
             step=self.global_step,
-            # An endless run (max_epochs=-1) has no last step: the schedules see "so far".
-            total_steps=self._total_steps or max(1, self.global_step),
+            # 0 for a run of no set length (max_epochs=-1): schedules hold their start.
+            total_steps=self._total_steps,
         )
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:

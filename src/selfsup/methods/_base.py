@@ -25,6 +25,7 @@ __all__ = [
     "OptimizerDefaults",
     "TrainProgress",
     "check_views",
+    "local_crop_size",
     "momentum_copy",
 ]
 
@@ -37,7 +38,8 @@ class TrainProgress:
         epoch: Current epoch, from 0.
         max_epochs: Epochs of the whole run.
         step: Optimisation steps done so far, from 0.
-        total_steps: Optimisation steps of the whole run (>= 1).
+        total_steps: Optimisation steps of the whole run (>= 1), or 0 when the run has no
+            set length (``max_epochs=-1``).
     """
 
     epoch: int = 0
@@ -47,7 +49,10 @@ class TrainProgress:
 
     def cosine(self, start: float, end: float) -> float:
         """A value going from ``start`` at the first step to ``end`` at the last, by a cosine
-        (the momentum schedule of BYOL and DINO)."""
+        (the momentum schedule of BYOL and DINO). A run of no set length stays at ``start``:
+        with no last step there is no point on the way to ``end``."""
+        if self.total_steps <= 0:
+            return start
         return cosine_schedule(min(self.step, self.total_steps), self.total_steps, start, end)
 
 
@@ -116,6 +121,12 @@ def momentum_copy(module: nn.Module) -> nn.Module:
     copied = copy.deepcopy(module)
     deactivate_requires_grad(copied)
     return copied
+
+
+def local_crop_size(input_size: int) -> int:
+    """Side of multi-crop's local views for global views of ``input_size`` pixels: the
+    papers' 96/224 ratio (DINO, SwAV), at least 8 pixels."""
+    return max(8, round(input_size * 96 / 224))
 
 
 def check_views(views: Sequence[Tensor], expected: int | None, method: str) -> None:
