@@ -50,6 +50,7 @@ from selfsup.openapi_generated.swagger_client.models import (
     DockerRunJobData,
 )
 from selfsup.openapi_generated.swagger_client.models.datasource_data import DatasourceAccessData
+from selfsup.openapi_generated.swagger_client.models.docker_run_state import END_STATES
 from selfsup.utils.atomic import atomic_write_text, describe_storage_error
 from selfsup.worker import storage
 from selfsup.worker.config import WorkerSettings
@@ -58,7 +59,6 @@ logger = logging.getLogger(__name__)
 
 # Where a run's outputs go inside the LIGHTLY datasource (the layout of `selfsup run` below).
 RUNS_FOLDER = "runs"
-_END_STATES = ("COMPLETED", "FAILED", "ABORTED")
 
 T = TypeVar("T")
 
@@ -442,7 +442,7 @@ class Worker:
         if lease.abort.is_set() and state not in ("ABORTED", "FAILED"):
             raise RunAbortedError()
         logger.info("state %s %s", state, message)
-        ending = state in _END_STATES
+        ending = state in END_STATES
         if ending:
             # No heartbeat may cross the end state: the server would answer it 409 (run
             # ended) and the worker would log a lost lease for a run that ended well. The
