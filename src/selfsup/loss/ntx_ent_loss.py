@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.errors import ConfigError, DataError
+from selfsup.loss._pair import check_gather_available
 from selfsup.loss.memory_bank import MemoryBankModule
 from selfsup.utils import dist
 
@@ -202,12 +203,7 @@ class NTXentLoss(nn.Module):
     ) -> None:
         super().__init__()
         check_temperature(temperature, "NTXentLoss")
-        if gather_distributed and not torch.distributed.is_available():
-            raise ConfigError(
-                "NTXentLoss: gather_distributed=True but this PyTorch build has no "
-                "torch.distributed support; set gather_distributed=False or install a "
-                "PyTorch build with distributed support"
-            )
+        check_gather_available(gather_distributed, "NTXentLoss")
         self.temperature = float(temperature)
         self.gather_distributed = gather_distributed
         self.memory_bank = MemoryBankModule(

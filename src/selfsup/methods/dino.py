@@ -22,6 +22,7 @@ from selfsup.methods._base import (
     OptimizerDefaults,
     TrainProgress,
     check_views,
+    local_crop_size,
     momentum_copy,
 )
 from selfsup.models.modules.heads import DINOProjectionHead
@@ -82,9 +83,7 @@ class DINOModel(MethodModel):
 def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
     from selfsup.transforms import DINOTransform
 
-    # Local crops keep the paper's 96/224 ratio of the global crop size.
-    local = max(8, round(input_size * 96 / 224))
-    return DINOTransform(global_crop_size=input_size, local_crop_size=local)
+    return DINOTransform(global_crop_size=input_size, local_crop_size=local_crop_size(input_size))
 
 
 METHOD = Method(

@@ -20,7 +20,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.loss import MemoryBankModule, SwaVLoss
-from selfsup.methods._base import Method, MethodModel, OptimizerDefaults, TrainProgress, check_views
+from selfsup.methods._base import (
+    Method,
+    MethodModel,
+    OptimizerDefaults,
+    TrainProgress,
+    check_views,
+    local_crop_size,
+)
 from selfsup.models.modules import SwaVProjectionHead, SwaVPrototypes
 
 #: High-resolution crops come first in the transform's output; codes come from them only.
@@ -124,9 +131,10 @@ class SwaVModel(MethodModel):
 def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
     from selfsup.transforms import SwaVTransform
 
-    # Local crops keep the paper's 96/224 ratio of the high-resolution crop size.
-    local = max(8, round(input_size * 96 / 224))
-    return SwaVTransform(crop_sizes=(input_size, local), crop_counts=(N_HIGH_RESOLUTION_VIEWS, 6))
+    return SwaVTransform(
+        crop_sizes=(input_size, local_crop_size(input_size)),
+        crop_counts=(N_HIGH_RESOLUTION_VIEWS, 6),
+    )
 
 
 METHOD = Method(
