@@ -19,6 +19,7 @@ engine (one per server, one per test) uses its own keys.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -59,12 +60,14 @@ class SecretKeys:
     source: str
     path: Path | None = None
 
+    @functools.cached_property
     def _fernet(self) -> MultiFernet:
+        # Built once per key set: every credential column read goes through it.
         return MultiFernet([Fernet(k) for k in self.keys])
 
     def encrypt(self, plain: str) -> str:
         """``plain`` encrypted with the newest key, as ASCII text."""
-        return self._fernet().encrypt(plain.encode("utf-8")).decode("ascii")
+        return self._fernet.encrypt(plain.encode("utf-8")).decode("ascii")
 
     def decrypt(self, token: str) -> str:
         """The plain text of ``token``.
@@ -73,7 +76,7 @@ class SecretKeys:
             SecretKeyError: no key opens it (a wrong or missing key), naming the key source.
         """
         try:
-            return self._fernet().decrypt(token.encode("ascii")).decode("utf-8")
+            return self._fernet.decrypt(token.encode("ascii")).decode("utf-8")
         except (InvalidToken, UnicodeError):
             raise SecretKeyError(
                 f"stored datasource credentials cannot be decrypted with the key(s) from "
@@ -84,7 +87,7 @@ class SecretKeys:
     def rotate(self, token: str) -> str:
         """``token`` re-encrypted with the newest key (decrypted with any)."""
         try:
-            return self._fernet().rotate(token.encode("ascii")).decode("ascii")
+            return self._fernet.rotate(token.encode("ascii")).decode("ascii")
         except InvalidToken:
             raise SecretKeyError(
                 f"stored datasource credentials cannot be decrypted with the key(s) from "
