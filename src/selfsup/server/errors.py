@@ -60,7 +60,7 @@ def conflict(message: str) -> ApiError:
 RUN_ENDED = "RUN_ENDED"
 
 
-def run_ended(run_id: str, state: str, message: str) -> ApiError:
+def run_ended(state: str, message: str) -> ApiError:
     """409 ``RUN_ENDED`` for a call about a run that is over, with its end ``state`` in the
     body (COMPLETED, FAILED, ABORTED, or CRASHED when its lease ran out): the worker must stop
     working on it, and a worker whose own end report was answered too late for it to see
@@ -73,9 +73,8 @@ def bad_request(message: str, code: str = "BAD_REQUEST") -> ApiError:
     return ApiError(400, code, message)
 
 
-def _error_body(
-    code: str, message: str, details: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def error_body(code: str, message: str, details: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The JSON body of every error answer: ``{"code", "error", **details}``."""
     return {**(details or {}), "code": code, "error": message}
 
 
@@ -142,21 +141,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(
-            _error_body(exc.code, exc.message, exc.details),
+            error_body(exc.code, exc.message, exc.details),
             status_code=exc.status,
             headers=exc.headers,
         )
 
     @app.exception_handler(ConfigError)
     async def _config_error(_request: Request, exc: ConfigError) -> JSONResponse:
-        return JSONResponse(_error_body("INVALID_CONFIG", str(exc)), status_code=422)
+        return JSONResponse(error_body("INVALID_CONFIG", str(exc)), status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         # Only the location and the reason: echoing the input could repeat a credential.
         messages = [_describe_validation_error(dict(e), request) for e in exc.errors()]
         return JSONResponse(
-            _error_body("MALFORMED_REQUEST", "; ".join(messages) or "malformed request"),
+            error_body("MALFORMED_REQUEST", "; ".join(messages) or "malformed request"),
             status_code=422,
         )
 
@@ -170,7 +169,7 @@ def install_error_handlers(app: FastAPI) -> None:
             413: "TOO_LARGE",
         }
         return JSONResponse(
-            _error_body(code.get(exc.status_code, f"HTTP_{exc.status_code}"), str(exc.detail)),
+            error_body(code.get(exc.status_code, f"HTTP_{exc.status_code}"), str(exc.detail)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
@@ -180,7 +179,7 @@ def install_error_handlers(app: FastAPI) -> None:
         # Logged with the traceback for the operator; the caller gets no internals.
         logger.exception("internal error on %s %s", request.method, request.url.path)
         return JSONResponse(
-            _error_body("INTERNAL_ERROR", "internal server error; see the server log"),
+            error_body("INTERNAL_ERROR", "internal server error; see the server log"),
             status_code=500,
         )
 

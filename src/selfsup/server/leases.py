@@ -139,7 +139,6 @@ def _raise_if_over(session: Session, run: Run, settings: ServerSettings) -> None
     now = settings.clock()
     if run.state in _END:
         raise run_ended(
-            run.id,
             run.state,
             f"run {run.id!r} already ended in state {run.state}; stop working on it",
         )
@@ -148,7 +147,6 @@ def _raise_if_over(session: Session, run: Run, settings: ServerSettings) -> None
         session.rollback()
         crash_expired(session, now, only_run_id=run_id)
         raise run_ended(
-            run_id,
             DockerRunState.CRASHED.value,
             f"the lease of run {run_id!r} ran out, so the run was marked CRASHED and its "
             "scheduled run re-opened; stop working on it (heartbeat more often than "

@@ -30,6 +30,8 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from selfsup.server.errors import error_body
+
 logger = logging.getLogger(__name__)
 
 #: Room for the multipart envelope (boundaries, part headers, the ``type`` and ``file_name``
@@ -171,7 +173,7 @@ async def _reject(
     send: Send, status: int, code: str, message: str, extra: dict[str, str] | None = None
 ) -> None:
     """Answer with the JSON error body and close the connection (the body stays unread)."""
-    body = json.dumps({"code": code, "error": message}).encode()
+    body = json.dumps(error_body(code, message)).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
