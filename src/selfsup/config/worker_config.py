@@ -15,6 +15,7 @@ from pydantic import Field, StrictFloat, StrictInt, field_validator, model_valid
 
 from selfsup.config._base import StrictModel
 from selfsup.config.lightly_config import LightlyConfig
+from selfsup.errors import ConfigError
 
 ScoreName = Literal[
     "uncertainty_margin",
@@ -84,6 +85,24 @@ class ObjectLevelConfig(StrictModel):
 DATAPOOL_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
 
+#: Seconds one file may take to be read and decoded (the check, and every read after it).
+DEFAULT_FILE_TIMEOUT_S: Final = 60.0
+
+
+def validate_datapool_name(name: str) -> str:
+    """Return ``name`` if it can name a datapool folder, else raise :class:`ConfigError`.
+
+    Accepted: 1 to 128 letters, digits, ``-``, ``_`` and ``.``, not starting with ``.`` (so
+    no hidden folder, ``.`` or ``..``).
+    """
+    if not isinstance(name, str) or DATAPOOL_NAME_PATTERN.fullmatch(name) is None:
+        raise ConfigError(
+            f"datapool name {name!r} is not valid: use 1 to 128 letters, digits, '-', '_' or "
+            "'.', not starting with '.' (e.g. 'street-scenes_v2')"
+        )
+    return name
+
+
 class DatapoolConfig(StrictModel):
     """A named datapool remembers earlier selections; later runs fill the gaps.
 
@@ -99,12 +118,7 @@ class DatapoolConfig(StrictModel):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if value and DATAPOOL_NAME_PATTERN.fullmatch(value) is None:
-            raise ValueError(
-                f"datapool name {value!r} is not valid: use 1 to 128 letters, digits, '-', '_' "
-                "or '.', not starting with '.' (e.g. 'street-scenes_v2'), or '' for none"
-            )
-        return value
+        return validate_datapool_name(value) if value else value
 
 
 class WorkerConfig(StrictModel):
@@ -144,7 +158,6 @@ class WorkerConfig(StrictModel):
 
     def selection(self) -> Any:
         """The typed :class:`~selfsup.selection.SelectionConfig` this config describes."""
-        from selfsup.errors import ConfigError
         from selfsup.selection import selection_config_from_worker_config
 
         data: dict[str, Any] = {"active_learning": self.active_learning.model_dump()}
@@ -188,7 +201,7 @@ class RunConfig(WorkerConfig):
     )
     num_workers: int = Field(-1, ge=-1, description="processes for the checks; -1 = all cores")
     check_timeout_s: float = Field(
-        60.0,
+        DEFAULT_FILE_TIMEOUT_S,
         ge=0,
         description="seconds reading and decoding one file may take in the check; a file "
         "taking longer is reported corrupt (reason 'timeout') and the run goes on (0 = no limit)",

@@ -56,10 +56,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Final, Literal
+from typing import Literal
 
 from tqdm import tqdm
 
+from selfsup.config.worker_config import DEFAULT_FILE_TIMEOUT_S
 from selfsup.curation._decode import (
     DEFAULT_MAX_IMAGE_PIXELS,
     CheckOptions,
@@ -87,8 +88,6 @@ from selfsup.utils.names import display_name
 
 logger = logging.getLogger(__name__)
 
-#: Default per-file time limit of the check, seconds (``check_timeout_s`` of a run).
-DEFAULT_FILE_TIMEOUT_S: Final = 60.0
 
 # _lazy_files_note: selfsup.data.files is imported inside the functions that use it. Worker
 # processes import the parent's main module, and a script importing this module at the top

@@ -98,9 +98,9 @@ from typing import Any, Final, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from selfsup.config.worker_config import DATAPOOL_NAME_PATTERN
+from selfsup.config.worker_config import validate_datapool_name
 from selfsup.curation.manifest import Manifest, SampleRecord, read_manifest, write_manifest
-from selfsup.errors import ConfigError, DataError, SelfsupError
+from selfsup.errors import DataError, SelfsupError
 from selfsup.utils.atomic import atomic_open_bytes, atomic_write_text
 from selfsup.utils.names import dumps_json
 
@@ -135,7 +135,6 @@ LOCK_FILE: Final = ".lock"
 EMBEDDINGS_DIR: Final = "embeddings"
 MANIFESTS_DIR: Final = "manifests"
 
-_NAME_PATTERN: Final = DATAPOOL_NAME_PATTERN  # one definition, shared with the config
 _DIGEST_HEX: Final = 32
 
 
@@ -253,20 +252,6 @@ class _State:
 
 
 # --------------------------------------------------------------------------- names and paths
-
-
-def validate_datapool_name(name: str) -> str:
-    """Return ``name`` if it can name a datapool folder, else raise :class:`ConfigError`.
-
-    Accepted: 1 to 128 letters, digits, ``-``, ``_`` and ``.``, not starting with ``.`` (so
-    no hidden folder, ``.`` or ``..``).
-    """
-    if not isinstance(name, str) or _NAME_PATTERN.fullmatch(name) is None:
-        raise ConfigError(
-            f"datapool name {name!r} is not valid: use 1 to 128 letters, digits, '-', '_' or "
-            "'.', not starting with '.' (e.g. 'street-scenes_v2')"
-        )
-    return name
 
 
 def default_datapool_root() -> Path:
