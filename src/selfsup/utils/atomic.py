@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Final
@@ -115,13 +115,12 @@ def _naming_target(exc: OSError, path: Path, tmp_name: str | None) -> OSError:
 def _atomic_target(path: Path, mode: int | None = None) -> Iterator[Path]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
-        )
+        fd, tmp_name = _create_temporary(path, mode)
     except OSError as exc:
         raise _naming_target(exc, path, None) from exc
     try:
-        os.fchmod(fd, 0o666 & ~current_umask() if mode is None else mode)
+        if mode is not None:
+            os.fchmod(fd, mode)  # exactly ``mode``, whatever the umask
     finally:
         os.close(fd)
     try:
@@ -133,6 +132,22 @@ def _atomic_target(path: Path, mode: int | None = None) -> Iterator[Path]:
         if isinstance(exc, OSError):
             raise _naming_target(exc, path, tmp_name) from exc
         raise
+
+
+def _create_temporary(path: Path, mode: int | None) -> tuple[int, str]:
+    """A new, empty temporary file beside ``path``: ``(descriptor, name)``.
+
+    Created like ``open()`` creates files, ``0o666`` less the umask (the kernel applies
+    it), or private to ``mode``'s bits from the first moment when ``mode`` is given.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _ in range(100):
+        name = os.path.join(path.parent, f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+        try:
+            return os.open(name, flags, 0o666 if mode is None else mode), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {str(path)!r} after 100 tries")
 
 
 def current_umask() -> int:
