@@ -235,7 +235,6 @@ class _LostFiles:
         self.out = out
         self.records = list(records)
         self.lost: dict[str, tuple[str, str]] = {}
-        self._written = False
 
     def usable(self) -> list[Any]:
         """The records later steps use (status ``ok``), in manifest order."""
@@ -285,9 +284,7 @@ class _LostFiles:
                 for r in self.records
             ]
             write_manifest(default_manifest_path(self.out), self.records)
-        if new or not self._written:
             write_corrupt_filenames(self.out / "filenames" / "corrupt_filenames.txt", self.records)
-            self._written = True
         return set(new)
 
     def summary(self) -> dict[str, list[str]]:
@@ -802,6 +799,7 @@ def _run(
         count_by_reason,
         default_manifest_path,
         read_manifest,
+        write_corrupt_filenames,
         write_duplicate_filenames,
         write_manifest,
     )
@@ -860,10 +858,10 @@ def _run(
     if pool is not None:
         pool.save_manifest(cfg.input_dir, records)
     write_duplicate_filenames(out / "filenames" / "duplicate_filenames.txt", records)
+    write_corrupt_filenames(out / "filenames" / "corrupt_filenames.txt", records)
     # Files that vanish or change from here on are marked in the records (and the manifest
     # and corrupt list rewritten) by _LostFiles; the run goes on without them.
     lost_log = _LostFiles(cfg.input_dir, out, records)
-    lost_log.check()
     usable = lost_log.usable()
     samples = [r.filename for r in usable]
     durations["check"] = time.time() - t
