@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from selfsup.loss import NTXentLoss
@@ -20,14 +19,13 @@ from selfsup.methods._base import (
     OptimizerDefaults,
     TrainProgress,
     check_views,
-    momentum_copy,
 )
-from selfsup.models.modules.heads import MoCoProjectionHead
-from selfsup.models.utils import update_momentum
+from selfsup.models.moco import MoCo
 
 
-class MoCoModel(MethodModel):
-    """Query encoder (backbone + :class:`MoCoProjectionHead`), its momentum copy, the queue.
+class MoCoModel(MoCo, MethodModel):
+    """:class:`selfsup.models.MoCo` (query encoder, its momentum copy) with its queue and
+    InfoNCE loss; checkpoints of either load into the other.
 
     The momentum rises from 0.996 to 1 by a cosine over training (the paper's constant 0.999
     was tuned for 200+ epochs; the schedule works for short runs too, as in BYOL).
@@ -48,11 +46,7 @@ class MoCoModel(MethodModel):
         temperature: float = 0.2,
         memory_bank_size: int = 4096,
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.projection_head = MoCoProjectionHead(num_ftrs, num_ftrs, out_dim)
-        self.backbone_momentum = momentum_copy(backbone)
-        self.projection_head_momentum = momentum_copy(self.projection_head)
+        super().__init__(backbone, num_ftrs=num_ftrs, out_dim=out_dim)
         self.criterion = NTXentLoss(
             temperature=temperature,
             memory_bank_size=(memory_bank_size, out_dim),
@@ -61,14 +55,8 @@ class MoCoModel(MethodModel):
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, 2, "moco")
-        m = progress.cosine(0.996, 1.0)
-        update_momentum(self.backbone, self.backbone_momentum, m)
-        update_momentum(self.projection_head, self.projection_head_momentum, m)
-        query = self.projection_head(self.backbone(views[0]).flatten(start_dim=1))
-        with torch.no_grad():
-            key = self.projection_head_momentum(
-                self.backbone_momentum(views[1]).flatten(start_dim=1)
-            )
+        self.m = progress.cosine(0.996, 1.0)  # MoCo.forward moves the key encoder first
+        query, key = self(views[0], views[1])
         loss: Tensor = self.criterion(query, key)
         return loss
 
