@@ -337,7 +337,7 @@ def test_a_root_taken_away_closes_a_cached_run_view(
     viewer = backend.login(token)
     view = backend.view(viewer, scheduled_id)
     source = view.outputs.samples[0].source
-    assert view.reader.local_path(source) is not None
+    assert view.reader.local_path(source).is_file()  # served while the root is the owner's
     with harness.app.state.sessions() as session:
         change_roots(session, "alice", [], [str(own)], 0)
         session.commit()
