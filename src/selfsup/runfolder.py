@@ -1,0 +1,744 @@
+"""The run folder of ``selfsup run``: every path and file format of a run, in one place.
+
+A run folder holds (paths relative to it; each is a constant of this module and an attribute
+of :class:`RunFolder`)::
+
+    .selfsup/run-folder                  marker, written first (MARKER)
+    .selfsup/state.json                  fingerprints of finished steps, for reruns (STATE)
+    .selfsup/training/                   the trainer's working folder (TRAINING_DIR)
+    config/config.yaml                   the resolved configuration (CONFIG_YAML)
+    config/overrides.yaml                the command-line overrides, one YAML list item each
+    data/manifest.jsonl                  every sample (owned by selfsup.curation.manifest)
+    data/embeddings.csv                  embeddings of the usable samples (selfsup.utils.io)
+    data/normalized_embeddings.csv       the same, L2-normalised: the selection candidates
+    data/selected_embeddings.csv         embeddings of the picks, in pick order
+    data/selection.csv                   per candidate: picked, rank, distance, filter, ...
+    data/projections.csv                 the report's 2-D scatter coordinates
+    data/frames/, data/crops/<task>/     extracted frames, object crops (optional)
+    filenames/corrupt_filenames.txt      filename<TAB>reason<TAB>detail
+    filenames/duplicate_filenames.txt    filename<TAB>kept filename
+    filenames/sampled_filenames_excluding_datapool.txt   picks, in pick order
+    filenames/removed_filenames.txt      candidates not picked
+    plots/*.png                          the report's plots
+    report.pdf                           the report
+    report.json                          every value of the report, written last
+
+Formats owned elsewhere are delegated, not re-implemented: the manifest and the
+tab-separated filename tables to :mod:`selfsup.curation.manifest`, embeddings CSVs to
+:mod:`selfsup.utils.io`. Every write is atomic (:mod:`selfsup.utils.atomic`).
+
+Versions and older folders
+    The marker and ``report.json`` carry ``format`` and ``version``. Readers accept every
+    older shape a released selfsup wrote:
+
+    * layout 0 (the first runs): no marker, no ``data/selection.csv`` and no
+      ``data/projections.csv``; :meth:`RunFolder.read_selection` and
+      :meth:`RunFolder.read_projections` return ``None`` and a reader derives the selection
+      from the two filename lists (:meth:`RunFolder.selection_from_lists`);
+    * layout 0 with ``selection.csv`` and ``projections.csv`` (runs before the marker);
+    * layout 1: the marker ``{"format": "selfsup-run-folder", "version": 1}``.
+
+    ``report.json`` has been ``{"format": "selfsup-report", "version": 1, ...}`` since the
+    first run. A newer version than this selfsup knows is refused with a clear error.
+
+This module imports neither torch nor the pipeline: the web app and the server read run
+folders with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from selfsup.curation import manifest as _manifest
+from selfsup.data.files import RUN_MARKER, is_run_folder
+from selfsup.errors import DataError
+from selfsup.utils import io as _io
+from selfsup.utils.atomic import atomic_open_text, atomic_write_text
+from selfsup.utils.names import NAME_ERRORS, dumps_json
+
+__all__ = [
+    "CONFIG_YAML",
+    "CORRUPT_FILENAMES",
+    "CROPS_DIR",
+    "DUPLICATE_FILENAMES",
+    "EMBEDDINGS",
+    "FRAMES_DIR",
+    "MANIFEST",
+    "MARKER",
+    "NORMALIZED_EMBEDDINGS",
+    "OVERRIDES_YAML",
+    "PLOTS_DIR",
+    "PROJECTIONS_CSV",
+    "REMOVED_FILENAMES",
+    "REPORT_FORMAT",
+    "REPORT_JSON",
+    "REPORT_PDF",
+    "REPORT_VERSION",
+    "RUN_FOLDER_FORMAT",
+    "RUN_FOLDER_VERSION",
+    "RUN_MARKER_TEXT",
+    "SAMPLED_FILENAMES",
+    "SELECTED_EMBEDDINGS",
+    "SELECTION_COLUMNS",
+    "SELECTION_CSV",
+    "STATE",
+    "TRAINING_DIR",
+    "Projections",
+    "RunFolder",
+    "SelectionTable",
+]
+
+# --------------------------------------------------------------------------- paths (relative)
+
+MARKER: Final = RUN_MARKER
+STATE: Final = ".selfsup/state.json"
+TRAINING_DIR: Final = ".selfsup/training"
+CONFIG_YAML: Final = "config/config.yaml"
+OVERRIDES_YAML: Final = "config/overrides.yaml"
+MANIFEST: Final = "data/manifest.jsonl"
+EMBEDDINGS: Final = "data/embeddings.csv"
+NORMALIZED_EMBEDDINGS: Final = "data/normalized_embeddings.csv"
+SELECTED_EMBEDDINGS: Final = "data/selected_embeddings.csv"
+SELECTION_CSV: Final = "data/selection.csv"
+PROJECTIONS_CSV: Final = "data/projections.csv"
+FRAMES_DIR: Final = "data/frames"
+CROPS_DIR: Final = "data/crops"
+CORRUPT_FILENAMES: Final = "filenames/corrupt_filenames.txt"
+DUPLICATE_FILENAMES: Final = "filenames/duplicate_filenames.txt"
+SAMPLED_FILENAMES: Final = "filenames/sampled_filenames_excluding_datapool.txt"
+REMOVED_FILENAMES: Final = "filenames/removed_filenames.txt"
+PLOTS_DIR: Final = "plots"
+REPORT_PDF: Final = "report.pdf"
+REPORT_JSON: Final = "report.json"
+
+# --------------------------------------------------------------------------- format versions
+
+RUN_FOLDER_FORMAT: Final = "selfsup-run-folder"
+RUN_FOLDER_VERSION: Final = 1
+#: The marker's exact text (one JSON line).
+RUN_MARKER_TEXT: Final = f'{{"format": "{RUN_FOLDER_FORMAT}", "version": {RUN_FOLDER_VERSION}}}\n'
+
+REPORT_FORMAT: Final = "selfsup-report"
+REPORT_VERSION: Final = 1
+
+#: Header of ``data/selection.csv`` (see :meth:`RunFolder.write_selection`).
+SELECTION_COLUMNS: Final = (
+    "filename",
+    "selected",
+    "rank",
+    "pick_distance",
+    "score",
+    "removed_by",
+    "preselected",
+    "sample",
+)
+
+
+# --------------------------------------------------------------------------- typed contents
+
+
+@dataclass(frozen=True)
+class SelectionTable:
+    """The contents of ``data/selection.csv``: one entry per candidate, in candidate order.
+
+    Attributes:
+        filenames: ``(N,)`` candidate names (rows of ``normalized_embeddings.csv``).
+        selected: ``(N,)`` bool, picked by this run or preselected by a datapool.
+        rank: ``(N,)`` int64, 1-based pick position; 0 when not picked by this run.
+        pick_distance: ``(N,)`` float64, distance at pick time; NaN when absent.
+        score: ``(N,)`` float64, combined score at pick time; NaN when absent.
+        removed_by: ``(N,)`` int64 index into ``filters``; -1 for none.
+        filters: Descriptions of the THRESHOLD filters, in order of first appearance.
+        preselected: ``(N,)`` bool, chosen by an earlier run (datapool).
+        samples: ``(N,)`` manifest sample of each row (the filename itself but for crops).
+    """
+
+    filenames: list[str]
+    selected: NDArray[np.bool_]
+    rank: NDArray[np.int64]
+    pick_distance: NDArray[np.float64]
+    score: NDArray[np.float64]
+    removed_by: NDArray[np.int64]
+    filters: list[str]
+    preselected: NDArray[np.bool_]
+    samples: list[str]
+
+
+@dataclass(frozen=True)
+class Projections:
+    """The contents of ``data/projections.csv``.
+
+    Attributes:
+        filenames: ``(M,)`` names of the drawn samples (ascending embedding row).
+        coordinates: ``"pca"`` / ``"umap_k{K}"`` -> ``(M, 2)`` float64 coordinates.
+    """
+
+    filenames: list[str]
+    coordinates: dict[str, NDArray[np.float64]]
+
+
+def _csv_float(value: float, digits: int) -> str:
+    """A float for a table: empty for NaN, ``inf``/``-inf``, else ``%.{digits}g``."""
+    if math.isnan(value):
+        return ""
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{digits}g}"
+
+
+def _float_cell(text: str, path: Path, line: int, column: str) -> float:
+    if not text:
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        raise DataError(f"{path}, line {line}, column {column}: {text!r} is not a number") from None
+
+
+def _check_version(data: Any, path: Path, fmt: str, newest: int) -> int:
+    """The ``version`` of a ``{"format": fmt, "version": n}`` object; errors name the file."""
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        got = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise DataError(
+            f"{path}: format {got!r} is not {fmt!r}; expected a JSON object "
+            f'{{"format": "{fmt}", "version": <1..{newest}>, ...}}'
+        )
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= newest:
+        raise DataError(
+            f"{path}: {fmt} version {version!r} is not supported; this selfsup reads "
+            f"versions 1 to {newest}"
+        )
+    return version
+
+
+# --------------------------------------------------------------------------- the folder
+
+
+class RunFolder:
+    """The output folder of one run: its paths, and readers and writers of its files.
+
+    Args:
+        path: The folder (need not exist yet).
+    """
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunFolder) and other.path == self.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
+
+    def __truediv__(self, relative: str) -> Path:
+        return self.path / relative
+
+    # ---- paths
+
+    @property
+    def marker(self) -> Path:
+        return self.path / MARKER
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / STATE
+
+    @property
+    def training_dir(self) -> Path:
+        return self.path / TRAINING_DIR
+
+    @property
+    def config_yaml(self) -> Path:
+        return self.path / CONFIG_YAML
+
+    @property
+    def overrides_yaml(self) -> Path:
+        return self.path / OVERRIDES_YAML
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def embeddings(self) -> Path:
+        return self.path / EMBEDDINGS
+
+    @property
+    def normalized_embeddings(self) -> Path:
+        return self.path / NORMALIZED_EMBEDDINGS
+
+    @property
+    def selected_embeddings(self) -> Path:
+        return self.path / SELECTED_EMBEDDINGS
+
+    @property
+    def selection_csv(self) -> Path:
+        return self.path / SELECTION_CSV
+
+    @property
+    def projections_csv(self) -> Path:
+        return self.path / PROJECTIONS_CSV
+
+    @property
+    def frames_dir(self) -> Path:
+        return self.path / FRAMES_DIR
+
+    def crops_dir(self, task: str) -> Path:
+        """Where the crops of object-detection task ``task`` that were picked are saved."""
+        return self.path / CROPS_DIR / task
+
+    @property
+    def corrupt_filenames(self) -> Path:
+        return self.path / CORRUPT_FILENAMES
+
+    @property
+    def duplicate_filenames(self) -> Path:
+        return self.path / DUPLICATE_FILENAMES
+
+    @property
+    def sampled_filenames(self) -> Path:
+        return self.path / SAMPLED_FILENAMES
+
+    @property
+    def removed_filenames(self) -> Path:
+        return self.path / REMOVED_FILENAMES
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.path / PLOTS_DIR
+
+    def plot(self, name: str) -> Path:
+        """``plots/<name>``."""
+        return self.path / PLOTS_DIR / name
+
+    @property
+    def report_pdf(self) -> Path:
+        return self.path / REPORT_PDF
+
+    @property
+    def report_json(self) -> Path:
+        return self.path / REPORT_JSON
+
+    # ---- marker and layout
+
+    def is_run_folder(self) -> bool:
+        """True for a run folder of any layout (:func:`selfsup.data.files.is_run_folder`)."""
+        return is_run_folder(self.path)
+
+    def write_marker(self) -> None:
+        """Write the marker (first, before any other file of a run)."""
+        atomic_write_text(self.marker, RUN_MARKER_TEXT)
+
+    def layout_version(self) -> int:
+        """The marker's version; 0 for a folder written before the marker existed.
+
+        Raises:
+            DataError: the marker is unreadable, of another format, or newer than this
+                selfsup reads.
+        """
+        try:
+            text = self.marker.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return 0
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{self.marker}: not JSON ({exc.msg}); expected {RUN_MARKER_TEXT}"
+            ) from exc
+        return _check_version(data, self.marker, RUN_FOLDER_FORMAT, RUN_FOLDER_VERSION)
+
+    # ---- config
+
+    def write_config(self, config_yaml: str, overrides: Sequence[str]) -> None:
+        """``config/config.yaml`` (the resolved config as YAML) and ``config/overrides.yaml``
+        (each override as a YAML list item, verbatim)."""
+        atomic_write_text(self.config_yaml, config_yaml)
+        atomic_write_text(self.overrides_yaml, "".join(f"- {o}\n" for o in overrides))
+
+    def read_overrides(self) -> list[str]:
+        """The overrides as :meth:`write_config` wrote them (``[]`` when the file is empty)."""
+        text = self.overrides_yaml.read_text(encoding="utf-8")
+        out: list[str] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.startswith("- "):
+                raise DataError(
+                    f"{self.overrides_yaml}, line {number}: {line!r} is not '- <override>'"
+                )
+            out.append(line[2:])
+        return out
+
+    # ---- state of finished steps
+
+    def read_state(self) -> dict[str, Any]:
+        """``.selfsup/state.json``; ``{}`` when missing or broken (the work is only redone)."""
+        try:
+            loaded = json.loads(self.state_file.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {}
+
+    def write_state(self, state: Mapping[str, Any]) -> None:
+        atomic_write_text(self.state_file, json.dumps(state, indent=2, sort_keys=True))
+
+    # ---- manifest and filename tables (selfsup.curation.manifest owns the formats)
+
+    def read_manifest(self) -> _manifest.Manifest:
+        """The manifest (:func:`selfsup.curation.manifest.read_manifest`)."""
+        return _manifest.read_manifest(self.manifest)
+
+    def write_manifest(self, records: Iterable[_manifest.SampleRecord]) -> None:
+        _manifest.write_manifest(self.manifest, records)
+
+    def write_corrupt_filenames(self, records: Iterable[_manifest.SampleRecord]) -> int:
+        return _manifest.write_corrupt_filenames(self.corrupt_filenames, records)
+
+    def write_duplicate_filenames(self, records: Iterable[_manifest.SampleRecord]) -> int:
+        return _manifest.write_duplicate_filenames(self.duplicate_filenames, records)
+
+    @staticmethod
+    def write_filename_list(path: Path, names: Sequence[str]) -> None:
+        """One name per line, each as its exact bytes (:mod:`selfsup.utils.names`)."""
+        atomic_write_text(path, "".join(f"{n}\n" for n in names), errors=NAME_ERRORS)
+
+    @staticmethod
+    def read_filename_list(path: Path) -> list[str]:
+        """The names (first column) of a filename list or table."""
+        return _manifest.read_filename_list(path)
+
+    # ---- embeddings (selfsup.utils.io owns the format)
+
+    @staticmethod
+    def write_embeddings(
+        path: Path,
+        embeddings: NDArray[Any],
+        labels: Sequence[int] | NDArray[np.integer[Any]],
+        filenames: Sequence[str],
+    ) -> None:
+        """One of the embeddings CSVs (:func:`selfsup.utils.io.save_embeddings`)."""
+        _io.save_embeddings(path, embeddings, labels, filenames)
+
+    @staticmethod
+    def read_embeddings(path: Path) -> tuple[NDArray[np.float32], list[int], list[str]]:
+        """Embeddings ``(N, D)``, labels and names (:func:`selfsup.utils.io.load_embeddings`)."""
+        return _io.load_embeddings(path)
+
+    # ---- selection.csv
+
+    def write_selection(
+        self,
+        names: Sequence[str],
+        indices: NDArray[np.integer[Any]],
+        distances: NDArray[np.floating[Any]],
+        scores: NDArray[np.floating[Any]],
+        removed_by: NDArray[np.integer[Any]],
+        filters: Sequence[str],
+        preselected: NDArray[np.integer[Any]],
+        samples: Sequence[str] | None = None,
+    ) -> None:
+        """Write ``data/selection.csv`` (:func:`write_selection_csv`)."""
+        write_selection_csv(
+            self.selection_csv,
+            names,
+            indices,
+            distances,
+            scores,
+            removed_by,
+            filters,
+            preselected,
+            samples,
+        )
+
+    def read_selection(self) -> SelectionTable | None:
+        """``data/selection.csv``; ``None`` for a folder written before it existed.
+
+        Columns other than ``filename``, ``selected`` and ``rank`` may be absent (read as
+        empty); the ``sample`` column defaults to the filename.
+
+        Raises:
+            DataError: a malformed header, row or cell (named by file, line and column).
+        """
+        path = self.selection_csv
+        if not path.is_file():
+            return None
+        return read_selection_csv(path)
+
+    def selection_from_lists(self) -> tuple[list[str], list[str]]:
+        """(picked in pick order, removed) from the two filename lists: what a folder without
+        ``selection.csv`` says about the selection."""
+        return (
+            self.read_filename_list(self.sampled_filenames),
+            self.read_filename_list(self.removed_filenames),
+        )
+
+    # ---- projections.csv
+
+    def write_projections(
+        self,
+        filenames: Sequence[str],
+        rows: NDArray[np.intp],
+        coordinates: Mapping[str, NDArray[np.float64]],
+    ) -> None:
+        """``data/projections.csv``: header ``filename,pca_x,pca_y,umap_k{K}_x,umap_k{K}_y``
+        (pca first, then the others sorted), one row per drawn sample ``filenames[rows[i]]``
+        with ``coordinates[key][i]`` at 7 significant digits; names RFC 4180 quoted. With no
+        coordinates the file is not written and a stale one is removed."""
+        path = self.projections_csv
+        if not coordinates:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            return
+        keys = sorted(coordinates, key=lambda key: (key != "pca", key))
+        header = ["filename"] + [f"{key}_{axis}" for key in keys for axis in ("x", "y")]
+        with atomic_open_text(path, errors=NAME_ERRORS) as handle:
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(header)
+            for i, row in enumerate(rows.tolist()):
+                values = [
+                    f"{float(coordinates[key][i, axis]):.7g}" for key in keys for axis in (0, 1)
+                ]
+                writer.writerow([filenames[row], *values])
+
+    def read_projections(self) -> Projections | None:
+        """``data/projections.csv``; ``None`` when absent (older folders, or nothing drawn).
+
+        Raises:
+            DataError: a header without ``filename`` or x/y column pairs, or a bad cell.
+        """
+        path = self.projections_csv
+        if not path.is_file():
+            return None
+        with open(path, encoding="utf-8", errors=NAME_ERRORS, newline="") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None or header[0] != "filename" or len(header) % 2 != 1:
+                raise DataError(
+                    f"{path}: the header must be filename followed by <key>_x,<key>_y pairs; "
+                    f"got {header!r}"
+                )
+            keys: list[str] = []
+            for x, y in zip(header[1::2], header[2::2], strict=True):
+                if not (x.endswith("_x") and y == x[:-2] + "_y"):
+                    raise DataError(f"{path}: columns {x!r}, {y!r} are no <key>_x,<key>_y pair")
+                keys.append(x[:-2])
+            names: list[str] = []
+            values: list[list[float]] = []
+            for line, cells in enumerate(reader, start=2):
+                if len(cells) != len(header):
+                    raise DataError(
+                        f"{path}, line {line}: {len(cells)} cells for {len(header)} columns"
+                    )
+                names.append(cells[0])
+                values.append(
+                    [_float_cell(c, path, line, header[j + 1]) for j, c in enumerate(cells[1:])]
+                )
+        table = np.asarray(values, dtype=np.float64).reshape(len(names), 2 * len(keys))
+        coords = {key: table[:, 2 * j : 2 * j + 2].copy() for j, key in enumerate(keys)}
+        return Projections(filenames=names, coordinates=coords)
+
+    # ---- report
+
+    def remove_report(self) -> None:
+        """Delete ``report.json`` (a rerun does so first: its presence means "finished")."""
+        self.report_json.unlink(missing_ok=True)
+
+    def write_report(self, report: Mapping[str, Any]) -> None:
+        """``report.json``: indented JSON (names as exact bytes), no NaN, one final newline."""
+        text = dumps_json(report, indent=2, allow_nan=False)
+        atomic_write_text(self.report_json, text + "\n")
+
+    def read_report(self) -> dict[str, Any]:
+        """``report.json`` of any version up to :data:`REPORT_VERSION`.
+
+        Raises:
+            FileNotFoundError: there is no report (the run has not finished).
+            DataError: not JSON, not a selfsup report, or a newer version.
+        """
+        path = self.report_json
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path} is not readable JSON ({exc}); expected a run report") from exc
+        _check_version(data, path, REPORT_FORMAT, REPORT_VERSION)
+        report: dict[str, Any] = data
+        return report
+
+
+# --------------------------------------------------------------------------- selection.csv
+
+
+def write_selection_csv(
+    path: str | os.PathLike[str],
+    names: Sequence[str],
+    indices: NDArray[np.integer[Any]],
+    distances: NDArray[np.floating[Any]],
+    scores: NDArray[np.floating[Any]],
+    removed_by: NDArray[np.integer[Any]],
+    filters: Sequence[str],
+    preselected: NDArray[np.integer[Any]],
+    samples: Sequence[str] | None = None,
+) -> None:
+    """Write ``data/selection.csv``: one row per selection candidate, in candidate order.
+
+    Columns (header line first, RFC 4180 quoting of names, UTF-8; a name that is not UTF-8
+    as its exact bytes, see :mod:`selfsup.utils.names`):
+
+    ``filename``
+        The candidate's name: the row's name in ``normalized_embeddings.csv`` (a sample, or
+        an object crop in an object-level run).
+    ``selected``
+        ``1`` when the candidate is in this run's selection (new picks and datapool
+        preselected rows alike), else ``0``.
+    ``rank``
+        1-based position in the pick order (``sampled_filenames_excluding_datapool.txt``);
+        empty when not picked by this run.
+    ``pick_distance``
+        ``SelectionResult.distances`` of the pick: L2 distance (between L2-normalised
+        embeddings) to the nearest sample chosen before it, i.e. the coverage radius at that
+        moment; ``inf`` for a first pick with nothing chosen before; empty when not picked or
+        not measured (NaN: the selection had no DIVERSITY strategy).
+    ``score``
+        Combined score ``sum_i strength_i * log objective_i`` at pick time; empty when not
+        picked.
+    ``removed_by``
+        Description of the THRESHOLD filter that removed the candidate
+        (``SelectionResult.filters``), empty if none.
+    ``preselected``
+        ``1`` for rows a datapool preselected (chosen by an earlier run), else ``0``.
+    ``sample``
+        The manifest sample the row belongs to: the filename itself, or for an object crop
+        the image (or video frame) it was cut from.
+
+    Floats use 9 significant digits (exact for float32 distances). Written atomically.
+
+    Args:
+        names: ``(N,)`` candidate names.
+        indices: ``(k,)`` picked rows in pick order; ``distances``, ``scores``: ``(k,)``.
+        removed_by: ``(N,)`` index into ``filters`` per row, ``-1`` for none.
+        preselected: Rows chosen earlier (datapool).
+        samples: ``(N,)`` manifest sample per row; defaults to ``names``.
+    """
+    n = len(names)
+    order = np.asarray(indices, dtype=np.int64)
+    dist = np.asarray(distances, dtype=np.float64)
+    score = np.asarray(scores, dtype=np.float64)
+    removed = np.asarray(removed_by, dtype=np.int64)
+    pre = np.asarray(preselected, dtype=np.int64)
+    if dist.shape != order.shape or score.shape != order.shape:
+        raise ValueError(
+            f"indices {order.shape}, distances {dist.shape} and scores {score.shape} must match"
+        )
+    if removed.shape != (n,):
+        raise ValueError(f"removed_by has shape {removed.shape}, expected ({n},)")
+    if samples is not None and len(samples) != n:
+        raise ValueError(f"samples has {len(samples)} entries for {n} candidates")
+    is_pre = np.zeros(n, dtype=bool)
+    is_pre[pre] = True
+    position = np.full(n, -1, dtype=np.int64)
+    position[order] = np.arange(order.size)
+    with atomic_open_text(path, errors=NAME_ERRORS) as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(SELECTION_COLUMNS)
+        for i in range(n):
+            p = int(position[i])
+            r = int(removed[i])
+            writer.writerow(
+                (
+                    names[i],
+                    "1" if p >= 0 or is_pre[i] else "0",
+                    str(p + 1) if p >= 0 else "",
+                    _csv_float(float(dist[p]), 9) if p >= 0 else "",
+                    _csv_float(float(score[p]), 9) if p >= 0 else "",
+                    filters[r] if r >= 0 else "",
+                    "1" if is_pre[i] else "0",
+                    names[i] if samples is None else samples[i],
+                )
+            )
+
+
+def read_selection_csv(path: str | os.PathLike[str]) -> SelectionTable:
+    """Read a ``selection.csv`` written by :func:`write_selection_csv`.
+
+    Raises:
+        DataError: a header without ``filename``, ``selected`` and ``rank``, a row with the
+            wrong number of cells, or a cell that is not a number where one is expected.
+    """
+    source = Path(path)
+    names: list[str] = []
+    samples: list[str] = []
+    selected: list[bool] = []
+    rank: list[int] = []
+    distance: list[float] = []
+    score: list[float] = []
+    removed_by: list[int] = []
+    preselected: list[bool] = []
+    filters: list[str] = []
+    filter_of: dict[str, int] = {}
+    with open(source, encoding="utf-8", errors=NAME_ERRORS, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        required = ("filename", "selected", "rank")
+        if header is None or any(c not in header for c in required):
+            raise DataError(
+                f"{source}: the header must name the columns {', '.join(required)} (and "
+                f"pick_distance, score, removed_by, preselected, sample); got {header!r}"
+            )
+        col = {name: i for i, name in enumerate(header)}
+
+        def cell(cells: list[str], name: str) -> str:
+            return cells[col[name]] if name in col else ""
+
+        for line, cells in enumerate(reader, start=2):
+            if len(cells) != len(header):
+                raise DataError(
+                    f"{source}, line {line}: {len(cells)} cells for {len(header)} columns"
+                )
+            name = cells[col["filename"]]
+            names.append(name)
+            samples.append(cell(cells, "sample") or name)
+            selected.append(cells[col["selected"]] == "1")
+            text = cells[col["rank"]]
+            try:
+                rank.append(int(text) if text else 0)
+            except ValueError:
+                raise DataError(
+                    f"{source}, line {line}, column rank: {text!r} is not an integer"
+                ) from None
+            distance.append(
+                _float_cell(cell(cells, "pick_distance"), source, line, "pick_distance")
+            )
+            score.append(_float_cell(cell(cells, "score"), source, line, "score"))
+            text = cell(cells, "removed_by")
+            if text and text not in filter_of:
+                filter_of[text] = len(filters)
+                filters.append(text)
+            removed_by.append(filter_of[text] if text else -1)
+            preselected.append(cell(cells, "preselected") == "1")
+    return SelectionTable(
+        filenames=names,
+        selected=np.asarray(selected, dtype=bool),
+        rank=np.asarray(rank, dtype=np.int64),
+        pick_distance=np.asarray(distance, dtype=np.float64),
+        score=np.asarray(score, dtype=np.float64),
+        removed_by=np.asarray(removed_by, dtype=np.int64),
+        filters=filters,
+        preselected=np.asarray(preselected, dtype=bool),
+        samples=samples,
+    )
