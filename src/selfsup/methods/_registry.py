@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 _CATALOG: dict[str, str] = {
     "simclr": "selfsup.methods.simclr:METHOD",
     "moco": "selfsup.methods.moco:METHOD",
+    "mocov3": "selfsup.methods.mocov3:METHOD",
     "byol": "selfsup.methods.byol:METHOD",
     "simsiam": "selfsup.methods.simsiam:METHOD",
     "barlowtwins": "selfsup.methods.barlow_twins:METHOD",

@@ -14,6 +14,8 @@ from selfsup.models.modules import (
     BYOLProjectionHead,
     DINOProjectionHead,
     MoCoProjectionHead,
+    MoCoV3PredictionHead,
+    MoCoV3ProjectionHead,
     NNCLRPredictionHead,
     NNCLRProjectionHead,
     ProjectionHead,
@@ -93,6 +95,21 @@ def test_moco_v2_head() -> None:
 def test_moco_v3_head_has_bn_in_all_layers() -> None:
     head = MoCoProjectionHead(8, 16, 4, num_layers=3, batch_norm=True)
     assert structure(head) == [L, BN, R, L, BN, R, L, BN]
+
+
+def test_moco_v3_heads_have_bn_in_all_layers_and_no_affine_output_bn() -> None:
+    # "In MoCo v3, all layers in both MLPs have BN"; the output BN without affine parameters.
+    projection = MoCoV3ProjectionHead(8, 16, 4)
+    assert structure(projection) == [L, BN, R, L, BN, R, L, BN]
+    prediction = MoCoV3PredictionHead(4, 16, 4)
+    assert structure(prediction) == [L, BN, R, L, BN]
+    for head in (projection, prediction):
+        assert all(m.bias is None for m in linears(head))
+        assert not head.layers[-1].affine
+        assert head.layers[1].affine
+    assert structure(MoCoV3ProjectionHead(8, 16, 4, num_layers=2)) == [L, BN, R, L, BN]
+    assert [m.out_features for m in linears(MoCoV3ProjectionHead())] == [4096, 4096, 256]
+    assert [m.out_features for m in linears(MoCoV3PredictionHead())] == [4096, 256]
 
 
 def test_num_layers_below_two_is_rejected() -> None:

@@ -20,6 +20,8 @@ __all__ = [
     "BarlowTwinsProjectionHead",
     "DINOProjectionHead",
     "MoCoProjectionHead",
+    "MoCoV3PredictionHead",
+    "MoCoV3ProjectionHead",
     "NNCLRPredictionHead",
     "NNCLRProjectionHead",
     "ProjectionHead",
@@ -165,6 +167,56 @@ class MoCoProjectionHead(ProjectionHead):
             _mlp_blocks(input_dim, hidden_dim, output_dim, num_layers, batch_norm, True)
         )
 
+
+class MoCoV3ProjectionHead(ProjectionHead):
+    """Projection head of MoCo v3 (ResNet): ``num_layers`` linear layers, BN after every one.
+
+    "The projection head is a 3-layer MLP, and the prediction head is a 2-layer MLP. The
+    hidden layers of both MLPs are 4096-d and are with ReLU; the output layers of both MLPs
+    are 256-d, without ReLU. In MoCo v3, all layers in both MLPs have BN" (MoCo v3, Chen,
+    Xie and He 2021, https://arxiv.org/abs/2104.02057, appendix A).
+
+    The output BatchNorm has no affine parameters, as in the authors' code: the outputs are
+    L2-normalised by the loss, so a learned scale and shift would only move them around.
+
+    Args:
+        input_dim: Embedding size of the backbone.
+        hidden_dim: Width of the hidden layers.
+        output_dim: Size of the projection (the keys and the predictor's input).
+        num_layers: Number of linear layers (>= 2).
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 2048,
+        hidden_dim: int = 4096,
+        output_dim: int = 256,
+        num_layers: int = 3,
+    ) -> None:
+        super().__init__(_mocov3_blocks(input_dim, hidden_dim, output_dim, num_layers))
+
+
+class MoCoV3PredictionHead(ProjectionHead):
+    """Prediction head of MoCo v3: Linear-BN-ReLU-Linear-BN, on the query branch only.
+
+    "the prediction head is a 2-layer MLP (...) the output layers of both MLPs are 256-d,
+    without ReLU. In MoCo v3, all layers in both MLPs have BN" (MoCo v3, Chen, Xie and He
+    2021, https://arxiv.org/abs/2104.02057, appendix A). The output BatchNorm has no affine
+    parameters, as in :class:`MoCoV3ProjectionHead`.
+    """
+
+    def __init__(self, input_dim: int = 256, hidden_dim: int = 4096, output_dim: int = 256):
+        super().__init__(_mocov3_blocks(input_dim, hidden_dim, output_dim, 2))
+
+
+def _mocov3_blocks(
+    input_dim: int, hidden_dim: int, output_dim: int, num_layers: int
+) -> list[Block]:
+    """MoCo v3's MLP: BN and ReLU after the hidden layers, affine-free BN after the last."""
+    blocks = _mlp_blocks(input_dim, hidden_dim, output_dim, num_layers, True, False)
+    last_in = blocks[-1][0]
+    blocks[-1] = (last_in, output_dim, nn.BatchNorm1d(output_dim, affine=False), None)
+    return blocks
 
 class BYOLProjectionHead(ProjectionHead):
     """Projection head of BYOL.
