@@ -1,33 +1,42 @@
 """The decode pass over one file: corrupt reason, content hashes and metadata.
 
 This module is what worker processes import, so it imports nothing heavy beyond PIL, numpy
-and PyAV (in particular not :mod:`selfsup.data`, which pulls in torch): a spawned worker
-starts in a fraction of a second. The definitions it implements are documented in
-:mod:`selfsup.curation.checks`.
+and PyAV (of :mod:`selfsup.data` only the torch-free ``_image`` and ``_video`` modules): a
+spawned worker starts in a fraction of a second. What a corrupt image is, is defined once,
+in :mod:`selfsup.data._image` (shared with :class:`~selfsup.data.LightlyDataset`); the
+hashes and metadata are documented in :mod:`selfsup.curation.checks`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
-import io
 import os
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image
 
 from selfsup.curation.manifest import CorruptReason, SampleRecord
 from selfsup.curation.metadata import ImageMetadata, compute_image_metadata
 from selfsup.curation.video import decode_video, video_frame_filename
+from selfsup.data._image import (
+    DEFAULT_MAX_IMAGE_PIXELS,
+    ImageProblem,
+    decode_image,
+    read_image_file,
+)
 from selfsup.utils.safe_open import open_regular
 
-#: Default pixel limit of the decompression-bomb guard: PIL's own default
-#: (``PIL.Image.MAX_IMAGE_PIXELS``, about 89.5 million pixels, 0.25 GiB as RGB).
-DEFAULT_MAX_IMAGE_PIXELS: Final = 89_478_485
+__all__ = [
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "CheckOptions",
+    "FileEntry",
+    "canonical_pixels",
+    "check_file",
+    "file_hash",
+    "pixel_hash",
+]
 
 _DIGEST_SIZE: Final = 16
 _HEAD_BYTES: Final = 64
@@ -41,25 +50,6 @@ _EIGHT_BIT_MODES: Final = frozenset(
 _ALPHA_MODES: Final = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 # Modes without colour: their RGB conversion has R = G = B, so the saturation is 0.
 _GRAY_MODES: Final = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
-
-# First bytes of the image formats in IMAGE_EXTENSIONS: a file that starts like one of them
-# but cannot be identified is a truncated image rather than a non-image.
-_IMAGE_SIGNATURES: Final[tuple[tuple[bytes, str], ...]] = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-    (b"RIFF", "WEBP"),
-    (b"P1", "PPM"),
-    (b"P2", "PPM"),
-    (b"P3", "PPM"),
-    (b"P4", "PPM"),
-    (b"P5", "PPM"),
-    (b"P6", "PPM"),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,35 +127,8 @@ def _hash_canonical(canonical: Image.Image) -> str:
 # --------------------------------------------------------------------------- one file
 
 
-@contextlib.contextmanager
-def _strict_pil() -> Iterator[None]:
-    """PIL settings of the check: truncated files fail, our own pixel guard replaces PIL's.
-
-    Both are process-wide globals; they are restored afterwards so an in-process check does
-    not change how the rest of the program loads images.
-    """
-    old_limit = Image.MAX_IMAGE_PIXELS
-    old_truncated = ImageFile.LOAD_TRUNCATED_IMAGES
-    Image.MAX_IMAGE_PIXELS = None
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = old_limit
-        ImageFile.LOAD_TRUNCATED_IMAGES = old_truncated
-
-
 def _os_message(exc: OSError) -> str:
     return exc.strerror or str(exc)
-
-
-def _sniff_image_format(head: bytes) -> str | None:
-    for signature, name in _IMAGE_SIGNATURES:
-        if head.startswith(signature):
-            if name == "WEBP" and len(head) >= 12 and head[8:12] != b"WEBP":
-                continue
-            return name
-    return None
 
 
 @functools.cache
@@ -179,15 +142,6 @@ def _extension_warning(path: str, decoded_format: str | None) -> str | None:
     if decoded_format is None or expected is None or expected == decoded_format:
         return None
     return f"the file is named {suffix} but its content is {decoded_format}"
-
-
-def _describe_head(head: bytes) -> str:
-    return repr(head[:16])
-
-
-def _is_truncation(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return isinstance(exc, EOFError) or "truncated" in text or "premature end" in text
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,67 +207,30 @@ def check_file(
     path = os.path.join(os.fspath(root), entry.path)
     if entry.is_video:
         return _check_video(path, fields)
-    try:
-        with open_regular(path) as handle:
-            data = handle.read()
-    except OSError as exc:
-        detail = f"cannot read: {_os_message(exc)}"
-        return [_corrupt_record(fields, CorruptReason.UNREADABLE, detail)]
+    data = read_image_file(path)
+    if isinstance(data, ImageProblem):
+        if data.reason == "unreadable":
+            # read_image_file read nothing: the size stays the scan's.
+            return [_corrupt_record(fields, CorruptReason.UNREADABLE, data.detail)]
+        fields["file_size"] = 0
+        return [_corrupt_record(fields, CorruptReason(data.reason), data.detail)]
     fields["file_size"] = len(data)
-    if not data:
-        return [_corrupt_record(fields, CorruptReason.EMPTY, "the file has 0 bytes")]
     fields["file_hash"] = file_hash(data)
     return [_check_image_bytes(data, fields, options)]
 
 
 def _check_image_bytes(data: bytes, fields: dict[str, Any], options: CheckOptions) -> SampleRecord:
-    head = data[:_HEAD_BYTES]
-    with _strict_pil(), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            image = Image.open(io.BytesIO(data))
-        except UnidentifiedImageError:
-            sniffed = _sniff_image_format(head)
-            if sniffed is not None:
-                return _corrupt_record(
-                    fields,
-                    CorruptReason.TRUNCATED,
-                    f"the file starts like a {sniffed} image but its header cannot be read "
-                    f"({len(data)} bytes; probably truncated)",
-                )
-            return _corrupt_record(
-                fields,
-                CorruptReason.UNKNOWN_FORMAT,
-                "not an image in a format PIL can read "
-                f"(content starts with {_describe_head(head)})",
-            )
-        except Exception as exc:  # noqa: BLE001  # any decoder error is a finding about the file
-            reason = CorruptReason.TRUNCATED if _is_truncation(exc) else CorruptReason.DECODE_ERROR
-            return _corrupt_record(fields, reason, f"{type(exc).__name__}: {exc}")
-        with image:
-            fields.update(format=image.format, width=image.width, height=image.height)
-            limit = options.max_image_pixels
-            if limit is not None and image.width * image.height > limit:
-                return _corrupt_record(
-                    fields,
-                    CorruptReason.TOO_LARGE,
-                    f"{image.width}x{image.height} = {image.width * image.height} pixels is more "
-                    f"than max_image_pixels={limit} (refused as a possible decompression bomb; "
-                    "raise max_image_pixels to accept it)",
-                )
-            try:
-                image.load()
-                measured = _measure(image)
-            except Exception as exc:  # noqa: BLE001  # any decoder error is a finding about the file
-                reason = (
-                    CorruptReason.TRUNCATED if _is_truncation(exc) else CorruptReason.DECODE_ERROR
-                )
-                return _corrupt_record(fields, reason, f"{type(exc).__name__}: {exc}")
-    notes = [str(w.message) for w in caught]
+    decoded = decode_image(data, options.max_image_pixels, _measure)
+    if decoded.format is not None:
+        fields.update(format=decoded.format, width=decoded.width, height=decoded.height)
+    if decoded.problem is not None or decoded.value is None:
+        problem = decoded.problem or ImageProblem("decode_error", "no image was decoded")
+        return _corrupt_record(fields, CorruptReason(problem.reason), problem.detail)
+    notes = list(decoded.warnings)
     mismatch = _extension_warning(fields["source"], fields["format"])
     if mismatch is not None:
         notes.insert(0, mismatch)
-    fields.update(_measured_fields(measured))
+    fields.update(_measured_fields(decoded.value))
     return SampleRecord(**fields, warning="; ".join(notes) if notes else None)
 
 

@@ -11,8 +11,8 @@ Which frames exist
     decoder manages to turn each packet into a picture. So a frame that fails to decode keeps
     its index and name and is listed as corrupt, and the good frames keep their names. This
     is the same frame list as :mod:`selfsup.data._video` (the video dataset) builds, so frame
-    ``i`` here is frame ``i`` there; it is not imported from there because that would make
-    every worker process import torch.
+    ``i`` here is frame ``i`` there, and both name it with
+    :func:`selfsup.data._video.frame_filename`.
 
 What is reported
     * container cannot be opened, or holds no video stream -> one corrupt record for the
@@ -38,24 +38,13 @@ import av.logging
 from PIL import Image
 
 from selfsup.curation.manifest import CorruptReason
+from selfsup.data._video import frame_filename
 
 M = TypeVar("M")
 
 
-def video_frame_filename(video_path: str, frame_index: int, n_frames: int) -> str:
-    """lightly's sample name for frame ``frame_index`` of a video with ``n_frames`` frames.
-
-    ``video_path`` is the POSIX path relative to the input folder. As in lightly, the name is
-    split at its last ``.`` into name and format, and the index is zero-padded to
-    ``len(str(n_frames))`` digits.
-    """
-    if not 0 <= frame_index < max(n_frames, 1):
-        raise ValueError(f"frame_index {frame_index} out of range for {n_frames} frames")
-    name, _, video_format = video_path.rpartition(".")
-    if not name:
-        raise ValueError(f"video path {video_path!r} has no extension")
-    padding = len(str(n_frames))
-    return f"{name}-{frame_index:0{padding}d}-{video_format}.png"
+#: lightly's sample name of a video frame (the one definition, shared with the datasets).
+video_frame_filename = frame_filename
 
 
 @dataclass(frozen=True, slots=True)

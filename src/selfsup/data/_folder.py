@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,10 +38,15 @@ from selfsup.data._video import (
     parse_frame_filename,
     probe_video,
 )
-from selfsup.data.files import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, is_video_file, scan_sample_files
+from selfsup.data.files import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    class_of,
+    find_classes,
+    is_video_file,
+    scan_sample_files,
+)
 from selfsup.errors import DataError
-
-ROOT_CLASS = "."
 
 # How many names an error message lists before summarising the rest.
 _MAX_LISTED = 20
@@ -85,19 +90,6 @@ def normalize_relpath(name: str) -> str:
     return posixpath.normpath(name.replace(os.sep, "/")) if name else name
 
 
-def class_of(relpath: str) -> str:
-    """The class name of a file: its first-level folder, or ``"."`` at the root."""
-    head, sep, _ = relpath.partition("/")
-    return head if sep else ROOT_CLASS
-
-
-def find_classes(relpaths: Iterable[str]) -> list[str]:
-    """Class names in index order: ``"."`` first if the root holds files, then sorted."""
-    names = {class_of(p) for p in relpaths}
-    subfolders = sorted(names - {ROOT_CLASS})
-    return [ROOT_CLASS, *subfolders] if ROOT_CLASS in names else subfolders
-
-
 @dataclass
 class _Selection:
     """Which parts of which files a ``filenames=`` list asks for."""
@@ -132,7 +124,8 @@ def _probe(root: Path, relpath: str) -> tuple[str, int, FrameTable | None, str |
         except VideoProbeError as exc:
             return relpath, 0, None, str(exc)
         return relpath, probe.n_frames, probe.table, None
-    return relpath, 0, None, check_image(path)
+    problem = check_image(path)
+    return relpath, 0, None, None if problem is None else str(problem)
 
 
 class FolderSource:

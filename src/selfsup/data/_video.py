@@ -71,11 +71,22 @@ class VideoProbeError(Exception):
 
 
 def frame_filename(video_relpath: str, frame_index: int, n_frames: int) -> str:
-    """Name of frame ``frame_index`` of ``video_relpath`` (a POSIX path with an extension).
+    """lightly's sample name for frame ``frame_index`` of a video with ``n_frames`` frames.
 
+    The one definition of a frame's name, used by the datasets and by the curation check.
+    ``video_relpath`` is the POSIX path relative to the input folder; as in lightly it is
+    split at its last ``.`` into name and format, and the index is zero-padded to
+    ``len(str(n_frames))`` digits:
     ``frame_filename("clips/a.mp4", 153, 341965) == "clips/a-000153-mp4.png"``.
+
+    Raises:
+        ValueError: ``frame_index`` is not in ``0..n_frames-1``, or the path has no extension.
     """
+    if not 0 <= frame_index < max(n_frames, 1):
+        raise ValueError(f"frame_index {frame_index} out of range for {n_frames} frames")
     stem, _, ext = video_relpath.rpartition(".")
+    if not stem:
+        raise ValueError(f"video path {video_relpath!r} has no extension")
     pad = len(str(n_frames))
     return f"{stem}-{frame_index:0{pad}d}-{ext}.{FRAME_IMAGE_EXTENSION}"
 

@@ -49,6 +49,27 @@ VIDEO_EXTENSIONS: frozenset[str] = frozenset(
 )
 
 
+#: Class name of the files directly in the root folder (see :func:`find_classes`).
+ROOT_CLASS: Final = "."
+
+
+def class_of(relpath: str) -> str:
+    """The class name of a sample file: its first-level folder, or ``"."`` at the root."""
+    head, sep, _ = relpath.partition("/")
+    return head if sep else ROOT_CLASS
+
+
+def find_classes(relpaths: Iterable[str]) -> list[str]:
+    """Class names in target order, as torchvision's ``ImageFolder`` on first-level folders.
+
+    ``"."`` (files directly in the root) first if the root holds files, then the sorted
+    names of the first-level subfolders holding sample files (at any depth).
+    """
+    names = {class_of(p) for p in relpaths}
+    subfolders = sorted(names - {ROOT_CLASS})
+    return [ROOT_CLASS, *subfolders] if ROOT_CLASS in names else subfolders
+
+
 def is_image_file(path: str | os.PathLike[str]) -> bool:
     """True when the extension (case-insensitive) is a supported image format."""
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
