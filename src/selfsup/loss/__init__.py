@@ -8,6 +8,7 @@
 - :class:`BarlowTwinsLoss`: Barlow Twins' cross-correlation loss.
 - :class:`VICRegLoss`: VICReg's variance-invariance-covariance loss.
 - :class:`SwaVLoss`: SwAV's swapped prediction loss with Sinkhorn-Knopp codes.
+- :class:`TiCoLoss`: TiCo's invariance plus contrast against a running covariance.
 - :class:`DCLLoss`, :class:`DCLWLoss`: decoupled contrastive learning (DCL, DCLW).
 """
 
@@ -21,6 +22,7 @@ from selfsup.loss.mocov3_loss import MoCoV3Loss
 from selfsup.loss.negative_cosine_similarity import NegativeCosineSimilarity
 from selfsup.loss.ntx_ent_loss import NTXentLoss
 from selfsup.loss.swav_loss import SwaVLoss
+from selfsup.loss.tico_loss import TiCoLoss
 from selfsup.loss.vicreg_loss import VICRegLoss
 
 __all__ = [
@@ -33,5 +35,6 @@ __all__ = [
     "NTXentLoss",
     "NegativeCosineSimilarity",
     "SwaVLoss",
+    "TiCoLoss",
     "VICRegLoss",
 ]

@@ -27,6 +27,7 @@ _CATALOG: dict[str, str] = {
     "simsiam": "selfsup.methods.simsiam:METHOD",
     "barlowtwins": "selfsup.methods.barlow_twins:METHOD",
     "vicreg": "selfsup.methods.vicreg:METHOD",
+    "tico": "selfsup.methods.tico:METHOD",
     "dino": "selfsup.methods.dino:METHOD",
     "nnclr": "selfsup.methods.nnclr:METHOD",
     "swav": "selfsup.methods.swav:METHOD",

@@ -23,6 +23,7 @@ from selfsup.models.modules import (
     SimSiamPredictionHead,
     SimSiamProjectionHead,
     SwaVProjectionHead,
+    TiCoProjectionHead,
     VICRegProjectionHead,
 )
 
@@ -130,6 +131,7 @@ def test_num_layers_below_two_is_rejected() -> None:
         (SwaVProjectionHead(8, 16, 4), [L, BN, R, L]),
         (VICRegProjectionHead(8, 16, 4), [L, BN, R, L, BN, R, L]),
         (VICRegProjectionHead(8, 16, 4, num_layers=2), [L, BN, R, L]),
+        (TiCoProjectionHead(8, 16, 4), [L, BN, R, L]),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else "",
 )

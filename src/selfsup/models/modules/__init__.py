@@ -16,6 +16,7 @@ from selfsup.models.modules.heads import (
     SimSiamPredictionHead,
     SimSiamProjectionHead,
     SwaVProjectionHead,
+    TiCoProjectionHead,
     VICRegProjectionHead,
 )
 from selfsup.models.modules.nn_memory_bank import NNMemoryBankModule
@@ -38,5 +39,6 @@ __all__ = [
     "SimSiamProjectionHead",
     "SwaVProjectionHead",
     "SwaVPrototypes",
+    "TiCoProjectionHead",
     "VICRegProjectionHead",
 ]

@@ -29,6 +29,7 @@ __all__ = [
     "SimSiamPredictionHead",
     "SimSiamProjectionHead",
     "SwaVProjectionHead",
+    "TiCoProjectionHead",
     "VICRegProjectionHead",
 ]
 
@@ -217,6 +218,25 @@ def _mocov3_blocks(
     last_in = blocks[-1][0]
     blocks[-1] = (last_in, output_dim, nn.BatchNorm1d(output_dim, affine=False), None)
     return blocks
+
+
+class TiCoProjectionHead(ProjectionHead):
+    """Projection head of TiCo: BYOL's projector, Linear-BN-ReLU-Linear, 4096-d hidden, 256-d out.
+
+    TiCo (Zhu et al. 2022, https://arxiv.org/abs/2206.10698) uses BYOL's projector: "This MLP
+    consists in a linear layer with output size 4096 followed by batch normalization,
+    rectified linear units (ReLU), and a final linear layer with output dimension 256."
+    (BYOL, Grill et al. 2020, https://arxiv.org/abs/2006.07733)
+    """
+
+    def __init__(self, input_dim: int = 2048, hidden_dim: int = 4096, output_dim: int = 256):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, output_dim, None, None),
+            ]
+        )
+
 
 class BYOLProjectionHead(ProjectionHead):
     """Projection head of BYOL.
