@@ -30,12 +30,10 @@ active-learning scores, class balance and object-level selection; a datapool
 
 from __future__ import annotations
 
-import csv
 import errno
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -48,16 +46,18 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from selfsup import __version__
+from selfsup import __version__, runfolder
 from selfsup.config import RunConfig, to_yaml
-from selfsup.data.files import RUN_MARKER
 from selfsup.errors import ConfigError, DataError
-from selfsup.utils.atomic import atomic_open_text, atomic_path, atomic_write_text
-from selfsup.utils.names import NAME_ERRORS, display_name
+from selfsup.runfolder import RUN_MARKER_TEXT as RUN_MARKER_TEXT
+from selfsup.runfolder import SELECTION_COLUMNS, RunFolder
+from selfsup.runfolder import write_selection_csv as write_selection_csv
+from selfsup.utils.atomic import atomic_path
+from selfsup.utils.names import display_name
 
 logger = logging.getLogger(__name__)
 
-STATE_FILE = Path(".selfsup") / "state.json"
+STATE_FILE = Path(runfolder.STATE)
 
 #: Largest number of samples the default method weights by (exact, O(N^2 D)) typicality.
 MAX_DEFAULT_TYPICALITY_SAMPLES = 100_000
@@ -144,25 +144,19 @@ def _check_prediction_tasks(cfg: RunConfig) -> None:
 
 
 class _State:
-    """Fingerprints of finished steps, so a rerun can tell what is still valid."""
+    """Fingerprints of finished steps (``.selfsup/state.json``), so a rerun can tell what is
+    still valid; a missing or broken state file only means the work is redone."""
 
     def __init__(self, output_dir: Path) -> None:
-        self.path = output_dir / STATE_FILE
-        self.data: dict[str, Any] = {}
-        if self.path.is_file():
-            try:
-                loaded = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
-                loaded = {}  # a broken state file only means we redo the work
-            if isinstance(loaded, dict):
-                self.data = loaded
+        self.folder = RunFolder(output_dir)
+        self.data: dict[str, Any] = self.folder.read_state()
 
     def get(self, key: str) -> Any:
         return self.data.get(key)
 
     def set(self, key: str, value: Any) -> None:
         self.data[key] = value
-        atomic_write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True))
+        self.folder.write_state(self.data)
 
 
 def _fingerprint(*parts: Any) -> str:
@@ -178,15 +172,6 @@ def _file_fingerprint(path: Path) -> list[Any]:
 def _num_workers(n: int) -> int:
     return (os.cpu_count() or 1) if n == -1 else n
 
-
-def _write_list(path: Path, names: Sequence[str]) -> None:
-    """One name per line, each as its exact bytes (:mod:`selfsup.utils.names`)."""
-    atomic_write_text(path, "".join(f"{n}\n" for n in names), errors=NAME_ERRORS)
-
-
-#: Written first into every run folder: the scan of a later run leaves a folder holding it out
-#: (:func:`selfsup.data.files.is_run_folder`), so a run inside an input folder is no input.
-RUN_MARKER_TEXT: Final = '{"format": "selfsup-run-folder", "version": 1}\n'
 
 #: How often the embedding (and training) step is retried after input files vanished.
 MAX_LOST_FILE_RETRIES: Final = 3
@@ -251,9 +236,6 @@ class _LostFiles:
 
         from selfsup.curation.manifest import (
             CorruptReason,
-            default_manifest_path,
-            write_corrupt_filenames,
-            write_manifest,
         )
 
         new = _lost_files(self.root, self.usable())
@@ -283,8 +265,9 @@ class _LostFiles:
                 else r
                 for r in self.records
             ]
-            write_manifest(default_manifest_path(self.out), self.records)
-            write_corrupt_filenames(self.out / "filenames" / "corrupt_filenames.txt", self.records)
+            folder = RunFolder(self.out)
+            folder.write_manifest(self.records)
+            folder.write_corrupt_filenames(self.records)
         return set(new)
 
     def summary(self) -> dict[str, list[str]]:
@@ -334,9 +317,7 @@ def _embed_tolerating_lost_files(
             emb, labels = emb[keep], labels[keep]
             from selfsup.utils.io import save_embeddings
 
-            save_embeddings(
-                out / "data" / "embeddings.csv", emb, labels, [r.filename for r in usable]
-            )
+            save_embeddings(RunFolder(out).embeddings, emb, labels, [r.filename for r in usable])
         if not usable:
             raise DataError(
                 f"every usable file of input_dir {cfg.input_dir!r} vanished or changed during "
@@ -346,114 +327,8 @@ def _embed_tolerating_lost_files(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-SELECTION_CSV_COLUMNS: Final = (
-    "filename",
-    "selected",
-    "rank",
-    "pick_distance",
-    "score",
-    "removed_by",
-    "preselected",
-    "sample",
-)
-
-
-def _csv_float(value: float, digits: int) -> str:
-    """A float for the selection table: empty for NaN, ``inf``/``-inf``, else ``%.{digits}g``."""
-    if math.isnan(value):
-        return ""
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{value:.{digits}g}"
-
-
-def write_selection_csv(
-    path: str | os.PathLike[str],
-    names: Sequence[str],
-    indices: NDArray[np.integer[Any]],
-    distances: NDArray[np.floating[Any]],
-    scores: NDArray[np.floating[Any]],
-    removed_by: NDArray[np.integer[Any]],
-    filters: Sequence[str],
-    preselected: NDArray[np.integer[Any]],
-    samples: Sequence[str] | None = None,
-) -> None:
-    """Write ``data/selection.csv``: one row per selection candidate, in candidate order.
-
-    Columns (header line first, RFC 4180 quoting of names, UTF-8; a name that is not UTF-8
-    as its exact bytes, see :mod:`selfsup.utils.names`):
-
-    ``filename``
-        The candidate's name: the row's name in ``normalized_embeddings.csv`` (a sample, or
-        an object crop in an object-level run).
-    ``selected``
-        ``1`` when the candidate is in this run's selection (new picks and datapool
-        preselected rows alike), else ``0``.
-    ``rank``
-        1-based position in the pick order (``sampled_filenames_excluding_datapool.txt``);
-        empty when not picked by this run.
-    ``pick_distance``
-        ``SelectionResult.distances`` of the pick: L2 distance (between L2-normalised
-        embeddings) to the nearest sample chosen before it, i.e. the coverage radius at that
-        moment; ``inf`` for a first pick with nothing chosen before; empty when not picked or
-        not measured (NaN: the selection had no DIVERSITY strategy).
-    ``score``
-        Combined score ``sum_i strength_i * log objective_i`` at pick time; empty when not
-        picked.
-    ``removed_by``
-        Description of the THRESHOLD filter that removed the candidate
-        (``SelectionResult.filters``), empty if none.
-    ``preselected``
-        ``1`` for rows a datapool preselected (chosen by an earlier run), else ``0``.
-    ``sample``
-        The manifest sample the row belongs to: the filename itself, or for an object crop
-        the image (or video frame) it was cut from.
-
-    Floats use 9 significant digits (exact for float32 distances). Written atomically.
-
-    Args:
-        names: ``(N,)`` candidate names.
-        indices: ``(k,)`` picked rows in pick order; ``distances``, ``scores``: ``(k,)``.
-        removed_by: ``(N,)`` index into ``filters`` per row, ``-1`` for none.
-        preselected: Rows chosen earlier (datapool).
-        samples: ``(N,)`` manifest sample per row; defaults to ``names``.
-    """
-    n = len(names)
-    order = np.asarray(indices, dtype=np.int64)
-    dist = np.asarray(distances, dtype=np.float64)
-    score = np.asarray(scores, dtype=np.float64)
-    removed = np.asarray(removed_by, dtype=np.int64)
-    pre = np.asarray(preselected, dtype=np.int64)
-    if dist.shape != order.shape or score.shape != order.shape:
-        raise ValueError(
-            f"indices {order.shape}, distances {dist.shape} and scores {score.shape} must match"
-        )
-    if removed.shape != (n,):
-        raise ValueError(f"removed_by has shape {removed.shape}, expected ({n},)")
-    if samples is not None and len(samples) != n:
-        raise ValueError(f"samples has {len(samples)} entries for {n} candidates")
-    is_pre = np.zeros(n, dtype=bool)
-    is_pre[pre] = True
-    position = np.full(n, -1, dtype=np.int64)
-    position[order] = np.arange(order.size)
-    with atomic_open_text(path, errors=NAME_ERRORS) as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(SELECTION_CSV_COLUMNS)
-        for i in range(n):
-            p = int(position[i])
-            r = int(removed[i])
-            writer.writerow(
-                (
-                    names[i],
-                    "1" if p >= 0 or is_pre[i] else "0",
-                    str(p + 1) if p >= 0 else "",
-                    _csv_float(float(dist[p]), 9) if p >= 0 else "",
-                    _csv_float(float(score[p]), 9) if p >= 0 else "",
-                    filters[r] if r >= 0 else "",
-                    "1" if is_pre[i] else "0",
-                    names[i] if samples is None else samples[i],
-                )
-            )
+#: Columns of ``data/selection.csv``; the format belongs to :mod:`selfsup.runfolder`.
+SELECTION_CSV_COLUMNS: Final = SELECTION_COLUMNS
 
 
 def _l2_normalized(x: NDArray[np.float32]) -> NDArray[np.float32]:
@@ -518,7 +393,7 @@ def _model_step(
             logger.info("reusing checkpoint %s from the previous run", kept)
             return str(kept)
     step("TRAINING")
-    train_dir = out / ".selfsup" / "training"
+    train_dir = RunFolder(out).training_dir
     lightly.output_dir = str(train_dir)
     try:
         best = Path(train(lightly, filenames=samples))
@@ -600,7 +475,7 @@ def _embed_step(
     from selfsup.utils.io import load_embeddings, save_embeddings
 
     samples = [r.filename for r in usable]
-    csv = out / "data" / "embeddings.csv"
+    csv = RunFolder(out).embeddings
     if cfg.embeddings:
         step("EMBEDDING")
         emb, labels = _precomputed_embeddings(cfg.embeddings, samples)
@@ -701,7 +576,7 @@ def _object_candidates(
     lightly = cfg.lightly.model_copy(deep=True)
     lightly.input_dir = cfg.input_dir
     emb, labels, names = embed_crops(lightly, crops, checkpoint)
-    save_embeddings(out / "data" / "embeddings.csv", emb, labels, names)
+    save_embeddings(RunFolder(out).embeddings, emb, labels, names)
     images = CropDataset(cfg.input_dir, crops)
     index = {name: i for i, name in enumerate(names)}
 
@@ -797,11 +672,7 @@ def _run(
     from selfsup.curation.checks import build_manifest
     from selfsup.curation.manifest import (
         count_by_reason,
-        default_manifest_path,
         read_manifest,
-        write_corrupt_filenames,
-        write_duplicate_filenames,
-        write_manifest,
     )
     from selfsup.curation.report import (
         CostAssumptions,
@@ -819,20 +690,20 @@ def _run(
     started = time.time()
     started_iso = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / RUN_MARKER, RUN_MARKER_TEXT)
+    folder = RunFolder(out)
+    folder.write_marker()
     run_id = str(out.resolve())
     # report.json is written last; removing it first means an interrupted rerun never
     # leaves the previous run's report beside this run's partial outputs.
-    (out / "report.json").unlink(missing_ok=True)
-    atomic_write_text(out / "config" / "config.yaml", to_yaml(cfg))
-    atomic_write_text(out / "config" / "overrides.yaml", "".join(f"- {o}\n" for o in overrides))
+    folder.remove_report()
+    folder.write_config(to_yaml(cfg), overrides)
     state = _State(out)
     durations: dict[str, float] = {}
 
     # --- check: scan, decode, hash, metadata, duplicates
     step("CHECKING_CORRUPTNESS")
     t = time.time()
-    manifest_path = default_manifest_path(out)
+    manifest_path = folder.manifest
     previous = None
     if manifest_path.is_file():
         try:
@@ -854,11 +725,11 @@ def _run(
         exclude=[out, *([cfg.frames_dir] if cfg.frames_dir else [])],
     )
     records = list(checked.records)
-    write_manifest(manifest_path, records)
+    folder.write_manifest(records)
     if pool is not None:
         pool.save_manifest(cfg.input_dir, records)
-    write_duplicate_filenames(out / "filenames" / "duplicate_filenames.txt", records)
-    write_corrupt_filenames(out / "filenames" / "corrupt_filenames.txt", records)
+    folder.write_duplicate_filenames(records)
+    folder.write_corrupt_filenames(records)
     # Files that vanish or change from here on are marked in the records (and the manifest
     # and corrupt list rewritten) by _LostFiles; the run goes on without them.
     lost_log = _LostFiles(cfg.input_dir, out, records)
@@ -887,9 +758,7 @@ def _run(
         )
     names = candidates.names
     normalized = _l2_normalized(candidates.embeddings)
-    save_embeddings(
-        out / "data" / "normalized_embeddings.csv", normalized, candidates.labels, names
-    )
+    save_embeddings(folder.normalized_embeddings, normalized, candidates.labels, names)
     durations["embed"] = time.time() - t
 
     # --- select
@@ -935,13 +804,12 @@ def _run(
     selected = [names[i] for i in order.tolist()]
     removed = [n for i, n in enumerate(names) if i not in chosen]
     save_embeddings(
-        out / "data" / "selected_embeddings.csv",
+        folder.selected_embeddings,
         candidates.embeddings[order],
         candidates.labels[order],
         selected,
     )
-    write_selection_csv(
-        out / "data" / "selection.csv",
+    folder.write_selection(
         names,
         order,
         result.distances,
@@ -951,8 +819,8 @@ def _run(
         np.asarray(preselected, dtype=np.int64),
         None if candidates.crops is None else [c.source for c in candidates.crops],
     )
-    _write_list(out / "filenames" / "sampled_filenames_excluding_datapool.txt", selected)
-    _write_list(out / "filenames" / "removed_filenames.txt", removed)
+    folder.write_filename_list(folder.sampled_filenames, selected)
+    folder.write_filename_list(folder.removed_filenames, removed)
     if pool is not None:
         from selfsup.curation.datapool import RunInfo
 
@@ -963,14 +831,14 @@ def _run(
         from selfsup.curation.object_level import save_crops
 
         picked = [candidates.crops[i] for i in order.tolist()]
-        save_crops(cfg.input_dir, picked, out / "data" / "crops" / cfg.object_level.task_name)
+        save_crops(cfg.input_dir, picked, folder.crops_dir(cfg.object_level.task_name))
     frames_note = ""
     if cfg.extract_frames:
         from selfsup.curation.frames import extract_frames
 
         frame_of = {r.filename: r.frame_index for r in usable}
         frames = [n for n in selected if frame_of.get(n) is not None]
-        target = Path(cfg.frames_dir) if cfg.frames_dir else out / "data" / "frames"
+        target = Path(cfg.frames_dir) if cfg.frames_dir else folder.frames_dir
         try:
             extract_frames(cfg.input_dir, frames, target, cfg.frames_format, progress=progress)
         except DataError as exc:

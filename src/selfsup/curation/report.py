@@ -59,7 +59,6 @@ Atomicity
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import logging
 import math
@@ -78,8 +77,7 @@ from PIL import Image
 from selfsup import __version__
 from selfsup.curation import plots
 from selfsup.curation._pdf import write_report_pdf
-from selfsup.utils.atomic import atomic_open_text, atomic_write_text
-from selfsup.utils.names import NAME_ERRORS, dumps_json
+from selfsup.runfolder import REPORT_FORMAT, REPORT_VERSION, RunFolder
 from selfsup.utils.safe_open import read_bytes
 
 __all__ = [
@@ -102,8 +100,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-REPORT_FORMAT: Final = "selfsup-report"
-REPORT_VERSION: Final = 1
 
 ImageLoader = Callable[[str], Image.Image | None]
 """``load_image(filename) -> PIL image``, or ``None`` when the sample cannot be shown."""
@@ -1102,27 +1098,6 @@ def write_plots(
 _PROJECTION_UMAP_K: Final = 15
 
 
-def _write_projections(
-    path: Path,
-    filenames: Sequence[str],
-    rows: NDArray[np.intp],
-    coordinates: Mapping[str, NDArray[np.float64]],
-) -> None:
-    """``data/projections.csv`` (module docstring); removes a stale one when nothing is drawn."""
-    if not coordinates:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        return
-    keys = sorted(coordinates, key=lambda key: (key != "pca", key))
-    header = ["filename"] + [f"{key}_{axis}" for key in keys for axis in ("x", "y")]
-    with atomic_open_text(path, errors=NAME_ERRORS) as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(header)
-        for i, row in enumerate(rows.tolist()):
-            values = [f"{float(coordinates[key][i, axis]):.7g}" for key in keys for axis in (0, 1)]
-            writer.writerow([filenames[row], *values])
-
-
 _OWN_PLOT = re.compile(r"(distance_distr_\w+|scatter_\w+|filter_decision_\d+)\.png")
 
 
@@ -1135,18 +1110,15 @@ def write_report(
     dict that ``report.json`` holds.
     """
     opts = options or ReportOptions()
-    out = Path(output_dir)
+    folder = RunFolder(output_dir)
     analysis = _analyse(inputs, opts)
     report = analysis.report
-    plots_dir = out / "plots"
+    plots_dir = folder.plots_dir
     coordinates: dict[str, NDArray[np.float64]] = {}
     written = _render_plots(inputs, analysis, plots_dir, opts, coordinates)
-    _write_projections(
-        out / "data" / "projections.csv", inputs.filenames, analysis.scatter_rows, coordinates
-    )
-    write_report_pdf(report, written, out / "report.pdf")
-    text = dumps_json(report, indent=2, allow_nan=False)
-    atomic_write_text(out / "report.json", text + "\n")
+    folder.write_projections(inputs.filenames, analysis.scatter_rows, coordinates)
+    write_report_pdf(report, written, folder.report_pdf)
+    folder.write_report(report)
     keep = {p.name for p in written}
     for stale in plots_dir.glob("*.png"):
         if _OWN_PLOT.fullmatch(stale.name) and stale.name not in keep:
