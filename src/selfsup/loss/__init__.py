@@ -10,6 +10,7 @@
 - :class:`SwaVLoss`: SwAV's swapped prediction loss with Sinkhorn-Knopp codes.
 - :class:`TiCoLoss`: TiCo's invariance plus contrast against a running covariance.
 - :class:`DCLLoss`, :class:`DCLWLoss`: decoupled contrastive learning (DCL, DCLW).
+- :class:`EMPSSLLoss`, :class:`TCRLoss`: EMP-SSL's total coding rate and patch invariance.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from selfsup.loss.barlow_twins_loss import BarlowTwinsLoss
 from selfsup.loss.dcl_loss import DCLLoss, DCLWLoss
 from selfsup.loss.dino_loss import DINOLoss
+from selfsup.loss.emp_ssl_loss import EMPSSLLoss, TCRLoss
 from selfsup.loss.memory_bank import MemoryBankModule
 from selfsup.loss.mocov3_loss import MoCoV3Loss
 from selfsup.loss.negative_cosine_similarity import NegativeCosineSimilarity
@@ -30,11 +32,13 @@ __all__ = [
     "DCLLoss",
     "DCLWLoss",
     "DINOLoss",
+    "EMPSSLLoss",
     "MemoryBankModule",
     "MoCoV3Loss",
     "NTXentLoss",
     "NegativeCosineSimilarity",
     "SwaVLoss",
+    "TCRLoss",
     "TiCoLoss",
     "VICRegLoss",
 ]

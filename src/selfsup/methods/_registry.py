@@ -34,6 +34,7 @@ _CATALOG: dict[str, str] = {
     "dcl": "selfsup.methods.dcl:METHOD",
     "dclw": "selfsup.methods.dcl:METHOD_W",
     "fastsiam": "selfsup.methods.fast_siam:METHOD",
+    "empssl": "selfsup.methods.emp_ssl:METHOD",
 }
 _REGISTERED: dict[str, Method] = {}
 

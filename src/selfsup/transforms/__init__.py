@@ -3,7 +3,8 @@
 Method transforms turn one image into the list of views a method trains on
 (:class:`SimCLRTransform`, :class:`MoCoV1Transform`, :class:`MoCoV2Transform`,
 :class:`DINOTransform`, :class:`BYOLTransform`, :class:`SimSiamTransform`,
-:class:`FastSiamTransform`, :class:`VICRegTransform`, :class:`SwaVTransform`);
+:class:`FastSiamTransform`, :class:`VICRegTransform`, :class:`SwaVTransform`,
+:class:`EMPSSLTransform`);
 :class:`MultiViewTransform` combines any callables into such a list.
 
 The building blocks (crop, flips, colour jitter, grayscale, :class:`GaussianBlur`,
@@ -24,6 +25,7 @@ from selfsup.transforms.byol_transform import (
 )
 from selfsup.transforms.color import ColorJitterParams, RandomColorJitter, RandomGrayscale
 from selfsup.transforms.dino_transform import DINOTransform, DINOViewTransform
+from selfsup.transforms.emp_ssl_transform import EMPSSLTransform, EMPSSLViewTransform
 from selfsup.transforms.fast_siam_transform import FastSiamTransform
 from selfsup.transforms.flip import RandomHorizontalFlip, RandomVerticalFlip
 from selfsup.transforms.gaussian_blur import GaussianBlur, GaussianBlurParams
@@ -52,6 +54,8 @@ __all__ = [
     "CropParams",
     "DINOTransform",
     "DINOViewTransform",
+    "EMPSSLTransform",
+    "EMPSSLViewTransform",
     "FastSiamTransform",
     "GaussianBlur",
     "GaussianBlurParams",
