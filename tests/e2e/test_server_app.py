@@ -21,6 +21,7 @@ import pytest
 
 from _web import OpenPage, WebPage, report_counts, write_small_images
 from selfsup.api import ApiWorkflowClient
+from selfsup.cli.apps import create_server_app
 from selfsup.server.testing import LiveServer, ServerHarness
 
 # Any test of this module alone takes > 5 s: the module's fixture trains a tiny model in a
@@ -78,7 +79,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     images = roots / "input"
     write_small_images(images, n_per_class=4)
     (roots / "lightly").mkdir()
-    harness = ServerHarness(f"sqlite:///{tmp / 'server.db'}", tmp / "data", (roots,))
+    harness = ServerHarness(
+        f"sqlite:///{tmp / 'server.db'}", tmp / "data", (roots,), app_factory=create_server_app
+    )
     alice, bob = harness.token("alice"), harness.token("bob", scope="user")
     client = harness.client(alice)
     dataset_id = client.create_dataset(DATASET)

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from selfsup.cli.apps import create_server_app
 from selfsup.server.db import make_engine, upgrade_database
 from selfsup.server.testing import ServerHarness, TemporaryPostgres, find_postgres_bin
 
@@ -77,6 +78,8 @@ def make_server(
 
     def factory(**settings: Any) -> ServerHarness:
         settings.setdefault("local_roots", (local_root,))
+        # The whole app of ``selfsup serve``: the API and the web app's pages.
+        settings.setdefault("app_factory", create_server_app)
         harness = ServerHarness(db_url, tmp_path / "data", **settings)
         made.append(harness)
         return harness

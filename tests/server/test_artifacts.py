@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from selfsup.server.errors import ApiError
-from selfsup.server.paths import safe_artifact_name
+from selfsup.apphelpers.http_errors import ApiError
+from selfsup.apphelpers.paths import safe_artifact_name
 from selfsup.server.testing import ServerHarness
 
 

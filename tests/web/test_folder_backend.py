@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from selfsup.web.backend import InvalidToken, OutputsUnavailable, WebNotFound
+from selfsup.apphelpers.web_backend import InvalidToken, OutputsUnavailable, WebNotFound
 from selfsup.web.folder_backend import FolderBackend, find_run_folders
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import time
@@ -962,23 +961,18 @@ def test_pages_are_csp_friendly_and_well_formed(
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Any]:
+    from selfsup.cli.apps import create_server_app
     from selfsup.server.testing import ServerHarness
-    from selfsup.web.app import install_web
-    from selfsup.web.server_backend import ServerBackend
-    from selfsup.web.sessions import SessionSigner
 
     root = tmp_path / "root"
     (root / "images").mkdir(parents=True)
     (root / "out").mkdir()
     harness = ServerHarness(
-        f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "data", local_roots=(root,)
+        f"sqlite:///{tmp_path / 'server.db'}",
+        tmp_path / "data",
+        local_roots=(root,),
+        app_factory=create_server_app,
     )
-    if not hasattr(harness.app.state, "web"):  # the server may already serve the web app
-        install_web(
-            harness.app,
-            ServerBackend(harness.app.state.sessions, harness.settings),
-            SessionSigner(os.urandom(32)),
-        )
     yield harness
     harness.close()
 

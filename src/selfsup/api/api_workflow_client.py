@@ -492,7 +492,7 @@ class ApiWorkflowClient:
         Raises:
             ConfigError: a config key or value is invalid.
         """
-        from selfsup.server.run_configs import validate_run_configs
+        from selfsup.config.run_configs import validate_run_configs
 
         if selfsup_config is not None:
             if lightly_config is not None:

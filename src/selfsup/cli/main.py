@@ -170,7 +170,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The server's commands parse their own flags and never import torch.
         from selfsup.server.cli import serve_main, token_main
 
-        return (serve_main if argv[0] == "serve" else token_main)(argv[1:])
+        if argv[0] == "token":
+            return token_main(argv[1:])
+        from selfsup.cli.apps import create_server_app
+
+        return serve_main(argv[1:], create_server_app)
     if argv[:1] == ["view"]:
         # Like the server, the web app never imports torch.
         from selfsup.web.cli import view_main

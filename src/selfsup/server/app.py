@@ -1,4 +1,8 @@
-"""The FastAPI application of ``selfsup serve``."""
+"""The FastAPI application of the server's API.
+
+``selfsup serve`` adds the web app's pages to it (:func:`selfsup.cli.apps.create_server_app`):
+the server never imports the web app, nor the web app the server.
+"""
 
 from __future__ import annotations
 
@@ -14,17 +18,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from selfsup import __version__
+from selfsup.apphelpers.http_errors import ApiError, install_error_handlers
+from selfsup.apphelpers.limits import RequestLimits
 from selfsup.server.auth import authenticate
 from selfsup.server.db import READ_ONLY, make_engine, session_factory, upgrade_database
-from selfsup.server.errors import ApiError, install_error_handlers
 from selfsup.server.leases import sweep_expired_leases
-from selfsup.server.limits import RequestLimits
 from selfsup.server.routes import datasets, health, runs, workers
 from selfsup.server.secret_keys import attach_keys, check_keys_open_the_database, load_keys
 from selfsup.server.settings import ServerSettings
-from selfsup.web.app import SESSION_KEY_FILE, install_web
-from selfsup.web.server_backend import ServerBackend
-from selfsup.web.sessions import SessionSigner, load_or_create_key
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:
-    """Build the app: connect to the database and migrate it to the newest schema first.
+    """Build the API app: connect to the database and migrate it to the newest schema first.
+
+    The app has the API under ``/v1`` and ``/health``; :func:`selfsup.cli.apps.create_server_app`
+    (what ``selfsup serve`` runs) adds the web app's pages over the same database. Routes may
+    be added to the returned app before it serves its first request.
 
     Args:
         settings: database, data folder, local roots, lease length, clock; defaults read
@@ -105,12 +110,6 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (health, datasets, runs, workers):
         app.include_router(module.router)
-    # The web app (pages at /, thumbnails, files) on the same origin as the API.
-    install_web(
-        app,
-        ServerBackend(app.state.sessions, settings),
-        SessionSigner(load_or_create_key(Path(settings.data_dir) / SESSION_KEY_FILE)),
-    )
     app.add_middleware(_ReadOnlyRequests)
     # Outermost: sizes and the upload's token are checked before anything reads a body.
     app.add_middleware(

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from selfsup.server.errors import ApiError
+from selfsup.apphelpers.http_errors import ApiError
 from selfsup.server.models import ApiToken, User, new_id
 
 TOKEN_PREFIX = "selfsup_"

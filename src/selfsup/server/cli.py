@@ -14,26 +14,29 @@ Both read the database from ``--db``, else ``$SELFSUP_DATABASE_URL``, else the S
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from selfsup.apphelpers.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_UPLOAD_BYTES
+from selfsup.apphelpers.network import is_loopback
 from selfsup.errors import ConfigError
+from selfsup.home import selfsup_home
 from selfsup.server.settings import (
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_UPLOAD_BYTES,
     ServerSettings,
     default_database_url,
     default_local_roots,
     now_ms,
-    selfsup_home,
 )
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 EXIT_USAGE = 2
 
@@ -101,22 +104,22 @@ def _serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback name or address (no warning about clear text)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def serve_main(argv: Sequence[str] | None = None) -> int:
+def serve_main(
+    argv: Sequence[str] | None = None,
+    app_factory: Callable[[ServerSettings], FastAPI] | None = None,
+) -> int:
     """Entry point of ``selfsup serve`` (and ``selfsup serve rotate-key``); returns the exit
-    status."""
+    status.
+
+    Args:
+        argv: the command's arguments (default: ``sys.argv[1:]``).
+        app_factory: builds the app to serve from the settings; ``selfsup serve`` passes
+            :func:`selfsup.cli.apps.create_server_app` (API and web app), the default is the
+            API alone (:func:`selfsup.server.app.create_app`).
+    """
     import uvicorn
 
-    from selfsup.server.access_log import uvicorn_log_config
+    from selfsup.apphelpers.access_log import uvicorn_log_config
     from selfsup.server.app import create_app
     from selfsup.server.db import parse_database_url
 
@@ -139,7 +142,7 @@ def serve_main(argv: Sequence[str] | None = None) -> int:
             max_body_bytes=args.max_body_bytes,
             max_upload_bytes=args.max_upload_bytes,
         )
-        app = create_app(settings)
+        app = (app_factory or create_app)(settings)
     except (ConfigError, ValueError) as exc:
         print(f"selfsup serve: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -18,13 +18,13 @@ from sqlalchemy import CursorResult, case, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.dml import Update
 
+from selfsup.apphelpers.http_errors import ApiError, conflict, not_found, run_ended
 from selfsup.openapi_generated.swagger_client.models import (
     END_STATES,
     STATE_ORDER,
     DockerRunScheduledState,
     DockerRunState,
 )
-from selfsup.server.errors import ApiError, conflict, not_found, run_ended
 from selfsup.server.models import Run, ScheduledRun, Worker, new_id
 from selfsup.server.settings import ServerSettings
 

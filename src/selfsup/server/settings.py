@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from selfsup.apphelpers.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_UPLOAD_BYTES
+from selfsup.home import selfsup_home
+
 if TYPE_CHECKING:  # settings stay cheap to import: no SQLAlchemy or cryptography here
     from selfsup.server.secret_keys import SecretKeys
 
@@ -16,11 +19,6 @@ if TYPE_CHECKING:  # settings stay cheap to import: no SQLAlchemy or cryptograph
 def now_ms() -> int:
     """Wall-clock time in milliseconds since the Unix epoch (the API's timestamp unit)."""
     return time.time_ns() // 1_000_000
-
-
-def selfsup_home() -> Path:
-    """``$SELFSUP_HOME``, by default ``~/.selfsup``."""
-    return Path(os.environ.get("SELFSUP_HOME") or "~/.selfsup").expanduser()
 
 
 def default_database_url() -> str:
@@ -35,12 +33,6 @@ def default_local_roots() -> tuple[Path, ...]:
     """Folders named in ``$SELFSUP_LOCAL_ROOTS`` (separated by ``os.pathsep``)."""
     raw = os.environ.get("SELFSUP_LOCAL_ROOTS", "")
     return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip())
-
-
-DEFAULT_MAX_BODY_BYTES = 1024**2
-"""1 MiB: the largest config, datasource or log append is a few kB."""
-DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024**3
-"""8 GiB: room for the embeddings and checkpoint of a large run."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +52,7 @@ class ServerSettings:
             background sweeper (tests call :func:`selfsup.server.leases.sweep_expired_leases`).
         max_upload_bytes: largest accepted artifact upload (file bytes).
         max_body_bytes: largest body of any other request (JSON, forms); checked before the
-            body is read or the token checked (``selfsup.server.limits``).
+            body is read or the token checked (``selfsup.apphelpers.limits``).
         secret_keys: the keys encrypting datasource credentials; None reads
             ``$SELFSUP_SECRET_KEY`` or ``<data_dir>/secret.key`` (created on first start).
         clock: current time in ms since the epoch; injectable so tests can move time.

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +26,7 @@ from fastapi import FastAPI
 
 if TYPE_CHECKING:
     from selfsup.api import ApiWorkflowClient, WorkerApiClient
+    from selfsup.server.settings import ServerSettings
 
 
 @dataclass
@@ -223,6 +225,10 @@ class ServerHarness:
         database_url: the database (migrated on creation).
         data_dir: artifact folder.
         local_roots: allowed roots of LOCAL datasources.
+        app_factory: builds the app from the settings; the default is the API alone
+            (:func:`selfsup.server.app.create_app`); pass
+            :func:`selfsup.cli.apps.create_server_app` for the web app's pages too, as
+            ``selfsup serve`` serves them.
         **settings: further :class:`ServerSettings` fields (``lease_seconds``, ...).
     """
 
@@ -231,6 +237,7 @@ class ServerHarness:
         database_url: str,
         data_dir: Path,
         local_roots: tuple[Path, ...] = (),
+        app_factory: Callable[[ServerSettings], FastAPI] | None = None,
         **settings: Any,
     ) -> None:
         from fastapi.testclient import TestClient
@@ -247,7 +254,7 @@ class ServerHarness:
             clock=self.clock,
             **settings,
         )
-        self.app = create_app(self.settings)
+        self.app = (app_factory or create_app)(self.settings)
         self.http = TestClient(self.app)
 
     def token(self, user: str = "alice", scope: str = "all") -> str:

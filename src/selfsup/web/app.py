@@ -45,9 +45,8 @@ def create_view_app(
     Raises:
         FileNotFoundError: a folder is missing or holds no run (the message names it).
     """
-    from selfsup.server.errors import install_error_handlers
-    from selfsup.server.limits import RequestLimits
-    from selfsup.server.settings import DEFAULT_MAX_BODY_BYTES
+    from selfsup.apphelpers.http_errors import install_error_handlers
+    from selfsup.apphelpers.limits import DEFAULT_MAX_BODY_BYTES, RequestLimits
 
     backend = FolderBackend(
         find_run_folders(folders),

@@ -1,93 +1,36 @@
 """What the web pages need from where runs live: the server's database or local folders.
 
 Routes talk to one :class:`Backend`; ``selfsup serve`` uses
-:class:`selfsup.web.server_backend.ServerBackend` (datasets, scheduled runs and runs of the
-logged-in user, outputs read from the LIGHTLY datasource) and ``selfsup view`` uses
+:class:`selfsup.server.web_backend.ServerBackend` (datasets, scheduled runs and runs of the
+logged-in user, outputs read from the LIGHTLY datasource), which opens runs with
+:class:`RunViewOpener`, and ``selfsup view`` uses
 :class:`selfsup.web.folder_backend.FolderBackend` (output folders of local runs, one token
 printed at start). Both hand out :class:`RunView` objects bundling a run's outputs with where
-its images are read from and its thumbnail cache.
+its images are read from and its thumbnail cache. The records they share with the server
+are :mod:`selfsup.apphelpers.web_backend`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
+from selfsup.apphelpers.web_backend import (
+    DatasetSummary,
+    Download,
+    ImageSource,
+    LocalImages,
+    OutputsUnavailable,
+    RunSummary,
+    Viewer,
+)
+
 if TYPE_CHECKING:
-    from selfsup.web.outputs import RunOutputs
+    from selfsup.web.outputs import OutputFile, RunOutputs
     from selfsup.web.sources import SourceReader
     from selfsup.web.thumbnails import ThumbnailCache
-
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "ABORTED", "CRASHED", "CANCELED", "DONE"})
-
-
-class InvalidToken(Exception):  # noqa: N818  -- reads as a condition, like the others here
-    """The token entered at the login is malformed, unknown, revoked or lacks the user scope;
-    the message says which."""
-
-
-class WebNotFound(Exception):  # noqa: N818  -- a condition, not a failure of ours
-    """No such dataset, run, artifact or sample for this viewer (another user's is the same)."""
-
-
-class OutputsUnavailable(Exception):  # noqa: N818  -- a condition, not a failure of ours
-    """The run exists but has no outputs to show (yet); the message says why."""
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """Who is looking: the user behind the session, and the session's id (random, recorded
-    by the backend so that logging out ends it)."""
-
-    user_id: str
-    name: str
-    session_id: str
-
-
-@dataclass(frozen=True)
-class DatasetSummary:
-    """A dataset in the runs list."""
-
-    id: str
-    name: str
-    created_at: int | None
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    """One run as the pages show it.
-
-    Attributes:
-        id: stable id used in URLs (server: the scheduled run's id, so a page keeps following
-            the job across retries; view: the folder's slug).
-        state: the latest attempt's state (``OPEN`` while no worker has claimed the job).
-        message: the latest state message (error text of a failed run, selected count, ...).
-        created_at, ended_at: ms since the epoch, when known.
-        is_final: no further state change is expected (pages stop polling).
-        has_outputs: the output folder can be opened (report, grid and map work).
-    """
-
-    id: str
-    dataset_id: str
-    dataset_name: str
-    name: str
-    state: str
-    message: str
-    created_at: int | None
-    ended_at: int | None
-    is_final: bool
-    has_outputs: bool
-
-
-@dataclass(frozen=True)
-class Download:
-    """A file offered for download on the run page."""
-
-    label: str
-    url: str
-    size: int | None
-    kind: str
 
 
 @dataclass
@@ -148,32 +91,40 @@ class Backend(Protocol):
         ...
 
 
-LOG_CHUNK_BYTES = 256 * 1024
+class RunViewOpener:
+    """Opens a run's output folder as a :class:`RunView`: the
+    :class:`~selfsup.apphelpers.web_backend.RunOpener` the server's backend is given."""
 
+    def open(
+        self,
+        summary: RunSummary,
+        output_dir: Path,
+        cache_dir: Path,
+        thumbnails_dir: Path,
+        images: ImageSource,
+    ) -> RunView:
+        """The outputs of ``output_dir`` (index cached in ``cache_dir``), a reader of
+        ``images`` and a thumbnail cache in ``thumbnails_dir``."""
+        from selfsup.web.outputs import OutputsError, RunOutputs
+        from selfsup.web.sources import FsspecSourceReader, LocalSourceReader
+        from selfsup.web.thumbnails import ThumbnailCache
 
-def read_log_chunk(path: Path | None, offset: int) -> tuple[str, int]:
-    """Text of ``path`` from byte ``offset`` (at most :data:`LOG_CHUNK_BYTES`) and the next
-    offset; a multi-byte character cut at the end of the chunk is left for the next call."""
-    if path is None or offset < 0 or not path.is_file():
-        return "", max(offset, 0)
-    with path.open("rb") as f:
-        f.seek(offset)
-        data = f.read(LOG_CHUNK_BYTES)
-    # Only the last three bytes can be an incomplete UTF-8 sequence; keep them for later.
-    for cut in range(len(data), max(len(data) - 4, -1), -1):
         try:
-            return data[:cut].decode("utf-8"), offset + cut
-        except UnicodeDecodeError:
-            continue
-    return data.decode("utf-8", errors="replace"), offset + len(data)
+            outputs = RunOutputs.open(output_dir, cache_dir)
+        except OutputsError as exc:
+            raise OutputsUnavailable(str(exc)) from exc
+        reader: SourceReader
+        if isinstance(images, LocalImages):
+            reader = LocalSourceReader(images.root, allowed_roots=images.allowed_roots)
+        else:
+            reader = FsspecSourceReader(images.fs, images.root)
+        return RunView(
+            summary=summary,
+            outputs=outputs,
+            reader=reader,
+            thumbnails=ThumbnailCache(thumbnails_dir),
+        )
 
-
-def order_downloads(downloads: list[Download]) -> list[Download]:
-    """report.pdf first, then the report, then the rest in their given order."""
-
-    def rank(d: Download) -> int:
-        if d.label.endswith("report.pdf"):
-            return 0
-        return 1 if d.kind == "report" else 2
-
-    return sorted(downloads, key=rank)
+    def files(self, view: RunView) -> Sequence[OutputFile]:
+        """The files of the run's output folder (:meth:`RunOutputs.files`)."""
+        return view.outputs.files()

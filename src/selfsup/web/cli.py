@@ -53,8 +53,8 @@ def view_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``selfsup view``; returns the exit status."""
     import uvicorn
 
-    from selfsup.server.access_log import uvicorn_log_config
-    from selfsup.server.cli import is_loopback
+    from selfsup.apphelpers.access_log import uvicorn_log_config
+    from selfsup.apphelpers.network import is_loopback
     from selfsup.web.app import create_view_app
 
     args = _parser().parse_args(argv)

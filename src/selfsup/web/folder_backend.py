@@ -21,17 +21,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from selfsup.web.backend import (
+from selfsup.apphelpers.web_backend import (
     DatasetSummary,
     Download,
     InvalidToken,
     OutputsUnavailable,
     RunSummary,
-    RunView,
     Viewer,
     WebNotFound,
     order_downloads,
 )
+from selfsup.web.backend import RunView
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ class FolderBackend:
             probe.unlink()
             return own
         except OSError:
-            from selfsup.server.settings import selfsup_home
+            from selfsup.home import selfsup_home
 
             digest = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
             return selfsup_home() / "view-cache" / f"{folder.name}-{digest}"

@@ -43,20 +43,19 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
-from selfsup.server.errors import ApiError, bad_request
-from selfsup.server.paths import inside
-from selfsup.utils.names import display_name
-from selfsup.web.backend import (
+from selfsup.apphelpers.http_errors import ApiError, bad_request
+from selfsup.apphelpers.paths import inside
+from selfsup.apphelpers.web_backend import (
     FINAL_STATES,
-    Backend,
     Download,
     InvalidToken,
     OutputsUnavailable,
     RunSummary,
-    RunView,
     Viewer,
     WebNotFound,
 )
+from selfsup.utils.names import display_name
+from selfsup.web.backend import Backend, RunView
 from selfsup.web.outputs import STATUSES, RunOutputs, Sample, Status
 from selfsup.web.sessions import (
     COOKIE_NAME,
@@ -1267,8 +1266,8 @@ def install_routes(app: FastAPI) -> None:
 
     ``app.state.web`` (the Backend) and the session handling come from
     :func:`selfsup.web.sessions.install_sessions`; the ``/ui-api`` errors are raised as
-    :class:`~selfsup.server.errors.ApiError`, answered by the handlers of
-    :func:`selfsup.server.errors.install_error_handlers` (both apps install them).
+    :class:`~selfsup.apphelpers.http_errors.ApiError`, answered by the handlers of
+    :func:`selfsup.apphelpers.http_errors.install_error_handlers` (both apps install them).
     """
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -31,11 +31,11 @@ from urllib.parse import quote
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from selfsup.apphelpers.web_backend import SESSION_MAX_AGE_S, Viewer
 from selfsup.utils.atomic import atomic_write_bytes
-from selfsup.web.backend import Backend, Viewer
+from selfsup.web.backend import Backend
 
 COOKIE_NAME = "selfsup_session"
-DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 _KEY_BYTES = 32
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -56,7 +56,7 @@ class SessionSigner:
     def __init__(
         self,
         key: bytes,
-        max_age_s: int = DEFAULT_MAX_AGE_S,
+        max_age_s: int = SESSION_MAX_AGE_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if len(key) < _KEY_BYTES:

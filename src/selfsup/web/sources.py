@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, runtime_checkable
 
-from selfsup.server.paths import inside
+from selfsup.apphelpers.paths import inside
 
 __all__ = [
     "FsspecSourceReader",

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from selfsup.api.retry import RetryPolicy
 from selfsup.errors import ConfigError
+from selfsup.home import selfsup_home
 
 
 def _default_work_dir() -> Path:
-    from selfsup.server.settings import selfsup_home
-
     return selfsup_home() / "worker"
 
 

@@ -11,6 +11,8 @@ from fastapi import APIRouter, Body, Request, Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from selfsup.apphelpers.http_errors import ApiError, conflict, not_found
+from selfsup.apphelpers.paths import resolve_local_path
 from selfsup.openapi_generated.swagger_client.models import (
     CREDENTIAL_FIELDS,
     DatasetCreateRequest,
@@ -20,11 +22,10 @@ from selfsup.openapi_generated.swagger_client.models import (
     DatasourcePurpose,
 )
 from selfsup.server.auth import DbSession, UserPrincipal
-from selfsup.server.errors import ApiError, conflict, error_responses, not_found
+from selfsup.server.errors import error_responses
 from selfsup.server.leases import LOCKED
 from selfsup.server.models import Dataset, Datasource, Run, ScheduledRun, Secret, new_id
 from selfsup.server.pages import DEFAULT_PAGE_SIZE, Limit, Offset, page
-from selfsup.server.paths import resolve_local_path
 from selfsup.server.roots import allowed_roots
 from selfsup.server.settings import ServerSettings
 from selfsup.server.views import dataset_data, datasource_data

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
+from selfsup.apphelpers.http_errors import ApiError, bad_request, not_found
+from selfsup.config.run_configs import validate_run_configs
 from selfsup.openapi_generated.swagger_client.models import (
     PRIORITY_RANK,
     DatasourcePurpose,
@@ -18,12 +20,11 @@ from selfsup.openapi_generated.swagger_client.models import (
     DockerRunScheduledState,
 )
 from selfsup.server.auth import DbSession, UserPrincipal
-from selfsup.server.errors import ApiError, bad_request, error_responses, not_found
+from selfsup.server.errors import error_responses
 from selfsup.server.leases import OPEN, cancel_scheduled
 from selfsup.server.models import Artifact, Datasource, Run, ScheduledRun, new_id
 from selfsup.server.pages import DEFAULT_PAGE_SIZE, Limit, Offset, page
 from selfsup.server.routes.datasets import ERRORS, get_dataset
-from selfsup.server.run_configs import validate_run_configs
 from selfsup.server.settings import ServerSettings
 from selfsup.server.views import run_data, scheduled_run_data
 

@@ -19,6 +19,8 @@ from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFil
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from selfsup.apphelpers.http_errors import ApiError, conflict
+from selfsup.apphelpers.paths import resolve_local_path, safe_artifact_name
 from selfsup.openapi_generated.swagger_client.models import (
     CreateDockerWorkerRegistryEntryRequest,
     DockerRunArtifactData,
@@ -38,7 +40,7 @@ from selfsup.server.auth import (
     WorkerPrincipal,
     current_principal,
 )
-from selfsup.server.errors import ApiError, conflict, error_responses
+from selfsup.server.errors import error_responses
 from selfsup.server.leases import (
     change_state,
     claim_next,
@@ -49,7 +51,6 @@ from selfsup.server.leases import (
 )
 from selfsup.server.models import Artifact, Dataset, Datasource, Run, ScheduledRun, Worker, new_id
 from selfsup.server.pages import DEFAULT_PAGE_SIZE, Limit, Offset, page
-from selfsup.server.paths import resolve_local_path, safe_artifact_name
 from selfsup.server.roots import allowed_roots, real_paths
 from selfsup.server.settings import ServerSettings
 from selfsup.server.views import (

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from selfsup.server.errors import ApiError
+from selfsup.apphelpers.http_errors import ApiError
 
 # Used with fullmatch: ``re.match`` with ``$`` would also accept a name ending in "\n".
 _SAFE_COMPONENT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,254}")

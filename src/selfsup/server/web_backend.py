@@ -9,6 +9,10 @@ worker's layout). A LOCAL one is read in place, inside the owner's allowed roots
 again at each use, and for every image file's real path: ``selfsup.server.roots``);
 a cloud one (S3, GCS, Azure) is copied once into ``<data dir>/web/outputs/<run_id>`` (without
 checkpoints, which are artifacts). Images for thumbnails are read from the INPUT datasource.
+
+The backend finds a run's files; the web app's :class:`~selfsup.apphelpers.web_backend.RunOpener`
+(given by ``selfsup.cli``, which puts server and web app together) opens them, so that nothing
+here imports the web app.
 """
 
 from __future__ import annotations
@@ -20,13 +24,32 @@ import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from selfsup.apphelpers.http_errors import ApiError
+from selfsup.apphelpers.paths import inside, resolve_local_path
+from selfsup.apphelpers.web_backend import (
+    FINAL_STATES,
+    SESSION_MAX_AGE_S,
+    DatasetSummary,
+    Download,
+    ImageSource,
+    InvalidToken,
+    LocalImages,
+    OutputsUnavailable,
+    RemoteImages,
+    RunOpener,
+    RunSummary,
+    Viewer,
+    ViewT,
+    WebNotFound,
+    order_downloads,
+    read_log_chunk,
+)
 from selfsup.server.auth import authenticate
-from selfsup.server.errors import ApiError
 from selfsup.server.models import (
     ApiToken,
     Artifact,
@@ -37,23 +60,8 @@ from selfsup.server.models import (
     User,
     WebSession,
 )
-from selfsup.server.paths import inside, resolve_local_path
 from selfsup.server.roots import allowed_roots
 from selfsup.server.settings import ServerSettings
-from selfsup.web.backend import (
-    FINAL_STATES,
-    DatasetSummary,
-    Download,
-    InvalidToken,
-    OutputsUnavailable,
-    RunSummary,
-    RunView,
-    Viewer,
-    WebNotFound,
-    order_downloads,
-    read_log_chunk,
-)
-from selfsup.web.sessions import DEFAULT_MAX_AGE_S
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +70,14 @@ _OUTPUT_PURPOSES = ("LIGHTLY", "INPUT_OUTPUT")
 _INPUT_PURPOSES = ("INPUT", "INPUT_OUTPUT")
 
 
-class ServerBackend:
+class ServerBackend(Generic[ViewT]):
     """Datasets and runs of the server's database, per logged-in user.
 
     Args:
         sessions: the app's SQLAlchemy session factory.
         settings: the server's settings (data folder, local roots, clock).
+        opener: opens a completed run's output folder for the pages (the web app's
+            :class:`selfsup.web.backend.RunViewOpener`); :meth:`view` returns what it opens.
         session_max_age_s: lifetime of a browser session (as the signer's).
     """
 
@@ -77,13 +87,15 @@ class ServerBackend:
         self,
         sessions: Callable[[], Session],
         settings: ServerSettings,
-        session_max_age_s: int = DEFAULT_MAX_AGE_S,
+        opener: RunOpener[ViewT],
+        session_max_age_s: int = SESSION_MAX_AGE_S,
     ) -> None:
         self._sessions = sessions
         self._settings = settings
+        self._opener = opener
         self._session_max_age_s = session_max_age_s
         # A completed run's view, with the LOCAL datasource paths to re-check on every use.
-        self._views: dict[str, tuple[RunView, list[str]]] = {}
+        self._views: dict[str, tuple[ViewT, list[str]]] = {}
         self._lock = threading.Lock()
         self._copy_locks: dict[str, threading.Lock] = {}
 
@@ -257,7 +269,7 @@ class ServerBackend:
 
     # --- outputs
 
-    def view(self, viewer: Viewer, run_id: str) -> RunView:
+    def view(self, viewer: Viewer, run_id: str) -> ViewT:
         with self._sessions() as session:
             scheduled = self._scheduled(session, viewer, run_id)
             run = self._latest_run(session, scheduled)
@@ -295,20 +307,14 @@ class ServerBackend:
                 )
             output_access = _access(output_ds)
             input_access = _access(input_ds)
-        from selfsup.web.outputs import OutputsError, RunOutputs
-        from selfsup.web.thumbnails import ThumbnailCache
-
         web_dir = Path(self._settings.data_dir) / "web"
         folder = self._output_folder(output_access, run.id, web_dir, roots)
-        try:
-            outputs = RunOutputs.open(folder, web_dir / "cache" / run.id)
-        except OutputsError as exc:
-            raise OutputsUnavailable(str(exc)) from exc
-        view = RunView(
-            summary=summary,
-            outputs=outputs,
-            reader=self._reader(input_access, roots, scheduled.user_id),
-            thumbnails=ThumbnailCache(web_dir / "thumbnails" / run.id),
+        view = self._opener.open(
+            summary,
+            folder,
+            web_dir / "cache" / run.id,
+            web_dir / "thumbnails" / run.id,
+            self._images(input_access, roots, scheduled.user_id),
         )
         local = [a.full_path for a in (output_access, input_access) if a.type.value == "LOCAL"]
         with self._lock:
@@ -371,20 +377,18 @@ class ServerBackend:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def _reader(self, access: Any, roots: Sequence[Path], owner_id: str) -> Any:
-        from selfsup.web.sources import FsspecSourceReader, LocalSourceReader
-
+    def _images(self, access: Any, roots: Sequence[Path], owner_id: str) -> ImageSource:
         if access.type.value == "LOCAL":
             # Every file's real path is checked against the owner's roots at each read, so
             # a link to a file outside them is never served as a thumbnail or preview.
-            return LocalSourceReader(
+            return LocalImages(
                 self._local(access.full_path, roots),
                 allowed_roots=lambda: self._owner_roots(owner_id),
             )
         from selfsup.worker.storage import open_datasource
 
         fs, root = open_datasource(access)
-        return FsspecSourceReader(fs, root)
+        return RemoteImages(fs, root)
 
     def downloads(self, viewer: Viewer, run_id: str) -> list[Download]:
         with self._sessions() as session:
@@ -417,7 +421,7 @@ class ServerBackend:
                         size=f.size,
                         kind=f.kind,
                     )
-                    for f in view.outputs.files()
+                    for f in self._opener.files(view)
                 ]
         return order_downloads(artifacts) + files
 

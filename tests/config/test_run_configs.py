@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from selfsup.config.run_configs import check_relative_path, validate_run_configs
 from selfsup.errors import ConfigError
-from selfsup.server.run_configs import check_relative_path, validate_run_configs
 
 SELECTION = {
     "n_samples": 10,

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 
+from selfsup.apphelpers.web_backend import InvalidToken, OutputsUnavailable, Viewer, WebNotFound
+from selfsup.cli.apps import create_server_app
 from selfsup.server.models import ApiToken
 from selfsup.server.testing import ServerHarness
-from selfsup.web.backend import InvalidToken, OutputsUnavailable, Viewer, WebNotFound
-from selfsup.web.server_backend import ServerBackend
+from selfsup.server.web_backend import ServerBackend
+from selfsup.web.backend import RunView, RunViewOpener
 
 WORKER_CONFIG = {"stopping_condition": {"n_samples": 0.5}}
 
@@ -24,14 +26,19 @@ def harness(tmp_path: Path) -> Iterator[ServerHarness]:
     root = tmp_path / "root"
     (root / "images").mkdir(parents=True)
     (root / "out").mkdir()
-    h = ServerHarness(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "data", local_roots=(root,))
+    h = ServerHarness(
+        f"sqlite:///{tmp_path / 'server.db'}",
+        tmp_path / "data",
+        local_roots=(root,),
+        app_factory=create_server_app,
+    )
     yield h
     h.close()
 
 
 @pytest.fixture
-def backend(harness: ServerHarness) -> ServerBackend:
-    return ServerBackend(harness.app.state.sessions, harness.settings)
+def backend(harness: ServerHarness) -> ServerBackend[RunView]:
+    return ServerBackend(harness.app.state.sessions, harness.settings, RunViewOpener())
 
 
 def _schedule(harness: ServerHarness, token: str, name: str = "streets") -> tuple[str, str]:
@@ -45,7 +52,7 @@ def _schedule(harness: ServerHarness, token: str, name: str = "streets") -> tupl
 
 
 def test_login_with_a_user_token_gives_its_user(
-    harness: ServerHarness, backend: ServerBackend
+    harness: ServerHarness, backend: ServerBackend[RunView]
 ) -> None:
     token = harness.token("alice")
     viewer = backend.login(f"  {token}\n")  # pasted with whitespace
@@ -56,7 +63,7 @@ def test_login_with_a_user_token_gives_its_user(
 
 
 def test_logging_out_ends_the_session_on_the_server(
-    harness: ServerHarness, backend: ServerBackend
+    harness: ServerHarness, backend: ServerBackend[RunView]
 ) -> None:
     token = harness.token("alice")
     first, second = backend.login(token), backend.login(token)
@@ -73,18 +80,22 @@ def test_logging_out_ends_the_session_on_the_server(
     ("token", "message"),
     [("nonsense", "malformed"), ("selfsup_0123456789ab_secret", "invalid API token")],
 )
-def test_login_with_a_bad_token_says_why(backend: ServerBackend, token: str, message: str) -> None:
+def test_login_with_a_bad_token_says_why(
+    backend: ServerBackend[RunView], token: str, message: str
+) -> None:
     with pytest.raises(InvalidToken, match=message):
         backend.login(token)
 
 
-def test_worker_tokens_cannot_log_in(harness: ServerHarness, backend: ServerBackend) -> None:
+def test_worker_tokens_cannot_log_in(
+    harness: ServerHarness, backend: ServerBackend[RunView]
+) -> None:
     with pytest.raises(InvalidToken, match="worker token"):
         backend.login(harness.token("alice", scope="worker"))
 
 
 def test_revoking_the_token_ends_its_sessions(
-    harness: ServerHarness, backend: ServerBackend
+    harness: ServerHarness, backend: ServerBackend[RunView]
 ) -> None:
     token = harness.token("alice")
     viewer = backend.login(token)
@@ -98,7 +109,7 @@ def test_revoking_the_token_ends_its_sessions(
 
 
 def test_runs_follow_the_job_from_open_to_completed(
-    harness: ServerHarness, backend: ServerBackend
+    harness: ServerHarness, backend: ServerBackend[RunView]
 ) -> None:
     token = harness.token("alice")
     viewer = backend.login(token)
@@ -139,7 +150,7 @@ def test_runs_follow_the_job_from_open_to_completed(
         backend.view(viewer, scheduled_id)
 
 
-def test_log_is_read_incrementally(harness: ServerHarness, backend: ServerBackend) -> None:
+def test_log_is_read_incrementally(harness: ServerHarness, backend: ServerBackend[RunView]) -> None:
     token = harness.token("alice")
     viewer = backend.login(token)
     _, scheduled_id = _schedule(harness, token)
@@ -156,7 +167,7 @@ def test_log_is_read_incrementally(harness: ServerHarness, backend: ServerBacken
 
 
 def test_other_users_runs_and_artifacts_are_not_found(
-    harness: ServerHarness, backend: ServerBackend
+    harness: ServerHarness, backend: ServerBackend[RunView]
 ) -> None:
     alice = harness.token("alice")
     _, scheduled_id = _schedule(harness, alice)
@@ -175,7 +186,7 @@ def test_other_users_runs_and_artifacts_are_not_found(
 
 
 def test_a_crashed_attempt_is_followed_by_its_retry(
-    harness: ServerHarness, backend: ServerBackend
+    harness: ServerHarness, backend: ServerBackend[RunView]
 ) -> None:
     token = harness.token("alice")
     viewer = backend.login(token)
@@ -199,7 +210,7 @@ def test_a_crashed_attempt_is_followed_by_its_retry(
 @pytest.mark.slow
 def test_outputs_in_s3_are_copied_once_and_images_read_from_s3(
     harness: ServerHarness,
-    backend: ServerBackend,
+    backend: ServerBackend[RunView],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -300,18 +311,20 @@ def test_image_links_leaving_the_owners_roots_are_never_served(
             assert served.headers["content-type"] == "image/jpeg", ok.source
     assert "outside the allowed roots" in caplog.text
     # Without the root (a server without the shared one), the run's pages are closed.
-    backend: ServerBackend = harness.app.state.web
+    backend: ServerBackend[RunView] = harness.app.state.web
     viewer = backend.viewer(browser.cookies["selfsup_session"].rsplit(".", 2)[0])
     assert viewer is not None
     restricted = ServerBackend(
-        harness.app.state.sessions, dataclasses.replace(harness.settings, local_roots=())
+        harness.app.state.sessions,
+        dataclasses.replace(harness.settings, local_roots=()),
+        RunViewOpener(),
     )
     with pytest.raises(OutputsUnavailable, match="LOCAL folders"):
         restricted.view(viewer, scheduled_id)
 
 
 def test_a_root_taken_away_closes_a_cached_run_view(
-    harness: ServerHarness, backend: ServerBackend, tmp_path: Path
+    harness: ServerHarness, backend: ServerBackend[RunView], tmp_path: Path
 ) -> None:
     """Per-user roots are read at every use: removing one closes pages already opened."""
     from _web import build_small_run

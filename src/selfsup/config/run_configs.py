@@ -27,6 +27,10 @@ _LIGHTLY_PATH_KEYS = ("input_dir", "output_dir", "embeddings")
 class _StructuralWorkerConfig(WorkerConfig):
     """:class:`WorkerConfig` without the selection parse, which runs after the path checks."""
 
+    # The submitted dict, kept as given: the strategies are checked by ``worker.selection()``
+    # when asked (``check_selection``), after keys, types and paths.
+    selection_config: dict[str, Any] | None = None  # type: ignore[assignment]
+
     @model_validator(mode="after")
     def _selection_is_valid(self) -> _StructuralWorkerConfig:
         return self

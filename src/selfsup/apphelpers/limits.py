@@ -30,9 +30,14 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from selfsup.server.errors import error_body
+from selfsup.apphelpers.http_errors import error_body
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 1024**2
+"""1 MiB: the largest config, datasource or log append is a few kB."""
+DEFAULT_MAX_UPLOAD_BYTES = 8 * 1024**3
+"""8 GiB: room for the embeddings and checkpoint of a large run."""
 
 #: Room for the multipart envelope (boundaries, part headers, the ``type`` and ``file_name``
 #: fields) on top of the file itself; the endpoint checks the file's exact size.
