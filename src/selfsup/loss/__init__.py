@@ -2,6 +2,7 @@
 
 - :class:`NTXentLoss`: SimCLR's contrastive loss, or MoCo's with ``memory_bank_size > 0``.
 - :class:`MemoryBankModule`: FIFO bank of past embeddings used as extra negatives.
+- :class:`MMCRLoss`: MMCR's nuclear norm of the centroids of every image's views.
 - :class:`MoCoV3Loss`: MoCo v3's contrastive loss against the keys of the batch, times 2τ.
 - :class:`DINOLoss`: DINO's self-distillation loss with teacher centering.
 - :class:`NegativeCosineSimilarity`: the loss of BYOL, SimSiam and FastSiam.
@@ -20,6 +21,7 @@ from selfsup.loss.dcl_loss import DCLLoss, DCLWLoss
 from selfsup.loss.dino_loss import DINOLoss
 from selfsup.loss.emp_ssl_loss import EMPSSLLoss, TCRLoss
 from selfsup.loss.memory_bank import MemoryBankModule
+from selfsup.loss.mmcr_loss import MMCRLoss
 from selfsup.loss.mocov3_loss import MoCoV3Loss
 from selfsup.loss.negative_cosine_similarity import NegativeCosineSimilarity
 from selfsup.loss.ntx_ent_loss import NTXentLoss
@@ -33,6 +35,7 @@ __all__ = [
     "DCLWLoss",
     "DINOLoss",
     "EMPSSLLoss",
+    "MMCRLoss",
     "MemoryBankModule",
     "MoCoV3Loss",
     "NTXentLoss",

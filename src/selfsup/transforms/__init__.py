@@ -29,6 +29,7 @@ from selfsup.transforms.emp_ssl_transform import EMPSSLTransform, EMPSSLViewTran
 from selfsup.transforms.fast_siam_transform import FastSiamTransform
 from selfsup.transforms.flip import RandomHorizontalFlip, RandomVerticalFlip
 from selfsup.transforms.gaussian_blur import GaussianBlur, GaussianBlurParams
+from selfsup.transforms.mmcr_transform import MMCRTransform
 from selfsup.transforms.moco_transform import MoCoV1Transform, MoCoV2Transform
 from selfsup.transforms.multi_view_transform import MultiViewTransform
 from selfsup.transforms.random_resized_crop import CropParams, RandomResizedCrop
@@ -59,6 +60,7 @@ __all__ = [
     "FastSiamTransform",
     "GaussianBlur",
     "GaussianBlurParams",
+    "MMCRTransform",
     "MoCoV1Transform",
     "MoCoV2Transform",
     "MultiViewTransform",

@@ -13,6 +13,7 @@ from selfsup.models.modules import (
     BYOLPredictionHead,
     BYOLProjectionHead,
     DINOProjectionHead,
+    MMCRProjectionHead,
     MoCoProjectionHead,
     MoCoV3PredictionHead,
     MoCoV3ProjectionHead,
@@ -113,6 +114,20 @@ def test_moco_v3_heads_have_bn_in_all_layers_and_no_affine_output_bn() -> None:
     assert [m.out_features for m in linears(MoCoV3PredictionHead())] == [4096, 256]
 
 
+def test_mmcr_head_counts_hidden_layers_and_drops_biases_by_default() -> None:
+    head = MMCRProjectionHead()
+    assert [(m.in_features, m.out_features) for m in linears(head)] == [
+        (2048, 8192),
+        (8192, 8192),
+        (8192, 512),
+    ]
+    assert all(m.bias is None for m in linears(head))
+    with_bias = MMCRProjectionHead(8, 16, 4, use_bias=True)
+    assert [m.bias is not None for m in linears(with_bias)] == [False, False, True]
+    with pytest.raises(ValueError, match="hidden layers"):
+        MMCRProjectionHead(8, 16, 4, num_layers=0)
+
+
 def test_num_layers_below_two_is_rejected() -> None:
     with pytest.raises(ValueError, match="num_layers"):
         SimCLRProjectionHead(8, 8, 4, num_layers=1)
@@ -132,6 +147,8 @@ def test_num_layers_below_two_is_rejected() -> None:
         (VICRegProjectionHead(8, 16, 4), [L, BN, R, L, BN, R, L]),
         (VICRegProjectionHead(8, 16, 4, num_layers=2), [L, BN, R, L]),
         (TiCoProjectionHead(8, 16, 4), [L, BN, R, L]),
+        (MMCRProjectionHead(8, 16, 4), [L, BN, R, L, BN, R, L]),
+        (MMCRProjectionHead(8, 16, 4, num_layers=1, batch_norm=False), [L, R, L]),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, nn.Module) else "",
 )

@@ -19,6 +19,7 @@ __all__ = [
     "BYOLProjectionHead",
     "BarlowTwinsProjectionHead",
     "DINOProjectionHead",
+    "MMCRProjectionHead",
     "MoCoProjectionHead",
     "MoCoV3PredictionHead",
     "MoCoV3ProjectionHead",
@@ -236,6 +237,47 @@ class TiCoProjectionHead(ProjectionHead):
                 (hidden_dim, output_dim, None, None),
             ]
         )
+
+
+class MMCRProjectionHead(ProjectionHead):
+    """Projection head of MMCR: ``num_layers`` hidden layers with BN and ReLU, then a linear
+    output layer.
+
+    "Following Chen et al. (14), we append a small perceptron to the output of the average
+    pooling layer of the ResNet so that zi = g(h(xi)), where h is the ResNet and g is the
+    MLP." (MMCR, Yerxa et al. 2023, https://arxiv.org/abs/2303.03307)
+
+    As lightly's: ``num_layers`` counts the hidden layers (so 2 gives three linear layers)
+    and the widths are the paper's ImageNet ones (8192 hidden, 512 out).
+
+    Args:
+        input_dim: Embedding size of the backbone.
+        hidden_dim: Width of the hidden layers.
+        output_dim: Size of the output.
+        num_layers: Number of hidden layers (>= 1).
+        batch_norm: Whether to follow each hidden layer by BatchNorm1d.
+        use_bias: Whether the linear layers have a bias; a layer followed by BatchNorm1d
+            never has one (the norm's shift makes it redundant).
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 2048,
+        hidden_dim: int = 8192,
+        output_dim: int = 512,
+        num_layers: int = 2,
+        batch_norm: bool = True,
+        use_bias: bool = False,
+    ) -> None:
+        if num_layers < 1:
+            raise ValueError(f"num_layers (hidden layers) must be >= 1, got {num_layers}")
+        super().__init__(
+            _mlp_blocks(input_dim, hidden_dim, output_dim, num_layers + 1, batch_norm, False)
+        )
+        if not use_bias:
+            for module in self.layers:
+                if isinstance(module, nn.Linear) and module.bias is not None:
+                    module.register_parameter("bias", None)
 
 
 class BYOLProjectionHead(ProjectionHead):
