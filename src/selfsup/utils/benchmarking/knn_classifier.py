@@ -106,6 +106,9 @@ class KNNClassifier(pl.LightningModule):
         self._train_features_tensor: Tensor | None = None
         self._train_targets_tensor: Tensor | None = None
         self.model.eval()
+        # Nothing is optimised: manual optimisation makes a training_step without a loss
+        # and the missing optimiser the normal case for Lightning instead of warnings.
+        self.automatic_optimization = False
 
     def train(self, mode: bool = True) -> Self:
         """Switch this module's mode, keeping the wrapped model in eval mode.
