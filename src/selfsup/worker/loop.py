@@ -51,6 +51,7 @@ from selfsup.openapi_generated.swagger_client.models import (
 )
 from selfsup.openapi_generated.swagger_client.models.datasource_data import DatasourceAccessData
 from selfsup.openapi_generated.swagger_client.models.docker_run_state import END_STATES
+from selfsup.runfolder import RunFolder
 from selfsup.utils.atomic import atomic_write_text, describe_storage_error
 from selfsup.worker import storage
 from selfsup.worker.config import WorkerSettings
@@ -600,16 +601,13 @@ class Worker:
         )
 
     def _upload_outputs(self, lease: _Lease, policy: RetryPolicy, out: Path) -> None:
+        run = RunFolder(out)
         wanted = [
-            (out / "report.pdf", "REPORT_PDF", "report.pdf"),
-            (out / "report.json", "REPORT_JSON", "report.json"),
-            (
-                out / "filenames" / "sampled_filenames_excluding_datapool.txt",
-                "SELECTED_FILENAMES",
-                "sampled_filenames_excluding_datapool.txt",
-            ),
-            (out / "filenames" / "corrupt_filenames.txt", "OTHER", "corrupt_filenames.txt"),
-            (out / "data" / "embeddings.csv", "EMBEDDINGS", "embeddings.csv"),
+            (run.report_pdf, "REPORT_PDF", run.report_pdf.name),
+            (run.report_json, "REPORT_JSON", run.report_json.name),
+            (run.sampled_filenames, "SELECTED_FILENAMES", run.sampled_filenames.name),
+            (run.corrupt_filenames, "OTHER", run.corrupt_filenames.name),
+            (run.embeddings, "EMBEDDINGS", run.embeddings.name),
         ]
         wanted += [(p, "CHECKPOINT", p.name) for p in sorted(out.glob("*.ckpt"))]
         for path, kind, name in wanted:
