@@ -1,0 +1,300 @@
+"""The pages of a run's samples: the image grid with its filters, one image with its
+explanation and nearest neighbours, and the embedding map."""
+
+from __future__ import annotations
+
+import math
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from selfsup.web.outputs import STATUSES, RunOutputs, Sample, Status
+from selfsup.web.routes.common import (
+    error_page,
+    not_found_page,
+    open_page_view,
+    render,
+    run_crumbs,
+    sample_or_none,
+    segment,
+)
+from selfsup.web.sessions import PageViewer
+
+router = APIRouter(include_in_schema=False)
+
+
+PER_PAGE = 200
+"""Tiles per grid page; ``?per_page=`` may ask for 1 to :data:`MAX_PER_PAGE`."""
+MAX_PER_PAGE = 500
+MAX_QUERY_CHARS = 200
+
+
+THUMB_SIZE = 192
+"""Edge of the square thumbnails (px); the ``width``/``height`` of grid ``<img>`` tags."""
+NEIGHBOURS = 12
+
+
+_FILTER_LABELS: dict[str, str] = {
+    "all": "All",
+    "selected": "Selected",
+    "removed": "Removed",
+    "corrupt": "Corrupt",
+    "duplicate": "Duplicate",
+}
+
+
+MAX_PAGE_NUMBER = 10**9
+"""Largest grid page number (and sample position) a URL may carry."""
+
+
+class BadNumberError(ValueError):
+    """A numeric query parameter is not an integer in its accepted range."""
+
+
+def _parse_int(raw: str | None, name: str, default: int, lo: int, hi: int) -> int:
+    """The integer query parameter ``name``: ``default`` when absent or empty.
+
+    Raises:
+        BadNumberError: not a plain decimal integer in ``lo..hi``; the message names the
+            parameter, the value (cut short) and the accepted range.
+    """
+    if raw in (None, ""):
+        return default
+    assert raw is not None
+    # Length first: int() of a huge digit string is itself costly, and no value this long
+    # can be in range.
+    value: int | None = None
+    if len(raw) <= 20 and raw.removeprefix("-").isdigit() and raw.isascii():
+        value = int(raw)
+    if value is None or not lo <= value <= hi:
+        raise BadNumberError(f"{name!r} must be an integer from {lo} to {hi}, got {raw[:40]!r}")
+    return value
+
+
+def _parse_status(raw: str | None) -> tuple[Status | None, str | None]:
+    """``(status, None)`` for a known status or all (``None``), ``(None, error)`` else."""
+    if raw in (None, "", "all"):
+        return None, None
+    for status in STATUSES:
+        if raw == status:
+            return status, None
+    return None, f"unknown status {raw!r}: use one of all, {', '.join(STATUSES)}"
+
+
+def _url(path: str, **params: str | int | None) -> str:
+    query = {k: str(v) for k, v in params.items() if v not in (None, "")}
+    return f"{path}?{urlencode(query)}" if query else path
+
+
+@router.get("/runs/{run_id}/images")
+def images_page(
+    request: Request,
+    viewer: PageViewer,
+    run_id: str,
+    status: str | None = None,
+    page: str | None = None,
+    per_page: str | None = None,
+    q: str = "",
+) -> Response:
+    """One page of the thumbnail grid: filter tabs with counts, file-name search, pager.
+
+    Only the requested page is rendered (``RunOutputs.page``), so a 100,000-sample run
+    answers as fast as a small one; the thumbnails load lazily as they scroll into view.
+    """
+    view = open_page_view(request, viewer, run_id)
+    if isinstance(view, HTMLResponse):
+        return view
+    run = view.summary
+    outputs = view.outputs
+    chosen, error = _parse_status(status)
+    if error is not None:
+        return error_page(
+            viewer, 400, "Bad filter", error, back=(f"/runs/{segment(run_id)}/images", "All")
+        )
+    query = q.strip()[:MAX_QUERY_CHARS]
+    try:
+        size = _parse_int(per_page, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
+        number = _parse_int(page, "page", 1, 1, MAX_PAGE_NUMBER)
+    except BadNumberError as exc:
+        return error_page(
+            viewer, 400, "Bad page", str(exc), back=(f"/runs/{segment(run_id)}/images", "All")
+        )
+    samples, total = outputs.page(chosen, (number - 1) * size, size, query)
+    n_pages = max(1, math.ceil(total / size))
+    if number > n_pages:  # past the end (e.g. a stale link): show the last page
+        number = n_pages
+        samples, total = outputs.page(chosen, (number - 1) * size, size, query)
+    offset = (number - 1) * size
+
+    base = f"/runs/{segment(run_id)}/images"
+    shown_size = size if size != PER_PAGE else None
+    counts = _filter_counts(outputs, query)
+    tabs = [
+        {
+            "key": key,
+            "label": _FILTER_LABELS[key],
+            "count": counts[key],
+            "active": (chosen or "all") == key,
+            "href": _url(base, status=None if key == "all" else key, q=query, per_page=shown_size),
+        }
+        for key in ("all", *STATUSES)
+    ]
+
+    def page_href(n: int) -> str:
+        return _url(base, status=chosen, q=query, per_page=shown_size, page=n if n > 1 else None)
+
+    detail = f"/runs/{segment(run_id)}/images/"
+    return render(
+        "images.html",
+        viewer=viewer,
+        page="images",
+        title=f"Images · {run.name}",
+        crumbs=run_crumbs(run, ("Images", None)),
+        wide=True,
+        run=run,
+        status=chosen,
+        query=query,
+        max_query=MAX_QUERY_CHARS,
+        tabs=tabs,
+        samples=samples,
+        detail_hrefs=[
+            _url(f"{detail}{s.index}", status=chosen, q=query, pos=offset + i)
+            for i, s in enumerate(samples)
+        ],
+        total=total,
+        page_number=number,
+        n_pages=n_pages,
+        per_page=size,
+        default_per_page=PER_PAGE,
+        prev_href=page_href(number - 1) if number > 1 else None,
+        next_href=page_href(number + 1) if number < n_pages else None,
+        clear_href=_url(base, status=chosen, per_page=shown_size),
+        thumb_size=THUMB_SIZE,
+    )
+
+
+def _filter_counts(outputs: RunOutputs, query: str) -> dict[str, int]:
+    """Samples per filter tab; with a search, the matches per tab."""
+    if not query:
+        return dict(outputs.counts())
+    counts: dict[str, int] = {s: outputs.page(s, 0, 1, query)[1] for s in STATUSES}
+    counts["all"] = sum(counts.values())
+    return counts
+
+
+@router.get("/runs/{run_id}/images/{index}")
+def image_page(
+    request: Request,
+    viewer: PageViewer,
+    run_id: str,
+    index: str,
+    status: str | None = None,
+    q: str = "",
+    pos: str | None = None,
+) -> Response:
+    """One sample: its preview, status and why, metadata, and its nearest neighbours.
+
+    ``status``, ``q`` and ``pos`` (its position in that filtered list) come from the grid,
+    so previous/next walk the same filtered list the user was looking at.
+    """
+    view = open_page_view(request, viewer, run_id)
+    if isinstance(view, HTMLResponse):
+        return view
+    run = view.summary
+    outputs = view.outputs
+    sample = sample_or_none(outputs, index)
+    if sample is None:
+        return not_found_page(viewer, f"run {run_id!r} has no sample {index!r}")
+    chosen, error = _parse_status(status)
+    query = q.strip()[:MAX_QUERY_CHARS]
+    base = f"/runs/{segment(run_id)}/images"
+    try:
+        parsed_pos = _parse_int(pos, "pos", -1, 0, MAX_PAGE_NUMBER)
+    except BadNumberError as exc:
+        return error_page(viewer, 400, "Bad position", str(exc), back=(base, "All"))
+    position: int | None = parsed_pos if parsed_pos >= 0 else None
+    prev_href = next_href = None
+    filter_total = 0
+    if error is None and position is not None:
+        start = max(position - 1, 0)
+        around, filter_total = outputs.page(chosen, start, position - start + 2, query)
+        here = position - start
+        if here < len(around) and around[here].index == sample.index:
+            if here > 0:
+                prev = around[here - 1]
+                prev_href = _url(f"{base}/{prev.index}", status=chosen, q=query, pos=position - 1)
+            if here + 1 < len(around):
+                nxt = around[here + 1]
+                next_href = _url(f"{base}/{nxt.index}", status=chosen, q=query, pos=position + 1)
+        else:  # the list changed since the grid was rendered: no filtered walk
+            position = None
+    if position is None:
+        chosen, query = None, ""
+        n = len(outputs.samples)
+        prev_href = f"{base}/{sample.index - 1}" if sample.index > 0 else None
+        next_href = f"{base}/{sample.index + 1}" if sample.index + 1 < n else None
+    grid_page = position // PER_PAGE + 1 if position is not None else None
+    explanation = outputs.explain(sample.index)
+    related: list[tuple[str, Sample]] = []
+    for label, other in explanation.related:
+        found = sample_or_none(outputs, str(other))
+        if found is not None:
+            related.append((label, found))
+    return render(
+        "image.html",
+        viewer=viewer,
+        page="image",
+        title=f"{sample.filename} · {run.name}",
+        crumbs=run_crumbs(run, ("Images", base), (sample.filename, None)),
+        run=run,
+        sample=sample,
+        explanation=explanation,
+        related=related,
+        neighbours=outputs.neighbours(sample.index, k=NEIGHBOURS),
+        prev_href=prev_href,
+        next_href=next_href,
+        grid_href=_url(
+            base,
+            status=chosen,
+            q=query,
+            page=grid_page if grid_page and grid_page > 1 else None,
+        ),
+        position=position,
+        filter_total=filter_total,
+        filter_label=_FILTER_LABELS[chosen or "all"].lower() if chosen else "samples",
+        thumb_size=THUMB_SIZE,
+    )
+
+
+@router.get("/runs/{run_id}/map")
+def map_page(
+    request: Request, viewer: PageViewer, run_id: str, method: str | None = None
+) -> Response:
+    """The 2-D embedding map: drawn by map.js from ``/ui-api/runs/{id}/projection``."""
+    view = open_page_view(request, viewer, run_id)
+    if isinstance(view, HTMLResponse):
+        return view
+    run = view.summary
+    methods = view.outputs.projection_methods()
+    chosen = method or (methods[0] if methods else None)
+    if chosen is not None and chosen not in methods:
+        return error_page(
+            viewer,
+            404,
+            "No such projection",
+            f"this run has no {chosen!r} projection; available: {', '.join(methods) or 'none'}",
+            back=(f"/runs/{segment(run_id)}/map", "Default map"),
+        )
+    return render(
+        "map.html",
+        viewer=viewer,
+        page="map",
+        title=f"Map · {run.name}",
+        crumbs=run_crumbs(run, ("Map", None)),
+        wide=True,
+        run=run,
+        methods=methods,
+        method=chosen,
+        statuses=list(STATUSES),
+    )
