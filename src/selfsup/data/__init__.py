@@ -1,8 +1,9 @@
 """Datasets and collate functions: folders of images and videos as ``(sample, target, filename)``.
 
 :class:`LightlyDataset` reads images and video frames (decoded on demand) from a folder or
-wraps a torch dataset; the collate functions turn lists of its items into batches of
-augmented views.
+wraps a torch dataset; :class:`ManifestDataset` reads the samples a curation check recorded,
+without listing or probing the folder again; the collate functions turn lists of their items
+into batches of augmented views.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ _EXPORTS: dict[str, str] = {
     "DINOCollateFunction": "selfsup.data.collate",
     "ImageCollateFunction": "selfsup.data.collate",
     "LightlyDataset": "selfsup.data.dataset",
+    "ManifestDataset": "selfsup.data.manifest_dataset",
+    "LightlySubset": "selfsup.data.lightly_subset",
     "MoCoCollateFunction": "selfsup.data.collate",
     "MultiCropCollateFunction": "selfsup.data.collate",
     "MultiViewCollate": "selfsup.data.collate",
@@ -29,6 +32,8 @@ __all__ = [
     "DINOCollateFunction",
     "ImageCollateFunction",
     "LightlyDataset",
+    "LightlySubset",
+    "ManifestDataset",
     "MoCoCollateFunction",
     "MultiCropCollateFunction",
     "MultiViewCollate",
@@ -47,6 +52,8 @@ if TYPE_CHECKING:
         SimCLRCollateFunction,
     )
     from selfsup.data.dataset import LightlyDataset, SkippedFilesWarning
+    from selfsup.data.lightly_subset import LightlySubset
+    from selfsup.data.manifest_dataset import ManifestDataset
 
 
 def __getattr__(name: str) -> Any:
