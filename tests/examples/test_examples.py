@@ -30,8 +30,9 @@ NO_STD = {"moco"}
 #: Examples whose loss is minus an objective and so below zero by design (EMP-SSL: minus
 #: the coding rate and the weighted cosine invariance; MMCR: minus a nuclear norm;
 #: Hypersphere: alignment plus uniformity, which is about -2t for spread-out embeddings and
-#: outweighs the alignment unless the views of an image point apart).
-NEGATIVE_LOSS = {"emp_ssl", "mmcr", "hypersphere"}
+#: outweighs the alignment unless the views of an image point apart; FroSSL: log Frobenius
+#: norms in [-log(min(batch, dim)), 0] per view, above a mean-squared error of at most ~1).
+NEGATIVE_LOSS = {"emp_ssl", "mmcr", "hypersphere", "frossl"}
 
 #: Floor of the std of L2-normalised representations. SimCLR prints its 128-d projection
 #: (healthy ~1/sqrt(128) ~ 0.088), the others their 256-d backbone features, which are

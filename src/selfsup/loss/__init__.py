@@ -12,6 +12,7 @@
 - :class:`TiCoLoss`: TiCo's invariance plus contrast against a running covariance.
 - :class:`DCLLoss`, :class:`DCLWLoss`: decoupled contrastive learning (DCL, DCLW).
 - :class:`EMPSSLLoss`, :class:`TCRLoss`: EMP-SSL's total coding rate and patch invariance.
+- :class:`FroSSLLoss`: FroSSL's log Frobenius norms of the covariances plus invariance.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from selfsup.loss.barlow_twins_loss import BarlowTwinsLoss
 from selfsup.loss.dcl_loss import DCLLoss, DCLWLoss
 from selfsup.loss.dino_loss import DINOLoss
 from selfsup.loss.emp_ssl_loss import EMPSSLLoss, TCRLoss
+from selfsup.loss.frossl_loss import FroSSLLoss
 from selfsup.loss.memory_bank import MemoryBankModule
 from selfsup.loss.mmcr_loss import MMCRLoss
 from selfsup.loss.mocov3_loss import MoCoV3Loss
@@ -35,6 +37,7 @@ __all__ = [
     "DCLWLoss",
     "DINOLoss",
     "EMPSSLLoss",
+    "FroSSLLoss",
     "MMCRLoss",
     "MemoryBankModule",
     "MoCoV3Loss",
