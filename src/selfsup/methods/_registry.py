@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 _CATALOG: dict[str, str] = {
     "simclr": "selfsup.methods.simclr:METHOD",
     "moco": "selfsup.methods.moco:METHOD",
-    "mocov3": "selfsup.methods.mocov3:METHOD",
     "byol": "selfsup.methods.byol:METHOD",
+    "mocov3": "selfsup.methods.mocov3:METHOD",
     "simsiam": "selfsup.methods.simsiam:METHOD",
     "barlowtwins": "selfsup.methods.barlow_twins:METHOD",
     "vicreg": "selfsup.methods.vicreg:METHOD",
@@ -36,7 +36,6 @@ _CATALOG: dict[str, str] = {
     "dclw": "selfsup.methods.dcl:METHOD_W",
     "fastsiam": "selfsup.methods.fast_siam:METHOD",
     "empssl": "selfsup.methods.emp_ssl:METHOD",
-    "frossl": "selfsup.methods.frossl:METHOD",
 }
 _REGISTERED: dict[str, Method] = {}
 
