@@ -149,6 +149,7 @@ def test_paths_are_the_documented_layout(tmp_path: Path) -> None:
         "training_dir": ".selfsup/training",
         "config_yaml": "config/config.yaml",
         "overrides_yaml": "config/overrides.yaml",
+        "data_dir": "data",
         "manifest": "data/manifest.jsonl",
         "embeddings": "data/embeddings.csv",
         "normalized_embeddings": "data/normalized_embeddings.csv",

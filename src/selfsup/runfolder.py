@@ -71,6 +71,7 @@ __all__ = [
     "CONFIG_YAML",
     "CORRUPT_FILENAMES",
     "CROPS_DIR",
+    "DATA_DIR",
     "DUPLICATE_FILENAMES",
     "EMBEDDINGS",
     "FRAMES_DIR",
@@ -106,6 +107,7 @@ STATE: Final = ".selfsup/state.json"
 TRAINING_DIR: Final = ".selfsup/training"
 CONFIG_YAML: Final = "config/config.yaml"
 OVERRIDES_YAML: Final = "config/overrides.yaml"
+DATA_DIR: Final = "data"
 MANIFEST: Final = "data/manifest.jsonl"
 EMBEDDINGS: Final = "data/embeddings.csv"
 NORMALIZED_EMBEDDINGS: Final = "data/normalized_embeddings.csv"
@@ -271,6 +273,10 @@ class RunFolder:
     @property
     def overrides_yaml(self) -> Path:
         return self.path / OVERRIDES_YAML
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / DATA_DIR
 
     @property
     def manifest(self) -> Path:

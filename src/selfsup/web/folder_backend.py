@@ -31,6 +31,7 @@ from selfsup.apphelpers.web_backend import (
     WebNotFound,
     order_downloads,
 )
+from selfsup.runfolder import RunFolder
 from selfsup.web.backend import RunView
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ _SLUG = re.compile(r"[^A-Za-z0-9_-]+")
 
 def is_run_folder(folder: Path) -> bool:
     """Whether ``folder`` looks like the output folder of ``selfsup run``."""
-    return (folder / "report.json").is_file() or (folder / "data" / "manifest.jsonl").is_file()
+    run = RunFolder(folder)
+    return run.report_json.is_file() or run.manifest.is_file()
 
 
 def find_run_folders(paths: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -154,11 +156,12 @@ class FolderBackend:
         return folder
 
     def _summary(self, run_id: str, folder: Path) -> RunSummary:
-        report = folder / "report.json"
+        run = RunFolder(folder)
+        report = run.report_json
         done = report.is_file()
         try:
             ended = int(report.stat().st_mtime * 1000) if done else None
-            created = int((folder / "data").stat().st_mtime * 1000)
+            created = int(run.data_dir.stat().st_mtime * 1000)
         except OSError:
             ended, created = None, None
         return RunSummary(
@@ -230,7 +233,7 @@ class FolderBackend:
         from selfsup.web.sources import LocalSourceReader
         from selfsup.web.thumbnails import ThumbnailCache
 
-        stamp = (folder / "report.json").stat().st_mtime
+        stamp = RunFolder(folder).report_json.stat().st_mtime
         with self._lock:
             cached = self._views.get(run_id)
             # A rerun into the same folder rewrites report.json last: reopen then.
