@@ -16,7 +16,7 @@ Which files are read
     ``data/manifest.jsonl``, ``data/normalized_embeddings.csv`` (else ``data/embeddings.csv``,
     normalised here), ``data/selection.csv`` (per candidate: selected, pick rank, pick
     distance, score, THRESHOLD filter, datapool preselection; see
-    :func:`selfsup.curation.pipeline.write_selection_csv`) and ``data/projections.csv`` (the
+    :func:`selfsup.runfolder.write_selection_csv`) and ``data/projections.csv`` (the
     report's scatter points, header ``filename,pca_x,pca_y[,umap_k{K}_x,umap_k{K}_y]`` with
     ``K`` the UMAP's ``n_neighbors``; see :mod:`selfsup.curation.report`). Folders written before
     ``selection.csv`` existed are read from ``filenames/sampled_filenames_excluding_datapool.txt``
@@ -75,6 +75,7 @@ from typing import Any, Final, Literal, overload
 import numpy as np
 from numpy.typing import NDArray
 
+from selfsup import runfolder
 from selfsup.curation.manifest import read_filename_list, read_manifest
 from selfsup.errors import DataError
 from selfsup.utils.atomic import atomic_open_bytes, atomic_write_text
@@ -110,14 +111,15 @@ _QUERY_CACHE: Final = 16
 #: Largest fixed-width array of lower-cased names kept for substring queries.
 _MAX_QUERY_ARRAY_BYTES: Final = 256 << 20
 
-_REPORT = "report.json"
-_MANIFEST = "data/manifest.jsonl"
-_NORMALIZED = "data/normalized_embeddings.csv"
-_EMBEDDINGS = "data/embeddings.csv"
-_SELECTION = "data/selection.csv"
-_PROJECTIONS = "data/projections.csv"
-_SAMPLED = "filenames/sampled_filenames_excluding_datapool.txt"
-_REMOVED_LIST = "filenames/removed_filenames.txt"
+# The run folder's files, relative to it (selfsup.runfolder owns the paths).
+_REPORT = runfolder.REPORT_JSON
+_MANIFEST = runfolder.MANIFEST
+_NORMALIZED = runfolder.NORMALIZED_EMBEDDINGS
+_EMBEDDINGS = runfolder.EMBEDDINGS
+_SELECTION = runfolder.SELECTION_CSV
+_PROJECTIONS = runfolder.PROJECTIONS_CSV
+_SAMPLED = runfolder.SAMPLED_FILENAMES
+_REMOVED_LIST = runfolder.REMOVED_FILENAMES
 _FINGERPRINTED: Final = (
     _REPORT,
     _MANIFEST,
@@ -733,18 +735,22 @@ def _ordinal(n: int) -> str:
     return f"{n:,}{suffix}"
 
 
-_KIND_BY_TOP: Final = {"plots": "plot", "filenames": "filenames", "config": "config"}
+_KIND_BY_TOP: Final = {
+    runfolder.PLOTS_DIR: "plot",
+    Path(runfolder.SAMPLED_FILENAMES).parts[0]: "filenames",
+    Path(runfolder.CONFIG_YAML).parts[0]: "config",
+}
 
 
 def _kind(relative: str) -> str:
     parts = relative.split("/")
-    if relative in ("report.json", "report.pdf"):
+    if relative in (runfolder.REPORT_JSON, runfolder.REPORT_PDF):
         return "report"
     if relative.endswith(".ckpt"):
         return "checkpoint"
     if len(parts) > 1 and parts[0] in _KIND_BY_TOP:
         return _KIND_BY_TOP[parts[0]]
-    if parts[0] == "data":
+    if parts[0] == runfolder.DATA_DIR:
         return "embeddings" if parts[-1].endswith("embeddings.csv") else "data"
     return "other"
 
@@ -1313,7 +1319,7 @@ class RunOutputs:
                 except (FileNotFoundError, OSError):
                     continue
                 found.append(OutputFile(relative, size, _kind(relative)))
-        order = {"report.pdf": 0, "report.json": 1}
+        order = {runfolder.REPORT_PDF: 0, runfolder.REPORT_JSON: 1}
         return sorted(found, key=lambda f: (order.get(f.path, 2), f.path))
 
     def resolve_file(self, relative: str) -> Path:
