@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import pytorch_lightning as pl
 import torch
+import torch.distributed as torch_dist
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from _ddp import run_workers
 from selfsup.errors import ConfigError
 from selfsup.utils.benchmarking import KNNClassifier
 
@@ -129,3 +135,53 @@ def test_knn_classifier_rejects_targets_outside_the_classes() -> None:
     batch = (torch.randn(3, 4), torch.tensor([0, 1, 2]))
     with pytest.raises(ValueError, match=r"train batch 4 has targets in \[0, 2\]"):
         classifier.training_step(batch, 4)
+
+
+def _ddp_data() -> tuple[Tensor, Tensor]:
+    """10 train rows: rank 0 holds rows 0-6, rank 1 rows 7-9 (unequal shards)."""
+    x = torch.arange(10 * 4, dtype=torch.float32).reshape(10, 4).sin() + 0.1
+    return x, torch.arange(10) % 3
+
+
+def _ddp_worker(argv: list[str]) -> None:
+    rank, world_size = int(argv[2]), int(argv[3])
+    init_file, out_dir = Path(argv[4]), Path(argv[5])
+    torch.set_num_threads(1)
+    torch_dist.init_process_group(
+        "gloo",
+        init_method=f"file://{init_file}",
+        rank=rank,
+        world_size=world_size,
+        timeout=timedelta(seconds=60),
+    )
+    try:
+        x, y = _ddp_data()
+        start, stop = (0, 7) if rank == 0 else (7, 10)
+        classifier = KNNClassifier(nn.Identity(), num_classes=3, knn_k=3, topk=(1,))
+        for batch_idx, first in enumerate(range(start, stop, 4)):
+            last = min(first + 4, stop)
+            classifier.training_step((x[first:last], y[first:last]), batch_idx)
+        classifier.on_validation_epoch_start()
+        result = {
+            "bank": classifier._train_features_tensor,
+            "targets": classifier._train_targets_tensor,
+        }
+        torch.save(result, out_dir / f"rank{rank}.pt")
+    finally:
+        torch_dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_knn_classifier_gathers_the_whole_bank_under_ddp(tmp_path: Path) -> None:
+    """Two gloo processes with 7 and 3 train rows: each must vote over all 10, once, in
+    rank order."""
+    run_workers(Path(__file__), tmp_path, world_size=2, timeout=120.0)
+    x, y = _ddp_data()
+    for rank in range(2):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        torch.testing.assert_close(result["bank"], F.normalize(x, dim=1).t())
+        assert result["targets"].tolist() == y.tolist()
+
+
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--worker":
+    _ddp_worker(sys.argv)
