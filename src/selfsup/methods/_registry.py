@@ -12,8 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from selfsup.errors import ConfigError
-from selfsup.selection.config import did_you_mean
+from selfsup.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     from selfsup.methods._base import Method
