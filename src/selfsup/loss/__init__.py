@@ -11,6 +11,7 @@
 - :class:`SwaVLoss`: SwAV's swapped prediction loss with Sinkhorn-Knopp codes.
 - :class:`TiCoLoss`: TiCo's invariance plus contrast against a running covariance.
 - :class:`DCLLoss`, :class:`DCLWLoss`: decoupled contrastive learning (DCL, DCLW).
+- :class:`HypersphereLoss`: alignment plus uniformity on the hypersphere (Wang and Isola).
 - :class:`EMPSSLLoss`, :class:`TCRLoss`: EMP-SSL's total coding rate and patch invariance.
 - :class:`FroSSLLoss`: FroSSL's log Frobenius norms of the covariances plus invariance.
 """
@@ -21,6 +22,7 @@ from selfsup.loss.barlow_twins_loss import BarlowTwinsLoss
 from selfsup.loss.dcl_loss import DCLLoss, DCLWLoss
 from selfsup.loss.dino_loss import DINOLoss
 from selfsup.loss.emp_ssl_loss import EMPSSLLoss, TCRLoss
+from selfsup.loss.hypersphere_loss import HypersphereLoss
 from selfsup.loss.frossl_loss import FroSSLLoss
 from selfsup.loss.memory_bank import MemoryBankModule
 from selfsup.loss.mmcr_loss import MMCRLoss
@@ -37,6 +39,7 @@ __all__ = [
     "DCLWLoss",
     "DINOLoss",
     "EMPSSLLoss",
+    "HypersphereLoss",
     "FroSSLLoss",
     "MMCRLoss",
     "MemoryBankModule",

@@ -28,6 +28,7 @@ _CATALOG: dict[str, str] = {
     "vicreg": "selfsup.methods.vicreg:METHOD",
     "tico": "selfsup.methods.tico:METHOD",
     "mmcr": "selfsup.methods.mmcr:METHOD",
+    "hypersphere": "selfsup.methods.hypersphere:METHOD",
     "dino": "selfsup.methods.dino:METHOD",
     "nnclr": "selfsup.methods.nnclr:METHOD",
     "swav": "selfsup.methods.swav:METHOD",
