@@ -29,6 +29,7 @@ _CATALOG: dict[str, str] = {
     "tico": "selfsup.methods.tico:METHOD",
     "mmcr": "selfsup.methods.mmcr:METHOD",
     "hypersphere": "selfsup.methods.hypersphere:METHOD",
+    "directclr": "selfsup.methods.directclr:METHOD",
     "dino": "selfsup.methods.dino:METHOD",
     "nnclr": "selfsup.methods.nnclr:METHOD",
     "swav": "selfsup.methods.swav:METHOD",
