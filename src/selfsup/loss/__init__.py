@@ -22,8 +22,8 @@ from selfsup.loss.barlow_twins_loss import BarlowTwinsLoss
 from selfsup.loss.dcl_loss import DCLLoss, DCLWLoss
 from selfsup.loss.dino_loss import DINOLoss
 from selfsup.loss.emp_ssl_loss import EMPSSLLoss, TCRLoss
-from selfsup.loss.hypersphere_loss import HypersphereLoss
 from selfsup.loss.frossl_loss import FroSSLLoss
+from selfsup.loss.hypersphere_loss import HypersphereLoss
 from selfsup.loss.memory_bank import MemoryBankModule
 from selfsup.loss.mmcr_loss import MMCRLoss
 from selfsup.loss.mocov3_loss import MoCoV3Loss
@@ -39,8 +39,8 @@ __all__ = [
     "DCLWLoss",
     "DINOLoss",
     "EMPSSLLoss",
-    "HypersphereLoss",
     "FroSSLLoss",
+    "HypersphereLoss",
     "MMCRLoss",
     "MemoryBankModule",
     "MoCoV3Loss",
