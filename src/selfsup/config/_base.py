@@ -210,8 +210,12 @@ def config_error_from(model: type[BaseModel], exc: ValidationError, source: str)
     lines: list[str] = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
+        error = (err.get("ctx") or {}).get("error")
         if err["type"] == "extra_forbidden":
             lines.append(str(unknown_key_error(model, key)))
+        elif isinstance(error, ConfigError):
+            # A validator's own ConfigError already names its key path (and the value).
+            lines.append(str(error))
         elif not key:
             # A model-level validator with its own message (which names its key path).
             lines.append(str(err["msg"]).removeprefix("Value error, "))
