@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -30,9 +31,10 @@ from selfsup.config import (
 )
 from selfsup.embedding import CHECKPOINT_METADATA_KEY, MethodEmbedding, SelfSupervisedEmbedding
 from selfsup.errors import ConfigError, DataError
-from selfsup.home import timestamped_output_dir
 from selfsup.methods._base import MethodModel
-from selfsup.utils.cpus import resolve_num_workers
+
+if TYPE_CHECKING:
+    from selfsup.data.manifest_dataset import ManifestDataset
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def resolve_config(
 
 def default_output_dir() -> Path:
     """``./selfsup_outputs/<date>/<time>``, the layout lightly's CLI users know from hydra."""
-    return timestamped_output_dir("selfsup_outputs", nested=True)
+    return Path.cwd() / "selfsup_outputs" / time.strftime("%Y-%m-%d") / time.strftime("%H-%M-%S")
 
 
 def build_model(
@@ -105,12 +107,23 @@ def method_criterion(cfg: LightlyConfig) -> dict[str, Any]:
 
 
 def _num_workers(loader: LoaderConfig) -> int:
-    return resolve_num_workers(loader.num_workers)
+    return (os.cpu_count() or 1) if loader.num_workers == -1 else loader.num_workers
 
 
-def _dataset(input_dir: str, transform: Any, filenames: Sequence[str] | None = None) -> Any:
+def _dataset(
+    input_dir: str,
+    transform: Any,
+    filenames: Sequence[str] | None = None,
+    samples: ManifestDataset | None = None,
+) -> Any:
+    """The dataset to load: ``samples`` with ``transform`` when given (a curation run's
+    checked samples, read without listing the folder), else the folder ``input_dir``."""
     from selfsup.data import LightlyDataset
 
+    if samples is not None:
+        if filenames is not None:
+            raise ConfigError("pass filenames or samples, not both (samples are already chosen)")
+        return samples.with_transform(transform)
     if not input_dir:
         raise ConfigError("input_dir is required: the folder of images or videos to use")
     names = list(filenames) if filenames is not None else None
@@ -123,12 +136,15 @@ def build_train_loader(
     collate: CollateConfig,
     filenames: Sequence[str] | None = None,
     method: str = "simclr",
+    *,
+    samples: ManifestDataset | None = None,
 ) -> DataLoader[Any]:
     """A shuffled loader of the method's views of each image.
 
     SimCLR's views come from ImageCollateFunction with the ``collate.*`` settings (lightly's
     CLI augmentations); other methods use their papers' transforms at ``collate.input_size``.
-    ``filenames`` restricts training to those samples (e.g. the non-corrupt ones of a run).
+    ``filenames`` restricts training to those samples (e.g. the non-corrupt ones of a run);
+    ``samples`` replaces the folder by the samples a curation check recorded.
     """
     from selfsup.data.collate import ImageCollateFunction
 
@@ -147,7 +163,7 @@ def build_train_loader(
                 "use method=simclr"
             )
         transform = get_method(method).build_transform(collate.input_size)
-    dataset = _dataset(input_dir, transform=transform, filenames=filenames)
+    dataset = _dataset(input_dir, transform=transform, filenames=filenames, samples=samples)
     batch_size = loader.batch_size
     if len(dataset) < batch_size:
         # With drop_last a too-large batch would silently train on nothing.
@@ -178,8 +194,11 @@ def build_embed_loader(
     loader: LoaderConfig,
     input_size: int,
     filenames: Sequence[str] | None = None,
+    *,
+    samples: ManifestDataset | None = None,
 ) -> DataLoader[Any]:
-    """An unshuffled loader of resized, normalised images for embedding, in ``filenames`` order."""
+    """An unshuffled loader of resized, normalised images for embedding, in ``filenames`` order
+    (or ``samples`` order: the samples a curation check recorded)."""
     import torchvision.transforms as T
 
     from selfsup.transforms.utils import IMAGENET_NORMALIZE
@@ -191,7 +210,7 @@ def build_embed_loader(
             T.Normalize(mean=IMAGENET_NORMALIZE["mean"], std=IMAGENET_NORMALIZE["std"]),
         ]
     )
-    dataset = _dataset(input_dir, transform=transform, filenames=filenames)
+    dataset = _dataset(input_dir, transform=transform, filenames=filenames, samples=samples)
     return DataLoader(
         dataset,
         batch_size=loader.batch_size,
@@ -226,11 +245,17 @@ def _embedding_model(
     return embedding
 
 
-def train(cfg: LightlyConfig, filenames: Sequence[str] | None = None) -> str:
+def train(
+    cfg: LightlyConfig,
+    filenames: Sequence[str] | None = None,
+    *,
+    samples: ManifestDataset | None = None,
+) -> str:
     """Train a self-supervised model as ``cfg`` says and return the best checkpoint's path.
 
     Checkpoints go to ``cfg.output_dir`` (default ``./selfsup_outputs/<date>/<time>``). When
-    ``cfg.checkpoint`` is set, training starts from its weights.
+    ``cfg.checkpoint`` is set, training starts from its weights. ``samples`` trains on the
+    samples a curation check recorded instead of the folder ``cfg.input_dir``.
     """
     import pytorch_lightning as pl
 
@@ -239,7 +264,9 @@ def train(cfg: LightlyConfig, filenames: Sequence[str] | None = None) -> str:
     model = build_model(cfg.model, cfg.method, criterion)
     if cfg.checkpoint:
         load_weights(model, cfg.checkpoint)
-    loader = build_train_loader(cfg.input_dir, cfg.loader, cfg.collate, filenames, cfg.method)
+    loader = build_train_loader(
+        cfg.input_dir, cfg.loader, cfg.collate, filenames, cfg.method, samples=samples
+    )
     embedding = _embedding_model(model, cfg, loader, criterion)
     output_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
     return embedding.train_embedding(
@@ -326,8 +353,11 @@ def embed(
     cfg: LightlyConfig,
     checkpoint: str | os.PathLike[str] | None = None,
     filenames: Sequence[str] | None = None,
+    *,
+    samples: ManifestDataset | None = None,
 ) -> Embeddings:
-    """Embed ``cfg.input_dir`` (or its ``filenames``) with ``checkpoint`` or ``cfg.checkpoint``."""
+    """Embed ``cfg.input_dir`` (its ``filenames``, or the checked ``samples`` of a curation
+    run) with ``checkpoint`` or ``cfg.checkpoint``."""
     ckpt = checkpoint or cfg.checkpoint
     if not ckpt:
         raise ConfigError(
@@ -335,7 +365,9 @@ def embed(
             "(selfsup train writes one)"
         )
     model, _ = model_from_checkpoint(ckpt, cfg.model)
-    loader = build_embed_loader(cfg.input_dir, cfg.loader, cfg.collate.input_size, filenames)
+    loader = build_embed_loader(
+        cfg.input_dir, cfg.loader, cfg.collate.input_size, filenames, samples=samples
+    )
     embedding = SelfSupervisedEmbedding(
         model, nn.Identity(), torch.optim.SGD(model.parameters(), lr=0.0), loader
     )

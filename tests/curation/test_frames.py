@@ -122,3 +122,24 @@ def test_bad_requests_name_what_is_wrong(videos: Path, tmp_path: Path) -> None:
         extract_frames(videos, NAMES, videos / "extracted")
     with pytest.raises(ConfigError, match="'gif' is not supported"):
         extract_frames(videos, NAMES, out, format="gif")
+
+
+def test_frames_read_through_the_run_samples_match_and_skip_the_folder_scan(
+    videos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from selfsup.curation.checks import build_manifest
+    from selfsup.data import ManifestDataset
+
+    checked = build_manifest(videos, remove_exact_duplicates=False, progress=False)
+    samples = ManifestDataset(
+        videos, [r for r in checked.records if r.is_ok], classes=checked.classes
+    )
+    plain = extract_frames(videos, NAMES, tmp_path / "plain")
+    counting = CountingDataset()
+    monkeypatch.setattr(frames_module, "LightlyDataset", counting)
+    through = extract_frames(videos, NAMES, tmp_path / "samples", samples=samples)
+    assert counting.calls == []  # no LightlyDataset: no listing, no probing
+    for a, b in zip(plain, through, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+    with pytest.raises(DataError, match="could not be read"):
+        extract_frames(videos, ["a-99-mp4.png"], tmp_path / "more", samples=samples)

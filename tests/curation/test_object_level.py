@@ -288,6 +288,18 @@ def test_embed_crops_matches_model_on_each_crop(
         {"state_dict": model.state_dict(), "selfsup": {"model": cfg.model.model_dump()}}, checkpoint
     )
     emb, labels, names = embed_crops(cfg, crops, checkpoint, progress=False)
+    # Through a run's checked samples (no listing of the folder): the same embeddings.
+    from selfsup.curation.checks import build_manifest
+    from selfsup.data import ManifestDataset
+
+    checked = build_manifest(root, remove_exact_duplicates=False, progress=False)
+    samples = ManifestDataset(
+        root, [r for r in checked.records if r.is_ok], classes=checked.classes
+    )
+    via_samples = embed_crops(cfg, crops, checkpoint, progress=False, samples=samples)
+    np.testing.assert_array_equal(via_samples[0], emb)
+    assert via_samples[1].tolist() == labels.tolist()
+    assert via_samples[2] == names
     assert emb.shape == (3, 8)
     assert emb.dtype == np.float32
     assert labels.tolist() == [0, 1, 1]

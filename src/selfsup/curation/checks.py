@@ -84,7 +84,6 @@ from selfsup.curation.manifest import (
 )
 from selfsup.curation.relevant import RelevantPattern, filter_relevant, read_relevant_filenames_file
 from selfsup.errors import DataError
-from selfsup.utils.cpus import resolve_num_workers
 from selfsup.utils.names import display_name
 
 logger = logging.getLogger(__name__)
@@ -124,6 +123,11 @@ class CheckResult:
         n_decoded: Files read and decoded in this call.
         n_reused: Files whose records were reused from ``previous``.
         seconds: Wall-clock time of the check.
+        classes: Class names of the input folder in target order, from the scan's full
+            listing (before a relevant-filenames filter), as
+            :attr:`selfsup.data.LightlyDataset.classes` gives them; filled by
+            :func:`build_manifest` so that later steps need not list the folder again
+            (:class:`selfsup.data.ManifestDataset`).
     """
 
     records: list[SampleRecord]
@@ -131,6 +135,7 @@ class CheckResult:
     n_decoded: int
     n_reused: int
     seconds: float
+    classes: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- scan
@@ -163,7 +168,26 @@ def scan_files(
     Raises:
         FileNotFoundError, NotADirectoryError: ``root`` is missing or a file.
     """
-    from selfsup.data.files import is_video_file, scan_sample_files  # see _lazy_files_note
+    entries, _ = _scan(
+        root, relevant=relevant, videos=videos, allowed_roots=allowed_roots, exclude=exclude
+    )
+    return entries
+
+
+def _scan(
+    root: str | os.PathLike[str],
+    *,
+    relevant: Sequence[str | RelevantPattern] | None,
+    videos: bool,
+    allowed_roots: Sequence[str | os.PathLike[str]],
+    exclude: Sequence[str | os.PathLike[str]],
+) -> tuple[list[FileEntry], tuple[str, ...]]:
+    """:func:`scan_files` and the folder's class names (see :attr:`CheckResult.classes`)."""
+    from selfsup.data.files import (  # see _lazy_files_note
+        find_classes,
+        is_video_file,
+        scan_sample_files,
+    )
 
     base = Path(root)
     scan = scan_sample_files(base, videos=videos, allowed_roots=allowed_roots, exclude=exclude)
@@ -186,6 +210,11 @@ def scan_files(
             display_name(scan.folder_links[0]),
         )
     names = scan.files
+    # The classes LightlyDataset(root) finds: every listed sample file counts, relevant or
+    # not, and links outside allowed_roots too (the dataset follows every link).
+    classes = find_classes(
+        [*names, *(s.path for s in scan.skipped if s.kind == "symlink_outside_roots")]
+    )
     skipped = {s.path: s for s in scan.skipped}
     if relevant is not None:
         names = filter_relevant(names, relevant)
@@ -206,7 +235,7 @@ def scan_files(
         else:
             entries.append(FileEntry(name, st.st_size, st.st_mtime_ns, is_video_file(name)))
     entries.sort(key=lambda e: e.path)
-    return entries
+    return entries, tuple(classes)
 
 
 # --------------------------------------------------------------------------- many files
@@ -280,6 +309,16 @@ def _check_in_thread(
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def resolve_num_workers(num_workers: int) -> int:
+    """``num_workers`` with -1 (or any negative value) meaning one per available CPU core."""
+    if num_workers >= 0:
+        return num_workers
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def check_files(
@@ -488,7 +527,7 @@ def build_manifest(
         if relevant is not None:
             raise ValueError("give relevant_filenames_file or relevant, not both")
         patterns = read_relevant_filenames_file(relevant_filenames_file)
-    entries = scan_files(
+    entries, classes = _scan(
         root, relevant=patterns, videos=videos, allowed_roots=allowed_roots, exclude=exclude
     )
     if not entries and patterns is not None:
@@ -518,4 +557,4 @@ def build_manifest(
     if remove_exact_duplicates:
         records = mark_exact_duplicates(records, by=duplicates_by)
     raise_if_all_corrupt(records, root)
-    return replace(result, records=records)
+    return replace(result, records=records, classes=classes)

@@ -3,8 +3,10 @@
 A curation run over videos selects frames by name (``clips/a-0042-mp4.png``);
 :func:`extract_frames` writes exactly those frames as images, the way lightly's docs extract
 them with ``LightlyDataset`` (``dataset[i]`` -> ``img.save(...)``), but in one efficient pass:
-frames are decoded with :class:`selfsup.data.LightlyDataset` restricted to the requested names,
-which reads each video in frame order (one decode per frame, no seek back).
+frames are decoded with :class:`selfsup.data.LightlyDataset` restricted to the requested names
+(or, in a curation run, with the run's :class:`selfsup.data.ManifestDataset`, which neither
+lists the folder nor probes the videos again), reading each video in frame order (one decode
+per frame, no seek back).
 
 Output names
     Each frame is written under its sample name relative to ``output_dir``, subfolders kept:
@@ -33,7 +35,7 @@ import posixpath
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from PIL import Image
 from tqdm import tqdm
@@ -42,6 +44,9 @@ from selfsup.data import LightlyDataset
 from selfsup.data._video import parse_frame_filename
 from selfsup.errors import ConfigError, DataError
 from selfsup.utils.atomic import atomic_open_bytes, atomic_write_text
+
+if TYPE_CHECKING:
+    from selfsup.data import ManifestDataset
 
 __all__ = ["FRAME_FORMATS", "INDEX_FILE", "extract_frames", "frame_output_name"]
 
@@ -137,6 +142,7 @@ def extract_frames(
     format: str = "png",
     *,
     progress: bool = False,
+    samples: ManifestDataset | None = None,
 ) -> list[Path]:
     """Write the video frames named ``frame_names`` as image files under ``output_dir``.
 
@@ -148,6 +154,8 @@ def extract_frames(
             samples of the next run, clashing with the frames' names).
         format: ``png`` (default, lossless), ``jpg``/``jpeg``, ``webp``, ``bmp``, ``tif``.
         progress: Show a progress bar.
+        samples: The checked samples of ``input_dir`` (a curation run's manifest) to read
+            the frames from; ``None`` reads the folder with a LightlyDataset.
 
     Returns:
         The path written (or kept) for each name, in the order of ``frame_names``.
@@ -187,7 +195,7 @@ def extract_frames(
             todo.append(name)
     try:
         if todo:
-            _decode_and_write(root, todo, out, files, spec, done, progress)
+            _decode_and_write(root, todo, out, files, spec, done, progress, samples)
     finally:
         # Keep entries of earlier extractions that this call did not ask for and whose files
         # still exist, so extracting in several batches never forgets a batch.
@@ -242,14 +250,23 @@ def _decode_and_write(
     spec: tuple[str, str, dict[str, Any]],
     done: dict[str, dict[str, Any]],
     progress: bool,
+    samples: ManifestDataset | None = None,
 ) -> None:
     """Decode the frames ``todo`` (videos in frame order) and write them; fills ``done``."""
     pil_format, _, options = spec
     sources = {name: _source_stat(root, name) for name in todo}
-    dataset = LightlyDataset(root, filenames=todo)
     wanted = set(todo)
+    dataset: LightlyDataset | ManifestDataset
+    if samples is None:
+        dataset = LightlyDataset(root, filenames=todo)
+        indices = list(range(len(dataset)))
+    else:
+        # The samples are in manifest order (a video's frames in frame order), so reading
+        # the wanted ones in index order never seeks back; names not among them are missing.
+        dataset = samples.with_transform(None)
+        indices = [i for i, n in enumerate(samples.get_filenames()) if n in wanted]
     written: set[str] = set()
-    for i in tqdm(range(len(dataset)), desc="Extracting frames", disable=not progress):
+    for i in tqdm(indices, desc="Extracting frames", disable=not progress):
         image, _, name = dataset[i]
         if name not in wanted:
             continue

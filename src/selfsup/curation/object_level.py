@@ -45,7 +45,7 @@ from selfsup.utils.atomic import atomic_open_bytes
 
 if TYPE_CHECKING:
     from selfsup.config import LightlyConfig
-    from selfsup.data import LightlyDataset
+    from selfsup.data import LightlyDataset, ManifestDataset
 
 __all__ = [
     "Crop",
@@ -219,16 +219,18 @@ class CropDataset(Dataset[tuple[Any, int, str]]):
 
     ``sample`` is the RGB PIL crop, or what ``transform`` makes of it (use the embedding
     transform so crops are embedded exactly like whole images); ``target`` is the crop's
-    ``class_id``. Sources are read through :class:`~selfsup.data.LightlyDataset`, so images
-    and video frames (named as in the manifest) both work. The last decoded source is kept,
+    ``class_id``. Sources are read through :class:`~selfsup.data.LightlyDataset` (or a run's
+    :class:`~selfsup.data.ManifestDataset`), so images and video frames (named as in the
+    manifest) both work. The last decoded source is kept,
     so consecutive crops of one image (the order :func:`crop_boxes` returns) decode it once.
 
     Args:
         input_dir: The folder the crop sources are relative to.
         crops: Crops to serve, in this order.
         transform: Applied to each PIL crop.
-        images: A transform-less LightlyDataset over ``input_dir`` holding every source, to
-            reuse one that exists; by default one is built over just the crop sources.
+        images: A transform-less LightlyDataset or ManifestDataset over ``input_dir`` holding
+            every source (a curation run passes its checked samples, so the folder is not
+            listed and probed again); by default a LightlyDataset of just the crop sources.
 
     Raises:
         DataError: a source is missing or unreadable, or a crop box exceeds its image (the
@@ -241,7 +243,7 @@ class CropDataset(Dataset[tuple[Any, int, str]]):
         crops: Sequence[Crop],
         transform: Callable[[Image.Image], Any] | None = None,
         *,
-        images: LightlyDataset | None = None,
+        images: LightlyDataset | ManifestDataset | None = None,
     ) -> None:
         from selfsup.data import LightlyDataset
 
@@ -315,9 +317,11 @@ def save_crops(
     crops: Sequence[Crop],
     output_dir: str | os.PathLike[str],
     *,
-    images: LightlyDataset | None = None,
+    images: LightlyDataset | ManifestDataset | None = None,
 ) -> list[Path]:
     """Write each crop as ``<output_dir>/<crop.name>`` (PNG, lossless), atomically.
+
+    ``images``: see :class:`CropDataset`.
 
     Returns:
         The written paths, in the order of ``crops``.
@@ -341,11 +345,15 @@ def embed_crops(
     crops: Sequence[Crop],
     checkpoint: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    *,
+    samples: ManifestDataset | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.int64], list[str]]:
     """Embed crops exactly as :func:`selfsup.core.embed` embeds whole images.
 
     Same model (from ``checkpoint`` or ``cfg.checkpoint``), same resize/normalise transform
-    (``cfg.collate.input_size``), same loader settings and device choice.
+    (``cfg.collate.input_size``), same loader settings and device choice. ``samples`` are
+    the checked samples of a curation run holding every crop source (read without listing
+    the folder); ``None`` reads the sources from ``cfg.input_dir``.
 
     Returns:
         ``(embeddings (M, D) float32, class ids (M,) int64, crop names)`` in ``crops`` order.
@@ -364,8 +372,12 @@ def embed_crops(
     model, _ = model_from_checkpoint(ckpt, cfg.model)
     sources = list(dict.fromkeys(c.source for c in crops))
     # the image loader carries the embedding transform; reuse it and its dataset of sources
-    image_loader = build_embed_loader(cfg.input_dir, cfg.loader, cfg.collate.input_size, sources)
-    images = cast("LightlyDataset", image_loader.dataset)
+    image_loader = (
+        build_embed_loader(cfg.input_dir, cfg.loader, cfg.collate.input_size, sources)
+        if samples is None
+        else build_embed_loader(cfg.input_dir, cfg.loader, cfg.collate.input_size, samples=samples)
+    )
+    images = cast("LightlyDataset | ManifestDataset", image_loader.dataset)
     transform = images.transform
     images.transform = None  # CropDataset crops the raw PIL images, then transforms
     dataset = CropDataset(cfg.input_dir, crops, transform, images=images)

@@ -49,12 +49,10 @@ from numpy.typing import NDArray
 from selfsup import __version__, runfolder
 from selfsup.config import RunConfig, to_yaml
 from selfsup.errors import ConfigError, DataError
-from selfsup.home import timestamped_output_dir
 from selfsup.runfolder import RUN_MARKER_TEXT as RUN_MARKER_TEXT
 from selfsup.runfolder import SELECTION_COLUMNS, RunFolder
 from selfsup.runfolder import write_selection_csv as write_selection_csv
 from selfsup.utils.atomic import atomic_path
-from selfsup.utils.cpus import resolve_num_workers
 from selfsup.utils.names import display_name
 
 logger = logging.getLogger(__name__)
@@ -76,7 +74,7 @@ class RunResult:
 
 def default_run_dir() -> Path:
     """``./selfsup_runs/<date>_<time>`` when no output_dir is given."""
-    return timestamped_output_dir("selfsup_runs")
+    return Path.cwd() / "selfsup_runs" / time.strftime("%Y-%m-%d_%H-%M-%S")
 
 
 def check_preconditions(cfg: RunConfig) -> None:
@@ -171,6 +169,10 @@ def _file_fingerprint(path: Path) -> list[Any]:
     return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
 
 
+def _num_workers(n: int) -> int:
+    return (os.cpu_count() or 1) if n == -1 else n
+
+
 #: How often the embedding (and training) step is retried after input files vanished.
 MAX_LOST_FILE_RETRIES: Final = 3
 
@@ -213,11 +215,23 @@ class _LostFiles:
     run's outputs say what happened while the run goes on without the file.
     """
 
-    def __init__(self, root: str, out: Path, records: Sequence[Any]) -> None:
+    def __init__(
+        self, root: str, out: Path, records: Sequence[Any], classes: Sequence[str] | None = None
+    ) -> None:
         self.root = root
         self.out = out
         self.records = list(records)
+        # The input folder's classes from the check's listing (CheckResult.classes): later
+        # steps read samples through the records (dataset()), never listing the folder again.
+        self.classes = None if classes is None else list(classes)
         self.lost: dict[str, tuple[str, str]] = {}
+
+    def dataset(self, records: Sequence[Any] | None = None) -> Any:
+        """A :class:`selfsup.data.ManifestDataset` of ``records`` (default: the usable ones)."""
+        from selfsup.data import ManifestDataset
+
+        chosen = self.usable() if records is None else records
+        return ManifestDataset(self.root, chosen, classes=self.classes)
 
     def usable(self) -> list[Any]:
         """The records later steps use (status ``ok``), in manifest order."""
@@ -297,7 +311,9 @@ def _embed_tolerating_lost_files(
     for attempt in range(MAX_LOST_FILE_RETRIES + 1):
         usable = lost.usable()
         try:
-            emb, labels, description, _ = _embed_step(cfg, out, usable, state, pool, step)
+            emb, labels, description, _ = _embed_step(
+                cfg, out, usable, state, pool, step, lost.dataset(usable)
+            )
         except DataError as exc:
             gone = lost.check(timed_out=ReadTimeoutError.path_of(exc))
             if not gone or attempt == MAX_LOST_FILE_RETRIES:
@@ -361,9 +377,18 @@ def _precomputed_embeddings(
 
 
 def _model_step(
-    cfg: RunConfig, out: Path, samples: list[str], state: _State, step: StepCallback
+    cfg: RunConfig,
+    out: Path,
+    samples: list[str],
+    state: _State,
+    step: StepCallback,
+    dataset: Any = None,
 ) -> str:
-    """The checkpoint to embed with: the given one, or one trained on the samples."""
+    """The checkpoint to embed with: the given one, or one trained on the samples.
+
+    ``dataset`` is the samples' ManifestDataset (read without listing the folder); ``None``
+    trains on the folder restricted to ``samples``.
+    """
     from selfsup.core import train
 
     if cfg.checkpoint and not cfg.enable_training:
@@ -394,7 +419,11 @@ def _model_step(
     train_dir = RunFolder(out).training_dir
     lightly.output_dir = str(train_dir)
     try:
-        best = Path(train(lightly, filenames=samples))
+        best = Path(
+            train(lightly, filenames=samples)
+            if dataset is None
+            else train(lightly, samples=dataset)
+        )
     except RuntimeError as exc:
         # torch reports a failed checkpoint write as a RuntimeError; say what it was.
         if _disk_full(train_dir):
@@ -417,15 +446,28 @@ def _disk_full(path: Path) -> bool:
 
 
 def _embed_samples(
-    cfg: RunConfig, checkpoint: str, samples: list[str], records: Sequence[Any], pool: Any
+    cfg: RunConfig,
+    checkpoint: str,
+    samples: list[str],
+    records: Sequence[Any],
+    pool: Any,
+    dataset: Any = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Embed ``samples`` with ``checkpoint``; with a datapool only samples it has not cached."""
+    """Embed ``samples`` with ``checkpoint``; with a datapool only samples it has not cached.
+
+    ``dataset`` is the ManifestDataset of ``records`` (read without listing the folder);
+    ``None`` reads the folder restricted to ``samples``.
+    """
     from selfsup.core import embed
 
     lightly = cfg.lightly.model_copy(deep=True)
     lightly.input_dir = cfg.input_dir
     if pool is None:
-        emb, labels, names = embed(lightly, checkpoint=checkpoint, filenames=samples)
+        emb, labels, names = (
+            embed(lightly, checkpoint=checkpoint, filenames=samples)
+            if dataset is None
+            else embed(lightly, checkpoint=checkpoint, samples=dataset)
+        )
         if list(names) != samples:
             # The dataset skips files that no longer read as images (rewritten since the
             # check): a data problem, which the caller may retry without those files.
@@ -436,7 +478,7 @@ def _embed_samples(
             )
         return emb.astype(np.float32), labels
     from selfsup.curation.datapool import model_fingerprint
-    from selfsup.data import LightlyDataset
+    from selfsup.data import LightlyDataset, ManifestDataset
 
     key = model_fingerprint(
         checkpoint,
@@ -448,7 +490,17 @@ def _embed_samples(
     logger.info("datapool: %d cached embeddings, %d to compute", len(rows), len(todo))
     new = np.zeros((0, 0), dtype=np.float32)
     if len(todo):
-        emb, _, _ = embed(lightly, checkpoint=checkpoint, filenames=[samples[i] for i in todo])
+        emb, _, _ = (
+            embed(lightly, checkpoint=checkpoint, filenames=[samples[i] for i in todo])
+            if dataset is None
+            else embed(
+                lightly,
+                checkpoint=checkpoint,
+                samples=ManifestDataset(
+                    cfg.input_dir, [records[i] for i in todo], classes=dataset.classes
+                ),
+            )
+        )
         new = emb.astype(np.float32)
         pool.add_embeddings([records[i] for i in todo], new, key)
     dim = new.shape[1] if len(todo) else cached.shape[1]
@@ -457,7 +509,12 @@ def _embed_samples(
         out[rows] = cached
     if len(todo):
         out[todo] = new
-    labels = np.asarray(LightlyDataset(cfg.input_dir, filenames=samples).targets, dtype=np.int64)
+    labels = np.asarray(
+        LightlyDataset(cfg.input_dir, filenames=samples).targets
+        if dataset is None
+        else dataset.targets,
+        dtype=np.int64,
+    )
     return out, labels
 
 
@@ -468,8 +525,12 @@ def _embed_step(
     state: _State,
     pool: Any,
     step: StepCallback,
+    dataset: Any = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.int64], str, str | None]:
-    """Embeddings (N, D), labels (N,), a description of the model, and the checkpoint used."""
+    """Embeddings (N, D), labels (N,), a description of the model, and the checkpoint used.
+
+    ``dataset``: the ManifestDataset of ``usable`` that training and embedding read.
+    """
     from selfsup.utils.io import load_embeddings, save_embeddings
 
     samples = [r.filename for r in usable]
@@ -479,7 +540,7 @@ def _embed_step(
         emb, labels = _precomputed_embeddings(cfg.embeddings, samples)
         save_embeddings(csv, emb, labels, samples)
         return emb, labels, f"precomputed embeddings from {cfg.embeddings}", None
-    checkpoint = _model_step(cfg, out, samples, state, step)
+    checkpoint = _model_step(cfg, out, samples, state, step, dataset)
     step("EMBEDDING")
     key = _fingerprint(
         "embed",
@@ -495,7 +556,7 @@ def _embed_step(
             logger.info("reusing embeddings %s from the previous run", csv)
             labels = np.asarray(labels_list, dtype=np.int64)
             return emb, labels, f"checkpoint {checkpoint}", checkpoint
-    emb, labels = _embed_samples(cfg, checkpoint, samples, usable, pool)
+    emb, labels = _embed_samples(cfg, checkpoint, samples, usable, pool, dataset)
     save_embeddings(csv, emb, labels, samples)
     state.set("embed", {"key": key})
     return emb, labels, f"checkpoint {checkpoint}", checkpoint
@@ -541,8 +602,12 @@ def _object_candidates(
     usable: Sequence[Any],
     state: _State,
     step: StepCallback,
+    dataset: Any = None,
 ) -> tuple[_Candidates, str]:
-    """Crops of the detected objects, embedded with the run's model."""
+    """Crops of the detected objects, embedded with the run's model.
+
+    ``dataset``: the ManifestDataset of ``usable`` the crops are read from.
+    """
     from selfsup.curation.object_level import (
         CropDataset,
         crop_boxes,
@@ -569,13 +634,13 @@ def _object_candidates(
             f"object_level.task_name={task!r}: no boxes found in the predictions of the "
             f"{len(samples)} usable samples, so there is nothing to select"
         )
-    checkpoint = _model_step(cfg, out, samples, state, step)
+    checkpoint = _model_step(cfg, out, samples, state, step, dataset)
     step("EMBEDDING_OBJECT_CROPS")
     lightly = cfg.lightly.model_copy(deep=True)
     lightly.input_dir = cfg.input_dir
-    emb, labels, names = embed_crops(lightly, crops, checkpoint)
+    emb, labels, names = embed_crops(lightly, crops, checkpoint, samples=dataset)
     save_embeddings(RunFolder(out).embeddings, emb, labels, names)
-    images = CropDataset(cfg.input_dir, crops)
+    images = CropDataset(cfg.input_dir, crops, images=dataset)
     index = {name: i for i, name in enumerate(names)}
 
     def load_crop(name: str) -> Any:
@@ -715,7 +780,7 @@ def _run(
         relevant_filenames_file=cfg.relevant_filenames_file or None,
         previous=previous,
         remove_exact_duplicates=cfg.remove_exact_duplicates,
-        num_workers=resolve_num_workers(cfg.num_workers),
+        num_workers=_num_workers(cfg.num_workers),
         progress=progress,
         file_timeout=cfg.check_timeout_s or None,
         allowed_roots=cfg.allowed_roots,
@@ -730,7 +795,7 @@ def _run(
     folder.write_corrupt_filenames(records)
     # Files that vanish or change from here on are marked in the records (and the manifest
     # and corrupt list rewritten) by _LostFiles; the run goes on without them.
-    lost_log = _LostFiles(cfg.input_dir, out, records)
+    lost_log = _LostFiles(cfg.input_dir, out, records, checked.classes)
     usable = lost_log.usable()
     samples = [r.filename for r in usable]
     durations["check"] = time.time() - t
@@ -738,7 +803,9 @@ def _run(
     # --- embed (training first when needed): whole samples, or object crops
     t = time.time()
     if cfg.object_level.task_name:
-        candidates, model_description = _object_candidates(cfg, out, samples, usable, state, step)
+        candidates, model_description = _object_candidates(
+            cfg, out, samples, usable, state, step, lost_log.dataset(usable)
+        )
     else:
         embeddings, labels, model_description, usable = _embed_tolerating_lost_files(
             cfg, out, lost_log, state, pool, step
@@ -829,7 +896,12 @@ def _run(
         from selfsup.curation.object_level import save_crops
 
         picked = [candidates.crops[i] for i in order.tolist()]
-        save_crops(cfg.input_dir, picked, folder.crops_dir(cfg.object_level.task_name))
+        save_crops(
+            cfg.input_dir,
+            picked,
+            folder.crops_dir(cfg.object_level.task_name),
+            images=lost_log.dataset(),
+        )
     frames_note = ""
     if cfg.extract_frames:
         from selfsup.curation.frames import extract_frames
@@ -838,7 +910,14 @@ def _run(
         frames = [n for n in selected if frame_of.get(n) is not None]
         target = Path(cfg.frames_dir) if cfg.frames_dir else folder.frames_dir
         try:
-            extract_frames(cfg.input_dir, frames, target, cfg.frames_format, progress=progress)
+            extract_frames(
+                cfg.input_dir,
+                frames,
+                target,
+                cfg.frames_format,
+                progress=progress,
+                samples=lost_log.dataset(),
+            )
         except DataError as exc:
             # A video that vanished or changed since it was checked: the selection stands,
             # its frames cannot be written; the report says so instead of losing the run.
