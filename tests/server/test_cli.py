@@ -63,8 +63,8 @@ def test_selfsup_serve_answers_over_http(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     code = (
-        "import sys; from selfsup.server.cli import serve_main; "
-        f"sys.exit(serve_main(['--port', '{port}', '--local-root', r'{root}', "
+        "import sys; from selfsup.cli.main import main; "
+        f"sys.exit(main(['serve', '--port', '{port}', '--local-root', r'{root}', "
         "'--log-level', 'info']))"
     )
     proc = subprocess.Popen(
@@ -82,6 +82,9 @@ def test_selfsup_serve_answers_over_http(tmp_path: Path) -> None:
                 time.sleep(0.1)
         assert r.json()["status"] == "ok"
         assert httpx.get(f"http://127.0.0.1:{port}/v1/datasets").status_code == 401
+        login = httpx.get(f"http://127.0.0.1:{port}/login")  # the web app on the same origin
+        assert login.status_code == 200
+        assert login.headers["content-type"].startswith("text/html")
         leaked = f"http://127.0.0.1:{port}/v1/datasets?access_token=SeCrEt-in-URL"
         assert httpx.get(leaked).status_code == 401
         assert (tmp_path / "home" / "server.db").exists()

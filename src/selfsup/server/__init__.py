@@ -4,6 +4,9 @@ artifacts) that :class:`selfsup.api.ApiWorkflowClient` and ``selfsup worker`` ta
 The server stores records; the worker does the work. Nothing here imports torch: configs are
 checked with the pydantic models of :mod:`selfsup.config` only. Importing this package is
 cheap; :func:`create_app` pulls in FastAPI and SQLAlchemy when it is first used.
+
+:func:`create_app` builds the API; ``selfsup serve`` runs it with the web app's pages added
+(:func:`selfsup.cli.apps.create_server_app`): the server never imports the web app.
 """
 
 from __future__ import annotations
