@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,7 +30,9 @@ from selfsup.config import (
 )
 from selfsup.embedding import CHECKPOINT_METADATA_KEY, MethodEmbedding, SelfSupervisedEmbedding
 from selfsup.errors import ConfigError, DataError
+from selfsup.home import timestamped_output_dir
 from selfsup.methods._base import MethodModel
+from selfsup.utils.cpus import resolve_num_workers
 
 if TYPE_CHECKING:
     from selfsup.data.manifest_dataset import ManifestDataset
@@ -54,7 +55,7 @@ def resolve_config(
 
 def default_output_dir() -> Path:
     """``./selfsup_outputs/<date>/<time>``, the layout lightly's CLI users know from hydra."""
-    return Path.cwd() / "selfsup_outputs" / time.strftime("%Y-%m-%d") / time.strftime("%H-%M-%S")
+    return timestamped_output_dir("selfsup_outputs", nested=True)
 
 
 def build_model(
@@ -107,7 +108,7 @@ def method_criterion(cfg: LightlyConfig) -> dict[str, Any]:
 
 
 def _num_workers(loader: LoaderConfig) -> int:
-    return (os.cpu_count() or 1) if loader.num_workers == -1 else loader.num_workers
+    return resolve_num_workers(loader.num_workers)
 
 
 def _dataset(

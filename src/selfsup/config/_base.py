@@ -7,7 +7,6 @@ the dotted key at fault, what was given, what is accepted, and suggest the close
 
 from __future__ import annotations
 
-import difflib
 import os
 import types
 import typing
@@ -18,7 +17,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from selfsup.errors import ConfigError
+from selfsup.errors import ConfigError, closest
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -84,15 +83,15 @@ def suggest_key(model: type[BaseModel], key: str) -> str | None:
     ``max_epoch`` -> ``trainer.max_epochs``; ``trainer.max_epoch`` -> ``trainer.max_epochs``.
     """
     keys = all_keys(model)
-    close = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
-    if close:
-        return close[0]
+    match = closest(key, keys, cutoff=0.6)
+    if match is not None:
+        return match
     leaf = key.rsplit(".", 1)[-1]
     by_leaf: dict[str, str] = {}
     for k in keys:
         by_leaf.setdefault(k.rsplit(".", 1)[-1], k)
-    close = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.75)
-    return by_leaf[close[0]] if close else None
+    leaf_match = closest(leaf, by_leaf, cutoff=0.75)
+    return by_leaf[leaf_match] if leaf_match is not None else None
 
 
 def _field_annotation(model: type[BaseModel], path: Sequence[str]) -> Any | None:
@@ -211,8 +210,12 @@ def config_error_from(model: type[BaseModel], exc: ValidationError, source: str)
     lines: list[str] = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
+        error = (err.get("ctx") or {}).get("error")
         if err["type"] == "extra_forbidden":
             lines.append(str(unknown_key_error(model, key)))
+        elif isinstance(error, ConfigError):
+            # A validator's own ConfigError already names its key path (and the value).
+            lines.append(str(error))
         elif not key:
             # A model-level validator with its own message (which names its key path).
             lines.append(str(err["msg"]).removeprefix("Value error, "))

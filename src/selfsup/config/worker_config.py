@@ -4,18 +4,45 @@
 training/embedding settings under ``lightly.`` (``lightly.trainer.max_epochs=10``), and an
 optional ``selection_config`` of strategies. The same model validates configs sent to the
 server, so a scheduled run fails at submission, not on the worker.
+
+The selection is resolved once, here: ``selection_config`` holds the typed
+:class:`~selfsup.selection.config.SelectionConfigModel`, validated when the config is; a config
+that gives the legacy ``method``/``stopping_condition`` instead gets the ``selection_config``
+they describe filled in, so ``config/config.yaml`` records the strategies that ran. A change
+the run makes for the data's size (:meth:`WorkerConfig.for_sample_count`) is a new resolved
+config with ``selection_note`` saying why.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Self
 
-from pydantic import Field, StrictFloat, StrictInt, field_validator, model_validator
+from pydantic import (
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
 
 from selfsup.config._base import StrictModel
 from selfsup.config.lightly_config import LightlyConfig
 from selfsup.errors import ConfigError
+from selfsup.selection.config import (
+    DEFAULT_METHOD,
+    DEFAULT_SCORE_NAME,
+    LegacyMethod,
+    SelectionConfig,
+    SelectionConfigModel,
+    legacy_selection_model,
+    parse_selection_model,
+    selection_shape,
+    translate_error,
+)
+from selfsup.selection.registry import check_min_distance, check_n_samples
 
 ScoreName = Literal[
     "uncertainty_margin",
@@ -71,7 +98,7 @@ class ActiveLearningConfig(StrictModel):
     """Which prediction task and uncertainty score weight the selection."""
 
     task_name: str = Field("", description="prediction task whose scores are used ('' = none)")
-    score_name: ScoreName = Field("uncertainty_margin", description="active-learning score")
+    score_name: ScoreName = Field(DEFAULT_SCORE_NAME, description="active-learning score")
 
 
 class ObjectLevelConfig(StrictModel):
@@ -129,8 +156,8 @@ class WorkerConfig(StrictModel):
     enable_training: bool = Field(False, description="train a self-supervised model first")
     pretagging: bool = Field(False, description="tag images with a detector (needs a detector)")
     pretagging_debug: bool = Field(False, description="write pretagging debug images")
-    method: Literal["typicality_coreset", "coreset", "random", "coral"] = Field(
-        "typicality_coreset",
+    method: LegacyMethod = Field(
+        DEFAULT_METHOD,
         description="selection method: typicality_coreset (diverse and typical, the default), "
         "coreset (k-center greedy), random, coral (coreset x active-learning scores)",
     )
@@ -146,41 +173,113 @@ class WorkerConfig(StrictModel):
         1, ge=1, description="select runs of this many consecutive video frames"
     )
     datapool: DatapoolConfig = Field(default_factory=DatapoolConfig)
-    selection_config: dict[str, Any] | None = Field(
-        None, description="strategies and stopping conditions (replaces method/stopping_condition)"
+    selection_config: SelectionConfigModel | None = Field(None, description=selection_shape())
+    selection_note: str = Field(
+        "",
+        description="set by the run: why the selection that ran differs from the one asked "
+        "for (e.g. a size limit); '' = it does not",
     )
+
+    @field_validator("selection_config", mode="wrap")
+    @classmethod
+    def _selection_errors(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        # pydantic's own messages for the discriminated unions become the selection config's
+        # (key path, did-you-mean, accepted values).
+        try:
+            return handler(value)
+        except ValidationError as exc:
+            raise translate_error(exc, "selection_config") from None
 
     @model_validator(mode="after")
     def _selection_is_valid(self) -> WorkerConfig:
-        # Parse the selection now so a bad strategy fails before any work starts.
-        self.selection()
+        # Resolve the selection now, once, so a bad strategy fails before any work starts and
+        # the written config shows the strategies that run.
+        if self.selection_config is None:
+            object.__setattr__(self, "selection_config", self._legacy_selection())
+        elif self._legacy_keys_given() and self.selection_config != self._legacy_or_none():
+            raise ConfigError(
+                "give either selection_config or the legacy method/stopping_condition keys"
+            )
         return self
 
-    def selection(self) -> Any:
-        """The typed :class:`~selfsup.selection.SelectionConfig` this config describes."""
-        from selfsup.selection import selection_config_from_worker_config
+    def _legacy_keys_given(self) -> bool:
+        default_method = type(self).model_fields["method"].default
+        return self.method != default_method or self.stopping_condition != StoppingCondition()
 
-        data: dict[str, Any] = {"active_learning": self.active_learning.model_dump()}
-        if self.selection_config is not None:
-            default_method = type(self).model_fields["method"].default
-            if self.method != default_method or self.stopping_condition != StoppingCondition():
-                raise ConfigError(
-                    "give either selection_config or the legacy method/stopping_condition keys"
-                )
-            data["selection_config"] = self.selection_config
-        else:
-            data["method"] = self.method
-            data["stopping_condition"] = self.stopping_condition.model_dump()
-        try:
-            return selection_config_from_worker_config(data)
-        except ConfigError as exc:
-            if "no stopping condition" not in str(exc) or self.selection_config is not None:
-                raise
+    def _legacy_selection(self) -> SelectionConfigModel:
+        """The selection ``method``, ``stopping_condition`` and ``active_learning`` describe."""
+        stop = self.stopping_condition
+        path = "worker_config.stopping_condition"
+        # lightly's -1 (any negative number) means "unset"
+        n_samples = (
+            None if stop.n_samples < 0 else check_n_samples(stop.n_samples, f"{path}.n_samples")
+        )
+        min_distance = (
+            None
+            if stop.min_distance < 0
+            else check_min_distance(stop.min_distance, f"{path}.min_distance")
+        )
+        if n_samples is None and min_distance is None:
             raise ConfigError(
                 "no stopping condition: set stopping_condition.n_samples (a count, or a "
                 "fraction such as 0.1) or stopping_condition.min_distance, or give a "
                 "selection_config with n_samples"
-            ) from None
+            )
+        return legacy_selection_model(
+            self.method,
+            n_samples,
+            min_distance,
+            self.active_learning.task_name,
+            self.active_learning.score_name,
+        )
+
+    def _legacy_or_none(self) -> SelectionConfigModel | None:
+        try:
+            return self._legacy_selection()
+        except ConfigError:
+            return None
+
+    def selection(self) -> SelectionConfig:
+        """The typed :class:`~selfsup.selection.SelectionConfig` this config describes.
+
+        A cheap conversion of the validated ``selection_config``; nothing is parsed again.
+        """
+        model = self.selection_config
+        if model is None:
+            # Subclasses that skip the resolution (the server's structural check).
+            model = self._legacy_selection()
+        elif not isinstance(model, SelectionConfigModel):
+            # The server's structural check keeps the dict as submitted.
+            if self._legacy_keys_given():
+                raise ConfigError(
+                    "give either selection_config or the legacy method/stopping_condition keys"
+                )
+            model = parse_selection_model(model, "worker_config.selection_config")
+        return model.to_selection()
+
+    def for_sample_count(self, n_samples: int, max_typicality_samples: int) -> Self:
+        """This config as it runs on ``n_samples`` samples.
+
+        Exact typicality costs O(N^2 D): past ``max_typicality_samples`` samples the default
+        method (``typicality_coreset``, when the selection came from it) would take hours, so
+        it runs as ``coreset``. The returned config says so: ``method`` and
+        ``selection_config`` are those that run, ``selection_note`` why. Any other config is
+        returned unchanged (the same object).
+        """
+        if (
+            n_samples <= max_typicality_samples
+            or self.method != DEFAULT_METHOD
+            or self.selection_config != self._legacy_or_none()
+        ):
+            return self
+        coreset = self.model_copy(update={"method": "coreset"})._legacy_selection()
+        note = (
+            f"{n_samples} samples exceed {max_typicality_samples}: the default "
+            "typicality_coreset ran as coreset (pure diversity)"
+        )
+        return self.model_copy(
+            update={"method": "coreset", "selection_config": coreset, "selection_note": note}
+        )
 
 
 class RunConfig(WorkerConfig):

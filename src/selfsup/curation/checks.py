@@ -84,6 +84,7 @@ from selfsup.curation.manifest import (
 )
 from selfsup.curation.relevant import RelevantPattern, filter_relevant, read_relevant_filenames_file
 from selfsup.errors import DataError
+from selfsup.utils.cpus import resolve_num_workers
 from selfsup.utils.names import display_name
 
 logger = logging.getLogger(__name__)
@@ -309,16 +310,6 @@ def _check_in_thread(
     if failure:
         raise failure[0]
     return outcome[0]
-
-
-def resolve_num_workers(num_workers: int) -> int:
-    """``num_workers`` with -1 (or any negative value) meaning one per available CPU core."""
-    if num_workers >= 0:
-        return num_workers
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def check_files(

@@ -101,6 +101,7 @@ from numpy.typing import ArrayLike, NDArray
 from selfsup.config.worker_config import validate_datapool_name
 from selfsup.curation.manifest import Manifest, SampleRecord, read_manifest, write_manifest
 from selfsup.errors import DataError, SelfsupError
+from selfsup.home import selfsup_home
 from selfsup.utils.atomic import atomic_open_bytes, atomic_write_text
 from selfsup.utils.names import dumps_json
 
@@ -256,8 +257,7 @@ class _State:
 
 def default_datapool_root() -> Path:
     """``$SELFSUP_HOME/datapools``; ``SELFSUP_HOME`` defaults to ``~/.selfsup``."""
-    home = os.environ.get("SELFSUP_HOME") or "~/.selfsup"
-    return Path(home).expanduser() / "datapools"
+    return selfsup_home() / "datapools"
 
 
 def datapool_dir(name: str, root: str | os.PathLike[str] | None = None) -> Path:

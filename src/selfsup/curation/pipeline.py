@@ -49,10 +49,12 @@ from numpy.typing import NDArray
 from selfsup import __version__, runfolder
 from selfsup.config import RunConfig, to_yaml
 from selfsup.errors import ConfigError, DataError
+from selfsup.home import timestamped_output_dir
 from selfsup.runfolder import RUN_MARKER_TEXT as RUN_MARKER_TEXT
 from selfsup.runfolder import SELECTION_COLUMNS, RunFolder
 from selfsup.runfolder import write_selection_csv as write_selection_csv
 from selfsup.utils.atomic import atomic_path
+from selfsup.utils.cpus import resolve_num_workers
 from selfsup.utils.names import display_name
 
 logger = logging.getLogger(__name__)
@@ -74,7 +76,7 @@ class RunResult:
 
 def default_run_dir() -> Path:
     """``./selfsup_runs/<date>_<time>`` when no output_dir is given."""
-    return Path.cwd() / "selfsup_runs" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    return timestamped_output_dir("selfsup_runs")
 
 
 def check_preconditions(cfg: RunConfig) -> None:
@@ -167,10 +169,6 @@ def _fingerprint(*parts: Any) -> str:
 def _file_fingerprint(path: Path) -> list[Any]:
     stat = path.stat()
     return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
-
-
-def _num_workers(n: int) -> int:
-    return (os.cpu_count() or 1) if n == -1 else n
 
 
 #: How often the embedding (and training) step is retried after input files vanished.
@@ -780,7 +778,7 @@ def _run(
         relevant_filenames_file=cfg.relevant_filenames_file or None,
         previous=previous,
         remove_exact_duplicates=cfg.remove_exact_duplicates,
-        num_workers=_num_workers(cfg.num_workers),
+        num_workers=resolve_num_workers(cfg.num_workers),
         progress=progress,
         file_timeout=cfg.check_timeout_s or None,
         allowed_roots=cfg.allowed_roots,

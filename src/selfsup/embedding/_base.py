@@ -7,7 +7,6 @@ mixed precision and checkpointing); subclasses add how to embed. Nothing below
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from torch.utils.data import DataLoader
 
 from selfsup.embedding._trainer import lightning_trainer_kwargs
 from selfsup.errors import DataError
+from selfsup.home import timestamped_output_dir
 
 #: Key under which selfsup stores its own metadata (e.g. the model config) in checkpoints.
 CHECKPOINT_METADATA_KEY = "selfsup"
@@ -132,8 +132,7 @@ class BaseEmbedding(pl.LightningModule):
             **trainer_kwargs: any other ``pytorch_lightning.Trainer`` argument.
         """
         if checkpoint_dir is None:
-            stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-            checkpoint_dir = Path.cwd() / "selfsup_checkpoints" / stamp
+            checkpoint_dir = timestamped_output_dir("selfsup_checkpoints")
         checkpoint_dir = Path(checkpoint_dir)
         self.checkpoint_callback = ModelCheckpoint(
             dirpath=checkpoint_dir,

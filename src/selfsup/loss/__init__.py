@@ -11,6 +11,7 @@
 - :class:`SwaVLoss`: SwAV's swapped prediction loss with Sinkhorn-Knopp codes.
 - :class:`TiCoLoss`: TiCo's invariance plus contrast against a running covariance.
 - :class:`DCLLoss`, :class:`DCLWLoss`: decoupled contrastive learning (DCL, DCLW).
+- :class:`HypersphereLoss`: alignment plus uniformity on the hypersphere (Wang and Isola).
 - :class:`EMPSSLLoss`, :class:`TCRLoss`: EMP-SSL's total coding rate and patch invariance.
 - :class:`FroSSLLoss`: FroSSL's log Frobenius norms of the covariances plus invariance.
 """
@@ -22,6 +23,7 @@ from selfsup.loss.dcl_loss import DCLLoss, DCLWLoss
 from selfsup.loss.dino_loss import DINOLoss
 from selfsup.loss.emp_ssl_loss import EMPSSLLoss, TCRLoss
 from selfsup.loss.frossl_loss import FroSSLLoss
+from selfsup.loss.hypersphere_loss import HypersphereLoss
 from selfsup.loss.memory_bank import MemoryBankModule
 from selfsup.loss.mmcr_loss import MMCRLoss
 from selfsup.loss.mocov3_loss import MoCoV3Loss
@@ -38,6 +40,7 @@ __all__ = [
     "DINOLoss",
     "EMPSSLLoss",
     "FroSSLLoss",
+    "HypersphereLoss",
     "MMCRLoss",
     "MemoryBankModule",
     "MoCoV3Loss",

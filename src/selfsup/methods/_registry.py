@@ -12,8 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from selfsup.errors import ConfigError
-from selfsup.selection.config import did_you_mean
+from selfsup.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     from selfsup.methods._base import Method
@@ -29,6 +28,8 @@ _CATALOG: dict[str, str] = {
     "vicreg": "selfsup.methods.vicreg:METHOD",
     "tico": "selfsup.methods.tico:METHOD",
     "mmcr": "selfsup.methods.mmcr:METHOD",
+    "hypersphere": "selfsup.methods.hypersphere:METHOD",
+    "directclr": "selfsup.methods.directclr:METHOD",
     "dino": "selfsup.methods.dino:METHOD",
     "nnclr": "selfsup.methods.nnclr:METHOD",
     "swav": "selfsup.methods.swav:METHOD",

@@ -16,7 +16,6 @@ a ``timm/`` name is requested.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 from typing import Any, overload
@@ -24,7 +23,7 @@ from typing import Any, overload
 import torch
 from torch import Tensor, nn
 
-from selfsup.errors import ConfigError
+from selfsup.errors import ConfigError, closest
 from selfsup.models.resnet import RESNET_NAMES, ResNetGenerator
 
 __all__ = [
@@ -144,8 +143,8 @@ def list_backbones() -> list[str]:
 
 
 def _suggest(name: str, candidates: list[str]) -> str:
-    close = difflib.get_close_matches(name, candidates, n=1, cutoff=0.5)
-    return f" Did you mean {close[0]!r}?" if close else ""
+    match = closest(name, candidates, cutoff=0.5)
+    return f" Did you mean {match!r}?" if match is not None else ""
 
 
 def get_backbone(name: str, width: float = 1.0, **kwargs: Any) -> Backbone:

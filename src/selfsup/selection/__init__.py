@@ -3,8 +3,11 @@
 * :func:`select` runs a :class:`SelectionConfig` (strategies + stopping conditions) over
   :class:`SelectionInputs` (embeddings, scores, metadata, predictions, query sets) and returns
   a :class:`SelectionResult`. It does no I/O.
-* :func:`parse_selection_config` and :func:`selection_config_from_worker_config` read the
-  lightly Worker dict forms (``selection_config``, or legacy ``method``/``stopping_condition``).
+* :class:`SelectionConfigModel` (pydantic) validates the lightly Worker ``selection_config``;
+  :func:`parse_selection_config` and :func:`selection_config_from_worker_config` read the dict
+  forms (``selection_config``, or legacy ``method``/``stopping_condition``). Strategy and input
+  types are registered in :mod:`selfsup.selection.registry`; registered strategies' typed
+  classes (e.g. ``KMeansStrategy``) are importable from here too.
 * :func:`coreset` (k-center greedy) and :func:`random_selection` are the legacy
   ``method=coreset`` / ``method=random``.
 * :mod:`selfsup.selection.scorers` turns predictions into active-learning scores.
@@ -41,6 +44,7 @@ _EXPORTS: dict[str, str] = {
     "ScoresInput": "selfsup.selection.config",
     "SelectionConfig": "selfsup.selection.config",
     "SelectionConfigError": "selfsup.selection.config",
+    "SelectionConfigModel": "selfsup.selection.config",
     "SelectionInputs": "selfsup.selection.inputs",
     "SelectionResult": "selfsup.selection.engine",
     "SimilarityStrategy": "selfsup.selection.config",
@@ -67,6 +71,14 @@ _EXPORTS: dict[str, str] = {
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
+        # The typed strategy classes of registered strategies (e.g. KMeansStrategy) too.
+        import selfsup.selection.config  # noqa: F401  (registers every strategy type)
+        from selfsup.selection.registry import STRATEGIES
+
+        for entry in STRATEGIES.values():
+            for typed in entry.typed:
+                if typed.__name__ == name:
+                    return typed
         raise AttributeError(f"module 'selfsup.selection' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
 
@@ -85,6 +97,7 @@ if TYPE_CHECKING:
         ScoresInput,
         SelectionConfig,
         SelectionConfigError,
+        SelectionConfigModel,
         SimilarityStrategy,
         Strategy,
         ThresholdOperation,
@@ -119,6 +132,7 @@ __all__ = [
     "ScoresInput",
     "SelectionConfig",
     "SelectionConfigError",
+    "SelectionConfigModel",
     "SelectionInputs",
     "SelectionResult",
     "SimilarityStrategy",

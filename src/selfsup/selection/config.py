@@ -1,9 +1,9 @@
-"""Typed selection configs and their parser from the lightly Worker ``selection_config`` dict.
+"""Selection configs: the lightly ``selection_config`` as pydantic models, and the typed
+strategies the engine runs.
 
 A selection is described by *strategies*, each reading one *input* (embeddings, scores,
-metadata, predictions or random numbers), and by *stopping conditions*. The typed objects
-below are what :func:`selfsup.selection.select` consumes; :func:`parse_selection_config`
-builds them from the dict form lightly users already write::
+metadata, predictions or random numbers), and by *stopping conditions*. Users write the dict
+form of the lightly Worker::
 
     {
         "n_samples": 100,
@@ -18,12 +18,17 @@ builds them from the dict form lightly users already write::
         ],
     }
 
-Accepted input/strategy pairs (as in lightly):
+:class:`SelectionConfigModel` validates it (``input`` and ``strategy`` are discriminated unions
+on ``type`` over the registered types of :mod:`selfsup.selection.registry`), once, and is what
+``RunConfig.selection_config`` holds; :meth:`SelectionConfigModel.to_selection` gives the typed
+:class:`SelectionConfig` that :func:`selfsup.selection.select` consumes.
+
+Accepted input/strategy pairs (as in lightly, plus KMEANS):
 
 ============================================  =========================================
 input                                         strategies
 ============================================  =========================================
-``EMBEDDINGS``                                ``DIVERSITY``, ``TYPICALITY``
+``EMBEDDINGS``                                ``DIVERSITY``, ``TYPICALITY``, ``KMEANS``
 ``EMBEDDINGS`` with ``query``                 ``SIMILARITY``
 ``SCORES`` (``task``, ``score``)              ``WEIGHTS``, ``THRESHOLD``
 ``METADATA`` (``key``)                        ``WEIGHTS``, ``THRESHOLD`` (numbers), ``BALANCE``
@@ -41,19 +46,74 @@ in (0, 1] read as a fraction of all samples), ``proportion_samples`` (a fraction
 
 Errors are :class:`SelectionConfigError` (a :class:`~selfsup.errors.ConfigError`) whose message
 starts with the dotted key path at fault and, for unknown names, suggests the closest valid one.
+Every default lives once, here (``DEFAULT_*``) or in :mod:`selfsup.selection.registry`.
 """
 
 from __future__ import annotations
 
-import difflib
+import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NoReturn, TypeAlias, cast, get_args
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    ClassVar,
+    Final,
+    Literal,
+    TypeAlias,
+    Union,
+    get_args,
+)
 
-from selfsup.errors import ConfigError
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
+
+from selfsup.selection.registry import (
+    DEFAULT_STRENGTH,
+    INPUTS,
+    KIND_TEXT,
+    MAX_STRENGTH,
+    STRATEGIES,
+    ConfigModel,
+    InputConfig,
+    InputKind,
+    InputType,
+    ObjectiveContext,
+    SelectionConfigError,
+    StrategyConfig,
+    StrategyType,
+    StrengthConfig,
+    Term,
+    TypedStrategy,
+    check_choice,
+    check_fraction,
+    check_int,
+    check_min_distance,
+    check_n_samples,
+    check_name,
+    check_number,
+    check_strength,
+    check_target,
+    did_you_mean,
+    fail,
+    register_input,
+    register_strategy,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+    from selfsup.selection.inputs import ClassCounts, SelectionInputs
 
 __all__ = [
+    "DEFAULT_METHOD",
+    "DEFAULT_SCORE_NAME",
+    "DEFAULT_TYPICALITY",
+    "DEFAULT_TYPICALITY_K",
+    "MAX_STRENGTH",
     "BalanceStrategy",
     "CategoricalInput",
     "CategoryCountInput",
@@ -66,165 +126,51 @@ __all__ = [
     "ScoresInput",
     "SelectionConfig",
     "SelectionConfigError",
+    "SelectionConfigModel",
     "SimilarityStrategy",
     "Strategy",
     "ThresholdOperation",
     "ThresholdStrategy",
     "TypicalityStrategy",
     "WeightsStrategy",
+    "did_you_mean",
+    "legacy_selection_model",
     "parse_selection_config",
+    "parse_selection_model",
     "selection_config_from_worker_config",
+    "selection_shape",
 ]
 
 ThresholdOperation: TypeAlias = Literal["BIGGER", "BIGGER_EQUAL", "SMALLER", "SMALLER_EQUAL"]
 THRESHOLD_OPERATIONS: Final[tuple[str, ...]] = get_args(ThresholdOperation)
-INPUT_TYPES: Final[tuple[str, ...]] = ("EMBEDDINGS", "SCORES", "METADATA", "PREDICTIONS", "RANDOM")
-STRATEGY_TYPES: Final[tuple[str, ...]] = (
-    "DIVERSITY",
-    "TYPICALITY",
-    "SIMILARITY",
-    "WEIGHTS",
-    "THRESHOLD",
-    "BALANCE",
-)
-PREDICTION_NAMES: Final[tuple[str, ...]] = ("CLASS_DISTRIBUTION", "CATEGORY_COUNT")
-LEGACY_METHODS: Final[tuple[str, ...]] = ("typicality_coreset", "coreset", "random", "coral")
+PredictionName: TypeAlias = Literal["CLASS_DISTRIBUTION", "CATEGORY_COUNT"]
+PREDICTION_NAMES: Final[tuple[str, ...]] = get_args(PredictionName)
+LegacyMethod: TypeAlias = Literal["typicality_coreset", "coreset", "random", "coral"]
+LEGACY_METHODS: Final[tuple[str, ...]] = get_args(LegacyMethod)
 
 #: What ``method`` selects when a config names none. Pure k-center greedy (``coreset``) picks
 #: outliers first and lost to random selection at every labelling budget in
 #: benchmarks/label_efficiency.py; weighting it by typicality beat random at every budget.
-DEFAULT_METHOD: Final[str] = "typicality_coreset"
+DEFAULT_METHOD: Final = "typicality_coreset"
 
-#: The typicality term of ``typicality_coreset`` (measured best in label_efficiency.py).
+#: The typicality term ``(k, strength)`` of ``typicality_coreset`` (measured best in
+#: label_efficiency.py).
 DEFAULT_TYPICALITY: Final[tuple[int, float]] = (50, 0.75)
 
+#: Neighbours of a TYPICALITY strategy that names no ``k``.
+DEFAULT_TYPICALITY_K: Final = 20
 
-class SelectionConfigError(ConfigError):
-    """A selection config key or value is invalid.
+#: Seed of RANDOM inputs and of ``method=random``.
+DEFAULT_RANDOM_SEED: Final = 0
 
-    Attributes:
-        key_path: Dotted path of the offending key, e.g. ``selection_config.strategies[1].input``.
-        reason: What is wrong and what would be accepted.
-    """
+#: The active-learning score of the legacy ``active_learning`` block when it names none.
+DEFAULT_SCORE_NAME: Final = "uncertainty_margin"
 
-    def __init__(self, key_path: str, reason: str) -> None:
-        self.key_path = key_path
-        self.reason = reason
-        super().__init__(f"{key_path}: {reason}")
+#: Modules whose import registers further strategy types (one line per added strategy).
+STRATEGY_MODULES: Final[tuple[str, ...]] = ("selfsup.selection.kmeans",)
 
 
-def _fail(path: str, reason: str) -> NoReturn:
-    raise SelectionConfigError(path, reason)
-
-
-def did_you_mean(word: str, options: Sequence[str]) -> str:
-    """``"; did you mean 'X'?"`` for the closest of ``options`` to ``word``, else ``""``."""
-    exact = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
-    if exact:
-        return f"; did you mean {exact[0]!r}?"
-    # case-insensitive second try: 'diversity' -> 'DIVERSITY', 'A' -> 'a'
-    lowered = {option.lower(): option for option in options}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.5)
-    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
-
-
-def _choice(value: object, options: Sequence[str], path: str, what: str) -> str:
-    if not isinstance(value, str) or value not in options:
-        hint = did_you_mean(value, options) if isinstance(value, str) else ""
-        _fail(path, f"unknown {what} {value!r}{hint or '.'} Accepted: {', '.join(options)}")
-    return value
-
-
-def _number(value: object, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(path, f"expected a number, got {value!r} ({type(value).__name__})")
-    out = float(value)
-    if not math.isfinite(out):
-        _fail(path, f"expected a finite number, got {value!r}")
-    return out
-
-
-MAX_STRENGTH: Final = 1e6
-
-
-def _strength(value: object, path: str, *, positive: bool = False) -> float:
-    out = _number(value, path)
-    if abs(out) > MAX_STRENGTH:
-        # strength multiplies log-objectives down to log(1e-30) ~ -69; keep sums finite
-        _fail(path, f"must lie in [-{MAX_STRENGTH:g}, {MAX_STRENGTH:g}], got {value!r}")
-    if positive and out <= 0:
-        _fail(
-            path,
-            f"must be > 0, got {value!r} (to prefer samples close to a set, use SIMILARITY)",
-        )
-    if out == 0:
-        _fail(path, "must be non-zero (remove the strategy to disable it)")
-    return out
-
-
-def _int(value: object, path: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        _fail(path, f"expected an integer >= {minimum}, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        _fail(path, f"expected an integer >= {minimum}, got {value}")
-    return value
-
-
-def _name(value: object, path: str) -> str:
-    if not isinstance(value, str) or not value:
-        _fail(path, f"expected a non-empty string, got {value!r}")
-    return value
-
-
-def _fraction(value: object, path: str) -> float:
-    out = _number(value, path)
-    if not 0.0 < out <= 1.0:
-        _fail(path, f"a fraction must be in (0, 1], got {value!r}")
-    return out
-
-
-def _n_samples(value: object, path: str) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(path, f"expected an int >= 1 or a fraction in (0, 1], got {value!r}")
-    if isinstance(value, int):
-        return _int(value, path, 1)
-    return _fraction(value, path)
-
-
-def _min_distance(value: object, path: str) -> float:
-    out = _number(value, path)
-    if not 0.0 < out <= 2.0:
-        _fail(
-            path,
-            f"must be in (0, 2] (distances of L2-normalised embeddings lie in [0, 2]), "
-            f"got {value!r}",
-        )
-    return out
-
-
-def _target(value: object, path: str) -> dict[str, float] | Literal["uniform"]:
-    if value == "uniform":
-        return "uniform"
-    if not isinstance(value, Mapping) or not value:
-        _fail(path, f"expected 'uniform' or a non-empty mapping category -> share, got {value!r}")
-    out: dict[str, float] = {}
-    for key, share in value.items():
-        key_path = f"{path}.{key}"
-        if not isinstance(key, str) or not key:
-            _fail(key_path, f"category names must be non-empty strings, got {key!r}")
-        number = _number(share, key_path)
-        if number < 0:
-            _fail(key_path, f"a target share must be >= 0, got {share!r}")
-        out[key] = number
-    total = sum(out.values())
-    if total > 1.0 + 1e-6:
-        _fail(path, f"target shares must sum to at most 1, got {total:g}")
-    if total <= 0.0:
-        _fail(path, "target shares must not all be zero")
-    return out
-
-
-# ----------------------------------------------------------------------------- inputs
+# ----------------------------------------------------------------------------- typed inputs
 
 
 @dataclass(frozen=True)
@@ -234,9 +180,23 @@ class ScoresInput:
     task: str
     score: str
 
+    kind: ClassVar[InputKind] = "NUMERIC"
+
     def __post_init__(self) -> None:
-        _name(self.task, "ScoresInput.task")
-        _name(self.score, "ScoresInput.score")
+        check_name(self.task, "ScoresInput.task")
+        check_name(self.score, "ScoresInput.score")
+
+    def describe(self) -> str:
+        """``SCORES task/score``."""
+        return f"SCORES {self.task}/{self.score}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly ``input`` dict."""
+        return {"type": "SCORES", "task": self.task, "score": self.score}
+
+    def numeric(self, inputs: SelectionInputs) -> NDArray[np.float64]:
+        """``(N,)`` scores; NaN marks a missing value."""
+        return inputs.score_values(self.task, self.score)
 
 
 @dataclass(frozen=True)
@@ -245,8 +205,26 @@ class MetadataInput:
 
     key: str
 
+    kind: ClassVar[InputKind] = "NUMERIC_OR_CATEGORICAL"
+
     def __post_init__(self) -> None:
-        _name(self.key, "MetadataInput.key")
+        check_name(self.key, "MetadataInput.key")
+
+    def describe(self) -> str:
+        """``METADATA key``."""
+        return f"METADATA {self.key}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly ``input`` dict."""
+        return {"type": "METADATA", "key": self.key}
+
+    def numeric(self, inputs: SelectionInputs) -> NDArray[np.float64]:
+        """``(N,)`` values as numbers; NaN marks a missing value."""
+        return inputs.metadata_numbers(self.key)
+
+    def categorical(self, inputs: SelectionInputs) -> ClassCounts:
+        """One-hot class counts of the values (compared as strings)."""
+        return inputs.metadata_categories(self.key)
 
 
 @dataclass(frozen=True)
@@ -256,9 +234,28 @@ class CategoryCountInput:
     task: str
     category: str
 
+    kind: ClassVar[InputKind] = "NUMERIC"
+
     def __post_init__(self) -> None:
-        _name(self.task, "CategoryCountInput.task")
-        _name(self.category, "CategoryCountInput.category")
+        check_name(self.task, "CategoryCountInput.task")
+        check_name(self.category, "CategoryCountInput.category")
+
+    def describe(self) -> str:
+        """``PREDICTIONS task CATEGORY_COUNT category``."""
+        return f"PREDICTIONS {self.task} CATEGORY_COUNT {self.category}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly ``input`` dict."""
+        return {
+            "type": "PREDICTIONS",
+            "task": self.task,
+            "name": "CATEGORY_COUNT",
+            "category": self.category,
+        }
+
+    def numeric(self, inputs: SelectionInputs) -> NDArray[np.float64]:
+        """``(N,)`` objects of the class per sample."""
+        return inputs.category_counts(self.task, self.category)
 
 
 @dataclass(frozen=True)
@@ -267,53 +264,121 @@ class ClassDistributionInput:
 
     task: str
 
+    kind: ClassVar[InputKind] = "CATEGORICAL"
+
     def __post_init__(self) -> None:
-        _name(self.task, "ClassDistributionInput.task")
+        check_name(self.task, "ClassDistributionInput.task")
+
+    def describe(self) -> str:
+        """``PREDICTIONS task CLASS_DISTRIBUTION``."""
+        return f"PREDICTIONS {self.task} CLASS_DISTRIBUTION"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly ``input`` dict."""
+        return {"type": "PREDICTIONS", "task": self.task, "name": "CLASS_DISTRIBUTION"}
+
+    def categorical(self, inputs: SelectionInputs) -> ClassCounts:
+        """The task's class counts."""
+        return inputs.prediction_counts(self.task)
 
 
 @dataclass(frozen=True)
 class RandomInput:
     """Uniform random numbers in (0, 1], one per sample, drawn from ``random_seed``."""
 
-    random_seed: int = 0
+    random_seed: int = DEFAULT_RANDOM_SEED
+
+    kind: ClassVar[InputKind] = "NUMERIC"
 
     def __post_init__(self) -> None:
-        _int(self.random_seed, "RandomInput.random_seed", 0)
+        check_int(self.random_seed, "RandomInput.random_seed", 0)
+
+    def describe(self) -> str:
+        """``RANDOM seed S``."""
+        return f"RANDOM seed {self.random_seed}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly ``input`` dict."""
+        return {"type": "RANDOM", "random_seed": self.random_seed}
+
+    def numeric(self, inputs: SelectionInputs) -> NDArray[np.float64]:
+        """``(N,)`` numbers ``1 - U[0, 1)`` from the seed: no sample gets a zero weight."""
+        return inputs.random_values(self.random_seed)
 
 
 NumericInput: TypeAlias = ScoresInput | MetadataInput | CategoryCountInput | RandomInput
 CategoricalInput: TypeAlias = MetadataInput | ClassDistributionInput
-_NUMERIC_INPUTS = (ScoresInput, MetadataInput, CategoryCountInput, RandomInput)
-_CATEGORICAL_INPUTS = (MetadataInput, ClassDistributionInput)
+_NUMERIC_KINDS: Final[tuple[InputKind, ...]] = ("NUMERIC", "NUMERIC_OR_CATEGORICAL")
+_CATEGORICAL_KINDS: Final[tuple[InputKind, ...]] = ("CATEGORICAL", "NUMERIC_OR_CATEGORICAL")
 
 
-# ----------------------------------------------------------------------------- strategies
+def _typed_input(value: object, path: str, kinds: tuple[InputKind, ...], what: str) -> None:
+    if getattr(type(value), "kind", None) not in kinds or not hasattr(value, "to_dict"):
+        fail(path, f"expected a {what} input, got {value!r}")
+
+
+# ----------------------------------------------------------------------------- typed strategies
 
 
 @dataclass(frozen=True)
 class DiversityStrategy:
     """k-center greedy on L2-normalised embeddings: objective = distance to nearest chosen."""
 
-    strength: float = 1.0
+    strength: float = DEFAULT_STRENGTH
+
+    name: ClassVar[str] = "DIVERSITY"
+    needs_embeddings: ClassVar[bool] = True
+    is_filter: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         object.__setattr__(
-            self, "strength", _strength(self.strength, "DiversityStrategy.strength", positive=True)
+            self,
+            "strength",
+            check_strength(self.strength, "DiversityStrategy.strength", positive=True),
         )
+
+    def term(self, context: ObjectiveContext) -> Term:
+        """The k-center distance term; the greedy engine updates it after each pick."""
+        return Term(diversity_strength=self.strength)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly entry."""
+        return {
+            "input": {"type": "EMBEDDINGS"},
+            "strategy": {"type": "DIVERSITY", "strength": self.strength},
+        }
 
 
 @dataclass(frozen=True)
 class TypicalityStrategy:
     """k-nearest-neighbour density: objective = 1 / mean distance to the ``k`` nearest samples."""
 
-    k: int = 20
-    strength: float = 1.0
+    k: int = DEFAULT_TYPICALITY_K
+    strength: float = DEFAULT_STRENGTH
+
+    name: ClassVar[str] = "TYPICALITY"
+    needs_embeddings: ClassVar[bool] = True
+    is_filter: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        _int(self.k, "TypicalityStrategy.k", 1)
+        check_int(self.k, "TypicalityStrategy.k", 1)
         object.__setattr__(
-            self, "strength", _strength(self.strength, "TypicalityStrategy.strength")
+            self, "strength", check_strength(self.strength, "TypicalityStrategy.strength")
         )
+
+    def term(self, context: ObjectiveContext) -> Term:
+        """``strength * log typicality``, fixed for the whole selection."""
+        from selfsup.selection.objectives import log_objective, typicality
+
+        assert context.embeddings is not None
+        return Term(static=log_objective(typicality(context.embeddings, self.k), self.strength))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly entry."""
+        return {
+            "input": {"type": "EMBEDDINGS"},
+            "strategy": {"type": "TYPICALITY", "k": self.k, "strength": self.strength},
+        }
 
 
 @dataclass(frozen=True)
@@ -321,13 +386,32 @@ class SimilarityStrategy:
     """Closeness to the query set named ``query`` in :class:`SelectionInputs.queries`."""
 
     query: str
-    strength: float = 1.0
+    strength: float = DEFAULT_STRENGTH
+
+    name: ClassVar[str] = "SIMILARITY"
+    needs_embeddings: ClassVar[bool] = True
+    is_filter: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        _name(self.query, "SimilarityStrategy.query")
+        check_name(self.query, "SimilarityStrategy.query")
         object.__setattr__(
-            self, "strength", _strength(self.strength, "SimilarityStrategy.strength")
+            self, "strength", check_strength(self.strength, "SimilarityStrategy.strength")
         )
+
+    def term(self, context: ObjectiveContext) -> Term:
+        """``strength * log similarity`` to the nearest query."""
+        from selfsup.selection.objectives import log_objective, similarity
+
+        assert context.embeddings is not None
+        queries = context.inputs.query_embeddings(self.query)
+        return Term(static=log_objective(similarity(context.embeddings, queries), self.strength))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly entry."""
+        return {
+            "input": {"type": "EMBEDDINGS", "query": self.query},
+            "strategy": {"type": "SIMILARITY", "strength": self.strength},
+        }
 
 
 @dataclass(frozen=True)
@@ -335,12 +419,39 @@ class WeightsStrategy:
     """Prefer samples with large non-negative values of a numeric input (objective = value)."""
 
     input: NumericInput
-    strength: float = 1.0
+    strength: float = DEFAULT_STRENGTH
+
+    name: ClassVar[str] = "WEIGHTS"
+    needs_embeddings: ClassVar[bool] = False
+    is_filter: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.input, _NUMERIC_INPUTS):
-            _fail("WeightsStrategy.input", f"expected a numeric input, got {self.input!r}")
-        object.__setattr__(self, "strength", _strength(self.strength, "WeightsStrategy.strength"))
+        _typed_input(self.input, "WeightsStrategy.input", _NUMERIC_KINDS, "numeric")
+        object.__setattr__(
+            self, "strength", check_strength(self.strength, "WeightsStrategy.strength")
+        )
+
+    def term(self, context: ObjectiveContext) -> Term:
+        """``strength * log value``; values must be finite and >= 0."""
+        from selfsup.selection.objectives import log_objective, weights
+
+        values = weights(self.input.numeric(context.inputs), self.input.describe())
+        return Term(static=log_objective(values, self.strength))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly entry."""
+        return {
+            "input": self.input.to_dict(),
+            "strategy": {"type": "WEIGHTS", "strength": self.strength},
+        }
+
+
+_OP_TEXT: Final[dict[str, str]] = {
+    "BIGGER": ">",
+    "BIGGER_EQUAL": ">=",
+    "SMALLER": "<",
+    "SMALLER_EQUAL": "<=",
+}
 
 
 @dataclass(frozen=True)
@@ -354,13 +465,40 @@ class ThresholdStrategy:
     operation: ThresholdOperation
     threshold: float
 
+    name: ClassVar[str] = "THRESHOLD"
+    needs_embeddings: ClassVar[bool] = False
+    is_filter: ClassVar[bool] = True
+
     def __post_init__(self) -> None:
-        if not isinstance(self.input, _NUMERIC_INPUTS):
-            _fail("ThresholdStrategy.input", f"expected a numeric input, got {self.input!r}")
-        _choice(self.operation, THRESHOLD_OPERATIONS, "ThresholdStrategy.operation", "operation")
-        object.__setattr__(
-            self, "threshold", _number(self.threshold, "ThresholdStrategy.threshold")
+        _typed_input(self.input, "ThresholdStrategy.input", _NUMERIC_KINDS, "numeric")
+        check_choice(
+            self.operation, THRESHOLD_OPERATIONS, "ThresholdStrategy.operation", "operation"
         )
+        object.__setattr__(
+            self, "threshold", check_number(self.threshold, "ThresholdStrategy.threshold")
+        )
+
+    def term(self, context: ObjectiveContext) -> Term:
+        """The keep mask (a missing value is never kept) and its description."""
+        from selfsup.selection.objectives import threshold_mask
+
+        keep = threshold_mask(self.input.numeric(context.inputs), self.operation, self.threshold)
+        text = (
+            f"THRESHOLD {self.input.describe()}: keep value {_OP_TEXT[self.operation]} "
+            f"{self.threshold:g} (missing values removed)"
+        )
+        return Term(keep=keep, description=text)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly entry."""
+        return {
+            "input": self.input.to_dict(),
+            "strategy": {
+                "type": "THRESHOLD",
+                "operation": self.operation,
+                "threshold": self.threshold,
+            },
+        }
 
 
 @dataclass(frozen=True)
@@ -374,45 +512,72 @@ class BalanceStrategy:
 
     input: CategoricalInput
     target: Mapping[str, float] | Literal["uniform"] = "uniform"
-    strength: float = 1.0
+    strength: float = DEFAULT_STRENGTH
+
+    name: ClassVar[str] = "BALANCE"
+    needs_embeddings: ClassVar[bool] = False
+    is_filter: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.input, _CATEGORICAL_INPUTS):
-            _fail("BalanceStrategy.input", f"expected a categorical input, got {self.input!r}")
-        object.__setattr__(self, "target", _target(self.target, "BalanceStrategy.target"))
-        object.__setattr__(self, "strength", _strength(self.strength, "BalanceStrategy.strength"))
+        _typed_input(self.input, "BalanceStrategy.input", _CATEGORICAL_KINDS, "categorical")
+        object.__setattr__(self, "target", check_target(self.target, "BalanceStrategy.target"))
+        object.__setattr__(
+            self, "strength", check_strength(self.strength, "BalanceStrategy.strength")
+        )
+
+    def term(self, context: ObjectiveContext) -> Term:
+        """A D'Hondt balance term; the greedy engine updates it after each pick."""
+        from selfsup.selection.greedy import BalanceTerm
+        from selfsup.selection.objectives import balance_target_shares
+
+        counts = self.input.categorical(context.inputs)
+        present = counts.counts.sum(axis=0) > 0
+        shares = balance_target_shares(counts.names, present, self.target)
+        return Term(balance=BalanceTerm(counts.counts, shares, self.strength))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly entry."""
+        target = self.target if self.target == "uniform" else dict(self.target)
+        return {
+            "input": self.input.to_dict(),
+            "strategy": {"type": "BALANCE", "target": target, "strength": self.strength},
+        }
 
 
 @dataclass(frozen=True)
 class RandomStrategy:
     """Random selection: WEIGHTS on uniform random numbers drawn from ``seed``."""
 
-    seed: int = 0
-    strength: float = 1.0
+    seed: int = DEFAULT_RANDOM_SEED
+    strength: float = DEFAULT_STRENGTH
+
+    name: ClassVar[str] = "WEIGHTS"
+    needs_embeddings: ClassVar[bool] = False
+    is_filter: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        _int(self.seed, "RandomStrategy.seed", 0)
-        object.__setattr__(self, "strength", _strength(self.strength, "RandomStrategy.strength"))
+        check_int(self.seed, "RandomStrategy.seed", 0)
+        object.__setattr__(
+            self, "strength", check_strength(self.strength, "RandomStrategy.strength")
+        )
+
+    def term(self, context: ObjectiveContext) -> Term:
+        """``strength * log u`` of uniform numbers ``u`` in (0, 1] from the seed."""
+        from selfsup.selection.objectives import log_objective
+
+        values = RandomInput(self.seed).numeric(context.inputs)
+        return Term(static=log_objective(values, self.strength))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The lightly entry."""
+        return {
+            "input": {"type": "RANDOM", "random_seed": self.seed},
+            "strategy": {"type": "WEIGHTS", "strength": self.strength},
+        }
 
 
-Strategy: TypeAlias = (
-    DiversityStrategy
-    | TypicalityStrategy
-    | SimilarityStrategy
-    | WeightsStrategy
-    | ThresholdStrategy
-    | BalanceStrategy
-    | RandomStrategy
-)
-_STRATEGY_CLASSES = (
-    DiversityStrategy,
-    TypicalityStrategy,
-    SimilarityStrategy,
-    WeightsStrategy,
-    ThresholdStrategy,
-    BalanceStrategy,
-    RandomStrategy,
-)
+#: Any typed strategy: the built-in ones and those of ``STRATEGY_MODULES``.
+Strategy: TypeAlias = TypedStrategy
 
 
 def _check_config(
@@ -422,38 +587,36 @@ def _check_config(
     min_distance: float | None,
     root: str,
 ) -> None:
-    """Cross-field checks shared by :class:`SelectionConfig` and the dict parser."""
+    """Cross-field checks shared by :class:`SelectionConfig` and the config model."""
     if not strategies:
-        _fail(f"{root}.strategies", "at least one strategy is required, e.g. DIVERSITY")
+        fail(f"{root}.strategies", "at least one strategy is required, e.g. DIVERSITY")
     n_diversity = 0
     n_scoring = 0
     for i, strategy in enumerate(strategies):
-        if not isinstance(strategy, _STRATEGY_CLASSES):
-            _fail(f"{root}.strategies[{i}]", f"not a strategy: {strategy!r}")
-        if isinstance(strategy, DiversityStrategy):
+        name = getattr(type(strategy), "name", None)
+        if not callable(getattr(strategy, "term", None)) or not isinstance(name, str):
+            fail(f"{root}.strategies[{i}]", f"not a strategy: {strategy!r}")
+        if name == "DIVERSITY":
             n_diversity += 1
             if n_diversity > 1:
-                _fail(f"{root}.strategies[{i}]", "DIVERSITY may appear only once")
-        if not isinstance(strategy, ThresholdStrategy):
+                fail(f"{root}.strategies[{i}]", "DIVERSITY may appear only once")
+        if not getattr(strategy, "is_filter", False):
             n_scoring += 1
     if n_scoring == 0:
-        _fail(
+        fail(
             f"{root}.strategies",
             "only THRESHOLD strategies given; add one that ranks samples "
             "(DIVERSITY, WEIGHTS, RANDOM, ...)",
         )
     if min_distance is not None and n_diversity == 0:
-        _fail(f"{root}.min_distance", "min_distance needs a DIVERSITY strategy")
+        fail(f"{root}.min_distance", "min_distance needs a DIVERSITY strategy")
     if n_samples is None and proportion_samples is None and min_distance is None:
-        _fail(
-            root,
-            "no stopping condition: set n_samples, proportion_samples or min_distance",
-        )
+        fail(root, "no stopping condition: set n_samples, proportion_samples or min_distance")
 
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    """What to select and when to stop.
+    """What to select and when to stop: the typed form :func:`~selfsup.selection.select` runs.
 
     Attributes:
         strategies: The strategies, combined in one greedy loop (thresholds filter first).
@@ -472,21 +635,23 @@ class SelectionConfig:
     def __post_init__(self) -> None:
         root = "SelectionConfig"
         if isinstance(self.strategies, str) or not isinstance(self.strategies, Sequence):
-            _fail(
+            fail(
                 f"{root}.strategies", f"expected a sequence of strategies, got {self.strategies!r}"
             )
         object.__setattr__(self, "strategies", tuple(self.strategies))
         if self.n_samples is not None:
-            object.__setattr__(self, "n_samples", _n_samples(self.n_samples, f"{root}.n_samples"))
+            object.__setattr__(
+                self, "n_samples", check_n_samples(self.n_samples, f"{root}.n_samples")
+            )
         if self.proportion_samples is not None:
             object.__setattr__(
                 self,
                 "proportion_samples",
-                _fraction(self.proportion_samples, f"{root}.proportion_samples"),
+                check_fraction(self.proportion_samples, f"{root}.proportion_samples"),
             )
         if self.min_distance is not None:
             object.__setattr__(
-                self, "min_distance", _min_distance(self.min_distance, f"{root}.min_distance")
+                self, "min_distance", check_min_distance(self.min_distance, f"{root}.min_distance")
             )
         _check_config(
             self.strategies, self.n_samples, self.proportion_samples, self.min_distance, root
@@ -514,299 +679,613 @@ class SelectionConfig:
             out["proportion_samples"] = self.proportion_samples
         if self.min_distance is not None:
             out["min_distance"] = self.min_distance
-        out["strategies"] = [_strategy_to_dict(s) for s in self.strategies]
+        out["strategies"] = [s.to_dict() for s in self.strategies]
         return out
 
 
-# ----------------------------------------------------------------------------- dict form
+# ----------------------------------------------------------------------------- input models
 
 
-def _input_to_dict(inp: NumericInput | CategoricalInput) -> dict[str, Any]:
-    if isinstance(inp, ScoresInput):
-        return {"type": "SCORES", "task": inp.task, "score": inp.score}
-    if isinstance(inp, MetadataInput):
-        return {"type": "METADATA", "key": inp.key}
-    if isinstance(inp, CategoryCountInput):
-        return {
-            "type": "PREDICTIONS",
-            "task": inp.task,
-            "name": "CATEGORY_COUNT",
-            "category": inp.category,
-        }
-    if isinstance(inp, ClassDistributionInput):
-        return {"type": "PREDICTIONS", "task": inp.task, "name": "CLASS_DISTRIBUTION"}
-    return {"type": "RANDOM", "random_seed": inp.random_seed}
+def _optional_name(value: object) -> str | None:
+    return None if value is None else check_name(value, "")
 
 
-def _strategy_to_dict(strategy: Strategy) -> dict[str, Any]:
-    if isinstance(strategy, DiversityStrategy):
-        return {
-            "input": {"type": "EMBEDDINGS"},
-            "strategy": {"type": "DIVERSITY", "strength": strategy.strength},
-        }
-    if isinstance(strategy, TypicalityStrategy):
-        return {
-            "input": {"type": "EMBEDDINGS"},
-            "strategy": {"type": "TYPICALITY", "k": strategy.k, "strength": strategy.strength},
-        }
-    if isinstance(strategy, SimilarityStrategy):
-        return {
-            "input": {"type": "EMBEDDINGS", "query": strategy.query},
-            "strategy": {"type": "SIMILARITY", "strength": strategy.strength},
-        }
-    if isinstance(strategy, WeightsStrategy):
-        return {
-            "input": _input_to_dict(strategy.input),
-            "strategy": {"type": "WEIGHTS", "strength": strategy.strength},
-        }
-    if isinstance(strategy, ThresholdStrategy):
-        return {
-            "input": _input_to_dict(strategy.input),
-            "strategy": {
-                "type": "THRESHOLD",
-                "operation": strategy.operation,
-                "threshold": strategy.threshold,
-            },
-        }
-    if isinstance(strategy, BalanceStrategy):
-        target = strategy.target if strategy.target == "uniform" else dict(strategy.target)
-        return {
-            "input": _input_to_dict(strategy.input),
-            "strategy": {"type": "BALANCE", "target": target, "strength": strategy.strength},
-        }
-    return {
-        "input": {"type": "RANDOM", "random_seed": strategy.seed},
-        "strategy": {"type": "WEIGHTS", "strength": strategy.strength},
-    }
+class EmbeddingsInputConfig(InputConfig):
+    """``{"type": "EMBEDDINGS", "query"?}``: the embeddings, or closeness to a query set."""
+
+    type: Literal["EMBEDDINGS"] = "EMBEDDINGS"
+    query: str | None = Field(None, description="query set of SIMILARITY")
+
+    @field_validator("query", mode="before")
+    @classmethod
+    def _query(cls, value: object) -> str | None:
+        return _optional_name(value)
+
+    def resolve(self) -> tuple[InputKind, Any]:
+        """QUERY with the query set's name, else plain EMBEDDINGS."""
+        return ("QUERY", self.query) if self.query is not None else ("EMBEDDINGS", None)
 
 
-def _mapping(value: object, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        _fail(path, f"expected a mapping, got {value!r} ({type(value).__name__})")
-    return value
+class ScoresInputConfig(InputConfig):
+    """``{"type": "SCORES", "task", "score"}``: active-learning scores of a prediction task."""
+
+    type: Literal["SCORES"] = "SCORES"
+    task: str
+    score: str
+
+    @field_validator("task", "score", mode="before")
+    @classmethod
+    def _names(cls, value: object) -> str:
+        return check_name(value, "")
+
+    def resolve(self) -> tuple[InputKind, Any]:
+        """A numeric :class:`ScoresInput`."""
+        return "NUMERIC", ScoresInput(self.task, self.score)
 
 
-def _check_keys(
-    value: Mapping[str, Any], allowed: Sequence[str], required: Sequence[str], path: str
-) -> None:
-    for key in value:
-        if key not in allowed:
-            hint = did_you_mean(str(key), allowed)
-            _fail(f"{path}.{key}", f"unknown key{hint or '.'} Accepted here: {', '.join(allowed)}")
-    for key in required:
-        if key not in value:
-            _fail(f"{path}.{key}", "required key is missing")
+class MetadataInputConfig(InputConfig):
+    """``{"type": "METADATA", "key"}``: a metadata column (numbers or categories)."""
+
+    type: Literal["METADATA"] = "METADATA"
+    key: str
+
+    @field_validator("key", mode="before")
+    @classmethod
+    def _key(cls, value: object) -> str:
+        return check_name(value, "")
+
+    def resolve(self) -> tuple[InputKind, Any]:
+        """A :class:`MetadataInput`, numeric or categorical."""
+        return "NUMERIC_OR_CATEGORICAL", MetadataInput(self.key)
 
 
-_INPUT_KEYS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
-    # type -> (allowed keys, required keys)
-    "EMBEDDINGS": (("type", "query"), ("type",)),
-    "SCORES": (("type", "task", "score"), ("type", "task", "score")),
-    "METADATA": (("type", "key"), ("type", "key")),
-    "PREDICTIONS": (("type", "task", "name", "category"), ("type", "task", "name")),
-    "RANDOM": (("type", "random_seed"), ("type",)),
-}
-_STRATEGY_KEYS: Final[dict[str, tuple[str, ...]]] = {
-    "DIVERSITY": ("type", "strength", "stopping_condition_minimum_distance"),
-    "TYPICALITY": ("type", "k", "strength"),
-    "SIMILARITY": ("type", "strength"),
-    "WEIGHTS": ("type", "strength"),
-    "THRESHOLD": ("type", "operation", "threshold"),
-    "BALANCE": ("type", "target", "strength"),
-}
+class PredictionsInputConfig(InputConfig):
+    """``{"type": "PREDICTIONS", "task", "name", "category"?}``: predicted classes."""
+
+    type: Literal["PREDICTIONS"] = "PREDICTIONS"
+    task: str
+    name: PredictionName
+    category: str | None = Field(None, description="the class to count (CATEGORY_COUNT)")
+
+    @field_validator("task", mode="before")
+    @classmethod
+    def _task(cls, value: object) -> str:
+        return check_name(value, "")
+
+    @field_validator("category", mode="before")
+    @classmethod
+    def _category(cls, value: object) -> str | None:
+        return _optional_name(value)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: object) -> str:
+        return check_choice(value, PREDICTION_NAMES, "", "prediction name")
+
+    @model_validator(mode="after")
+    def _category_with_count(self) -> PredictionsInputConfig:
+        if self.name == "CATEGORY_COUNT" and self.category is None:
+            fail(".category", "required with name CATEGORY_COUNT (the class to count)")
+        if self.name != "CATEGORY_COUNT" and self.category is not None:
+            fail(".category", "only used with name CATEGORY_COUNT")
+        return self
+
+    def resolve(self) -> tuple[InputKind, Any]:
+        """A numeric :class:`CategoryCountInput` or categorical :class:`ClassDistributionInput`."""
+        if self.name == "CATEGORY_COUNT":
+            assert self.category is not None
+            return "NUMERIC", CategoryCountInput(self.task, self.category)
+        return "CATEGORICAL", ClassDistributionInput(self.task)
 
 
-@dataclass(frozen=True)
-class _ParsedInput:
-    kind: Literal["EMBEDDINGS", "QUERY", "NUMERIC", "CATEGORICAL", "NUMERIC_OR_CATEGORICAL"]
-    value: NumericInput | CategoricalInput | str | None
+class RandomInputConfig(InputConfig):
+    """``{"type": "RANDOM", "random_seed"?}``: uniform random numbers in (0, 1]."""
+
+    type: Literal["RANDOM"] = "RANDOM"
+    random_seed: int = DEFAULT_RANDOM_SEED
+
+    @field_validator("random_seed", mode="before")
+    @classmethod
+    def _seed(cls, value: object) -> int:
+        return check_int(value, "", 0)
+
+    def resolve(self) -> tuple[InputKind, Any]:
+        """A numeric :class:`RandomInput`."""
+        return "NUMERIC", RandomInput(self.random_seed)
 
 
-def _parse_input(raw: object, path: str) -> _ParsedInput:
-    data = _mapping(raw, path)
-    if "type" not in data:
-        _fail(f"{path}.type", f"required key is missing; accepted: {', '.join(INPUT_TYPES)}")
-    kind = _choice(data["type"], INPUT_TYPES, f"{path}.type", "input type")
-    allowed, required = _INPUT_KEYS[kind]
-    _check_keys(data, allowed, required, path)
-    if kind == "EMBEDDINGS":
-        if "query" in data:
-            return _ParsedInput("QUERY", _name(data["query"], f"{path}.query"))
-        return _ParsedInput("EMBEDDINGS", None)
-    if kind == "SCORES":
-        task = _name(data["task"], f"{path}.task")
-        return _ParsedInput("NUMERIC", ScoresInput(task, _name(data["score"], f"{path}.score")))
-    if kind == "METADATA":
-        return _ParsedInput(
-            "NUMERIC_OR_CATEGORICAL", MetadataInput(_name(data["key"], f"{path}.key"))
-        )
-    if kind == "RANDOM":
-        seed = _int(data.get("random_seed", 0), f"{path}.random_seed", 0)
-        return _ParsedInput("NUMERIC", RandomInput(seed))
-    task = _name(data["task"], f"{path}.task")
-    name = _choice(data["name"], PREDICTION_NAMES, f"{path}.name", "prediction name")
-    if name == "CATEGORY_COUNT":
-        if "category" not in data:
-            _fail(f"{path}.category", "required with name CATEGORY_COUNT (the class to count)")
-        return _ParsedInput(
-            "NUMERIC", CategoryCountInput(task, _name(data["category"], f"{path}.category"))
-        )
-    if "category" in data:
-        _fail(f"{path}.category", "only used with name CATEGORY_COUNT")
-    return _ParsedInput("CATEGORICAL", ClassDistributionInput(task))
+for _input in (
+    EmbeddingsInputConfig,
+    ScoresInputConfig,
+    MetadataInputConfig,
+    PredictionsInputConfig,
+    RandomInputConfig,
+):
+    register_input(InputType(get_args(_input.model_fields["type"].annotation)[0], _input))
 
 
-_ACCEPTS: Final[dict[str, tuple[str, ...]]] = {
-    # strategy -> input kinds it works on
-    "DIVERSITY": ("EMBEDDINGS",),
-    "TYPICALITY": ("EMBEDDINGS",),
-    "SIMILARITY": ("QUERY",),
-    "WEIGHTS": ("NUMERIC", "NUMERIC_OR_CATEGORICAL"),
-    "THRESHOLD": ("NUMERIC", "NUMERIC_OR_CATEGORICAL"),
-    "BALANCE": ("CATEGORICAL", "NUMERIC_OR_CATEGORICAL"),
-}
-_ACCEPTS_TEXT: Final[dict[str, str]] = {
-    "DIVERSITY": "EMBEDDINGS",
-    "TYPICALITY": "EMBEDDINGS",
-    "SIMILARITY": "EMBEDDINGS with a query",
-    "WEIGHTS": "SCORES, METADATA, PREDICTIONS CATEGORY_COUNT or RANDOM",
-    "THRESHOLD": "SCORES, METADATA, PREDICTIONS CATEGORY_COUNT or RANDOM",
-    "BALANCE": "METADATA or PREDICTIONS CLASS_DISTRIBUTION",
-}
-_KIND_TEXT: Final[dict[str, str]] = {
-    "EMBEDDINGS": "EMBEDDINGS",
-    "QUERY": "EMBEDDINGS with a query",
-    "NUMERIC": "SCORES, METADATA, PREDICTIONS CATEGORY_COUNT or RANDOM",
-    "CATEGORICAL": "METADATA or PREDICTIONS CLASS_DISTRIBUTION",
-    "NUMERIC_OR_CATEGORICAL": "METADATA",
-}
+# ----------------------------------------------------------------------------- strategy models
 
 
-def _parse_strategy(raw: object, path: str) -> tuple[Strategy, float | None]:
-    """One ``{"input": ..., "strategy": ...}`` entry -> (strategy, min distance or None)."""
-    entry = _mapping(raw, path)
-    _check_keys(entry, ("input", "strategy"), ("input", "strategy"), path)
-    spath = f"{path}.strategy"
-    sdata = _mapping(entry["strategy"], spath)
-    if "type" not in sdata:
-        _fail(f"{spath}.type", f"required key is missing; accepted: {', '.join(STRATEGY_TYPES)}")
-    stype = _choice(sdata["type"], STRATEGY_TYPES, f"{spath}.type", "strategy type")
-    _check_keys(sdata, _STRATEGY_KEYS[stype], ("type",), spath)
-    parsed = _parse_input(entry["input"], f"{path}.input")
-    if parsed.kind not in _ACCEPTS[stype]:
-        _fail(
-            f"{path}.input",
-            f"strategy {stype} cannot use this input ({_KIND_TEXT[parsed.kind]}); "
-            f"it accepts {_ACCEPTS_TEXT[stype]}",
-        )
-    strength = _strength(
-        sdata.get("strength", 1.0), f"{spath}.strength", positive=stype == "DIVERSITY"
+class DiversityConfig(StrengthConfig):
+    """``{"type": "DIVERSITY", "strength"?, "stopping_condition_minimum_distance"?}``."""
+
+    positive_strength: ClassVar[bool] = True
+
+    type: Literal["DIVERSITY"] = "DIVERSITY"
+    stopping_condition_minimum_distance: float | None = Field(
+        None, description="stop when every candidate is closer than this to a chosen sample"
     )
-    if stype == "DIVERSITY":
-        min_distance = None
-        if "stopping_condition_minimum_distance" in sdata:
-            raw_md = sdata["stopping_condition_minimum_distance"]
-            md_path = f"{spath}.stopping_condition_minimum_distance"
-            # lightly writes -1 for "no minimum distance"
-            if _number(raw_md, md_path) >= 0:
-                min_distance = _min_distance(raw_md, md_path)
-        return DiversityStrategy(strength), min_distance
-    if stype == "TYPICALITY":
-        k = _int(sdata.get("k", 20), f"{spath}.k", 1)
-        return TypicalityStrategy(k=k, strength=strength), None
-    if stype == "SIMILARITY":
-        assert isinstance(parsed.value, str)
-        return SimilarityStrategy(query=parsed.value, strength=strength), None
-    if stype == "WEIGHTS":
-        assert isinstance(parsed.value, _NUMERIC_INPUTS)
-        if isinstance(parsed.value, RandomInput):
-            return RandomStrategy(seed=parsed.value.random_seed, strength=strength), None
-        return WeightsStrategy(input=parsed.value, strength=strength), None
-    if stype == "THRESHOLD":
-        assert isinstance(parsed.value, _NUMERIC_INPUTS)
-        for key in ("operation", "threshold"):
-            if key not in sdata:
-                _fail(f"{spath}.{key}", "required key is missing for THRESHOLD")
-        operation = cast(
-            ThresholdOperation,
-            _choice(sdata["operation"], THRESHOLD_OPERATIONS, f"{spath}.operation", "operation"),
+
+    @field_validator("stopping_condition_minimum_distance", mode="before")
+    @classmethod
+    def _min_distance(cls, value: object) -> float | None:
+        # lightly writes -1 for "no minimum distance"
+        if value is None or check_number(value, "") < 0:
+            return None
+        return check_min_distance(value, "")
+
+    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
+        """A :class:`DiversityStrategy`."""
+        return DiversityStrategy(self.strength)
+
+    def min_distance(self) -> float | None:
+        """``stopping_condition_minimum_distance`` (None for lightly's -1)."""
+        return self.stopping_condition_minimum_distance
+
+
+class TypicalityConfig(StrengthConfig):
+    """``{"type": "TYPICALITY", "k"?, "strength"?}``."""
+
+    type: Literal["TYPICALITY"] = "TYPICALITY"
+    k: int = Field(DEFAULT_TYPICALITY_K, description="neighbours of the density estimate")
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _k(cls, value: object) -> int:
+        return check_int(value, "", 1)
+
+    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
+        """A :class:`TypicalityStrategy`."""
+        return TypicalityStrategy(k=self.k, strength=self.strength)
+
+
+class SimilarityConfig(StrengthConfig):
+    """``{"type": "SIMILARITY", "strength"?}`` on ``EMBEDDINGS`` with a ``query``."""
+
+    type: Literal["SIMILARITY"] = "SIMILARITY"
+
+    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
+        """A :class:`SimilarityStrategy` toward the input's query set."""
+        return SimilarityStrategy(query=value, strength=self.strength)
+
+
+class WeightsConfig(StrengthConfig):
+    """``{"type": "WEIGHTS", "strength"?}`` on a numeric input (RANDOM: random selection)."""
+
+    type: Literal["WEIGHTS"] = "WEIGHTS"
+
+    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
+        """A :class:`WeightsStrategy`, or a :class:`RandomStrategy` on a RANDOM input."""
+        if isinstance(value, RandomInput):
+            return RandomStrategy(seed=value.random_seed, strength=self.strength)
+        return WeightsStrategy(input=value, strength=self.strength)
+
+
+class ThresholdConfig(StrategyConfig):
+    """``{"type": "THRESHOLD", "operation", "threshold"}`` on a numeric input."""
+
+    type: Literal["THRESHOLD"] = "THRESHOLD"
+    operation: ThresholdOperation
+    threshold: float
+
+    @field_validator("operation", mode="before")
+    @classmethod
+    def _operation(cls, value: object) -> str:
+        return check_choice(value, THRESHOLD_OPERATIONS, "", "operation")
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold(cls, value: object) -> float:
+        return check_number(value, "")
+
+    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
+        """A :class:`ThresholdStrategy`."""
+        return ThresholdStrategy(value, self.operation, self.threshold)
+
+
+class BalanceConfig(StrengthConfig):
+    """``{"type": "BALANCE", "target"?, "strength"?}`` on a categorical input."""
+
+    type: Literal["BALANCE"] = "BALANCE"
+    target: dict[str, float] | Literal["uniform"] = Field(
+        "uniform", description="'uniform' or category -> share (shares summing to <= 1)"
+    )
+
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, value: object) -> dict[str, float] | Literal["uniform"]:
+        return check_target(value, "")
+
+    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
+        """A :class:`BalanceStrategy`."""
+        return BalanceStrategy(value, self.target, self.strength)
+
+
+_EMBEDDINGS: Final = {"input": {"type": "EMBEDDINGS"}}
+_NUMERIC_TEXT: Final = KIND_TEXT["NUMERIC"]
+register_strategy(
+    StrategyType(
+        "DIVERSITY",
+        DiversityConfig,
+        ("EMBEDDINGS",),
+        "EMBEDDINGS",
+        (DiversityStrategy,),
+        "distance to the nearest chosen sample (k-center greedy)",
+        {**_EMBEDDINGS, "strategy": {"type": "DIVERSITY"}},
+    )
+)
+register_strategy(
+    StrategyType(
+        "TYPICALITY",
+        TypicalityConfig,
+        ("EMBEDDINGS",),
+        "EMBEDDINGS",
+        (TypicalityStrategy,),
+        "1 / mean distance to the k nearest neighbours (density)",
+        {**_EMBEDDINGS, "strategy": {"type": "TYPICALITY", "k": 3}},
+    )
+)
+register_strategy(
+    StrategyType(
+        "SIMILARITY",
+        SimilarityConfig,
+        ("QUERY",),
+        "EMBEDDINGS with a query",
+        (SimilarityStrategy,),
+        "closeness to the nearest sample of a query set",
+        {"input": {"type": "EMBEDDINGS", "query": "q"}, "strategy": {"type": "SIMILARITY"}},
+    )
+)
+register_strategy(
+    StrategyType(
+        "WEIGHTS",
+        WeightsConfig,
+        _NUMERIC_KINDS,
+        _NUMERIC_TEXT,
+        (WeightsStrategy, RandomStrategy),
+        "the input value (>= 0)",
+        {"input": {"type": "METADATA", "key": "w"}, "strategy": {"type": "WEIGHTS"}},
+    )
+)
+register_strategy(
+    StrategyType(
+        "THRESHOLD",
+        ThresholdConfig,
+        _NUMERIC_KINDS,
+        _NUMERIC_TEXT,
+        (ThresholdStrategy,),
+        "filter: keep value <operation> threshold",
+        {
+            "input": {"type": "METADATA", "key": "w"},
+            "strategy": {"type": "THRESHOLD", "operation": "BIGGER", "threshold": 0.5},
+        },
+    )
+)
+register_strategy(
+    StrategyType(
+        "BALANCE",
+        BalanceConfig,
+        _CATEGORICAL_KINDS,
+        KIND_TEXT["CATEGORICAL"],
+        (BalanceStrategy,),
+        "steer the class mix of the chosen set toward a target",
+        {"input": {"type": "METADATA", "key": "cls"}, "strategy": {"type": "BALANCE"}},
+    )
+)
+for _module in STRATEGY_MODULES:
+    importlib.import_module(_module)
+
+
+# ----------------------------------------------------------------------------- the config model
+
+
+def _union(configs: Sequence[type[Any]]) -> Any:
+    return Annotated[Union[tuple(configs)], Field(discriminator="type")]  # noqa: UP007
+
+
+if TYPE_CHECKING:
+    InputConfigUnion: TypeAlias = InputConfig
+    StrategyConfigUnion: TypeAlias = StrategyConfig
+else:
+    InputConfigUnion = _union([entry.config for entry in INPUTS.values()])
+    StrategyConfigUnion = _union([entry.config for entry in STRATEGIES.values()])
+
+
+class StrategyEntryConfig(ConfigModel):
+    """One ``{"input": {...}, "strategy": {...}}`` entry of ``strategies``."""
+
+    input: InputConfigUnion
+    strategy: StrategyConfigUnion
+
+    @model_validator(mode="after")
+    def _strategy_accepts_input(self) -> StrategyEntryConfig:
+        entry = STRATEGIES[self.strategy.type]
+        kind, _ = self.input.resolve()
+        if kind not in entry.accepts:
+            fail(
+                ".input",
+                f"strategy {entry.name} cannot use this input ({KIND_TEXT[kind]}); "
+                f"it accepts {entry.accepts_text}",
+            )
+        return self
+
+    def build(self) -> TypedStrategy:
+        """The typed strategy of this entry."""
+        kind, value = self.input.resolve()
+        return self.strategy.build(kind, value)
+
+
+class SelectionConfigModel(ConfigModel):
+    """The lightly ``selection_config``: strategies and stopping conditions, validated once."""
+
+    n_samples: int | float | None = Field(
+        None, description="new samples to choose: a count >= 1 or a fraction in (0, 1]"
+    )
+    proportion_samples: float | None = Field(
+        None, description="new samples to choose as a fraction in (0, 1] of all samples"
+    )
+    min_distance: float | None = Field(
+        None, description="stop when every candidate is closer than this to a chosen sample"
+    )
+    strategies: list[StrategyEntryConfig] = Field(
+        description="[{input: {type: ...}, strategy: {type: ...}}, ...]"
+    )
+
+    @field_validator("n_samples", mode="before")
+    @classmethod
+    def _n_samples(cls, value: object) -> int | float | None:
+        return None if value is None else check_n_samples(value, "")
+
+    @field_validator("proportion_samples", mode="before")
+    @classmethod
+    def _proportion(cls, value: object) -> float | None:
+        return None if value is None else check_fraction(value, "")
+
+    @field_validator("min_distance", mode="before")
+    @classmethod
+    def _min_distance(cls, value: object) -> float | None:
+        return None if value is None else check_min_distance(value, "")
+
+    @field_validator("strategies", mode="before")
+    @classmethod
+    def _a_list(cls, value: object) -> object:
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+            fail("", f"expected a list of strategies, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SelectionConfigModel:
+        self.stopping_min_distance()
+        _check_config(
+            [entry.build() for entry in self.strategies],
+            self.n_samples,
+            self.proportion_samples,
+            self.stopping_min_distance(),
+            "",
         )
-        threshold = _number(sdata["threshold"], f"{spath}.threshold")
-        return ThresholdStrategy(parsed.value, operation, threshold), None
-    assert isinstance(parsed.value, _CATEGORICAL_INPUTS)
-    target = _target(sdata.get("target", "uniform"), f"{spath}.target")
-    return BalanceStrategy(parsed.value, target, strength), None
+        return self
+
+    def stopping_min_distance(self) -> float | None:
+        """``min_distance``, or the one the DIVERSITY strategy sets; both must agree."""
+        min_distance = self.min_distance
+        for i, entry in enumerate(self.strategies):
+            md = entry.strategy.min_distance()
+            if md is None:
+                continue
+            if min_distance is not None and md != min_distance:
+                fail(
+                    f".strategies[{i}].strategy.stopping_condition_minimum_distance",
+                    f"{md} conflicts with min_distance={min_distance}; give it once",
+                )
+            min_distance = md
+        return min_distance
+
+    def to_selection(self) -> SelectionConfig:
+        """The typed :class:`SelectionConfig` the engine runs."""
+        return SelectionConfig(
+            strategies=tuple(entry.build() for entry in self.strategies),
+            n_samples=self.n_samples,
+            proportion_samples=self.proportion_samples,
+            min_distance=self.stopping_min_distance(),
+        )
 
 
-def parse_selection_config(
-    raw: Mapping[str, Any], root: str = "selection_config"
-) -> SelectionConfig:
-    """Build a :class:`SelectionConfig` from lightly's ``selection_config`` dict form.
+# ----------------------------------------------------------------------------- error messages
 
-    Args:
-        raw: ``{"n_samples"?, "proportion_samples"?, "min_distance"?, "strategies": [...]}``.
-        root: Name of ``raw`` in error messages.
+
+def _accepted_keys(model: type[ConfigModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def translate_error(exc: ValidationError, root: str) -> SelectionConfigError:
+    """The first of pydantic's errors as a :class:`SelectionConfigError` naming its key path.
+
+    Paths read like the config (``root.strategies[1].input.task``): list indices in
+    brackets, the discriminator tags pydantic puts in its locations left out. Unknown names
+    and keys get the closest valid one and the accepted ones.
+    """
+    err: ErrorDetails = exc.errors()[0]
+    path = root
+    model: type[ConfigModel] | None = SelectionConfigModel
+    registry: Mapping[str, InputType] | Mapping[str, StrategyType] | None = None
+    loc = list(err["loc"])
+    last_key = ""
+    tag = ""
+    for part in loc[:-1] if err["type"] == "extra_forbidden" else loc:
+        if registry is not None and isinstance(part, str) and part in registry:
+            model = registry[part].config
+            registry = None
+            tag = part
+            continue
+        registry = None
+        if isinstance(part, int):
+            path += f"[{part}]"
+            model = StrategyEntryConfig
+            continue
+        path += f".{part}"
+        last_key = part
+        if part == "input" and model is StrategyEntryConfig:
+            registry = INPUTS
+        elif part == "strategy" and model is StrategyEntryConfig:
+            registry = STRATEGIES
+        else:
+            model = None
+    given = err.get("input")
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    error = ctx.get("error")
+    if isinstance(error, SelectionConfigError):
+        return SelectionConfigError(path + error.key_path, error.reason)
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        options = list(INPUTS if last_key == "input" else STRATEGIES)
+        what = "input type" if last_key == "input" else "strategy type"
+        if kind == "union_tag_not_found":
+            return SelectionConfigError(
+                f"{path}.type", f"required key is missing; accepted: {', '.join(options)}"
+            )
+        given_tag = ctx.get("tag")
+        hint = did_you_mean(given_tag, options) if isinstance(given_tag, str) else ""
+        return SelectionConfigError(
+            f"{path}.type",
+            f"unknown {what} {given_tag!r}{hint or '.'} Accepted: {', '.join(options)}",
+        )
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        allowed = _accepted_keys(model) if model is not None else []
+        hint = did_you_mean(key, allowed)
+        return SelectionConfigError(
+            f"{path}.{key}", f"unknown key{hint or '.'} Accepted here: {', '.join(allowed)}"
+        )
+    if kind == "missing":
+        return SelectionConfigError(path, f"required key is missing{f' for {tag}' * bool(tag)}")
+    if kind in ("model_type", "model_attributes_type", "dict_type") or (
+        kind.startswith("union_") and not isinstance(given, Mapping)
+    ):
+        return SelectionConfigError(
+            path, f"expected a mapping, got {given!r} ({type(given).__name__})"
+        )
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return SelectionConfigError(path, f"{msg}, got {given!r}")
+
+
+def parse_selection_model(
+    raw: Mapping[str, Any] | SelectionConfigModel, root: str = "selection_config"
+) -> SelectionConfigModel:
+    """Validate lightly's ``selection_config`` dict into a :class:`SelectionConfigModel`.
 
     Raises:
         SelectionConfigError: naming the key path at fault, e.g.
             ``selection_config.strategies[0].strategy.type: unknown strategy type 'DIVERSTY';
             did you mean 'DIVERSITY'?``.
     """
-    data = _mapping(raw, root)
-    _check_keys(
-        data,
-        ("n_samples", "proportion_samples", "min_distance", "strategies"),
-        ("strategies",),
-        root,
-    )
-    n_samples = None
-    if data.get("n_samples") is not None:
-        n_samples = _n_samples(data["n_samples"], f"{root}.n_samples")
-    proportion = None
-    if data.get("proportion_samples") is not None:
-        proportion = _fraction(data["proportion_samples"], f"{root}.proportion_samples")
-    min_distance = None
-    if data.get("min_distance") is not None:
-        min_distance = _min_distance(data["min_distance"], f"{root}.min_distance")
-    raw_strategies = data["strategies"]
-    if isinstance(raw_strategies, str | bytes | Mapping) or not isinstance(
-        raw_strategies, Sequence
-    ):
-        _fail(f"{root}.strategies", f"expected a list of strategies, got {raw_strategies!r}")
-    strategies: list[Strategy] = []
-    for i, item in enumerate(raw_strategies):
-        path = f"{root}.strategies[{i}]"
-        strategy, md = _parse_strategy(item, path)
-        if md is not None:
-            if min_distance is not None and md != min_distance:
-                _fail(
-                    f"{path}.strategy.stopping_condition_minimum_distance",
-                    f"{md} conflicts with {root}.min_distance={min_distance}; give it once",
-                )
-            min_distance = md
-        strategies.append(strategy)
-    _check_config(strategies, n_samples, proportion, min_distance, root)
-    return SelectionConfig(
-        strategies=tuple(strategies),
-        n_samples=n_samples,
-        proportion_samples=proportion,
-        min_distance=min_distance,
-    )
+    if isinstance(raw, SelectionConfigModel):
+        return raw
+    if not isinstance(raw, Mapping):
+        fail(root, f"expected a mapping, got {raw!r} ({type(raw).__name__})")
+    try:
+        return SelectionConfigModel.model_validate(dict(raw))
+    except ValidationError as exc:
+        raise translate_error(exc, root) from None
+
+
+def parse_selection_config(
+    raw: Mapping[str, Any], root: str = "selection_config"
+) -> SelectionConfig:
+    """The typed :class:`SelectionConfig` of lightly's ``selection_config`` dict form.
+
+    Args:
+        raw: ``{"n_samples"?, "proportion_samples"?, "min_distance"?, "strategies": [...]}``.
+        root: Name of ``raw`` in error messages.
+
+    Raises:
+        SelectionConfigError: naming the key path at fault.
+    """
+    return parse_selection_model(raw, root).to_selection()
+
+
+def legacy_selection_model(
+    method: str,
+    n_samples: int | float | None,
+    min_distance: float | None,
+    task_name: str = "",
+    score_name: str = DEFAULT_SCORE_NAME,
+    root: str = "worker_config",
+) -> SelectionConfigModel:
+    """The ``selection_config`` a legacy ``method`` / ``stopping_condition`` describes.
+
+    ``typicality_coreset`` (the default) is DIVERSITY x TYPICALITY(k=50, strength 0.75),
+    ``coreset`` DIVERSITY, ``random`` WEIGHTS on RANDOM (seed 0), ``coral`` DIVERSITY + WEIGHTS
+    on the active-learning score. A non-empty ``task_name`` adds that WEIGHTS strategy to every
+    method. ``n_samples`` and ``min_distance`` are already checked, None when unset.
+    """
+    stop_path = f"{root}.stopping_condition"
+    al_path = f"{root}.active_learning"
+    check_choice(method, LEGACY_METHODS, f"{root}.method", "method")
+    entries: list[dict[str, Any]] = []
+    if method in ("coreset", "coral", "typicality_coreset"):
+        entries.append({"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}})
+        if method == "typicality_coreset":
+            k, strength = DEFAULT_TYPICALITY
+            strategy = {"type": "TYPICALITY", "k": k, "strength": strength}
+            entries.append({"input": {"type": "EMBEDDINGS"}, "strategy": strategy})
+    else:
+        if min_distance is not None:
+            fail(
+                f"{stop_path}.min_distance",
+                "min_distance needs method 'typicality_coreset', 'coreset' or 'coral'",
+            )
+        seed = {"type": "RANDOM", "random_seed": DEFAULT_RANDOM_SEED}
+        entries.append({"input": seed, "strategy": {"type": "WEIGHTS"}})
+    if task_name:
+        check_name(score_name, f"{al_path}.score_name")
+        scores = {"type": "SCORES", "task": task_name, "score": score_name}
+        entries.append({"input": scores, "strategy": {"type": "WEIGHTS"}})
+    elif method == "coral":
+        fail(f"{al_path}.task_name", "method 'coral' needs an active-learning task_name")
+    raw: dict[str, Any] = {"strategies": entries}
+    if n_samples is not None:
+        raw["n_samples"] = n_samples
+    if min_distance is not None:
+        raw["min_distance"] = min_distance
+    if n_samples is None and min_distance is None:
+        fail(root, "no stopping condition: set n_samples, proportion_samples or min_distance")
+    return parse_selection_model(raw, root)
+
+
+def _mapping(value: object, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        fail(path, f"expected a mapping, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _check_keys(value: Mapping[str, Any], allowed: Sequence[str], path: str) -> None:
+    for key in value:
+        if key not in allowed:
+            hint = did_you_mean(str(key), allowed)
+            fail(f"{path}.{key}", f"unknown key{hint or '.'} Accepted here: {', '.join(allowed)}")
 
 
 def selection_config_from_worker_config(
     worker_config: Mapping[str, Any], root: str = "worker_config"
 ) -> SelectionConfig:
-    """The selection part of a lightly Worker config, new or legacy form.
+    """The selection part of a lightly Worker config dict, new or legacy form.
 
     * ``{"selection_config": {...}}`` is parsed by :func:`parse_selection_config`.
-    * Legacy ``{"method": "typicality_coreset" | "coreset" | "random" | "coral",
-      "stopping_condition": {"n_samples", "min_distance"}, "active_learning": {"task_name",
-      "score_name"}}`` maps to DIVERSITY x TYPICALITY(k=50, strength 0.75)
-      (``typicality_coreset``, the default), DIVERSITY (coreset), RANDOM (random) or
-      DIVERSITY + WEIGHTS on the active-learning score (coral).
-      A non-empty ``active_learning.task_name`` adds that WEIGHTS strategy to coreset and random
-      too. ``n_samples`` or ``min_distance`` of -1 (lightly's "unset") are ignored.
+    * Legacy ``{"method", "stopping_condition": {"n_samples", "min_distance"},
+      "active_learning": {"task_name", "score_name"}}`` maps through
+      :func:`legacy_selection_model`; ``n_samples`` or ``min_distance`` of -1 (lightly's
+      "unset") are ignored.
 
     Keys of other pipeline steps (``enable_corruptness_check``, ``scorer``, ...) are left alone.
     """
@@ -814,7 +1293,7 @@ def selection_config_from_worker_config(
     if "selection_config" in data:
         for legacy in ("method", "stopping_condition"):
             if legacy in data:
-                _fail(
+                fail(
                     f"{root}.{legacy}",
                     "give either selection_config or the legacy method/stopping_condition",
                 )
@@ -822,43 +1301,37 @@ def selection_config_from_worker_config(
             _mapping(data["selection_config"], f"{root}.selection_config"),
             root=f"{root}.selection_config",
         )
-    method = _choice(data.get("method", DEFAULT_METHOD), LEGACY_METHODS, f"{root}.method", "method")
+    method = check_choice(
+        data.get("method", DEFAULT_METHOD), LEGACY_METHODS, f"{root}.method", "method"
+    )
     stop_path = f"{root}.stopping_condition"
     stop = _mapping(data.get("stopping_condition", {}), stop_path)
-    _check_keys(stop, ("n_samples", "min_distance"), (), stop_path)
+    _check_keys(stop, ("n_samples", "min_distance"), stop_path)
     n_samples: int | float | None = None
     raw_n = stop.get("n_samples")
-    if raw_n is not None and not (_number(raw_n, f"{stop_path}.n_samples") < 0):
-        n_samples = _n_samples(raw_n, f"{stop_path}.n_samples")
+    if raw_n is not None and not (check_number(raw_n, f"{stop_path}.n_samples") < 0):
+        n_samples = check_n_samples(raw_n, f"{stop_path}.n_samples")
     min_distance: float | None = None
     raw_md = stop.get("min_distance")
-    if raw_md is not None and _number(raw_md, f"{stop_path}.min_distance") >= 0:
-        min_distance = _min_distance(raw_md, f"{stop_path}.min_distance")
+    if raw_md is not None and check_number(raw_md, f"{stop_path}.min_distance") >= 0:
+        min_distance = check_min_distance(raw_md, f"{stop_path}.min_distance")
     al_path = f"{root}.active_learning"
     al = _mapping(data.get("active_learning", {}), al_path)
-    _check_keys(al, ("task_name", "score_name"), (), al_path)
+    _check_keys(al, ("task_name", "score_name"), al_path)
     task = al.get("task_name", "")
     if not isinstance(task, str):
-        _fail(f"{al_path}.task_name", f"expected a string, got {task!r}")
-    strategies: list[Strategy] = []
-    if method in ("coreset", "coral", "typicality_coreset"):
-        strategies.append(DiversityStrategy())
-        if method == "typicality_coreset":
-            k, strength = DEFAULT_TYPICALITY
-            strategies.append(TypicalityStrategy(k=k, strength=strength))
-    else:
-        if min_distance is not None:
-            _fail(
-                f"{stop_path}.min_distance",
-                "min_distance needs method 'typicality_coreset', 'coreset' or 'coral'",
-            )
-        strategies.append(RandomStrategy(seed=0))
-    if task:
-        score = _name(al.get("score_name", "uncertainty_margin"), f"{al_path}.score_name")
-        strategies.append(WeightsStrategy(ScoresInput(task=task, score=score)))
-    elif method == "coral":
-        _fail(f"{al_path}.task_name", "method 'coral' needs an active-learning task_name")
-    _check_config(strategies, n_samples, None, min_distance, root)
-    return SelectionConfig(
-        strategies=tuple(strategies), n_samples=n_samples, min_distance=min_distance
+        fail(f"{al_path}.task_name", f"expected a string, got {task!r}")
+    score = al.get("score_name", DEFAULT_SCORE_NAME)
+    model = legacy_selection_model(method, n_samples, min_distance, task, score, root)
+    return model.to_selection()
+
+
+def selection_shape() -> str:
+    """The shape of ``selection_config`` with the registered types, for ``--help``."""
+    inputs = "|".join(INPUTS)
+    strategies = "|".join(STRATEGIES)
+    return (
+        "strategies and stopping conditions (replaces method/stopping_condition): "
+        "{n_samples, proportion_samples, min_distance, strategies: [{input: {type: "
+        f"{inputs}, ...}}, strategy: {{type: {strategies}, strength, ...}}}}]}}"
     )

@@ -44,32 +44,14 @@ from numpy.typing import NDArray
 
 from selfsup.errors import DataError
 from selfsup.selection.config import (
-    BalanceStrategy,
-    CategoricalInput,
-    CategoryCountInput,
-    ClassDistributionInput,
     DiversityStrategy,
-    MetadataInput,
-    NumericInput,
-    RandomInput,
     RandomStrategy,
-    ScoresInput,
     SelectionConfig,
-    SimilarityStrategy,
-    ThresholdStrategy,
-    TypicalityStrategy,
-    WeightsStrategy,
 )
 from selfsup.selection.greedy import BalanceTerm, Engine, StopReason, greedy_select
 from selfsup.selection.inputs import SelectionInputs
-from selfsup.selection.objectives import (
-    balance_target_shares,
-    l2_normalize,
-    log_objective,
-    similarity,
-    threshold_mask,
-    typicality,
-)
+from selfsup.selection.objectives import l2_normalize
+from selfsup.selection.registry import ObjectiveContext
 
 __all__ = ["SelectionResult", "coreset", "random_selection", "select"]
 
@@ -106,21 +88,6 @@ class SelectionResult:
     n_below_min_distance: int
 
 
-def _describe_input(inp: NumericInput | CategoricalInput) -> str:
-    if isinstance(inp, ScoresInput):
-        return f"SCORES {inp.task}/{inp.score}"
-    if isinstance(inp, MetadataInput):
-        return f"METADATA {inp.key}"
-    if isinstance(inp, CategoryCountInput):
-        return f"PREDICTIONS {inp.task} CATEGORY_COUNT {inp.category}"
-    if isinstance(inp, ClassDistributionInput):
-        return f"PREDICTIONS {inp.task} CLASS_DISTRIBUTION"
-    return f"RANDOM seed {inp.random_seed}"
-
-
-_OP_TEXT = {"BIGGER": ">", "BIGGER_EQUAL": ">=", "SMALLER": "<", "SMALLER_EQUAL": "<="}
-
-
 def _check_preselected(
     preselected: Sequence[int] | NDArray[np.integer[Any]], n: int
 ) -> NDArray[np.int64]:
@@ -136,21 +103,6 @@ def _check_preselected(
     if np.unique(pre).size != pre.size:
         raise DataError("preselected has duplicate indices")
     return pre.astype(np.int64)
-
-
-def _weights(values: NDArray[np.float64], name: str) -> NDArray[np.float64]:
-    bad = ~np.isfinite(values)
-    if bad.any():
-        raise DataError(
-            f"WEIGHTS on {name}: sample {int(np.flatnonzero(bad)[0])} has no finite value; "
-            "filter missing values with a THRESHOLD first"
-        )
-    if values.size and values.min() < 0:
-        raise DataError(
-            f"WEIGHTS on {name}: values must be >= 0, got {values.min():g} at sample "
-            f"{int(np.argmin(values))}; shift them or use a negative strength on a positive column"
-        )
-    return values
 
 
 def select(
@@ -181,55 +133,42 @@ def select(
     candidates[pre] = False
     removed_by = np.full(n, -1, dtype=np.int16)
     filters: list[str] = []
+    n_requested = config.resolve_n_new(n)
+    unfiltered = ObjectiveContext(inputs, None, candidates.copy(), n_requested)
     for strategy in config.strategies:
-        if isinstance(strategy, ThresholdStrategy):
-            name = _describe_input(strategy.input)
-            values = inputs.numeric(strategy.input)
-            keep = threshold_mask(values, strategy.operation, strategy.threshold)
-            newly = ~keep & (removed_by == -1) & candidates
+        if strategy.is_filter:
+            term = strategy.term(unfiltered)
+            assert term.keep is not None, f"filter {type(strategy).name} gave no keep mask"
+            newly = ~term.keep & (removed_by == -1) & candidates
             removed_by[newly] = len(filters)
-            filters.append(
-                f"THRESHOLD {name}: keep value {_OP_TEXT[strategy.operation]} "
-                f"{strategy.threshold:g} (missing values removed)"
-            )
+            filters.append(term.description)
     candidates &= removed_by == -1
 
-    needs_embeddings = any(
-        isinstance(s, DiversityStrategy | TypicalityStrategy | SimilarityStrategy)
-        for s in config.strategies
-    )
     embeddings = None
-    if needs_embeddings:
+    readers = [type(s).name for s in config.strategies if s.needs_embeddings]
+    if readers:
         if inputs.embeddings is None:
-            raise DataError("DIVERSITY, TYPICALITY and SIMILARITY need SelectionInputs.embeddings")
+            raise DataError(
+                f"strategies {', '.join(dict.fromkeys(readers))} need SelectionInputs.embeddings"
+            )
         embeddings = l2_normalize(inputs.embeddings)
 
+    context = ObjectiveContext(inputs, embeddings, candidates, n_requested)
     static = np.zeros(n, dtype=np.float64)
     diversity_strength = 0.0
     balance: list[BalanceTerm] = []
     for strategy in config.strategies:
-        if isinstance(strategy, DiversityStrategy):
-            diversity_strength = strategy.strength
-        elif isinstance(strategy, TypicalityStrategy):
-            assert embeddings is not None
-            static += log_objective(typicality(embeddings, strategy.k), strategy.strength)
-        elif isinstance(strategy, SimilarityStrategy):
-            assert embeddings is not None
-            queries = inputs.query_embeddings(strategy.query)
-            static += log_objective(similarity(embeddings, queries), strategy.strength)
-        elif isinstance(strategy, WeightsStrategy):
-            values = _weights(inputs.numeric(strategy.input), _describe_input(strategy.input))
-            static += log_objective(values, strategy.strength)
-        elif isinstance(strategy, RandomStrategy):
-            values = inputs.numeric(RandomInput(strategy.seed))
-            static += log_objective(values, strategy.strength)
-        elif isinstance(strategy, BalanceStrategy):
-            counts = inputs.categorical(strategy.input)
-            present = counts.counts.sum(axis=0) > 0
-            shares = balance_target_shares(counts.names, present, strategy.target)
-            balance.append(BalanceTerm(counts.counts, shares, strategy.strength))
+        if strategy.is_filter:
+            continue
+        # Each strategy computes its own term (objective); the engine only adds them up.
+        term = strategy.term(context)
+        if term.static is not None:
+            static += term.static
+        if term.diversity_strength:
+            diversity_strength = term.diversity_strength
+        if term.balance is not None:
+            balance.append(term.balance)
 
-    n_requested = config.resolve_n_new(n)
     result = greedy_select(
         embeddings=embeddings,
         diversity_strength=diversity_strength,

@@ -18,15 +18,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from selfsup.errors import DataError
-from selfsup.selection.config import (
-    CategoricalInput,
-    ClassDistributionInput,
-    MetadataInput,
-    NumericInput,
-    RandomInput,
-    ScoresInput,
-    did_you_mean,
-)
+from selfsup.selection.config import CategoricalInput, NumericInput
+from selfsup.selection.registry import did_you_mean
 
 __all__ = ["ClassCounts", "SelectionInputs"]
 
@@ -204,41 +197,58 @@ class SelectionInputs:
         return self.n_samples or 0
 
     def numeric(self, inp: NumericInput) -> FloatArray:
-        """The ``(N,)`` float64 values of a numeric input; NaN marks a missing value."""
-        if isinstance(inp, RandomInput):
-            # 1 - U[0, 1) lies in (0, 1], so no sample gets a zero weight
-            return 1.0 - np.random.default_rng(inp.random_seed).random(self.n)
-        if isinstance(inp, ScoresInput):
-            if inp.task not in self.scores:
-                hint = did_you_mean(inp.task, list(self.scores)) or "."
-                known = sorted(self.scores)
-                raise DataError(f"no scores for task {inp.task!r}{hint} Tasks with scores: {known}")
-            by_name = self.scores[inp.task]
-            if inp.score not in by_name:
-                hint = did_you_mean(inp.score, list(by_name)) or "."
-                raise DataError(
-                    f"task {inp.task!r} has no score {inp.score!r}{hint} Scores: {sorted(by_name)}"
-                )
-            return _as_float(by_name[inp.score], f"scores[{inp.task!r}][{inp.score!r}]")
-        if isinstance(inp, MetadataInput):
-            return _as_float(self._metadata(inp.key), f"metadata[{inp.key!r}]")
-        counts = self._predictions(inp.task)
-        if inp.category not in counts.names:
-            hint = did_you_mean(inp.category, counts.names) or "."
-            raise DataError(
-                f"task {inp.task!r} has no class {inp.category!r}{hint} "
-                f"Classes: {list(counts.names)}"
-            )
-        return counts.counts[:, counts.names.index(inp.category)].astype(np.float64)
+        """The ``(N,)`` float64 values of a numeric input; NaN marks a missing value.
+
+        Each typed input is its own loader (``inp.numeric(inputs)``, see
+        :mod:`selfsup.selection.registry`); this is the same call from the arrays' side.
+        """
+        return inp.numeric(self)
 
     def categorical(self, inp: CategoricalInput) -> ClassCounts:
         """The class counts of a categorical input (metadata values become one-hot classes)."""
-        if isinstance(inp, ClassDistributionInput):
-            return self._predictions(inp.task)
-        values = self._metadata(inp.key)
+        return inp.categorical(self)
+
+    def random_values(self, seed: int) -> FloatArray:
+        """``(N,)`` uniform numbers in (0, 1] drawn from ``seed`` (the RANDOM input)."""
+        # 1 - U[0, 1) lies in (0, 1], so no sample gets a zero weight
+        return 1.0 - np.random.default_rng(seed).random(self.n)
+
+    def score_values(self, task: str, score: str) -> FloatArray:
+        """``(N,)`` active-learning scores ``score`` of ``task`` (the SCORES input)."""
+        if task not in self.scores:
+            hint = did_you_mean(task, list(self.scores)) or "."
+            known = sorted(self.scores)
+            raise DataError(f"no scores for task {task!r}{hint} Tasks with scores: {known}")
+        by_name = self.scores[task]
+        if score not in by_name:
+            hint = did_you_mean(score, list(by_name)) or "."
+            raise DataError(f"task {task!r} has no score {score!r}{hint} Scores: {sorted(by_name)}")
+        return _as_float(by_name[score], f"scores[{task!r}][{score!r}]")
+
+    def metadata_numbers(self, key: str) -> FloatArray:
+        """``(N,)`` metadata column ``key`` as numbers; NaN (or None) marks a missing value."""
+        return _as_float(self._metadata(key), f"metadata[{key!r}]")
+
+    def metadata_categories(self, key: str) -> ClassCounts:
+        """Metadata column ``key`` as one-hot classes (values compared as strings)."""
+        values = self._metadata(key)
         as_text = np.array(["None" if v is None else str(v) for v in values.tolist()], dtype=object)
         names, codes = np.unique(as_text, return_inverse=True)
         return ClassCounts.from_labels(codes.astype(np.int64), [str(n) for n in names])
+
+    def category_counts(self, task: str, category: str) -> FloatArray:
+        """``(N,)`` predicted objects of class ``category`` of ``task`` per sample."""
+        counts = self.prediction_counts(task)
+        if category not in counts.names:
+            hint = did_you_mean(category, counts.names) or "."
+            raise DataError(
+                f"task {task!r} has no class {category!r}{hint} Classes: {list(counts.names)}"
+            )
+        return counts.counts[:, counts.names.index(category)].astype(np.float64)
+
+    def prediction_counts(self, task: str) -> ClassCounts:
+        """The class counts of prediction task ``task``."""
+        return self._predictions(task)
 
     def query_embeddings(self, name: str) -> NDArray[np.float32]:
         """The ``(M, D)`` embeddings of query set ``name`` (rows picked from ``embeddings``)."""

@@ -21,7 +21,9 @@ import torch
 from numpy.typing import NDArray
 
 from selfsup.errors import DataError
-from selfsup.selection.config import ThresholdOperation, did_you_mean
+from selfsup.selection.config import ThresholdOperation
+from selfsup.selection.registry import did_you_mean
+from selfsup.utils.vectors import l2_normalize as _l2_normalize
 
 __all__ = [
     "OBJECTIVE_FLOOR",
@@ -33,6 +35,7 @@ __all__ = [
     "similarity",
     "threshold_mask",
     "typicality",
+    "weights",
 ]
 
 OBJECTIVE_FLOOR: Final = 1e-30
@@ -53,22 +56,38 @@ def l2_normalize(embeddings: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
     emb = np.asarray(embeddings)
     if emb.ndim != 2:
         raise DataError(f"embeddings must be 2-D (N, D), got shape {emb.shape}")
-    if emb.dtype == np.float32 and emb.flags.c_contiguous:
-        tensor = torch.from_numpy(emb)
-        norms = torch.linalg.vector_norm(tensor, dim=1)
-        if bool(torch.all((norms - 1.0).abs() <= 1e-5)):
-            return emb
-    out = np.array(emb, dtype=np.float32, order="C", copy=True)
-    tensor = torch.from_numpy(out)
-    norms = torch.linalg.vector_norm(tensor, dim=1, keepdim=True)
-    tensor.div_(torch.where(norms > 0, norms, torch.ones_like(norms)))
-    return out
+    # torch norms, as the selections so far were computed with (numpy's differ in last bits)
+    return _l2_normalize(emb, backend="torch", reuse_unit=True)
 
 
 def log_objective(objective: NDArray[np.floating[Any]], strength: float) -> NDArray[np.float64]:
     """``strength * log(max(objective, OBJECTIVE_FLOOR))`` as float64."""
     obj = np.asarray(objective, dtype=np.float64)
     return strength * np.log(np.maximum(obj, OBJECTIVE_FLOOR))
+
+
+def weights(values: NDArray[np.float64], name: str) -> NDArray[np.float64]:
+    """The WEIGHTS objective: the ``(N,)`` values themselves, checked finite and >= 0.
+
+    Args:
+        values: ``(N,)`` values of the input.
+        name: The input as named in errors, e.g. ``METADATA lightly.sharpness``.
+
+    Raises:
+        DataError: a missing (NaN) or infinite value, or a negative one.
+    """
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataError(
+            f"WEIGHTS on {name}: sample {int(np.flatnonzero(bad)[0])} has no finite value; "
+            "filter missing values with a THRESHOLD first"
+        )
+    if values.size and values.min() < 0:
+        raise DataError(
+            f"WEIGHTS on {name}: values must be >= 0, got {values.min():g} at sample "
+            f"{int(np.argmin(values))}; shift them or use a negative strength on a positive column"
+        )
+    return values
 
 
 def typicality(embeddings: NDArray[np.float32], k: int) -> NDArray[np.float64]:

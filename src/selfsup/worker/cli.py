@@ -33,7 +33,6 @@ see docs/reliability.md.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import signal
@@ -42,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from selfsup.errors import ConfigError
+from selfsup.errors import ConfigError, did_you_mean
 from selfsup.worker.config import SECONDS_FIELDS
 
 TOKEN_ENV = "SELFSUP_TOKEN"
@@ -101,8 +100,7 @@ def parse_worker_args(argv: Sequence[str], env: dict[str, str] | None = None) ->
         if not sep:
             raise ConfigError(f"argument {arg!r} is not key=value (e.g. worker.name=gpu-box-1)")
         if key not in _KEYS:
-            close = difflib.get_close_matches(key, list(_KEYS), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(_KEYS)}"
+            hint = did_you_mean(key, _KEYS, cutoff=0.6) or f"; known keys: {', '.join(_KEYS)}"
             raise ConfigError(f"unknown worker key {key!r}{hint}")
         field = _KEYS[key]
         try:

@@ -126,23 +126,21 @@ class LinearClassifier(pl.LightningModule):
         return loss, logits_topk_accuracy(logits, targets, self.topk)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        loss, topk = self.shared_step(batch, batch_idx)
-        batch_size = len(batch[1])
-        self.log("train_loss", loss, prog_bar=True, sync_dist=True, batch_size=batch_size)
-        self.log_dict(
-            {f"train_top{k}": accuracy for k, accuracy in topk.items()},
-            sync_dist=True,
-            batch_size=batch_size,
-        )
-        return loss
+        """Loss of a train batch; logs ``train_loss`` and ``train_top{k}``."""
+        return self._step("train", batch, batch_idx)
 
     def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+        """Loss of a validation batch; logs ``val_loss`` and ``val_top{k}``."""
+        return self._step("val", batch, batch_idx)
+
+    def _step(self, stage: str, batch: Any, batch_idx: int) -> Tensor:
         loss, topk = self.shared_step(batch, batch_idx)
         batch_size = len(batch[1])
-        self.log("val_loss", loss, prog_bar=True, sync_dist=True, batch_size=batch_size)
+        self.log(f"{stage}_loss", loss, prog_bar=True, sync_dist=True, batch_size=batch_size)
+        # Validation accuracies go to the progress bar, train ones (noisy per batch) do not.
         self.log_dict(
-            {f"val_top{k}": accuracy for k, accuracy in topk.items()},
-            prog_bar=True,
+            {f"{stage}_top{k}": accuracy for k, accuracy in topk.items()},
+            prog_bar=stage == "val",
             sync_dist=True,
             batch_size=batch_size,
         )
