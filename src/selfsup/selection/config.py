@@ -1,5 +1,4 @@
-"""Selection configs: the lightly ``selection_config`` as pydantic models, and the typed
-strategies the engine runs.
+"""Selection configs: the lightly ``selection_config`` as one pydantic model, resolved once.
 
 A selection is described by *strategies*, each reading one *input* (embeddings, scores,
 metadata, predictions or random numbers), and by *stopping conditions*. Users write the dict
@@ -18,24 +17,14 @@ form of the lightly Worker::
         ],
     }
 
-:class:`SelectionConfigModel` validates it (``input`` and ``strategy`` are discriminated unions
-on ``type`` over the registered types of :mod:`selfsup.selection.registry`), once, and is what
-``RunConfig.selection_config`` holds; :meth:`SelectionConfigModel.to_selection` gives the typed
-:class:`SelectionConfig` that :func:`selfsup.selection.select` consumes.
-
-Accepted input/strategy pairs (as in lightly, plus KMEANS):
-
-============================================  =========================================
-input                                         strategies
-============================================  =========================================
-``EMBEDDINGS``                                ``DIVERSITY``, ``TYPICALITY``, ``KMEANS``
-``EMBEDDINGS`` with ``query``                 ``SIMILARITY``
-``SCORES`` (``task``, ``score``)              ``WEIGHTS``, ``THRESHOLD``
-``METADATA`` (``key``)                        ``WEIGHTS``, ``THRESHOLD`` (numbers), ``BALANCE``
-``PREDICTIONS`` ``name=CATEGORY_COUNT``       ``WEIGHTS``, ``THRESHOLD``
-``PREDICTIONS`` ``name=CLASS_DISTRIBUTION``   ``BALANCE``
-``RANDOM`` (``random_seed``)                  ``WEIGHTS`` (= :class:`RandomStrategy`), ``THRESHOLD``
-============================================  =========================================
+:class:`SelectionConfigModel` validates it once (``input`` and ``strategy`` are discriminated
+unions on ``type`` over the types registered in :mod:`selfsup.selection.registry`: the built-in
+ones of :mod:`~selfsup.selection.input_types` and :mod:`~selfsup.selection.strategies`, and the
+modules of ``STRATEGY_MODULES``) and is what ``RunConfig.selection_config`` holds;
+:meth:`SelectionConfigModel.to_selection` gives the typed :class:`SelectionConfig` that
+:func:`selfsup.selection.select` runs. :func:`legacy_selection_model` maps the legacy
+``method`` / ``stopping_condition`` keys to the same model. Which strategy reads which input,
+and every key with its default: ``docs/selection.md`` (and ``selfsup run --help``).
 
 Every strategy except THRESHOLD takes an optional ``strength`` (default 1.0): the exponent of
 its objective in the product that the greedy engine maximises (see
@@ -46,7 +35,7 @@ in (0, 1] read as a fraction of all samples), ``proportion_samples`` (a fraction
 
 Errors are :class:`SelectionConfigError` (a :class:`~selfsup.errors.ConfigError`) whose message
 starts with the dotted key path at fault and, for unknown names, suggests the closest valid one.
-Every default lives once, here (``DEFAULT_*``) or in :mod:`selfsup.selection.registry`.
+Every default lives once, in a ``DEFAULT_*`` constant beside the model that uses it.
 """
 
 from __future__ import annotations
@@ -55,58 +44,54 @@ import importlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import (
-    TYPE_CHECKING,
-    Annotated,
-    Any,
-    ClassVar,
-    Final,
-    Literal,
-    TypeAlias,
-    Union,
-    get_args,
-)
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeAlias, Union, get_args
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+# The built-in inputs and strategies register themselves on import.
+from selfsup.selection.input_types import (
+    DEFAULT_RANDOM_SEED,
+    CategoricalInput,
+    CategoryCountInput,
+    ClassDistributionInput,
+    MetadataInput,
+    NumericInput,
+    RandomInput,
+    ScoresInput,
+)
 from selfsup.selection.registry import (
-    DEFAULT_STRENGTH,
     INPUTS,
     KIND_TEXT,
     MAX_STRENGTH,
     STRATEGIES,
     ConfigModel,
     InputConfig,
-    InputKind,
     InputType,
-    ObjectiveContext,
     SelectionConfigError,
     StrategyConfig,
     StrategyType,
-    StrengthConfig,
-    Term,
     TypedStrategy,
     check_choice,
     check_fraction,
-    check_int,
     check_min_distance,
     check_n_samples,
     check_name,
     check_number,
-    check_strength,
-    check_target,
     did_you_mean,
     fail,
-    register_input,
-    register_strategy,
 )
-
-if TYPE_CHECKING:
-    import numpy as np
-    from numpy.typing import NDArray
-
-    from selfsup.selection.inputs import ClassCounts, SelectionInputs
+from selfsup.selection.strategies import (
+    DEFAULT_TYPICALITY_K,
+    BalanceStrategy,
+    DiversityStrategy,
+    RandomStrategy,
+    SimilarityStrategy,
+    ThresholdOperation,
+    ThresholdStrategy,
+    TypicalityStrategy,
+    WeightsStrategy,
+)
 
 __all__ = [
     "DEFAULT_METHOD",
@@ -141,10 +126,6 @@ __all__ = [
     "selection_shape",
 ]
 
-ThresholdOperation: TypeAlias = Literal["BIGGER", "BIGGER_EQUAL", "SMALLER", "SMALLER_EQUAL"]
-THRESHOLD_OPERATIONS: Final[tuple[str, ...]] = get_args(ThresholdOperation)
-PredictionName: TypeAlias = Literal["CLASS_DISTRIBUTION", "CATEGORY_COUNT"]
-PREDICTION_NAMES: Final[tuple[str, ...]] = get_args(PredictionName)
 LegacyMethod: TypeAlias = Literal["typicality_coreset", "coreset", "random", "coral"]
 LEGACY_METHODS: Final[tuple[str, ...]] = get_args(LegacyMethod)
 
@@ -157,423 +138,11 @@ DEFAULT_METHOD: Final = "typicality_coreset"
 #: label_efficiency.py).
 DEFAULT_TYPICALITY: Final[tuple[int, float]] = (50, 0.75)
 
-#: Neighbours of a TYPICALITY strategy that names no ``k``.
-DEFAULT_TYPICALITY_K: Final = 20
-
-#: Seed of RANDOM inputs and of ``method=random``.
-DEFAULT_RANDOM_SEED: Final = 0
-
 #: The active-learning score of the legacy ``active_learning`` block when it names none.
 DEFAULT_SCORE_NAME: Final = "uncertainty_margin"
 
 #: Modules whose import registers further strategy types (one line per added strategy).
 STRATEGY_MODULES: Final[tuple[str, ...]] = ("selfsup.selection.kmeans",)
-
-
-# ----------------------------------------------------------------------------- typed inputs
-
-
-@dataclass(frozen=True)
-class ScoresInput:
-    """Active-learning scores ``score`` computed for prediction task ``task`` (numeric)."""
-
-    task: str
-    score: str
-
-    kind: ClassVar[InputKind] = "NUMERIC"
-
-    def __post_init__(self) -> None:
-        check_name(self.task, "ScoresInput.task")
-        check_name(self.score, "ScoresInput.score")
-
-    def describe(self) -> str:
-        """``SCORES task/score``."""
-        return f"SCORES {self.task}/{self.score}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly ``input`` dict."""
-        return {"type": "SCORES", "task": self.task, "score": self.score}
-
-    def numeric(self, inputs: SelectionInputs) -> NDArray[np.float64]:
-        """``(N,)`` scores; NaN marks a missing value."""
-        return inputs.score_values(self.task, self.score)
-
-
-@dataclass(frozen=True)
-class MetadataInput:
-    """The metadata column ``key``: numeric for WEIGHTS/THRESHOLD, any values for BALANCE."""
-
-    key: str
-
-    kind: ClassVar[InputKind] = "NUMERIC_OR_CATEGORICAL"
-
-    def __post_init__(self) -> None:
-        check_name(self.key, "MetadataInput.key")
-
-    def describe(self) -> str:
-        """``METADATA key``."""
-        return f"METADATA {self.key}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly ``input`` dict."""
-        return {"type": "METADATA", "key": self.key}
-
-    def numeric(self, inputs: SelectionInputs) -> NDArray[np.float64]:
-        """``(N,)`` values as numbers; NaN marks a missing value."""
-        return inputs.metadata_numbers(self.key)
-
-    def categorical(self, inputs: SelectionInputs) -> ClassCounts:
-        """One-hot class counts of the values (compared as strings)."""
-        return inputs.metadata_categories(self.key)
-
-
-@dataclass(frozen=True)
-class CategoryCountInput:
-    """Number of predicted objects of class ``category`` per sample in task ``task``."""
-
-    task: str
-    category: str
-
-    kind: ClassVar[InputKind] = "NUMERIC"
-
-    def __post_init__(self) -> None:
-        check_name(self.task, "CategoryCountInput.task")
-        check_name(self.category, "CategoryCountInput.category")
-
-    def describe(self) -> str:
-        """``PREDICTIONS task CATEGORY_COUNT category``."""
-        return f"PREDICTIONS {self.task} CATEGORY_COUNT {self.category}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly ``input`` dict."""
-        return {
-            "type": "PREDICTIONS",
-            "task": self.task,
-            "name": "CATEGORY_COUNT",
-            "category": self.category,
-        }
-
-    def numeric(self, inputs: SelectionInputs) -> NDArray[np.float64]:
-        """``(N,)`` objects of the class per sample."""
-        return inputs.category_counts(self.task, self.category)
-
-
-@dataclass(frozen=True)
-class ClassDistributionInput:
-    """Predicted classes (one per image, or objects per image) of task ``task``."""
-
-    task: str
-
-    kind: ClassVar[InputKind] = "CATEGORICAL"
-
-    def __post_init__(self) -> None:
-        check_name(self.task, "ClassDistributionInput.task")
-
-    def describe(self) -> str:
-        """``PREDICTIONS task CLASS_DISTRIBUTION``."""
-        return f"PREDICTIONS {self.task} CLASS_DISTRIBUTION"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly ``input`` dict."""
-        return {"type": "PREDICTIONS", "task": self.task, "name": "CLASS_DISTRIBUTION"}
-
-    def categorical(self, inputs: SelectionInputs) -> ClassCounts:
-        """The task's class counts."""
-        return inputs.prediction_counts(self.task)
-
-
-@dataclass(frozen=True)
-class RandomInput:
-    """Uniform random numbers in (0, 1], one per sample, drawn from ``random_seed``."""
-
-    random_seed: int = DEFAULT_RANDOM_SEED
-
-    kind: ClassVar[InputKind] = "NUMERIC"
-
-    def __post_init__(self) -> None:
-        check_int(self.random_seed, "RandomInput.random_seed", 0)
-
-    def describe(self) -> str:
-        """``RANDOM seed S``."""
-        return f"RANDOM seed {self.random_seed}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly ``input`` dict."""
-        return {"type": "RANDOM", "random_seed": self.random_seed}
-
-    def numeric(self, inputs: SelectionInputs) -> NDArray[np.float64]:
-        """``(N,)`` numbers ``1 - U[0, 1)`` from the seed: no sample gets a zero weight."""
-        return inputs.random_values(self.random_seed)
-
-
-NumericInput: TypeAlias = ScoresInput | MetadataInput | CategoryCountInput | RandomInput
-CategoricalInput: TypeAlias = MetadataInput | ClassDistributionInput
-_NUMERIC_KINDS: Final[tuple[InputKind, ...]] = ("NUMERIC", "NUMERIC_OR_CATEGORICAL")
-_CATEGORICAL_KINDS: Final[tuple[InputKind, ...]] = ("CATEGORICAL", "NUMERIC_OR_CATEGORICAL")
-
-
-def _typed_input(value: object, path: str, kinds: tuple[InputKind, ...], what: str) -> None:
-    if getattr(type(value), "kind", None) not in kinds or not hasattr(value, "to_dict"):
-        fail(path, f"expected a {what} input, got {value!r}")
-
-
-# ----------------------------------------------------------------------------- typed strategies
-
-
-@dataclass(frozen=True)
-class DiversityStrategy:
-    """k-center greedy on L2-normalised embeddings: objective = distance to nearest chosen."""
-
-    strength: float = DEFAULT_STRENGTH
-
-    name: ClassVar[str] = "DIVERSITY"
-    needs_embeddings: ClassVar[bool] = True
-    is_filter: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self,
-            "strength",
-            check_strength(self.strength, "DiversityStrategy.strength", positive=True),
-        )
-
-    def term(self, context: ObjectiveContext) -> Term:
-        """The k-center distance term; the greedy engine updates it after each pick."""
-        return Term(diversity_strength=self.strength)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly entry."""
-        return {
-            "input": {"type": "EMBEDDINGS"},
-            "strategy": {"type": "DIVERSITY", "strength": self.strength},
-        }
-
-
-@dataclass(frozen=True)
-class TypicalityStrategy:
-    """k-nearest-neighbour density: objective = 1 / mean distance to the ``k`` nearest samples."""
-
-    k: int = DEFAULT_TYPICALITY_K
-    strength: float = DEFAULT_STRENGTH
-
-    name: ClassVar[str] = "TYPICALITY"
-    needs_embeddings: ClassVar[bool] = True
-    is_filter: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        check_int(self.k, "TypicalityStrategy.k", 1)
-        object.__setattr__(
-            self, "strength", check_strength(self.strength, "TypicalityStrategy.strength")
-        )
-
-    def term(self, context: ObjectiveContext) -> Term:
-        """``strength * log typicality``, fixed for the whole selection."""
-        from selfsup.selection.objectives import log_objective, typicality
-
-        assert context.embeddings is not None
-        return Term(static=log_objective(typicality(context.embeddings, self.k), self.strength))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly entry."""
-        return {
-            "input": {"type": "EMBEDDINGS"},
-            "strategy": {"type": "TYPICALITY", "k": self.k, "strength": self.strength},
-        }
-
-
-@dataclass(frozen=True)
-class SimilarityStrategy:
-    """Closeness to the query set named ``query`` in :class:`SelectionInputs.queries`."""
-
-    query: str
-    strength: float = DEFAULT_STRENGTH
-
-    name: ClassVar[str] = "SIMILARITY"
-    needs_embeddings: ClassVar[bool] = True
-    is_filter: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        check_name(self.query, "SimilarityStrategy.query")
-        object.__setattr__(
-            self, "strength", check_strength(self.strength, "SimilarityStrategy.strength")
-        )
-
-    def term(self, context: ObjectiveContext) -> Term:
-        """``strength * log similarity`` to the nearest query."""
-        from selfsup.selection.objectives import log_objective, similarity
-
-        assert context.embeddings is not None
-        queries = context.inputs.query_embeddings(self.query)
-        return Term(static=log_objective(similarity(context.embeddings, queries), self.strength))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly entry."""
-        return {
-            "input": {"type": "EMBEDDINGS", "query": self.query},
-            "strategy": {"type": "SIMILARITY", "strength": self.strength},
-        }
-
-
-@dataclass(frozen=True)
-class WeightsStrategy:
-    """Prefer samples with large non-negative values of a numeric input (objective = value)."""
-
-    input: NumericInput
-    strength: float = DEFAULT_STRENGTH
-
-    name: ClassVar[str] = "WEIGHTS"
-    needs_embeddings: ClassVar[bool] = False
-    is_filter: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        _typed_input(self.input, "WeightsStrategy.input", _NUMERIC_KINDS, "numeric")
-        object.__setattr__(
-            self, "strength", check_strength(self.strength, "WeightsStrategy.strength")
-        )
-
-    def term(self, context: ObjectiveContext) -> Term:
-        """``strength * log value``; values must be finite and >= 0."""
-        from selfsup.selection.objectives import log_objective, weights
-
-        values = weights(self.input.numeric(context.inputs), self.input.describe())
-        return Term(static=log_objective(values, self.strength))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly entry."""
-        return {
-            "input": self.input.to_dict(),
-            "strategy": {"type": "WEIGHTS", "strength": self.strength},
-        }
-
-
-_OP_TEXT: Final[dict[str, str]] = {
-    "BIGGER": ">",
-    "BIGGER_EQUAL": ">=",
-    "SMALLER": "<",
-    "SMALLER_EQUAL": "<=",
-}
-
-
-@dataclass(frozen=True)
-class ThresholdStrategy:
-    """Keep only samples whose numeric input satisfies ``value <operation> threshold``.
-
-    Thresholds are applied before every other strategy; a missing value (NaN) fails them.
-    """
-
-    input: NumericInput
-    operation: ThresholdOperation
-    threshold: float
-
-    name: ClassVar[str] = "THRESHOLD"
-    needs_embeddings: ClassVar[bool] = False
-    is_filter: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        _typed_input(self.input, "ThresholdStrategy.input", _NUMERIC_KINDS, "numeric")
-        check_choice(
-            self.operation, THRESHOLD_OPERATIONS, "ThresholdStrategy.operation", "operation"
-        )
-        object.__setattr__(
-            self, "threshold", check_number(self.threshold, "ThresholdStrategy.threshold")
-        )
-
-    def term(self, context: ObjectiveContext) -> Term:
-        """The keep mask (a missing value is never kept) and its description."""
-        from selfsup.selection.objectives import threshold_mask
-
-        keep = threshold_mask(self.input.numeric(context.inputs), self.operation, self.threshold)
-        text = (
-            f"THRESHOLD {self.input.describe()}: keep value {_OP_TEXT[self.operation]} "
-            f"{self.threshold:g} (missing values removed)"
-        )
-        return Term(keep=keep, description=text)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly entry."""
-        return {
-            "input": self.input.to_dict(),
-            "strategy": {
-                "type": "THRESHOLD",
-                "operation": self.operation,
-                "threshold": self.threshold,
-            },
-        }
-
-
-@dataclass(frozen=True)
-class BalanceStrategy:
-    """Steer the class distribution of the chosen set toward ``target``.
-
-    ``target`` maps category names to shares (summing to at most 1; any remainder is spread
-    evenly over the categories not listed) or is ``"uniform"`` (every category present in the
-    input gets the same share).
-    """
-
-    input: CategoricalInput
-    target: Mapping[str, float] | Literal["uniform"] = "uniform"
-    strength: float = DEFAULT_STRENGTH
-
-    name: ClassVar[str] = "BALANCE"
-    needs_embeddings: ClassVar[bool] = False
-    is_filter: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        _typed_input(self.input, "BalanceStrategy.input", _CATEGORICAL_KINDS, "categorical")
-        object.__setattr__(self, "target", check_target(self.target, "BalanceStrategy.target"))
-        object.__setattr__(
-            self, "strength", check_strength(self.strength, "BalanceStrategy.strength")
-        )
-
-    def term(self, context: ObjectiveContext) -> Term:
-        """A D'Hondt balance term; the greedy engine updates it after each pick."""
-        from selfsup.selection.greedy import BalanceTerm
-        from selfsup.selection.objectives import balance_target_shares
-
-        counts = self.input.categorical(context.inputs)
-        present = counts.counts.sum(axis=0) > 0
-        shares = balance_target_shares(counts.names, present, self.target)
-        return Term(balance=BalanceTerm(counts.counts, shares, self.strength))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly entry."""
-        target = self.target if self.target == "uniform" else dict(self.target)
-        return {
-            "input": self.input.to_dict(),
-            "strategy": {"type": "BALANCE", "target": target, "strength": self.strength},
-        }
-
-
-@dataclass(frozen=True)
-class RandomStrategy:
-    """Random selection: WEIGHTS on uniform random numbers drawn from ``seed``."""
-
-    seed: int = DEFAULT_RANDOM_SEED
-    strength: float = DEFAULT_STRENGTH
-
-    name: ClassVar[str] = "WEIGHTS"
-    needs_embeddings: ClassVar[bool] = False
-    is_filter: ClassVar[bool] = False
-
-    def __post_init__(self) -> None:
-        check_int(self.seed, "RandomStrategy.seed", 0)
-        object.__setattr__(
-            self, "strength", check_strength(self.strength, "RandomStrategy.strength")
-        )
-
-    def term(self, context: ObjectiveContext) -> Term:
-        """``strength * log u`` of uniform numbers ``u`` in (0, 1] from the seed."""
-        from selfsup.selection.objectives import log_objective
-
-        values = RandomInput(self.seed).numeric(context.inputs)
-        return Term(static=log_objective(values, self.strength))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The lightly entry."""
-        return {
-            "input": {"type": "RANDOM", "random_seed": self.seed},
-            "strategy": {"type": "WEIGHTS", "strength": self.strength},
-        }
 
 
 #: Any typed strategy: the built-in ones and those of ``STRATEGY_MODULES``.
@@ -683,306 +252,6 @@ class SelectionConfig:
         return out
 
 
-# ----------------------------------------------------------------------------- input models
-
-
-def _optional_name(value: object) -> str | None:
-    return None if value is None else check_name(value, "")
-
-
-class EmbeddingsInputConfig(InputConfig):
-    """``{"type": "EMBEDDINGS", "query"?}``: the embeddings, or closeness to a query set."""
-
-    type: Literal["EMBEDDINGS"] = "EMBEDDINGS"
-    query: str | None = Field(None, description="query set of SIMILARITY")
-
-    @field_validator("query", mode="before")
-    @classmethod
-    def _query(cls, value: object) -> str | None:
-        return _optional_name(value)
-
-    def resolve(self) -> tuple[InputKind, Any]:
-        """QUERY with the query set's name, else plain EMBEDDINGS."""
-        return ("QUERY", self.query) if self.query is not None else ("EMBEDDINGS", None)
-
-
-class ScoresInputConfig(InputConfig):
-    """``{"type": "SCORES", "task", "score"}``: active-learning scores of a prediction task."""
-
-    type: Literal["SCORES"] = "SCORES"
-    task: str
-    score: str
-
-    @field_validator("task", "score", mode="before")
-    @classmethod
-    def _names(cls, value: object) -> str:
-        return check_name(value, "")
-
-    def resolve(self) -> tuple[InputKind, Any]:
-        """A numeric :class:`ScoresInput`."""
-        return "NUMERIC", ScoresInput(self.task, self.score)
-
-
-class MetadataInputConfig(InputConfig):
-    """``{"type": "METADATA", "key"}``: a metadata column (numbers or categories)."""
-
-    type: Literal["METADATA"] = "METADATA"
-    key: str
-
-    @field_validator("key", mode="before")
-    @classmethod
-    def _key(cls, value: object) -> str:
-        return check_name(value, "")
-
-    def resolve(self) -> tuple[InputKind, Any]:
-        """A :class:`MetadataInput`, numeric or categorical."""
-        return "NUMERIC_OR_CATEGORICAL", MetadataInput(self.key)
-
-
-class PredictionsInputConfig(InputConfig):
-    """``{"type": "PREDICTIONS", "task", "name", "category"?}``: predicted classes."""
-
-    type: Literal["PREDICTIONS"] = "PREDICTIONS"
-    task: str
-    name: PredictionName
-    category: str | None = Field(None, description="the class to count (CATEGORY_COUNT)")
-
-    @field_validator("task", mode="before")
-    @classmethod
-    def _task(cls, value: object) -> str:
-        return check_name(value, "")
-
-    @field_validator("category", mode="before")
-    @classmethod
-    def _category(cls, value: object) -> str | None:
-        return _optional_name(value)
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name(cls, value: object) -> str:
-        return check_choice(value, PREDICTION_NAMES, "", "prediction name")
-
-    @model_validator(mode="after")
-    def _category_with_count(self) -> PredictionsInputConfig:
-        if self.name == "CATEGORY_COUNT" and self.category is None:
-            fail(".category", "required with name CATEGORY_COUNT (the class to count)")
-        if self.name != "CATEGORY_COUNT" and self.category is not None:
-            fail(".category", "only used with name CATEGORY_COUNT")
-        return self
-
-    def resolve(self) -> tuple[InputKind, Any]:
-        """A numeric :class:`CategoryCountInput` or categorical :class:`ClassDistributionInput`."""
-        if self.name == "CATEGORY_COUNT":
-            assert self.category is not None
-            return "NUMERIC", CategoryCountInput(self.task, self.category)
-        return "CATEGORICAL", ClassDistributionInput(self.task)
-
-
-class RandomInputConfig(InputConfig):
-    """``{"type": "RANDOM", "random_seed"?}``: uniform random numbers in (0, 1]."""
-
-    type: Literal["RANDOM"] = "RANDOM"
-    random_seed: int = DEFAULT_RANDOM_SEED
-
-    @field_validator("random_seed", mode="before")
-    @classmethod
-    def _seed(cls, value: object) -> int:
-        return check_int(value, "", 0)
-
-    def resolve(self) -> tuple[InputKind, Any]:
-        """A numeric :class:`RandomInput`."""
-        return "NUMERIC", RandomInput(self.random_seed)
-
-
-for _input in (
-    EmbeddingsInputConfig,
-    ScoresInputConfig,
-    MetadataInputConfig,
-    PredictionsInputConfig,
-    RandomInputConfig,
-):
-    register_input(InputType(get_args(_input.model_fields["type"].annotation)[0], _input))
-
-
-# ----------------------------------------------------------------------------- strategy models
-
-
-class DiversityConfig(StrengthConfig):
-    """``{"type": "DIVERSITY", "strength"?, "stopping_condition_minimum_distance"?}``."""
-
-    positive_strength: ClassVar[bool] = True
-
-    type: Literal["DIVERSITY"] = "DIVERSITY"
-    stopping_condition_minimum_distance: float | None = Field(
-        None, description="stop when every candidate is closer than this to a chosen sample"
-    )
-
-    @field_validator("stopping_condition_minimum_distance", mode="before")
-    @classmethod
-    def _min_distance(cls, value: object) -> float | None:
-        # lightly writes -1 for "no minimum distance"
-        if value is None or check_number(value, "") < 0:
-            return None
-        return check_min_distance(value, "")
-
-    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
-        """A :class:`DiversityStrategy`."""
-        return DiversityStrategy(self.strength)
-
-    def min_distance(self) -> float | None:
-        """``stopping_condition_minimum_distance`` (None for lightly's -1)."""
-        return self.stopping_condition_minimum_distance
-
-
-class TypicalityConfig(StrengthConfig):
-    """``{"type": "TYPICALITY", "k"?, "strength"?}``."""
-
-    type: Literal["TYPICALITY"] = "TYPICALITY"
-    k: int = Field(DEFAULT_TYPICALITY_K, description="neighbours of the density estimate")
-
-    @field_validator("k", mode="before")
-    @classmethod
-    def _k(cls, value: object) -> int:
-        return check_int(value, "", 1)
-
-    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
-        """A :class:`TypicalityStrategy`."""
-        return TypicalityStrategy(k=self.k, strength=self.strength)
-
-
-class SimilarityConfig(StrengthConfig):
-    """``{"type": "SIMILARITY", "strength"?}`` on ``EMBEDDINGS`` with a ``query``."""
-
-    type: Literal["SIMILARITY"] = "SIMILARITY"
-
-    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
-        """A :class:`SimilarityStrategy` toward the input's query set."""
-        return SimilarityStrategy(query=value, strength=self.strength)
-
-
-class WeightsConfig(StrengthConfig):
-    """``{"type": "WEIGHTS", "strength"?}`` on a numeric input (RANDOM: random selection)."""
-
-    type: Literal["WEIGHTS"] = "WEIGHTS"
-
-    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
-        """A :class:`WeightsStrategy`, or a :class:`RandomStrategy` on a RANDOM input."""
-        if isinstance(value, RandomInput):
-            return RandomStrategy(seed=value.random_seed, strength=self.strength)
-        return WeightsStrategy(input=value, strength=self.strength)
-
-
-class ThresholdConfig(StrategyConfig):
-    """``{"type": "THRESHOLD", "operation", "threshold"}`` on a numeric input."""
-
-    type: Literal["THRESHOLD"] = "THRESHOLD"
-    operation: ThresholdOperation
-    threshold: float
-
-    @field_validator("operation", mode="before")
-    @classmethod
-    def _operation(cls, value: object) -> str:
-        return check_choice(value, THRESHOLD_OPERATIONS, "", "operation")
-
-    @field_validator("threshold", mode="before")
-    @classmethod
-    def _threshold(cls, value: object) -> float:
-        return check_number(value, "")
-
-    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
-        """A :class:`ThresholdStrategy`."""
-        return ThresholdStrategy(value, self.operation, self.threshold)
-
-
-class BalanceConfig(StrengthConfig):
-    """``{"type": "BALANCE", "target"?, "strength"?}`` on a categorical input."""
-
-    type: Literal["BALANCE"] = "BALANCE"
-    target: dict[str, float] | Literal["uniform"] = Field(
-        "uniform", description="'uniform' or category -> share (shares summing to <= 1)"
-    )
-
-    @field_validator("target", mode="before")
-    @classmethod
-    def _target(cls, value: object) -> dict[str, float] | Literal["uniform"]:
-        return check_target(value, "")
-
-    def build(self, kind: InputKind, value: Any) -> TypedStrategy:
-        """A :class:`BalanceStrategy`."""
-        return BalanceStrategy(value, self.target, self.strength)
-
-
-_EMBEDDINGS: Final = {"input": {"type": "EMBEDDINGS"}}
-_NUMERIC_TEXT: Final = KIND_TEXT["NUMERIC"]
-register_strategy(
-    StrategyType(
-        "DIVERSITY",
-        DiversityConfig,
-        ("EMBEDDINGS",),
-        "EMBEDDINGS",
-        (DiversityStrategy,),
-        "distance to the nearest chosen sample (k-center greedy)",
-        {**_EMBEDDINGS, "strategy": {"type": "DIVERSITY"}},
-    )
-)
-register_strategy(
-    StrategyType(
-        "TYPICALITY",
-        TypicalityConfig,
-        ("EMBEDDINGS",),
-        "EMBEDDINGS",
-        (TypicalityStrategy,),
-        "1 / mean distance to the k nearest neighbours (density)",
-        {**_EMBEDDINGS, "strategy": {"type": "TYPICALITY", "k": 3}},
-    )
-)
-register_strategy(
-    StrategyType(
-        "SIMILARITY",
-        SimilarityConfig,
-        ("QUERY",),
-        "EMBEDDINGS with a query",
-        (SimilarityStrategy,),
-        "closeness to the nearest sample of a query set",
-        {"input": {"type": "EMBEDDINGS", "query": "q"}, "strategy": {"type": "SIMILARITY"}},
-    )
-)
-register_strategy(
-    StrategyType(
-        "WEIGHTS",
-        WeightsConfig,
-        _NUMERIC_KINDS,
-        _NUMERIC_TEXT,
-        (WeightsStrategy, RandomStrategy),
-        "the input value (>= 0)",
-        {"input": {"type": "METADATA", "key": "w"}, "strategy": {"type": "WEIGHTS"}},
-    )
-)
-register_strategy(
-    StrategyType(
-        "THRESHOLD",
-        ThresholdConfig,
-        _NUMERIC_KINDS,
-        _NUMERIC_TEXT,
-        (ThresholdStrategy,),
-        "filter: keep value <operation> threshold",
-        {
-            "input": {"type": "METADATA", "key": "w"},
-            "strategy": {"type": "THRESHOLD", "operation": "BIGGER", "threshold": 0.5},
-        },
-    )
-)
-register_strategy(
-    StrategyType(
-        "BALANCE",
-        BalanceConfig,
-        _CATEGORICAL_KINDS,
-        KIND_TEXT["CATEGORICAL"],
-        (BalanceStrategy,),
-        "steer the class mix of the chosen set toward a target",
-        {"input": {"type": "METADATA", "key": "cls"}, "strategy": {"type": "BALANCE"}},
-    )
-)
 for _module in STRATEGY_MODULES:
     importlib.import_module(_module)
 

@@ -8,7 +8,9 @@ one greedy loop picks, one sample at a time, the candidate with the largest
 Because it is a product, the scale of each objective is irrelevant (doubling every weight
 doubles every product), so strategies need no normalisation against each other; ``strength``
 sets their relative importance, and a negative strength inverts a static objective (prefer
-low weights, atypical samples, samples far from a query). Objectives:
+low weights, atypical samples, samples far from a query). Each strategy computes its own term
+(``strategy.term``, see :mod:`selfsup.selection.registry`); the objectives of the built-in
+ones (every registered one: ``docs/selection.md``):
 
 ================  =============================================================  =========
 strategy          objective of sample x                                          changes
