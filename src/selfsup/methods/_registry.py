@@ -30,6 +30,7 @@ _CATALOG: dict[str, str] = {
     "mmcr": "selfsup.methods.mmcr:METHOD",
     "hypersphere": "selfsup.methods.hypersphere:METHOD",
     "directclr": "selfsup.methods.directclr:METHOD",
+    "wmse": "selfsup.methods.wmse:METHOD",
     "dino": "selfsup.methods.dino:METHOD",
     "nnclr": "selfsup.methods.nnclr:METHOD",
     "swav": "selfsup.methods.swav:METHOD",

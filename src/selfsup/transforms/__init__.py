@@ -45,6 +45,7 @@ from selfsup.transforms.swav_transform import SwaVTransform, SwaVViewTransform
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
 from selfsup.transforms.vicreg_transform import VICRegTransform, VICRegViewTransform
 from selfsup.transforms.view_transform import ViewParams, ViewTransform
+from selfsup.transforms.wmse_transform import WMSETransform
 
 __all__ = [
     "IMAGENET_NORMALIZE",
@@ -83,6 +84,7 @@ __all__ = [
     "VICRegViewTransform",
     "ViewParams",
     "ViewTransform",
+    "WMSETransform",
     "image_size",
     "random_rotation_transform",
 ]
