@@ -60,8 +60,7 @@ class MoCoV3Loss(nn.Module):
     ``loss = criterion(q1, k2) + criterion(q2, k1)``.
 
     Args:
-        temperature: τ, a finite number >= 1e-8 (0.2 in the paper's Algorithm 1 setting
-            used here for ResNets).
+        temperature: τ, a finite number >= 1e-8 (0.2 by default).
         gather_distributed: If True and ``torch.distributed`` is initialised with more than
             one process, queries and keys of all processes are gathered (with gradients) and
             every process computes the loss of the global batch: the keys of every process
