@@ -150,9 +150,9 @@ def test_help_shows_the_shape_of_selection_config() -> None:
     from selfsup.config import describe
 
     line = next(x for x in describe(RunConfig).splitlines() if "selection_config" in x)
-    assert "strategies: [{input: {type: EMBEDDINGS|SCORES|" in line
-    assert "DIVERSITY|TYPICALITY|" in line
-    assert "KMEANS" in line
+    assert "strategies: [{input: {type: EMBEDDINGS(query?) | SCORES(task, score) |" in line
+    assert "strategy: {type: DIVERSITY(strength?, stopping_condition_minimum_distance?) |" in line
+    assert "KMEANS(strength?, n_clusters?, seed?)" in line
 
 
 def test_the_size_switch_is_a_resolved_config_that_says_so() -> None:

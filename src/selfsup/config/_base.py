@@ -8,6 +8,7 @@ the dotted key at fault, what was given, what is accepted, and suggest the close
 from __future__ import annotations
 
 import os
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping, Sequence
@@ -264,7 +265,10 @@ def _type_name(annotation: Any) -> str:
     if get_origin(annotation) is typing.Literal:
         return "|".join(str(a) for a in get_args(annotation))
     name = getattr(annotation, "__name__", None)
-    return name if isinstance(name, str) else str(annotation).replace("typing.", "")
+    if isinstance(name, str):
+        return name
+    # 'selfsup.selection.config.SelectionConfigModel | None' -> 'SelectionConfigModel | None'
+    return re.sub(r"\b(?:[A-Za-z_]\w*\.)+([A-Za-z_]\w*)", r"\1", str(annotation))
 
 
 def to_yaml(model: BaseModel) -> str:

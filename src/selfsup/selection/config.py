@@ -595,12 +595,22 @@ def selection_config_from_worker_config(
     return model.to_selection()
 
 
+def _with_keys(name: str, model: type[ConfigModel]) -> str:
+    keys = [
+        key + ("" if field.is_required() else "?")
+        for key, field in model.model_fields.items()
+        if key != "type"
+    ]
+    return f"{name}({', '.join(keys)})" if keys else name
+
+
 def selection_shape() -> str:
-    """The shape of ``selection_config`` with the registered types, for ``--help``."""
-    inputs = "|".join(INPUTS)
-    strategies = "|".join(STRATEGIES)
+    """The shape of ``selection_config`` with every registered type and its keys (``?``:
+    optional), for ``--help``."""
+    inputs = " | ".join(_with_keys(name, entry.config) for name, entry in INPUTS.items())
+    strategies = " | ".join(_with_keys(name, entry.config) for name, entry in STRATEGIES.items())
     return (
-        "strategies and stopping conditions (replaces method/stopping_condition): "
-        "{n_samples, proportion_samples, min_distance, strategies: [{input: {type: "
-        f"{inputs}, ...}}, strategy: {{type: {strategies}, strength, ...}}}}]}}"
+        "strategies and stopping conditions, replacing method/stopping_condition "
+        "(docs/selection.md): {n_samples?, proportion_samples?, min_distance?, strategies: "
+        f"[{{input: {{type: {inputs}}}, strategy: {{type: {strategies}}}}}, ...]}}"
     )
