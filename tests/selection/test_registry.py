@@ -163,3 +163,32 @@ def test_typed_selection_config_still_takes_typed_strategies() -> None:
     )
     scoring = tuple(s for s in strategies if not s.is_filter)
     assert SelectionConfig(scoring, n_samples=3).strategies == scoring
+
+
+@pytest.mark.parametrize("name", list(INPUTS))
+def test_every_input_resolves_round_trips_and_loads(name: str) -> None:
+    from selfsup.selection.input_types import CATEGORICAL_KINDS, NUMERIC_KINDS
+
+    entry = INPUTS[name]
+    model = entry.config.model_validate(dict(entry.example))
+    assert model.type == name
+    kind, typed = model.resolve()
+    assert kind in KIND_TEXT
+    inputs = _inputs()
+    if kind in NUMERIC_KINDS or kind in CATEGORICAL_KINDS:
+        assert entry.config.model_validate(typed.to_dict()) == model
+        assert name in typed.describe()
+    if kind in NUMERIC_KINDS:
+        values = typed.numeric(inputs)
+        assert values.shape == (N,)
+        assert values.dtype == np.float64
+    if kind in CATEGORICAL_KINDS:
+        assert typed.categorical(inputs).counts.shape[0] == N
+    with pytest.raises(SelectionConfigError, match="unknown key") as info:
+        parse_selection_config(
+            {
+                "n_samples": 1,
+                "strategies": [{"input": {**entry.example, "bogus": 1}, "strategy": {}}],
+            }
+        )
+    assert "Accepted here: type" in str(info.value)

@@ -319,11 +319,16 @@ class RandomInputConfig(InputConfig):
         return "NUMERIC", RandomInput(self.random_seed)
 
 
-for _input in (
-    EmbeddingsInputConfig,
-    ScoresInputConfig,
-    MetadataInputConfig,
-    PredictionsInputConfig,
-    RandomInputConfig,
-):
-    register_input(InputType(get_args(_input.model_fields["type"].annotation)[0], _input))
+register_input(InputType("EMBEDDINGS", EmbeddingsInputConfig, {"type": "EMBEDDINGS"}))
+register_input(
+    InputType("SCORES", ScoresInputConfig, {"type": "SCORES", "task": "t", "score": "s"})
+)
+register_input(InputType("METADATA", MetadataInputConfig, {"type": "METADATA", "key": "w"}))
+register_input(
+    InputType(
+        "PREDICTIONS",
+        PredictionsInputConfig,
+        {"type": "PREDICTIONS", "task": "t", "name": "CATEGORY_COUNT", "category": "x"},
+    )
+)
+register_input(InputType("RANDOM", RandomInputConfig, {"type": "RANDOM", "random_seed": 3}))

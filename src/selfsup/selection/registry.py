@@ -260,7 +260,8 @@ class Term:
 
 
 class TypedInput(Protocol):
-    """What a typed input offers (a loader of its values from SelectionInputs)."""
+    """What a typed input offers; it also has the loader of its kind: ``numeric(inputs)``
+    (``(N,)`` float64, NaN for missing) and/or ``categorical(inputs)`` (``ClassCounts``)."""
 
     kind: ClassVar[InputKind]
 
@@ -347,15 +348,18 @@ class StrengthConfig(StrategyConfig):
 
 @dataclass(frozen=True)
 class InputType:
-    """A registered input type: the model of its ``input`` dict.
+    """A registered input type: the model of its ``input`` dict and its loader.
 
     Attributes:
         name: The ``type`` value, e.g. ``"SCORES"``.
-        config: The pydantic model of the ``input`` dict.
+        config: The pydantic model of the ``input`` dict; ``config.resolve()`` gives the typed
+            input, a :class:`TypedInput` whose ``numeric`` / ``categorical`` loads its values.
+        example: An ``input`` dict of it that validates, for the contract tests.
     """
 
     name: str
     config: type[InputConfig]
+    example: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
