@@ -28,8 +28,10 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.py"
 NO_STD = {"moco"}
 
 #: Examples whose loss is minus an objective and so below zero by design (EMP-SSL: minus
-#: the coding rate and the weighted cosine invariance; MMCR: minus a nuclear norm).
-NEGATIVE_LOSS = {"emp_ssl", "mmcr"}
+#: the coding rate and the weighted cosine invariance; MMCR: minus a nuclear norm; FroSSL:
+#: log Frobenius norms in [-log(min(batch, dim)), 0] per view, above a mean-squared error of
+#: at most ~1).
+NEGATIVE_LOSS = {"emp_ssl", "mmcr", "frossl"}
 
 #: Examples whose loss has terms of both signs, so only its finiteness is checked
 #: (Hypersphere: alignment >= 0 plus uniformity <= 0; 0.07 to 0.44 in a 4-epoch run).

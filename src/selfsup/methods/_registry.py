@@ -38,6 +38,8 @@ _CATALOG: dict[str, str] = {
     "dclw": "selfsup.methods.dcl:METHOD_W",
     "fastsiam": "selfsup.methods.fast_siam:METHOD",
     "empssl": "selfsup.methods.emp_ssl:METHOD",
+    "frossl": "selfsup.methods.frossl:METHOD",
+    "smog": "selfsup.methods.smog:METHOD",
 }
 _REGISTERED: dict[str, Method] = {}
 

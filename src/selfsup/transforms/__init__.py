@@ -4,7 +4,7 @@ Method transforms turn one image into the list of views a method trains on
 (:class:`SimCLRTransform`, :class:`MoCoV1Transform`, :class:`MoCoV2Transform`,
 :class:`DINOTransform`, :class:`BYOLTransform`, :class:`SimSiamTransform`,
 :class:`FastSiamTransform`, :class:`VICRegTransform`, :class:`SwaVTransform`,
-:class:`EMPSSLTransform`);
+:class:`EMPSSLTransform`, :class:`SMoGTransform`);
 :class:`MultiViewTransform` combines any callables into such a list.
 
 The building blocks (crop, flips, colour jitter, grayscale, :class:`GaussianBlur`,
@@ -40,6 +40,7 @@ from selfsup.transforms.rotation import (
 )
 from selfsup.transforms.simclr_transform import SimCLRTransform, SimCLRViewTransform
 from selfsup.transforms.simsiam_transform import SimSiamTransform, SimSiamViewTransform
+from selfsup.transforms.smog_transform import SMoGTransform, SMoGViewTransform
 from selfsup.transforms.solarize import RandomSolarization
 from selfsup.transforms.swav_transform import SwaVTransform, SwaVViewTransform
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
@@ -74,6 +75,8 @@ __all__ = [
     "RandomSolarization",
     "RandomTransform",
     "RandomVerticalFlip",
+    "SMoGTransform",
+    "SMoGViewTransform",
     "SimCLRTransform",
     "SimCLRViewTransform",
     "SimSiamTransform",

@@ -16,11 +16,14 @@ from selfsup.models.modules.heads import (
     SimCLRProjectionHead,
     SimSiamPredictionHead,
     SimSiamProjectionHead,
+    SMoGPredictionHead,
+    SMoGProjectionHead,
     SwaVProjectionHead,
     TiCoProjectionHead,
     VICRegProjectionHead,
 )
 from selfsup.models.modules.nn_memory_bank import NNMemoryBankModule
+from selfsup.models.modules.smog import SMoGPrototypes
 from selfsup.models.modules.swav import SwaVPrototypes
 
 __all__ = [
@@ -36,6 +39,9 @@ __all__ = [
     "NNCLRProjectionHead",
     "NNMemoryBankModule",
     "ProjectionHead",
+    "SMoGPredictionHead",
+    "SMoGProjectionHead",
+    "SMoGPrototypes",
     "SimCLRProjectionHead",
     "SimSiamPredictionHead",
     "SimSiamProjectionHead",

@@ -26,6 +26,8 @@ __all__ = [
     "NNCLRPredictionHead",
     "NNCLRProjectionHead",
     "ProjectionHead",
+    "SMoGPredictionHead",
+    "SMoGProjectionHead",
     "SimCLRProjectionHead",
     "SimSiamPredictionHead",
     "SimSiamProjectionHead",
@@ -431,6 +433,40 @@ class SwaVProjectionHead(ProjectionHead):
     """
 
     def __init__(self, input_dim: int = 2048, hidden_dim: int = 2048, output_dim: int = 128):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, output_dim, None, None),
+            ]
+        )
+
+
+class SMoGProjectionHead(ProjectionHead):
+    """Projection head of SMoG: Linear-BN-ReLU, then Linear and a BatchNorm without affine.
+
+    "The two kinds of head are both a two-layer MLP and their hidden layer is followed by a
+    BatchNorm and an activation function. (...) The output layer of projection head also has
+    BN" (SMoG, Pang et al. 2022, https://arxiv.org/abs/2207.06167).
+    """
+
+    def __init__(self, input_dim: int = 2048, hidden_dim: int = 2048, output_dim: int = 128):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                (hidden_dim, output_dim, nn.BatchNorm1d(output_dim, affine=False), None),
+            ]
+        )
+
+
+class SMoGPredictionHead(ProjectionHead):
+    """Prediction head of SMoG: Linear-BN-ReLU-Linear.
+
+    "The two kinds of head are both a two-layer MLP and their hidden layer is followed by a
+    BatchNorm and an activation function" (SMoG, Pang et al. 2022,
+    https://arxiv.org/abs/2207.06167); only the projection head's output has BN.
+    """
+
+    def __init__(self, input_dim: int = 128, hidden_dim: int = 2048, output_dim: int = 128):
         super().__init__(
             [
                 (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
