@@ -48,16 +48,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from selfsup.errors import DataError
-from selfsup.selection.config import (
-    BalanceStrategy,
-    CategoryCountInput,
-    ClassDistributionInput,
-    ScoresInput,
-    SelectionConfig,
-    ThresholdStrategy,
-    WeightsStrategy,
-    did_you_mean,
-)
+from selfsup.selection.config import SelectionConfig, did_you_mean
 from selfsup.selection.inputs import ClassCounts
 from selfsup.selection.scorers import CLASSIFICATION_SCORES, classification_scores, object_frequency
 
@@ -865,13 +856,11 @@ def referenced_tasks(config: SelectionConfig) -> list[str]:
     """Prediction tasks a selection reads (SCORES and PREDICTIONS inputs), in first-use order."""
     tasks: list[str] = []
     for strategy in config.strategies:
-        if isinstance(strategy, WeightsStrategy | ThresholdStrategy | BalanceStrategy):
-            inp = strategy.input
-            if (
-                isinstance(inp, ScoresInput | CategoryCountInput | ClassDistributionInput)
-                and inp.task not in tasks
-            ):
-                tasks.append(inp.task)
+        # Any strategy whose input names a prediction task (SCORES, PREDICTIONS), registered
+        # strategies included.
+        task = getattr(getattr(strategy, "input", None), "task", None)
+        if isinstance(task, str) and task not in tasks:
+            tasks.append(task)
     return tasks
 
 
