@@ -29,6 +29,7 @@ from PIL import Image
 
 from selfsup.utils.atomic import atomic_path
 from selfsup.utils.names import display_name
+from selfsup.utils.vectors import pca
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -178,13 +179,11 @@ def pca_2d(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """First two principal components of ``(M, D)`` points (``M >= 3``, ``D >= 2``).
 
-    Returns ``(M, 2)`` coordinates and the ``(2,)`` explained-variance ratios.
+    Returns ``(M, 2)`` float64 coordinates and the ``(2,)`` explained-variance ratios, by
+    scikit-learn's PCA (:func:`selfsup.utils.vectors.pca` with ``solver="sklearn"``).
     """
-    from sklearn.decomposition import PCA
-
-    pca = PCA(n_components=2, random_state=seed)
-    coords = np.asarray(pca.fit_transform(np.asarray(x, dtype=np.float64)), dtype=np.float64)
-    return coords, np.asarray(pca.explained_variance_ratio_, dtype=np.float64)
+    result = pca(x, 2, solver="sklearn", seed=seed)
+    return np.asarray(result.coords, dtype=np.float64), result.explained_variance_ratio
 
 
 def umap_2d(x: NDArray[np.floating[Any]], n_neighbors: int, seed: int = 0) -> NDArray[np.float64]:

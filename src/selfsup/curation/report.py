@@ -79,6 +79,7 @@ from selfsup.curation import plots
 from selfsup.curation._pdf import write_report_pdf
 from selfsup.runfolder import REPORT_FORMAT, REPORT_VERSION, RunFolder
 from selfsup.utils.safe_open import read_bytes
+from selfsup.utils.vectors import knn, l2_normalize, pairwise_distances
 
 __all__ = [
     "REPORT_FORMAT",
@@ -442,14 +443,6 @@ def folder_image_loader(root: str | Path, max_size: int = 256) -> ImageLoader:
 # --------------------------------------------------------------------------- math
 
 
-def _normalized(emb: NDArray[np.floating[Any]], rows: NDArray[np.intp] | slice) -> NDArray[Any]:
-    """Rows of ``emb`` scaled to unit L2 norm, as a new float32 array (zero rows stay zero)."""
-    x = np.array(emb[rows], dtype=np.float32, copy=True)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x /= np.where(norms > 0, norms, 1.0)
-    return x
-
-
 def k_nearest(
     embeddings: NDArray[np.floating[Any]],
     query_rows: NDArray[np.intp],
@@ -459,10 +452,10 @@ def k_nearest(
     """The ``k`` candidates nearest to each query, by L2 distance of normalised embeddings.
 
     A query never finds itself (same row), but does find another row with an identical
-    embedding at distance 0. The search runs in float32 over blocks of at most 65,536
-    candidate rows (memory ``Q x block``, never ``Q x N``; the normalised block is the only
-    copy of the embeddings); the distances of the ``k`` found are then recomputed in float64
-    and sorted, equal distances by row. Cost ``Q x C x D`` multiply-adds.
+    embedding at distance 0. :func:`selfsup.utils.vectors.knn` searches in float32 over
+    memory-bounded blocks of candidates (never ``Q x N``; blocks are normalised one at a time)
+    and returns exact float64 distances, ascending, equal distances by position in
+    ``candidate_rows`` (by row for ``None`` or ascending rows). Cost ``Q x C x D``.
 
     Args:
         embeddings: ``(N, D)`` embeddings (normalised here, block by block).
@@ -475,52 +468,16 @@ def k_nearest(
         (fewer than ``k`` candidates) are row ``-1`` at distance ``inf``.
     """
     queries = np.asarray(query_rows, dtype=np.intp)
-    n_q = queries.size
-    best_rows = np.full((n_q, k), -1, dtype=np.intp)
-    best_d2 = np.full((n_q, k), np.inf, dtype=np.float32)
-    if n_q == 0 or k == 0:
-        return best_rows, best_d2.astype(np.float64)
-    n_cand = embeddings.shape[0] if candidate_rows is None else len(candidate_rows)
-    q = _normalized(embeddings, queries)
-    # A query that is also a candidate must not find itself: locate it by row, not by distance.
-    q_order = np.argsort(queries, kind="stable")
-    q_sorted = queries[q_order]
-    step = int(np.clip(_BLOCK_ELEMENTS // n_q, 256, 65536))
-    for start in range(0, n_cand, step):
-        if candidate_rows is None:
-            rows = np.arange(start, min(start + step, n_cand), dtype=np.intp)
-            block = _normalized(embeddings, slice(start, start + step))
-        else:
-            rows = np.asarray(candidate_rows[start : start + step], dtype=np.intp)
-            block = _normalized(embeddings, rows)
-        # |q - b|^2 minus the per-query constant |q|^2: same ranking, one pass less.
-        score = (block * block).sum(1)[None, :] - 2.0 * (q @ block.T)
-        pos = np.minimum(np.searchsorted(q_sorted, rows), n_q - 1)
-        hit = np.flatnonzero(q_sorted[pos] == rows)
-        score[q_order[pos[hit]], hit] = np.inf
-        if k == 1:
-            j = np.argmin(score, axis=1)[:, None]
-        elif rows.size > k:
-            j = np.argpartition(score, k - 1, axis=1)[:, :k]
-        else:
-            j = np.broadcast_to(np.arange(rows.size), (n_q, rows.size))
-        all_score = np.concatenate([best_d2, np.take_along_axis(score, j, axis=1)], axis=1)
-        all_rows = np.concatenate([best_rows, rows[j]], axis=1)
-        keep = np.argpartition(all_score, k - 1, axis=1)[:, :k]
-        best_d2 = np.take_along_axis(all_score, keep, axis=1)
-        best_rows = np.take_along_axis(all_rows, keep, axis=1)
-    # Exact float64 distances of the found neighbours, then a deterministic order.
-    found = (best_rows >= 0) & np.isfinite(best_d2)
-    best_rows = np.where(found, best_rows, -1)
-    exact = np.full((n_q, k), np.inf, dtype=np.float64)
-    qi, kj = np.nonzero(found)
-    if qi.size:
-        a = _normalized(embeddings, queries[qi]).astype(np.float64)
-        b = _normalized(embeddings, best_rows[qi, kj]).astype(np.float64)
-        exact[qi, kj] = np.linalg.norm(a - b, axis=1)
-    tie_rows = np.where(found, best_rows, np.iinfo(np.intp).max)
-    order = np.lexsort((tie_rows, exact), axis=1)
-    return np.take_along_axis(best_rows, order, axis=1), np.take_along_axis(exact, order, axis=1)
+    found = knn(
+        embeddings[queries],
+        embeddings,
+        k,
+        normalize=True,
+        support_rows=candidate_rows,
+        exclude_self=True,
+        query_ids=queries,
+    )
+    return found.indices, found.distances.astype(np.float64, copy=False)
 
 
 def _subsample(rows: NDArray[np.intp], m: int, seed: int, stream: int) -> NDArray[np.intp]:
@@ -533,12 +490,8 @@ def _subsample(rows: NDArray[np.intp], m: int, seed: int, stream: int) -> NDArra
 
 def _pairwise_distances(emb: NDArray[np.floating[Any]], rows: NDArray[np.intp]) -> NDArray[Any]:
     """``(m (m - 1) / 2,)`` float64 distances of all pairs of ``rows`` (normalised)."""
-    x = _normalized(emb, rows).astype(np.float64)
-    gram = x @ x.T
-    sq = np.diag(gram)
-    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0)
-    iu = np.triu_indices(len(rows), k=1)
-    out: NDArray[Any] = np.sqrt(d2[iu])
+    full = pairwise_distances(l2_normalize(emb[rows]).astype(np.float64))
+    out: NDArray[Any] = full[np.triu_indices(len(rows), k=1)]
     return out
 
 
@@ -996,7 +949,8 @@ def _render_plots(
     shown_selected = selected_mask[rows]
     shown_labels = None if inputs.labels is None else [str(inputs.labels[int(r)]) for r in rows]
     shown = f"{rows.size:,} of {n:,} samples shown" if rows.size < n else f"{n:,} samples"
-    x = _normalized(emb, rows) if "scatter_pca.png" in names or options.umap_neighbors else None
+    wanted = "scatter_pca.png" in names or options.umap_neighbors
+    x = l2_normalize(emb[rows]) if wanted else None
 
     projections: list[tuple[str, str, NDArray[np.float64], tuple[str, str]]] = []
     if x is not None and "scatter_pca.png" in names:

@@ -80,6 +80,7 @@ from selfsup.curation.manifest import read_filename_list, read_manifest
 from selfsup.errors import DataError
 from selfsup.utils.atomic import atomic_open_bytes, atomic_write_text
 from selfsup.utils.names import NAME_ERRORS, dumps_json
+from selfsup.utils.vectors import knn, l2_normalize, pca
 from selfsup.web.sources import check_relative_path
 
 __all__ = [
@@ -329,9 +330,7 @@ def _load_candidates(folder: Path) -> tuple[NDArray[np.float32], list[str], str]
                 emb, _, names = load_embeddings(path)
             except DataError as exc:
                 raise OutputsError(f"{path} cannot be read: {exc}") from exc
-            norms = np.linalg.norm(emb, axis=1, keepdims=True)
-            normalized = (emb / np.maximum(norms, 1e-12)).astype(np.float32)
-            return normalized, names, name
+            return l2_normalize(emb, min_norm=1e-12), names, name
     raise OutputsError(
         f"{folder / _NORMALIZED} does not exist (nor {_EMBEDDINGS}): the folder holds no "
         "embeddings of the samples that entered selection"
@@ -926,9 +925,15 @@ class RunOutputs:
         if rows.size == 0:
             return None
         emb = self._index.embeddings
-        d = np.linalg.norm(emb[rows] - emb[query_row], axis=1)
-        best = int(np.argmin(d))
-        return int(rows[best]), float(d[best])
+        found = knn(
+            emb[query_row : query_row + 1],
+            emb,
+            1,
+            support_rows=rows,
+            backend="numpy",
+            distance_dtype=np.float32,
+        )
+        return int(found.indices[0, 0]), float(found.distances[0, 0])
 
     def _last_pick_distance(self) -> float:
         if self._picks.size == 0:
@@ -1192,23 +1197,31 @@ class RunOutputs:
         """The ``k`` nearest samples among all candidates (exact, itself excluded), nearest
         first; ``[]`` for a sample without an embedding and in object-level runs.
 
-        One matrix-vector product over the normalised ``(R, D)`` float32 matrix and an
-        ``argpartition``: about O(R D). Distances are recomputed exactly for the ``k``.
+        The ``k`` most similar by cosine (:func:`selfsup.utils.vectors.knn`, exact, equal
+        similarities by row), about O(R D), then sorted by their L2 distance, equal distances
+        by row. For unit rows both orders agree; a zero row (cosine 0 with everything) ranks
+        by its cosine, as it always did.
         """
         sample = self.sample(index)
         if self._task or sample.embedding_row is None or k <= 0:
             return []
         emb = self._index.embeddings
         row = sample.embedding_row
-        sims = emb @ emb[row]
-        sims[row] = -np.inf
-        if self._no_sample_rows.size:
-            sims[self._no_sample_rows] = -np.inf
-        available = sims.size - 1 - int(self._no_sample_rows.size)
-        k_eff = min(k, available)
-        if k_eff <= 0:
-            return []
-        top = np.argpartition(-sims, k_eff - 1)[:k_eff]
+        found = knn(
+            emb[row : row + 1],
+            emb,
+            k,
+            metric="cosine",
+            support_rows=(
+                np.flatnonzero(self._index.row_sample >= 0) if self._no_sample_rows.size else None
+            ),
+            exclude_self=True,
+            query_ids=np.array([row]),
+            backend="numpy",
+            distance_dtype=np.float32,
+            unit_rows=True,
+        )
+        top = found.indices[0][found.indices[0] >= 0]
         distances = np.linalg.norm(emb[top] - emb[row], axis=1)
         order = np.lexsort((top, distances))
         return [
@@ -1357,23 +1370,12 @@ def _pca_2d(x: NDArray[np.float32]) -> tuple[NDArray[np.float32], NDArray[np.flo
     Returns:
         ``(xy (N, 2) float32, explained variance ratio (2,) of the fit set, rows fitted)``.
     """
-    n = x.shape[0]
-    if n > _PCA_FIT_ROWS:
-        rng = np.random.default_rng(_PCA_SEED)
-        fit = x[np.sort(rng.choice(n, size=_PCA_FIT_ROWS, replace=False))].astype(np.float64)
-    else:
-        fit = x.astype(np.float64)
-    mean = fit.mean(axis=0)
-    _, s, vt = np.linalg.svd(fit - mean, full_matrices=False)
-    components = vt[:2]
-    signs = np.sign(components[np.arange(2), np.argmax(np.abs(components), axis=1)])
-    components = components * np.where(signs == 0, 1.0, signs)[:, None]
-    variance = s**2
-    total = float(variance.sum())
-    ratio = variance[:2] / total if total > 0 else np.zeros(2)
-    comp32 = components.T.astype(np.float32)
-    xy = (x @ comp32 - (mean @ components.T).astype(np.float32)).astype(np.float32)
-    return xy, np.asarray(ratio, dtype=np.float64), int(fit.shape[0])
+    result = pca(x, 2, solver="svd", max_fit_rows=_PCA_FIT_ROWS, seed=_PCA_SEED)
+    return (
+        result.coords.astype(np.float32, copy=False),
+        result.explained_variance_ratio,
+        result.n_fit,
+    )
 
 
 def _remove_stale(cache: Path, prefix: str, keep: str) -> None:
