@@ -272,8 +272,11 @@ def test_category_count_feeds_weights() -> None:
 
 
 def test_embedding_strategies_need_embeddings() -> None:
-    with pytest.raises(DataError, match=r"need SelectionInputs\.embeddings"):
+    with pytest.raises(DataError, match=r"strategy DIVERSITY needs SelectionInputs\.embeddings"):
         select(SelectionInputs(n_samples=3), SelectionConfig((DiversityStrategy(),), n_samples=1))
+    two = SelectionConfig((DiversityStrategy(), TypicalityStrategy(k=2)), n_samples=1)
+    with pytest.raises(DataError, match=r"strategies DIVERSITY, TYPICALITY need SelectionInputs"):
+        select(SelectionInputs(n_samples=3), two)
 
 
 def test_zero_row_embedding_is_handled() -> None:

@@ -150,8 +150,10 @@ def select(
     readers = [type(s).name for s in config.strategies if s.needs_embeddings]
     if readers:
         if inputs.embeddings is None:
+            names = list(dict.fromkeys(readers))
             raise DataError(
-                f"strategies {', '.join(dict.fromkeys(readers))} need SelectionInputs.embeddings"
+                f"strateg{'ies' if len(names) > 1 else 'y'} {', '.join(names)} "
+                f"need{'' if len(names) > 1 else 's'} SelectionInputs.embeddings"
             )
         embeddings = l2_normalize(inputs.embeddings)
 
