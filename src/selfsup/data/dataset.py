@@ -76,10 +76,14 @@ class LightlyDataset(Dataset[tuple[Any, Any, str]]):
     are ordered by relative path, a video's frames in frame order at its place, so with a
     single video in the folder ``dataset[k]`` is frame ``k``.
 
-    Unreadable files (empty, truncated, not an image, undecodable video) are left out with
-    one :class:`SkippedFilesWarning` naming them; ``skipped`` lists ``(filename, reason)``.
-    A file that passes the cheap check at construction but fails to decode later raises
-    :class:`~selfsup.errors.DataError` naming it.
+    Corrupt files are left out with one :class:`SkippedFilesWarning` naming them;
+    ``skipped`` lists ``(filename, reason)``. An image is corrupt as the curation check
+    defines it (:mod:`selfsup.data._image`: every image is decoded once at construction, the
+    reason is ``empty``, ``unreadable``, ``unknown_format``, ``truncated``, ``decode_error``
+    or ``too_large``); a video when it cannot be probed. A file that changes into something
+    unreadable after construction raises :class:`~selfsup.errors.DataError` naming it.
+    A curation run reads its samples with :class:`~selfsup.data.ManifestDataset` instead,
+    from the check's records, so the folder is neither listed nor decoded twice.
 
     Works with ``torch.utils.data.DataLoader`` and any number of workers: open video files
     are kept per worker process and never shared or pickled.
