@@ -39,23 +39,40 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
 
 from selfsup import __version__, runfolder
 from selfsup.config import RunConfig, to_yaml
+from selfsup.curation.checks import CheckResult, build_manifest
+from selfsup.curation.datapool import RunInfo
+from selfsup.curation.manifest import SampleRecord, count_by_reason, read_manifest
+from selfsup.curation.report import (
+    CostAssumptions,
+    JobInfo,
+    ReportInputs,
+    ReportOptions,
+    SampleCounts,
+    folder_image_loader,
+    write_report,
+)
 from selfsup.errors import ConfigError, DataError
 from selfsup.home import timestamped_output_dir
 from selfsup.runfolder import RUN_MARKER_TEXT as RUN_MARKER_TEXT
 from selfsup.runfolder import SELECTION_COLUMNS, RunFolder
 from selfsup.runfolder import write_selection_csv as write_selection_csv
+from selfsup.selection.config import SelectionConfig
 from selfsup.utils.atomic import atomic_path
 from selfsup.utils.cpus import resolve_num_workers
+from selfsup.utils.io import save_embeddings
 from selfsup.utils.names import display_name
+
+if TYPE_CHECKING:
+    from selfsup.selection import SelectionResult
 
 logger = logging.getLogger(__name__)
 
@@ -722,6 +739,490 @@ def run(
             return _run(resolved, out, overrides, progress, pool, step)
 
 
+@dataclass
+class RunContext:
+    """What the steps of one run read and write, field by field.
+
+    The first fields are the run's arguments; each later field is set by the step that
+    declares it in :attr:`Step.provides` and read by the steps that declare it in
+    :attr:`Step.inputs` (an unset field raises AttributeError, so a step that reads
+    ahead of its inputs fails loudly).
+    """
+
+    cfg: RunConfig
+    out: Path
+    overrides: Sequence[str]
+    progress: bool
+    pool: Any
+    on_step: StepCallback
+    selection_config: SelectionConfig = field(init=False)
+    started: float = field(init=False)
+    started_iso: str = field(init=False)
+    folder: RunFolder = field(init=False)
+    run_id: str = field(init=False)
+    state: _State = field(init=False)
+    durations: dict[str, float] = field(init=False)
+    checked: CheckResult = field(init=False)
+    lost_log: _LostFiles = field(init=False)
+    usable: list[SampleRecord] = field(init=False)
+    samples: list[str] = field(init=False)
+    records: list[SampleRecord] = field(init=False)
+    candidates: _Candidates = field(init=False)
+    model_description: str = field(init=False)
+    names: list[str] = field(init=False)
+    normalized: NDArray[np.float32] = field(init=False)
+    preselected: NDArray[np.int64] = field(init=False)
+    selection_note: str = field(init=False)
+    result: SelectionResult = field(init=False)
+    order: NDArray[np.int64] = field(init=False)
+    selected: list[str] = field(init=False)
+    frames_note: str = field(init=False)
+    report: dict[str, Any] = field(init=False)
+
+
+def _step_config(ctx: RunContext) -> None:
+    """Open the run folder: marker first, the previous report removed, the config."""
+    ctx.selection_config = ctx.cfg.selection()
+    ctx.started = time.time()
+    ctx.started_iso = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    ctx.out.mkdir(parents=True, exist_ok=True)
+    ctx.folder = RunFolder(ctx.out)
+    ctx.folder.write_marker()
+    ctx.run_id = str(ctx.out.resolve())
+    # report.json is written last; removing it first means an interrupted rerun never
+    # leaves the previous run's report beside this run's partial outputs.
+    ctx.folder.remove_report()
+    ctx.folder.write_config(to_yaml(ctx.cfg), ctx.overrides)
+    ctx.state = _State(ctx.out)
+    ctx.durations = {}
+
+
+def _step_check(ctx: RunContext) -> None:
+    """Scan, decode and hash every file; the manifest, the corrupt and duplicate lists."""
+    manifest_path = ctx.folder.manifest
+    previous = None
+    if manifest_path.is_file():
+        try:
+            previous = read_manifest(manifest_path)
+        except DataError as exc:
+            warnings.warn(f"ignoring unreadable manifest of the previous run: {exc}", stacklevel=2)
+    if previous is None and ctx.pool is not None:
+        previous = ctx.pool.previous_manifest(ctx.cfg.input_dir)
+    ctx.checked = build_manifest(
+        ctx.cfg.input_dir,
+        relevant_filenames_file=ctx.cfg.relevant_filenames_file or None,
+        previous=previous,
+        remove_exact_duplicates=ctx.cfg.remove_exact_duplicates,
+        num_workers=resolve_num_workers(ctx.cfg.num_workers),
+        progress=ctx.progress,
+        file_timeout=ctx.cfg.check_timeout_s or None,
+        allowed_roots=ctx.cfg.allowed_roots,
+        # The run's own folders are never its input (they may lie inside input_dir).
+        exclude=[ctx.out, *([ctx.cfg.frames_dir] if ctx.cfg.frames_dir else [])],
+    )
+    ctx.records = list(ctx.checked.records)
+    ctx.folder.write_manifest(ctx.records)
+    if ctx.pool is not None:
+        ctx.pool.save_manifest(ctx.cfg.input_dir, ctx.records)
+    ctx.folder.write_duplicate_filenames(ctx.records)
+    ctx.folder.write_corrupt_filenames(ctx.records)
+    # Files that vanish or change from here on are marked in the records (and the manifest
+    # and corrupt list rewritten) by _LostFiles; the run goes on without them.
+    ctx.lost_log = _LostFiles(ctx.cfg.input_dir, ctx.out, ctx.records, ctx.checked.classes)
+    ctx.usable = ctx.lost_log.usable()
+    ctx.samples = [r.filename for r in ctx.usable]
+
+
+def _step_embed(ctx: RunContext) -> None:
+    """Embeddings of the candidates (training first when needed): samples or crops."""
+    if ctx.cfg.object_level.task_name:
+        ctx.candidates, ctx.model_description = _object_candidates(
+            ctx.cfg,
+            ctx.out,
+            ctx.samples,
+            ctx.usable,
+            ctx.state,
+            ctx.on_step,
+            ctx.lost_log.dataset(ctx.usable),
+        )
+    else:
+        embeddings, labels, ctx.model_description, ctx.usable = _embed_tolerating_lost_files(
+            ctx.cfg, ctx.out, ctx.lost_log, ctx.state, ctx.pool, ctx.on_step
+        )
+        ctx.samples = [r.filename for r in ctx.usable]
+        scores, predictions = _prediction_inputs(
+            ctx.cfg, ctx.selection_config, ctx.samples, ctx.usable
+        )
+        ctx.candidates = _Candidates(
+            names=ctx.samples,
+            embeddings=embeddings,
+            labels=labels,
+            metadata=_metadata_columns(ctx.usable),
+            scores=scores,
+            predictions=predictions,
+            load_image=folder_image_loader(ctx.cfg.input_dir),
+        )
+    ctx.names = ctx.candidates.names
+    ctx.normalized = _l2_normalized(ctx.candidates.embeddings)
+    save_embeddings(
+        ctx.folder.normalized_embeddings, ctx.normalized, ctx.candidates.labels, ctx.names
+    )
+
+
+def _step_select(ctx: RunContext) -> None:
+    """Choose among the candidates; the selection's tables, lists, crops and frames."""
+    # Imported here: selection imports torch, and importing the pipeline must not.
+    from selfsup.selection import SelectionInputs, select
+
+    inputs = SelectionInputs(
+        embeddings=ctx.normalized,
+        metadata=ctx.candidates.metadata,
+        scores=ctx.candidates.scores,
+        predictions=ctx.candidates.predictions,
+    )
+    ctx.preselected = (
+        ctx.pool.selected(ctx.usable, ignore_run=ctx.run_id)
+        if ctx.pool is not None
+        else np.zeros(0, np.int64)
+    )
+    ctx.selection_note = ""
+    if (
+        ctx.cfg.selection_config is None
+        and ctx.cfg.method == "typicality_coreset"
+        and len(ctx.names) > MAX_DEFAULT_TYPICALITY_SAMPLES
+    ):
+        # Exact typicality costs O(N^2 D); past this size the default would take hours.
+        ctx.selection_note = (
+            f"{len(ctx.names)} samples exceed {MAX_DEFAULT_TYPICALITY_SAMPLES}: the default "
+            "typicality_coreset ran as coreset (pure diversity)"
+        )
+        logger.warning(ctx.selection_note)
+        ctx.selection_config = ctx.cfg.model_copy(update={"method": "coreset"}).selection()
+    if ctx.cfg.selected_sequence_length > 1:
+        # Imported here: it imports torch, and importing the pipeline must not.
+        from selfsup.curation.sequences import select_sequences
+
+        ctx.result = select_sequences(
+            inputs,
+            ctx.selection_config,
+            [r.source for r in ctx.usable],
+            [r.frame_index for r in ctx.usable],
+            ctx.cfg.selected_sequence_length,
+            ctx.preselected,
+        ).frames
+    else:
+        ctx.result = select(inputs, ctx.selection_config, preselected=ctx.preselected)
+    ctx.order = np.asarray(ctx.result.indices, dtype=np.int64)
+    chosen = set(ctx.order.tolist()) | set(np.asarray(ctx.preselected).tolist())
+    ctx.selected = [ctx.names[i] for i in ctx.order.tolist()]
+    removed = [n for i, n in enumerate(ctx.names) if i not in chosen]
+    save_embeddings(
+        ctx.folder.selected_embeddings,
+        ctx.candidates.embeddings[ctx.order],
+        ctx.candidates.labels[ctx.order],
+        ctx.selected,
+    )
+    ctx.folder.write_selection(
+        ctx.names,
+        ctx.order,
+        ctx.result.distances,
+        ctx.result.scores,
+        ctx.result.removed_by,
+        ctx.result.filters,
+        np.asarray(ctx.preselected, dtype=np.int64),
+        None if ctx.candidates.crops is None else [c.source for c in ctx.candidates.crops],
+    )
+    ctx.folder.write_filename_list(ctx.folder.sampled_filenames, ctx.selected)
+    ctx.folder.write_filename_list(ctx.folder.removed_filenames, removed)
+    if ctx.pool is not None:
+        ctx.pool.record_selection(
+            ctx.usable,
+            ctx.order,
+            RunInfo(ctx.run_id, str(Path(ctx.cfg.input_dir).resolve()), str(ctx.out)),
+        )
+    if ctx.candidates.crops is not None:
+        # Imported here: it imports torch, and importing the pipeline must not.
+        from selfsup.curation.object_level import save_crops
+
+        picked = [ctx.candidates.crops[i] for i in ctx.order.tolist()]
+        save_crops(
+            ctx.cfg.input_dir,
+            picked,
+            ctx.folder.crops_dir(ctx.cfg.object_level.task_name),
+            images=ctx.lost_log.dataset(),
+        )
+    ctx.frames_note = ""
+    if ctx.cfg.extract_frames:
+        # Imported here: it imports torch, and importing the pipeline must not.
+        from selfsup.curation.frames import extract_frames
+
+        frame_of = {r.filename: r.frame_index for r in ctx.usable}
+        frames = [n for n in ctx.selected if frame_of.get(n) is not None]
+        target = Path(ctx.cfg.frames_dir) if ctx.cfg.frames_dir else ctx.folder.frames_dir
+        try:
+            extract_frames(
+                ctx.cfg.input_dir,
+                frames,
+                target,
+                ctx.cfg.frames_format,
+                progress=ctx.progress,
+                samples=ctx.lost_log.dataset(),
+            )
+        except DataError as exc:
+            # A video that vanished or changed since it was checked: the selection stands,
+            # its frames cannot be written; the report says so instead of losing the run.
+            ctx.lost_log.check()
+            ctx.frames_note = f"frame extraction stopped: {exc}"
+            logger.error("%s", ctx.frames_note)
+
+
+def _step_report(ctx: RunContext) -> None:
+    """Statistics, plots, report.pdf and, last, report.json."""
+    # The funnel counts what selection saw; files lost from here on are named in
+    # report.json (job.extra.lost_files), the manifest and the corrupt list.
+    ctx.records = ctx.lost_log.records
+    ctx.lost_log.check()
+    job = JobInfo(
+        run_name=ctx.out.name,
+        started_at=ctx.started_iso,
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        duration_s=time.time() - ctx.started,
+        input_dir=str(Path(ctx.cfg.input_dir).resolve()),
+        selfsup_version=__version__,
+        config=ctx.cfg.model_dump(mode="json"),
+        step_durations_s=dict(ctx.durations),
+        extra={
+            "model": ctx.model_description,
+            "n_preselected_from_datapool": len(ctx.preselected),
+            "candidates": "object crops" if ctx.candidates.crops is not None else "samples",
+            "selection_note": ctx.selection_note,
+            "frames_note": ctx.frames_note,
+            "lost_files": ctx.lost_log.summary(),
+        },
+    )
+    n_corrupt = sum(1 for r in ctx.records if r.status == "corrupt")
+    n_duplicates = sum(1 for r in ctx.records if r.status == "duplicate")
+    if ctx.candidates.crops is None:
+        counts = SampleCounts(
+            n_files_found=ctx.checked.n_files,
+            n_samples_found=len(ctx.records),
+            n_corrupt=n_corrupt,
+            n_duplicates=n_duplicates,
+            n_input_to_selection=len(ctx.names),
+            n_selected=len(ctx.selected),
+            corrupt_reasons=count_by_reason(ctx.records),
+            n_removed_by_filters=int(np.count_nonzero(ctx.result.removed_by >= 0)),
+        )
+    else:
+        # Object-level runs select among crops: the funnel counts crops, not files.
+        counts = SampleCounts(
+            n_files_found=len(ctx.names),
+            n_corrupt=0,
+            n_duplicates=0,
+            n_input_to_selection=len(ctx.names),
+            n_selected=len(ctx.selected),
+            n_removed_by_filters=int(np.count_nonzero(ctx.result.removed_by >= 0)),
+        )
+    trained = "checkpoint" in ctx.model_description and not ctx.cfg.checkpoint
+    report_inputs = ReportInputs(
+        job=job,
+        counts=counts,
+        embeddings=ctx.candidates.embeddings,
+        filenames=ctx.names,
+        selected_indices=ctx.order,
+        selection_distances=ctx.result.distances,
+        stop_reason=str(ctx.result.stop_reason),
+        n_requested=ctx.result.n_requested,
+        metadata={k: v for k, v in ctx.candidates.metadata.items() if not k.startswith("lightly.")},
+        costs=CostAssumptions(training_epochs=ctx.cfg.lightly.trainer.max_epochs if trained else 0),
+        load_image=ctx.candidates.load_image,
+    )
+    neighbors = (5, 15, 50) if ctx.cfg.umap else ()
+    ctx.report = write_report(report_inputs, ctx.out, ReportOptions(umap_neighbors=neighbors))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One declared step of a run (see the module docstring and :data:`STEPS`).
+
+    Attributes:
+        name: The step's name; its duration is ``job.step_durations_s[name]`` in report.json.
+        state: The run state reported through ``on_step`` as the step starts; ``None`` when
+            the step reports its own states (the embed step: ``TRAINING`` only when it
+            trains, then ``EMBEDDING`` or ``EMBEDDING_OBJECT_CROPS``) or none.
+        inputs: The :class:`RunContext` fields the step reads: the run's arguments and what
+            earlier steps provide. :func:`_run` checks they are set before the step runs.
+        provides: The :class:`RunContext` fields the step sets for later steps.
+        outputs: The files the step writes, relative to the run folder
+            (:mod:`selfsup.runfolder`); some only in some runs (a checkpoint when training,
+            crops for object-level runs, frames with ``extract_frames``).
+        reuse: When a rerun into the same folder reuses a previous run's outputs instead of
+            redoing the work.
+        run: The step: reads its inputs from the context and sets what it provides.
+        timed: Whether its duration goes into ``job.step_durations_s``.
+    """
+
+    name: str
+    state: str | None
+    inputs: tuple[str, ...]
+    provides: tuple[str, ...]
+    outputs: tuple[str, ...]
+    reuse: str
+    run: Callable[[RunContext], None]
+    timed: bool = True
+
+
+#: The steps of every run, in order.
+STEPS: Final = (
+    Step(
+        name="config",
+        state=None,
+        inputs=(
+            "cfg",
+            "out",
+            "overrides",
+        ),
+        provides=(
+            "durations",
+            "folder",
+            "run_id",
+            "selection_config",
+            "started",
+            "started_iso",
+            "state",
+        ),
+        outputs=(runfolder.MARKER, runfolder.CONFIG_YAML, runfolder.OVERRIDES_YAML),
+        reuse="never: every run writes them afresh, and removes the previous report.json first",
+        run=_step_config,
+        timed=False,
+    ),
+    Step(
+        name="check",
+        state="CHECKING_CORRUPTNESS",
+        inputs=(
+            "cfg",
+            "folder",
+            "out",
+            "pool",
+            "progress",
+        ),
+        provides=(
+            "checked",
+            "lost_log",
+            "records",
+            "samples",
+            "usable",
+        ),
+        outputs=(runfolder.MANIFEST, runfolder.CORRUPT_FILENAMES, runfolder.DUPLICATE_FILENAMES),
+        reuse="a file whose size and mtime match its record in the previous manifest (this "
+        "folder's, else the datapool's) keeps that record without being decoded again",
+        run=_step_check,
+    ),
+    Step(
+        name="embed",
+        state=None,
+        inputs=(
+            "cfg",
+            "folder",
+            "lost_log",
+            "on_step",
+            "out",
+            "pool",
+            "samples",
+            "selection_config",
+            "state",
+            "usable",
+        ),
+        provides=(
+            "candidates",
+            "model_description",
+            "names",
+            "normalized",
+            "samples",
+            "usable",
+        ),
+        outputs=("selfsup_epoch_<n>.ckpt", runfolder.EMBEDDINGS, runfolder.NORMALIZED_EMBEDDINGS),
+        reuse="the trained checkpoint when the training config, the given checkpoint file and "
+        "the samples are unchanged (.selfsup/state.json, key 'train'); embeddings.csv "
+        "when the checkpoint file, batch size, input size and samples are unchanged "
+        "(key 'embed'); with a datapool, its embeddings cached per model",
+        run=_step_embed,
+    ),
+    Step(
+        name="select",
+        state="SAMPLING",
+        inputs=(
+            "candidates",
+            "cfg",
+            "folder",
+            "lost_log",
+            "names",
+            "normalized",
+            "out",
+            "pool",
+            "progress",
+            "run_id",
+            "selection_config",
+            "usable",
+        ),
+        provides=(
+            "frames_note",
+            "order",
+            "preselected",
+            "result",
+            "selected",
+            "selection_config",
+            "selection_note",
+        ),
+        outputs=(
+            runfolder.SELECTED_EMBEDDINGS,
+            runfolder.SELECTION_CSV,
+            runfolder.SAMPLED_FILENAMES,
+            runfolder.REMOVED_FILENAMES,
+            f"{runfolder.CROPS_DIR}/<task>/",
+            f"{runfolder.FRAMES_DIR}/",
+        ),
+        reuse="never: redone by every run",
+        run=_step_select,
+    ),
+    Step(
+        name="report",
+        state="GENERATING_REPORT",
+        inputs=(
+            "candidates",
+            "cfg",
+            "checked",
+            "durations",
+            "frames_note",
+            "lost_log",
+            "model_description",
+            "names",
+            "order",
+            "out",
+            "preselected",
+            "records",
+            "result",
+            "selected",
+            "selection_note",
+            "started",
+            "started_iso",
+        ),
+        provides=(
+            "records",
+            "report",
+        ),
+        outputs=(
+            f"{runfolder.PLOTS_DIR}/*.png",
+            runfolder.PROJECTIONS_CSV,
+            runfolder.REPORT_PDF,
+            runfolder.REPORT_JSON,
+        ),
+        reuse="never: redone by every run; report.json is written last",
+        run=_step_report,
+    ),
+)
+
+
 def _run(
     cfg: RunConfig,
     out: Path,
@@ -730,268 +1231,24 @@ def _run(
     pool: Any,
     step: StepCallback,
 ) -> RunResult:
-    from selfsup.curation.checks import build_manifest
-    from selfsup.curation.manifest import (
-        count_by_reason,
-        read_manifest,
+    """Run :data:`STEPS` in order over one :class:`RunContext`."""
+    ctx = RunContext(
+        cfg=cfg, out=out, overrides=overrides, progress=progress, pool=pool, on_step=step
     )
-    from selfsup.curation.report import (
-        CostAssumptions,
-        JobInfo,
-        ReportInputs,
-        ReportOptions,
-        SampleCounts,
-        folder_image_loader,
-        write_report,
-    )
-    from selfsup.selection import SelectionInputs, select
-    from selfsup.utils.io import save_embeddings
-
-    selection_config = cfg.selection()
-    started = time.time()
-    started_iso = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    out.mkdir(parents=True, exist_ok=True)
-    folder = RunFolder(out)
-    folder.write_marker()
-    run_id = str(out.resolve())
-    # report.json is written last; removing it first means an interrupted rerun never
-    # leaves the previous run's report beside this run's partial outputs.
-    folder.remove_report()
-    folder.write_config(to_yaml(cfg), overrides)
-    state = _State(out)
-    durations: dict[str, float] = {}
-
-    # --- check: scan, decode, hash, metadata, duplicates
-    step("CHECKING_CORRUPTNESS")
-    t = time.time()
-    manifest_path = folder.manifest
-    previous = None
-    if manifest_path.is_file():
-        try:
-            previous = read_manifest(manifest_path)
-        except DataError as exc:
-            warnings.warn(f"ignoring unreadable manifest of the previous run: {exc}", stacklevel=2)
-    if previous is None and pool is not None:
-        previous = pool.previous_manifest(cfg.input_dir)
-    checked = build_manifest(
-        cfg.input_dir,
-        relevant_filenames_file=cfg.relevant_filenames_file or None,
-        previous=previous,
-        remove_exact_duplicates=cfg.remove_exact_duplicates,
-        num_workers=resolve_num_workers(cfg.num_workers),
-        progress=progress,
-        file_timeout=cfg.check_timeout_s or None,
-        allowed_roots=cfg.allowed_roots,
-        # The run's own folders are never its input (they may lie inside input_dir).
-        exclude=[out, *([cfg.frames_dir] if cfg.frames_dir else [])],
-    )
-    records = list(checked.records)
-    folder.write_manifest(records)
-    if pool is not None:
-        pool.save_manifest(cfg.input_dir, records)
-    folder.write_duplicate_filenames(records)
-    folder.write_corrupt_filenames(records)
-    # Files that vanish or change from here on are marked in the records (and the manifest
-    # and corrupt list rewritten) by _LostFiles; the run goes on without them.
-    lost_log = _LostFiles(cfg.input_dir, out, records, checked.classes)
-    usable = lost_log.usable()
-    samples = [r.filename for r in usable]
-    durations["check"] = time.time() - t
-
-    # --- embed (training first when needed): whole samples, or object crops
-    t = time.time()
-    if cfg.object_level.task_name:
-        candidates, model_description = _object_candidates(
-            cfg, out, samples, usable, state, step, lost_log.dataset(usable)
-        )
-    else:
-        embeddings, labels, model_description, usable = _embed_tolerating_lost_files(
-            cfg, out, lost_log, state, pool, step
-        )
-        samples = [r.filename for r in usable]
-        scores, predictions = _prediction_inputs(cfg, selection_config, samples, usable)
-        candidates = _Candidates(
-            names=samples,
-            embeddings=embeddings,
-            labels=labels,
-            metadata=_metadata_columns(usable),
-            scores=scores,
-            predictions=predictions,
-            load_image=folder_image_loader(cfg.input_dir),
-        )
-    names = candidates.names
-    normalized = _l2_normalized(candidates.embeddings)
-    save_embeddings(folder.normalized_embeddings, normalized, candidates.labels, names)
-    durations["embed"] = time.time() - t
-
-    # --- select
-    step("SAMPLING")
-    t = time.time()
-    inputs = SelectionInputs(
-        embeddings=normalized,
-        metadata=candidates.metadata,
-        scores=candidates.scores,
-        predictions=candidates.predictions,
-    )
-    preselected = (
-        pool.selected(usable, ignore_run=run_id) if pool is not None else np.zeros(0, np.int64)
-    )
-    selection_note = ""
-    if (
-        cfg.selection_config is None
-        and cfg.method == "typicality_coreset"
-        and len(names) > MAX_DEFAULT_TYPICALITY_SAMPLES
-    ):
-        # Exact typicality costs O(N^2 D); past this size the default would take hours.
-        selection_note = (
-            f"{len(names)} samples exceed {MAX_DEFAULT_TYPICALITY_SAMPLES}: the default "
-            "typicality_coreset ran as coreset (pure diversity)"
-        )
-        logger.warning(selection_note)
-        selection_config = cfg.model_copy(update={"method": "coreset"}).selection()
-    if cfg.selected_sequence_length > 1:
-        from selfsup.curation.sequences import select_sequences
-
-        result = select_sequences(
-            inputs,
-            selection_config,
-            [r.source for r in usable],
-            [r.frame_index for r in usable],
-            cfg.selected_sequence_length,
-            preselected,
-        ).frames
-    else:
-        result = select(inputs, selection_config, preselected=preselected)
-    order = np.asarray(result.indices, dtype=np.int64)
-    chosen = set(order.tolist()) | set(np.asarray(preselected).tolist())
-    selected = [names[i] for i in order.tolist()]
-    removed = [n for i, n in enumerate(names) if i not in chosen]
-    save_embeddings(
-        folder.selected_embeddings,
-        candidates.embeddings[order],
-        candidates.labels[order],
-        selected,
-    )
-    folder.write_selection(
-        names,
-        order,
-        result.distances,
-        result.scores,
-        result.removed_by,
-        result.filters,
-        np.asarray(preselected, dtype=np.int64),
-        None if candidates.crops is None else [c.source for c in candidates.crops],
-    )
-    folder.write_filename_list(folder.sampled_filenames, selected)
-    folder.write_filename_list(folder.removed_filenames, removed)
-    if pool is not None:
-        from selfsup.curation.datapool import RunInfo
-
-        pool.record_selection(
-            usable, order, RunInfo(run_id, str(Path(cfg.input_dir).resolve()), str(out))
-        )
-    if candidates.crops is not None:
-        from selfsup.curation.object_level import save_crops
-
-        picked = [candidates.crops[i] for i in order.tolist()]
-        save_crops(
-            cfg.input_dir,
-            picked,
-            folder.crops_dir(cfg.object_level.task_name),
-            images=lost_log.dataset(),
-        )
-    frames_note = ""
-    if cfg.extract_frames:
-        from selfsup.curation.frames import extract_frames
-
-        frame_of = {r.filename: r.frame_index for r in usable}
-        frames = [n for n in selected if frame_of.get(n) is not None]
-        target = Path(cfg.frames_dir) if cfg.frames_dir else folder.frames_dir
-        try:
-            extract_frames(
-                cfg.input_dir,
-                frames,
-                target,
-                cfg.frames_format,
-                progress=progress,
-                samples=lost_log.dataset(),
-            )
-        except DataError as exc:
-            # A video that vanished or changed since it was checked: the selection stands,
-            # its frames cannot be written; the report says so instead of losing the run.
-            lost_log.check()
-            frames_note = f"frame extraction stopped: {exc}"
-            logger.error("%s", frames_note)
-    durations["select"] = time.time() - t
-
-    # --- report (report.json last)
-    # The funnel counts what selection saw; files lost from here on are named in
-    # report.json (job.extra.lost_files), the manifest and the corrupt list.
-    records = lost_log.records
-    step("GENERATING_REPORT")
-    t = time.time()
-    lost_log.check()
-    job = JobInfo(
-        run_name=out.name,
-        started_at=started_iso,
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        duration_s=time.time() - started,
-        input_dir=str(Path(cfg.input_dir).resolve()),
-        selfsup_version=__version__,
-        config=cfg.model_dump(mode="json"),
-        step_durations_s=dict(durations),
-        extra={
-            "model": model_description,
-            "n_preselected_from_datapool": len(preselected),
-            "candidates": "object crops" if candidates.crops is not None else "samples",
-            "selection_note": selection_note,
-            "frames_note": frames_note,
-            "lost_files": lost_log.summary(),
-        },
-    )
-    n_corrupt = sum(1 for r in records if r.status == "corrupt")
-    n_duplicates = sum(1 for r in records if r.status == "duplicate")
-    if candidates.crops is None:
-        counts = SampleCounts(
-            n_files_found=checked.n_files,
-            n_samples_found=len(records),
-            n_corrupt=n_corrupt,
-            n_duplicates=n_duplicates,
-            n_input_to_selection=len(names),
-            n_selected=len(selected),
-            corrupt_reasons=count_by_reason(records),
-            n_removed_by_filters=int(np.count_nonzero(result.removed_by >= 0)),
-        )
-    else:
-        # Object-level runs select among crops: the funnel counts crops, not files.
-        counts = SampleCounts(
-            n_files_found=len(names),
-            n_corrupt=0,
-            n_duplicates=0,
-            n_input_to_selection=len(names),
-            n_selected=len(selected),
-            n_removed_by_filters=int(np.count_nonzero(result.removed_by >= 0)),
-        )
-    trained = "checkpoint" in model_description and not cfg.checkpoint
-    report_inputs = ReportInputs(
-        job=job,
-        counts=counts,
-        embeddings=candidates.embeddings,
-        filenames=names,
-        selected_indices=order,
-        selection_distances=result.distances,
-        stop_reason=str(result.stop_reason),
-        n_requested=result.n_requested,
-        metadata={k: v for k, v in candidates.metadata.items() if not k.startswith("lightly.")},
-        costs=CostAssumptions(training_epochs=cfg.lightly.trainer.max_epochs if trained else 0),
-        load_image=candidates.load_image,
-    )
-    neighbors = (5, 15, 50) if cfg.umap else ()
-    report = write_report(report_inputs, out, ReportOptions(umap_neighbors=neighbors))
+    for declared in STEPS:
+        missing = [name for name in declared.inputs if not hasattr(ctx, name)]
+        if missing:
+            raise AssertionError(f"step {declared.name!r} runs before {missing} are set")
+        if declared.state is not None:
+            ctx.on_step(declared.state)
+        t = time.time()
+        declared.run(ctx)
+        if declared.timed:
+            ctx.durations[declared.name] = time.time() - t
     logger.info(
         "run finished in %.1f s: %d of %d selected",
-        time.time() - started,
-        len(selected),
-        len(names),
+        time.time() - ctx.started,
+        len(ctx.selected),
+        len(ctx.names),
     )
-    return RunResult(output_dir=out, selected=selected, report=report)
+    return RunResult(output_dir=ctx.out, selected=ctx.selected, report=ctx.report)
