@@ -77,13 +77,28 @@ def _small_bank(name: str) -> dict[str, int]:
     return {"memory_bank_size": 16} if default > 0 else {}
 
 
+def _split_grids(out: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+    """Views and location grids of a transform's output.
+
+    A dense method that matches features by image location (VICRegL) appends one grid
+    (h, w, 2) per view after its views; the contract below holds for the views, and the grids
+    are checked to be one per view, in [0, 1]. Any other output is views only.
+    """
+    half = len(out) // 2
+    tail = out[half:]
+    if len(out) % 2 == 0 and tail and all(t.ndim == 3 and t.shape[-1] == 2 for t in tail):
+        return out[:half], tail
+    return out, []
+
+
 @pytest.mark.parametrize("name", method_names())
 def test_transform_makes_float_views_from_pil_and_tensor(name: str) -> None:
     transform = get_method(name).build_transform(INPUT_SIZE)
     image = _images(1)[0]
     tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1)
     for source in (image, tensor):
-        views = transform(source)
+        views, grids = _split_grids(transform(source))
+        assert all(g.dtype == torch.float32 and 0 <= g.min() <= g.max() <= 1 for g in grids)
         assert isinstance(views, list)
         assert len(views) >= 2
         for view in views:

@@ -8,6 +8,7 @@
 - :class:`NegativeCosineSimilarity`: the loss of BYOL, SimSiam and FastSiam.
 - :class:`BarlowTwinsLoss`: Barlow Twins' cross-correlation loss.
 - :class:`VICRegLoss`: VICReg's variance-invariance-covariance loss.
+- :class:`VICRegLLoss`: VICRegL's global VICReg plus VICReg on matched local features.
 - :class:`WMSELoss`: W-MSE's MSE of positive pairs after whitening the batch.
 - :class:`SwaVLoss`: SwAV's swapped prediction loss with Sinkhorn-Knopp codes.
 - :class:`TiCoLoss`: TiCo's invariance plus contrast against a running covariance.
@@ -33,6 +34,7 @@ from selfsup.loss.ntx_ent_loss import NTXentLoss
 from selfsup.loss.swav_loss import SwaVLoss
 from selfsup.loss.tico_loss import TiCoLoss
 from selfsup.loss.vicreg_loss import VICRegLoss
+from selfsup.loss.vicregl_loss import VICRegLLoss
 from selfsup.loss.wmse_loss import WMSELoss
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "SwaVLoss",
     "TCRLoss",
     "TiCoLoss",
+    "VICRegLLoss",
     "VICRegLoss",
     "WMSELoss",
 ]

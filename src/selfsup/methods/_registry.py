@@ -40,6 +40,7 @@ _CATALOG: dict[str, str] = {
     "empssl": "selfsup.methods.emp_ssl:METHOD",
     "frossl": "selfsup.methods.frossl:METHOD",
     "smog": "selfsup.methods.smog:METHOD",
+    "vicregl": "selfsup.methods.vicregl:METHOD",
 }
 _REGISTERED: dict[str, Method] = {}
 

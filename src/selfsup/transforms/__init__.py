@@ -4,7 +4,8 @@ Method transforms turn one image into the list of views a method trains on
 (:class:`SimCLRTransform`, :class:`MoCoV1Transform`, :class:`MoCoV2Transform`,
 :class:`DINOTransform`, :class:`BYOLTransform`, :class:`SimSiamTransform`,
 :class:`FastSiamTransform`, :class:`VICRegTransform`, :class:`SwaVTransform`,
-:class:`EMPSSLTransform`, :class:`SMoGTransform`);
+:class:`EMPSSLTransform`, :class:`SMoGTransform`, :class:`VICRegLTransform` (views and
+their location grids));
 :class:`MultiViewTransform` combines any callables into such a list.
 
 The building blocks (crop, flips, colour jitter, grayscale, :class:`GaussianBlur`,
@@ -45,6 +46,7 @@ from selfsup.transforms.solarize import RandomSolarization
 from selfsup.transforms.swav_transform import SwaVTransform, SwaVViewTransform
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
 from selfsup.transforms.vicreg_transform import VICRegTransform, VICRegViewTransform
+from selfsup.transforms.vicregl_transform import VICRegLTransform, VICRegLViewTransform
 from selfsup.transforms.view_transform import ViewParams, ViewTransform
 from selfsup.transforms.wmse_transform import WMSETransform
 
@@ -83,6 +85,8 @@ __all__ = [
     "SimSiamViewTransform",
     "SwaVTransform",
     "SwaVViewTransform",
+    "VICRegLTransform",
+    "VICRegLViewTransform",
     "VICRegTransform",
     "VICRegViewTransform",
     "ViewParams",

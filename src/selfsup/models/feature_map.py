@@ -1,0 +1,98 @@
+"""The spatial feature map of a backbone, before its global pooling, for dense SSL methods.
+
+Every backbone is used through one interface, images -> pooled embedding (B, D) (see
+:mod:`selfsup.models.backbones`). Dense methods (VICRegL, DenseCL, DetCon) need the map
+(B, D, h, w) the pooling averages. :func:`feature_map` gets it from the ResNet-style
+backbones selfsup builds, without a second copy of their weights:
+
+- a :class:`~selfsup.models.backbones.Backbone`: the map of its ``features`` module;
+- an ``nn.Sequential`` (e.g. ``nn.Sequential(*list(resnet.children())[:-1])``, the layout of
+  the registered ``resnet-*`` backbones): its layers up to the first adaptive pooling layer;
+- a selfsup :class:`~selfsup.models.resnet.ResNet`, or a torchvision ResNet: the stem and the
+  four stages;
+- any other module whose forward already returns a (B, D, h, w) map.
+
+Anything else (a ViT returning tokens, a module pooling inside its forward) is refused with a
+ConfigError saying what is accepted.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from selfsup.errors import ConfigError
+from selfsup.models.backbones import Backbone, pool_features
+from selfsup.models.resnet import ResNet
+
+__all__ = ["embedding_and_feature_map", "feature_map"]
+
+_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+
+
+def feature_map(backbone: nn.Module, x: Tensor) -> Tensor:
+    """(B, 3, H, W) images -> the backbone's (B, D, h, w) feature map before pooling.
+
+    The global average of the map over (h, w) is the backbone's pooled embedding for the
+    layouts above (up to a final linear layer, if the backbone has one after its pooling).
+    """
+    if isinstance(backbone, Backbone):
+        return feature_map(backbone.features, x)
+    if isinstance(backbone, nn.Sequential):
+        out = x
+        for layer in backbone:
+            if isinstance(layer, _POOLS):
+                return _checked(out, backbone)
+            out = layer(out)
+        return _checked(out, backbone)
+    if isinstance(backbone, ResNet):
+        out = backbone.bn1(backbone.conv1(x))
+        return _checked(_stages(backbone, out), backbone)
+    if all(hasattr(backbone, n) for n in ("conv1", "bn1", "relu", "maxpool", "layer4")):
+        # torchvision's ResNet layout: stem with max-pool, then four stages.
+        out = x
+        for name in ("conv1", "bn1", "relu", "maxpool"):
+            layer = getattr(backbone, name)
+            out = layer(out)
+        return _checked(_stages(backbone, out), backbone)
+    return _checked(backbone(x), backbone)
+
+
+def _stages(backbone: nn.Module, out: Tensor) -> Tensor:
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        out = getattr(backbone, name)(out)
+    return out
+
+
+def _checked(out: object, backbone: nn.Module) -> Tensor:
+    if not isinstance(out, Tensor) or out.ndim != 4:
+        shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+        raise ConfigError(
+            f"feature_map: {type(backbone).__name__} gives {shape}, not a (B, D, h, w) feature "
+            "map; dense methods take a Backbone, an nn.Sequential with an adaptive pooling "
+            "layer, a selfsup or torchvision ResNet, or a module returning a feature map"
+        )
+    return out
+
+
+def embedding_and_feature_map(backbone: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(backbone(x) flattened to (B, D), feature_map(backbone, x))`` in one forward pass
+    for the layouts above (the layers after the pooling run on the pooled map), in two for
+    a module that returns its map itself (its embedding is then the map's global average)."""
+    if isinstance(backbone, Backbone):
+        embedding, fmap = embedding_and_feature_map(backbone.features, x)
+        return pool_features(embedding), fmap
+    if isinstance(backbone, nn.Sequential):
+        layers = list(backbone)
+        cut = next((i for i, layer in enumerate(layers) if isinstance(layer, _POOLS)), None)
+        if cut is not None:
+            fmap = feature_map(backbone, x)
+            out = fmap
+            for layer in layers[cut:]:
+                out = layer(out)
+            return out.flatten(start_dim=1), fmap
+    if isinstance(backbone, ResNet):
+        fmap = feature_map(backbone, x)
+        out = backbone.linear(backbone.avgpool(fmap).flatten(start_dim=1))
+        return out, fmap
+    fmap = feature_map(backbone, x)
+    return fmap.mean(dim=(2, 3)), fmap
