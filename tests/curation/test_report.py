@@ -16,7 +16,7 @@ import pytest
 from numpy.typing import NDArray
 from PIL import Image
 
-from selfsup.curation import plots, report
+from selfsup.curation import plots, report_data
 from selfsup.curation._pdf import plot_pages
 from selfsup.curation.report import (
     CostAssumptions,
@@ -99,7 +99,7 @@ def _pdf_pages(path: Path) -> int:
 @pytest.mark.parametrize("block", [1 << 24, 1])
 def test_k_nearest_matches_brute_force(monkeypatch: pytest.MonkeyPatch, block: int) -> None:
     # block=1 forces 256-row blocks, so the merge across blocks is exercised.
-    monkeypatch.setattr(report, "_BLOCK_ELEMENTS", block)
+    monkeypatch.setattr(report_data, "_BLOCK_ELEMENTS", block)
     rng = np.random.default_rng(1)
     emb = rng.normal(size=(700, 6)).astype(np.float32) * rng.uniform(0.5, 3, size=(700, 1))
     emb = emb.astype(np.float32)
