@@ -15,6 +15,7 @@
 - :class:`DCLLoss`, :class:`DCLWLoss`: decoupled contrastive learning (DCL, DCLW).
 - :class:`HypersphereLoss`: alignment plus uniformity on the hypersphere (Wang and Isola).
 - :class:`EMPSSLLoss`, :class:`TCRLoss`: EMP-SSL's total coding rate and patch invariance.
+- :class:`DenseCLLoss`: DenseCL's global and dense InfoNCE, each with its queue.
 - :class:`FroSSLLoss`: FroSSL's log Frobenius norms of the covariances plus invariance.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from selfsup.loss.barlow_twins_loss import BarlowTwinsLoss
 from selfsup.loss.dcl_loss import DCLLoss, DCLWLoss
+from selfsup.loss.densecl_loss import DenseCLLoss
 from selfsup.loss.dino_loss import DINOLoss
 from selfsup.loss.emp_ssl_loss import EMPSSLLoss, TCRLoss
 from selfsup.loss.frossl_loss import FroSSLLoss
@@ -42,6 +44,7 @@ __all__ = [
     "DCLLoss",
     "DCLWLoss",
     "DINOLoss",
+    "DenseCLLoss",
     "EMPSSLLoss",
     "FroSSLLoss",
     "HypersphereLoss",

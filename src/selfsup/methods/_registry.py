@@ -41,6 +41,7 @@ _CATALOG: dict[str, str] = {
     "frossl": "selfsup.methods.frossl:METHOD",
     "smog": "selfsup.methods.smog:METHOD",
     "vicregl": "selfsup.methods.vicregl:METHOD",
+    "densecl": "selfsup.methods.densecl:METHOD",
 }
 _REGISTERED: dict[str, Method] = {}
 

@@ -16,32 +16,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.errors import DataError
 from selfsup.loss import VICRegLLoss
 from selfsup.methods._base import Method, MethodModel, OptimizerDefaults, TrainProgress, check_views
-from selfsup.models.feature_map import embedding_and_feature_map, feature_map
+from selfsup.models.feature_map import embedding_and_feature_map, feature_map_channels
 from selfsup.models.modules import VICRegProjectionHead
 
 #: Global views of the registered method (the transform adds no local views).
 N_GLOBAL_VIEWS = 2
-
-
-def _map_channels(backbone: nn.Module) -> int:
-    """Channels of the backbone's feature map, from one forward pass of two blank images in
-    eval mode without gradients (the mode is restored)."""
-    training = backbone.training
-    backbone.eval()
-    try:
-        with torch.no_grad():
-            param = next(backbone.parameters(), None)
-            device = param.device if param is not None else None
-            return int(feature_map(backbone, torch.zeros(2, 3, 64, 64, device=device)).shape[1])
-    finally:
-        backbone.train(training)
 
 
 class VICRegLModel(MethodModel):
@@ -58,7 +43,7 @@ class VICRegLModel(MethodModel):
         super().__init__()
         self.backbone = backbone
         self.projection_head = VICRegProjectionHead(num_ftrs, out_dim, out_dim, num_layers=2)
-        channels = _map_channels(backbone)
+        channels = feature_map_channels(backbone)
         self.local_projection_head = VICRegProjectionHead(channels, out_dim, out_dim, 2)
         self.criterion = VICRegLLoss()
 

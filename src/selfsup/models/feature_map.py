@@ -18,13 +18,14 @@ ConfigError saying what is accepted.
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from selfsup.errors import ConfigError
 from selfsup.models.backbones import Backbone, pool_features
 from selfsup.models.resnet import ResNet
 
-__all__ = ["embedding_and_feature_map", "feature_map"]
+__all__ = ["embedding_and_feature_map", "feature_map", "feature_map_channels"]
 
 _POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
 
@@ -96,3 +97,19 @@ def embedding_and_feature_map(backbone: nn.Module, x: Tensor) -> tuple[Tensor, T
         return out, fmap
     fmap = feature_map(backbone, x)
     return fmap.mean(dim=(2, 3)), fmap
+
+
+def feature_map_channels(backbone: nn.Module, input_size: int = 64) -> int:
+    """D of the backbone's feature map, from one forward pass of two blank images of
+    ``input_size`` pixels in eval mode without gradients (the train/eval mode is restored), so
+    heads on the map can be sized at construction."""
+    training = backbone.training
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            param = next(backbone.parameters(), None)
+            device = param.device if param is not None else None
+            blank = torch.zeros(2, 3, input_size, input_size, device=device)
+            return int(feature_map(backbone, blank).shape[1])
+    finally:
+        backbone.train(training)

@@ -5,7 +5,7 @@ Method transforms turn one image into the list of views a method trains on
 :class:`DINOTransform`, :class:`BYOLTransform`, :class:`SimSiamTransform`,
 :class:`FastSiamTransform`, :class:`VICRegTransform`, :class:`SwaVTransform`,
 :class:`EMPSSLTransform`, :class:`SMoGTransform`, :class:`VICRegLTransform` (views and
-their location grids));
+their location grids), :class:`DenseCLTransform`);
 :class:`MultiViewTransform` combines any callables into such a list.
 
 The building blocks (crop, flips, colour jitter, grayscale, :class:`GaussianBlur`,
@@ -25,6 +25,7 @@ from selfsup.transforms.byol_transform import (
     BYOLView2Transform,
 )
 from selfsup.transforms.color import ColorJitterParams, RandomColorJitter, RandomGrayscale
+from selfsup.transforms.densecl_transform import DenseCLTransform
 from selfsup.transforms.dino_transform import DINOTransform, DINOViewTransform
 from selfsup.transforms.emp_ssl_transform import EMPSSLTransform, EMPSSLViewTransform
 from selfsup.transforms.fast_siam_transform import FastSiamTransform
@@ -59,6 +60,7 @@ __all__ = [
     "CropParams",
     "DINOTransform",
     "DINOViewTransform",
+    "DenseCLTransform",
     "EMPSSLTransform",
     "EMPSSLViewTransform",
     "FastSiamTransform",

@@ -19,6 +19,7 @@ __all__ = [
     "BYOLProjectionHead",
     "BarlowTwinsProjectionHead",
     "DINOProjectionHead",
+    "DenseCLProjectionHead",
     "MMCRProjectionHead",
     "MoCoProjectionHead",
     "MoCoV3PredictionHead",
@@ -472,6 +473,22 @@ class SMoGPredictionHead(ProjectionHead):
                 (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
                 (hidden_dim, output_dim, None, None),
             ]
+        )
+
+
+class DenseCLProjectionHead(ProjectionHead):
+    """Projection head of DenseCL (global and dense): Linear-ReLU-Linear on the last dimension.
+
+    DenseCL (Wang et al. 2021, https://arxiv.org/abs/2011.09157, sec. 3.2) projects the pooled
+    features with MoCo v2's two-layer MLP and the feature map with the same layers as 1 x 1
+    convolutions, i.e. a Linear applied at every location; so this head maps
+    (..., input_dim) to (..., output_dim) and serves both, on (B, D) embeddings and on
+    (B, h·w, C) feature maps (lightly's ``DenseCLProjectionHead``).
+    """
+
+    def __init__(self, input_dim: int = 2048, hidden_dim: int = 2048, output_dim: int = 128):
+        super().__init__(
+            [(input_dim, hidden_dim, None, nn.ReLU()), (hidden_dim, output_dim, None, None)]
         )
 
 
