@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable
@@ -10,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from selfsup import runfolder
 from selfsup.cli.main import main
 from selfsup.config import RunConfig, resolve
-from selfsup.curation.pipeline import run
+from selfsup.curation import pipeline
+from selfsup.curation.pipeline import STEPS, RunContext, Step, run
 from selfsup.errors import ConfigError, DataError
 from selfsup.utils.io import load_embeddings, save_embeddings
 
@@ -440,6 +443,9 @@ def test_steps_are_reported_in_order(folder: Path, tmp_path: Path) -> None:
         on_step=seen.append,
     )
     assert seen == ["CHECKING_CORRUPTNESS", "EMBEDDING", "SAMPLING", "GENERATING_REPORT"]
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    # Every timed step before the report has its duration in the report.
+    assert list(report["job"]["step_durations_s"]) == ["check", "embed", "select"]
 
     def stop_at_sampling(state: str) -> None:
         if state == "SAMPLING":
@@ -476,3 +482,60 @@ def test_default_method_falls_back_to_coreset_on_large_inputs(
         )
     )
     assert explicit.selected == result.selected
+
+
+# --------------------------------------------------------------------------- declared steps
+
+ARGUMENTS = {"cfg", "out", "overrides", "progress", "pool", "on_step"}
+
+
+def test_each_step_reads_only_what_earlier_steps_provide() -> None:
+    assert [s.name for s in STEPS] == ["config", "check", "embed", "select", "report"]
+    fields = {f.name for f in dataclasses.fields(RunContext)}
+    available = set(ARGUMENTS)
+    for step in STEPS:
+        assert set(step.inputs) <= available, (step.name, set(step.inputs) - available)
+        assert set(step.provides) <= fields, (step.name, set(step.provides) - fields)
+        available |= set(step.provides)
+    # Every field of the context is an argument or provided by some step.
+    assert fields == available
+    assert [s.state for s in STEPS if s.state] == [
+        "CHECKING_CORRUPTNESS",
+        "SAMPLING",
+        "GENERATING_REPORT",
+    ]
+
+
+def test_step_outputs_are_run_folder_paths() -> None:
+    known = {
+        value
+        for name, value in vars(runfolder).items()
+        if name.isupper() and isinstance(value, str) and not name.startswith(("RUN_", "REPORT_F"))
+    }
+    for step in STEPS:
+        assert step.outputs, step.name
+        assert step.reuse, step.name
+        for output in step.outputs:
+            # A file of the folder, or a folder of it with a pattern inside.
+            top = output.split("<", 1)[0].split("*", 1)[0].rstrip("/")
+            assert output in known or top in known or output.endswith(".ckpt"), output
+    assert STEPS[-1].outputs[-1] == runfolder.REPORT_JSON  # written last
+
+
+def test_a_step_whose_inputs_are_not_set_does_not_run(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[str] = []
+    early = Step(
+        name="early",
+        state=None,
+        inputs=("cfg", "records"),
+        provides=(),
+        outputs=(runfolder.MANIFEST,),
+        reuse="never",
+        run=lambda ctx: ran.append("early"),
+    )
+    monkeypatch.setattr(pipeline, "STEPS", (early,))
+    with pytest.raises(AssertionError, match=r"step 'early' runs before \['records'\] are set"):
+        run(_cfg(folder, tmp_path / "o", "stopping_condition.n_samples=2"))
+    assert ran == []
