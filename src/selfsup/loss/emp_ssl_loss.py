@@ -5,8 +5,8 @@ fixed-size patches of every image and trains
 
     max_θ  (1/n) Σ_{i=1..n} [ R(Z_i) + λ D(Z_i, Z̄) ]
 
-"where Z̄ = (1/n) Σ_i Z_i is the mean of the representations of different augmented patches"
-and D is the cosine similarity. R is the total coding rate of a batch Z_i of b embeddings of
+where Z̄ = (1/n) Σ_i Z_i is the mean of the representations of the patches of an image and
+D is the cosine similarity. R is the total coding rate of a batch Z_i of b embeddings of
 dimension d,
 
     R(Z) = ½ log det( I + d / (b ε²) Zᵀ Z ),
@@ -96,7 +96,7 @@ def _stack_views(z_views: Sequence[Tensor], owner: str) -> Tensor:
 class TCRLoss(nn.Module):
     """Negative total coding rate −R(Z) of a batch of embeddings (EMP-SSL's anti-collapse term).
 
-    "R(Z) = ½ log det(I + d/(bε²) ZZᵀ)" (EMP-SSL, sec. 3; the coding rate of MCR², Yu et al.
+    R(Z) = ½ log det(I + d/(bε²) ZZᵀ) (EMP-SSL, sec. 3; the coding rate of MCR², Yu et al.
     2020): it is the larger the more directions the b embeddings span, so minimising −R spreads
     them. Embeddings are L2-normalised first.
 

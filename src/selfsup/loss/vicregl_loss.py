@@ -1,9 +1,9 @@
 """VICRegL's loss: VICReg on the global embeddings plus VICReg on matched local features.
 
-VICRegL (Bardes, Ponce & LeCun 2022, https://arxiv.org/abs/2210.01571, sec. 3): "the
+VICRegL (Bardes, Ponce & LeCun 2022, https://arxiv.org/abs/2210.01571, sec. 3): "The
 VICReg criterion is applied to pairs of global feature vectors. Simultaneously, the VICReg
-criterion is applied to pairs of local feature vectors appearing before the last pooling
-layer", where local features of two views are paired by their location in the image (the
+criterion is applied to pairs of local feature vectors occurring before the last pooling
+layer" (abstract), where local features of two views are paired by their location in the image (the
 nearest cell of the other view's grid) and by their distance in feature space (the nearest
 feature of the other view), keeping only the best ``num_matches`` pairs:
 

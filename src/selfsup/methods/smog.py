@@ -1,13 +1,12 @@
 """SMoG (Pang et al. 2022): synchronous momentum grouping, contrast against groups.
 
-"we propose a novel unsupervised visual representation learning method called Synchronous
-Momentum Grouping (SMoG) (...) SMoG leverages a group-level contrastive learning loss (...) the
-group features are updated synchronously with the momentum update of the network" (abstract):
-the momentum (target) projection of one view picks the group, the online prediction of the
-other view is classified into it by a softmax over its cosine similarities to all groups (τ =
-0.1), and the groups move towards the mean online projection of their members in the same
-step (β = 0.99). Both views play both roles (the loss is symmetrised, where lightly's example
-swaps the views every other batch).
+SMoG contrasts instances with groups rather than with other instances, and updates the group
+features by momentum in the same step as the network (hence "synchronous"): the momentum
+(target) projection of one view picks the group, the online prediction of the other view is
+classified into it by a softmax over its cosine similarities to all groups (τ = 0.1), and the
+groups move towards the mean online projection of their members in the same step (β = 0.99).
+Both views play both roles (the loss is symmetrised, where lightly's example swaps the views
+every other batch).
 
 The paper also re-initialises the groups by k-means over recent features, together with the
 momentum encoder, every 300 iterations (Table 7b); this model does not: the groups start as

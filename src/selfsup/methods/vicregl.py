@@ -1,14 +1,12 @@
 """VICRegL (Bardes et al. 2022): VICReg on global embeddings and on matched local features.
 
-"VICRegL (...) learns good global and local features simultaneously (...) the VICReg
-criterion is applied to pairs of global feature vectors. Simultaneously, the VICReg criterion
-is applied to pairs of local feature vectors appearing before the last pooling layer"
-(abstract). The global branch is VICReg's (backbone embedding, expander); the local branch
-takes the backbone's feature map before pooling (:func:`selfsup.models.feature_map`),
-average-pools it to the view's grid size and projects every cell with its own expander, and
+"The VICReg criterion is applied to pairs of global feature vectors. Simultaneously, the VICReg
+criterion is applied to pairs of local feature vectors occurring before the last pooling layer"
+(abstract). The global branch is VICReg's (backbone embedding, expander); the local branch takes
+the backbone's feature map before pooling (:func:`selfsup.models.feature_map`), average-pools it
+to the view's grid size and projects every cell with its own expander, and
 :class:`selfsup.loss.VICRegLLoss` matches cells by location and by feature distance. The
-registered method trains on two global views and no local ones, as the authors do for
-ResNets.
+registered method trains on two global views and no local ones, as the authors do for ResNets.
 """
 
 from __future__ import annotations

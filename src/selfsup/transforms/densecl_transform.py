@@ -1,7 +1,7 @@
 """DenseCL augmentations: MoCo v2's two views.
 
-DenseCL (Wang et al. 2021, https://arxiv.org/abs/2011.09157, sec. 4): "the data augmentation
-pipeline is the same as MoCo-v2". :class:`DenseCLTransform` is :class:`MoCoV2Transform` under
+DenseCL (Wang et al. 2021, https://arxiv.org/abs/2011.09157) trains on MoCo v2's data
+augmentation. :class:`DenseCLTransform` is :class:`MoCoV2Transform` under
 DenseCL's name (as in lightly), with the same arguments and defaults.
 """
 
