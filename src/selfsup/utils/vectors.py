@@ -22,6 +22,7 @@ used (the web app and the server must never import torch).
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
@@ -50,10 +51,11 @@ Backend: TypeAlias = Literal["auto", "numpy", "torch", "faiss"]
 
 KNN_BLOCK_ELEMENTS: Final = 1 << 24
 """Query x support scores held at once by the kNN search (64 MB of float32)."""
-KNN_MARGIN: Final = 8
+KNN_MARGIN: Final = 4
 """Candidates kept per query beyond ``k`` before the exact re-ranking: the float32 ranking of
 different back ends may order near-ties differently, and the margin lets the exact distances
-decide among them."""
+decide among them; a query whose ties reach past the margin is searched again exactly. A wider
+margin means fewer second searches but more work per block."""
 FAISS_MIN_ELEMENTS: Final = 1 << 23
 """``auto`` uses faiss on the CPU for a support set of at least this many values (N x D), e.g.
 65,536 x 128, where it is faster than numpy (see ``benchmarks/vectors.py``)."""
@@ -240,11 +242,11 @@ def _smallest(
     part = np.argpartition(score, m - 1, axis=1)[:, :m]
     kept = np.take_along_axis(score, part, axis=1)
     kth = kept.max(axis=1)
-    n_less = (score < kth[:, None]).sum(axis=1)
-    n_equal = (score == kth[:, None]).sum(axis=1)
     # argpartition keeps an arbitrary subset of the values equal to the m-th: where more are
-    # equal than fit, take those with the lowest rows instead.
-    for i in np.flatnonzero(n_less + n_equal > m):
+    # equal than fit, take those with the lowest rows instead (one pass to find out).
+    n_equal = np.count_nonzero(score == kth[:, None], axis=1)
+    n_equal_kept = np.count_nonzero(kept == kth[:, None], axis=1)
+    for i in np.flatnonzero(n_equal > n_equal_kept):
         less = np.flatnonzero(score[i] < kth[i])
         equal = np.flatnonzero(score[i] == kth[i])
         equal = equal[np.argsort(row_mat[i, equal], kind="stable")[: m - less.size]]
@@ -271,19 +273,23 @@ def _coarse_scores_numpy(
         b2: ``(C,)`` their squared norms; ``None`` for the cosine metric of rows that already
             have unit length (``unit`` False).
     """
+    # in place on the (Q, C) product: each further pass over it costs as much as a row of D
     dots = q @ block.T
     if cosine and not unit:  # rows already of unit length (knn's unit_rows)
-        return -dots
+        return np.negative(dots, out=dots)
     if b2 is None:
         raise ValueError("the squared norms b2 are needed for this metric")
     if unit:
-        inv = np.zeros_like(b2)
-        np.divide(1.0, np.sqrt(b2), out=inv, where=b2 > 0)  # a zero row: cosine 0
-        dots *= inv
-        if cosine:
-            return -dots
-        return (b2 > 0).astype(np.float32)[None, :] - 2.0 * dots
-    return b2[None, :] - 2.0 * dots
+        scale = np.zeros_like(b2)
+        # q.b / |b|, a zero row: cosine 0; times -1 (cosine) or -2 (|b_n|^2 - 2 q.b_n)
+        np.divide(-1.0 if cosine else -2.0, np.sqrt(b2), out=scale, where=b2 > 0)
+        dots *= scale
+        if not cosine:
+            dots += (b2 > 0).astype(np.float32)
+        return dots
+    dots *= np.float32(-2.0)
+    dots += b2
+    return dots
 
 
 class _TorchScorer:
@@ -506,19 +512,20 @@ def _exact_rows(x: NDArray[Any], unit: bool, dtype: np.dtype[Any]) -> NDArray[An
     return l2_normalize(x).astype(dtype) if unit else np.asarray(x, dtype=dtype)
 
 
-def _score_tolerance(backend: str) -> float:
-    """Relative error allowed for float32 ranking scores (of the scale ``(|q| + |b|)^2``).
+def _score_tolerance(backend: str, dim: int) -> float:
+    """Relative error bound of the float32 ranking scores (of the scale ``(|q| + |b|)^2``).
 
-    float32 products summed over ``D`` terms are off by far less than 1e-5 of the scale for
-    any practical ``D``; torch set to TF32 matrix products (``set_float32_matmul_precision``
-    below "highest") keeps only 10 mantissa bits, hence the wider bound there.
+    A float32 dot product of ``D`` terms is off by at most about ``D`` units of float32
+    rounding (2^-24) of the scale, far less in practice (blocked sums); the score doubles
+    it. torch set to TF32 matrix products (``set_float32_matmul_precision`` below "highest")
+    keeps only 10 mantissa bits, hence the wide bound there.
     """
     if backend == "torch":
         import torch
 
         if torch.get_float32_matmul_precision() != "highest":
             return 1e-2
-    return 1e-5
+    return max(1e-5, 2.0 * dim * 2.0**-24)
 
 
 def _knn_block(
@@ -564,14 +571,17 @@ def _knn_block(
 
     def blocks() -> Any:
         """``(positions, float32 block rows as stored, squared norms, exclusions)``."""
-        for start in range(0, n_cand, step):
+        # a small first block gives every query m candidates, hence a threshold, early
+        first = min(step, max(1024, 4 * m))
+        bounds = [0, *range(first, n_cand, step), n_cand] if n_cand > first else [0, n_cand]
+        for start, stop in itertools.pairwise(bounds):
             # candidates are ranked by position in the searched list (= row without cand)
-            positions = np.arange(start, min(start + step, n_cand), dtype=np.intp)
+            positions = np.arange(start, stop, dtype=np.intp)
             if cand is None:
                 rows = positions
-                block = np.ascontiguousarray(support[start : start + step], dtype=np.float32)
+                block = np.ascontiguousarray(support[start:stop], dtype=np.float32)
             else:
-                rows = cand[start : start + step]
+                rows = cand[start:stop]
                 block = np.ascontiguousarray(support[rows], dtype=np.float32)
             excluded = None
             if ids is not None and cand is None:
@@ -603,6 +613,15 @@ def _knn_block(
             score = _coarse_scores_numpy(q, block, b2, unit, cosine)
             if excluded is not None:
                 score[excluded] = np.inf
+            if best_s.shape[1] == m:
+                # only what beats a query's m-th best so far can enter (a tie loses: its
+                # position is higher): one comparison per score instead of a partition
+                thr = best_s.max(axis=1)
+                hit = np.flatnonzero(score.min(axis=1) < thr)
+                qi, cj = np.nonzero(score[hit] < thr[hit, None])
+                qi = hit[qi]
+                best_s, best_p = _merge(best_s, best_p, qi, score[qi, cj], positions[cj], m)
+                continue
             if positions.size > m:
                 s, p = _smallest(score, positions, m)
             else:
@@ -631,7 +650,7 @@ def _knn_block(
     q2 = (q64 * q64).sum(axis=1)
     s_m = np.where(found, best_s, -np.inf).max(axis=1).astype(np.float64)
     d_k = out_d[:, k - 1].astype(np.float64)
-    tol = _score_tolerance(backend) * (np.sqrt(q2) + math.sqrt(max_b2)) ** 2
+    tol = _score_tolerance(backend, dim) * (np.sqrt(q2) + math.sqrt(max_b2)) ** 2
     if cosine:
         bound, threshold = 1.0 + s_m - tol, d_k - 1.0 + tol
     else:
@@ -666,6 +685,33 @@ def _knn_block(
         out_p[query, : hi - lo] = pp[lo:hi]
         out_d[query, : hi - lo] = dist[lo:hi]
     return _rows_of(out_p, cand), out_d
+
+
+def _merge(
+    best_s: NDArray[np.float32],
+    best_p: NDArray[np.intp],
+    qi: NDArray[np.intp],
+    s: NDArray[np.float32],
+    p: NDArray[np.intp],
+    m: int,
+) -> tuple[NDArray[np.float32], NDArray[np.intp]]:
+    """The ``m`` best per query of the kept ``(Q, m)`` and new ``(query, score, position)``
+    triples, by (score, position); ``inf``/``-1`` where fewer."""
+    if qi.size == 0:
+        return best_s, best_p
+    n_q = best_s.shape[0]
+    all_q = np.concatenate([np.repeat(np.arange(n_q), best_s.shape[1]), qi])
+    all_s = np.concatenate([best_s.ravel(), s])
+    all_p = np.concatenate([best_p.ravel(), p])
+    order = np.lexsort((all_p, all_s, all_q))
+    all_q, all_s, all_p = all_q[order], all_s[order], all_p[order]
+    rank = np.arange(all_q.size) - np.searchsorted(all_q, np.arange(n_q))[all_q]
+    keep = rank < m
+    out_s = np.full((n_q, m), np.inf, dtype=np.float32)
+    out_p = np.full((n_q, m), -1, dtype=np.intp)
+    out_s[all_q[keep], rank[keep]] = all_s[keep]
+    out_p[all_q[keep], rank[keep]] = all_p[keep]
+    return out_s, out_p
 
 
 def _pair_distances(
