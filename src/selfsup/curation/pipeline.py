@@ -39,7 +39,7 @@ import shutil
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -49,8 +49,17 @@ from numpy.typing import NDArray
 from selfsup import __version__, runfolder
 from selfsup.config import RunConfig, to_yaml
 from selfsup.curation.checks import CheckResult, build_manifest
-from selfsup.curation.datapool import RunInfo
-from selfsup.curation.manifest import SampleRecord, count_by_reason, read_manifest
+from selfsup.curation.datapool import Datapool, RunInfo, validate_datapool_name
+from selfsup.curation.manifest import CorruptReason, SampleRecord, count_by_reason, read_manifest
+from selfsup.curation.metadata import metadata_table
+from selfsup.curation.predictions import (
+    DetectionPredictions,
+    load_predictions,
+    load_task_schema,
+    referenced_tasks,
+    resolve_predictions_dir,
+    selection_prediction_inputs,
+)
 from selfsup.curation.report import (
     CostAssumptions,
     JobInfo,
@@ -68,8 +77,9 @@ from selfsup.runfolder import write_selection_csv as write_selection_csv
 from selfsup.selection.config import SelectionConfig
 from selfsup.utils.atomic import atomic_path
 from selfsup.utils.cpus import resolve_num_workers
-from selfsup.utils.io import save_embeddings
+from selfsup.utils.io import load_embeddings, save_embeddings
 from selfsup.utils.names import display_name
+from selfsup.utils.safe_open import ReadTimeoutError, read_timeout
 
 if TYPE_CHECKING:
     from selfsup.selection import SelectionResult
@@ -127,8 +137,6 @@ def check_preconditions(cfg: RunConfig) -> None:
                 "selected_sequence_length (leave those unset)"
             )
     if cfg.datapool.name:
-        from selfsup.curation.datapool import validate_datapool_name
-
         validate_datapool_name(cfg.datapool.name)
     if cfg.extract_frames and cfg.frames_dir:
         frames = Path(cfg.frames_dir).resolve()
@@ -141,12 +149,6 @@ def check_preconditions(cfg: RunConfig) -> None:
 
 def _check_prediction_tasks(cfg: RunConfig) -> None:
     """Every prediction task the config names exists, with the right task type."""
-    from selfsup.curation.predictions import (
-        load_task_schema,
-        referenced_tasks,
-        resolve_predictions_dir,
-    )
-
     tasks = set(referenced_tasks(cfg.selection()))
     if cfg.object_level.task_name:
         tasks.add(cfg.object_level.task_name)
@@ -259,12 +261,6 @@ class _LostFiles:
         file's source, absolute or relative to the working directory) whose read just
         overran the per-file time limit: it is marked lost with reason ``timeout``.
         """
-        from dataclasses import replace
-
-        from selfsup.curation.manifest import (
-            CorruptReason,
-        )
-
         new = _lost_files(self.root, self.usable())
         if timed_out is not None:
             # The path the dataset read (root/source): relative if input_dir was given so.
@@ -321,8 +317,6 @@ def _embed_tolerating_lost_files(
     Returns:
         Embeddings (N, D), labels (N,), the model description and the N usable records.
     """
-    from selfsup.utils.safe_open import ReadTimeoutError
-
     for attempt in range(MAX_LOST_FILE_RETRIES + 1):
         usable = lost.usable()
         try:
@@ -344,8 +338,6 @@ def _embed_tolerating_lost_files(
             keep = [i for i, r in enumerate(usable) if r.source not in gone]
             usable = [usable[i] for i in keep]
             emb, labels = emb[keep], labels[keep]
-            from selfsup.utils.io import save_embeddings
-
             save_embeddings(RunFolder(out).embeddings, emb, labels, [r.filename for r in usable])
         if not usable:
             raise DataError(
@@ -370,8 +362,6 @@ def _precomputed_embeddings(
     path: str, samples: Sequence[str]
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
     """Rows of a user's embeddings CSV in ``samples`` order; every sample must have a row."""
-    from selfsup.utils.io import load_embeddings
-
     emb, labels, names = load_embeddings(path)
     row_of = {name: i for i, name in enumerate(names)}
     missing = [s for s in samples if s not in row_of]
@@ -546,8 +536,6 @@ def _embed_step(
 
     ``dataset``: the ManifestDataset of ``usable`` that training and embedding read.
     """
-    from selfsup.utils.io import load_embeddings, save_embeddings
-
     samples = [r.filename for r in usable]
     csv = RunFolder(out).embeddings
     if cfg.embeddings:
@@ -579,8 +567,6 @@ def _embed_step(
 
 def _metadata_columns(records: Sequence[Any]) -> dict[str, NDArray[np.float64]]:
     """Computed metadata per sample, under plain and ``lightly.``-prefixed keys."""
-    from selfsup.curation.metadata import metadata_table
-
     table = metadata_table([r.metadata() for r in records])
     columns: dict[str, NDArray[np.float64]] = {}
     for key, values in table.items():
@@ -630,12 +616,6 @@ def _object_candidates(
         crop_scores,
         embed_crops,
     )
-    from selfsup.curation.predictions import (
-        DetectionPredictions,
-        load_predictions,
-        resolve_predictions_dir,
-    )
-    from selfsup.utils.io import save_embeddings
 
     task = cfg.object_level.task_name
     folder = resolve_predictions_dir(cfg.input_dir, cfg.predictions_dir)
@@ -679,12 +659,6 @@ def _prediction_inputs(
     cfg: RunConfig, selection_config: Any, samples: list[str], usable: Sequence[Any]
 ) -> tuple[dict[str, dict[str, NDArray[np.float64]]], dict[str, Any]]:
     """Scores and class counts of the prediction tasks the selection reads."""
-    from selfsup.curation.predictions import (
-        referenced_tasks,
-        resolve_predictions_dir,
-        selection_prediction_inputs,
-    )
-
     tasks = referenced_tasks(selection_config)
     if not tasks:
         return {}, {}
@@ -726,15 +700,11 @@ def run(
     out = Path(cfg.output_dir) if cfg.output_dir else default_run_dir()
     step = on_step or _no_step
     resolved = cfg.model_copy(update={"output_dir": str(out)})
-    from selfsup.utils.safe_open import read_timeout
-
     # Every image read after the check (training, embedding, the report's thumbnails) is
     # bounded like the check's own (the check bounds each file in its worker processes).
     with read_timeout(cfg.check_timeout_s or None):
         if not cfg.datapool.name:
             return _run(resolved, out, overrides, progress, None, step)
-        from selfsup.curation.datapool import Datapool
-
         with Datapool.open(cfg.datapool.name, cfg.datapool.root or None) as pool:
             return _run(resolved, out, overrides, progress, pool, step)
 
