@@ -1,12 +1,15 @@
 """``selfsup run``: the curation pipeline over a folder, as one recorded run.
 
-Steps, each reading the manifest and the previous step's arrays and writing its own outputs
-(see DESIGN.md, "A curation run is a pure pipeline over a manifest")::
+A run is the loop of :func:`_run` over the declared :data:`STEPS`. Each :class:`Step` names
+the :class:`RunContext` fields it reads (set by earlier steps) and sets, the run-folder files
+it writes (paths and formats: :mod:`selfsup.runfolder`) and when a rerun reuses its work;
+each reads the manifest and the previous steps' arrays and writes its own outputs (see
+DESIGN.md, "A curation run is a pure pipeline over a manifest")::
 
-    config      config/config.yaml, config/overrides.yaml
+    config      .selfsup/run-folder, config/config.yaml, config/overrides.yaml
     check       data/manifest.jsonl, filenames/corrupt_filenames.txt, duplicate_filenames.txt
-    model       <output_dir>/selfsup_epoch_<n>.ckpt (when training)
-    embed       data/embeddings.csv, data/normalized_embeddings.csv
+    embed       <output_dir>/selfsup_epoch_<n>.ckpt (when training), data/embeddings.csv,
+                data/normalized_embeddings.csv
     select      data/selected_embeddings.csv, data/selection.csv,
                 filenames/sampled_filenames_excluding_datapool.txt,
                 filenames/removed_filenames.txt (+ data/frames/ with extract_frames=true,
