@@ -49,6 +49,7 @@ from selfsup.apphelpers.web_backend import (
     order_downloads,
     read_log_chunk,
 )
+from selfsup.runfolder import RunFolder
 from selfsup.server.auth import authenticate
 from selfsup.server.models import (
     ApiToken,
@@ -346,7 +347,7 @@ class ServerBackend(Generic[ViewT]):
         with self._lock:
             lock = self._copy_locks.setdefault(run_id, threading.Lock())
         with lock:
-            if (target / "report.json").is_file():
+            if RunFolder(target).report_json.is_file():
                 return target
             self._copy_outputs(access, run_id, target)
         return target
@@ -370,7 +371,7 @@ class ServerBackend(Generic[ViewT]):
                 dest = tmp.joinpath(*parts)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 fs.get_file(path, str(dest))
-            if not (tmp / "report.json").is_file():
+            if not RunFolder(tmp).report_json.is_file():
                 raise OutputsUnavailable(f"no report.json under {access.full_path}/{remote}")
             shutil.rmtree(target, ignore_errors=True)
             tmp.rename(target)
