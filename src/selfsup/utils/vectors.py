@@ -58,7 +58,10 @@ decide among them; a query whose ties reach past the margin is searched again ex
 margin means fewer second searches but more work per block."""
 FAISS_MIN_ELEMENTS: Final = 1 << 23
 """``auto`` uses faiss on the CPU for a support set of at least this many values (N x D), e.g.
-65,536 x 128, where it is faster than numpy (see ``benchmarks/vectors.py``)."""
+65,536 x 128. Below it numpy avoids faiss's import; above it the two are both BLAS-bound: on a
+shared 2-core machine ``benchmarks/vectors.py`` measured them within noise of each other
+(10k-200k x 128), so the choice matters on machines with more cores, where faiss's own
+threading applies. Results are the same either way."""
 
 _QUERY_BLOCK: Final = 16384
 _METRICS: Final = ("euclidean", "cosine")
