@@ -83,6 +83,7 @@ from selfsup.utils.cpus import resolve_num_workers
 from selfsup.utils.io import load_embeddings, save_embeddings
 from selfsup.utils.names import display_name
 from selfsup.utils.safe_open import ReadTimeoutError, read_timeout
+from selfsup.utils.vectors import l2_normalize
 
 if TYPE_CHECKING:
     from selfsup.selection import SelectionResult
@@ -353,12 +354,6 @@ def _embed_tolerating_lost_files(
 
 #: Columns of ``data/selection.csv``; the format belongs to :mod:`selfsup.runfolder`.
 SELECTION_CSV_COLUMNS: Final = SELECTION_COLUMNS
-
-
-def _l2_normalized(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    out: NDArray[np.float32] = (x / np.maximum(norms, 1e-12)).astype(np.float32)
-    return out
 
 
 def _precomputed_embeddings(
@@ -836,7 +831,7 @@ def _step_embed(ctx: RunContext) -> None:
             load_image=folder_image_loader(ctx.cfg.input_dir),
         )
     ctx.names = ctx.candidates.names
-    ctx.normalized = _l2_normalized(ctx.candidates.embeddings)
+    ctx.normalized = l2_normalize(ctx.candidates.embeddings, min_norm=1e-12)
     save_embeddings(
         ctx.folder.normalized_embeddings, ctx.normalized, ctx.candidates.labels, ctx.names
     )
