@@ -118,6 +118,10 @@ def test_loss_is_finite_and_trains_only_the_online_parts(name: str) -> None:
     assert torch.isfinite(loss)
     loss.backward()
     grads = [p.grad for p in model.backbone.parameters()]
+    if _split_grids(get_method(name).build_transform(INPUT_SIZE)(_images(1)[0]))[1]:
+        # A dense method may train only the feature map (DetCon pools regions of it): the
+        # layers after the map's pooling (this test backbone's Linear) then get no gradient.
+        grads = [g for g in grads if g is not None]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert any(g is not None and g.abs().sum() > 0 for g in grads)
     frozen = [p for n, p in model.named_parameters() if "momentum" in n or "teacher" in n]

@@ -16,6 +16,7 @@
 - :class:`HypersphereLoss`: alignment plus uniformity on the hypersphere (Wang and Isola).
 - :class:`EMPSSLLoss`, :class:`TCRLoss`: EMP-SSL's total coding rate and patch invariance.
 - :class:`DenseCLLoss`: DenseCL's global and dense InfoNCE, each with its queue.
+- :class:`DetConSLoss`, :class:`DetConBLoss`: DetCon's contrast of mask-pooled regions.
 - :class:`FroSSLLoss`: FroSSL's log Frobenius norms of the covariances plus invariance.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 from selfsup.loss.barlow_twins_loss import BarlowTwinsLoss
 from selfsup.loss.dcl_loss import DCLLoss, DCLWLoss
 from selfsup.loss.densecl_loss import DenseCLLoss
+from selfsup.loss.detcon_loss import DetConBLoss, DetConSLoss
 from selfsup.loss.dino_loss import DINOLoss
 from selfsup.loss.emp_ssl_loss import EMPSSLLoss, TCRLoss
 from selfsup.loss.frossl_loss import FroSSLLoss
@@ -45,6 +47,8 @@ __all__ = [
     "DCLWLoss",
     "DINOLoss",
     "DenseCLLoss",
+    "DetConBLoss",
+    "DetConSLoss",
     "EMPSSLLoss",
     "FroSSLLoss",
     "HypersphereLoss",

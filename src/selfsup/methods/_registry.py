@@ -42,6 +42,8 @@ _CATALOG: dict[str, str] = {
     "smog": "selfsup.methods.smog:METHOD",
     "vicregl": "selfsup.methods.vicregl:METHOD",
     "densecl": "selfsup.methods.densecl:METHOD",
+    "detcons": "selfsup.methods.detcon:METHOD_S",
+    "detconb": "selfsup.methods.detcon:METHOD_B",
 }
 _REGISTERED: dict[str, Method] = {}
 

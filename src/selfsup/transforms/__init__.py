@@ -5,7 +5,8 @@ Method transforms turn one image into the list of views a method trains on
 :class:`DINOTransform`, :class:`BYOLTransform`, :class:`SimSiamTransform`,
 :class:`FastSiamTransform`, :class:`VICRegTransform`, :class:`SwaVTransform`,
 :class:`EMPSSLTransform`, :class:`SMoGTransform`, :class:`VICRegLTransform` (views and
-their location grids), :class:`DenseCLTransform`);
+their location grids), :class:`DenseCLTransform`, :class:`DetConSTransform`,
+:class:`DetConBTransform` (views and grids));
 :class:`MultiViewTransform` combines any callables into such a list.
 
 The building blocks (crop, flips, colour jitter, grayscale, :class:`GaussianBlur`,
@@ -26,6 +27,7 @@ from selfsup.transforms.byol_transform import (
 )
 from selfsup.transforms.color import ColorJitterParams, RandomColorJitter, RandomGrayscale
 from selfsup.transforms.densecl_transform import DenseCLTransform
+from selfsup.transforms.detcon_transform import DetConBTransform, DetConSTransform
 from selfsup.transforms.dino_transform import DINOTransform, DINOViewTransform
 from selfsup.transforms.emp_ssl_transform import EMPSSLTransform, EMPSSLViewTransform
 from selfsup.transforms.fast_siam_transform import FastSiamTransform
@@ -61,6 +63,8 @@ __all__ = [
     "DINOTransform",
     "DINOViewTransform",
     "DenseCLTransform",
+    "DetConBTransform",
+    "DetConSTransform",
     "EMPSSLTransform",
     "EMPSSLViewTransform",
     "FastSiamTransform",

@@ -38,7 +38,7 @@ from selfsup.transforms.solarize import RandomSolarization
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
 from selfsup.transforms.view_transform import ViewParams, ViewTransform
 
-__all__ = ["VICRegLTransform", "VICRegLViewTransform", "crop_grid"]
+__all__ = ["VICRegLTransform", "VICRegLViewTransform", "crop_grid", "views_then_grids"]
 
 
 def crop_grid(
@@ -241,8 +241,15 @@ class VICRegLTransform(MultiViewTransform):
 
     def __call__(self, image: Any, generator: torch.Generator | None = None) -> list[Any]:
         """The views of ``image``, then their grids (see the class docstring)."""
-        pairs = []
-        for view in self.transforms:
-            assert isinstance(view, VICRegLViewTransform)
-            pairs.append(view.view_and_grid(image, generator))
-        return [v for v, _ in pairs] + [g for _, g in pairs]
+        return views_then_grids(self.transforms, image, generator)
+
+
+def views_then_grids(
+    transforms: Sequence[Any], image: Any, generator: torch.Generator | None = None
+) -> list[torch.Tensor]:
+    """Every :class:`VICRegLViewTransform`'s view of ``image``, then every view's grid."""
+    pairs = []
+    for view in transforms:
+        assert isinstance(view, VICRegLViewTransform)
+        pairs.append(view.view_and_grid(image, generator))
+    return [v for v, _ in pairs] + [g for _, g in pairs]
