@@ -773,7 +773,8 @@ def _step_check(ctx: RunContext) -> None:
         try:
             previous = read_manifest(manifest_path)
         except DataError as exc:
-            warnings.warn(f"ignoring unreadable manifest of the previous run: {exc}", stacklevel=2)
+            # stacklevel 3: attributed to run(), the caller of _run, as before the steps.
+            warnings.warn(f"ignoring unreadable manifest of the previous run: {exc}", stacklevel=3)
     if previous is None and ctx.pool is not None:
         previous = ctx.pool.previous_manifest(ctx.cfg.input_dir)
     ctx.checked = build_manifest(
