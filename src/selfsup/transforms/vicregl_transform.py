@@ -25,18 +25,14 @@ from selfsup.transforms._checks import (
     NormalizeArg,
     check_positive_int,
     check_probability,
-    check_real,
-    check_size,
 )
-from selfsup.transforms._steps import color_jitter_step, gaussian_blur_step
 from selfsup.transforms.base import image_size
-from selfsup.transforms.color import RandomGrayscale
-from selfsup.transforms.flip import RandomHorizontalFlip, RandomVerticalFlip
+from selfsup.transforms.flip import RandomVerticalFlip
 from selfsup.transforms.multi_view_transform import MultiViewTransform
-from selfsup.transforms.random_resized_crop import CropParams, RandomResizedCrop
-from selfsup.transforms.solarize import RandomSolarization
+from selfsup.transforms.random_resized_crop import CropParams
+from selfsup.transforms.smog_transform import SMoGViewTransform
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
-from selfsup.transforms.view_transform import ViewParams, ViewTransform
+from selfsup.transforms.view_transform import ViewParams
 
 __all__ = ["VICRegLTransform", "VICRegLViewTransform", "crop_grid", "views_then_grids"]
 
@@ -61,8 +57,10 @@ def crop_grid(
     return torch.stack([grid_y, grid_x], dim=-1)
 
 
-class VICRegLViewTransform(ViewTransform):
+class VICRegLViewTransform(SMoGViewTransform):
     """One VICRegL view: crop, flips, jitter, grayscale, blur, solarize, tensor; and its grid.
+
+    The steps of :class:`selfsup.transforms.SMoGViewTransform` with a vertical flip.
 
     ``view(img)`` gives the view (C, crop_size, crop_size); :meth:`view_and_grid` also gives
     its (grid_size, grid_size, 2) grid (see :func:`crop_grid`).
@@ -101,29 +99,26 @@ class VICRegLViewTransform(ViewTransform):
         random_gray_scale: float = 0.2,
         normalize: NormalizeArg = IMAGENET_NORMALIZE,
     ) -> None:
-        size = check_size("crop_size", crop_size)
-        low = check_real("crop_min_scale", crop_min_scale)
-        high = check_real("crop_max_scale", crop_max_scale)
-        if not 0.0 < low <= high <= 1.0:
-            raise ConfigError(
-                f"crop_min_scale={crop_min_scale!r}, crop_max_scale={crop_max_scale!r}: "
-                "expected 0 < min <= max <= 1 (fractions of the image area)"
-            )
         super().__init__(
-            steps=[
-                RandomResizedCrop(size=size, scale=(low, high)),
-                RandomHorizontalFlip(prob=check_probability("hf_prob", hf_prob)),
-                RandomVerticalFlip(prob=check_probability("vf_prob", vf_prob)),
-                color_jitter_step(cj_prob, cj_strength, cj_bright, cj_contrast, cj_sat, cj_hue),
-                RandomGrayscale(prob=check_probability("random_gray_scale", random_gray_scale)),
-                gaussian_blur_step(
-                    gaussian_blur_prob, kernel_size, sigmas, prob_name="gaussian_blur_prob"
-                ),
-                RandomSolarization(prob=check_probability("solarize_prob", solarize_prob)),
-            ],
+            crop_size=crop_size,
+            crop_min_scale=crop_min_scale,
+            crop_max_scale=crop_max_scale,
+            gaussian_blur_prob=gaussian_blur_prob,
+            kernel_size=kernel_size,
+            sigmas=sigmas,
+            solarize_prob=solarize_prob,
+            hf_prob=hf_prob,
+            cj_prob=cj_prob,
+            cj_strength=cj_strength,
+            cj_bright=cj_bright,
+            cj_contrast=cj_contrast,
+            cj_sat=cj_sat,
+            cj_hue=cj_hue,
+            random_gray_scale=random_gray_scale,
             normalize=normalize,
         )
-        self.crop_size = size
+        # SMoG's steps with a vertical flip after the horizontal one; the grid follows both.
+        self.steps.insert(2, RandomVerticalFlip(prob=check_probability("vf_prob", vf_prob)))
         self.grid_size = check_positive_int("grid_size", grid_size)
 
     def grid(self, params: ViewParams, size: tuple[int, int]) -> torch.Tensor:
