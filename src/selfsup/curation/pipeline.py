@@ -854,19 +854,17 @@ def _step_select(ctx: RunContext) -> None:
         if ctx.pool is not None
         else np.zeros(0, np.int64)
     )
+    # Exact typicality costs O(N^2 D): past this size the default method runs as coreset. The
+    # config that runs is resolved (method, selection_config, selection_note) and recorded in
+    # config/config.yaml before selecting.
+    sized = ctx.cfg.for_sample_count(len(ctx.names), MAX_DEFAULT_TYPICALITY_SAMPLES)
     ctx.selection_note = ""
-    if (
-        ctx.cfg.selection_config is None
-        and ctx.cfg.method == "typicality_coreset"
-        and len(ctx.names) > MAX_DEFAULT_TYPICALITY_SAMPLES
-    ):
-        # Exact typicality costs O(N^2 D); past this size the default would take hours.
-        ctx.selection_note = (
-            f"{len(ctx.names)} samples exceed {MAX_DEFAULT_TYPICALITY_SAMPLES}: the default "
-            "typicality_coreset ran as coreset (pure diversity)"
-        )
+    if sized is not ctx.cfg:
+        ctx.cfg = sized
+        ctx.selection_note = ctx.cfg.selection_note
         logger.warning(ctx.selection_note)
-        ctx.selection_config = ctx.cfg.model_copy(update={"method": "coreset"}).selection()
+        ctx.selection_config = ctx.cfg.selection()
+        ctx.folder.write_config(to_yaml(ctx.cfg), ctx.overrides)
     if ctx.cfg.selected_sequence_length > 1:
         # Imported here: it imports torch, and importing the pipeline must not.
         from selfsup.curation.sequences import select_sequences
@@ -1128,6 +1126,7 @@ STEPS: Final = (
             "names",
             "normalized",
             "out",
+            "overrides",
             "pool",
             "progress",
             "run_id",
@@ -1135,6 +1134,7 @@ STEPS: Final = (
             "usable",
         ),
         provides=(
+            "cfg",
             "frames_note",
             "order",
             "preselected",
