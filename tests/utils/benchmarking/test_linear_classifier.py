@@ -32,7 +32,13 @@ def test_linear_classifier_learns_and_leaves_the_model_untouched(
     before = {k: v.clone() for k, v in model.state_dict().items()}
     # lr per 256 samples: 25.6 × 10 / 256 = 1.0 for batches of 10.
     classifier = LinearClassifier(
-        model, batch_size_per_device=10, feature_dim=8, num_classes=3, topk=(1, 2), lr=25.6
+        model,
+        batch_size_per_device=10,
+        feature_dim=8,
+        num_classes=3,
+        topk=(1, 2),
+        lr=25.6,
+        freeze_model=True,
     )
     trainer = make_trainer(max_epochs=3)
     untrained = trainer.validate(classifier, val_loader, verbose=False)[0]
@@ -61,7 +67,7 @@ def test_linear_classifier_defaults_match_lightly() -> None:
     assert classifier.classification_head.in_features == 2048
     assert classifier.classification_head.out_features == 1000
     assert classifier.topk == (1, 5)
-    assert classifier.freeze_model is True
+    assert classifier.freeze_model is False  # lightly's default: fine-tune
     assert classifier.lr == 0.1
     assert classifier.hparams["batch_size_per_device"] == 32
 

@@ -47,7 +47,8 @@ class LinearClassifier(pl.LightningModule):
         feature_dim: D, the number of features ``model`` returns.
         num_classes: C; targets are integers in [0, C).
         topk: The k of the logged top-k accuracies; each in [1, C].
-        freeze_model: True for linear evaluation, False to fine-tune the model too.
+        freeze_model: True for linear evaluation, False (lightly's default) to fine-tune
+            the model too; linear evaluation passes ``freeze_model=True``.
         lr: Learning rate per 256 samples (0.1, SimCLR's linear evaluation).
 
     Raises:
@@ -66,7 +67,7 @@ class LinearClassifier(pl.LightningModule):
         feature_dim: int = 2048,
         num_classes: int = 1000,
         topk: tuple[int, ...] = (1, 5),
-        freeze_model: bool = True,
+        freeze_model: bool = False,
         *,
         lr: float = 0.1,
     ) -> None:
