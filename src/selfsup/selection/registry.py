@@ -21,7 +21,6 @@ configs without loading the selection engine.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, NoReturn, Proto
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from selfsup.errors import ConfigError
+from selfsup.errors import ConfigError, did_you_mean
 
 if TYPE_CHECKING:
     import numpy as np
@@ -97,17 +96,6 @@ def fail(path: str, reason: str) -> NoReturn:
     errors puts the location of the field in front.
     """
     raise SelectionConfigError(path, reason)
-
-
-def did_you_mean(word: str, options: Sequence[str]) -> str:
-    """``"; did you mean 'X'?"`` for the closest of ``options`` to ``word``, else ``""``."""
-    exact = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
-    if exact:
-        return f"; did you mean {exact[0]!r}?"
-    # case-insensitive second try: 'diversity' -> 'DIVERSITY', 'A' -> 'a'
-    lowered = {option.lower(): option for option in options}
-    close = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.5)
-    return f"; did you mean {lowered[close[0]]!r}?" if close else ""
 
 
 # ----------------------------------------------------------------------------- value checks
