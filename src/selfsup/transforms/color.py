@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +39,69 @@ class ColorJitterParams:
     contrast: float | None
     saturation: float | None
     hue: float | None
+
+
+def _stack_factor(values: Sequence[float | None]) -> torch.Tensor | None:
+    if all(v is None for v in values):
+        return None
+    if any(v is None for v in values):
+        raise ConfigError(
+            "ColorJitterBatch.from_params: a factor is None for some images and set for others; "
+            "stack only params drawn by the same RandomColorJitter"
+        )
+    return torch.tensor(values, dtype=torch.float64)
+
+
+def _unbind_factor(values: torch.Tensor | None, n: int) -> list[float | None]:
+    return [None] * n if values is None else [float(v) for v in values.tolist()]
+
+
+@dataclass(frozen=True)
+class ColorJitterBatch:
+    """:class:`RandomColorJitter` draws for a batch of ``n`` images.
+
+    ``applied``: bool ``(n,)``; ``order``: int64 ``(n, 4)``, one permutation of (brightness,
+    contrast, saturation, hue) per image; each factor float64 ``(n,)``, or ``None`` when its
+    strength is 0 (the adjustment is skipped for every image).
+    """
+
+    applied: torch.Tensor
+    order: torch.Tensor
+    brightness: torch.Tensor | None
+    contrast: torch.Tensor | None
+    saturation: torch.Tensor | None
+    hue: torch.Tensor | None
+
+    @classmethod
+    def from_params(cls, params: Sequence[ColorJitterParams]) -> ColorJitterBatch:
+        """Stack per-image params (all from the same :class:`RandomColorJitter`)."""
+        return cls(
+            applied=torch.tensor([p.applied for p in params], dtype=torch.bool),
+            order=torch.tensor([list(p.order) for p in params], dtype=torch.int64).reshape(-1, 4),
+            brightness=_stack_factor([p.brightness for p in params]),
+            contrast=_stack_factor([p.contrast for p in params]),
+            saturation=_stack_factor([p.saturation for p in params]),
+            hue=_stack_factor([p.hue for p in params]),
+        )
+
+    def unbind(self) -> list[ColorJitterParams]:
+        """The per-image params, as :meth:`RandomColorJitter.get_params` returns them."""
+        n = int(self.applied.shape[0])
+        columns = zip(
+            self.applied.tolist(),
+            self.order.tolist(),
+            _unbind_factor(self.brightness, n),
+            _unbind_factor(self.contrast, n),
+            _unbind_factor(self.saturation, n),
+            _unbind_factor(self.hue, n),
+            strict=True,
+        )
+        return [
+            ColorJitterParams(
+                applied=bool(a), order=tuple(o), brightness=b, contrast=c, saturation=s, hue=h
+            )
+            for a, o, b, c, s, h in columns
+        ]
 
 
 class RandomColorJitter(RandomTransform[ColorJitterParams]):
@@ -96,6 +160,34 @@ class RandomColorJitter(RandomTransform[ColorJitterParams]):
             hue=hue_shift if self.hue > 0 else None,
         )
 
+    def sample_batch(
+        self, n: int, size: ImageSize, generator: torch.Generator | None = None
+    ) -> ColorJitterBatch:
+        """Draws for ``n`` images: the same distribution as ``n`` calls of :meth:`get_params`.
+
+        The order of every image is the argsort of 4 uniforms, a uniformly random permutation.
+        """
+        applied = torch.rand(n, generator=generator) < self.prob
+        order = torch.argsort(torch.rand((n, 4), generator=generator), dim=1)
+
+        def factor(strength: float) -> torch.Tensor | None:
+            u = torch.rand(n, generator=generator, dtype=torch.float64)
+            low = max(0.0, 1.0 - strength)
+            return low + (1.0 + strength - low) * u if strength > 0 else None
+
+        brightness = factor(self.brightness)
+        contrast = factor(self.contrast)
+        saturation = factor(self.saturation)
+        u_hue = torch.rand(n, generator=generator, dtype=torch.float64)
+        return ColorJitterBatch(
+            applied=applied,
+            order=order,
+            brightness=brightness,
+            contrast=contrast,
+            saturation=saturation,
+            hue=-self.hue + 2.0 * self.hue * u_hue if self.hue > 0 else None,
+        )
+
     def apply(self, img: ImageT, params: ColorJitterParams) -> ImageT:
         if not params.applied:
             return img
@@ -124,6 +216,12 @@ class RandomGrayscale(RandomTransform[bool]):
 
     def get_params(self, size: ImageSize, generator: torch.Generator | None = None) -> bool:
         return rand_bool(self.prob, generator)
+
+    def sample_batch(
+        self, n: int, size: ImageSize, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Bool mask ``(n,)``: which of ``n`` images to gray, each with probability ``prob``."""
+        return torch.rand(n, generator=generator) < self.prob
 
     def apply(self, img: ImageT, params: bool) -> ImageT:
         if not params:

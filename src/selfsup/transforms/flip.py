@@ -18,6 +18,12 @@ class RandomHorizontalFlip(RandomTransform[bool]):
     def get_params(self, size: ImageSize, generator: torch.Generator | None = None) -> bool:
         return rand_bool(self.prob, generator)
 
+    def sample_batch(
+        self, n: int, size: ImageSize, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Bool mask ``(n,)``: which of ``n`` images to flip, each with probability ``prob``."""
+        return torch.rand(n, generator=generator) < self.prob
+
     def apply(self, img: ImageT, params: bool) -> ImageT:
         return same_type(TF.hflip(img), img) if params else img
 
@@ -30,6 +36,12 @@ class RandomVerticalFlip(RandomTransform[bool]):
 
     def get_params(self, size: ImageSize, generator: torch.Generator | None = None) -> bool:
         return rand_bool(self.prob, generator)
+
+    def sample_batch(
+        self, n: int, size: ImageSize, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Bool mask ``(n,)``: which of ``n`` images to flip, each with probability ``prob``."""
+        return torch.rand(n, generator=generator) < self.prob
 
     def apply(self, img: ImageT, params: bool) -> ImageT:
         return same_type(TF.vflip(img), img) if params else img

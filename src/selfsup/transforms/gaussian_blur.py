@@ -107,6 +107,45 @@ def gaussian_kernel1d(kernel_size: int, sigma: float) -> torch.Tensor:
     return weights / weights.sum()
 
 
+@dataclass(frozen=True)
+class GaussianBlurBatch:
+    """:class:`GaussianBlur` draws for a batch of ``n`` images.
+
+    ``applied``: bool ``(n,)``; ``sigma``: float64 ``(n,)``; ``kernel_size``: int64 ``(n,)``,
+    odd windows (drawn for every image, used where ``applied``).
+    """
+
+    applied: torch.Tensor
+    sigma: torch.Tensor
+    kernel_size: torch.Tensor
+
+    @classmethod
+    def from_params(cls, params: Sequence[GaussianBlurParams]) -> GaussianBlurBatch:
+        """Stack per-image params into one batch."""
+        return cls(
+            applied=torch.tensor([p.applied for p in params], dtype=torch.bool),
+            sigma=torch.tensor([p.sigma for p in params], dtype=torch.float64),
+            kernel_size=torch.tensor([p.kernel_size for p in params], dtype=torch.int64),
+        )
+
+    def unbind(self) -> list[GaussianBlurParams]:
+        """The per-image params, as :meth:`GaussianBlur.get_params` returns them."""
+        columns = zip(
+            self.applied.tolist(), self.sigma.tolist(), self.kernel_size.tolist(), strict=True
+        )
+        return [
+            GaussianBlurParams(applied=bool(a), sigma=float(s), kernel_size=int(k))
+            for a, s, k in columns
+        ]
+
+
+def odd_window_batch(pixels: torch.Tensor, size: ImageSize) -> torch.Tensor:
+    """:func:`odd_window` of every entry of ``pixels`` (float ``(n,)``); int64 ``(n,)``."""
+    k = torch.clamp(torch.round(pixels), min=3).to(torch.int64)
+    k = k + (k % 2 == 0).to(torch.int64)
+    return torch.clamp(k, max=2 * min(size) - 1)
+
+
 class GaussianBlur(RandomTransform[GaussianBlurParams]):
     """Blur with probability ``prob`` using a Gaussian of random ``sigma ~ U(sigmas)``.
 
@@ -162,6 +201,33 @@ class GaussianBlur(RandomTransform[GaussianBlurParams]):
                 )
         return GaussianBlurParams(
             applied=applied, sigma=sigma, kernel_size=odd_window(window, size)
+        )
+
+    def sample_batch(
+        self, n: int, size: ImageSize, generator: torch.Generator | None = None
+    ) -> GaussianBlurBatch:
+        """Draws for ``n`` images: the same distribution as ``n`` calls of :meth:`get_params`."""
+        applied = torch.rand(n, generator=generator) < self.prob
+        u_sigma = torch.rand(n, generator=generator, dtype=torch.float64)
+        z_window = torch.randn(n, generator=generator, dtype=torch.float64)
+        sigma = self.sigmas[0] + (self.sigmas[1] - self.sigmas[0]) * u_sigma
+        if self.kernel_size is None:
+            window = (2 * torch.ceil(3.0 * sigma) + 1).to(torch.float64)
+        else:
+            base = (
+                float(self.kernel_size)
+                if isinstance(self.kernel_size, int)
+                else self.kernel_size * max(size)
+            )
+            window = torch.full((n,), base, dtype=torch.float64)
+            if self.scale:
+                window = torch.clamp(
+                    window * (1.0 + self.scale * z_window),
+                    min=(1.0 - self.scale) * base,
+                    max=(1.0 + self.scale) * base,
+                )
+        return GaussianBlurBatch(
+            applied=applied, sigma=sigma, kernel_size=odd_window_batch(window, size)
         )
 
     def apply(self, img: ImageT, params: GaussianBlurParams) -> ImageT:

@@ -55,6 +55,12 @@ def sample_crop(
             top = min(int(u_top * (height - h + 1)), height - h)
             left = min(int(u_left * (width - w + 1)), width - w)
             return CropParams(top=top, left=left, height=h, width=w)
+    return sample_crop_fallback(size, ratio)
+
+
+def sample_crop_fallback(size: ImageSize, ratio: tuple[float, float]) -> CropParams:
+    """The central crop :func:`sample_crop` returns when none of its proposals fits."""
+    height, width = size
     in_ratio = width / height
     if in_ratio < ratio[0]:
         w, h = width, round(width / ratio[0])
@@ -63,6 +69,55 @@ def sample_crop(
     else:
         w, h = width, height
     return CropParams(top=(height - h) // 2, left=(width - w) // 2, height=h, width=w)
+
+
+def crop_boxes(params: Sequence[CropParams]) -> torch.Tensor:
+    """Stack per-image crops into boxes ``(n, 4)`` int64: ``top, left, height, width``."""
+    return torch.tensor(
+        [[p.top, p.left, p.height, p.width] for p in params], dtype=torch.int64
+    ).reshape(-1, 4)
+
+
+def sample_crop_batch(
+    n: int,
+    size: ImageSize,
+    scale: tuple[float, float],
+    ratio: tuple[float, float],
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """:func:`sample_crop` for ``n`` images at once: boxes ``(n, 4)`` as :func:`crop_boxes`.
+
+    Draws the same ``(n, 10, 4)`` float64 uniforms that ``n`` calls of :func:`sample_crop` draw,
+    in the same order, and picks the first proposal that fits per row (or the central
+    fallback), so with the same generator state it returns exactly the same crops.
+    """
+    height, width = size
+    area = float(height * width)
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    draws = torch.rand((n, _ATTEMPTS, 4), generator=generator, dtype=torch.float64)
+    u_area, u_ratio, u_top, u_left = draws.unbind(-1)
+    target_area = area * (scale[0] + (scale[1] - scale[0]) * u_area)
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u_ratio)
+    # torch.round and Python's round both round half to even.
+    w = torch.round(torch.sqrt(target_area * aspect))
+    h = torch.round(torch.sqrt(target_area / aspect))
+    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = fits.to(torch.int64).argmax(dim=1, keepdim=True)
+    w_sel = w.gather(1, first).squeeze(1)
+    h_sel = h.gather(1, first).squeeze(1)
+    top = torch.minimum(
+        torch.floor(u_top.gather(1, first).squeeze(1) * (height - h_sel + 1)), height - h_sel
+    )
+    left = torch.minimum(
+        torch.floor(u_left.gather(1, first).squeeze(1) * (width - w_sel + 1)), width - w_sel
+    )
+    boxes = torch.stack([top, left, h_sel, w_sel], dim=1).to(torch.int64)
+    fallback = sample_crop_fallback(size, ratio)
+    no_fit = ~fits.any(dim=1)
+    boxes[no_fit] = torch.tensor(
+        [fallback.top, fallback.left, fallback.height, fallback.width], dtype=torch.int64
+    )
+    return boxes
 
 
 class RandomResizedCrop(RandomTransform[CropParams]):
@@ -97,6 +152,12 @@ class RandomResizedCrop(RandomTransform[CropParams]):
     def get_params(self, size: ImageSize, generator: torch.Generator | None = None) -> CropParams:
         """Sample the crop window for an input of ``size = (height, width)``."""
         return sample_crop(size, self.scale, self.ratio, generator)
+
+    def sample_batch(
+        self, n: int, size: ImageSize, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Crop boxes ``(n, 4)`` int64 (``top, left, height, width``) for ``n`` inputs."""
+        return sample_crop_batch(n, size, self.scale, self.ratio, generator)
 
     def apply(self, img: ImageT, params: CropParams) -> ImageT:
         """Crop ``params``' window and resize it to ``self.size`` (antialiased for tensors)."""

@@ -6,6 +6,7 @@ All rotations are counter-clockwise, as in torchvision and ``numpy.rot90``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torchvision.transforms.functional as TF
@@ -65,6 +66,12 @@ class RandomRotate(RandomTransform[bool]):
     def get_params(self, size: ImageSize, generator: torch.Generator | None = None) -> bool:
         return rand_bool(self.prob, generator)
 
+    def sample_batch(
+        self, n: int, size: ImageSize, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Bool mask ``(n,)``: which of ``n`` images to rotate, each with probability ``prob``."""
+        return torch.rand(n, generator=generator) < self.prob
+
     def apply(self, img: ImageT, params: bool) -> ImageT:
         return rotate90(img, self.angle // 90) if params else img
 
@@ -72,6 +79,33 @@ class RandomRotate(RandomTransform[bool]):
         if params and (self.angle // 90) % 2 == 1:
             return (size[1], size[0])
         return size
+
+
+@dataclass(frozen=True)
+class RotationBatch:
+    """:class:`RandomRotateDegrees` draws for a batch of ``n`` images.
+
+    ``applied``: bool ``(n,)``; ``angle``: float64 ``(n,)`` in degrees (drawn for every image,
+    used where ``applied``).
+    """
+
+    applied: torch.Tensor
+    angle: torch.Tensor
+
+    @classmethod
+    def from_params(cls, params: Sequence[float | None]) -> RotationBatch:
+        """Stack per-image params (angle or ``None``) into one batch."""
+        return cls(
+            applied=torch.tensor([p is not None for p in params], dtype=torch.bool),
+            angle=torch.tensor([0.0 if p is None else p for p in params], dtype=torch.float64),
+        )
+
+    def unbind(self) -> list[float | None]:
+        """The per-image params, as :meth:`RandomRotateDegrees.get_params` returns them."""
+        return [
+            float(a) if on else None
+            for on, a in zip(self.applied.tolist(), self.angle.tolist(), strict=True)
+        ]
 
 
 class RandomRotateDegrees(RandomTransform[float | None]):
@@ -97,6 +131,15 @@ class RandomRotateDegrees(RandomTransform[float | None]):
         applied = rand_bool(self.prob, generator)
         angle = rand_uniform(self.degrees[0], self.degrees[1], generator)
         return angle if applied else None
+
+    def sample_batch(
+        self, n: int, size: ImageSize, generator: torch.Generator | None = None
+    ) -> RotationBatch:
+        """Draws for ``n`` images: the same distribution as ``n`` calls of :meth:`get_params`."""
+        applied = torch.rand(n, generator=generator) < self.prob
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        angle = self.degrees[0] + (self.degrees[1] - self.degrees[0]) * u
+        return RotationBatch(applied=applied, angle=angle)
 
     def apply(self, img: ImageT, params: float | None) -> ImageT:
         if params is None:

@@ -54,5 +54,11 @@ class RandomSolarization(RandomTransform[bool]):
     def get_params(self, size: ImageSize, generator: torch.Generator | None = None) -> bool:
         return rand_bool(self.prob, generator)
 
+    def sample_batch(
+        self, n: int, size: ImageSize, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """Bool mask ``(n,)``: which of ``n`` images to solarize, each with probability ``prob``."""
+        return torch.rand(n, generator=generator) < self.prob
+
     def apply(self, img: ImageT, params: bool) -> ImageT:
         return solarize(img, self.threshold) if params else img

@@ -1,0 +1,488 @@
+"""Batched, on-device forms of the augmentation steps: per-sample parameters, one batch.
+
+Every function here takes a batch ``images`` shaped ``(B, C, H, W)`` (uint8 in [0, 255] or
+floating point in [0, 1]) on any device, plus the per-sample parameters that the step's
+``sample_batch(n, size, generator)`` draws (or that ``from_params``/:func:`crop_boxes` stack from
+per-image ``get_params`` draws), and returns a new tensor of the same dtype and device; the
+input is never modified. Parameters may live on the CPU (where the data loader draws them):
+they are moved to the images' device here.
+
+They reproduce the per-image steps of :mod:`selfsup.transforms` (torchvision's functional ops on
+tensors) for the same parameters:
+
+* exactly: flips, 90-degree rotations, grayscale, solarisation, normalisation;
+* up to float rounding (about 1e-6 on float inputs, at most 1 of 255 on uint8 inputs, where
+  torchvision rounds or truncates an intermediate that differs in its last bits): resized crop,
+  Gaussian blur, colour jitter;
+* arbitrary-angle rotation: nearest-neighbour sampling of the same rotated grid; a pixel whose
+  source lies exactly half-way between two pixels may pick the other neighbour.
+
+Why not per-image calls in a loop: a loop launches ``B`` small kernels per step (slow on a GPU)
+and keeps the decoded images on the CPU. Here each step is a few batched tensor operations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from selfsup.errors import ConfigError, DataError
+from selfsup.transforms.color import BRIGHTNESS, CONTRAST, HUE, SATURATION, ColorJitterBatch
+from selfsup.transforms.gaussian_blur import GaussianBlurBatch
+from selfsup.transforms.random_resized_crop import crop_boxes
+from selfsup.transforms.rotation import RotationBatch
+
+__all__ = [
+    "color_jitter",
+    "crop_boxes",
+    "gaussian_blur",
+    "grayscale",
+    "hflip",
+    "normalize",
+    "resized_crop",
+    "rotate",
+    "rotate90",
+    "solarize",
+    "to_float",
+    "vflip",
+]
+
+_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+
+
+def _check_batch(name: str, images: torch.Tensor, n: int | None = None) -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise DataError(f"{name}: expected images shaped (B, C, H, W), got {shape}")
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise DataError(
+            f"{name}: expected a uint8 or floating point batch, got a {images.dtype} tensor"
+        )
+    if n is not None and images.shape[0] != n:
+        raise DataError(
+            f"{name}: the batch has {images.shape[0]} images but the parameters are for {n}; "
+            "draw parameters with n = batch size"
+        )
+
+
+def _mask(name: str, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``mask`` (B,) bool on the images' device, shaped (B, 1, 1, 1) to broadcast."""
+    if mask.dtype != torch.bool or mask.ndim != 1:
+        raise DataError(f"{name}: expected a bool mask (B,), got {mask.dtype} {tuple(mask.shape)}")
+    _check_batch(name, images, int(mask.shape[0]))
+    return mask.to(images.device).view(-1, 1, 1, 1)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(B, C, H, W)`` -> float32 in [0, 1] (divided by 255); float input -> a copy."""
+    _check_batch("to_float", images)
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32) / 255.0
+    return images.clone()
+
+
+def hflip(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mirror left-right the images where ``mask`` (bool ``(B,)``) is set; exact."""
+    return torch.where(_mask("hflip", images, mask), images.flip(-1), images)
+
+
+def vflip(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mirror top-bottom the images where ``mask`` (bool ``(B,)``) is set; exact."""
+    return torch.where(_mask("vflip", images, mask), images.flip(-2), images)
+
+
+def rotate90(images: torch.Tensor, mask: torch.Tensor, k: int = 1) -> torch.Tensor:
+    """Rotate counter-clockwise by ``k * 90`` degrees where ``mask`` is set; exact.
+
+    An odd ``k`` swaps height and width, so a batch can only mix rotated and unrotated images
+    when they are square; a non-square batch needs all or none rotated.
+    """
+    m = _mask("rotate90", images, mask)
+    k %= 4
+    if k == 0 or not bool(mask.any()):
+        return images.clone()
+    rotated = torch.rot90(images, k, dims=(-2, -1))
+    if rotated.shape == images.shape:
+        return torch.where(m, rotated, images)
+    if bool(mask.all()):
+        return rotated
+    raise DataError(
+        f"rotate90: a {images.shape[-2]}x{images.shape[-1]} batch cannot mix images rotated by "
+        f"{k * 90} degrees (which become {images.shape[-1]}x{images.shape[-2]}) with unrotated "
+        "ones; rotate after a square crop or use square images"
+    )
+
+
+def _filter(kind: str) -> tuple[float, Callable[[torch.Tensor], torch.Tensor]]:
+    """Half-width and kernel of torchvision's antialiased interpolation filters."""
+    if kind == "bilinear":
+        return 1.0, lambda x: torch.clamp(1.0 - x.abs(), min=0.0)
+
+    def cubic(x: torch.Tensor) -> torch.Tensor:
+        # Keys' cubic with a = -0.5, the antialiased bicubic kernel (PIL's, torchvision's).
+        a = -0.5
+        x = x.abs()
+        near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+        far = (((x - 5.0) * x + 8.0) * x - 4.0) * a
+        return torch.where(x < 1.0, near, torch.where(x < 2.0, far, torch.zeros_like(x)))
+
+    return 2.0, cubic
+
+
+def _resample_matrix(
+    start: torch.Tensor, length: torch.Tensor, out_size: int, full: int, kind: str
+) -> torch.Tensor:
+    """Per-sample weights ``(B, out_size, full)`` float64 mapping one image axis to the output.
+
+    Output pixel ``i`` of sample ``b`` is ``sum_j W[b, i, j] x[j]``; the weights are zero
+    outside the crop ``[start, start + length)``. They follow PyTorch's antialiased resampling
+    (``interpolate(..., antialias=True)``, the algorithm of PIL's resize): with
+    ``scale = length / out_size``, output pixel ``i`` is centred at ``scale * (i + 0.5)`` in
+    crop coordinates, and the filter is stretched by ``scale`` when downsampling so that every
+    input pixel contributes. ``nearest`` picks crop pixel ``floor(i * scale)``.
+    """
+    length_f = length.to(torch.float64).view(-1, 1, 1)
+    scale = length_f / out_size
+    i = torch.arange(out_size, dtype=torch.float64).view(1, -1, 1)
+    j = torch.arange(full, dtype=torch.float64).view(1, 1, -1) - start.to(torch.float64).view(
+        -1, 1, 1
+    )
+    if kind == "nearest":
+        src = torch.minimum(torch.floor(i * scale), length_f - 1)
+        return (j == src).to(torch.float64)
+    half, kernel = _filter(kind)
+    support = torch.where(scale >= 1.0, half * scale, torch.full_like(scale, half))
+    inv_scale = torch.where(scale >= 1.0, 1.0 / scale, torch.ones_like(scale))
+    center = scale * (i + 0.5)
+    low = torch.clamp(torch.trunc(center - support + 0.5), min=0.0)
+    high = torch.minimum(torch.trunc(center + support + 0.5), length_f)
+    inside = (j >= low) & (j < high)
+    weights = torch.where(inside, kernel((j - center + 0.5) * inv_scale), torch.zeros_like(j))
+    total = weights.sum(dim=-1, keepdim=True)
+    return weights / torch.where(total == 0, torch.ones_like(total), total)
+
+
+def resized_crop(
+    images: torch.Tensor,
+    boxes: torch.Tensor,
+    size: Sequence[int],
+    interpolation: str = "bilinear",
+) -> torch.Tensor:
+    """Crop every image to its box and resize it to ``size = (height, width)``.
+
+    Args:
+        images: ``(B, C, H, W)`` uint8 or float.
+        boxes: int ``(B, 4)``: ``top, left, height, width`` in input pixels (what
+            ``RandomResizedCrop.sample_batch`` or :func:`crop_boxes` returns); every box must
+            lie inside the image.
+        size: Output ``(height, width)``.
+        interpolation: ``"bilinear"`` or ``"bicubic"`` (antialiased, as the per-image step's
+            ``resized_crop(..., antialias=True)``) or ``"nearest"``.
+
+    Returns ``(B, C, height, width)``, same dtype (uint8 results rounded and clamped) and device.
+    Each output is two small matrix products, ``W_y[b] @ x[b] @ W_x[b]^T``, with the per-sample
+    resampling weights of :func:`_resample_matrix`, so crops of different sizes share a batch.
+    """
+    if interpolation not in _INTERPOLATIONS:
+        raise ConfigError(
+            f"interpolation={interpolation!r}: expected one of {', '.join(_INTERPOLATIONS)}"
+        )
+    if boxes.ndim != 2 or boxes.shape[1] != 4 or boxes.is_floating_point():
+        raise DataError(
+            f"resized_crop: expected int boxes (B, 4) = top, left, height, width, got "
+            f"{boxes.dtype} {tuple(boxes.shape)}"
+        )
+    _check_batch("resized_crop", images, int(boxes.shape[0]))
+    out_h, out_w = int(size[0]), int(size[1])
+    height, width = int(images.shape[-2]), int(images.shape[-1])
+    boxes = boxes.to("cpu", torch.int64)
+    top, left, box_h, box_w = boxes.unbind(1)
+    bad = (top < 0) | (left < 0) | (box_h < 1) | (box_w < 1)
+    bad |= (top + box_h > height) | (left + box_w > width)
+    if bool(bad.any()):
+        index = int(bad.nonzero()[0, 0])
+        raise DataError(
+            f"resized_crop: box {boxes[index].tolist()} of image {index} is not inside the "
+            f"{height}x{width} image; boxes are top, left, height, width in pixels"
+        )
+    compute = images.dtype if images.is_floating_point() else torch.float32
+    w_y = _resample_matrix(top, box_h, out_h, height, interpolation)
+    w_x = _resample_matrix(left, box_w, out_w, width, interpolation)
+    w_y = w_y.to(images.device, compute).unsqueeze(1)  # (B, 1, out_h, H)
+    w_x = w_x.to(images.device, compute).transpose(1, 2).unsqueeze(1)  # (B, 1, W, out_w)
+    x = images.to(compute)
+    out = torch.matmul(w_y, torch.matmul(x, w_x))
+    if images.dtype == torch.uint8:
+        return out.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def rotate(images: torch.Tensor, params: RotationBatch) -> torch.Tensor:
+    """Rotate counter-clockwise by ``params.angle`` degrees where ``params.applied`` is set.
+
+    As torchvision's ``rotate(img, angle)``: about the image centre, output size kept,
+    nearest-neighbour sampling, pixels from outside the image are 0. Output pixel ``(x, y)``
+    (coordinates relative to the centre, y down) takes input pixel
+    ``(cos t x + sin t y, -sin t x + cos t y)`` with ``t = -angle`` in radians.
+    """
+    _mask("rotate", images, params.applied)
+    if not bool(params.applied.any()):
+        return images.clone()
+    index = params.applied.nonzero().squeeze(1)
+    sub = images.index_select(0, index.to(images.device))
+    compute = images.dtype if images.is_floating_point() else torch.float32
+    height, width = int(images.shape[-2]), int(images.shape[-1])
+    theta = torch.deg2rad(-params.angle[index].to(torch.float64))
+    cos, sin = torch.cos(theta).view(-1, 1, 1), torch.sin(theta).view(-1, 1, 1)
+    xs = torch.arange(width, dtype=torch.float64).view(1, 1, -1) - (width - 1) / 2.0
+    ys = torch.arange(height, dtype=torch.float64).view(1, -1, 1) - (height - 1) / 2.0
+    src_x = cos * xs + sin * ys
+    src_y = -sin * xs + cos * ys
+    # grid_sample with align_corners=False maps -1 and 1 to the outer pixel edges.
+    grid = torch.stack([src_x / (width / 2.0), src_y / (height / 2.0)], dim=-1)
+    rotated = F.grid_sample(
+        sub.to(compute),
+        grid.to(images.device, compute),
+        mode="nearest",
+        padding_mode="zeros",
+        align_corners=False,
+    ).to(images.dtype)
+    return images.index_copy(0, index.to(images.device), rotated)
+
+
+def _gray(images: torch.Tensor) -> torch.Tensor:
+    """Luma ``0.2989 R + 0.587 G + 0.114 B`` ``(B, 1, H, W)`` in the input dtype (torchvision's).
+
+    uint8 luma is truncated, not rounded, as torchvision's ``rgb_to_grayscale`` does.
+    """
+    r, g, b = images.unbind(dim=-3)
+    return (0.2989 * r + 0.587 * g + 0.114 * b).to(images.dtype).unsqueeze(-3)
+
+
+def grayscale(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Replace every channel by the luma where ``mask`` is set (channel count kept); exact.
+
+    Single-channel images are returned unchanged (a copy).
+    """
+    m = _mask("grayscale", images, mask)
+    if images.shape[-3] == 1:
+        return images.clone()
+    _check_rgb("grayscale", images)
+    return torch.where(m, _gray(images).expand_as(images), images)
+
+
+def _check_rgb(name: str, images: torch.Tensor) -> None:
+    if images.shape[-3] != 3:
+        raise DataError(f"{name}: expected 1 or 3 channels, got {images.shape[-3]}")
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+    """``ratio * x + (1 - ratio) * other`` clamped to the valid range, in ``x``'s dtype.
+
+    ``ratio`` is float64 ``(n,)``; the two weights are rounded to the compute dtype the way
+    torchvision's scalar arithmetic rounds them, and uint8 results are truncated as there.
+    """
+    compute = x.dtype if x.is_floating_point() else torch.float32
+    r = ratio.view(-1, 1, 1, 1)
+    a, b = r.to(x.device, compute), (1.0 - r).to(x.device, compute)
+    bound = 1.0 if x.is_floating_point() else 255.0
+    return (a * x.to(compute) + b * other.to(compute)).clamp(0, bound).to(x.dtype)
+
+
+def _rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] ``(n, 3, H, W)`` -> HSV in [0, 1] (Pillow's hexcone formulas)."""
+    r, g, b = rgb.unbind(dim=-3)
+    maxc = rgb.amax(dim=-3)
+    minc = rgb.amin(dim=-3)
+    flat = maxc == minc
+    chroma = maxc - minc
+    ones = torch.ones_like(maxc)
+    s = chroma / torch.where(flat, ones, maxc)
+    divisor = torch.where(flat, ones, chroma)
+    rc, gc, bc = (maxc - r) / divisor, (maxc - g) / divisor, (maxc - b) / divisor
+    is_r = maxc == r
+    is_g = (maxc == g) & ~is_r
+    is_b = ~is_r & ~is_g
+    h = is_r * (bc - gc) + is_g * (2.0 + rc - bc) + is_b * (4.0 + gc - rc)
+    h = torch.remainder(h / 6.0 + 1.0, 1.0)
+    return torch.stack((h, s, maxc), dim=-3)
+
+
+def _hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """HSV in [0, 1] ``(n, 3, H, W)`` -> RGB in [0, 1]; the inverse of :func:`_rgb_to_hsv`."""
+    h, s, v = hsv.unbind(dim=-3)
+    sector = torch.floor(h * 6.0)
+    f = h * 6.0 - sector
+    sector = sector.to(torch.int64) % 6
+    p = torch.clamp(v * (1.0 - s), 0.0, 1.0)
+    q = torch.clamp(v * (1.0 - s * f), 0.0, 1.0)
+    t = torch.clamp(v * (1.0 - s * (1.0 - f)), 0.0, 1.0)
+    # (R, G, B) of each of the six sectors of the hexcone.
+    candidates = torch.stack(
+        (
+            torch.stack((v, q, p, p, t, v), dim=-3),
+            torch.stack((t, v, v, q, p, p), dim=-3),
+            torch.stack((p, p, t, v, v, q), dim=-3),
+        ),
+        dim=-4,
+    )  # (n, 3, 6, H, W)
+    index = sector.unsqueeze(-3).unsqueeze(-4).expand(-1, 3, 1, -1, -1)
+    return candidates.gather(-3, index).squeeze(-3)
+
+
+def _adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """Rotate the hue by ``shift`` (float64 ``(n,)``, fraction of the wheel) in float32."""
+    rgb = x.to(torch.float32)
+    if x.dtype == torch.uint8:
+        rgb = rgb / 255.0
+    hsv = _rgb_to_hsv(rgb)
+    h, s, v = hsv.unbind(dim=-3)
+    h = torch.remainder(h + shift.to(x.device, torch.float32).view(-1, 1, 1), 1.0)
+    out = _hsv_to_rgb(torch.stack((h, s, v), dim=-3))
+    if x.dtype == torch.uint8:
+        # torchvision's convert_image_dtype: multiply by 256 - 1e-3, then truncate.
+        return (out * (255.0 + 1.0 - 1e-3)).to(torch.uint8)
+    return out.to(x.dtype)
+
+
+def _adjust(op: int, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """One colour adjustment of torchvision's ``ColorJitter`` with per-sample factors."""
+    rgb = x.shape[-3] == 3
+    if op == BRIGHTNESS:
+        return _blend(x, torch.zeros_like(x), factor)
+    if op == CONTRAST:
+        compute = x.dtype if x.is_floating_point() else torch.float32
+        gray = _gray(x) if rgb else x
+        mean = gray.to(compute).mean(dim=(-3, -2, -1), keepdim=True)
+        return _blend(x, mean, factor)
+    if not rgb:
+        # Saturation and hue leave single-channel images alone (as PIL and torchvision do).
+        return x
+    if op == SATURATION:
+        return _blend(x, _gray(x), factor)
+    return _adjust_hue(x, factor)
+
+
+def color_jitter(images: torch.Tensor, params: ColorJitterBatch) -> torch.Tensor:
+    """torchvision's ``ColorJitter`` with per-sample factors and per-sample order.
+
+    Where ``params.applied`` is set, the four adjustments run in each image's
+    ``params.order`` (brightness ``x f``, contrast and saturation blends towards the mean luma
+    and the luma, hue rotation in HSV), skipping those whose factor is ``None``. For every
+    position of the order and every adjustment, the images doing that adjustment there are
+    processed together, so the cost is four adjustments per image, not sixteen.
+    """
+    n = int(params.applied.shape[0])
+    _check_batch("color_jitter", images, n)
+    if images.shape[-3] not in (1, 3):
+        _check_rgb("color_jitter", images)
+    factors = {
+        BRIGHTNESS: params.brightness,
+        CONTRAST: params.contrast,
+        SATURATION: params.saturation,
+        HUE: params.hue,
+    }
+    order = params.order.to("cpu")
+    applied = params.applied.to("cpu")
+    out = images.clone()
+    for position in range(4):
+        for op, factor in factors.items():
+            if factor is None:
+                continue
+            selected = applied & (order[:, position] == op)
+            if not bool(selected.any()):
+                continue
+            index = selected.nonzero().squeeze(1)
+            on_device = index.to(images.device)
+            adjusted = _adjust(op, out.index_select(0, on_device), factor.to("cpu")[index])
+            out = out.index_copy(0, on_device, adjusted)
+    return out
+
+
+def _gaussian_kernels(sigma: torch.Tensor, sizes: torch.Tensor, width: int) -> torch.Tensor:
+    """Normalised 1-D Gaussians ``(n, width)`` float64, sample ``i`` of odd size ``sizes[i]``.
+
+    Each kernel is centred in the common odd ``width`` and zero beyond its own half-size, so
+    one convolution of width ``width`` gives each image its own window.
+    """
+    x = torch.arange(width, dtype=torch.float64).view(1, -1) - (width - 1) / 2.0
+    half = ((sizes.to(torch.float64) - 1) / 2.0).view(-1, 1)
+    weights = torch.exp(-0.5 * (x / sigma.to(torch.float64).view(-1, 1)) ** 2)
+    weights = torch.where(x.abs() <= half, weights, torch.zeros_like(weights))
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+def gaussian_blur(images: torch.Tensor, params: GaussianBlurBatch) -> torch.Tensor:
+    """Blur the images where ``params.applied`` with their own sigma and odd window.
+
+    Same result as torchvision's ``gaussian_blur`` (reflection padding, normalised Gaussian of
+    ``kernel_size`` taps), computed as two depthwise 1-D convolutions (rows, then columns) over
+    the blurred images only; uint8 results are rounded.
+    """
+    _mask("gaussian_blur", images, params.applied)
+    if not bool(params.applied.any()):
+        return images.clone()
+    index = params.applied.nonzero().squeeze(1)
+    sizes = params.kernel_size.to("cpu")[index]
+    if bool((sizes % 2 == 0).any()) or bool((sizes < 1).any()):
+        raise DataError(f"gaussian_blur: kernel sizes must be odd and >= 1, got {sizes.tolist()}")
+    width = int(sizes.max())
+    height_px, width_px = int(images.shape[-2]), int(images.shape[-1])
+    if width // 2 >= min(height_px, width_px):
+        raise DataError(
+            f"gaussian_blur: a {width}-pixel window needs reflection padding of {width // 2}, "
+            f"more than the {height_px}x{width_px} images allow (at most "
+            f"{2 * min(height_px, width_px) - 1} pixels)"
+        )
+    compute = images.dtype if images.is_floating_point() else torch.float32
+    on_device = index.to(images.device)
+    sub = images.index_select(0, on_device).to(compute)
+    count, channels = int(sub.shape[0]), int(sub.shape[1])
+    kernels = _gaussian_kernels(params.sigma.to("cpu")[index], sizes, width)
+    kernels = kernels.to(images.device, compute).repeat_interleave(channels, dim=0)
+    pad = width // 2
+    flat = sub.reshape(1, count * channels, height_px, width_px)
+    flat = F.pad(flat, [pad, pad, pad, pad], mode="reflect")
+    flat = F.conv2d(flat, kernels.view(-1, 1, width, 1), groups=count * channels)
+    flat = F.conv2d(flat, kernels.view(-1, 1, 1, width), groups=count * channels)
+    blurred = flat.reshape(count, channels, height_px, width_px)
+    if images.dtype == torch.uint8:
+        blurred = blurred.round_().clamp_(0, 255)
+    return images.index_copy(0, on_device, blurred.to(images.dtype))
+
+
+def solarize(images: torch.Tensor, mask: torch.Tensor, threshold: float = 128.0) -> torch.Tensor:
+    """Invert pixels ``>= threshold`` (0..255 scale, also for float) where ``mask``; exact.
+
+    uint8: ``255 - x``; float in [0, 1]: ``1 - x`` with the threshold divided by 255.
+    """
+    m = _mask("solarize", images, mask)
+    if images.dtype == torch.uint8:
+        return torch.where(m & (images >= threshold), 255 - images, images)
+    return torch.where(m & (images >= threshold / 255.0), 1.0 - images, images)
+
+
+def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(x - mean) / std`` per channel of a float batch ``(B, C, H, W)``; exact.
+
+    Same arithmetic as torchvision's ``normalize`` (mean and std in the images' dtype).
+    """
+    _check_batch("normalize", images)
+    if not images.is_floating_point():
+        raise DataError(
+            f"normalize: expected a float batch in [0, 1], got {images.dtype}; "
+            "convert it with to_float first"
+        )
+    if len(mean) != images.shape[1] or len(std) != images.shape[1]:
+        raise DataError(
+            f"normalize: {len(mean)} means and {len(std)} stds for {images.shape[1]} channels; "
+            "give one value per channel"
+        )
+    if any(s <= 0 or not math.isfinite(s) for s in std):
+        raise ConfigError(f"normalize: std={list(std)!r}: expected finite values > 0")
+    m = torch.as_tensor(list(mean), dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(list(std), dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
+    return (images - m) / s
