@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -331,3 +332,39 @@ def test_config_state_and_lists(tmp_path: Path) -> None:
 def test_import_is_torch_free() -> None:
     code = "import sys, selfsup.runfolder; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+# --------------------------------------------------------------------------- tags.json
+
+
+def test_tags_round_trip_sorted_and_with_undecodable_names(tmp_path: Path) -> None:
+    from selfsup.runfolder import TAGS_FORMAT, TAGS_VERSION
+    from selfsup.utils.names import name_from_bytes
+
+    run = RunFolder(tmp_path)
+    assert run.read_tags() == {}
+    odd = name_from_bytes(b"caf\xe9.png")  # Latin-1 bytes: not UTF-8
+    run.write_tags({"keep": ["b.png", odd, "a.png", "a.png"], "empty": []})
+    assert run.read_tags() == {"keep": sorted(["a.png", "b.png", odd])}
+    data = json.loads(run.tags_json.read_text(encoding="utf-8"))
+    assert data["format"] == TAGS_FORMAT
+    assert data["version"] == TAGS_VERSION
+    assert "empty" not in data["tags"]
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{", "not readable JSON"),
+        ('{"format": "other", "version": 1}', "is not 'selfsup-tags'"),
+        ('{"format": "selfsup-tags", "version": 99}', "version 99 is not supported"),
+        ('{"format": "selfsup-tags", "version": 1, "tags": []}', "'tags' must be an object"),
+        ('{"format": "selfsup-tags", "version": 1, "tags": {"a": [1]}}', "tags['a']"),
+    ],
+)
+def test_a_bad_tags_file_is_refused_naming_it(tmp_path: Path, text: str, says: str) -> None:
+    run = RunFolder(tmp_path)
+    run.tags_json.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=re.escape(says)) as info:
+        run.read_tags()
+    assert "tags.json" in str(info.value)

@@ -14,14 +14,20 @@ of :class:`RunFolder`)::
     data/selected_embeddings.csv         embeddings of the picks, in pick order
     data/selection.csv                   per candidate: picked, rank, distance, filter, ...
     data/projections.csv                 the report's 2-D scatter coordinates
+    data/quality.csv                     image-quality scores per usable sample
+                                         (selfsup.curation.quality)
     data/frames/, data/crops/<task>/     extracted frames, object crops (optional)
     filenames/corrupt_filenames.txt      filename<TAB>reason<TAB>detail
     filenames/duplicate_filenames.txt    filename<TAB>kept filename
+    filenames/near_duplicate_filenames.txt   group_id<TAB>filename<TAB>kept<TAB>distance
+                                         (selfsup.curation.near_duplicates)
     filenames/sampled_filenames_excluding_datapool.txt   picks, in pick order
     filenames/removed_filenames.txt      candidates not picked
+    filenames/quality_issues.txt         filename<TAB>issue<TAB>score<TAB>threshold
     plots/*.png                          the report's plots
     report.pdf                           the report
     report.json                          every value of the report, written last
+    tags.json                            tags given to samples in the web app (TAGS_JSON)
 
 Formats owned elsewhere are delegated, not re-implemented: the manifest and the
 tab-separated filename tables to :mod:`selfsup.curation.manifest`, embeddings CSVs to
@@ -39,7 +45,8 @@ Versions and older folders
     * layout 1: the marker ``{"format": "selfsup-run-folder", "version": 1}``.
 
     ``report.json`` has been ``{"format": "selfsup-report", "version": 1, ...}`` since the
-    first run. A newer version than this selfsup knows is refused with a clear error.
+    first run; ``tags.json`` is ``{"format": "selfsup-tags", "version": 1, "tags": {...}}``.
+    A newer version than this selfsup knows is refused with a clear error.
 
 This module imports neither torch nor the pipeline: the web app and the server read run
 folders with it.
@@ -61,6 +68,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from selfsup.curation import manifest as _manifest
+from selfsup.curation import quality as _quality
 from selfsup.data.files import RUN_MARKER, is_run_folder
 from selfsup.errors import DataError
 from selfsup.utils import io as _io
@@ -77,10 +85,13 @@ __all__ = [
     "FRAMES_DIR",
     "MANIFEST",
     "MARKER",
+    "NEAR_DUPLICATE_FILENAMES",
     "NORMALIZED_EMBEDDINGS",
     "OVERRIDES_YAML",
     "PLOTS_DIR",
     "PROJECTIONS_CSV",
+    "QUALITY_CSV",
+    "QUALITY_ISSUES",
     "REMOVED_FILENAMES",
     "REPORT_FORMAT",
     "REPORT_JSON",
@@ -94,6 +105,9 @@ __all__ = [
     "SELECTION_COLUMNS",
     "SELECTION_CSV",
     "STATE",
+    "TAGS_FORMAT",
+    "TAGS_JSON",
+    "TAGS_VERSION",
     "TRAINING_DIR",
     "Projections",
     "RunFolder",
@@ -114,15 +128,19 @@ NORMALIZED_EMBEDDINGS: Final = "data/normalized_embeddings.csv"
 SELECTED_EMBEDDINGS: Final = "data/selected_embeddings.csv"
 SELECTION_CSV: Final = "data/selection.csv"
 PROJECTIONS_CSV: Final = "data/projections.csv"
+QUALITY_CSV: Final = "data/quality.csv"
 FRAMES_DIR: Final = "data/frames"
 CROPS_DIR: Final = "data/crops"
 CORRUPT_FILENAMES: Final = "filenames/corrupt_filenames.txt"
 DUPLICATE_FILENAMES: Final = "filenames/duplicate_filenames.txt"
+NEAR_DUPLICATE_FILENAMES: Final = "filenames/near_duplicate_filenames.txt"
 SAMPLED_FILENAMES: Final = "filenames/sampled_filenames_excluding_datapool.txt"
 REMOVED_FILENAMES: Final = "filenames/removed_filenames.txt"
+QUALITY_ISSUES: Final = "filenames/quality_issues.txt"
 PLOTS_DIR: Final = "plots"
 REPORT_PDF: Final = "report.pdf"
 REPORT_JSON: Final = "report.json"
+TAGS_JSON: Final = "tags.json"
 
 # --------------------------------------------------------------------------- format versions
 
@@ -133,6 +151,9 @@ RUN_MARKER_TEXT: Final = f'{{"format": "{RUN_FOLDER_FORMAT}", "version": {RUN_FO
 
 REPORT_FORMAT: Final = "selfsup-report"
 REPORT_VERSION: Final = 1
+
+TAGS_FORMAT: Final = "selfsup-tags"
+TAGS_VERSION: Final = 1
 
 #: Header of ``data/selection.csv`` (see :meth:`RunFolder.write_selection`).
 SELECTION_COLUMNS: Final = (
@@ -303,6 +324,14 @@ class RunFolder:
         return self.path / PROJECTIONS_CSV
 
     @property
+    def quality_csv(self) -> Path:
+        return self.path / QUALITY_CSV
+
+    @property
+    def quality_issues(self) -> Path:
+        return self.path / QUALITY_ISSUES
+
+    @property
     def frames_dir(self) -> Path:
         return self.path / FRAMES_DIR
 
@@ -317,6 +346,10 @@ class RunFolder:
     @property
     def duplicate_filenames(self) -> Path:
         return self.path / DUPLICATE_FILENAMES
+
+    @property
+    def near_duplicate_filenames(self) -> Path:
+        return self.path / NEAR_DUPLICATE_FILENAMES
 
     @property
     def sampled_filenames(self) -> Path:
@@ -341,6 +374,10 @@ class RunFolder:
     @property
     def report_json(self) -> Path:
         return self.path / REPORT_JSON
+
+    @property
+    def tags_json(self) -> Path:
+        return self.path / TAGS_JSON
 
     # ---- marker and layout
 
@@ -418,6 +455,12 @@ class RunFolder:
 
     def write_duplicate_filenames(self, records: Iterable[_manifest.SampleRecord]) -> int:
         return _manifest.write_duplicate_filenames(self.duplicate_filenames, records)
+
+    def write_quality(self, assessment: _quality.QualityAssessment) -> int:
+        """``data/quality.csv`` and ``filenames/quality_issues.txt`` (format owned by
+        :mod:`selfsup.curation.quality`); returns the number of issue lines."""
+        _quality.write_quality_csv(self.quality_csv, assessment)
+        return _quality.write_quality_issues(self.quality_issues, assessment)
 
     @staticmethod
     def write_filename_list(path: Path, names: Sequence[str]) -> None:
@@ -585,6 +628,49 @@ class RunFolder:
         _check_version(data, path, REPORT_FORMAT, REPORT_VERSION)
         report: dict[str, Any] = data
         return report
+
+    # ---- tags (written by the web app of ``selfsup view``)
+
+    def read_tags(self) -> dict[str, list[str]]:
+        """``tags.json``: tag -> sample names (sorted); ``{}`` when the folder has none.
+
+        Raises:
+            DataError: not JSON, not a tags file, a newer version, or a ``tags`` value that is
+                not an object of lists of names (the message names the file and the key).
+        """
+        path = self.tags_json
+        try:
+            text = path.read_text(encoding="utf-8", errors=NAME_ERRORS)
+        except FileNotFoundError:
+            return {}
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path} is not readable JSON ({exc.msg}); expected "
+                f'{{"format": "{TAGS_FORMAT}", "version": {TAGS_VERSION}, "tags": {{...}}}}'
+            ) from exc
+        _check_version(data, path, TAGS_FORMAT, TAGS_VERSION)
+        tags = data.get("tags", {})
+        if not isinstance(tags, dict):
+            raise DataError(f"{path}: 'tags' must be an object of tag -> list of sample names")
+        out: dict[str, list[str]] = {}
+        for tag, names in tags.items():
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise DataError(f"{path}: tags[{tag!r}] must be a list of sample names")
+            out[tag] = sorted(set(names))
+        return out
+
+    def write_tags(self, tags: Mapping[str, Iterable[str]]) -> None:
+        """``tags.json`` (atomically), tags and names sorted, names as exact bytes; tags
+        without names are left out. The caller checks the tag names."""
+        kept = {tag: sorted(set(names)) for tag, names in sorted(tags.items())}
+        data = {
+            "format": TAGS_FORMAT,
+            "version": TAGS_VERSION,
+            "tags": {tag: names for tag, names in kept.items() if names},
+        }
+        atomic_write_text(self.tags_json, dumps_json(data, indent=1) + "\n", errors=NAME_ERRORS)
 
 
 # --------------------------------------------------------------------------- selection.csv

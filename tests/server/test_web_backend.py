@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from selfsup.apphelpers.web_backend import InvalidToken, OutputsUnavailable, Viewer, WebNotFound
+from selfsup.apphelpers.web_backend import (
+    InvalidTag,
+    InvalidToken,
+    OutputsUnavailable,
+    Viewer,
+    WebNotFound,
+)
 from selfsup.cli.apps import create_server_app
 from selfsup.server.models import ApiToken
 from selfsup.server.testing import ServerHarness
@@ -358,3 +364,71 @@ def test_a_root_taken_away_closes_a_cached_run_view(
         view.reader.local_path(source)
     with pytest.raises(OutputsUnavailable, match="outside the allowed roots"):
         backend.view(viewer, scheduled_id)
+
+
+# --------------------------------------------------------------------------- tags
+
+
+def test_tags_are_kept_per_job_in_the_database(
+    harness: ServerHarness, backend: ServerBackend[RunView]
+) -> None:
+    alice = backend.login(harness.token("alice"))
+    _, scheduled_id = _schedule(harness, harness.token("alice"))
+    assert backend.list_tags(alice, scheduled_id) == {}
+    odd = "caf\udce9.png"  # a name holding an undecodable byte
+    assert backend.tag(alice, scheduled_id, ["b.png", "a.png", odd], "keep") == 3
+    assert backend.tag(alice, scheduled_id, ["a.png", "c.png"], "keep") == 1  # a.png had it
+    assert backend.tag(alice, scheduled_id, ["a.png"], "blurry") == 1
+    assert backend.list_tags(alice, scheduled_id) == {"blurry": 1, "keep": 4}
+    assert backend.names_with_tag(alice, scheduled_id, "keep") == sorted(
+        ["a.png", "b.png", "c.png", odd]
+    )
+    assert backend.untag(alice, scheduled_id, ["a.png", "zzz.png"], "keep") == 1
+    assert backend.untag(alice, scheduled_id, ["a.png"], "blurry") == 1
+    assert backend.list_tags(alice, scheduled_id) == {"keep": 3}
+    assert backend.names_with_tag(alice, scheduled_id, "nothing") == []
+
+    # A fresh backend over the same database (a server restart) sees the same tags.
+    again = ServerBackend(harness.app.state.sessions, harness.settings, RunViewOpener())
+    assert again.names_with_tag(alice, scheduled_id, "keep") == sorted(["b.png", "c.png", odd])
+
+
+def test_tagging_many_names_at_once_works_past_sqlites_parameter_limit(
+    harness: ServerHarness, backend: ServerBackend[RunView]
+) -> None:
+    alice = backend.login(harness.token("alice"))
+    _, scheduled_id = _schedule(harness, harness.token("alice"))
+    names = [f"img/{i:05d}.png" for i in range(2500)]
+    assert backend.tag(alice, scheduled_id, names, "many") == 2500
+    assert backend.tag(alice, scheduled_id, names, "many") == 0
+    assert backend.untag(alice, scheduled_id, names[:1200], "many") == 1200
+    assert backend.list_tags(alice, scheduled_id) == {"many": 1300}
+
+
+def test_other_users_cannot_see_or_change_tags(
+    harness: ServerHarness, backend: ServerBackend[RunView]
+) -> None:
+    alice = backend.login(harness.token("alice"))
+    _, scheduled_id = _schedule(harness, harness.token("alice"))
+    backend.tag(alice, scheduled_id, ["a.png"], "keep")
+    bob = backend.login(harness.token("bob"))
+    for call in (
+        lambda: backend.list_tags(bob, scheduled_id),
+        lambda: backend.tag(bob, scheduled_id, ["a.png"], "keep"),
+        lambda: backend.untag(bob, scheduled_id, ["a.png"], "keep"),
+        lambda: backend.names_with_tag(bob, scheduled_id, "keep"),
+    ):
+        with pytest.raises(WebNotFound):
+            call()
+    assert backend.names_with_tag(alice, scheduled_id, "keep") == ["a.png"]
+
+
+@pytest.mark.parametrize("bad", ["", "has space", "-dash-first", "x" * 65, "ünï", "a/b"])
+def test_bad_tag_names_are_refused_saying_what_is_accepted(
+    harness: ServerHarness, backend: ServerBackend[RunView], bad: str
+) -> None:
+    alice = backend.login(harness.token("alice"))
+    _, scheduled_id = _schedule(harness, harness.token("alice"))
+    with pytest.raises(InvalidTag, match="letters, digits"):
+        backend.tag(alice, scheduled_id, ["a.png"], bad)
+    assert backend.list_tags(alice, scheduled_id) == {}

@@ -13,6 +13,7 @@ not import the web app's readers) describes them with :class:`LocalImages` or
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +152,63 @@ class RunOpener(Protocol[ViewT]):
 
     def files(self, view: ViewT) -> Sequence[OutputFileInfo]:
         """The files of the opened run's output folder, as offered for download."""
+        ...
+
+
+# --------------------------------------------------------------------------- tags
+
+TAG_MAX_CHARS = 64
+"""Longest tag name."""
+_TAG_CHARS = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+TAG_RULE = (
+    f"1 to {TAG_MAX_CHARS} ASCII letters, digits, '_', '-' or '.', starting with a letter or digit"
+)
+
+
+class InvalidTag(ValueError):  # noqa: N818  -- reads as a condition, like the others here
+    """A tag name breaks :data:`TAG_RULE`; the message names it and says what is accepted."""
+
+
+def check_tag(tag: str) -> str:
+    """``tag`` when it is a valid tag name (see :data:`TAG_RULE`).
+
+    Tags become file names of exports and keys of ``tags.json``, and are typed in a URL:
+    a small safe charset keeps every one of those unambiguous.
+
+    Raises:
+        InvalidTag: the name is empty, too long or uses other characters.
+    """
+    if not isinstance(tag, str) or len(tag) > TAG_MAX_CHARS or not _TAG_CHARS.fullmatch(tag):
+        shown = tag[: TAG_MAX_CHARS + 8] if isinstance(tag, str) else type(tag).__name__
+        raise InvalidTag(f"tag {shown!r} is not a valid tag name: use {TAG_RULE}")
+    return tag
+
+
+class TagStore(Protocol):
+    """Tags of a run's samples, kept with the run (what both backends offer the pages).
+
+    A tag is a name (:func:`check_tag`) given to samples, keyed by their sample name (the
+    manifest's ``filename``), so that tags outlive a rerun that renumbers the samples and can
+    be handed to the next run as a file list. Every method checks the viewer's access to the
+    run as the run's other calls do (:class:`WebNotFound` otherwise).
+    """
+
+    def list_tags(self, viewer: Viewer, run_id: str) -> dict[str, int]:
+        """Every tag of the run and how many samples carry it, by tag name."""
+        ...
+
+    def tag(self, viewer: Viewer, run_id: str, names: Sequence[str], tag: str) -> int:
+        """Give ``tag`` to the samples ``names``; the number newly tagged. Raises
+        :class:`InvalidTag` for a bad name."""
+        ...
+
+    def untag(self, viewer: Viewer, run_id: str, names: Sequence[str], tag: str) -> int:
+        """Take ``tag`` from the samples ``names``; the number untagged (a tag left on no
+        sample is gone)."""
+        ...
+
+    def names_with_tag(self, viewer: Viewer, run_id: str, tag: str) -> list[str]:
+        """The sample names carrying ``tag``, sorted; empty for an unknown tag."""
         ...
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -293,4 +294,30 @@ class Artifact(Base):
     storage_path: Mapped[str] = mapped_column(Text)
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+
+
+class SampleTag(Base):
+    """A tag given to one sample of a job's run in the web app (issue 12).
+
+    Keyed by the scheduled run (the id the pages use, stable across attempts) and the sample
+    name (the manifest's ``filename``) as its exact bytes (a name may hold bytes that are
+    not UTF-8, which a text column refuses); ``name_digest`` (SHA-256 of those bytes) makes
+    the pair unique without an index over names of any length.
+    """
+
+    __tablename__ = "sample_tags"
+    __table_args__ = (
+        UniqueConstraint(
+            "scheduled_run_id", "tag", "name_digest", name="uq_sample_tags_run_tag_name"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True, default=new_id)
+    scheduled_run_id: Mapped[str] = mapped_column(
+        ForeignKey("scheduled_runs.id", ondelete="CASCADE"), index=True
+    )
+    tag: Mapped[str] = mapped_column(String(64))
+    name: Mapped[bytes] = mapped_column(LargeBinary)
+    name_digest: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[int] = mapped_column(BigInteger)

@@ -17,6 +17,7 @@ here imports the web app.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import shutil
@@ -26,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Generic, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from selfsup.apphelpers.http_errors import ApiError
@@ -46,6 +47,7 @@ from selfsup.apphelpers.web_backend import (
     Viewer,
     ViewT,
     WebNotFound,
+    check_tag,
     order_downloads,
     read_log_chunk,
 )
@@ -57,12 +59,14 @@ from selfsup.server.models import (
     Dataset,
     Datasource,
     Run,
+    SampleTag,
     ScheduledRun,
     User,
     WebSession,
 )
 from selfsup.server.roots import allowed_roots
 from selfsup.server.settings import ServerSettings
+from selfsup.utils.names import name_from_bytes, name_to_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -438,6 +442,96 @@ class ServerBackend(Generic[ViewT]):
         if path is None or not path.is_file():
             raise WebNotFound(f"the file of artifact {artifact_id!r} is gone from the server")
         return path, name
+
+    # --- tags of the job's samples (table sample_tags)
+
+    def list_tags(self, viewer: Viewer, run_id: str) -> dict[str, int]:
+        with self._sessions() as session:
+            scheduled = self._scheduled(session, viewer, run_id)
+            rows = session.execute(
+                select(SampleTag.tag, func.count())
+                .where(SampleTag.scheduled_run_id == scheduled.id)
+                .group_by(SampleTag.tag)
+                .order_by(SampleTag.tag)
+            ).all()
+            return {str(tag): int(count) for tag, count in rows}
+
+    def names_with_tag(self, viewer: Viewer, run_id: str, tag: str) -> list[str]:
+        check_tag(tag)
+        with self._sessions() as session:
+            scheduled = self._scheduled(session, viewer, run_id)
+            names = session.scalars(
+                select(SampleTag.name).where(
+                    SampleTag.scheduled_run_id == scheduled.id, SampleTag.tag == tag
+                )
+            )
+            return sorted(name_from_bytes(n) for n in names)
+
+    def tag(self, viewer: Viewer, run_id: str, names: Sequence[str], tag: str) -> int:
+        check_tag(tag)
+        with self._sessions() as session:
+            scheduled = self._scheduled(session, viewer, run_id)
+            wanted = {_name_digest(n): n for n in names}
+            have = set(self._tagged_digests(session, scheduled.id, tag, list(wanted)))
+            now = self._settings.clock()
+            new = [
+                SampleTag(
+                    scheduled_run_id=scheduled.id,
+                    tag=tag,
+                    name=name_to_bytes(name),
+                    name_digest=digest,
+                    created_at=now,
+                )
+                for digest, name in wanted.items()
+                if digest not in have
+            ]
+            session.add_all(new)
+            session.commit()
+            return len(new)
+
+    def untag(self, viewer: Viewer, run_id: str, names: Sequence[str], tag: str) -> int:
+        check_tag(tag)
+        with self._sessions() as session:
+            scheduled = self._scheduled(session, viewer, run_id)
+            digests = sorted({_name_digest(n) for n in names})
+            removed = 0
+            for start in range(0, len(digests), _IN_CHUNK):
+                result = session.execute(
+                    delete(SampleTag).where(
+                        SampleTag.scheduled_run_id == scheduled.id,
+                        SampleTag.tag == tag,
+                        SampleTag.name_digest.in_(digests[start : start + _IN_CHUNK]),
+                    )
+                )
+                removed += int(getattr(result, "rowcount", 0) or 0)
+            session.commit()
+            return removed
+
+    @staticmethod
+    def _tagged_digests(
+        session: Session, scheduled_id: str, tag: str, digests: list[str]
+    ) -> list[str]:
+        found: list[str] = []
+        for start in range(0, len(digests), _IN_CHUNK):
+            found.extend(
+                session.scalars(
+                    select(SampleTag.name_digest).where(
+                        SampleTag.scheduled_run_id == scheduled_id,
+                        SampleTag.tag == tag,
+                        SampleTag.name_digest.in_(digests[start : start + _IN_CHUNK]),
+                    )
+                )
+            )
+        return found
+
+
+_IN_CHUNK = 500
+"""Most values in one SQL ``IN (...)``: SQLite's default limit on bound parameters is 999."""
+
+
+def _name_digest(name: str) -> str:
+    """SHA-256 hex of a sample name's exact bytes (names may hold undecodable bytes)."""
+    return hashlib.sha256(name_to_bytes(name)).hexdigest()
 
 
 def _pick(sources: list[Datasource], purposes: tuple[str, ...]) -> Datasource | None:

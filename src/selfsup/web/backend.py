@@ -24,6 +24,7 @@ from selfsup.apphelpers.web_backend import (
     LocalImages,
     OutputsUnavailable,
     RunSummary,
+    TagStore,
     Viewer,
 )
 
@@ -43,8 +44,9 @@ class RunView:
     thumbnails: ThumbnailCache
 
 
-class Backend(Protocol):
-    """Where the web app finds users, runs and their files."""
+class Backend(TagStore, Protocol):
+    """Where the web app finds users, runs and their files, and keeps the tags of a run's
+    samples (:class:`~selfsup.apphelpers.web_backend.TagStore`)."""
 
     mode: Literal["server", "folder"]
 

@@ -33,6 +33,7 @@ from selfsup.apphelpers.web_backend import (
 )
 from selfsup.runfolder import RunFolder
 from selfsup.web.backend import RunView
+from selfsup.web.tags import FolderTags
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class FolderBackend:
         # Sessions opened by logging in; they live as long as the process (like its key).
         self._session_ids: set[str] = set()
         self._user = getpass.getuser() if hasattr(os, "getuid") else "local"
+        self._tags = FolderTags()
 
     # --- users
 
@@ -284,3 +286,17 @@ class FolderBackend:
     def artifact_path(self, viewer: Viewer, run_id: str, artifact_id: str) -> tuple[Path, str]:
         self._folder(run_id)
         raise WebNotFound("local runs have no server artifacts: their files are under /files/")
+
+    # --- tags (the run folder's tags.json, through selfsup.web.tags)
+
+    def list_tags(self, viewer: Viewer, run_id: str) -> dict[str, int]:
+        return self._tags.list_tags(self._folder(run_id))
+
+    def tag(self, viewer: Viewer, run_id: str, names: Sequence[str], tag: str) -> int:
+        return self._tags.change(self._folder(run_id), names, tag, add=True)
+
+    def untag(self, viewer: Viewer, run_id: str, names: Sequence[str], tag: str) -> int:
+        return self._tags.change(self._folder(run_id), names, tag, add=False)
+
+    def names_with_tag(self, viewer: Viewer, run_id: str, tag: str) -> list[str]:
+        return self._tags.names_with_tag(self._folder(run_id), tag)
