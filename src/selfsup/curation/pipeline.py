@@ -55,6 +55,7 @@ from selfsup.curation.checks import CheckResult, build_manifest
 from selfsup.curation.datapool import Datapool, RunInfo, validate_datapool_name
 from selfsup.curation.manifest import CorruptReason, SampleRecord, count_by_reason, read_manifest
 from selfsup.curation.metadata import metadata_table
+from selfsup.curation.queries import RunQueries, build_queries, check_queries, checkpoint_of
 from selfsup.curation.predictions import (
     DetectionPredictions,
     load_predictions,
@@ -129,6 +130,7 @@ def check_preconditions(cfg: RunConfig) -> None:
     if cfg.embeddings and cfg.checkpoint:
         raise ConfigError("give either embeddings= (precomputed) or checkpoint=, not both")
     _check_prediction_tasks(cfg)
+    check_queries(cfg)
     if cfg.object_level.task_name:
         if cfg.embeddings:
             raise ConfigError(
@@ -739,6 +741,7 @@ class RunContext:
     model_description: str = field(init=False)
     names: list[str] = field(init=False)
     normalized: NDArray[np.float32] = field(init=False)
+    queries: RunQueries = field(init=False)
     preselected: NDArray[np.int64] = field(init=False)
     selection_note: str = field(init=False)
     result: SelectionResult = field(init=False)
@@ -836,6 +839,15 @@ def _step_embed(ctx: RunContext) -> None:
     save_embeddings(
         ctx.folder.normalized_embeddings, ctx.normalized, ctx.candidates.labels, ctx.names
     )
+    # SIMILARITY's query sets: samples of the input by index, or images outside the input
+    # embedded with the same model and transform (never candidates).
+    ctx.queries = build_queries(
+        ctx.cfg,
+        ctx.selection_config,
+        ctx.names,
+        checkpoint_of(ctx.model_description),
+        exclude=[ctx.out],
+    )
 
 
 def _step_select(ctx: RunContext) -> None:
@@ -848,6 +860,7 @@ def _step_select(ctx: RunContext) -> None:
         metadata=ctx.candidates.metadata,
         scores=ctx.candidates.scores,
         predictions=ctx.candidates.predictions,
+        queries=ctx.queries.arrays,
     )
     ctx.preselected = (
         ctx.pool.selected(ctx.usable, ignore_run=ctx.run_id)
@@ -965,6 +978,7 @@ def _step_report(ctx: RunContext) -> None:
             "selection_note": ctx.selection_note,
             "frames_note": ctx.frames_note,
             "lost_files": ctx.lost_log.summary(),
+            **ctx.queries.report(),
         },
     )
     n_corrupt = sum(1 for r in ctx.records if r.status == "corrupt")
@@ -1105,6 +1119,7 @@ STEPS: Final = (
             "model_description",
             "names",
             "normalized",
+            "queries",
             "samples",
             "usable",
         ),
@@ -1129,6 +1144,7 @@ STEPS: Final = (
             "overrides",
             "pool",
             "progress",
+            "queries",
             "run_id",
             "selection_config",
             "usable",
@@ -1169,6 +1185,7 @@ STEPS: Final = (
             "order",
             "out",
             "preselected",
+            "queries",
             "records",
             "result",
             "selected",

@@ -1,18 +1,23 @@
 """The built-in selection inputs: typed inputs (each its own loader) and their config models.
 
 ``EMBEDDINGS`` (optionally with a ``query`` set), ``SCORES``, ``METADATA``, ``PREDICTIONS`` and
-``RANDOM``, registered in :mod:`selfsup.selection.registry`. A config model validates the
-lightly ``input`` dict and resolves to a typed input (:meth:`InputConfig.resolve`); the typed
-input loads its values from :class:`~selfsup.selection.SelectionInputs` (``numeric`` /
-``categorical``). No torch or numpy is imported here.
+``RANDOM``, registered in :mod:`selfsup.selection.registry`. A ``query`` is either the name of a
+query set the caller puts in :attr:`SelectionInputs.queries` (Python API) or a
+:class:`QuerySource` that a curation run resolves (:mod:`selfsup.curation.queries`): names of
+samples, a file of names, or a folder of images inside or outside the input. A config model
+validates the lightly ``input`` dict and resolves to a typed input
+(:meth:`InputConfig.resolve`); the typed input loads its values from
+:class:`~selfsup.selection.SelectionInputs` (``numeric`` / ``categorical``). No torch or numpy
+is imported here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias, get_args
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 
 from selfsup.selection.registry import (
     InputConfig,
@@ -21,6 +26,7 @@ from selfsup.selection.registry import (
     check_choice,
     check_int,
     check_name,
+    did_you_mean,
     fail,
     register_input,
 )
@@ -35,6 +41,7 @@ __all__ = [
     "CATEGORICAL_KINDS",
     "DEFAULT_RANDOM_SEED",
     "NUMERIC_KINDS",
+    "QUERY_SOURCE_KEYS",
     "CategoricalInput",
     "CategoryCountInput",
     "ClassDistributionInput",
@@ -44,6 +51,7 @@ __all__ = [
     "NumericInput",
     "PredictionName",
     "PredictionsInputConfig",
+    "QuerySource",
     "RandomInput",
     "RandomInputConfig",
     "ScoresInput",
@@ -57,8 +65,99 @@ PREDICTION_NAMES: Final[tuple[str, ...]] = get_args(PredictionName)
 #: Seed of RANDOM inputs and of ``method=random``.
 DEFAULT_RANDOM_SEED: Final = 0
 
+#: The keys of a ``query`` mapping; exactly one is given.
+QUERY_SOURCE_KEYS: Final[tuple[str, ...]] = ("samples", "samples_file", "folder")
+
 
 # ----------------------------------------------------------------------------- typed inputs
+
+
+@dataclass(frozen=True)
+class QuerySource:
+    """Where the query images of SIMILARITY come from; exactly one field is set.
+
+    Attributes:
+        samples: Names of samples of the input (paths relative to ``input_dir``, as in
+            ``filenames/sampled_filenames_excluding_datapool.txt``).
+        samples_file: A text file with one such name per line (blank lines and lines starting
+            with ``#`` are skipped); a relative path is relative to the working directory.
+        folder: A folder of query images. Inside the input (a path relative to ``input_dir``,
+            or an absolute one under it) its samples are the queries; outside the input its
+            images are checked and embedded with the run's model but never become candidates.
+    """
+
+    samples: tuple[str, ...] = ()
+    samples_file: str = ""
+    folder: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "samples", tuple(self.samples))
+        given = [key for key in QUERY_SOURCE_KEYS if getattr(self, key)]
+        if len(given) != 1:
+            fail(
+                "QuerySource",
+                f"give exactly one of {', '.join(QUERY_SOURCE_KEYS)}, got {given or 'none'}",
+            )
+        for i, name in enumerate(self.samples):
+            check_name(name, f"QuerySource.samples[{i}]")
+
+    @property
+    def key(self) -> str:
+        """The name of this query set in :attr:`SelectionInputs.queries` (unique per source)."""
+        if self.samples:
+            return "samples:" + "\n".join(self.samples)
+        if self.samples_file:
+            return f"samples_file:{self.samples_file}"
+        return f"folder:{self.folder}"
+
+    def describe(self) -> str:
+        """``3 samples``, ``samples_file q.txt`` or ``folder /data/queries``."""
+        if self.samples:
+            return f"{len(self.samples)} sample{'s' * (len(self.samples) != 1)}"
+        if self.samples_file:
+            return f"samples_file {self.samples_file}"
+        return f"folder {self.folder}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``query`` mapping of the lightly-shaped ``input`` dict."""
+        if self.samples:
+            return {"samples": list(self.samples)}
+        if self.samples_file:
+            return {"samples_file": self.samples_file}
+        return {"folder": self.folder}
+
+    @classmethod
+    def parse(cls, value: object, path: str) -> QuerySource:
+        """The source of a ``query`` mapping: ``{samples: [...]}``, ``{samples_file: ...}`` or
+        ``{folder: ...}``. Keys set to None count as not given (a dumped config's form).
+
+        Raises:
+            SelectionConfigError: naming ``path`` and the key at fault.
+        """
+        if not isinstance(value, Mapping):
+            fail(path, f"expected a query mapping, got {value!r}")
+        for key in value:
+            if key not in QUERY_SOURCE_KEYS:
+                hint = did_you_mean(str(key), QUERY_SOURCE_KEYS)
+                fail(
+                    f"{path}.{key}",
+                    f"unknown query key{hint or '.'} Accepted: {', '.join(QUERY_SOURCE_KEYS)}",
+                )
+        given = {k: v for k, v in value.items() if v is not None}
+        if len(given) != 1:
+            fail(
+                path,
+                f"give exactly one of {', '.join(QUERY_SOURCE_KEYS)} (sample names, a file "
+                f"of names, a folder of images), got {sorted(given) or 'none'}",
+            )
+        ((key, raw),) = given.items()
+        if key == "samples":
+            if isinstance(raw, str | bytes) or not isinstance(raw, Sequence) or not raw:
+                fail(f"{path}.samples", f"expected a non-empty list of sample names, got {raw!r}")
+            names = tuple(check_name(n, f"{path}.samples[{i}]") for i, n in enumerate(raw))
+            return cls(samples=names)
+        text = check_name(raw, f"{path}.{key}")
+        return cls(samples_file=text) if key == "samples_file" else cls(folder=text)
 
 
 @dataclass(frozen=True)
@@ -216,18 +315,36 @@ def _optional_name(value: object) -> str | None:
 
 
 class EmbeddingsInputConfig(InputConfig):
-    """``{"type": "EMBEDDINGS", "query"?}``: the embeddings, or closeness to a query set."""
+    """``{"type": "EMBEDDINGS", "query"?}``: the embeddings, or closeness to a query set.
+
+    ``query`` is a mapping (:class:`QuerySource`: ``{samples: [names]}``,
+    ``{samples_file: path}`` or ``{folder: path}``), or a string naming a query set of
+    :attr:`SelectionInputs.queries` (Python API only: a curation run has no named sets).
+    """
 
     type: Literal["EMBEDDINGS"] = "EMBEDDINGS"
-    query: str | None = Field(None, description="query set of SIMILARITY")
+    query: str | QuerySource | None = Field(
+        None,
+        description="query set of SIMILARITY: {samples: [names]} | {samples_file: path} | "
+        "{folder: path}",
+    )
 
-    @field_validator("query", mode="before")
+    @field_validator("query", mode="plain")
     @classmethod
-    def _query(cls, value: object) -> str | None:
+    def _query(cls, value: object) -> str | QuerySource | None:
+        if value is None or isinstance(value, QuerySource):
+            return value
+        if isinstance(value, Mapping):
+            return QuerySource.parse(value, "")
         return _optional_name(value)
 
+    @field_serializer("query")
+    def _dump_query(self, query: str | QuerySource | None) -> Any:
+        # The lightly-shaped form, so a dumped config parses back to the same one.
+        return query.to_dict() if isinstance(query, QuerySource) else query
+
     def resolve(self) -> tuple[InputKind, Any]:
-        """QUERY with the query set's name, else plain EMBEDDINGS."""
+        """QUERY with the query source (or set name), else plain EMBEDDINGS."""
         return ("QUERY", self.query) if self.query is not None else ("EMBEDDINGS", None)
 
 

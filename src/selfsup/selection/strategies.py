@@ -23,6 +23,7 @@ from selfsup.selection.input_types import (
     NUMERIC_KINDS,
     CategoricalInput,
     NumericInput,
+    QuerySource,
     RandomInput,
     check_typed_input,
 )
@@ -138,9 +139,10 @@ class TypicalityStrategy:
 
 @dataclass(frozen=True)
 class SimilarityStrategy:
-    """Closeness to the query set named ``query`` in :class:`SelectionInputs.queries`."""
+    """Closeness to a query set: ``query`` names one of :class:`SelectionInputs.queries`, or
+    is a :class:`QuerySource` whose set a curation run puts there under ``query_name``."""
 
-    query: str
+    query: str | QuerySource
     strength: float = DEFAULT_STRENGTH
 
     name: ClassVar[str] = "SIMILARITY"
@@ -148,7 +150,8 @@ class SimilarityStrategy:
     is_filter: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        check_name(self.query, "SimilarityStrategy.query")
+        if not isinstance(self.query, QuerySource):
+            check_name(self.query, "SimilarityStrategy.query")
         object.__setattr__(
             self, "strength", check_strength(self.strength, "SimilarityStrategy.strength")
         )
@@ -158,13 +161,19 @@ class SimilarityStrategy:
         from selfsup.selection.objectives import log_objective, similarity
 
         assert context.embeddings is not None
-        queries = context.inputs.query_embeddings(self.query)
+        queries = context.inputs.query_embeddings(self.query_name)
         return Term(static=log_objective(similarity(context.embeddings, queries), self.strength))
+
+    @property
+    def query_name(self) -> str:
+        """The key of the query set in :attr:`SelectionInputs.queries`."""
+        return self.query.key if isinstance(self.query, QuerySource) else self.query
 
     def to_dict(self) -> dict[str, Any]:
         """The lightly entry."""
+        query = self.query.to_dict() if isinstance(self.query, QuerySource) else self.query
         return {
-            "input": {"type": "EMBEDDINGS", "query": self.query},
+            "input": {"type": "EMBEDDINGS", "query": query},
             "strategy": {"type": "SIMILARITY", "strength": self.strength},
         }
 

@@ -1,0 +1,314 @@
+"""SIMILARITY from ``selfsup run``: query sets by name, file, folder inside and outside."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from selfsup.config import RunConfig, resolve
+from selfsup.config.run_configs import validate_run_configs
+from selfsup.curation.pipeline import run
+from selfsup.curation.queries import build_queries, check_queries, checkpoint_of
+from selfsup.errors import ConfigError
+from selfsup.utils.io import load_embeddings, save_embeddings
+
+FAST = ["umap=false", "num_workers=0"]
+TINY_MODEL = [
+    "lightly.trainer.max_epochs=1",
+    "lightly.model.name=resnet-9",
+    "lightly.model.width=0.125",
+    "lightly.collate.input_size=32",
+    "lightly.loader.num_workers=0",
+    "lightly.loader.batch_size=8",
+]
+
+
+def _similarity(query: str, n: int = 5) -> str:
+    return (
+        f"selection_config={{n_samples: {n}, strategies: [{{input: {{type: EMBEDDINGS, "
+        f"query: {query}}}, strategy: {{type: SIMILARITY}}}}]}}"
+    )
+
+
+@pytest.fixture
+def folder(make_image_folder: Callable[..., Path], corrupt_files: Callable[..., list[str]]) -> Path:
+    root = make_image_folder(n_classes=3, n_per_class=6, size=(32, 32))
+    corrupt_files(root / "class_2", names=("truncated.jpg",))
+    return root
+
+
+def _embeddings_csv(folder: Path, path: Path, dim: int = 6) -> Path:
+    """Random embeddings for every usable image (no cluster structure: the picks depend on
+    the queries alone)."""
+    names = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("img_*.png"))
+    rng = np.random.default_rng(1)
+    emb = rng.normal(size=(len(names), dim)).astype(np.float32)
+    save_embeddings(path, emb, [0] * len(names), names)
+    return path
+
+
+def _cfg(folder: Path, out: Path, *overrides: str) -> RunConfig:
+    return resolve(
+        RunConfig, overrides=[f"input_dir={folder}", f"output_dir={out}", *FAST, *overrides]
+    )
+
+
+def _nearest(candidates: NDArray[np.float32], queries: NDArray[np.float32], n: int) -> list[int]:
+    """Reference: the ``n`` candidates closest (cosine) to their nearest query, ties to the
+    lowest index, as SIMILARITY alone ranks them."""
+    c = candidates / np.linalg.norm(candidates, axis=1, keepdims=True)
+    q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    closeness = (c.astype(np.float64) @ q.T.astype(np.float64)).max(axis=1)
+    return [int(i) for i in np.argsort(-closeness, kind="stable")[:n]]
+
+
+def _assert_picks(selected: list[str], reference: list[str], n_queries: int) -> None:
+    """The picks are the reference; the first ``n_queries`` (samples that are queries, each
+    at closeness 1 up to rounding) in any order."""
+    assert set(selected[:n_queries]) == set(reference[:n_queries])
+    assert selected[n_queries:] == reference[n_queries:]
+
+
+def _written(out: Path) -> tuple[NDArray[np.float32], list[str]]:
+    emb, _, names = load_embeddings(out / "data" / "normalized_embeddings.csv")
+    return emb, names
+
+
+def test_a_string_query_is_refused_before_work_with_the_accepted_forms(
+    folder: Path, tmp_path: Path
+) -> None:
+    # Issue 12: a named query set used to pass the config and fail in the engine with
+    # "no query set"; a run has no named sets, so it is refused before anything is written.
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"strategies\[0\]\.input\.query.*\{samples: \[names\]\}"):
+        run(_cfg(folder, out, f"embeddings={csv}", _similarity("q")))
+    assert not out.exists()
+
+
+def test_query_by_names_picks_the_nearest_neighbours(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    out = tmp_path / "out"
+    queries = ["class_0/img_0_1.png", "class_2/img_2_3.png"]
+    result = run(
+        _cfg(folder, out, f"embeddings={csv}", _similarity(f"{{samples: [{', '.join(queries)}]}}"))
+    )
+    emb, names = _written(out)
+    reference = _nearest(emb, emb[[names.index(q) for q in queries]], 5)
+    _assert_picks(result.selected, [names[i] for i in reference], 2)
+    # The queries themselves are samples of the input and the closest to themselves.
+    assert set(result.selected[:2]) == set(queries)
+    extra = json.loads((out / "report.json").read_text())["job"]["extra"]
+    assert extra["queries"] == [
+        {
+            "source": "2 samples",
+            "where": "input",
+            "n_queries": 2,
+            "n_corrupt": 0,
+            "n_not_candidates": 0,
+            "names": queries,
+            "corrupt": [],
+            "not_candidates": [],
+        }
+    ]
+
+
+def test_query_by_samples_file_and_folder_inside(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    names_file = tmp_path / "queries.txt"
+    names_file.write_text("# query images\nclass_1/img_1_0.png\n\nclass_1/img_1_4.png\n")
+    by_file = run(
+        _cfg(
+            folder,
+            tmp_path / "file",
+            f"embeddings={csv}",
+            _similarity(f"{{samples_file: {names_file}}}", n=4),
+        )
+    )
+    emb, names = _written(tmp_path / "file")
+    wanted = ["class_1/img_1_0.png", "class_1/img_1_4.png"]
+    reference = _nearest(emb, emb[[names.index(w) for w in wanted]], 4)
+    _assert_picks(by_file.selected, [names[i] for i in reference], 2)
+
+    # A folder relative to input_dir: its samples are the queries.
+    inside = run(
+        _cfg(
+            folder, tmp_path / "inside", f"embeddings={csv}", _similarity("{folder: class_2}", n=8)
+        )
+    )
+    emb, names = _written(tmp_path / "inside")
+    in_class_2 = [i for i, n in enumerate(names) if n.startswith("class_2/")]
+    assert len(in_class_2) == 6  # the corrupt file of class_2 is no query
+    _assert_picks(inside.selected, [names[i] for i in _nearest(emb, emb[in_class_2], 8)], 6)
+    queries = inside.report["job"]["extra"]["queries"][0]
+    assert (queries["where"], queries["n_queries"]) == ("input", 6)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("{samples: [class_0/img_0_1.png, class_0/nope.png]}", "no sample 'class_0/nope.png'"),
+        ("{samples_file: missing.txt}", "file .*missing.txt' does not exist"),
+        ("{folder: no_such_folder}", "'no_such_folder' is not a folder"),
+        ("{folde: class_0}", "unknown query key; did you mean 'folder'"),
+        (
+            "{samples: [a.png], folder: class_0}",
+            "give exactly one of samples, samples_file, folder",
+        ),
+    ],
+)
+def test_a_bad_query_fails_before_work(
+    folder: Path, tmp_path: Path, query: str, message: str
+) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=message):
+        run(_cfg(folder, out, "checkpoint=" + str(_fake_checkpoint(tmp_path)), _similarity(query)))
+    assert not out.exists()
+
+
+def _fake_checkpoint(tmp_path: Path) -> Path:
+    # check_preconditions only needs the file to exist; no bad-query run gets to load it.
+    path = tmp_path / "model.ckpt"
+    path.write_bytes(b"")
+    return path
+
+
+def test_a_folder_outside_needs_a_model_and_an_allowed_root(
+    folder: Path, tmp_path: Path, make_image_folder: Callable[..., Path]
+) -> None:
+    outside = make_image_folder(n_classes=1, n_per_class=2, flat=True, root=tmp_path / "qs")
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    with pytest.raises(ConfigError, match="precomputed embeddings= has no model"):
+        check_queries(
+            _cfg(folder, tmp_path / "o", f"embeddings={csv}", _similarity(f"{{folder: {outside}}}"))
+        )
+    cfg = _cfg(
+        folder,
+        tmp_path / "o",
+        f"allowed_roots=[{folder}]",
+        _similarity(f"{{folder: {outside}}}"),
+    )
+    with pytest.raises(ConfigError, match="outside the allowed roots"):
+        check_queries(cfg)
+
+
+def test_checkpoint_of_reads_the_embed_steps_description(tmp_path: Path) -> None:
+    ckpt = tmp_path / "m.ckpt"
+    ckpt.write_bytes(b"x")
+    assert checkpoint_of(f"checkpoint {ckpt}") == str(ckpt)
+    assert checkpoint_of(f"checkpoint {ckpt} (object crops of task 'det')") == str(ckpt)
+    assert checkpoint_of("precomputed embeddings from e.csv") is None
+
+
+def test_queries_that_are_no_candidates_are_reported(folder: Path, tmp_path: Path) -> None:
+    cfg = _cfg(
+        folder,
+        tmp_path / "o",
+        _similarity("{samples: [class_0/img_0_0.png, class_2/truncated.jpg]}"),
+    )
+    check_queries(cfg)  # both are files of the input
+    queries = build_queries(
+        cfg, cfg.selection(), ["class_0/img_0_0.png", "class_0/img_0_1.png"], None
+    )
+    (info,) = queries.sets
+    assert info.names == ["class_0/img_0_0.png"]
+    assert info.not_candidates == ["class_2/truncated.jpg"]
+    assert queries.arrays[info.key].tolist() == [0]
+
+
+def test_the_query_survives_the_scheduled_runs_config_validation(tmp_path: Path) -> None:
+    by_folder = {
+        "input": {"type": "EMBEDDINGS", "query": {"folder": "queries"}},
+        "strategy": {"type": "SIMILARITY", "strength": 2.0},
+    }
+    by_name = {"type": "EMBEDDINGS", "query": {"samples": ["a.png"]}}
+    selection = {
+        "n_samples": 3,
+        "strategies": [by_folder, {"input": by_name, "strategy": {"type": "SIMILARITY"}}],
+    }
+    configs = validate_run_configs({}, {}, selection, check_selection=True)
+    assert configs.selection_config is not None
+    # What the worker builds from the stored job (worker.loop._prepare): the same selection.
+    data = dict(configs.worker_config)
+    data["selection_config"] = configs.selection_config
+    cfg = RunConfig.model_validate(
+        {**data, "input_dir": str(tmp_path), "output_dir": str(tmp_path / "o")}
+    )
+    assert cfg.selection().to_dict() == {
+        "n_samples": 3,
+        "strategies": [
+            by_folder,
+            {"input": by_name, "strategy": {"type": "SIMILARITY", "strength": 1.0}},
+        ],
+    }
+    # The dumped form (config/config.yaml, the job sent to the worker) parses back the same.
+    again = RunConfig.model_validate(json.loads(json.dumps(cfg.model_dump(mode="json"))))
+    assert again.selection() == cfg.selection()
+    with pytest.raises(ConfigError, match=r"strategies\[0\]\.input\.query\.folder"):
+        validate_run_configs(
+            {},
+            {},
+            {
+                "n_samples": 3,
+                "strategies": [
+                    {
+                        "input": {"type": "EMBEDDINGS", "query": {"folder": 3}},
+                        "strategy": {"type": "SIMILARITY"},
+                    }
+                ],
+            },
+            check_selection=True,
+        )
+
+
+@pytest.mark.slow
+def test_query_folder_outside_is_embedded_with_the_runs_model_and_never_a_candidate(
+    folder: Path,
+    tmp_path: Path,
+    make_image_folder: Callable[..., Path],
+    corrupt_files: Callable[..., list[str]],
+) -> None:
+    from selfsup.core import embed
+
+    outside = tmp_path / "outside_q"
+    make_image_folder(n_classes=1, n_per_class=3, flat=True, root=outside, seed=7)
+    for p in sorted(outside.glob("*.png")):
+        p.rename(p.with_name("qimg_" + p.name))
+    corrupt_files(outside, names=("empty.png",))
+    out = tmp_path / "out"
+    result = run(_cfg(folder, out, *TINY_MODEL, _similarity(f"{{folder: {outside}}}", n=6)))
+
+    extra = result.report["job"]["extra"]
+    (queries,) = extra["queries"]
+    assert queries["where"] == "outside"
+    assert queries["n_queries"] == 3
+    assert queries["names"] == sorted(p.name for p in outside.glob("qimg_*.png"))
+    assert queries["corrupt"] == ["empty.png: empty_file"] or queries["n_corrupt"] == 1
+
+    # Reference: the query images embedded with the run's checkpoint, nearest candidates.
+    ckpt = checkpoint_of(extra["model"])
+    assert ckpt is not None
+    cfg = _cfg(folder, out, *TINY_MODEL)
+    lightly = cfg.lightly.model_copy(deep=True)
+    lightly.input_dir = str(outside)
+    q, _, q_names = embed(lightly, checkpoint=ckpt, filenames=queries["names"])
+    assert list(q_names) == queries["names"]
+    emb, names = _written(out)
+    assert result.selected == [names[i] for i in _nearest(emb, q.astype(np.float32), 6)]
+
+    # The outside images are never candidates: no output list names them.
+    for path in out.rglob("*"):
+        if not path.is_file() or path.name in ("report.json", "report.pdf"):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        assert "qimg_" not in text, path
+    shutil.rmtree(out)
