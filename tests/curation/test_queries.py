@@ -312,3 +312,42 @@ def test_query_folder_outside_is_embedded_with_the_runs_model_and_never_a_candid
             continue
         assert "qimg_" not in text, path
     shutil.rmtree(out)
+
+
+def test_query_by_tag_of_the_web_app(folder: Path, tmp_path: Path) -> None:
+    from selfsup.runfolder import RunFolder
+
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    tagged = ["class_1/img_1_2.png", "class_0/img_0_5.png"]
+    # The tags selfsup view kept in a run folder; the next run into that folder reads them.
+    out = tmp_path / "out"
+    out.mkdir()
+    RunFolder(out).write_tags({"cats": tagged, "other": ["class_2/img_2_0.png"]})
+    result = run(_cfg(folder, out, f"embeddings={csv}", _similarity("{tag: cats}", n=5)))
+    emb, names = _written(out)
+    reference = _nearest(emb, emb[[names.index(t) for t in tagged]], 5)
+    _assert_picks(result.selected, [names[i] for i in reference], 2)
+    (queries,) = result.report["job"]["extra"]["queries"]
+    assert (queries["source"], queries["names"]) == ("tag cats", sorted(tagged))
+    assert RunFolder(out).read_tags()["cats"] == sorted(tagged)  # the run keeps the tags
+
+    # The tag of another run folder, and a tag that does not exist there.
+    again = run(
+        _cfg(
+            folder,
+            tmp_path / "o2",
+            f"embeddings={csv}",
+            f"{_similarity(f'{{tag: cats, run: {out}}}', n=5)}",
+        )
+    )
+    assert again.selected == result.selected
+    with pytest.raises(ConfigError, match=r"no sample is tagged 'dogs'.*tags there: cats, other"):
+        run(
+            _cfg(
+                folder,
+                tmp_path / "o3",
+                f"embeddings={csv}",
+                _similarity(f"{{tag: dogs, run: {out}}}"),
+            )
+        )
+    assert not (tmp_path / "o3").exists()

@@ -5,6 +5,8 @@ query is a :class:`~selfsup.selection.input_types.QuerySource`:
 
 * ``{samples: [names]}`` / ``{samples_file: path}``: samples of the input by name (the
   paths relative to ``input_dir`` that the run's filename lists use);
+* ``{tag: name, run?: folder}``: the samples tagged ``name`` in the web app (``tags.json`` of
+  the run folder ``run``, by default the run's own ``output_dir``);
 * ``{folder: path}``: a folder of query images. Inside the input, its samples are the queries
   (they stay candidates, like every sample of the input). Outside it, its images are checked
   like the input's (corrupt ones are reported and skipped), embedded with the run's model and
@@ -33,6 +35,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from selfsup.errors import ConfigError, DataError
+from selfsup.runfolder import TAGS_JSON, RunFolder
 from selfsup.selection.config import SelectionConfig, SimilarityStrategy
 from selfsup.selection.input_types import QuerySource
 
@@ -47,12 +50,15 @@ __all__ = [
     "checkpoint_of",
     "query_strategies",
     "read_query_names",
+    "read_tag_names",
 ]
 
 logger = logging.getLogger(__name__)
 
 #: How a run's options describe a query (the accepted forms, for error messages).
-ACCEPTED_QUERIES = "{samples: [names]}, {samples_file: path} or {folder: path}"
+ACCEPTED_QUERIES = (
+    "{samples: [names]}, {samples_file: path}, {folder: path} or {tag: name, run?: folder}"
+)
 
 
 @dataclass(frozen=True)
@@ -157,12 +163,45 @@ def read_query_names(path: Path, where: str) -> list[str]:
     return names
 
 
-def _source_names(source: QuerySource, input_dir: Path, where: str) -> list[str] | None:
-    """The names a ``samples``/``samples_file`` source gives; None for a folder."""
+def read_tag_names(source: QuerySource, cfg: RunConfig, where: str) -> list[str]:
+    """The sample names tagged ``source.tag`` in ``tags.json`` of ``source.run`` (default: the
+    run's ``output_dir``).
+
+    Raises:
+        ConfigError: no run folder, an unreadable tags file, or no such tag (the message
+            lists the tags there).
+    """
+    folder = source.run or cfg.output_dir
+    if not folder:
+        raise ConfigError(
+            f"{where}.tag: {source.tag!r} is a tag of a run folder, and this run has no "
+            "output_dir; give run: <the run folder tagged in selfsup view>"
+        )
+    if not Path(folder).is_dir():
+        raise ConfigError(f"{where}.run: run folder {folder!r} does not exist")
+    try:
+        tags = RunFolder(folder).read_tags()
+    except DataError as exc:
+        raise ConfigError(f"{where}.tag: {exc}") from None
+    names = tags.get(source.tag)
+    if not names:
+        known = ", ".join(sorted(t for t, n in tags.items() if n)) or "none"
+        raise ConfigError(
+            f"{where}.tag: no sample is tagged {source.tag!r} in {str(Path(folder) / TAGS_JSON)!r}"
+            f"; tags there: {known}"
+        )
+    return list(names)
+
+
+def _source_names(source: QuerySource, cfg: RunConfig, where: str) -> list[str] | None:
+    """The names a ``samples``/``samples_file``/``tag`` source gives; None for a folder."""
     if source.samples:
         return list(source.samples)
+    if source.tag:
+        return read_tag_names(source, cfg, where)
     if source.samples_file:
-        return read_query_names(_resolve(source.samples_file, input_dir), f"{where}.samples_file")
+        path = _resolve(source.samples_file, Path(cfg.input_dir))
+        return read_query_names(path, f"{where}.samples_file")
     return None
 
 
@@ -200,9 +239,11 @@ def check_queries(cfg: RunConfig) -> None:
             path = _resolve(source.samples_file, input_dir)
             if not _inside(path, input_dir.resolve()):
                 _check_root(path, cfg, f"{where}.samples_file")
-        names = _source_names(source, input_dir, where)
+        names = _source_names(source, cfg, where)
         if names is not None:
             missing = [n for n in names if not (input_dir / n).is_file()]
+            if source.tag and len(missing) < len(names):
+                continue  # tagged samples gone since are reported at the run as not candidates
             if missing:
                 shown = ", ".join(repr(n) for n in missing[:5])
                 more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -356,7 +397,7 @@ def build_queries(
             )
         if source.key in out.arrays:
             continue  # the same source in two strategies: one set
-        names = _source_names(source, input_dir, where)
+        names = _source_names(source, cfg, where)
         rel: str | None = None
         folder: Path | None = None
         if names is None:

@@ -41,6 +41,7 @@ __all__ = [
     "CATEGORICAL_KINDS",
     "DEFAULT_RANDOM_SEED",
     "NUMERIC_KINDS",
+    "QUERY_KEYS",
     "QUERY_SOURCE_KEYS",
     "CategoricalInput",
     "CategoryCountInput",
@@ -65,8 +66,10 @@ PREDICTION_NAMES: Final[tuple[str, ...]] = get_args(PredictionName)
 #: Seed of RANDOM inputs and of ``method=random``.
 DEFAULT_RANDOM_SEED: Final = 0
 
-#: The keys of a ``query`` mapping; exactly one is given.
-QUERY_SOURCE_KEYS: Final[tuple[str, ...]] = ("samples", "samples_file", "folder")
+#: The keys of a ``query`` mapping; exactly one is given (``run`` may come with ``tag``).
+QUERY_SOURCE_KEYS: Final[tuple[str, ...]] = ("samples", "samples_file", "folder", "tag")
+#: Every key a ``query`` mapping accepts.
+QUERY_KEYS: Final[tuple[str, ...]] = (*QUERY_SOURCE_KEYS, "run")
 
 
 # ----------------------------------------------------------------------------- typed inputs
@@ -74,21 +77,27 @@ QUERY_SOURCE_KEYS: Final[tuple[str, ...]] = ("samples", "samples_file", "folder"
 
 @dataclass(frozen=True)
 class QuerySource:
-    """Where the query images of SIMILARITY come from; exactly one field is set.
+    """Where the query images of SIMILARITY come from; exactly one of the first four is set.
 
     Attributes:
         samples: Names of samples of the input (paths relative to ``input_dir``, as in
             ``filenames/sampled_filenames_excluding_datapool.txt``).
         samples_file: A text file with one such name per line (blank lines and lines starting
-            with ``#`` are skipped); a relative path is relative to the working directory.
+            with ``#`` are skipped); a relative path is relative to ``input_dir``.
         folder: A folder of query images. Inside the input (a path relative to ``input_dir``,
             or an absolute one under it) its samples are the queries; outside the input its
             images are checked and embedded with the run's model but never become candidates.
+        tag: A tag given to samples in the web app (``tags.json`` of a run folder): its
+            samples are the queries.
+        run: With ``tag``: the run folder whose tags to read; empty means the run's own
+            ``output_dir`` (a rerun into the folder ``selfsup view`` tagged).
     """
 
     samples: tuple[str, ...] = ()
     samples_file: str = ""
     folder: str = ""
+    tag: str = ""
+    run: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "samples", tuple(self.samples))
@@ -98,6 +107,8 @@ class QuerySource:
                 "QuerySource",
                 f"give exactly one of {', '.join(QUERY_SOURCE_KEYS)}, got {given or 'none'}",
             )
+        if self.run and not self.tag:
+            fail("QuerySource.run", "only used with tag (the run folder holding the tag)")
         for i, name in enumerate(self.samples):
             check_name(name, f"QuerySource.samples[{i}]")
 
@@ -106,14 +117,18 @@ class QuerySource:
         """The name of this query set in :attr:`SelectionInputs.queries` (unique per source)."""
         if self.samples:
             return "samples:" + "\n".join(self.samples)
+        if self.tag:
+            return f"tag:{self.tag}@{self.run}"
         if self.samples_file:
             return f"samples_file:{self.samples_file}"
         return f"folder:{self.folder}"
 
     def describe(self) -> str:
-        """``3 samples``, ``samples_file q.txt`` or ``folder /data/queries``."""
+        """``3 samples``, ``samples_file q.txt``, ``folder /data/queries`` or ``tag cats``."""
         if self.samples:
             return f"{len(self.samples)} sample{'s' * (len(self.samples) != 1)}"
+        if self.tag:
+            return f"tag {self.tag}" + (f" of run {self.run}" if self.run else "")
         if self.samples_file:
             return f"samples_file {self.samples_file}"
         return f"folder {self.folder}"
@@ -122,14 +137,17 @@ class QuerySource:
         """The ``query`` mapping of the lightly-shaped ``input`` dict."""
         if self.samples:
             return {"samples": list(self.samples)}
+        if self.tag:
+            return {"tag": self.tag, **({"run": self.run} if self.run else {})}
         if self.samples_file:
             return {"samples_file": self.samples_file}
         return {"folder": self.folder}
 
     @classmethod
     def parse(cls, value: object, path: str) -> QuerySource:
-        """The source of a ``query`` mapping: ``{samples: [...]}``, ``{samples_file: ...}`` or
-        ``{folder: ...}``. Keys set to None count as not given (a dumped config's form).
+        """The source of a ``query`` mapping: ``{samples: [...]}``, ``{samples_file: ...}``,
+        ``{folder: ...}`` or ``{tag: ..., run?: ...}``. Keys set to None count as not given
+        (a dumped config's form).
 
         Raises:
             SelectionConfigError: naming ``path`` and the key at fault.
@@ -137,26 +155,31 @@ class QuerySource:
         if not isinstance(value, Mapping):
             fail(path, f"expected a query mapping, got {value!r}")
         for key in value:
-            if key not in QUERY_SOURCE_KEYS:
-                hint = did_you_mean(str(key), QUERY_SOURCE_KEYS)
+            if key not in QUERY_KEYS:
+                hint = did_you_mean(str(key), QUERY_KEYS)
                 fail(
                     f"{path}.{key}",
-                    f"unknown query key{hint or '.'} Accepted: {', '.join(QUERY_SOURCE_KEYS)}",
+                    f"unknown query key{hint or '.'} Accepted: {', '.join(QUERY_KEYS)}",
                 )
-        given = {k: v for k, v in value.items() if v is not None}
+        given = {k: v for k, v in value.items() if v is not None and k != "run"}
         if len(given) != 1:
             fail(
                 path,
                 f"give exactly one of {', '.join(QUERY_SOURCE_KEYS)} (sample names, a file "
-                f"of names, a folder of images), got {sorted(given) or 'none'}",
+                f"of names, a folder of images, a tag), got {sorted(given) or 'none'}",
             )
         ((key, raw),) = given.items()
+        run = value.get("run")
+        if run is not None and key != "tag":
+            fail(f"{path}.run", "only used with tag (the run folder holding the tag)")
         if key == "samples":
             if isinstance(raw, str | bytes) or not isinstance(raw, Sequence) or not raw:
                 fail(f"{path}.samples", f"expected a non-empty list of sample names, got {raw!r}")
             names = tuple(check_name(n, f"{path}.samples[{i}]") for i, n in enumerate(raw))
             return cls(samples=names)
         text = check_name(raw, f"{path}.{key}")
+        if key == "tag":
+            return cls(tag=text, run="" if run is None else check_name(run, f"{path}.run"))
         return cls(samples_file=text) if key == "samples_file" else cls(folder=text)
 
 
@@ -318,7 +341,8 @@ class EmbeddingsInputConfig(InputConfig):
     """``{"type": "EMBEDDINGS", "query"?}``: the embeddings, or closeness to a query set.
 
     ``query`` is a mapping (:class:`QuerySource`: ``{samples: [names]}``,
-    ``{samples_file: path}`` or ``{folder: path}``), or a string naming a query set of
+    ``{samples_file: path}``, ``{folder: path}`` or ``{tag: name, run?: folder}``), or a string
+    naming a query set of
     :attr:`SelectionInputs.queries` (Python API only: a curation run has no named sets).
     """
 
@@ -326,7 +350,7 @@ class EmbeddingsInputConfig(InputConfig):
     query: str | QuerySource | None = Field(
         None,
         description="query set of SIMILARITY: {samples: [names]} | {samples_file: path} | "
-        "{folder: path}",
+        "{folder: path} | {tag: name, run?: run folder}",
     )
 
     @field_validator("query", mode="plain")
