@@ -18,6 +18,8 @@
 - :class:`DenseCLLoss`: DenseCL's global and dense InfoNCE, each with its queue.
 - :class:`DetConSLoss`, :class:`DetConBLoss`: DetCon's contrast of mask-pooled regions.
 - :class:`FroSSLLoss`: FroSSL's log Frobenius norms of the covariances plus invariance.
+- :class:`MSNLoss`, :class:`PMSNLoss`, :class:`PMSNCustomLoss`: MSN's prototype matching of
+  masked anchors, with a uniform (MSN) or other (PMSN) prior over the prototypes.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from selfsup.loss.hypersphere_loss import HypersphereLoss
 from selfsup.loss.memory_bank import MemoryBankModule
 from selfsup.loss.mmcr_loss import MMCRLoss
 from selfsup.loss.mocov3_loss import MoCoV3Loss
+from selfsup.loss.msn_loss import MSNLoss, PMSNCustomLoss, PMSNLoss
 from selfsup.loss.negative_cosine_similarity import NegativeCosineSimilarity
 from selfsup.loss.ntx_ent_loss import NTXentLoss
 from selfsup.loss.swav_loss import SwaVLoss
@@ -53,10 +56,13 @@ __all__ = [
     "FroSSLLoss",
     "HypersphereLoss",
     "MMCRLoss",
+    "MSNLoss",
     "MemoryBankModule",
     "MoCoV3Loss",
     "NTXentLoss",
     "NegativeCosineSimilarity",
+    "PMSNCustomLoss",
+    "PMSNLoss",
     "SwaVLoss",
     "TCRLoss",
     "TiCoLoss",

@@ -44,6 +44,8 @@ _CATALOG: dict[str, str] = {
     "densecl": "selfsup.methods.densecl:METHOD",
     "detcons": "selfsup.methods.detcon:METHOD_S",
     "detconb": "selfsup.methods.detcon:METHOD_B",
+    "msn": "selfsup.methods.msn:METHOD",
+    "pmsn": "selfsup.methods.msn:METHOD_P",
 }
 _REGISTERED: dict[str, Method] = {}
 

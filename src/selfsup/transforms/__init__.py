@@ -6,7 +6,7 @@ Method transforms turn one image into the list of views a method trains on
 :class:`FastSiamTransform`, :class:`VICRegTransform`, :class:`SwaVTransform`,
 :class:`EMPSSLTransform`, :class:`SMoGTransform`, :class:`VICRegLTransform` (views and
 their location grids), :class:`DenseCLTransform`, :class:`DetConSTransform`,
-:class:`DetConBTransform` (views and grids));
+:class:`DetConBTransform` (views and grids), :class:`MSNTransform`);
 :class:`MultiViewTransform` combines any callables into such a list.
 
 The building blocks (crop, flips, colour jitter, grayscale, :class:`GaussianBlur`,
@@ -35,6 +35,7 @@ from selfsup.transforms.flip import RandomHorizontalFlip, RandomVerticalFlip
 from selfsup.transforms.gaussian_blur import GaussianBlur, GaussianBlurParams
 from selfsup.transforms.mmcr_transform import MMCRTransform
 from selfsup.transforms.moco_transform import MoCoV1Transform, MoCoV2Transform
+from selfsup.transforms.msn_transform import MSNTransform
 from selfsup.transforms.multi_view_transform import MultiViewTransform
 from selfsup.transforms.random_resized_crop import CropParams, RandomResizedCrop
 from selfsup.transforms.rotation import (
@@ -71,6 +72,7 @@ __all__ = [
     "GaussianBlur",
     "GaussianBlurParams",
     "MMCRTransform",
+    "MSNTransform",
     "MoCoV1Transform",
     "MoCoV2Transform",
     "MultiViewTransform",

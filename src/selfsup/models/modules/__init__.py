@@ -11,6 +11,7 @@ from selfsup.models.modules.heads import (
     MoCoProjectionHead,
     MoCoV3PredictionHead,
     MoCoV3ProjectionHead,
+    MSNProjectionHead,
     NNCLRPredictionHead,
     NNCLRProjectionHead,
     ProjectionHead,
@@ -23,6 +24,7 @@ from selfsup.models.modules.heads import (
     TiCoProjectionHead,
     VICRegProjectionHead,
 )
+from selfsup.models.modules.masked_vision_transformer import MaskedVisionTransformerTorchvision
 from selfsup.models.modules.nn_memory_bank import NNMemoryBankModule
 from selfsup.models.modules.smog import SMoGPrototypes
 from selfsup.models.modules.swav import SwaVPrototypes
@@ -34,6 +36,8 @@ __all__ = [
     "DINOProjectionHead",
     "DenseCLProjectionHead",
     "MMCRProjectionHead",
+    "MSNProjectionHead",
+    "MaskedVisionTransformerTorchvision",
     "MoCoProjectionHead",
     "MoCoV3PredictionHead",
     "MoCoV3ProjectionHead",

@@ -476,6 +476,24 @@ class SMoGPredictionHead(ProjectionHead):
         )
 
 
+class MSNProjectionHead(ProjectionHead):
+    """Projection head of MSN and PMSN: Linear-BN-GELU, Linear-BN-GELU, Linear.
+
+    "The projection head h is a 3-layer MLP with (...) hidden layers of dimension 2048 with
+    batch-normalization and GeLU activations, and an output layer of dimension 256" (MSN,
+    Assran et al. 2022, https://arxiv.org/abs/2204.07141, appendix C; lightly's defaults).
+    """
+
+    def __init__(self, input_dim: int = 768, hidden_dim: int = 2048, output_dim: int = 256):
+        super().__init__(
+            [
+                (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.GELU()),
+                (hidden_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.GELU()),
+                (hidden_dim, output_dim, None, None),
+            ]
+        )
+
+
 class DenseCLProjectionHead(ProjectionHead):
     """Projection head of DenseCL (global and dense): Linear-ReLU-Linear on the last dimension.
 
