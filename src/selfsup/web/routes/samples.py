@@ -9,8 +9,10 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from selfsup.apphelpers.web_backend import InvalidTag, Viewer, WebNotFound, check_tag
 from selfsup.web.outputs import STATUSES, RunOutputs, Sample, Status
 from selfsup.web.routes.common import (
+    backend_of,
     error_page,
     not_found_page,
     open_page_view,
@@ -20,6 +22,7 @@ from selfsup.web.routes.common import (
     segment,
 )
 from selfsup.web.sessions import PageViewer
+from selfsup.web.tags import TagStorageError, filter_samples, indices_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -96,11 +99,14 @@ def images_page(
     page: str | None = None,
     per_page: str | None = None,
     q: str = "",
+    tag: str = "",
 ) -> Response:
-    """One page of the thumbnail grid: filter tabs with counts, file-name search, pager.
+    """One page of the thumbnail grid: filter tabs with counts, file-name search, tag
+    filter, pager.
 
     Only the requested page is rendered (``RunOutputs.page``), so a 100,000-sample run
     answers as fast as a small one; the thumbnails load lazily as they scroll into view.
+    With ``?tag=`` the grid shows that tag's samples (made one by one: O(tagged samples)).
     """
     view = open_page_view(request, viewer, run_id)
     if isinstance(view, HTMLResponse):
@@ -120,29 +126,59 @@ def images_page(
         return error_page(
             viewer, 400, "Bad page", str(exc), back=(f"/runs/{segment(run_id)}/images", "All")
         )
-    samples, total = outputs.page(chosen, (number - 1) * size, size, query)
+    tags, tags_error = _run_tags(request, viewer, run_id)
+    tagged: list[Sample] | None = None
+    if tag:
+        try:
+            names = backend_of(request).names_with_tag(viewer, run_id, check_tag(tag))
+        except (InvalidTag, TagStorageError) as exc:
+            return error_page(
+                viewer, 400, "Bad tag", str(exc), back=(f"/runs/{segment(run_id)}/images", "All")
+            )
+        tagged = filter_samples(outputs, indices_of(outputs, names), None, query)
+
+    def page_of(n: int) -> tuple[list[Sample], int]:
+        if tagged is None:
+            return outputs.page(chosen, (n - 1) * size, size, query)
+        shown = [s for s in tagged if chosen is None or s.status == chosen]
+        return shown[(n - 1) * size : n * size], len(shown)
+
+    samples, total = page_of(number)
     n_pages = max(1, math.ceil(total / size))
     if number > n_pages:  # past the end (e.g. a stale link): show the last page
         number = n_pages
-        samples, total = outputs.page(chosen, (number - 1) * size, size, query)
+        samples, total = page_of(number)
     offset = (number - 1) * size
 
     base = f"/runs/{segment(run_id)}/images"
     shown_size = size if size != PER_PAGE else None
-    counts = _filter_counts(outputs, query)
+    if tagged is None:
+        counts = _filter_counts(outputs, query)
+    else:
+        counts = {"all": len(tagged), **{st: 0 for st in STATUSES}}
+        for s in tagged:
+            counts[s.status] += 1
     tabs = [
         {
             "key": key,
             "label": _FILTER_LABELS[key],
             "count": counts[key],
             "active": (chosen or "all") == key,
-            "href": _url(base, status=None if key == "all" else key, q=query, per_page=shown_size),
+            "href": _url(
+                base,
+                status=None if key == "all" else key,
+                q=query,
+                tag=tag,
+                per_page=shown_size,
+            ),
         }
         for key in ("all", *STATUSES)
     ]
 
     def page_href(n: int) -> str:
-        return _url(base, status=chosen, q=query, per_page=shown_size, page=n if n > 1 else None)
+        return _url(
+            base, status=chosen, q=query, tag=tag, per_page=shown_size, page=n if n > 1 else None
+        )
 
     detail = f"/runs/{segment(run_id)}/images/"
     return render(
@@ -158,8 +194,11 @@ def images_page(
         max_query=MAX_QUERY_CHARS,
         tabs=tabs,
         samples=samples,
+        # A tag's list is not the one the sample page walks: its links go to the plain page.
         detail_hrefs=[
-            _url(f"{detail}{s.index}", status=chosen, q=query, pos=offset + i)
+            f"{detail}{s.index}"
+            if tag
+            else _url(f"{detail}{s.index}", status=chosen, q=query, pos=offset + i)
             for i, s in enumerate(samples)
         ],
         total=total,
@@ -169,9 +208,30 @@ def images_page(
         default_per_page=PER_PAGE,
         prev_href=page_href(number - 1) if number > 1 else None,
         next_href=page_href(number + 1) if number < n_pages else None,
-        clear_href=_url(base, status=chosen, per_page=shown_size),
+        clear_href=_url(base, status=chosen, tag=tag, per_page=shown_size),
         thumb_size=THUMB_SIZE,
+        tag=tag,
+        tags=[
+            {
+                "name": name,
+                "count": count,
+                "active": name == tag,
+                "href": _url(base, status=chosen, q=query, tag=name, per_page=shown_size),
+            }
+            for name, count in tags.items()
+        ],
+        tags_error=tags_error,
+        untagged_href=_url(base, status=chosen, q=query, per_page=shown_size),
     )
+
+
+def _run_tags(request: Request, viewer: Viewer, run_id: str) -> tuple[dict[str, int], str]:
+    """The run's tags and counts, or none and why (a damaged tags.json must not take the
+    grid down)."""
+    try:
+        return backend_of(request).list_tags(viewer, run_id), ""
+    except (TagStorageError, WebNotFound) as exc:
+        return {}, str(exc)
 
 
 def _filter_counts(outputs: RunOutputs, query: str) -> dict[str, int]:
