@@ -233,6 +233,217 @@
         search.select();
       }
     });
+    initGridSelection();
+  }
+
+  // ---------------------------------------------------------------- tags and exports
+
+  const TAG_CHUNK = 10000; // most indices per POST (the server's limit)
+
+  async function postJSON(url, body) {
+    return fetchJSON(url, {
+      method: 'POST',
+      headers: {'Content-Type': 'application/json', Accept: 'application/json'},
+      body: JSON.stringify(body),
+    });
+  }
+
+  /** Download the export of `indices` as `format`: a POST, so a selection of any size. */
+  async function downloadExport(url, indices, format) {
+    const response = await fetch(url, {
+      method: 'POST',
+      credentials: 'same-origin',
+      headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({indices: indices, format: format}),
+    });
+    if (!response.ok) {
+      let message = response.status + ' ' + response.statusText;
+      try {
+        const body = await response.json();
+        if (body && body.error) {
+          message = body.error;
+        }
+      } catch (_ignored) {
+        // Not JSON: the status line says enough.
+      }
+      throw new Error(message);
+    }
+    const blob = await response.blob();
+    const match = /filename="([^"]+)"/.exec(response.headers.get('Content-Disposition') || '');
+    const link = document.createElement('a');
+    link.href = URL.createObjectURL(blob);
+    link.download = match ? match[1] : 'selection';
+    document.body.append(link);
+    link.click();
+    link.remove();
+    window.setTimeout(function () {
+      URL.revokeObjectURL(link.href);
+    }, 60000);
+  }
+
+  /**
+   * Wire a tag bar (data-testid="tagbar": tag name input, Tag/Untag/Export buttons, export
+   * format) to a selection: `selected()` gives its sample indices. `onTags(tags)` receives
+   * the run's tags ([{name, count}]) after each change. Returns {refresh}: call it when the
+   * selection changes.
+   */
+  function initTagBar(bar, selected, onTags) {
+    const input = bar.querySelector('[data-testid="tag-input"]');
+    const note = bar.querySelector('[data-role="tag-note"]');
+    const format = bar.querySelector('[data-testid="export-format"]');
+    const buttons = Array.from(bar.querySelectorAll('button[data-action="tag"], ' +
+      'button[data-action="untag"], button[data-action="export"]'));
+
+    function refresh() {
+      const none = selected().length === 0;
+      for (const button of buttons) {
+        button.disabled = none;
+      }
+    }
+
+    async function change(action) {
+      const tag = input.value.trim();
+      if (!tag) {
+        note.textContent = 'Type a tag name first.';
+        input.focus();
+        return;
+      }
+      const indices = selected();
+      const url = action === 'tag' ? bar.dataset.tagUrl : bar.dataset.untagUrl;
+      let changed = 0;
+      let tags = null;
+      try {
+        for (let k = 0; k < indices.length; k += TAG_CHUNK) {
+          const data = await postJSON(url, {tag: tag, indices: indices.slice(k, k + TAG_CHUNK)});
+          changed += data.changed;
+          tags = data.tags;
+        }
+      } catch (err) {
+        note.textContent = 'Could not ' + action + ': ' + err.message;
+        return;
+      }
+      note.textContent = (action === 'tag' ? 'Tagged ' : 'Untagged ') +
+        changed.toLocaleString() + ' of ' + indices.length.toLocaleString() + ' with #' + tag + '.';
+      note.dataset.done = String(Date.now());
+      if (tags && onTags) {
+        onTags(tags);
+      }
+    }
+
+    async function exportSelection() {
+      try {
+        await downloadExport(bar.dataset.exportUrl, selected(), format.value);
+        note.textContent = 'Exported ' + selected().length.toLocaleString() + ' samples.';
+      } catch (err) {
+        note.textContent = 'Could not export: ' + err.message;
+      }
+    }
+
+    for (const button of buttons) {
+      button.addEventListener('click', function () {
+        if (button.dataset.action === 'export') {
+          exportSelection();
+        } else {
+          change(button.dataset.action);
+        }
+      });
+    }
+    input.addEventListener('keydown', function (event) {
+      if (event.key === 'Enter' && selected().length > 0) {
+        event.preventDefault();
+        change('tag');
+      }
+    });
+    refresh();
+    return {refresh: refresh};
+  }
+
+  /** Rebuild the grid's tag filter and the tag name suggestions from [{name, count}]. */
+  function showTags(tags) {
+    const list = document.querySelector('[data-testid="tag-filter"]');
+    const datalist = document.getElementById('known-tags');
+    if (!list) {
+      return;
+    }
+    const active = new URLSearchParams(window.location.search).get('tag');
+    list.querySelectorAll('[data-testid="tag-filter-item"]').forEach(function (item) {
+      item.parentElement.remove();
+    });
+    if (datalist) {
+      datalist.textContent = '';
+    }
+    for (const tag of tags) {
+      const params = new URLSearchParams(window.location.search);
+      params.set('tag', tag.name);
+      params.delete('page');
+      const link = document.createElement('a');
+      link.className = 'legend-item';
+      link.href = window.location.pathname + '?' + params.toString();
+      link.dataset.testid = 'tag-filter-item';
+      link.dataset.tag = tag.name;
+      link.dataset.count = String(tag.count);
+      if (tag.name === active) {
+        link.setAttribute('aria-current', 'page');
+      }
+      const count = document.createElement('span');
+      count.className = 'count';
+      count.textContent = tag.count.toLocaleString();
+      link.append('#' + tag.name + ' ', count);
+      const li = document.createElement('li');
+      li.append(link);
+      list.append(li);
+      if (datalist) {
+        const option = document.createElement('option');
+        option.value = tag.name;
+        datalist.append(option);
+      }
+    }
+  }
+
+  /** Select mode of the grid: a click on a tile selects it instead of opening it. */
+  function initGridSelection() {
+    const bar = document.querySelector('[data-testid="tagbar"]');
+    const modeButton = document.querySelector('[data-testid="select-mode"]');
+    const countEl = document.querySelector('[data-testid="grid-selection-count"]');
+    const grid = document.querySelector('[data-testid="grid"]');
+    if (!bar || !modeButton) {
+      return;
+    }
+    const chosen = new Set();
+    const selected = function () {
+      return Array.from(chosen).sort(function (a, b) {
+        return a - b;
+      });
+    };
+    const tagBar = initTagBar(bar, selected, showTags);
+    modeButton.addEventListener('click', function () {
+      const on = modeButton.getAttribute('aria-pressed') !== 'true';
+      modeButton.setAttribute('aria-pressed', on ? 'true' : 'false');
+      if (grid) {
+        grid.classList.toggle('selecting', on);
+      }
+    });
+    if (!grid) {
+      return;
+    }
+    grid.addEventListener('click', function (event) {
+      const tile = event.target instanceof Element && event.target.closest('[data-testid="tile"]');
+      const selecting = modeButton.getAttribute('aria-pressed') === 'true';
+      if (!tile || !selecting) {
+        return;
+      }
+      event.preventDefault();
+      const index = Number(tile.dataset.index);
+      if (chosen.has(index)) {
+        chosen.delete(index);
+        tile.removeAttribute('aria-selected');
+      } else {
+        chosen.add(index);
+        tile.setAttribute('aria-selected', 'true');
+      }
+      countEl.textContent = chosen.size.toLocaleString();
+      tagBar.refresh();
+    });
   }
 
   function initImage() {
@@ -249,8 +460,9 @@
     });
   }
 
-  // map.js loads its data through the same fetch (the 401 -> login redirect included).
-  window.selfsup = {fetchJSON: fetchJSON};
+  // map.js loads its data through the same fetch (the 401 -> login redirect included) and
+  // tags its selection with the same tag bar.
+  window.selfsup = {fetchJSON: fetchJSON, initTagBar: initTagBar};
 
   document.addEventListener('DOMContentLoaded', function () {
     localizeTimes(document);

@@ -54,6 +54,8 @@
     const listEl = document.querySelector('[data-role="selection-list"]');
     const noteEl = document.querySelector('[data-role="selection-note"]');
     const copyBtn = document.querySelector('[data-action="copy"]');
+    const tagBarEl = document.querySelector('[data-testid="tagbar"]');
+    let tagBar = null; // wired once the points are loaded
     const clearBtn = document.querySelector('[data-action="clear"]');
     const toolButtons = Array.from(document.querySelectorAll('button[data-tool]'));
     const legendButtons = Array.from(document.querySelectorAll('button.legend-item[data-status]'));
@@ -469,6 +471,9 @@
       countEl.textContent = nSelected.toLocaleString();
       copyBtn.disabled = nSelected === 0;
       clearBtn.disabled = nSelected === 0;
+      if (tagBar) {
+        tagBar.refresh();
+      }
       requestDraw(true);
       const request = ++listRequest;
       listEl.textContent = '';
@@ -539,6 +544,38 @@
       if (!ok) {
         throw new Error('the browser refused to copy');
       }
+    }
+
+    /** Select the points carrying the tag typed in the tag bar (replacing the selection). */
+    async function selectTagged() {
+      const input = tagBarEl.querySelector('[data-testid="tag-input"]');
+      const note = tagBarEl.querySelector('[data-role="tag-note"]');
+      const tag = input.value.trim();
+      if (!tag) {
+        note.textContent = 'Type a tag name first.';
+        input.focus();
+        return;
+      }
+      let data;
+      try {
+        data = await window.selfsup.fetchJSON(tagBarEl.dataset.taggedUrl + encodeURIComponent(tag));
+      } catch (err) {
+        note.textContent = 'Could not load #' + tag + ': ' + err.message;
+        return;
+      }
+      selectedMask.fill(0);
+      let missing = 0;
+      for (const index of data.indices) {
+        const i = pointOf.get(index);
+        if (i === undefined) {
+          missing += 1; // a sample without a point (corrupt, duplicate, outside the UMAP subsample)
+        } else if (visible[codes[i]]) {
+          selectedMask[i] = 1;
+        }
+      }
+      note.textContent = data.indices.length.toLocaleString() + ' tagged #' + tag +
+        (missing ? ', ' + missing.toLocaleString() + ' of them not on this map.' : '.');
+      selectionChanged();
     }
 
     // ------------------------------------------------------------ hover tooltip
@@ -840,6 +877,10 @@
       };
       api.selected = selectedSamples;
       api.setTool = setTool;
+      if (tagBarEl) {
+        tagBar = window.selfsup.initTagBar(tagBarEl, selectedSamples, null);
+        tagBarEl.querySelector('[data-action="select-tag"]').addEventListener('click', selectTagged);
+      }
       new ResizeObserver(resize).observe(frame);
       resize();
       window.requestAnimationFrame(function () {

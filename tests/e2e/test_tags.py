@@ -1,0 +1,86 @@
+"""Tags in a real browser (issue 12): select two images in the grid of ``selfsup view``, tag
+them, filter the grid by the tag and download it as a file list.
+
+Expectations come from the run's own manifest and the run folder's ``tags.json``, never from
+the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from _web import OpenPage, build_small_run
+from selfsup.curation.manifest import read_manifest
+from selfsup.runfolder import RunFolder
+from selfsup.server.testing import LiveServer
+
+pytestmark = pytest.mark.slow  # runs the pipeline and starts a browser
+
+TOKEN = "e2e-tags-token-5c1d"
+RUN = "out"
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder: Path = build_small_run(tmp_path_factory.mktemp("tags"), n_per_class=3)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app_url(run_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from selfsup.web.app import create_view_app
+
+    cache = tmp_path_factory.mktemp("tags-cache")
+    with LiveServer(create_view_app([run_folder], token=TOKEN, cache_dir=cache)) as live:
+        yield live.url
+
+
+def test_tag_two_images_in_the_grid_and_export_them(
+    open_page: OpenPage, app_url: str, run_folder: Path, tmp_path: Path
+) -> None:
+    filenames = [r.filename for r in read_manifest(RunFolder(run_folder).manifest).records]
+    chosen = [1, 4]
+    tab = open_page(app_url)
+    tab.login(TOKEN)
+    tab.goto(f"/runs/{RUN}/images")
+    page = tab.page
+
+    page.get_by_test_id("select-mode").click()
+    for index in chosen:
+        page.locator(f'[data-testid="tile"][data-index="{index}"]').click()
+    assert page.url.endswith(f"/runs/{RUN}/images")  # selecting did not open a sample
+    assert page.get_by_test_id("grid-selection-count").inner_text() == "2"
+    page.get_by_test_id("tag-input").fill("keepers")
+    page.get_by_test_id("tag-selection").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=tag-filter-item][data-tag=keepers]')"
+    )
+    assert "Tagged 2 of 2" in page.get_by_test_id("tag-note").inner_text()
+    assert RunFolder(run_folder).read_tags() == {"keepers": sorted(filenames[i] for i in chosen)}
+    tab.shot("tagged")
+
+    with page.expect_navigation():
+        page.locator('[data-testid="tag-filter-item"][data-tag="keepers"]').click()
+    shown = page.eval_on_selector_all(
+        "[data-testid=tile]", "els => els.map(e => Number(e.dataset.index))"
+    )
+    assert shown == chosen
+
+    with page.expect_download() as info:
+        page.get_by_test_id("export-tag-txt").click()
+    target = tmp_path / "keepers.txt"
+    info.value.save_as(target)
+    assert info.value.suggested_filename == f"{RUN}-keepers.txt"
+    assert target.read_text(encoding="utf-8").splitlines() == [filenames[i] for i in chosen]
+
+    # The selection itself exports too (a POST answered by a download).
+    page.get_by_test_id("select-mode").click()
+    page.locator(f'[data-testid="tile"][data-index="{chosen[0]}"]').click()
+    page.get_by_test_id("export-format").select_option("coco")
+    with page.expect_download() as info:
+        page.get_by_test_id("export-selection").click()
+    assert info.value.suggested_filename == f"{RUN}-selection.coco.json"
+    tab.shot("exported")
