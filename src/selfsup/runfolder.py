@@ -14,11 +14,14 @@ of :class:`RunFolder`)::
     data/selected_embeddings.csv         embeddings of the picks, in pick order
     data/selection.csv                   per candidate: picked, rank, distance, filter, ...
     data/projections.csv                 the report's 2-D scatter coordinates
+    data/quality.csv                     image-quality scores per usable sample
+                                         (selfsup.curation.quality)
     data/frames/, data/crops/<task>/     extracted frames, object crops (optional)
     filenames/corrupt_filenames.txt      filename<TAB>reason<TAB>detail
     filenames/duplicate_filenames.txt    filename<TAB>kept filename
     filenames/sampled_filenames_excluding_datapool.txt   picks, in pick order
     filenames/removed_filenames.txt      candidates not picked
+    filenames/quality_issues.txt         filename<TAB>issue<TAB>score<TAB>threshold
     plots/*.png                          the report's plots
     report.pdf                           the report
     report.json                          every value of the report, written last
@@ -63,6 +66,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from selfsup.curation import manifest as _manifest
+from selfsup.curation import quality as _quality
 from selfsup.data.files import RUN_MARKER, is_run_folder
 from selfsup.errors import DataError
 from selfsup.utils import io as _io
@@ -83,6 +87,8 @@ __all__ = [
     "OVERRIDES_YAML",
     "PLOTS_DIR",
     "PROJECTIONS_CSV",
+    "QUALITY_CSV",
+    "QUALITY_ISSUES",
     "REMOVED_FILENAMES",
     "REPORT_FORMAT",
     "REPORT_JSON",
@@ -119,12 +125,14 @@ NORMALIZED_EMBEDDINGS: Final = "data/normalized_embeddings.csv"
 SELECTED_EMBEDDINGS: Final = "data/selected_embeddings.csv"
 SELECTION_CSV: Final = "data/selection.csv"
 PROJECTIONS_CSV: Final = "data/projections.csv"
+QUALITY_CSV: Final = "data/quality.csv"
 FRAMES_DIR: Final = "data/frames"
 CROPS_DIR: Final = "data/crops"
 CORRUPT_FILENAMES: Final = "filenames/corrupt_filenames.txt"
 DUPLICATE_FILENAMES: Final = "filenames/duplicate_filenames.txt"
 SAMPLED_FILENAMES: Final = "filenames/sampled_filenames_excluding_datapool.txt"
 REMOVED_FILENAMES: Final = "filenames/removed_filenames.txt"
+QUALITY_ISSUES: Final = "filenames/quality_issues.txt"
 PLOTS_DIR: Final = "plots"
 REPORT_PDF: Final = "report.pdf"
 REPORT_JSON: Final = "report.json"
@@ -312,6 +320,14 @@ class RunFolder:
         return self.path / PROJECTIONS_CSV
 
     @property
+    def quality_csv(self) -> Path:
+        return self.path / QUALITY_CSV
+
+    @property
+    def quality_issues(self) -> Path:
+        return self.path / QUALITY_ISSUES
+
+    @property
     def frames_dir(self) -> Path:
         return self.path / FRAMES_DIR
 
@@ -431,6 +447,12 @@ class RunFolder:
 
     def write_duplicate_filenames(self, records: Iterable[_manifest.SampleRecord]) -> int:
         return _manifest.write_duplicate_filenames(self.duplicate_filenames, records)
+
+    def write_quality(self, assessment: _quality.QualityAssessment) -> int:
+        """``data/quality.csv`` and ``filenames/quality_issues.txt`` (format owned by
+        :mod:`selfsup.curation.quality`); returns the number of issue lines."""
+        _quality.write_quality_csv(self.quality_csv, assessment)
+        return _quality.write_quality_issues(self.quality_issues, assessment)
 
     @staticmethod
     def write_filename_list(path: Path, names: Sequence[str]) -> None:

@@ -104,6 +104,31 @@ def test_older_manifest_without_optional_keys_loads(tmp_path: Path) -> None:
     assert record.detail == ""
 
 
+def test_check_version_1_manifest_loads_without_quality_scores(tmp_path: Path) -> None:
+    path = tmp_path / "m.jsonl"
+    header = {"format": "selfsup-manifest", "version": 1, "check_version": 1}
+    row = {
+        "id": 0,
+        "filename": "x.png",
+        "source": "x.png",
+        "frame_index": None,
+        "file_size": 3,
+        "mtime_ns": 4,
+        "brightness": 10.0,
+    }
+    path.write_text(json.dumps(header) + "\n" + json.dumps(row) + "\n")
+    manifest = read_manifest(path)
+    assert manifest.check_version == 1  # not the current version: its records are re-checked
+    (record,) = manifest.records
+    assert record.brightness == 10.0
+    assert (record.overexposure, record.blur, record.entropy, record.channel_spread) == (
+        None,
+        None,
+        None,
+        None,
+    )
+
+
 @pytest.mark.parametrize(
     ("lines", "message"),
     [

@@ -108,6 +108,54 @@ class ObjectLevelConfig(StrictModel):
     crop_padding: float = Field(0.1, ge=0, description="padding around boxes, fraction of size")
 
 
+#: Image-quality issues the check step flags (:mod:`selfsup.curation.quality`).
+QualityIssue = Literal[
+    "dark",
+    "overexposed",
+    "blurry",
+    "low_information",
+    "small",
+    "odd_aspect_ratio",
+    "grayscale",
+]
+
+
+class QualityConfig(StrictModel):
+    """Image-quality issues (:mod:`selfsup.curation.quality`): thresholds and exclusion.
+
+    Each ``<issue>_threshold`` left at ``null`` is computed from the run's own samples (median
+    and MAD, bounded; the rule is in :mod:`selfsup.curation.quality`); a number replaces it in
+    the issue's score units. Samples flagged with an issue in ``exclude`` are removed before
+    selection (``selection.csv`` names them in ``removed_by`` as ``QUALITY <issue>``).
+    """
+
+    exclude: list[QualityIssue] = Field(
+        default_factory=list,
+        description="issues whose samples are removed before selection, e.g. [dark, blurry]",
+    )
+    dark_threshold: float | None = Field(
+        None, description="flag brightness (mean luma, 0-255) below this (null = from the data)"
+    )
+    overexposed_threshold: float | None = Field(
+        None, description="flag a near-white pixel fraction (0-1) above this (null = from the data)"
+    )
+    blurry_threshold: float | None = Field(
+        None, description="flag blur (Laplacian/luma variance) below this (null = from the data)"
+    )
+    low_information_threshold: float | None = Field(
+        None, description="flag luma entropy (bits, 0-8) below this (null = from the data)"
+    )
+    small_threshold: float | None = Field(
+        None, description="flag a short side (pixels) below this (null = from the data)"
+    )
+    odd_aspect_ratio_threshold: float | None = Field(
+        None, description="flag long/short side above this (null = from the data)"
+    )
+    grayscale_threshold: float | None = Field(
+        None, description="flag mean max-min channel spread (0-255) below this (null = from data)"
+    )
+
+
 #: What a datapool name may be: it names a folder under the datapool root.
 DATAPOOL_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
@@ -173,6 +221,7 @@ class WorkerConfig(StrictModel):
         1, ge=1, description="select runs of this many consecutive video frames"
     )
     datapool: DatapoolConfig = Field(default_factory=DatapoolConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     selection_config: SelectionConfigModel | None = Field(None, description=selection_shape())
     selection_note: str = Field(
         "",

@@ -19,6 +19,7 @@ from PIL import Image
 
 from selfsup.curation.manifest import CorruptReason, SampleRecord
 from selfsup.curation.metadata import ImageMetadata, compute_image_metadata
+from selfsup.curation.quality import QualityScores, compute_quality_scores
 from selfsup.curation.video import decode_video, video_frame_filename
 from selfsup.data._image import (
     DEFAULT_MAX_IMAGE_PIXELS,
@@ -148,6 +149,7 @@ def _extension_warning(path: str, decoded_format: str | None) -> str | None:
 class _Measured:
     pixel_hash: str
     metadata: ImageMetadata
+    quality: QualityScores
 
 
 def _measure(image: Image.Image) -> _Measured:
@@ -155,8 +157,10 @@ def _measure(image: Image.Image) -> _Measured:
     # The canonical RGB form is also the RGB image the metadata is computed on; convert
     # again only when it kept an alpha channel or a high-bit-depth mode.
     rgb = canonical if canonical.mode == "RGB" else image.convert("RGB")
-    metadata = compute_image_metadata(rgb, grayscale=image.mode in _GRAY_MODES)
-    return _Measured(_hash_canonical(canonical), metadata)
+    gray = image.mode in _GRAY_MODES
+    metadata = compute_image_metadata(rgb, grayscale=gray)
+    quality = compute_quality_scores(rgb, grayscale=gray)
+    return _Measured(_hash_canonical(canonical), metadata, quality=quality)
 
 
 def _measured_fields(measured: _Measured) -> dict[str, Any]:
@@ -169,6 +173,10 @@ def _measured_fields(measured: _Measured) -> dict[str, Any]:
         "contrast": meta.contrast,
         "sharpness": meta.sharpness,
         "saturation": meta.saturation,
+        "overexposure": measured.quality.overexposure,
+        "blur": measured.quality.blur,
+        "entropy": measured.quality.entropy,
+        "channel_spread": measured.quality.channel_spread,
     }
 
 

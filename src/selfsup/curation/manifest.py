@@ -56,7 +56,9 @@ MANIFEST_VERSION: Final = 1
 
 #: Version of what the decode pass computes. Bump it when a hash or metadata definition
 #: changes: records of a manifest with another version are never reused.
-CHECK_VERSION: Final = 1
+#: 3: records carry the quality scores (:mod:`selfsup.curation.quality`); 2 is the version
+#: that adds ``phash`` (near duplicates).
+CHECK_VERSION: Final = 3
 
 SampleStatus = Literal["ok", "corrupt", "duplicate"]
 _STATUSES: Final[frozenset[str]] = frozenset(get_args(SampleStatus))
@@ -132,6 +134,9 @@ class SampleRecord:
         format: PIL format (``"PNG"``, ``"JPEG"``) or video codec (``"h264"``) as decoded.
         width, height: Size in pixels of the decoded image or frame.
         brightness, contrast, sharpness, saturation: see :mod:`selfsup.curation.metadata`.
+        overexposure, blur, entropy, channel_spread: image-quality scores, see
+            :mod:`selfsup.curation.quality`; ``None`` for a corrupt sample and in manifests
+            of check versions before 3.
         status: ``"ok"``, ``"corrupt"`` or ``"duplicate"``.
         reason: Why a corrupt sample is corrupt; ``None`` otherwise.
         detail: Human-readable explanation for a corrupt sample (the decoder's message).
@@ -155,6 +160,10 @@ class SampleRecord:
     contrast: float | None = None
     sharpness: float | None = None
     saturation: float | None = None
+    overexposure: float | None = None
+    blur: float | None = None
+    entropy: float | None = None
+    channel_spread: float | None = None
     status: SampleStatus = "ok"
     reason: CorruptReason | None = None
     detail: str = ""
@@ -231,7 +240,16 @@ _INT_FIELDS: Final[frozenset[str]] = frozenset(
     {"id", "frame_index", "file_size", "mtime_ns", "width", "height"}
 )
 _FLOAT_FIELDS: Final[frozenset[str]] = frozenset(
-    {"brightness", "contrast", "sharpness", "saturation"}
+    {
+        "brightness",
+        "contrast",
+        "sharpness",
+        "saturation",
+        "overexposure",
+        "blur",
+        "entropy",
+        "channel_spread",
+    }
 )
 _STR_FIELDS: Final[frozenset[str]] = frozenset(
     {"filename", "source", "file_hash", "pixel_hash", "format", "detail", "duplicate_of", "warning"}

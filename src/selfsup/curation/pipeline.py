@@ -7,7 +7,8 @@ each reads the manifest and the previous steps' arrays and writes its own output
 DESIGN.md, "A curation run is a pure pipeline over a manifest")::
 
     config      .selfsup/run-folder, config/config.yaml, config/overrides.yaml
-    check       data/manifest.jsonl, filenames/corrupt_filenames.txt, duplicate_filenames.txt
+    check       data/manifest.jsonl, filenames/corrupt_filenames.txt, duplicate_filenames.txt,
+                data/quality.csv, filenames/quality_issues.txt (selfsup.curation.quality)
     embed       <output_dir>/selfsup_epoch_<n>.ckpt (when training), data/embeddings.csv,
                 data/normalized_embeddings.csv
     select      data/selected_embeddings.csv, data/selection.csv,
@@ -55,7 +56,6 @@ from selfsup.curation.checks import CheckResult, build_manifest
 from selfsup.curation.datapool import Datapool, RunInfo, validate_datapool_name
 from selfsup.curation.manifest import CorruptReason, SampleRecord, count_by_reason, read_manifest
 from selfsup.curation.metadata import metadata_table
-from selfsup.curation.queries import RunQueries, build_queries, check_queries, checkpoint_of
 from selfsup.curation.predictions import (
     DetectionPredictions,
     load_predictions,
@@ -64,6 +64,8 @@ from selfsup.curation.predictions import (
     resolve_predictions_dir,
     selection_prediction_inputs,
 )
+from selfsup.curation.quality import QualityAssessment, assess_quality, quality_report
+from selfsup.curation.queries import RunQueries, build_queries, check_queries, checkpoint_of
 from selfsup.curation.report import (
     CostAssumptions,
     JobInfo,
@@ -87,7 +89,7 @@ from selfsup.utils.safe_open import ReadTimeoutError, read_timeout
 from selfsup.utils.vectors import l2_normalize
 
 if TYPE_CHECKING:
-    from selfsup.selection import SelectionResult
+    from selfsup.selection import SelectionInputs, SelectionResult
 
 logger = logging.getLogger(__name__)
 
@@ -741,6 +743,7 @@ class RunContext:
     model_description: str = field(init=False)
     names: list[str] = field(init=False)
     normalized: NDArray[np.float32] = field(init=False)
+    quality: QualityAssessment = field(init=False)
     queries: RunQueries = field(init=False)
     preselected: NDArray[np.int64] = field(init=False)
     selection_note: str = field(init=False)
@@ -798,6 +801,10 @@ def _step_check(ctx: RunContext) -> None:
         ctx.pool.save_manifest(ctx.cfg.input_dir, ctx.records)
     ctx.folder.write_duplicate_filenames(ctx.records)
     ctx.folder.write_corrupt_filenames(ctx.records)
+    # Quality issues of the usable samples, thresholds from their own statistics unless the
+    # config sets them (selfsup.curation.quality); data/quality.csv, quality_issues.txt.
+    ctx.quality = assess_quality(ctx.records, ctx.cfg.quality)
+    ctx.folder.write_quality(ctx.quality)
     # Files that vanish or change from here on are marked in the records (and the manifest
     # and corrupt list rewritten) by _LostFiles; the run goes on without them.
     ctx.lost_log = _LostFiles(ctx.cfg.input_dir, ctx.out, ctx.records, ctx.checked.classes)
@@ -850,6 +857,74 @@ def _step_embed(ctx: RunContext) -> None:
     )
 
 
+def _quality_excluded_by(ctx: RunContext) -> NDArray[np.int64] | None:
+    """Per candidate, the index into ``quality.exclude`` of its first excluded issue (-1:
+    none); ``None`` when nothing is excluded. A crop has the issues of its image."""
+    if not ctx.quality.exclude:
+        return None
+    code_of = dict(zip(ctx.quality.filenames, ctx.quality.excluded_by().tolist(), strict=True))
+    crops = ctx.candidates.crops
+    sources = ctx.names if crops is None else [c.source for c in crops]
+    excluded_by = np.fromiter(
+        (code_of.get(name, -1) for name in sources), dtype=np.int64, count=len(sources)
+    )
+    return excluded_by if bool((excluded_by >= 0).any()) else None
+
+
+def _without_rows(
+    inputs: SelectionInputs, excluded_by: NDArray[np.int64], preselected: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], SelectionInputs, NDArray[np.int64]]:
+    """The selection inputs without the excluded rows (preselected rows are kept: exclusion,
+    like THRESHOLD, does not apply to them).
+
+    Returns:
+        The kept rows ``(K,)`` of the full inputs, the inputs of those rows (query sets given
+        by sample index become their embeddings, so an excluded sample can still be a
+        query), and ``preselected`` as positions among the kept rows.
+    """
+    from selfsup.selection import ClassCounts, SelectionInputs
+
+    keep = excluded_by < 0
+    keep[preselected] = True
+    rows = np.flatnonzero(keep).astype(np.int64)
+    position = np.full(keep.size, -1, dtype=np.int64)
+    position[rows] = np.arange(rows.size)
+    kept = SelectionInputs(
+        embeddings=None if inputs.embeddings is None else np.asarray(inputs.embeddings)[rows],
+        scores={
+            task: {name: np.asarray(v)[rows] for name, v in by_name.items()}
+            for task, by_name in inputs.scores.items()
+        },
+        metadata={key: np.asarray(v)[rows] for key, v in inputs.metadata.items()},
+        predictions={
+            task: ClassCounts(c.names, c.counts[rows]) for task, c in inputs.predictions.items()
+        },
+        queries={name: inputs.query_embeddings(name) for name in inputs.queries},
+        n_samples=int(rows.size),
+    )
+    return rows, kept, position[preselected]
+
+
+def _restore_quality_rows(
+    result: SelectionResult,
+    rows: NDArray[np.int64],
+    excluded_by: NDArray[np.int64],
+    exclude: Sequence[str],
+) -> SelectionResult:
+    """``result`` of a selection over ``rows`` as a result over every candidate: indices map
+    back, and the excluded rows are ``removed_by`` the filters ``QUALITY <issue>``, listed
+    before the selection's own THRESHOLD filters."""
+    removed = np.where(excluded_by >= 0, excluded_by, -1).astype(np.int16)
+    inner = np.asarray(result.removed_by, dtype=np.int64)
+    removed[rows] = np.where(inner >= 0, inner + len(exclude), -1)
+    return replace(
+        result,
+        indices=rows[np.asarray(result.indices, dtype=np.int64)],
+        removed_by=removed,
+        filters=(*(f"QUALITY {issue}" for issue in exclude), *result.filters),
+    )
+
+
 def _step_select(ctx: RunContext) -> None:
     """Choose among the candidates; the selection's tables, lists, crops and frames."""
     # Imported here: selection imports torch, and importing the pipeline must not.
@@ -878,20 +953,35 @@ def _step_select(ctx: RunContext) -> None:
         logger.warning(ctx.selection_note)
         ctx.selection_config = ctx.cfg.selection()
         ctx.folder.write_config(to_yaml(ctx.cfg), ctx.overrides)
+    # Samples with an issue of quality.exclude are removed before selecting: the selection
+    # runs over the other rows, and selection.csv names the issue in removed_by.
+    excluded_by = _quality_excluded_by(ctx)
+    rows: NDArray[np.int64] | None = None
+    kept_inputs, kept_preselected = inputs, ctx.preselected
+    if excluded_by is not None:
+        rows, kept_inputs, kept_preselected = _without_rows(
+            inputs, excluded_by, np.asarray(ctx.preselected, dtype=np.int64)
+        )
     if ctx.cfg.selected_sequence_length > 1:
         # Imported here: it imports torch, and importing the pipeline must not.
         from selfsup.curation.sequences import select_sequences
 
-        ctx.result = select_sequences(
-            inputs,
+        usable = ctx.usable if rows is None else [ctx.usable[i] for i in rows.tolist()]
+        result = select_sequences(
+            kept_inputs,
             ctx.selection_config,
-            [r.source for r in ctx.usable],
-            [r.frame_index for r in ctx.usable],
+            [r.source for r in usable],
+            [r.frame_index for r in usable],
             ctx.cfg.selected_sequence_length,
-            ctx.preselected,
+            kept_preselected,
         ).frames
     else:
-        ctx.result = select(inputs, ctx.selection_config, preselected=ctx.preselected)
+        result = select(kept_inputs, ctx.selection_config, preselected=kept_preselected)
+    ctx.result = (
+        result
+        if rows is None or excluded_by is None
+        else _restore_quality_rows(result, rows, excluded_by, ctx.quality.exclude)
+    )
     ctx.order = np.asarray(ctx.result.indices, dtype=np.int64)
     chosen = set(ctx.order.tolist()) | set(np.asarray(ctx.preselected).tolist())
     ctx.selected = [ctx.names[i] for i in ctx.order.tolist()]
@@ -1017,6 +1107,7 @@ def _step_report(ctx: RunContext) -> None:
         metadata={k: v for k, v in ctx.candidates.metadata.items() if not k.startswith("lightly.")},
         costs=CostAssumptions(training_epochs=ctx.cfg.lightly.trainer.max_epochs if trained else 0),
         load_image=ctx.candidates.load_image,
+        quality=quality_report(ctx.quality),
     )
     neighbors = (5, 15, 50) if ctx.cfg.umap else ()
     ctx.report = write_report(report_inputs, ctx.out, ReportOptions(umap_neighbors=neighbors))
@@ -1090,11 +1181,18 @@ STEPS: Final = (
         provides=(
             "checked",
             "lost_log",
+            "quality",
             "records",
             "samples",
             "usable",
         ),
-        outputs=(runfolder.MANIFEST, runfolder.CORRUPT_FILENAMES, runfolder.DUPLICATE_FILENAMES),
+        outputs=(
+            runfolder.MANIFEST,
+            runfolder.CORRUPT_FILENAMES,
+            runfolder.DUPLICATE_FILENAMES,
+            runfolder.QUALITY_CSV,
+            runfolder.QUALITY_ISSUES,
+        ),
         reuse="a file whose size and mtime match its record in the previous manifest (this "
         "folder's, else the datapool's) keeps that record without being decoded again",
         run=_step_check,
@@ -1144,6 +1242,7 @@ STEPS: Final = (
             "overrides",
             "pool",
             "progress",
+            "quality",
             "queries",
             "run_id",
             "selection_config",
@@ -1185,6 +1284,7 @@ STEPS: Final = (
             "order",
             "out",
             "preselected",
+            "quality",
             "queries",
             "records",
             "result",

@@ -259,6 +259,9 @@ class ReportInputs:
         costs: Prices behind the savings estimate.
         load_image: Thumbnails for the filter-decision plots; should return ``None`` for an
             unreadable sample. ``None`` draws a placeholder for every sample.
+        quality: The ``quality`` section of report.json
+            (:func:`selfsup.curation.quality.quality_report`: per issue its count, threshold
+            and example names); ``None`` leaves the section out.
     """
 
     job: JobInfo
@@ -273,6 +276,7 @@ class ReportInputs:
     metadata: Mapping[str, NDArray[np.floating[Any]]] = field(default_factory=dict)
     costs: CostAssumptions = field(default_factory=CostAssumptions)
     load_image: ImageLoader | None = None
+    quality: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         emb = self.embeddings
@@ -746,6 +750,7 @@ def analyse(inputs: ReportInputs, options: ReportOptions) -> Analysis:
             "labels": _label_statistics(inputs, sel),
         },
         "selection": _selection_summary(inputs),
+        **({} if inputs.quality is None else {"quality": _jsonable(inputs.quality, "quality")}),
         "plots": {
             "files": [f"plots/{name}" for name in files],
             "skipped": skipped,
