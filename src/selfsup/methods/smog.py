@@ -8,9 +8,12 @@ groups move towards the mean online projection of their members in the same step
 Both views play both roles (the loss is symmetrised, where lightly's example swaps the views
 every other batch).
 
-The paper also re-initialises the groups by k-means over recent features, together with the
-momentum encoder, every 300 iterations (Table 7b); this model does not: the groups start as
-random unit vectors and only follow the momentum update.
+The paper also re-initialises the groups by k-means over recent features every 300
+iterations (Table 7b): this model keeps the momentum (target) features of the last steps in a
+FIFO bank (4·K of them) and, at every ``reset_interval``-th optimisation step once the bank
+holds at least K features, replaces the groups by the spherical k-means centres of the bank
+and copies the online encoder into the momentum encoder, as lightly's example does. Between
+resets the groups start as random unit vectors and follow the momentum update.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from selfsup.errors import ConfigError
 from selfsup.loss._pair import check_positive
 from selfsup.methods._base import (
     Method,
@@ -32,11 +36,14 @@ from selfsup.methods._base import (
     momentum_copy,
 )
 from selfsup.models.modules import SMoGPredictionHead, SMoGProjectionHead, SMoGPrototypes
+from selfsup.models.modules.smog import smog_kmeans
 from selfsup.models.utils import update_momentum
 
 #: Momentum of the target encoder and of the groups (lightly's example; the paper's β).
 MOMENTUM = 0.99
 GROUP_MOMENTUM = 0.99
+#: Optimisation steps between two k-means resets of the groups (the paper's 300).
+RESET_INTERVAL = 300
 
 
 class SMoGModel(MethodModel):
@@ -50,10 +57,20 @@ class SMoGModel(MethodModel):
         num_ftrs: Embedding size.
         out_dim: Projection, prediction and group size.
         temperature: τ of the group softmax (0.1).
+        reset_interval: Steps between k-means resets of the groups (300); 0 disables them.
     """
 
+    feature_bank: Tensor  # (4·K, out_dim) recent momentum features, a FIFO ring
+    bank_pointer: Tensor  # () next row of the ring to write
+    bank_count: Tensor  # () rows of the ring filled so far
+
     def __init__(
-        self, backbone: nn.Module, num_ftrs: int, out_dim: int, temperature: float = 0.1
+        self,
+        backbone: nn.Module,
+        num_ftrs: int,
+        out_dim: int,
+        temperature: float = 0.1,
+        reset_interval: int = RESET_INTERVAL,
     ) -> None:
         super().__init__()
         hidden = 16 * out_dim
@@ -66,6 +83,46 @@ class SMoGModel(MethodModel):
         self.smog = SMoGPrototypes(groups, beta=GROUP_MOMENTUM)
         self.temperature = check_positive(temperature, "temperature", "SMoGModel")
         self.criterion = nn.CrossEntropyLoss()
+        if (
+            isinstance(reset_interval, bool)
+            or not isinstance(reset_interval, int)
+            or reset_interval < 0
+        ):
+            raise ConfigError(
+                f"SMoGModel: reset_interval must be an integer >= 0 (steps between k-means "
+                f"resets of the groups, 0 for none), got {reset_interval!r}"
+            )
+        self.reset_interval = reset_interval
+        # Recent momentum features for the k-means reset: a FIFO ring, saved in checkpoints.
+        self.register_buffer("feature_bank", torch.zeros(4 * groups.shape[0], out_dim))
+        self.register_buffer("bank_pointer", torch.zeros((), dtype=torch.long))
+        self.register_buffer("bank_count", torch.zeros((), dtype=torch.long))
+        self.last_reset_step = -1
+
+    @torch.no_grad()
+    def _remember(self, features: Tensor) -> None:
+        """Add (N, d) momentum features to the FIFO bank, overwriting the oldest."""
+        size = self.feature_bank.shape[0]
+        features = features[-size:].to(self.feature_bank)
+        index = (self.bank_pointer + torch.arange(features.shape[0], device=features.device)) % size
+        self.feature_bank[index] = features
+        self.bank_pointer.copy_((self.bank_pointer + features.shape[0]) % size)
+        self.bank_count.clamp_(max=size - features.shape[0]).add_(features.shape[0])
+
+    @torch.no_grad()
+    def reset_groups(self) -> bool:
+        """Groups <- k-means centres of the bank, momentum encoder <- online encoder.
+
+        Returns False (and changes nothing) while the bank holds fewer features than groups.
+        """
+        n_groups = self.smog.group_features.shape[0]
+        count = int(self.bank_count)
+        if count < n_groups:
+            return False
+        self.smog.set_group_features(smog_kmeans(self.feature_bank[:count], n_groups))
+        update_momentum(self.backbone, self.backbone_momentum, 0.0)
+        update_momentum(self.projection_head, self.projection_head_momentum, 0.0)
+        return True
 
     @torch.no_grad()
     def _target(self, x: Tensor) -> Tensor:
@@ -74,19 +131,32 @@ class SMoGModel(MethodModel):
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, 2, "smog")
+        training = torch.is_grad_enabled()
+        step = progress.step
+        if (
+            training
+            and self.reset_interval > 0
+            and step > 0
+            and step % self.reset_interval == 0
+            and step != self.last_reset_step
+        ):
+            self.last_reset_step = step
+            self.reset_groups()
         update_momentum(self.backbone, self.backbone_momentum, MOMENTUM)
         update_momentum(self.projection_head, self.projection_head_momentum, MOMENTUM)
         z = [self.projection_head(self.backbone(v).flatten(start_dim=1)) for v in views]
         p = [self.prediction_head(zi) for zi in z]
         # Groups of the targets are picked before the groups move, as in the paper.
-        assignments = [self.smog.assign_groups(self._target(v)) for v in views]
+        targets = [self._target(v) for v in views]
+        assignments = [self.smog.assign_groups(t) for t in targets]
         groups = self.smog.get_updated_group_features(torch.cat(z))
         logits = [self.smog(pi, groups, self.temperature) for pi in p]
         loss: Tensor = 0.5 * (
             self.criterion(logits[0], assignments[1]) + self.criterion(logits[1], assignments[0])
         )
-        if torch.is_grad_enabled():
+        if training:
             self.smog.set_group_features(groups)
+            self._remember(torch.cat(targets))
         return loss
 
 
@@ -112,5 +182,5 @@ METHOD = Method(
     build_transform=_transform,
     # The paper: LARS at batch 4096; lightly's example: SGD at lr 0.06.
     optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-6),
-    criterion_keys=("temperature",),
+    criterion_keys=("temperature", "reset_interval"),
 )

@@ -116,3 +116,33 @@ def test_heads_follow_the_paper() -> None:
         2048,
         128,
     ]
+
+
+# --- k-means reset ----------------------------------------------------------------------
+
+
+def test_kmeans_finds_separated_clusters_and_is_a_fixed_point() -> None:
+    from selfsup.models.modules.smog import smog_kmeans
+
+    g = torch.Generator().manual_seed(0)
+    centres = torch.eye(4, 6, dtype=torch.float64)
+    points = torch.cat(
+        [c + 0.05 * torch.randn(10, 6, generator=g, dtype=torch.float64) for c in centres]
+    )
+    found = smog_kmeans(points, 4, generator=torch.Generator().manual_seed(1))
+    assert found.shape == (4, 6)
+    torch.testing.assert_close(found.norm(dim=1), torch.ones(4, dtype=torch.float64))
+    # Each true centre is found (up to order), and each found centre is the normalised mean
+    # of the points closest to it.
+    assert sorted(found.argmax(dim=1).tolist()) == [0, 1, 2, 3]
+    x = F.normalize(points, dim=1)
+    assignments = (x @ found.T).argmax(dim=1)
+    for k in range(4):
+        torch.testing.assert_close(found[k], F.normalize(x[assignments == k].mean(0), dim=0))
+
+
+def test_kmeans_needs_as_many_features_as_groups() -> None:
+    from selfsup.models.modules.smog import smog_kmeans
+
+    with pytest.raises(DataError, match="N >= n_groups = 5"):
+        smog_kmeans(torch.randn(4, 3), 5)

@@ -9,8 +9,11 @@ follow the features synchronously, in the same step, by a momentum update
     g_k ← β g_k + (1 − β) · mean{ z_i : z_i assigned to group k }     (groups without members
                                                                         keep their value)
 
-with β = 0.99. The math is in pure functions below; :class:`SMoGPrototypes` holds the K x d
-group features (a buffer-like parameter without gradient, so checkpoints carry it) and β.
+with β = 0.99. Every few hundred iterations (300 in the paper) the groups are re-initialised
+by k-means over recently seen features (:func:`smog_kmeans`, spherical k-means: cosine
+assignment, centres the normalised means of their members). The math is in pure functions
+below; :class:`SMoGPrototypes` holds the K x d group features (a buffer-like parameter without
+gradient, so checkpoints carry it) and β.
 """
 
 from __future__ import annotations
@@ -23,7 +26,13 @@ from torch import Tensor, nn
 
 from selfsup.errors import ConfigError, DataError
 
-__all__ = ["SMoGPrototypes", "smog_assign_groups", "smog_logits", "smog_updated_groups"]
+__all__ = [
+    "SMoGPrototypes",
+    "smog_assign_groups",
+    "smog_kmeans",
+    "smog_logits",
+    "smog_updated_groups",
+]
 
 
 def smog_logits(x: Tensor, group_features: Tensor, temperature: float = 0.1) -> Tensor:
@@ -57,6 +66,42 @@ def smog_updated_groups(
     means = sums / counts.clamp_min(1)
     moved = beta * group_features.to(x.dtype) + (1 - beta) * means
     return torch.where(counts > 0, moved, group_features.to(x.dtype))
+
+
+@torch.no_grad()
+def smog_kmeans(
+    features: Tensor,
+    n_groups: int,
+    max_iterations: int = 100,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Spherical k-means of (N, d) features into ``n_groups`` unit-vector centres (K, d).
+
+    Centres start at K distinct features drawn at random; then, until no assignment changes
+    (at most ``max_iterations`` rounds), every feature joins its most similar centre (cosine)
+    and every centre becomes the normalised mean of its members (a centre without members
+    keeps its place). On return each centre is therefore the normalised mean of the features
+    closest to it, unless ``max_iterations`` ran out first.
+    """
+    n = features.shape[0]
+    if features.ndim != 2 or n < n_groups or n_groups < 1:
+        raise DataError(
+            f"smog_kmeans: need (N, d) features with N >= n_groups = {n_groups} to find "
+            f"{n_groups} groups, got shape {tuple(features.shape)}"
+        )
+    x = F.normalize(features, dim=1)
+    start = torch.randperm(n, generator=generator)[:n_groups].to(x.device)
+    centres = x[start].clone()
+    assignments = smog_assign_groups(x, centres)
+    for _ in range(max_iterations):
+        sums = torch.zeros_like(centres).index_add(0, assignments, x)
+        counts = torch.bincount(assignments, minlength=n_groups).unsqueeze(1)
+        centres = torch.where(counts > 0, F.normalize(sums, dim=1), centres)
+        new = smog_assign_groups(x, centres)
+        if torch.equal(new, assignments):
+            break
+        assignments = new
+    return centres
 
 
 class SMoGPrototypes(nn.Module):
