@@ -1,15 +1,24 @@
-"""DetConSLoss / DetConBLoss against DetCon's region contrast (Hénaff et al. 2021), in loops."""
+"""DetConSLoss / DetConBLoss against DetCon's region contrast (Hénaff et al. 2021), in loops.
+
+The DDP test runs this file as a script (``python test_detcon_loss.py --worker ...``) in two
+fresh interpreters.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from _ddp import assert_ddp_matches_full_batch, two_view_loss_worker
 from selfsup.errors import ConfigError, DataError
 from selfsup.loss import DetConBLoss, DetConSLoss
+from selfsup.utils import dist
 
 Vec = list[float]
 
@@ -112,3 +121,78 @@ def test_bad_shapes_are_rejected() -> None:
         DetConSLoss()(z, z[:, :2], masks, masks)
     with pytest.raises(DataError, match="integer masks"):
         DetConBLoss()(z, z, z, z, masks.double(), masks)
+
+
+def test_gather_distributed_without_process_group_is_single_process() -> None:
+    z0, z1 = _rand(0, 3, 2, 4), _rand(1, 3, 2, 4)
+    m0, m1 = _masks(0, 3, 2, 3), _masks(1, 3, 2, 3)
+    for gather in (True, False):
+        assert DetConSLoss(gather_distributed=gather).gather_distributed is gather
+    torch.testing.assert_close(
+        DetConSLoss(gather_distributed=True)(z0, z1, m0, m1),
+        DetConSLoss(gather_distributed=False)(z0, z1, m0, m1),
+    )
+
+
+# --------------------------------------------------------------------------- DDP, 2 processes
+
+WORLD_SIZE, N_LOCAL, IN_DIM, REGIONS, DIM = 2, 3, 5, 3, 4
+GLOBAL_MASKS = (
+    _masks(7, WORLD_SIZE * N_LOCAL, REGIONS, 3),
+    _masks(8, WORLD_SIZE * N_LOCAL, REGIONS, 3),
+)
+
+
+class _Regions(nn.Module):
+    """Both views' (B, M·D) outputs as DetCon regions with this process's rows of the mask
+    ids; DetCon-B scores the predictions against detached copies (a momentum target has no
+    gradient)."""
+
+    def __init__(self, variant: str) -> None:
+        super().__init__()
+        self.variant = variant
+
+    def forward(self, out_a: Tensor, out_b: Tensor) -> Tensor:
+        b = out_a.shape[0]
+        rows = slice(dist.rank() * b, (dist.rank() + 1) * b)
+        m0, m1 = GLOBAL_MASKS[0][rows], GLOBAL_MASKS[1][rows]
+        a, c = out_a.view(b, REGIONS, DIM), out_b.view(b, REGIONS, DIM)
+        if self.variant == "s":
+            loss: Tensor = DetConSLoss()(a, c, m0, m1)
+        else:
+            loss = DetConBLoss()(a, c, 2 * c.detach(), 2 * a.detach(), m0, m1)
+        return loss
+
+
+def _make_model() -> nn.Linear:
+    torch.manual_seed(0)
+    return nn.Linear(IN_DIM, REGIONS * DIM).double()
+
+
+def _global_batch() -> tuple[Tensor, Tensor]:
+    n = WORLD_SIZE * N_LOCAL
+    return _rand(100, n, IN_DIM), _rand(200, n, IN_DIM)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("variant", ["s", "b"])
+def test_ddp_two_processes_reproduce_one_process(
+    tmp_path: Path, variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every process contrasts the regions of the gathered global batch: loss and gradients
+    # are those of one process on the whole batch. The workers inherit the environment.
+    monkeypatch.setenv("DETCON_DDP_VARIANT", variant)
+    assert_ddp_matches_full_batch(
+        Path(__file__), tmp_path, WORLD_SIZE, _make_model, _global_batch, lambda: _Regions(variant)
+    )
+
+
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--worker":
+    two_view_loss_worker(
+        sys.argv,
+        _make_model,
+        _global_batch,
+        lambda: _Regions(os.environ["DETCON_DDP_VARIANT"]),
+        N_LOCAL,
+    )

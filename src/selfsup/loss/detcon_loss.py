@@ -14,7 +14,13 @@ weighted by 1 over the number of its sampled copies in its view (a mask sampled 
 once) and dropped when the other view has no region with its id; the mean is over all B·M
 sampled regions. DetCon-S (SimCLR) uses the same projections on both sides, DetCon-B (BYOL)
 online predictions against target projections; this follows the authors' code, as lightly's
-``DetConSLoss`` and ``DetConBLoss`` do (without ``gather_distributed``).
+``DetConSLoss`` and ``DetConBLoss`` do.
+
+With ``gather_distributed`` (the default, as the authors contrast against the regions of the
+whole batch across devices) the region vectors and mask ids of all processes are gathered
+first (vectors with gradients, :func:`selfsup.utils.dist.gather`): every process computes the
+loss of the global batch, its negatives the regions of every image on every process, and
+DDP's averaged gradient is that loss's gradient.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.errors import DataError
+from selfsup.loss._pair import check_gather_available
 from selfsup.loss.ntx_ent_loss import check_temperature
+from selfsup.utils import dist
 
 __all__ = ["DetConBLoss", "DetConSLoss", "detcon_loss"]
 
@@ -99,18 +107,35 @@ def _check(tensors: tuple[Tensor, ...], masks: tuple[Tensor, Tensor], owner: str
         )
 
 
+def _gathered(
+    vectors: tuple[Tensor, ...], masks: tuple[Tensor, Tensor], gather_distributed: bool
+) -> tuple[list[Tensor], list[Tensor]]:
+    """Region vectors (with gradients) and mask ids of every process, concatenated in rank
+    order along the batch, when gathering over an initialised group of several processes."""
+    if not gather_distributed or dist.world_size() < 2:
+        return list(vectors), list(masks)
+    return (
+        [torch.cat(dist.gather(v), dim=0) for v in vectors],
+        [torch.cat(dist.gather_no_grad(m), dim=0) for m in masks],
+    )
+
+
 class DetConBLoss(nn.Module):
     """DetCon-B loss (lightly's ``DetConBLoss``): online predictions against target
     projections of the regions of both views.
 
     Args:
         temperature: τ (0.1).
+        gather_distributed: Contrast against the regions of all processes (see the module
+            docstring); without an initialised process group it changes nothing.
     """
 
-    def __init__(self, temperature: float = 0.1) -> None:
+    def __init__(self, temperature: float = 0.1, gather_distributed: bool = True) -> None:
         super().__init__()
         check_temperature(temperature, "DetConBLoss")
+        check_gather_available(gather_distributed, "DetConBLoss")
         self.temperature = float(temperature)
+        self.gather_distributed = gather_distributed
 
     def forward(
         self,
@@ -127,15 +152,12 @@ class DetConBLoss(nn.Module):
             (mask_view0, mask_view1),
             "DetConBLoss",
         )
-        return detcon_loss(
-            pred_view0,
-            pred_view1,
-            target_view0,
-            target_view1,
-            mask_view0,
-            mask_view1,
-            self.temperature,
+        (p0, p1, t0, t1), (m0, m1) = _gathered(
+            (pred_view0, pred_view1, target_view0, target_view1),
+            (mask_view0, mask_view1),
+            self.gather_distributed,
         )
+        return detcon_loss(p0, p1, t0, t1, m0, m1, self.temperature)
 
 
 class DetConSLoss(nn.Module):
@@ -144,16 +166,23 @@ class DetConSLoss(nn.Module):
 
     Args:
         temperature: τ (0.1).
+        gather_distributed: Contrast against the regions of all processes (see the module
+            docstring); without an initialised process group it changes nothing.
     """
 
-    def __init__(self, temperature: float = 0.1) -> None:
+    def __init__(self, temperature: float = 0.1, gather_distributed: bool = True) -> None:
         super().__init__()
         check_temperature(temperature, "DetConSLoss")
+        check_gather_available(gather_distributed, "DetConSLoss")
         self.temperature = float(temperature)
+        self.gather_distributed = gather_distributed
 
     def forward(
         self, view0: Tensor, view1: Tensor, mask_view0: Tensor, mask_view1: Tensor
     ) -> Tensor:
         """Scalar loss of (B, M, D) region projections with (B, M) mask ids."""
         _check((view0, view1), (mask_view0, mask_view1), "DetConSLoss")
-        return detcon_loss(view0, view1, view0, view1, mask_view0, mask_view1, self.temperature)
+        (v0, v1), (m0, m1) = _gathered(
+            (view0, view1), (mask_view0, mask_view1), self.gather_distributed
+        )
+        return detcon_loss(v0, v1, v0, v1, m0, m1, self.temperature)
