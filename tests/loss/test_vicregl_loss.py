@@ -1,16 +1,24 @@
-"""VICRegLLoss against VICRegL's global and local criteria (Bardes et al. 2022), in loops."""
+"""VICRegLLoss against VICRegL's global and local criteria (Bardes et al. 2022), in loops.
+
+The DDP test runs this file as a script (``python test_vicregl_loss.py --worker ...``) in two
+fresh interpreters.
+"""
 
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from _ddp import assert_ddp_matches_full_batch, two_view_loss_worker
 from selfsup.errors import ConfigError, DataError
 from selfsup.loss import VICRegLLoss, VICRegLoss
 from selfsup.loss.vicregl_loss import nearest_neighbors
+from selfsup.utils import dist
 
 Vec = list[float]
 
@@ -206,3 +214,63 @@ def test_bad_inputs_are_rejected() -> None:
         VICRegLLoss()(views[:2], grids[:2], views[2:], None)
     with pytest.raises(DataError, match=r"a grid \(B, h, w, 2\)"):
         VICRegLLoss()(views[:2], [grids[0], grids[2]])
+
+
+def test_gather_distributed_without_process_group_is_single_process() -> None:
+    views, grids = _views(0, 3)
+    gathered = VICRegLLoss(gather_distributed=True)(views[:2], grids[:2], views[2:], grids[2:])
+    plain = VICRegLLoss()(views[:2], grids[:2], views[2:], grids[2:])
+    torch.testing.assert_close(gathered, plain)
+
+
+# --------------------------------------------------------------------------- DDP, 2 processes
+
+WORLD_SIZE, N_LOCAL, IN_DIM, GLOBAL_DIM, SIDE, LOCAL_DIM = 2, 3, 5, 4, 3, 3
+GRIDS = [
+    torch.rand(WORLD_SIZE * N_LOCAL, SIDE, SIDE, 2, generator=torch.Generator().manual_seed(s))
+    for s in (1, 2)
+]
+
+
+class _Views(nn.Module):
+    """Both views' outputs (B, GLOBAL_DIM + SIDE·SIDE·LOCAL_DIM) as VICRegL features: two
+    global views, and a local view made of the second one's top-left 2 x 2 cells; the grids
+    are this process's rows of fixed global grids."""
+
+    def forward(self, out_a: Tensor, out_b: Tensor) -> Tensor:
+        b = out_a.shape[0]
+        rows = slice(dist.rank() * b, (dist.rank() + 1) * b)
+        views = [
+            (out[:, :GLOBAL_DIM], out[:, GLOBAL_DIM:].view(b, SIDE, SIDE, LOCAL_DIM))
+            for out in (out_a, out_b)
+        ]
+        grids = [g[rows].double() for g in GRIDS]
+        local = [(0.5 * views[1][0], views[1][1][:, :2, :2])]
+        loss: Tensor = VICRegLLoss(gather_distributed=True, num_matches=(4, 2))(
+            views, grids, local, [grids[1][:, :2, :2]]
+        )
+        return loss
+
+
+def _make_model() -> nn.Linear:
+    torch.manual_seed(0)
+    return nn.Linear(IN_DIM, GLOBAL_DIM + SIDE * SIDE * LOCAL_DIM).double()
+
+
+def _global_batch() -> tuple[Tensor, Tensor]:
+    n = WORLD_SIZE * N_LOCAL
+    return _rand(100, n, IN_DIM), _rand(200, n, IN_DIM)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_ddp_two_processes_reproduce_one_process(tmp_path: Path) -> None:
+    # The batch statistics (variance, covariance) and the loss are those of the gathered
+    # global batch on every process.
+    assert_ddp_matches_full_batch(
+        Path(__file__), tmp_path, WORLD_SIZE, _make_model, _global_batch, _Views
+    )
+
+
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--worker":
+    two_view_loss_worker(sys.argv, _make_model, _global_batch, _Views, N_LOCAL)

@@ -16,6 +16,11 @@ each symmetrised (the first view's best ``num_matches[0]`` matches in the second
 view's best ``num_matches[1]`` in the first). On matched local features (B, k, d), the
 variance and covariance are taken over the batch for each of the k matches and averaged, and
 the covariance weight is halved, as in the authors' code (and lightly's ``VICRegLLoss``).
+
+With ``gather_distributed`` the features and grids of every view are gathered over all
+processes first (features with gradients, :func:`selfsup.utils.dist.gather`), so the variance
+and covariance are those of the global batch, as VICReg's; every process computes the loss of
+the global batch, and DDP's averaged gradient is that loss's gradient.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.errors import ConfigError, DataError
-from selfsup.loss._pair import check_weight
+from selfsup.loss._pair import check_gather_available, check_weight
+from selfsup.utils import dist
 
 __all__ = ["VICRegLLoss", "matched_vicreg", "nearest_neighbors"]
 
@@ -89,8 +95,19 @@ def matched_vicreg(
     return lambda_param * invariance + mu_param * variance + nu_param * covariance
 
 
+def _gathered(
+    features: list[ViewFeatures], grids: list[Tensor]
+) -> tuple[list[ViewFeatures], list[Tensor]]:
+    """Every view's features (with gradients) and grids of all processes, concatenated in
+    rank order along the batch."""
+    return (
+        [(torch.cat(dist.gather(z)), torch.cat(dist.gather(maps))) for z, maps in features],
+        [torch.cat(dist.gather_no_grad(g)) for g in grids],
+    )
+
+
 class VICRegLLoss(nn.Module):
-    """VICRegL loss (lightly's ``VICRegLLoss``, without ``gather_distributed``).
+    """VICRegL loss (lightly's ``VICRegLLoss``).
 
     Args:
         lambda_param: λ, invariance weight (25).
@@ -99,6 +116,8 @@ class VICRegLLoss(nn.Module):
         alpha: α, weight of the global loss; the local loss gets 1 − α (0.75).
         eps: ε of the variance (1e-4).
         num_matches: Matches kept from the first view into the second, and back (20, 4).
+        gather_distributed: Take the batch statistics over all processes (see the module
+            docstring); without an initialised process group it changes nothing.
 
     Examples:
         >>> criterion = VICRegLLoss()
@@ -114,6 +133,7 @@ class VICRegLLoss(nn.Module):
         alpha: float = 0.75,
         eps: float = 1e-4,
         num_matches: tuple[int, int] = (20, 4),
+        gather_distributed: bool = False,
     ) -> None:
         super().__init__()
         owner = "VICRegLLoss"
@@ -133,6 +153,8 @@ class VICRegLLoss(nn.Module):
                 f"VICRegLLoss: num_matches must be two integers >= 1, got {num_matches!r}"
             )
         self.num_matches = (int(num_matches[0]), int(num_matches[1]))
+        check_gather_available(gather_distributed, owner)
+        self.gather_distributed = gather_distributed
 
     def forward(
         self,
@@ -151,11 +173,15 @@ class VICRegLLoss(nn.Module):
             local_view_grids: Their grids.
         """
         self._check(global_view_features, global_view_grids, local_view_features, local_view_grids)
+        global_features, global_grids = list(global_view_features), list(global_view_grids)
         local_features = list(local_view_features or [])
         local_grids = list(local_view_grids or [])
-        return self.alpha * self._global(global_view_features, local_features) + (
+        if self.gather_distributed and dist.world_size() > 1:
+            global_features, global_grids = _gathered(global_features, global_grids)
+            local_features, local_grids = _gathered(local_features, local_grids)
+        return self.alpha * self._global(global_features, local_features) + (
             1 - self.alpha
-        ) * self._local(global_view_features, global_view_grids, local_features, local_grids)
+        ) * self._local(global_features, global_grids, local_features, local_grids)
 
     def _global(self, views: Sequence[ViewFeatures], local: Sequence[ViewFeatures]) -> Tensor:
         pairs = [
