@@ -539,3 +539,103 @@ def test_a_step_whose_inputs_are_not_set_does_not_run(
     with pytest.raises(AssertionError, match=r"step 'early' runs before \['records'\] are set"):
         run(_cfg(folder, tmp_path / "o", "stopping_condition.n_samples=2"))
     assert ran == []
+
+
+# --------------------------------------------------------------------------- reuse rules
+
+
+def test_reuse_rules_are_declared_by_the_step_that_uses_them() -> None:
+    rules = {step.name: step.rules for step in STEPS}
+    assert rules == {
+        "config": (),
+        "check": (),
+        "embed": (pipeline.TRAIN_REUSE, pipeline.EMBEDDINGS_REUSE),
+        "select": (),
+        "report": (),
+    }
+    embed = next(step for step in STEPS if step.name == "embed")
+    for rule in embed.rules:
+        assert set(rule.outputs) <= set(embed.outputs), rule.key
+        assert rule.description in embed.reuse
+
+
+def _rule_cfg(tmp_path: Path, *overrides: str) -> RunConfig:
+    base = [f"input_dir={tmp_path}", "stopping_condition.n_samples=2", *TINY_MODEL]
+    return resolve(RunConfig, overrides=[*base, *overrides])
+
+
+def test_train_fingerprint_changes_with_what_training_reads(tmp_path: Path) -> None:
+    rule = pipeline.TRAIN_REUSE
+    samples = ["a.png", "b.png"]
+    base = rule.fingerprint({"cfg": _rule_cfg(tmp_path), "samples": samples})
+    same = [
+        _rule_cfg(tmp_path, f"output_dir={tmp_path / 'elsewhere'}"),
+        _rule_cfg(tmp_path, "stopping_condition.n_samples=3"),
+    ]
+    for cfg in same:
+        assert rule.fingerprint({"cfg": cfg, "samples": samples}) == base
+    ckpt = tmp_path / "given.ckpt"
+    ckpt.write_bytes(b"weights")
+    changed = [
+        (_rule_cfg(tmp_path, "lightly.trainer.max_epochs=2"), samples),
+        (_rule_cfg(tmp_path, "lightly.loader.batch_size=4"), samples),
+        (_rule_cfg(tmp_path, f"checkpoint={ckpt}"), samples),
+        (_rule_cfg(tmp_path), samples[:1]),
+    ]
+    for cfg, names in changed:
+        assert rule.fingerprint({"cfg": cfg, "samples": names}) != base
+    with_ckpt = rule.fingerprint({"cfg": changed[2][0], "samples": samples})
+    ckpt.write_bytes(b"other weights")  # another size: another file fingerprint
+    assert rule.fingerprint({"cfg": changed[2][0], "samples": samples}) != with_ckpt
+    with pytest.raises(AssertionError, match="reads"):
+        rule.fingerprint({"cfg": changed[0][0]})
+
+
+def test_embeddings_fingerprint_changes_with_what_embedding_reads(tmp_path: Path) -> None:
+    rule = pipeline.EMBEDDINGS_REUSE
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(b"weights")
+    samples = ["a.png", "b.png"]
+
+    def key(*overrides: str, names: list[str] = samples) -> str:
+        cfg = _rule_cfg(tmp_path, *overrides)
+        return rule.fingerprint({"cfg": cfg, "checkpoint": str(ckpt), "samples": names})
+
+    base = key()
+    # Training settings do not change what a given checkpoint embeds.
+    assert key("lightly.trainer.max_epochs=3") == base
+    assert key("lightly.loader.batch_size=4") != base
+    assert key("lightly.collate.input_size=64") != base
+    assert key(names=samples[::-1]) != base
+    ckpt.write_bytes(b"retrained weights")
+    assert key() != base
+
+
+def test_run_state_reuses_only_matching_work_whose_files_exist(tmp_path: Path) -> None:
+    folder = runfolder.RunFolder(tmp_path)
+    state = pipeline.RunState(folder)
+    train, embed = pipeline.TRAIN_REUSE, pipeline.EMBEDDINGS_REUSE
+    with pytest.raises(AssertionError, match="not declared"):
+        state.reusable(train, "k1")
+    state.allowed = (train, embed)
+    ckpt = tmp_path / "selfsup_epoch_1.ckpt"
+    ckpt.write_bytes(b"weights")
+    with pytest.raises(AssertionError, match="records"):
+        state.record(train, "k1")  # the checkpoint must be named
+    state.record(train, "k1", checkpoint=str(ckpt))
+    state.record(embed, "k2")
+
+    # A rerun reads the recorded fingerprints back from .selfsup/state.json.
+    again = pipeline.RunState(folder)
+    again.allowed = (train, embed)
+    assert again.reusable(train, "k1") == {"key": "k1", "checkpoint": str(ckpt)}
+    assert again.reusable(train, "other") is None
+    assert again.reusable(embed, "k2") is None, "embeddings.csv does not exist"
+    save_embeddings(folder.embeddings, np.zeros((1, 2), np.float32), [0], ["a.png"])
+    assert again.reusable(embed, "k2") == {"key": "k2"}
+    ckpt.unlink()
+    assert again.reusable(train, "k1") is None, "the recorded checkpoint is gone"
+    folder.state_file.write_text("not json")
+    broken = pipeline.RunState(folder)
+    broken.allowed = (embed,)
+    assert broken.reusable(embed, "k2") is None

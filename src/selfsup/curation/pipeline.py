@@ -42,7 +42,7 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -172,30 +172,147 @@ def _check_prediction_tasks(cfg: RunConfig) -> None:
             )
 
 
-class _State:
-    """Fingerprints of finished steps (``.selfsup/state.json``), so a rerun can tell what is
-    still valid; a missing or broken state file only means the work is redone."""
-
-    def __init__(self, output_dir: Path) -> None:
-        self.folder = RunFolder(output_dir)
-        self.data: dict[str, Any] = self.folder.read_state()
-
-    def get(self, key: str) -> Any:
-        return self.data.get(key)
-
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = value
-        self.folder.write_state(self.data)
-
-
 def _fingerprint(*parts: Any) -> str:
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
 
 
+@dataclass(frozen=True)
+class ReuseRule:
+    """When a rerun reuses one piece of a step's work, as data that :class:`RunState` executes.
+
+    A rule is a fingerprint of the values the work depends on and the files it left: a rerun
+    reuses the work when ``.selfsup/state.json`` holds the same fingerprint under :attr:`key`
+    and every file the rule names still exists; otherwise the work is redone and the new
+    fingerprint recorded. A step declares its rules in :attr:`Step.rules`.
+
+    Attributes:
+        key: The entry of ``.selfsup/state.json`` holding the fingerprint.
+        inputs: The names of the values the fingerprint reads (the keys :meth:`fingerprint`
+            is given): context fields of the step, or values it computes on the way (the
+            checkpoint the embeddings come from).
+        parts: The JSON-able parts hashed, from those values.
+        outputs: Run-folder files (relative, :mod:`selfsup.runfolder`) that must exist.
+        recorded: Entries of the recorded state that name a file which must exist (the
+            trained checkpoint, whose name the trainer chooses).
+        description: The rule in words.
+    """
+
+    key: str
+    inputs: tuple[str, ...]
+    parts: Callable[[Mapping[str, Any]], list[Any]]
+    outputs: tuple[str, ...]
+    recorded: tuple[str, ...]
+    description: str
+
+    def fingerprint(self, values: Mapping[str, Any]) -> str:
+        """The fingerprint of ``values`` (exactly the names in :attr:`inputs`)."""
+        if set(values) != set(self.inputs):
+            raise AssertionError(
+                f"reuse rule {self.key!r} reads {sorted(self.inputs)}, given {sorted(values)}"
+            )
+        return _fingerprint(self.key, *self.parts(values))
+
+
+class RunState:
+    """The fingerprints of finished work (``.selfsup/state.json``, through :class:`RunFolder`),
+    checked and recorded by :class:`ReuseRule`; a missing or broken state file only means
+    the work is redone.
+
+    :func:`_run` sets :attr:`allowed` to the running step's declared rules, so a step can only
+    reuse or record what it declares.
+    """
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+        self.data: dict[str, Any] = folder.read_state()
+        self.allowed: tuple[ReuseRule, ...] = ()
+
+    def _declared(self, rule: ReuseRule) -> None:
+        if rule not in self.allowed:
+            raise AssertionError(f"reuse rule {rule.key!r} is not declared by the running step")
+
+    def reusable(self, rule: ReuseRule, key: str) -> dict[str, Any] | None:
+        """The previous run's record when its fingerprint is ``key`` and the rule's files
+        exist, else ``None`` (the work is redone)."""
+        self._declared(rule)
+        previous = self.data.get(rule.key)
+        if not isinstance(previous, dict) or previous.get("key") != key:
+            return None
+        if not all((self.folder / output).is_file() for output in rule.outputs):
+            return None
+        if not all(Path(str(previous.get(entry))).is_file() for entry in rule.recorded):
+            return None
+        return previous
+
+    def record(self, rule: ReuseRule, key: str, **entries: str) -> None:
+        """Record that the work of ``rule`` with fingerprint ``key`` is done; ``entries`` are
+        the files named in :attr:`ReuseRule.recorded`."""
+        self._declared(rule)
+        if set(entries) != set(rule.recorded):
+            raise AssertionError(f"reuse rule {rule.key!r} records {rule.recorded}, got {entries}")
+        self.data[rule.key] = {"key": key, **entries}
+        self.folder.write_state(self.data)
+
+
 def _file_fingerprint(path: Path) -> list[Any]:
     stat = path.stat()
     return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
+
+
+def _training_config(cfg: RunConfig) -> Any:
+    """The trainer's config of a run: ``cfg.lightly`` over the run's input, fine-tuning from
+    ``cfg.checkpoint`` when one is given."""
+    lightly = cfg.lightly.model_copy(deep=True)
+    lightly.input_dir = cfg.input_dir
+    lightly.checkpoint = cfg.checkpoint
+    return lightly
+
+
+def _train_parts(values: Mapping[str, Any]) -> list[Any]:
+    cfg: RunConfig = values["cfg"]
+    return [
+        # output_dir is where this run trains, not what it trains on.
+        _training_config(cfg).model_dump(mode="json", exclude={"output_dir", "embeddings"}),
+        _file_fingerprint(Path(cfg.checkpoint)) if cfg.checkpoint else None,
+        values["samples"],
+    ]
+
+
+def _embed_parts(values: Mapping[str, Any]) -> list[Any]:
+    cfg: RunConfig = values["cfg"]
+    return [
+        _file_fingerprint(Path(values["checkpoint"])),
+        cfg.lightly.loader.batch_size,
+        cfg.lightly.collate.input_size,
+        values["samples"],
+    ]
+
+
+#: The trained checkpoint is reused when the training config, the checkpoint fine-tuned
+#: from and the samples are unchanged, and the checkpoint file is still there.
+TRAIN_REUSE: Final = ReuseRule(
+    key="train",
+    inputs=("cfg", "samples"),
+    parts=_train_parts,
+    outputs=(),
+    recorded=("checkpoint",),
+    description="the trained checkpoint when the training config (cfg.lightly but output_dir "
+    "and embeddings), the given checkpoint file (path, size, mtime) and the samples are "
+    "unchanged and the checkpoint is still there (.selfsup/state.json, key 'train')",
+)
+
+#: data/embeddings.csv is reused when the model file, the batch size, the input size and the
+#: samples are unchanged (and the file still lists exactly those samples).
+EMBEDDINGS_REUSE: Final = ReuseRule(
+    key="embed",
+    inputs=("cfg", "checkpoint", "samples"),
+    parts=_embed_parts,
+    outputs=(runfolder.EMBEDDINGS,),
+    recorded=(),
+    description="data/embeddings.csv when the checkpoint file (path, size, mtime), the batch "
+    "size, the input size and the samples are unchanged (.selfsup/state.json, key 'embed')",
+)
 
 
 #: How often the embedding (and training) step is retried after input files vanished.
@@ -310,7 +427,7 @@ class _LostFiles:
 
 
 def _embed_tolerating_lost_files(
-    cfg: RunConfig, out: Path, lost: _LostFiles, state: _State, pool: Any, step: StepCallback
+    cfg: RunConfig, out: Path, lost: _LostFiles, state: RunState, pool: Any, step: StepCallback
 ) -> tuple[NDArray[np.float32], NDArray[np.int64], str, list[Any]]:
     """:func:`_embed_step` over the usable samples, going on when input files disappear.
 
@@ -387,7 +504,7 @@ def _model_step(
     cfg: RunConfig,
     out: Path,
     samples: list[str],
-    state: _State,
+    state: RunState,
     step: StepCallback,
     dataset: Any = None,
 ) -> str:
@@ -407,21 +524,13 @@ def _model_step(
             "no checkpoint given: training a self-supervised model on the input "
             "(pass checkpoint=... to embed with an existing model)"
         )
-    lightly = cfg.lightly.model_copy(deep=True)
-    lightly.input_dir = cfg.input_dir
-    lightly.checkpoint = cfg.checkpoint  # fine-tune from it when given
-    key = _fingerprint(
-        "train",
-        lightly.model_dump(mode="json", exclude={"output_dir", "embeddings"}),
-        _file_fingerprint(Path(cfg.checkpoint)) if cfg.checkpoint else None,
-        samples,
-    )
-    previous = state.get("train")
-    if isinstance(previous, dict) and previous.get("key") == key:
-        kept = Path(str(previous.get("checkpoint")))
-        if kept.is_file():
-            logger.info("reusing checkpoint %s from the previous run", kept)
-            return str(kept)
+    key = TRAIN_REUSE.fingerprint({"cfg": cfg, "samples": samples})
+    previous = state.reusable(TRAIN_REUSE, key)
+    if previous is not None:
+        kept = str(previous["checkpoint"])
+        logger.info("reusing checkpoint %s from the previous run", kept)
+        return kept
+    lightly = _training_config(cfg)  # fine-tunes from cfg.checkpoint when given
     step("TRAINING")
     train_dir = RunFolder(out).training_dir
     lightly.output_dir = str(train_dir)
@@ -439,7 +548,7 @@ def _model_step(
     final = out / best.name
     with atomic_path(final) as tmp:
         shutil.copyfile(best, tmp)
-    state.set("train", {"key": key, "checkpoint": str(final)})
+    state.record(TRAIN_REUSE, key, checkpoint=str(final))
     return str(final)
 
 
@@ -529,7 +638,7 @@ def _embed_step(
     cfg: RunConfig,
     out: Path,
     usable: Sequence[Any],
-    state: _State,
+    state: RunState,
     pool: Any,
     step: StepCallback,
     dataset: Any = None,
@@ -547,15 +656,8 @@ def _embed_step(
         return emb, labels, f"precomputed embeddings from {cfg.embeddings}", None
     checkpoint = _model_step(cfg, out, samples, state, step, dataset)
     step("EMBEDDING")
-    key = _fingerprint(
-        "embed",
-        _file_fingerprint(Path(checkpoint)),
-        cfg.lightly.loader.batch_size,
-        cfg.lightly.collate.input_size,
-        samples,
-    )
-    previous = state.get("embed")
-    if isinstance(previous, dict) and previous.get("key") == key and csv.is_file():
+    key = EMBEDDINGS_REUSE.fingerprint({"cfg": cfg, "checkpoint": checkpoint, "samples": samples})
+    if state.reusable(EMBEDDINGS_REUSE, key) is not None:
         emb, labels_list, names = load_embeddings(csv)
         if names == samples:
             logger.info("reusing embeddings %s from the previous run", csv)
@@ -563,7 +665,7 @@ def _embed_step(
             return emb, labels, f"checkpoint {checkpoint}", checkpoint
     emb, labels = _embed_samples(cfg, checkpoint, samples, usable, pool, dataset)
     save_embeddings(csv, emb, labels, samples)
-    state.set("embed", {"key": key})
+    state.record(EMBEDDINGS_REUSE, key)
     return emb, labels, f"checkpoint {checkpoint}", checkpoint
 
 
@@ -603,7 +705,7 @@ def _object_candidates(
     out: Path,
     samples: list[str],
     usable: Sequence[Any],
-    state: _State,
+    state: RunState,
     step: StepCallback,
     dataset: Any = None,
 ) -> tuple[_Candidates, str]:
@@ -732,7 +834,7 @@ class RunContext:
     started_iso: str = field(init=False)
     folder: RunFolder = field(init=False)
     run_id: str = field(init=False)
-    state: _State = field(init=False)
+    state: RunState = field(init=False)
     durations: dict[str, float] = field(init=False)
     checked: CheckResult = field(init=False)
     lost_log: _LostFiles = field(init=False)
@@ -767,7 +869,7 @@ def _step_config(ctx: RunContext) -> None:
     # leaves the previous run's report beside this run's partial outputs.
     ctx.folder.remove_report()
     ctx.folder.write_config(to_yaml(ctx.cfg), ctx.overrides)
-    ctx.state = _State(ctx.out)
+    ctx.state = RunState(ctx.folder)
     ctx.durations = {}
 
 
@@ -1129,9 +1231,15 @@ class Step:
             (:mod:`selfsup.runfolder`); some only in some runs (a checkpoint when training,
             crops for object-level runs, frames with ``extract_frames``).
         reuse: When a rerun into the same folder reuses a previous run's outputs instead of
-            redoing the work.
+            redoing the work, in words (the check step's per-file reuse of the manifest is
+            the manifest's own, see :func:`selfsup.curation.checks.build_manifest`).
         run: The step: reads its inputs from the context and sets what it provides.
         timed: Whether its duration goes into ``job.step_durations_s``.
+        rules: The executable reuse rules of the step's work in ``.selfsup/state.json``;
+            the step may check and record only these (:func:`_run` hands them to
+            :class:`RunState`). Each rule guards one piece of work rather than the whole
+            step: the embed step reuses its checkpoint while it redoes its embeddings, and
+            redoes both without the files that vanish mid-step.
     """
 
     name: str
@@ -1142,6 +1250,7 @@ class Step:
     reuse: str
     run: Callable[[RunContext], None]
     timed: bool = True
+    rules: tuple[ReuseRule, ...] = ()
 
 
 #: The steps of every run, in order.
@@ -1222,11 +1331,10 @@ STEPS: Final = (
             "usable",
         ),
         outputs=("selfsup_epoch_<n>.ckpt", runfolder.EMBEDDINGS, runfolder.NORMALIZED_EMBEDDINGS),
-        reuse="the trained checkpoint when the training config, the given checkpoint file and "
-        "the samples are unchanged (.selfsup/state.json, key 'train'); embeddings.csv "
-        "when the checkpoint file, batch size, input size and samples are unchanged "
-        "(key 'embed'); with a datapool, its embeddings cached per model",
+        reuse=f"{TRAIN_REUSE.description}; {EMBEDDINGS_REUSE.description}; with a "
+        "datapool, its embeddings cached per model",
         run=_step_embed,
+        rules=(TRAIN_REUSE, EMBEDDINGS_REUSE),
     ),
     Step(
         name="select",
@@ -1325,6 +1433,11 @@ def _run(
         missing = [name for name in declared.inputs if not hasattr(ctx, name)]
         if missing:
             raise AssertionError(f"step {declared.name!r} runs before {missing} are set")
+        if hasattr(ctx, "state"):
+            # Set by the config step: each later step may reuse only what it declares.
+            ctx.state.allowed = declared.rules
+        elif declared.rules:
+            raise AssertionError(f"step {declared.name!r} declares reuse rules before 'state'")
         if declared.state is not None:
             ctx.on_step(declared.state)
         t = time.time()
