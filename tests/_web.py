@@ -239,16 +239,7 @@ def build_synthetic_run(
     Took 40 s for 100,000 samples on the shared 2-core dev machine.
     """
     from selfsup.config import RunConfig, resolve, to_yaml
-    from selfsup.curation.manifest import (
-        CorruptReason,
-        SampleRecord,
-        count_by_reason,
-        default_manifest_path,
-        write_corrupt_filenames,
-        write_duplicate_filenames,
-        write_manifest,
-    )
-    from selfsup.curation.pipeline import write_selection_csv
+    from selfsup.curation.manifest import CorruptReason, SampleRecord, count_by_reason
     from selfsup.curation.report import (
         JobInfo,
         ReportInputs,
@@ -257,8 +248,7 @@ def build_synthetic_run(
         folder_image_loader,
         write_report,
     )
-    from selfsup.utils.atomic import atomic_write_text
-    from selfsup.utils.io import save_embeddings
+    from selfsup.runfolder import RunFolder
 
     if n < 10:
         raise ValueError(f"build_synthetic_run needs n >= 10 samples, got {n}")
@@ -328,9 +318,10 @@ def build_synthetic_run(
         else:
             last_bytes = data
         records.append(base)
-    write_manifest(default_manifest_path(out), records)
-    write_corrupt_filenames(out / "filenames" / "corrupt_filenames.txt", records)
-    write_duplicate_filenames(out / "filenames" / "duplicate_filenames.txt", records)
+    folder = RunFolder(out)  # every path and format of the run folder
+    folder.write_manifest(records)
+    folder.write_corrupt_filenames(records)
+    folder.write_duplicate_filenames(records)
     t_images = time.time() - started
 
     # --- embeddings of the usable samples
@@ -340,9 +331,9 @@ def build_synthetic_run(
     usable_classes = classes[[r.id for r in usable]]
     emb = cluster_embeddings(usable_classes, n_classes, dim, seed, spread=0.8)
     labels = usable_classes.tolist()
-    save_embeddings(out / "data" / "embeddings.csv", emb, labels, names)
+    folder.write_embeddings(folder.embeddings, emb, labels, names)
     normalized = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    save_embeddings(out / "data" / "normalized_embeddings.csv", normalized, labels, names)
+    folder.write_embeddings(folder.normalized_embeddings, normalized, labels, names)
 
     # --- a random selection in a random pick order
     k = max(1, round(selected_fraction * len(names)))
@@ -352,25 +343,16 @@ def build_synthetic_run(
     chosen[order] = True
     selected = [names[i] for i in order.tolist()]
     removed = [name for name, c in zip(names, chosen.tolist(), strict=True) if not c]
-    save_embeddings(
-        out / "data" / "selected_embeddings.csv",
-        emb[order],
-        [labels[i] for i in order.tolist()],
-        selected,
+    folder.write_embeddings(
+        folder.selected_embeddings, emb[order], [labels[i] for i in order.tolist()], selected
     )
-    atomic_write_text(
-        out / "filenames" / "sampled_filenames_excluding_datapool.txt",
-        "".join(f"{s}\n" for s in selected),
-    )
-    atomic_write_text(
-        out / "filenames" / "removed_filenames.txt", "".join(f"{s}\n" for s in removed)
-    )
+    folder.write_filename_list(folder.sampled_filenames, selected)
+    folder.write_filename_list(folder.removed_filenames, removed)
     if not older_format:
         # A pure diversity selection's score is log(pick distance) (strength 1).
         with np.errstate(divide="ignore"):
             scores = np.log(pick_distances)
-        write_selection_csv(
-            out / "data" / "selection.csv",
+        folder.write_selection(
             names,
             order,
             pick_distances,
@@ -390,8 +372,7 @@ def build_synthetic_run(
             "umap=false",
         ],
     )
-    atomic_write_text(out / "config" / "config.yaml", to_yaml(cfg))
-    atomic_write_text(out / "config" / "overrides.yaml", "")
+    folder.write_config(to_yaml(cfg), [])
     n_corrupt = sum(1 for r in records if r.status == "corrupt")
     n_duplicates = sum(1 for r in records if r.status == "duplicate")
     job = JobInfo(
@@ -436,7 +417,7 @@ def build_synthetic_run(
     )
     if older_format:
         # Folders of selfsup before the web app have neither file; report.json stays last.
-        (out / "data" / "projections.csv").unlink(missing_ok=True)
+        folder.projections_csv.unlink(missing_ok=True)
     return out
 
 

@@ -142,6 +142,19 @@ def test_every_older_layout_loads(
     np.testing.assert_allclose(projections.coordinates["pca"], [[0.1, -0.2], [1e-7, 3.0]])
 
 
+@pytest.mark.parametrize("done", ["report_json", "manifest"])
+def test_the_scan_recognises_older_folders_by_these_paths(tmp_path: Path, done: str) -> None:
+    # selfsup.data.files (a lower layer, which cannot import this module) spells out the
+    # paths of a folder written before the marker; they must stay these paths.
+    folder = RunFolder(tmp_path / "run")
+    getattr(folder, done).parent.mkdir(parents=True)
+    getattr(folder, done).write_text("{}")
+    assert not folder.is_run_folder(), "without config/config.yaml it is no run folder"
+    folder.config_yaml.parent.mkdir(parents=True)
+    folder.config_yaml.write_text("input_dir: /in\n")
+    assert folder.is_run_folder()
+
+
 def test_paths_are_the_documented_layout(tmp_path: Path) -> None:
     folder = RunFolder(tmp_path)
     rel = {
@@ -213,6 +226,29 @@ def test_bad_or_newer_report_is_refused(tmp_path: Path, report: object, message:
     folder.report_json.write_text(json.dumps(report))
     with pytest.raises(DataError, match=message):
         folder.read_report()
+
+
+def test_lenient_report_reading_accepts_only_a_report_without_format(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    for lenient in ({"counts": {"n_selected": 2}}, {"format": "selfsup-report", "counts": {}}):
+        folder.report_json.write_text(json.dumps(lenient))
+        assert folder.read_report(strict=False) == lenient
+        with pytest.raises(DataError, match=r"is not supported|is not 'selfsup-report'"):
+            folder.read_report()
+    refused = [
+        ({"format": "selfsup-report", "version": 2}, "version 2 is not supported"),
+        ({"format": "other", "version": 1}, "format 'other' is not 'selfsup-report'"),
+        ({"format": "other"}, "format 'other' is not 'selfsup-report'"),
+        ({"version": 1}, "format None is not 'selfsup-report'"),
+        ([1, 2], "format 'list' is not"),
+    ]
+    for report, message in refused:
+        folder.report_json.write_text(json.dumps(report))
+        with pytest.raises(DataError, match=message):
+            folder.read_report(strict=False)
+    folder.report_json.write_text("{not json")
+    with pytest.raises(DataError, match="not readable JSON"):
+        folder.read_report(strict=False)
 
 
 def test_report_round_trip_and_removal(tmp_path: Path) -> None:

@@ -605,8 +605,14 @@ class RunFolder:
         text = dumps_json(report, indent=2, allow_nan=False)
         atomic_write_text(self.report_json, text + "\n")
 
-    def read_report(self) -> dict[str, Any]:
+    def read_report(self, strict: bool = True) -> dict[str, Any]:
         """``report.json`` of any version up to :data:`REPORT_VERSION`.
+
+        Args:
+            strict: With ``False``, a JSON object without ``version`` (and without
+                ``format``, or with this one: a report written by hand or by a test, which
+                the web app lists and opens) is read as it is; one that names another format
+                or a version this selfsup does not read is still refused.
 
         Raises:
             FileNotFoundError: there is no report (the run has not finished).
@@ -617,6 +623,13 @@ class RunFolder:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise DataError(f"{path} is not readable JSON ({exc}); expected a run report") from exc
+        if (
+            not strict
+            and isinstance(data, dict)
+            and data.get("format", REPORT_FORMAT) == REPORT_FORMAT
+            and "version" not in data
+        ):
+            return data
         _check_version(data, path, REPORT_FORMAT, REPORT_VERSION)
         report: dict[str, Any] = data
         return report

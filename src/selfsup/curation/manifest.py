@@ -429,5 +429,9 @@ def read_filename_list(path: str | os.PathLike[str]) -> list[str]:
 
 
 def default_manifest_path(output_dir: str | os.PathLike[str]) -> Path:
-    """Where a run keeps its manifest: ``<output_dir>/data/manifest.jsonl``."""
-    return Path(output_dir) / "data" / "manifest.jsonl"
+    """Where a run keeps its manifest: ``<output_dir>/data/manifest.jsonl``
+    (:attr:`selfsup.runfolder.RunFolder.manifest`, which owns the path)."""
+    # Imported here: selfsup.runfolder imports this module.
+    from selfsup.runfolder import RunFolder
+
+    return RunFolder(output_dir).manifest

@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import hashlib
 import hmac
-import json
 import logging
 import os
 import re
@@ -31,6 +30,7 @@ from selfsup.apphelpers.web_backend import (
     WebNotFound,
     order_downloads,
 )
+from selfsup.errors import DataError
 from selfsup.runfolder import RunFolder
 from selfsup.web.backend import RunView
 from selfsup.web.tags import FolderTags
@@ -188,13 +188,16 @@ class FolderBackend:
         if cached is not None and cached[0] == stamp:
             return cached[1]
         try:
-            counts = json.loads(report.read_text(encoding="utf-8")).get("counts", {})
+            # Lenient: reports without "format" (hand-written, tests) are listed too.
+            counts = RunFolder(report.parent).read_report(strict=False).get("counts", {})
             text = (
                 f"{int(counts['n_selected']):,} of {int(counts['n_input_to_selection']):,} selected"
             )
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            # A damaged report still lists the run; opening it says what is wrong.
-            text = f"report.json unreadable ({type(exc).__name__})"
+        except (OSError, DataError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # A damaged report still lists the run; opening it says what is wrong. The
+            # DataError's cause names the problem (JSONDecodeError) where there is one.
+            cause = exc.__cause__ if isinstance(exc, DataError) and exc.__cause__ else exc
+            text = f"report.json unreadable ({type(cause).__name__})"
         with self._lock:
             self._outcomes[report] = (stamp, text)
         return text

@@ -51,13 +51,15 @@ The cache (``cache_dir``)
     query 20-32 ms and its further pages under 1 ms, exact 8 nearest neighbours 3-8 ms, the
     PCA map 0.3-4.7 s once, then 1-2 ms from its cache.
 
-Nothing here imports torch (only numpy, the manifest reader and the CSV reader).
+Every file is read through :class:`selfsup.runfolder.RunFolder` (which owns the paths and
+formats); ``report.json`` leniently (``read_report(strict=False)``: reports written by hand
+or by tests, without ``version``, open too). Nothing here imports torch (only numpy and
+:mod:`selfsup.runfolder`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import logging
@@ -76,10 +78,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from selfsup import runfolder
-from selfsup.curation.manifest import read_filename_list, read_manifest
 from selfsup.errors import DataError
 from selfsup.utils.atomic import atomic_open_bytes, atomic_write_text
-from selfsup.utils.names import NAME_ERRORS, dumps_json
+from selfsup.utils.names import dumps_json
 from selfsup.utils.vectors import knn, l2_normalize, pca
 from selfsup.web.sources import check_relative_path
 
@@ -131,7 +132,7 @@ _FINGERPRINTED: Final = (
     _SAMPLED,
     _REMOVED_LIST,
 )
-_UMAP_COLUMN = re.compile(r"umap_k(\d+)_x")
+_UMAP_KEY = re.compile(r"umap_k(\d+)")
 _DISTANCE = "L2 distance between L2-normalised embeddings"
 
 
@@ -297,12 +298,12 @@ def _read_report(folder: Path) -> dict[str, Any]:
             "or this is not the output folder of selfsup run"
         )
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise OutputsError(f"{path} is not readable JSON ({exc}); expected a run report") from exc
-    if not isinstance(report, dict):
-        raise OutputsError(f"{path} holds a {type(report).__name__}; expected a JSON object")
-    return report
+        # Lenient: a report without "format" (written by hand or by tests) is still opened.
+        return runfolder.RunFolder(folder).read_report(strict=False)
+    except OSError as exc:
+        raise OutputsError(f"{path} cannot be read ({exc}); expected a run report") from exc
+    except DataError as exc:
+        raise OutputsError(str(exc)) from exc
 
 
 def _run_config(report: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -321,13 +322,11 @@ def _object_task(report: Mapping[str, Any]) -> str:
 
 def _load_candidates(folder: Path) -> tuple[NDArray[np.float32], list[str], str]:
     """Normalised embeddings ``(R, D)``, their names, and the file they came from."""
-    from selfsup.utils.io import load_embeddings
-
     for name in (_NORMALIZED, _EMBEDDINGS):
         path = folder / name
         if path.is_file():
             try:
-                emb, _, names = load_embeddings(path)
+                emb, _, names = runfolder.RunFolder.read_embeddings(path)
             except DataError as exc:
                 raise OutputsError(f"{path} cannot be read: {exc}") from exc
             return l2_normalize(emb, min_norm=1e-12), names, name
@@ -347,89 +346,50 @@ def _crop_image(name: str, task: str, known: Mapping[str, int]) -> int:
     return known.get(f"{stem}.{ext}" if ext else stem, -1)
 
 
-def _float_cell(text: str, path: Path, line: int, column: str) -> float:
-    if not text:
-        return math.nan
-    try:
-        return float(text)
-    except ValueError:
-        raise OutputsError(
-            f"{path}, line {line}, column {column}: {text!r} is not a number"
-        ) from None
-
-
 def _read_selection_csv(
     path: Path, row_of: Mapping[str, int], n_rows: int
 ) -> tuple[dict[str, NDArray[Any]], list[str], dict[int, str]]:
-    """Per-row arrays from ``selection.csv``, the filter descriptions, and row -> sample name
-    (the ``sample`` column, where it differs from the filename)."""
-    selected = np.zeros(n_rows, dtype=bool)
-    rank = np.zeros(n_rows, dtype=np.int64)
-    distance = np.full(n_rows, np.nan, dtype=np.float32)
-    score = np.full(n_rows, np.nan, dtype=np.float64)
-    removed_by = np.full(n_rows, -1, dtype=np.int64)
-    preselected = np.zeros(n_rows, dtype=bool)
-    filters: list[str] = []
-    filter_of: dict[str, int] = {}
-    sample_of: dict[int, str] = {}
-    seen = np.zeros(n_rows, dtype=bool)
-    with open(path, encoding="utf-8", errors=NAME_ERRORS, newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        required = ("filename", "selected", "rank")
-        if header is None or any(c not in header for c in required):
+    """Per-row arrays from ``selection.csv`` (:func:`selfsup.runfolder.read_selection_csv`)
+    in embedding-row order, the filter descriptions, and row -> sample name (the ``sample``
+    column, where it differs from the filename)."""
+    try:
+        table = runfolder.read_selection_csv(path)
+    except DataError as exc:
+        raise OutputsError(str(exc)) from exc
+    rows = np.empty(len(table.filenames), dtype=np.int64)
+    for i, name in enumerate(table.filenames):
+        row = row_of.get(name)
+        if row is None:
             raise OutputsError(
-                f"{path}: the header must name the columns {', '.join(required)} (and "
-                f"pick_distance, score, removed_by, preselected, sample); got {header!r}"
+                f"{path}, line {i + 2}: {name!r} is no row of the embeddings; selection.csv "
+                "and normalized_embeddings.csv disagree"
             )
-        col = {name: i for i, name in enumerate(header)}
-        for line, cells in enumerate(reader, start=2):
-            if len(cells) != len(header):
-                raise OutputsError(
-                    f"{path}, line {line}: {len(cells)} cells for {len(header)} columns"
-                )
-            row = row_of.get(cells[col["filename"]])
-            if row is None:
-                raise OutputsError(
-                    f"{path}, line {line}: {cells[col['filename']]!r} is no row of the "
-                    "embeddings; selection.csv and normalized_embeddings.csv disagree"
-                )
-            seen[row] = True
-            selected[row] = cells[col["selected"]] == "1"
-            text = cells[col["rank"]]
-            if text:
-                try:
-                    rank[row] = int(text)
-                except ValueError:
-                    raise OutputsError(
-                        f"{path}, line {line}, column rank: {text!r} is not an integer"
-                    ) from None
-            if "pick_distance" in col:
-                distance[row] = _float_cell(cells[col["pick_distance"]], path, line, "distance")
-            if "score" in col:
-                score[row] = _float_cell(cells[col["score"]], path, line, "score")
-            if "removed_by" in col and cells[col["removed_by"]]:
-                text = cells[col["removed_by"]]
-                if text not in filter_of:
-                    filter_of[text] = len(filters)
-                    filters.append(text)
-                removed_by[row] = filter_of[text]
-            if "preselected" in col:
-                preselected[row] = cells[col["preselected"]] == "1"
-            if "sample" in col and cells[col["sample"]] != cells[col["filename"]]:
-                sample_of[row] = cells[col["sample"]]
+        rows[i] = row
+    seen = np.zeros(n_rows, dtype=bool)
+    seen[rows] = True
     if not seen.all():
         missing = int(np.count_nonzero(~seen))
         raise OutputsError(f"{path} lacks {missing} of the {n_rows} rows of the embeddings")
+
+    def by_row(values: NDArray[Any], fill: Any, dtype: Any) -> NDArray[Any]:
+        out = np.full(n_rows, fill, dtype=dtype)
+        out[rows] = values  # a repeated name: its last line wins
+        return out
+
     arrays: dict[str, NDArray[Any]] = {
-        "selected": selected,
-        "rank": rank,
-        "pick_distance": distance,
-        "score": score,
-        "removed_by": removed_by,
-        "preselected": preselected,
+        "selected": by_row(table.selected, False, bool),
+        "rank": by_row(table.rank, 0, np.int64),
+        "pick_distance": by_row(table.pick_distance, np.nan, np.float32),
+        "score": by_row(table.score, np.nan, np.float64),
+        "removed_by": by_row(table.removed_by, -1, np.int64),
+        "preselected": by_row(table.preselected, False, bool),
     }
-    return arrays, filters, sample_of
+    sample_of = {
+        int(rows[i]): sample
+        for i, (name, sample) in enumerate(zip(table.filenames, table.samples, strict=True))
+        if sample != name
+    }
+    return arrays, table.filters, sample_of
 
 
 def _selection_from_lists(
@@ -440,7 +400,7 @@ def _selection_from_lists(
     for name in (_SAMPLED, _REMOVED_LIST):
         path = folder / name
         try:
-            lists.append(read_filename_list(path))
+            lists.append(runfolder.RunFolder.read_filename_list(path))
         except OSError as exc:
             raise OutputsError(
                 f"{folder / _SELECTION} and {path} are missing or unreadable ({exc}): the "
@@ -469,43 +429,35 @@ def _selection_from_lists(
 
 
 def _read_umap(
-    path: Path, row_of: Mapping[str, int]
+    folder: Path, row_of: Mapping[str, int]
 ) -> tuple[NDArray[np.int64], NDArray[np.float32], int | None]:
-    """The UMAP points of ``projections.csv``: candidate rows, coordinates, n_neighbors."""
+    """The UMAP points of ``projections.csv``: candidate rows, coordinates, n_neighbors of
+    the first UMAP in the file (:meth:`selfsup.runfolder.RunFolder.read_projections`); none
+    without the file or a UMAP column. Names the embeddings lack, and non-finite points, are
+    left out."""
     empty = (np.zeros(0, np.int64), np.zeros((0, 2), np.float32), None)
-    if not path.is_file():
+    try:
+        projections = runfolder.RunFolder(folder).read_projections()
+    except DataError as exc:
+        raise OutputsError(str(exc)) from exc
+    if projections is None:
         return empty
-    with open(path, encoding="utf-8", errors=NAME_ERRORS, newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None) or []
-        umap = [(i, _UMAP_COLUMN.fullmatch(c)) for i, c in enumerate(header)]
-        found = [(i, m) for i, m in umap if m is not None]
-        if not found or "filename" not in header:
-            return empty
-        x_col, match = found[0]
-        y_name = f"umap_k{match.group(1)}_y"
-        if y_name not in header:
-            raise OutputsError(f"{path}: column {header[x_col]} has no partner column {y_name}")
-        y_col = header.index(y_name)
-        name_col = header.index("filename")
-        rows: list[int] = []
-        xy: list[tuple[float, float]] = []
-        for line, cells in enumerate(reader, start=2):
-            if len(cells) != len(header):
-                raise OutputsError(
-                    f"{path}, line {line}: {len(cells)} cells for {len(header)} columns"
-                )
-            row = row_of.get(cells[name_col])
-            if row is None:
-                continue  # a name the embeddings lack cannot be placed on the map
-            x = _float_cell(cells[x_col], path, line, header[x_col])
-            y = _float_cell(cells[y_col], path, line, y_name)
-            if math.isfinite(x) and math.isfinite(y):
-                rows.append(row)
-                xy.append((x, y))
+    umaps = [(key, _UMAP_KEY.fullmatch(key)) for key in projections.coordinates]
+    found = [(key, match) for key, match in umaps if match is not None]
+    if not found:
+        return empty
+    key, match = found[0]
+    coordinates = projections.coordinates[key]
+    rows: list[int] = []
+    keep: list[int] = []
+    for i, name in enumerate(projections.filenames):
+        row = row_of.get(name)
+        if row is not None and np.isfinite(coordinates[i]).all():
+            rows.append(row)
+            keep.append(i)
     return (
         np.asarray(rows, dtype=np.int64),
-        np.asarray(xy, dtype=np.float32).reshape(-1, 2),
+        coordinates[keep].astype(np.float32).reshape(-1, 2),
         int(match.group(1)),
     )
 
@@ -514,7 +466,7 @@ def _build_index(folder: Path, report: Mapping[str, Any]) -> _Index:
     """Read the run's files into an :class:`_Index` (the slow, O(N) part of opening)."""
     manifest_path = folder / _MANIFEST
     try:
-        records = read_manifest(manifest_path).records
+        records = runfolder.RunFolder(folder).read_manifest().records
     except FileNotFoundError:
         raise OutputsError(
             f"{manifest_path} does not exist: expected the manifest of every sample"
@@ -592,7 +544,7 @@ def _build_index(folder: Path, report: Mapping[str, Any]) -> _Index:
                 "warning": r.warning,
             }
     umap_rows, umap_xy, umap_k = (
-        _read_umap(folder / _PROJECTIONS, row_of)
+        _read_umap(folder, row_of)
         if not task
         else (np.zeros(0, np.int64), np.zeros((0, 2), np.float32), None)
     )
