@@ -19,6 +19,8 @@ of :class:`RunFolder`)::
     data/frames/, data/crops/<task>/     extracted frames, object crops (optional)
     filenames/corrupt_filenames.txt      filename<TAB>reason<TAB>detail
     filenames/duplicate_filenames.txt    filename<TAB>kept filename
+    filenames/near_duplicate_filenames.txt   group_id<TAB>filename<TAB>kept<TAB>distance
+                                         (selfsup.curation.near_duplicates)
     filenames/sampled_filenames_excluding_datapool.txt   picks, in pick order
     filenames/removed_filenames.txt      candidates not picked
     filenames/quality_issues.txt         filename<TAB>issue<TAB>score<TAB>threshold
@@ -83,6 +85,7 @@ __all__ = [
     "FRAMES_DIR",
     "MANIFEST",
     "MARKER",
+    "NEAR_DUPLICATE_FILENAMES",
     "NORMALIZED_EMBEDDINGS",
     "OVERRIDES_YAML",
     "PLOTS_DIR",
@@ -130,6 +133,7 @@ FRAMES_DIR: Final = "data/frames"
 CROPS_DIR: Final = "data/crops"
 CORRUPT_FILENAMES: Final = "filenames/corrupt_filenames.txt"
 DUPLICATE_FILENAMES: Final = "filenames/duplicate_filenames.txt"
+NEAR_DUPLICATE_FILENAMES: Final = "filenames/near_duplicate_filenames.txt"
 SAMPLED_FILENAMES: Final = "filenames/sampled_filenames_excluding_datapool.txt"
 REMOVED_FILENAMES: Final = "filenames/removed_filenames.txt"
 QUALITY_ISSUES: Final = "filenames/quality_issues.txt"
@@ -342,6 +346,10 @@ class RunFolder:
     @property
     def duplicate_filenames(self) -> Path:
         return self.path / DUPLICATE_FILENAMES
+
+    @property
+    def near_duplicate_filenames(self) -> Path:
+        return self.path / NEAR_DUPLICATE_FILENAMES
 
     @property
     def sampled_filenames(self) -> Path:

@@ -156,6 +156,27 @@ class QualityConfig(StrictModel):
     )
 
 
+class NearDuplicatesConfig(StrictModel):
+    """Near-duplicate groups (:mod:`selfsup.curation.near_duplicates`).
+
+    The check step groups samples whose perceptual hashes differ in at most
+    ``hash_distance`` of 64 bits; after the embed step, pairs within ``embedding_distance``
+    (L2 between L2-normalised embeddings) join the groups. The groups are reported in
+    ``filenames/near_duplicate_filenames.txt`` and report.json (nothing is removed).
+    """
+
+    hash_distance: int = Field(
+        10, ge=0, le=64, description="largest Hamming distance (of 64 bits) of near duplicates"
+    )
+    embedding_distance: float | None = Field(
+        None,
+        ge=0,
+        le=2,
+        description="largest embedding distance of near duplicates (null = the suggestion "
+        "from the nearest-neighbour distances, none when there is no low mode; 0 = off)",
+    )
+
+
 #: What a datapool name may be: it names a folder under the datapool root.
 DATAPOOL_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 
@@ -360,4 +381,5 @@ class RunConfig(WorkerConfig):
         "png", description="image format of extracted frames"
     )
     umap: bool = Field(True, description="draw UMAP scatter plots in the report")
+    near_duplicates: NearDuplicatesConfig = Field(default_factory=NearDuplicatesConfig)
     lightly: LightlyConfig = Field(default_factory=LightlyConfig)

@@ -19,6 +19,7 @@ from PIL import Image
 
 from selfsup.curation.manifest import CorruptReason, SampleRecord
 from selfsup.curation.metadata import ImageMetadata, compute_image_metadata
+from selfsup.curation.near_duplicates import phash
 from selfsup.curation.quality import QualityScores, compute_quality_scores
 from selfsup.curation.video import decode_video, video_frame_filename
 from selfsup.data._image import (
@@ -149,6 +150,7 @@ def _extension_warning(path: str, decoded_format: str | None) -> str | None:
 class _Measured:
     pixel_hash: str
     metadata: ImageMetadata
+    phash: str
     quality: QualityScores
 
 
@@ -160,7 +162,7 @@ def _measure(image: Image.Image) -> _Measured:
     gray = image.mode in _GRAY_MODES
     metadata = compute_image_metadata(rgb, grayscale=gray)
     quality = compute_quality_scores(rgb, grayscale=gray)
-    return _Measured(_hash_canonical(canonical), metadata, quality=quality)
+    return _Measured(_hash_canonical(canonical), metadata, phash=phash(rgb), quality=quality)
 
 
 def _measured_fields(measured: _Measured) -> dict[str, Any]:
@@ -177,6 +179,7 @@ def _measured_fields(measured: _Measured) -> dict[str, Any]:
         "blur": measured.quality.blur,
         "entropy": measured.quality.entropy,
         "channel_spread": measured.quality.channel_spread,
+        "phash": measured.phash,
     }
 
 

@@ -384,6 +384,37 @@ def _details_page(page: _Page, report: Mapping[str, Any]) -> None:
                 cells.append("–" if part is None else f"{part['mean']:.4g} ± {part['std']:.3g}")
             body.append(cells)
         page.table(["key", "before", "after"], body, columns=[0.0, 5.0, 6.75])
+    near = report.get("near_duplicates")
+    if near:
+        # selfsup.curation.near_duplicates: reported, never removed by the run.
+        page.heading("Near duplicates")
+        used, suggested = near["embedding_distance"], near["suggested_embedding_distance"]
+        if near["nn_distance_histogram"] is None:
+            suggestion = "–"
+        else:
+            suggestion = "none (no separated low mode)" if suggested is None else _num(suggested)
+        page.rows(
+            [
+                (
+                    "Groups",
+                    f"{near['n_groups']:,} with {near['n_members']:,} samples "
+                    f"({near['n_removable']:,} besides the kept ones)",
+                ),
+                (
+                    "Hash distance",
+                    f"at most {near['hash_distance']} of 64 bits ({near['n_hash_pairs']:,} pairs)",
+                ),
+                (
+                    "Embedding distance",
+                    "–"
+                    if used is None
+                    else f"at most {_num(used)} ({near['n_embedding_pairs']:,} pairs)",
+                ),
+                ("Suggested embedding distance", suggestion),
+                ("Groups listed in", near["file"]),
+            ],
+            key_width=2.1,
+        )
     skipped = report["plots"]["skipped"]
     if skipped:
         page.heading("Plots not drawn")

@@ -143,6 +143,9 @@ class SampleRecord:
         duplicate_of: For a duplicate, the filename of the kept sample with identical pixels.
         warning: A problem that does not stop the sample from being used, e.g. a PNG file
             named ``.jpg``.
+        phash: 64-bit perceptual (DCT) hash of the decoded pixels as 16 hex digits, for
+            near duplicates (:mod:`selfsup.curation.near_duplicates`); ``None`` for a corrupt
+            sample and in manifests of check version 1.
     """
 
     id: int
@@ -169,6 +172,7 @@ class SampleRecord:
     detail: str = ""
     duplicate_of: str | None = None
     warning: str | None = None
+    phash: str | None = None
 
     @property
     def is_ok(self) -> bool:
@@ -252,7 +256,17 @@ _FLOAT_FIELDS: Final[frozenset[str]] = frozenset(
     }
 )
 _STR_FIELDS: Final[frozenset[str]] = frozenset(
-    {"filename", "source", "file_hash", "pixel_hash", "format", "detail", "duplicate_of", "warning"}
+    {
+        "filename",
+        "source",
+        "file_hash",
+        "pixel_hash",
+        "format",
+        "detail",
+        "duplicate_of",
+        "warning",
+        "phash",
+    }
 )
 
 

@@ -8,7 +8,9 @@ DESIGN.md, "A curation run is a pure pipeline over a manifest")::
 
     config      .selfsup/run-folder, config/config.yaml, config/overrides.yaml
     check       data/manifest.jsonl, filenames/corrupt_filenames.txt, duplicate_filenames.txt,
-                data/quality.csv, filenames/quality_issues.txt (selfsup.curation.quality)
+                near_duplicate_filenames.txt (perceptual hashes; rewritten by embed with the
+                embedding pairs, see selfsup.curation.near_duplicates), data/quality.csv,
+                filenames/quality_issues.txt (selfsup.curation.quality)
     embed       <output_dir>/selfsup_epoch_<n>.ckpt (when training), data/embeddings.csv,
                 data/normalized_embeddings.csv
     select      data/selected_embeddings.csv, data/selection.csv,
@@ -56,6 +58,11 @@ from selfsup.curation.checks import CheckResult, build_manifest
 from selfsup.curation.datapool import Datapool, RunInfo, validate_datapool_name
 from selfsup.curation.manifest import CorruptReason, SampleRecord, count_by_reason, read_manifest
 from selfsup.curation.metadata import metadata_table
+from selfsup.curation.near_duplicates import (
+    NearDuplicates,
+    find_groups,
+    write_near_duplicate_filenames,
+)
 from selfsup.curation.predictions import (
     DetectionPredictions,
     load_predictions,
@@ -840,6 +847,7 @@ class RunContext:
     lost_log: _LostFiles = field(init=False)
     usable: list[SampleRecord] = field(init=False)
     samples: list[str] = field(init=False)
+    near_duplicates: NearDuplicates = field(init=False)
     records: list[SampleRecord] = field(init=False)
     candidates: _Candidates = field(init=False)
     model_description: str = field(init=False)
@@ -912,6 +920,9 @@ def _step_check(ctx: RunContext) -> None:
     ctx.lost_log = _LostFiles(ctx.cfg.input_dir, ctx.out, ctx.records, ctx.checked.classes)
     ctx.usable = ctx.lost_log.usable()
     ctx.samples = [r.filename for r in ctx.usable]
+    # Near duplicates by perceptual hash: reported, never removed (issue 12).
+    ctx.near_duplicates = find_groups(ctx.usable, ctx.cfg.near_duplicates.hash_distance)
+    write_near_duplicate_filenames(ctx.folder.near_duplicate_filenames, ctx.near_duplicates.groups)
 
 
 def _step_embed(ctx: RunContext) -> None:
@@ -942,6 +953,16 @@ def _step_embed(ctx: RunContext) -> None:
             scores=scores,
             predictions=predictions,
             load_image=folder_image_loader(ctx.cfg.input_dir),
+        )
+        # The hash groups extended by embedding pairs, over the samples that were embedded.
+        ctx.near_duplicates = find_groups(
+            ctx.usable,
+            ctx.cfg.near_duplicates.hash_distance,
+            embeddings=embeddings,
+            embedding_distance=ctx.cfg.near_duplicates.embedding_distance,
+        )
+        write_near_duplicate_filenames(
+            ctx.folder.near_duplicate_filenames, ctx.near_duplicates.groups
         )
     ctx.names = ctx.candidates.names
     ctx.normalized = l2_normalize(ctx.candidates.embeddings, min_norm=1e-12)
@@ -1209,6 +1230,7 @@ def _step_report(ctx: RunContext) -> None:
         metadata={k: v for k, v in ctx.candidates.metadata.items() if not k.startswith("lightly.")},
         costs=CostAssumptions(training_epochs=ctx.cfg.lightly.trainer.max_epochs if trained else 0),
         load_image=ctx.candidates.load_image,
+        near_duplicates=ctx.near_duplicates.summary(),
         quality=quality_report(ctx.quality),
     )
     neighbors = (5, 15, 50) if ctx.cfg.umap else ()
@@ -1290,6 +1312,7 @@ STEPS: Final = (
         provides=(
             "checked",
             "lost_log",
+            "near_duplicates",
             "quality",
             "records",
             "samples",
@@ -1299,6 +1322,7 @@ STEPS: Final = (
             runfolder.MANIFEST,
             runfolder.CORRUPT_FILENAMES,
             runfolder.DUPLICATE_FILENAMES,
+            runfolder.NEAR_DUPLICATE_FILENAMES,
             runfolder.QUALITY_CSV,
             runfolder.QUALITY_ISSUES,
         ),
@@ -1325,12 +1349,18 @@ STEPS: Final = (
             "candidates",
             "model_description",
             "names",
+            "near_duplicates",
             "normalized",
             "queries",
             "samples",
             "usable",
         ),
-        outputs=("selfsup_epoch_<n>.ckpt", runfolder.EMBEDDINGS, runfolder.NORMALIZED_EMBEDDINGS),
+        outputs=(
+            "selfsup_epoch_<n>.ckpt",
+            runfolder.EMBEDDINGS,
+            runfolder.NORMALIZED_EMBEDDINGS,
+            runfolder.NEAR_DUPLICATE_FILENAMES,
+        ),
         reuse=f"{TRAIN_REUSE.description}; {EMBEDDINGS_REUSE.description}; with a "
         "datapool, its embeddings cached per model",
         run=_step_embed,
@@ -1389,6 +1419,7 @@ STEPS: Final = (
             "lost_log",
             "model_description",
             "names",
+            "near_duplicates",
             "order",
             "out",
             "preselected",

@@ -259,6 +259,9 @@ class ReportInputs:
         costs: Prices behind the savings estimate.
         load_image: Thumbnails for the filter-decision plots; should return ``None`` for an
             unreadable sample. ``None`` draws a placeholder for every sample.
+        near_duplicates: The ``near_duplicates`` section of report.json
+            (:meth:`selfsup.curation.near_duplicates.NearDuplicates.summary`); ``None``
+            leaves the section out.
         quality: The ``quality`` section of report.json
             (:func:`selfsup.curation.quality.quality_report`: per issue its count, threshold
             and example names); ``None`` leaves the section out.
@@ -276,6 +279,7 @@ class ReportInputs:
     metadata: Mapping[str, NDArray[np.floating[Any]]] = field(default_factory=dict)
     costs: CostAssumptions = field(default_factory=CostAssumptions)
     load_image: ImageLoader | None = None
+    near_duplicates: Mapping[str, Any] | None = None
     quality: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -750,6 +754,11 @@ def analyse(inputs: ReportInputs, options: ReportOptions) -> Analysis:
             "labels": _label_statistics(inputs, sel),
         },
         "selection": _selection_summary(inputs),
+        **(
+            {}
+            if inputs.near_duplicates is None
+            else {"near_duplicates": _jsonable(inputs.near_duplicates, "near_duplicates")}
+        ),
         **({} if inputs.quality is None else {"quality": _jsonable(inputs.quality, "quality")}),
         "plots": {
             "files": [f"plots/{name}" for name in files],
