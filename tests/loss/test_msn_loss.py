@@ -1,15 +1,22 @@
 """MSNLoss / PMSNLoss / PMSNCustomLoss against sec. 3 of Assran et al. (2022) and Lee et al.
-(2024), written out in loops."""
+(2024), written out in loops.
+
+The DDP test runs this file as a script (``python test_msn_loss.py --worker ...``) in two
+fresh interpreters.
+"""
 
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from torch import Tensor, nn
 
 from _contract import check_two_view_loss
+from _ddp import assert_ddp_matches_full_batch, two_view_loss_worker
 from selfsup.errors import ConfigError, DataError
 from selfsup.loss import MSNLoss, PMSNCustomLoss, PMSNLoss
 from selfsup.loss.msn_loss import power_law_distribution
@@ -220,3 +227,56 @@ def test_bad_shapes_are_refused() -> None:
         MSNLoss()(anchors, targets, prototypes[:, :3])
     with pytest.raises(DataError, match="one entry per prototype"):
         PMSNCustomLoss(torch.full((4,), 0.25))(anchors, targets, prototypes)
+
+
+def test_gather_distributed_without_process_group_is_single_process() -> None:
+    anchors, targets, prototypes = _inputs(9)
+    torch.testing.assert_close(
+        MSNLoss(gather_distributed=True)(anchors, targets, prototypes),
+        MSNLoss()(anchors, targets, prototypes),
+    )
+
+
+# --------------------------------------------------------------------------- DDP, 2 processes
+
+WORLD_SIZE, N_LOCAL, IN_DIM, OUT_DIM = 2, 3, 5, 4
+PROTOTYPES = torch.randn(6, OUT_DIM, generator=torch.Generator().manual_seed(3)).double()
+
+
+class _Anchors(nn.Module):
+    """View a and a scaled copy as two anchor views (view-major), view b as the target; the
+    Sinkhorn balancing and p̄ then depend on the whole batch."""
+
+    def forward(self, out_a: Tensor, out_b: Tensor) -> Tensor:
+        anchors = torch.cat([out_a, 0.5 * out_a + 0.1])
+        loss: Tensor = MSNLoss(sinkhorn_iterations=2, gather_distributed=True)(
+            anchors, out_b, PROTOTYPES
+        )
+        return loss
+
+
+def _make_model() -> nn.Linear:
+    torch.manual_seed(0)
+    return nn.Linear(IN_DIM, OUT_DIM).double()
+
+
+def _global_batch() -> tuple[Tensor, Tensor]:
+    n = WORLD_SIZE * N_LOCAL
+    g = torch.Generator().manual_seed(100)
+    return (
+        torch.randn(n, IN_DIM, generator=g, dtype=torch.float64),
+        torch.randn(n, IN_DIM, generator=g, dtype=torch.float64),
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_ddp_two_processes_reproduce_one_process(tmp_path: Path) -> None:
+    # Anchors and targets are gathered: every process computes the global-batch loss.
+    assert_ddp_matches_full_batch(
+        Path(__file__), tmp_path, WORLD_SIZE, _make_model, _global_batch, _Anchors
+    )
+
+
+if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--worker":
+    two_view_loss_worker(sys.argv, _make_model, _global_batch, _Anchors, N_LOCAL)

@@ -97,7 +97,6 @@ def msn_loss(
     target_sharpen_temperature: float = 0.25,
     sinkhorn_iterations: int = 0,
     regularization_weight: float = 1.0,
-    gather_distributed: bool = False,
 ) -> Tensor:
     """The loss L of the module docstring.
 
@@ -111,8 +110,6 @@ def msn_loss(
         target_sharpen_temperature: T of the targets' sharpening.
         sinkhorn_iterations: Sinkhorn-Knopp iterations balancing the targets (0: none).
         regularization_weight: λ.
-        gather_distributed: Take p̄ and the Sinkhorn balancing over the batch of all
-            processes (with gradients through this process's part), as MSN's code does.
 
     Returns:
         The scalar loss.
@@ -147,15 +144,22 @@ def msn_loss(
                 torch.log(target_probs.clamp_min(torch.finfo(target_probs.dtype).tiny)),
                 iterations=sinkhorn_iterations,
                 epsilon=1.0,
-                gather_distributed=gather_distributed,
             )
         target_probs = target_probs.repeat(views, 1)
     cross_entropy = -(target_probs * anchor_log_probs).sum(dim=1).mean()
-    anchor_probs = anchor_log_probs.exp()
-    if gather_distributed and dist.world_size() > 1:
-        anchor_probs = torch.cat(dist.gather(anchor_probs), dim=0)
-    mean_probs = anchor_probs.mean(dim=0)
+    mean_probs = anchor_log_probs.exp().mean(dim=0)
     return cross_entropy + regularization_weight * regularizer(mean_probs)
+
+
+def _gathered(anchors: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """(B·M, D) anchors and (B, D) targets of all processes, in the same view-major layout
+    over the global batch (rank-ordered images within each view), with gradients."""
+    batch = targets.shape[0]
+    if batch == 0 or anchors.ndim != 2 or anchors.shape[0] % batch != 0:
+        return anchors, targets  # msn_loss refuses the shapes with a clear message
+    views = anchors.reshape(anchors.shape[0] // batch, batch, -1)
+    all_views = torch.cat(dist.gather(views.contiguous()), dim=1)
+    return all_views.flatten(0, 1), torch.cat(dist.gather(targets), dim=0)
 
 
 class MSNLoss(nn.Module):
@@ -167,7 +171,10 @@ class MSNLoss(nn.Module):
         regularization_weight: λ of the mean-entropy term (1.0), >= 0.
         target_distribution: ``None`` for MSN's −H(p̄); a (K,) prior π for KL(p̄ ‖ π), or a
             callable mapping p̄ (K,) to π (K,).
-        gather_distributed: Regularise and balance over the batch of all processes.
+        gather_distributed: Compute the loss over the batch of all processes: anchors and
+            targets are gathered (with gradients), so the mean prediction p̄ and the
+            Sinkhorn balancing are those of the global batch, as in MSN's code, and every
+            process computes the global loss (DDP's averaged gradient is its gradient).
 
     Examples:
         >>> loss_fn = MSNLoss()
@@ -233,6 +240,8 @@ class MSNLoss(nn.Module):
     ) -> Tensor:
         """Loss of (B·M, D) anchors against (B, D) targets over (K, D) prototypes."""
         check_positive(target_sharpen_temperature, "target_sharpen_temperature", "MSNLoss")
+        if self.gather_distributed and dist.world_size() > 1:
+            anchors, targets = _gathered(anchors, targets)
         return msn_loss(
             anchors,
             targets,
@@ -242,7 +251,6 @@ class MSNLoss(nn.Module):
             target_sharpen_temperature=target_sharpen_temperature,
             sinkhorn_iterations=self.sinkhorn_iterations,
             regularization_weight=self.regularization_weight,
-            gather_distributed=self.gather_distributed,
         )
 
 
