@@ -23,6 +23,7 @@ from _web import build_small_run
 from selfsup.apphelpers.web_backend import InvalidTag, WebNotFound, check_tag
 from selfsup.curation.manifest import read_manifest
 from selfsup.runfolder import RunFolder
+from selfsup.server.testing import ServerHarness
 from selfsup.web.app import create_view_app
 from selfsup.web.folder_backend import FolderBackend
 from selfsup.web.outputs import RunOutputs
@@ -343,3 +344,73 @@ def test_a_damaged_tags_file_is_a_409_naming_it(client: TestClient, run_folder: 
             tags.unlink()
         else:
             tags.write_bytes(saved)
+
+
+# --------------------------------------------------------------------------- server mode
+
+
+@pytest.mark.slow
+def test_server_mode_tags_go_to_the_database_and_stay_with_the_owner(
+    run_folder: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from selfsup.cli.apps import create_server_app
+
+    root = tmp_path / "root"
+    shutil.copytree(run_folder.parent / "images", root / "images")
+    (root / "out").mkdir()
+    server = ServerHarness(
+        f"sqlite:///{tmp_path / 'server.db'}",
+        tmp_path / "data",
+        local_roots=(root,),
+        app_factory=create_server_app,
+    )
+    try:
+        alice = server.token("alice")
+        api = server.client(alice)
+        api.create_dataset("shapes")
+        api.set_local_config(resource_path=str(root / "images"), purpose="INPUT")
+        api.set_local_config(resource_path=str(root / "out"), purpose="LIGHTLY")
+        job = api.schedule_compute_worker_run(
+            worker_config={"stopping_condition": {"n_samples": 2}}
+        )
+        workers = server.worker_client(alice)
+        worker_id = workers.register("w1").id
+        claim = workers.claim(worker_id)
+        assert claim is not None
+        shutil.copytree(run_folder, root / "out" / "runs" / claim.run.id)
+        workers.set_state(worker_id, claim.run.id, "COMPLETED", "done")
+
+        with _login_as(server, alice) as as_alice:
+            data = _post(as_alice, f"/ui-api/runs/{job}/tag", {"tag": "db", "indices": [0, 2]})
+            assert data["changed"] == 2
+            assert as_alice.get(f"/ui-api/runs/{job}/tags/db").json()["indices"] == [0, 2]
+            listed = as_alice.get(f"/runs/{job}/export?tag=db&format=txt").text.splitlines()
+            assert len(listed) == 2
+        # The database holds them, not the run folder (which may hold tags of selfsup view).
+        assert "db" not in RunFolder(root / "out" / "runs" / claim.run.id).read_tags()
+
+        with _login_as(server, server.token("bob")) as as_bob:
+            assert as_bob.get(f"/ui-api/runs/{job}/tags").status_code == 404
+            assert as_bob.get(f"/ui-api/runs/{job}/tags/db").status_code == 404
+            assert as_bob.get(f"/runs/{job}/export?tag=db").status_code == 404
+            for path in ("tag", "untag"):
+                refused = as_bob.post(
+                    f"/ui-api/runs/{job}/{path}",
+                    json={"tag": "db", "indices": [0]},
+                    headers={"Origin": BASE},
+                )
+                assert refused.status_code == 404
+        with _login_as(server, alice) as as_alice:
+            assert as_alice.get(f"/ui-api/runs/{job}/tags").json()["tags"] == [
+                {"name": "db", "count": 2}
+            ]
+    finally:
+        server.close()
+
+
+def _login_as(server: ServerHarness, token: str) -> TestClient:
+    client = TestClient(server.app, base_url=BASE, follow_redirects=False)
+    assert client.post("/login", data={"token": token}).status_code == 303
+    return client
