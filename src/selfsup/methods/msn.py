@@ -147,7 +147,8 @@ def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
 
 #: The paper: AdamW, lr 0.001 (ViT-S/16), weight decay 0.04 -> 0.4; lightly's example 1.5e-4.
 _OPTIMIZER = OptimizerDefaults("adamw", lr=1e-3, weight_decay=0.04)
-_CRITERION_KEYS = ("temperature", "mask_ratio", "regularization_weight")
+#: criterion.* config keys; mask_ratio and regularization_weight are model keyword arguments.
+_CRITERION_KEYS = ("temperature",)
 
 METHOD = Method(
     name="msn",

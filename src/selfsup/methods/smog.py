@@ -182,5 +182,6 @@ METHOD = Method(
     build_transform=_transform,
     # The paper: LARS at batch 4096; lightly's example: SGD at lr 0.06.
     optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-6),
-    criterion_keys=("temperature", "reset_interval"),
+    # reset_interval and the others are keyword arguments of the model, not config keys.
+    criterion_keys=("temperature",),
 )
