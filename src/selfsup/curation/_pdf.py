@@ -415,6 +415,26 @@ def _details_page(page: _Page, report: Mapping[str, Any]) -> None:
             ],
             key_width=2.1,
         )
+    quality = report.get("quality")
+    if quality:
+        # selfsup.curation.quality: flagged in the check step; removed only when excluded.
+        page.heading("Image quality")
+        page.table(
+            ["issue", "flagged", "threshold", "from", "excluded", "e.g."],
+            [
+                [
+                    issue,
+                    _int(entry["count"]),
+                    f"{entry['score']} {'<' if entry['flagged_when'] == 'below' else '>'} "
+                    f"{_num(entry['threshold'])}",
+                    entry["threshold_source"],
+                    "yes" if entry["excluded"] else "no",
+                    shorten(entry["examples"][0], 24) if entry["examples"] else "",
+                ]
+                for issue, entry in quality.items()
+            ],
+            columns=[0.0, 1.7, 3.6, 4.25, 4.95, 6.75],
+        )
     skipped = report["plots"]["skipped"]
     if skipped:
         page.heading("Plots not drawn")
