@@ -84,3 +84,38 @@ def test_tag_two_images_in_the_grid_and_export_them(
         page.get_by_test_id("export-selection").click()
     assert info.value.suggested_filename == f"{RUN}-selection.coco.json"
     tab.shot("exported")
+
+
+def test_tag_a_box_selection_on_the_map_and_select_it_again(
+    open_page: OpenPage, app_url: str, run_folder: Path
+) -> None:
+    table = RunFolder(run_folder).read_selection()
+    assert table is not None
+    on_map = sorted(table.filenames)  # PCA draws every candidate
+    tab = open_page(app_url)
+    tab.login(TOKEN)
+    tab.goto(f"/runs/{RUN}/map")
+    page = tab.page
+    page.wait_for_function("() => window.selfsupMap.ready")
+    page.get_by_test_id("tool-box").click()
+    box = page.get_by_test_id("map-canvas").bounding_box()
+    assert box is not None
+    mouse = page.mouse
+    mouse.move(box["x"] + 2, box["y"] + 2)
+    mouse.down()
+    mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=10)
+    mouse.up()
+    n = len(on_map)
+    page.wait_for_function("n => window.selfsupMap.selected().length === n", arg=n)
+    page.get_by_test_id("tag-input").fill("on-map")
+    page.get_by_test_id("tag-selection").click()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=tag-note]').textContent.startsWith('Tagged')"
+    )
+    assert RunFolder(run_folder).read_tags()["on-map"] == on_map
+
+    page.get_by_test_id("clear-selection").click()
+    page.wait_for_function("() => window.selfsupMap.selected().length === 0")
+    page.get_by_test_id("select-tag").click()
+    page.wait_for_function("n => window.selfsupMap.selected().length === n", arg=n)
+    tab.shot("map-tagged")
