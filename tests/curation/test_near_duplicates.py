@@ -269,3 +269,57 @@ def test_manifest_without_phash_still_loads(tmp_path: Path) -> None:
     manifest = read_manifest(path)
     assert manifest.check_version == 1
     assert manifest.records[0].phash is None
+
+
+@pytest.mark.slow  # a whole run (check, precomputed embeddings, selection, report)
+@pytest.mark.parametrize("remove", [False, True])
+def test_run_reports_near_duplicates_and_removes_them_when_asked(
+    tmp_path: Path, remove: bool
+) -> None:
+    from selfsup.config import RunConfig, resolve
+    from selfsup.curation.pipeline import run
+    from selfsup.runfolder import RunFolder
+    from selfsup.utils.io import save_embeddings
+
+    bench = _benchmark()
+    rng = np.random.default_rng(7)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(10):
+        bench.distinct_image(rng).save(images / f"img_{i}.png")
+    with Image.open(images / "img_3.png") as original:
+        original.save(images / "img_3_copy.jpg", quality=50)
+        bench.TRANSFORMATIONS["brightness"][0](original).save(images / "img_3_bright.png")
+    names = sorted(p.name for p in images.iterdir())
+    csv = tmp_path / "emb.csv"
+    save_embeddings(csv, rng.normal(size=(len(names), 8)).astype(np.float32), [0] * 12, names)
+    out = tmp_path / "out"
+    overrides = [f"input_dir={images}", f"output_dir={out}", f"embeddings={csv}"]
+    overrides += ["umap=false", "num_workers=0", "stopping_condition.n_samples=12"]
+    result = run(resolve(RunConfig, overrides=[*overrides, f"near_duplicates.remove={remove}"]))
+
+    folder = RunFolder(out)
+    rows = read_filename_table(folder.near_duplicate_filenames)
+    assert [row[:3] for row in rows] == [
+        ["0", "img_3.png", "img_3.png"],
+        ["0", "img_3_bright.png", "img_3.png"],
+        ["0", "img_3_copy.jpg", "img_3.png"],
+    ]
+    assert rows[0][3] == "0"
+    assert all(0 <= int(row[3]) <= 10 for row in rows)
+    section = folder.read_report()["near_duplicates"]
+    assert section["n_groups"] == 1
+    assert section["n_members"] == 3
+    table = folder.read_selection()
+    assert table is not None
+    removed = {
+        name: table.filters[code]
+        for name, code in zip(table.filenames, table.removed_by.tolist(), strict=True)
+        if code >= 0
+    }
+    if remove:
+        assert removed == {"img_3_bright.png": "NEAR_DUPLICATE", "img_3_copy.jpg": "NEAR_DUPLICATE"}
+        assert sorted(result.selected) == sorted(set(names) - set(removed))
+    else:
+        assert removed == {}
+        assert sorted(result.selected) == names

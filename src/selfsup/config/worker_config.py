@@ -162,7 +162,9 @@ class NearDuplicatesConfig(StrictModel):
     The check step groups samples whose perceptual hashes differ in at most
     ``hash_distance`` of 64 bits; after the embed step, pairs within ``embedding_distance``
     (L2 between L2-normalised embeddings) join the groups. The groups are reported in
-    ``filenames/near_duplicate_filenames.txt`` and report.json (nothing is removed).
+    ``filenames/near_duplicate_filenames.txt`` and report.json; with ``remove`` the members
+    other than the kept one are removed before selection (``selection.csv`` names them in
+    ``removed_by`` as ``NEAR_DUPLICATE``).
     """
 
     hash_distance: int = Field(
@@ -174,6 +176,9 @@ class NearDuplicatesConfig(StrictModel):
         le=2,
         description="largest embedding distance of near duplicates (null = the suggestion "
         "from the nearest-neighbour distances, none when there is no low mode; 0 = off)",
+    )
+    remove: bool = Field(
+        False, description="remove near duplicates but the kept one of each group before selection"
     )
 
 

@@ -508,6 +508,10 @@ class NearDuplicates:
     n_embedding_pairs: int = 0
     nn_histogram: dict[str, list[float] | list[int]] | None = None
 
+    def removable(self) -> set[str]:
+        """Filenames of every member but the kept one, what ``near_duplicates.remove`` removes."""
+        return {name for group in self.groups for name in group.members if name != group.kept}
+
     def summary(self) -> dict[str, Any]:
         """The ``near_duplicates`` section of report.json (plain JSON types)."""
         return {

@@ -1035,8 +1035,9 @@ def _restore_quality_rows(
     exclude: Sequence[str],
 ) -> SelectionResult:
     """``result`` of a selection over ``rows`` as a result over every candidate: indices map
-    back, and the excluded rows are ``removed_by`` the filters ``QUALITY <issue>``, listed
-    before the selection's own THRESHOLD filters."""
+    back, and the excluded rows are ``removed_by`` the ``exclude`` descriptions
+    (``QUALITY <issue>``, ``NEAR_DUPLICATE``), listed before the selection's own THRESHOLD
+    filters."""
     removed = np.where(excluded_by >= 0, excluded_by, -1).astype(np.int16)
     inner = np.asarray(result.removed_by, dtype=np.int64)
     removed[rows] = np.where(inner >= 0, inner + len(exclude), -1)
@@ -1044,7 +1045,7 @@ def _restore_quality_rows(
         result,
         indices=rows[np.asarray(result.indices, dtype=np.int64)],
         removed_by=removed,
-        filters=(*(f"QUALITY {issue}" for issue in exclude), *result.filters),
+        filters=(*exclude, *result.filters),
     )
 
 
@@ -1079,6 +1080,18 @@ def _step_select(ctx: RunContext) -> None:
     # Samples with an issue of quality.exclude are removed before selecting: the selection
     # runs over the other rows, and selection.csv names the issue in removed_by.
     excluded_by = _quality_excluded_by(ctx)
+    exclusions = [f"QUALITY {issue}" for issue in ctx.quality.exclude]
+    if ctx.cfg.near_duplicates.remove:
+        # near_duplicates.remove: every group member but the kept one goes the same way
+        # (a crop goes with its image); a sample already excluded keeps its quality reason.
+        removable = ctx.near_duplicates.removable()
+        crops = ctx.candidates.crops
+        sources = ctx.names if crops is None else [c.source for c in crops]
+        near = np.fromiter((name in removable for name in sources), bool, len(sources))
+        if near.any():
+            base = np.full(len(sources), -1, np.int64) if excluded_by is None else excluded_by
+            excluded_by = np.where((base < 0) & near, len(exclusions), base)
+            exclusions.append("NEAR_DUPLICATE")
     rows: NDArray[np.int64] | None = None
     kept_inputs, kept_preselected = inputs, ctx.preselected
     if excluded_by is not None:
@@ -1103,7 +1116,7 @@ def _step_select(ctx: RunContext) -> None:
     ctx.result = (
         result
         if rows is None or excluded_by is None
-        else _restore_quality_rows(result, rows, excluded_by, ctx.quality.exclude)
+        else _restore_quality_rows(result, rows, excluded_by, exclusions)
     )
     ctx.order = np.asarray(ctx.result.indices, dtype=np.int64)
     chosen = set(ctx.order.tolist()) | set(np.asarray(ctx.preselected).tolist())
@@ -1375,6 +1388,7 @@ STEPS: Final = (
             "folder",
             "lost_log",
             "names",
+            "near_duplicates",
             "normalized",
             "out",
             "overrides",
