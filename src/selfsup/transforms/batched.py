@@ -303,34 +303,26 @@ def _rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     s = chroma / torch.where(flat, ones, maxc)
     divisor = torch.where(flat, ones, chroma)
     rc, gc, bc = (maxc - r) / divisor, (maxc - g) / divisor, (maxc - b) / divisor
-    is_r = maxc == r
-    is_g = (maxc == g) & ~is_r
-    is_b = ~is_r & ~is_g
-    h = is_r * (bc - gc) + is_g * (2.0 + rc - bc) + is_b * (4.0 + gc - rc)
+    # The sector of the largest channel, red first on ties (as Pillow and torchvision).
+    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
     h = torch.remainder(h / 6.0 + 1.0, 1.0)
     return torch.stack((h, s, maxc), dim=-3)
 
 
 def _hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
-    """HSV in [0, 1] ``(n, 3, H, W)`` -> RGB in [0, 1]; the inverse of :func:`_rgb_to_hsv`."""
+    """HSV in [0, 1] ``(n, 3, H, W)`` -> RGB in [0, 1]; the inverse of :func:`_rgb_to_hsv`.
+
+    Channel ``c`` of (R, G, B) is ``v - v s clamp(min(k, 4 - k), 0, 1)`` with
+    ``k = (m_c + 6 h) mod 6``, ``m = (5, 3, 1)``: the hexcone's six sectors (torchvision picks
+    one of six ``(v, q, p, ...)`` triples per pixel) in one expression per channel, which
+    avoids building all six candidates. Equal up to float rounding.
+    """
     h, s, v = hsv.unbind(dim=-3)
-    sector = torch.floor(h * 6.0)
-    f = h * 6.0 - sector
-    sector = sector.to(torch.int64) % 6
-    p = torch.clamp(v * (1.0 - s), 0.0, 1.0)
-    q = torch.clamp(v * (1.0 - s * f), 0.0, 1.0)
-    t = torch.clamp(v * (1.0 - s * (1.0 - f)), 0.0, 1.0)
-    # (R, G, B) of each of the six sectors of the hexcone.
-    candidates = torch.stack(
-        (
-            torch.stack((v, q, p, p, t, v), dim=-3),
-            torch.stack((t, v, v, q, p, p), dim=-3),
-            torch.stack((p, p, t, v, v, q), dim=-3),
-        ),
-        dim=-4,
-    )  # (n, 3, 6, H, W)
-    index = sector.unsqueeze(-3).unsqueeze(-4).expand(-1, 3, 1, -1, -1)
-    return candidates.gather(-3, index).squeeze(-3)
+    offsets = torch.tensor([5.0, 3.0, 1.0], dtype=hsv.dtype, device=hsv.device).view(1, 3, 1, 1)
+    k = torch.remainder(offsets + 6.0 * h.unsqueeze(-3), 6.0)
+    ramp = torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
+    v = v.unsqueeze(-3)
+    return torch.clamp(v - v * s.unsqueeze(-3) * ramp, 0.0, 1.0)
 
 
 def _adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
