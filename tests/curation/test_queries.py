@@ -367,3 +367,81 @@ def test_query_by_tag_of_the_web_app(folder: Path, tmp_path: Path) -> None:
             )
         )
     assert not (tmp_path / "o3").exists()
+
+
+#: tests/worker/_tiny.py's model: one epoch of a tiny network on 32 px images.
+LIGHTLY_CONFIG: dict[str, Any] = {
+    "model": {"name": "resnet-9", "width": 0.125},
+    "collate": {"input_size": 32},
+    "trainer": {"max_epochs": 1, "gpus": 0},
+    "loader": {"num_workers": 0, "batch_size": 8},
+}
+
+
+@pytest.mark.slow
+def test_a_scheduled_run_selects_by_query_through_the_worker(
+    tmp_path: Path, make_image_folder: Callable[..., Path]
+) -> None:
+    from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
+        DatasourcePurpose,
+    )
+    from selfsup.server.testing import ServerHarness
+    from selfsup.worker import Worker, WorkerSettings
+
+    roots = tmp_path / "roots"
+    images = make_image_folder(n_classes=2, n_per_class=4, root=roots / "input")
+    (roots / "lightly").mkdir()
+    harness = ServerHarness(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "data", (roots,))
+    try:
+        token = harness.token()
+        client = harness.client(token)
+        client.create_dataset("queries")
+        client.set_local_config(str(images), purpose=DatasourcePurpose.INPUT)
+        client.set_local_config(str(roots / "lightly"), purpose=DatasourcePurpose.LIGHTLY)
+        similar = {"type": "SIMILARITY"}
+        by_folder = {"type": "EMBEDDINGS", "query": {"folder": "class_1"}}
+        good = client.schedule_compute_worker_run(
+            lightly_config=LIGHTLY_CONFIG,
+            selection_config={
+                "n_samples": 5,
+                "strategies": [{"input": by_folder, "strategy": similar}],
+            },
+        )
+        settings = WorkerSettings(
+            token=token,
+            server_url="",
+            name="w",
+            poll_interval=0.1,
+            work_dir=tmp_path / "work",
+            umap=False,
+            num_workers=0,
+        )
+        worker = Worker(settings, api=harness.worker_client(token))
+        assert worker.run_once()
+        run_data = client.get_compute_worker_run_from_scheduled_run(good)
+        assert run_data.state == "COMPLETED", run_data.message
+        report = tmp_path / "report.json"
+        client.download_compute_worker_run_report_json(run_data, report)
+        (queries,) = json.loads(report.read_text())["job"]["extra"]["queries"]
+        assert (queries["where"], queries["n_queries"]) == ("input", 4)
+        # Each query is its own nearest query: the four samples of class_1 come first.
+        selected = client.get_compute_worker_run_selected_filenames(run_data)
+        assert sorted(selected[:4]) == sorted(queries["names"])
+
+        # A name that is not in the input fails the run before any work, with the name.
+        by_name = {"type": "EMBEDDINGS", "query": {"samples": ["class_1/nope.png"]}}
+        bad = client.schedule_compute_worker_run(
+            lightly_config=LIGHTLY_CONFIG,
+            selection_config={
+                "n_samples": 5,
+                "strategies": [{"input": by_name, "strategy": similar}],
+            },
+        )
+        assert worker.run_once()
+        failed = client.get_compute_worker_run_from_scheduled_run(bad)
+        assert failed.state == "FAILED"
+        assert "no sample 'class_1/nope.png'" in failed.message
+        worker.api.close()
+        client.close()
+    finally:
+        harness.close()
