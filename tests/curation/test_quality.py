@@ -345,6 +345,9 @@ def test_run_writes_quality_outputs_and_excludes_flagged_samples(
     assert section["dark"]["excluded"] is True
     assert "planted_black.png" in section["dark"]["examples"]
     assert section["grayscale"]["excluded"] is False
+    # Example thumbnails per flagged issue, drawn as a plot and listed for the PDF.
+    assert "plots/quality_examples.png" in result.report["plots"]["files"]
+    assert (out / "plots" / "quality_examples.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_unknown_issue_in_exclude_is_refused(tmp_path: Path) -> None:

@@ -35,6 +35,11 @@ _MARGIN: Final = 0.75
 _ROW: Final = 0.2  # height of a text row, inches
 
 _CAPTIONS: Final[dict[str, tuple[str, str]]] = {
+    "quality_examples": (
+        "Image-quality issues",
+        "Examples of the samples flagged with each issue, most extreme first "
+        "(filenames/quality_issues.txt lists them all; thresholds on the details page).",
+    ),
     "distance_distr_before": (
         "Pairwise distances before selection",
         "Distances between the samples that entered selection. A heavy tail at short distances "

@@ -320,6 +320,30 @@ def _draw_tile(ax: Axes, tile: Tile, heading: str, color: str) -> None:
     ax.set_xlabel(shorten(display_name(tile.filename), 30), fontsize=7, color=COLORS["text"])
 
 
+def quality_examples_figure(rows: Sequence[tuple[str, Sequence[Tile]]]) -> Figure:
+    """Example thumbnails of image-quality issues: one row per issue, its examples left to
+    right, most extreme first (:mod:`selfsup.curation.quality`)."""
+    n_cols = max(len(tiles) for _, tiles in rows)
+    with report_style():
+        fig = Figure(figsize=(max(4.5, 1.7 * n_cols), 2.3 * len(rows)), layout="constrained")
+        axes = fig.subplots(len(rows), n_cols, squeeze=False)
+        for (issue, tiles), line in zip(rows, axes, strict=True):
+            for col, ax in enumerate(line):
+                if col < len(tiles):
+                    _draw_tile(ax, tiles[col], issue, COLORS["neighbor"])
+                else:
+                    ax.set_axis_off()
+        fig.suptitle(
+            "Image-quality issues: examples",
+            x=0.02,
+            ha="left",
+            fontsize=11,
+            fontweight="bold",
+            color=COLORS["text"],
+        )
+    return fig
+
+
 def filter_decision_figure(
     kept: Tile, neighbors: Sequence[Tile], *, position: int, n_selected: int
 ) -> Figure:

@@ -73,6 +73,7 @@ from PIL import Image
 from selfsup.curation import plots
 from selfsup.curation._pdf import write_report_pdf
 from selfsup.curation.report_data import (
+    QUALITY_EXAMPLES_PLOT,
     Analysis,
     CostAssumptions,
     FilterDecision,
@@ -85,6 +86,7 @@ from selfsup.curation.report_data import (
     folder_image_loader,
     k_nearest,
     plot_plan,
+    quality_example_rows,
 )
 from selfsup.runfolder import REPORT_FORMAT, REPORT_VERSION, RunFolder
 from selfsup.utils.vectors import l2_normalize
@@ -223,6 +225,16 @@ def _render_plots(
                 n_selected=inputs.counts.n_selected,
             ),
             decision.plot_name,
+        )
+    if QUALITY_EXAMPLES_PLOT in names:
+        save(
+            plots.quality_examples_figure(
+                [
+                    (issue, [_thumbnail(inputs, r) for r in rows])
+                    for issue, rows in quality_example_rows(inputs)
+                ]
+            ),
+            QUALITY_EXAMPLES_PLOT,
         )
     missing = names - {p.name for p in written}
     if missing:

@@ -498,6 +498,27 @@ class Analysis:
     plot_files: tuple[str, ...]
 
 
+#: The plot of example thumbnails per image-quality issue (drawn when any is flagged).
+QUALITY_EXAMPLES_PLOT: Final = "quality_examples.png"
+#: Most thumbnails per issue in :data:`QUALITY_EXAMPLES_PLOT`.
+QUALITY_EXAMPLES_PER_ISSUE: Final = 4
+
+
+def quality_example_rows(inputs: ReportInputs) -> list[tuple[str, list[int]]]:
+    """Per flagged issue (report order), the rows of up to :data:`QUALITY_EXAMPLES_PER_ISSUE`
+    of its examples among ``inputs.filenames`` (examples that are no candidate, e.g. in an
+    object-level run, are left out); issues without such examples are left out."""
+    if not inputs.quality:
+        return []
+    row_of = {name: i for i, name in enumerate(inputs.filenames)}
+    out: list[tuple[str, list[int]]] = []
+    for issue, entry in inputs.quality.items():
+        rows = [row_of[n] for n in entry.get("examples", ()) if n in row_of]
+        if rows:
+            out.append((issue, rows[:QUALITY_EXAMPLES_PER_ISSUE]))
+    return out
+
+
 def plot_plan(
     n_samples: int, dim: int, n_selected: int, options: ReportOptions
 ) -> tuple[list[str], dict[str, str]]:
@@ -720,6 +741,8 @@ def analyse(inputs: ReportInputs, options: ReportOptions) -> Analysis:
         }
 
     files, skipped = plot_plan(n, dim, sel.size, options)
+    if quality_example_rows(inputs):
+        files.append(QUALITY_EXAMPLES_PLOT)
     decisions: list[FilterDecision] = []
     if "filter_decision" not in skipped:
         positions = _decision_positions(sel.size, options)
