@@ -203,6 +203,15 @@ def test_a_folder_outside_needs_a_model_and_an_allowed_root(
     )
     with pytest.raises(ConfigError, match="outside the allowed roots"):
         check_queries(cfg)
+    # The run folder of a tag too (a scheduled run reads no folder its owner may not use).
+    tagged = _cfg(
+        folder,
+        tmp_path / "o",
+        f"allowed_roots=[{folder}]",
+        _similarity(f"{{tag: t, run: {outside}}}"),
+    )
+    with pytest.raises(ConfigError, match=r"query\.run '.*' lies outside the input and outside"):
+        check_queries(tagged)
 
 
 def test_checkpoint_of_reads_the_embed_steps_description(tmp_path: Path) -> None:

@@ -179,6 +179,8 @@ def read_tag_names(source: QuerySource, cfg: RunConfig, where: str) -> list[str]
         )
     if not Path(folder).is_dir():
         raise ConfigError(f"{where}.run: run folder {folder!r} does not exist")
+    if source.run:
+        _check_root(Path(folder).resolve(), cfg, f"{where}.run")
     try:
         tags = RunFolder(folder).read_tags()
     except DataError as exc:

@@ -300,8 +300,9 @@ class InputConfig(ConfigModel):
     type: str
 
     def resolve(self) -> tuple[InputKind, Any]:
-        """``(kind, typed input)``: the typed input object (a query name for QUERY, None for
-        plain EMBEDDINGS) that strategies receive."""
+        """``(kind, typed input)``: the typed input object (for QUERY a query set's name or a
+        :class:`~selfsup.selection.input_types.QuerySource`, None for plain EMBEDDINGS) that
+        strategies receive."""
         raise NotImplementedError
 
 
