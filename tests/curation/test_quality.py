@@ -353,3 +353,36 @@ def test_run_writes_quality_outputs_and_excludes_flagged_samples(
 def test_unknown_issue_in_exclude_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="exclude"):
         resolve(RunConfig, overrides=["quality.exclude=[darkk]"])
+
+
+def test_exclusion_selects_over_the_kept_rows_and_maps_back() -> None:
+    from selfsup.curation.pipeline import _restore_quality_rows, _without_rows
+    from selfsup.selection import ClassCounts, SelectionInputs, select
+    from selfsup.selection.config import parse_selection_config
+
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(6, 3)).astype(np.float32)
+    inputs = SelectionInputs(
+        embeddings=emb,
+        metadata={"brightness": np.arange(6, dtype=np.float64)},
+        predictions={"t": ClassCounts(["a", "b"], np.eye(2, dtype=np.float32)[[0, 1] * 3])},
+        queries={"q": np.array([1])},  # an excluded sample may still be a query
+    )
+    excluded_by = np.array([-1, 0, -1, 1, 1, -1], dtype=np.int64)
+    rows, kept, pre = _without_rows(inputs, excluded_by, np.array([3], dtype=np.int64))
+    assert rows.tolist() == [0, 2, 3, 5]  # 3 is preselected: exclusion does not apply to it
+    assert pre.tolist() == [2]
+    assert kept.n == 4
+    np.testing.assert_array_equal(kept.metadata["brightness"], [0.0, 2.0, 3.0, 5.0])
+    np.testing.assert_array_equal(kept.query_embeddings("q"), emb[[1]])
+    np.testing.assert_array_equal(kept.prediction_counts("t").counts, np.eye(2)[[0, 0, 1, 1]])
+
+    config = parse_selection_config({"n_samples": 10, "strategies": [
+        {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}},
+    ]})  # fmt: skip
+    result = _restore_quality_rows(
+        select(kept, config, preselected=pre), rows, excluded_by, ["QUALITY dark", "QUALITY small"]
+    )
+    assert sorted(result.indices.tolist()) == [0, 2, 5]
+    assert result.removed_by.tolist() == [-1, 0, -1, -1, 1, -1]
+    assert result.filters[:2] == ("QUALITY dark", "QUALITY small")
