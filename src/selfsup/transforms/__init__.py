@@ -15,11 +15,16 @@ images and on tensors ``(..., C, H, W)``, and split random parameter sampling
 (``get_params(size, generator)``) from applying them (``apply(img, params)``): views are
 reproducible with a seeded ``torch.Generator`` or ``torch.manual_seed``, and parameters drawn
 on the CPU can be applied to tensors on the GPU. See :mod:`selfsup.transforms.base`.
+
+Every step also has a batched, on-device form (:mod:`selfsup.transforms.batched`, parameters
+from the steps' ``sample_batch(n, size, generator)``), and :class:`BatchedMultiViewTransform`
+runs a method transform on a whole ``(B, C, H, W)`` batch at once (CPU or GPU).
 """
 
 from __future__ import annotations
 
 from selfsup.transforms.base import RandomTransform, image_size
+from selfsup.transforms.batched_view import BatchedMultiViewTransform, BatchedViewTransform
 from selfsup.transforms.byol_transform import (
     BYOLTransform,
     BYOLView1Transform,
@@ -59,6 +64,8 @@ __all__ = [
     "BYOLTransform",
     "BYOLView1Transform",
     "BYOLView2Transform",
+    "BatchedMultiViewTransform",
+    "BatchedViewTransform",
     "ColorJitterParams",
     "CropParams",
     "DINOTransform",
