@@ -13,7 +13,9 @@ batched tensor operations. Both get the same source images (random, ``s x s``); 
 two normalised float views per image. The two paths alternate (A B A B ...) so that a change
 in the machine's load hits both alike; each line gives the seconds, the images per second and
 the 1-minute load average, and the summary the median rate of each path and their ratio.
-One process, torch's default number of threads (printed); no DataLoader workers.
+One process, no DataLoader workers, ``--threads`` torch threads (default 1, what torch gives
+each DataLoader worker; on a shared machine more threads than free cores make every small
+tensor operation wait for the others, which can slow both paths several-fold).
 """
 
 from __future__ import annotations
@@ -96,7 +98,11 @@ def main() -> None:
         help="BATCHxSIZE cases (default: 256x32 64x224)",
     )
     parser.add_argument("--device", default="cpu", help="device of the batched path")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     args = parser.parse_args()
+    if args.threads < 1:
+        parser.error(f"--threads {args.threads}: expected an integer >= 1")
+    torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(
         f"SimCLRTransform views/s; torch {torch.__version__}, {torch.get_num_threads()} threads, "
