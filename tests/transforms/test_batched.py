@@ -450,3 +450,13 @@ def test_crop_sample_batch_distribution_of_areas() -> None:
     bat = step.sample_batch(DRAWS, SIZE, torch.Generator().manual_seed(12))
     ks_same((per[:, 2] * per[:, 3]).double(), (bat[:, 2] * bat[:, 3]).double())
     ks_same(per[:, 0].double(), bat[:, 0].double())
+
+
+def test_hue_matches_per_image_on_values_outside_0_1() -> None:
+    """A bicubic crop overshoots [0, 1]; the hue step must treat such values as torchvision."""
+    g = torch.Generator().manual_seed(7)
+    images = torch.rand((8, 3, 12, 12), generator=g) * 1.2 - 0.1
+    step = RandomColorJitter(1.0, hue=0.5)
+    params = [step.get_params(SIZE, g) for _ in range(8)]
+    out = B.color_jitter(images, ColorJitterBatch.from_params(params))
+    assert_close(out, per_image(step, images, params))

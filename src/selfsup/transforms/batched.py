@@ -309,20 +309,29 @@ def _rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     return torch.stack((h, s, maxc), dim=-3)
 
 
-def _hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
-    """HSV in [0, 1] ``(n, 3, H, W)`` -> RGB in [0, 1]; the inverse of :func:`_rgb_to_hsv`.
+#: Which of ``(v, q, p, t)`` (codes 0-3) each of R, G, B takes in each of the six hue sectors.
+_SECTOR_CODES = ((0, 1, 2, 2, 3, 0), (3, 0, 0, 1, 2, 2), (2, 2, 3, 0, 0, 1))
 
-    Channel ``c`` of (R, G, B) is ``v - v s clamp(min(k, 4 - k), 0, 1)`` with
-    ``k = (m_c + 6 h) mod 6``, ``m = (5, 3, 1)``: the hexcone's six sectors (torchvision picks
-    one of six ``(v, q, p, ...)`` triples per pixel) in one expression per channel, which
-    avoids building all six candidates. Equal up to float rounding.
+
+def _hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """HSV in [0, 1] ``(n, 3, H, W)`` -> RGB; the inverse of :func:`_rgb_to_hsv`.
+
+    torchvision's hexcone: sector ``i = floor(6 h) mod 6``, ``f = 6 h - floor(6 h)``,
+    ``p = v (1 - s)``, ``q = v (1 - s f)``, ``t = v (1 - s (1 - f))`` (those three clamped to
+    [0, 1], ``v`` not, which matters after a bicubic crop overshoots [0, 1]); each channel
+    takes one of them by a lookup table instead of building all six candidate triples.
     """
     h, s, v = hsv.unbind(dim=-3)
-    offsets = torch.tensor([5.0, 3.0, 1.0], dtype=hsv.dtype, device=hsv.device).view(1, 3, 1, 1)
-    k = torch.remainder(offsets + 6.0 * h.unsqueeze(-3), 6.0)
-    ramp = torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
-    v = v.unsqueeze(-3)
-    return torch.clamp(v - v * s.unsqueeze(-3) * ramp, 0.0, 1.0)
+    sector = torch.floor(h * 6.0)
+    f = h * 6.0 - sector
+    p = torch.clamp(v * (1.0 - s), 0.0, 1.0)
+    q = torch.clamp(v * (1.0 - s * f), 0.0, 1.0)
+    t = torch.clamp(v * (1.0 - s * (1.0 - f)), 0.0, 1.0)
+    table = torch.tensor(_SECTOR_CODES, dtype=torch.int64, device=hsv.device)  # (3, 6)
+    index = sector.to(torch.int64).remainder(6)
+    code = table[:, index].movedim(0, -3)  # (n, 3, H, W)
+    v, q, p, t = (c.unsqueeze(-3) for c in (v, q, p, t))
+    return torch.where(code == 0, v, torch.where(code == 1, q, torch.where(code == 2, p, t)))
 
 
 def _adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
