@@ -22,21 +22,19 @@ from selfsup.transforms._checks import (
     check_min_scale,
     check_positive_int,
     check_probability,
-    check_size,
 )
-from selfsup.transforms._steps import color_jitter_step, gaussian_blur_step
-from selfsup.transforms.color import RandomGrayscale
-from selfsup.transforms.flip import RandomHorizontalFlip, RandomVerticalFlip
 from selfsup.transforms.multi_view_transform import MultiViewTransform
 from selfsup.transforms.random_resized_crop import RandomResizedCrop
-from selfsup.transforms.rotation import random_rotation_transform
+from selfsup.transforms.simclr_transform import SimCLRViewTransform
 from selfsup.transforms.solarize import RandomSolarization
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
-from selfsup.transforms.view_transform import ViewTransform
 
 
-class EMPSSLViewTransform(ViewTransform):
+class EMPSSLViewTransform(SimCLRViewTransform):
     """One EMP-SSL patch: crop, rotate, flip, jitter, grayscale, blur, solarize, normalise.
+
+    The steps of :class:`selfsup.transforms.SimCLRViewTransform` with a fixed-scale square
+    crop, followed by :class:`RandomSolarization`.
 
     Input: a PIL image or a tensor ``(C, H, W)`` (uint8, or float in [0, 1]).
     Output: a float tensor ``(C, input_size, input_size)``.
@@ -71,22 +69,35 @@ class EMPSSLViewTransform(ViewTransform):
         rr_degrees: float | Sequence[float] | None = None,
         normalize: NormalizeArg = IMAGENET_NORMALIZE,
     ) -> None:
-        size = check_size("input_size", input_size)
+        # Checked here first so that an error names patch_scale, not min_scale.
         scale = check_min_scale("patch_scale", patch_scale)
         super().__init__(
-            steps=[
-                RandomResizedCrop(size=size, scale=(scale, scale), ratio=(1.0, 1.0)),
-                random_rotation_transform(rr_prob=rr_prob, rr_degrees=rr_degrees),
-                RandomHorizontalFlip(prob=check_probability("hf_prob", hf_prob)),
-                RandomVerticalFlip(prob=check_probability("vf_prob", vf_prob)),
-                color_jitter_step(cj_prob, cj_strength, cj_bright, cj_contrast, cj_sat, cj_hue),
-                RandomGrayscale(prob=check_probability("random_gray_scale", random_gray_scale)),
-                gaussian_blur_step(gaussian_blur, kernel_size, sigmas),
-                RandomSolarization(prob=check_probability("solarize_prob", solarize_prob)),
-            ],
+            input_size=input_size,
+            cj_prob=cj_prob,
+            cj_strength=cj_strength,
+            cj_bright=cj_bright,
+            cj_contrast=cj_contrast,
+            cj_sat=cj_sat,
+            cj_hue=cj_hue,
+            min_scale=scale,
+            random_gray_scale=random_gray_scale,
+            gaussian_blur=gaussian_blur,
+            kernel_size=kernel_size,
+            sigmas=sigmas,
+            vf_prob=vf_prob,
+            hf_prob=hf_prob,
+            rr_prob=rr_prob,
+            rr_degrees=rr_degrees,
             normalize=normalize,
         )
-        self.input_size = size
+        # SimCLR's crop covers (min_scale, 1) of the image; a patch covers exactly
+        # patch_scale of it, as a square. Solarization comes after the blur, as the authors'.
+        self.steps[0] = RandomResizedCrop(
+            size=self.input_size, scale=(scale, scale), ratio=(1.0, 1.0)
+        )
+        self.steps.append(
+            RandomSolarization(prob=check_probability("solarize_prob", solarize_prob))
+        )
 
 
 class EMPSSLTransform(MultiViewTransform):
