@@ -248,19 +248,11 @@ def export_coco(samples: Sequence[Sample]) -> bytes:
     return (dumps_json({"images": images}, indent=1) + "\n").encode("utf-8")
 
 
-def filter_samples(
-    outputs: RunOutputs, indices: Sequence[int], status: str | None, query: str
-) -> list[Sample]:
-    """The samples ``indices`` (a tag's) with ``status`` (any for None) whose lower-cased
-    file name contains ``query`` lower-cased, as the grid's own filters match (O(len(indices)):
-    a tag's samples are made one by one, never the whole run's)."""
+def filter_samples(outputs: RunOutputs, indices: Sequence[int], query: str) -> list[Sample]:
+    """The samples ``indices`` (a tag's) whose lower-cased file name contains ``query``
+    lower-cased, as the grid's own search matches (O(len(indices)): a tag's samples are made
+    one by one, never the whole run's). The grid filters them by status itself, since its
+    tabs count every status."""
     needle = query.lower()
-    out: list[Sample] = []
-    for i in indices:
-        sample = outputs.sample(i)
-        if status is not None and sample.status != status:
-            continue
-        if needle and needle not in sample.filename.lower():
-            continue
-        out.append(sample)
-    return out
+    samples = (outputs.sample(i) for i in indices)
+    return [s for s in samples if not needle or needle in s.filename.lower()]

@@ -135,7 +135,7 @@ def images_page(
             return error_page(
                 viewer, 400, "Bad tag", str(exc), back=(f"/runs/{segment(run_id)}/images", "All")
             )
-        tagged = filter_samples(outputs, indices_of(outputs, names), None, query)
+        tagged = filter_samples(outputs, indices_of(outputs, names), query)
 
     def page_of(n: int) -> tuple[list[Sample], int]:
         if tagged is None:
