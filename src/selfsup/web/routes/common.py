@@ -16,6 +16,7 @@ import jinja2
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from selfsup.apphelpers.http_errors import ApiError, bad_request
 from selfsup.apphelpers.web_backend import (
     FINAL_STATES,
     OutputsUnavailable,
@@ -226,6 +227,21 @@ def cross_site_message(request: Request) -> str:
         f"refused a cross-site {request.method} from origin "
         f"{request.headers.get('origin', '(none)')!r}: use the page on this site"
     )
+
+
+def refuse_cross_site(request: Request) -> None:
+    """403 ``FORBIDDEN`` (JSON, for the ``/ui-api`` POSTs) unless :func:`is_same_origin`."""
+    if not is_same_origin(request):
+        raise ApiError(403, "FORBIDDEN", cross_site_message(request))
+
+
+def check_indices(n_samples: int, run_id: str, indices: Sequence[int]) -> None:
+    """400 naming the first of ``indices`` that is no sample of the run (of ``n_samples``)."""
+    bad = [i for i in indices if not 0 <= i < n_samples]
+    if bad:
+        raise bad_request(
+            f"indices: {bad[0]} is not a sample of run {run_id!r} (use 0 to {n_samples - 1})"
+        )
 
 
 def etag_matches(request: Request, etag: str) -> bool:

@@ -13,8 +13,9 @@ JSON under ``/ui-api`` (errors as ``{"code", "error"}``):
 ``GET /runs/{id}/export?tag=&format=`` downloads a tag (a plain link on the grid).
 
 State-changing requests (and the POSTed export, which carries a selection) are refused from
-another origin, as every POST of the app (:func:`~selfsup.web.routes.common.is_same_origin`);
-who may see and tag a run is the backend's decision, as for every other route.
+another origin, as every POST of the app
+(:func:`~selfsup.web.routes.common.refuse_cross_site`); who may see and tag a run is the
+backend's decision, as for every other route.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from selfsup.apphelpers.web_backend import InvalidTag, TagStore, Viewer, WebNotF
 from selfsup.errors import DataError
 from selfsup.web.backend import RunView
 from selfsup.web.outputs import Sample
-from selfsup.web.routes.common import backend_of, cross_site_message, is_same_origin
-from selfsup.web.routes.ui_api import MAX_SAMPLES_PER_REQUEST, _api_view
+from selfsup.web.routes.common import backend_of, check_indices, refuse_cross_site
+from selfsup.web.routes.ui_api import _NO_STORE, MAX_SAMPLES_PER_REQUEST, _api_view
 from selfsup.web.sessions import ApiViewer
 from selfsup.web.tags import (
     EXPORT_FORMATS,
@@ -46,8 +47,6 @@ from selfsup.web.tags import (
 )
 
 router = APIRouter(include_in_schema=False)
-
-_NO_STORE = {"Cache-Control": "no-store"}
 
 ExportFormat = Literal["txt", "csv", "coco"]
 
@@ -70,11 +69,6 @@ class ExportRequest(BaseModel):
     format: ExportFormat
 
 
-def _refuse_cross_site(request: Request) -> None:
-    if not is_same_origin(request):
-        raise ApiError(403, "FORBIDDEN", cross_site_message(request))
-
-
 def _checked(tag: str) -> str:
     try:
         return check_tag(tag)
@@ -95,11 +89,7 @@ def _tags_json(store: TagStore, viewer: Viewer, run_id: str) -> list[dict[str, o
 def _samples(view: RunView, run_id: str, indices: list[int]) -> list[Sample]:
     """The samples of ``indices`` (ascending, each once); 400 naming a bad index."""
     samples = view.outputs.samples
-    bad = [i for i in indices if not 0 <= i < len(samples)]
-    if bad:
-        raise bad_request(
-            f"indices: {bad[0]} is not a sample of run {run_id!r} (use 0 to {len(samples) - 1})"
-        )
+    check_indices(len(samples), run_id, indices)
     return [samples[i] for i in sorted(set(indices))]
 
 
@@ -131,7 +121,7 @@ def api_tag(request: Request, viewer: ApiViewer, run_id: str, tag: str) -> JSONR
 
 
 def _change(request: Request, viewer: Viewer, run_id: str, body: TagRequest, add: bool) -> Response:
-    _refuse_cross_site(request)
+    refuse_cross_site(request)
     tag = _checked(body.tag)
     view = _api_view(request, viewer, run_id)
     names = [s.filename for s in _samples(view, run_id, body.indices)]
@@ -234,7 +224,7 @@ def export_selection(
     request: Request, viewer: ApiViewer, run_id: str, body: ExportRequest
 ) -> Response:
     """The samples ``indices`` (a selection of the grid or the map) as a download."""
-    _refuse_cross_site(request)
+    refuse_cross_site(request)
     view = _api_view(request, viewer, run_id)
     samples = _samples(view, run_id, body.indices)
     return _export(request, viewer, view, samples, body.format, _stem(run_id, "selection"))

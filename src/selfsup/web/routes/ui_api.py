@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from selfsup.apphelpers.http_errors import ApiError, bad_request
+from selfsup.apphelpers.http_errors import ApiError
 from selfsup.apphelpers.web_backend import (
     OutputsUnavailable,
     RunSummary,
@@ -29,9 +29,9 @@ from selfsup.web.backend import RunView
 from selfsup.web.outputs import STATUSES, RunOutputs
 from selfsup.web.routes.common import (
     backend_of,
-    cross_site_message,
+    check_indices,
     etag_matches,
-    is_same_origin,
+    refuse_cross_site,
     state_tone,
 )
 from selfsup.web.sessions import ApiViewer
@@ -197,14 +197,9 @@ def api_samples(
 ) -> JSONResponse:
     """``[{"index", "filename", "status"}]`` for the given sample indices (at most
     10,000), in the order asked: the map's selection list and its "copy file names"."""
-    if not is_same_origin(request):
-        raise ApiError(403, "FORBIDDEN", cross_site_message(request))
+    refuse_cross_site(request)
     samples = _api_view(request, viewer, run_id).outputs.samples
-    bad = [i for i in body.indices if not 0 <= i < len(samples)]
-    if bad:
-        raise bad_request(
-            f"indices: {bad[0]} is not a sample of run {run_id!r} (use 0 to {len(samples) - 1})",
-        )
+    check_indices(len(samples), run_id, body.indices)
     return JSONResponse(
         [
             {"index": i, "filename": display_name(samples[i].filename), "status": samples[i].status}
