@@ -18,7 +18,6 @@ from selfsup.transforms._checks import (
     NormalizeArg,
     check_positive_int,
     check_probability,
-    check_real,
     check_size,
 )
 from selfsup.transforms._steps import color_jitter_step, gaussian_blur_step
@@ -28,7 +27,7 @@ from selfsup.transforms.gaussian_blur import check_kernel_size
 from selfsup.transforms.multi_view_transform import MultiViewTransform
 from selfsup.transforms.random_resized_crop import RandomResizedCrop
 from selfsup.transforms.solarize import RandomSolarization
-from selfsup.transforms.swav_transform import _per_category
+from selfsup.transforms.swav_transform import _check_scale_bounds, _per_category
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
 from selfsup.transforms.view_transform import ViewTransform
 
@@ -74,16 +73,12 @@ class SMoGViewTransform(ViewTransform):
         normalize: NormalizeArg = IMAGENET_NORMALIZE,
     ) -> None:
         size = check_size("crop_size", crop_size)
-        low = check_real("crop_min_scale", crop_min_scale)
-        high = check_real("crop_max_scale", crop_max_scale)
-        if not 0.0 < low <= high <= 1.0:
-            raise ConfigError(
-                f"crop_min_scale={crop_min_scale!r}, crop_max_scale={crop_max_scale!r}: "
-                "expected 0 < min <= max <= 1 (fractions of the image area)"
-            )
+        scale = _check_scale_bounds(
+            "crop_min_scale", crop_min_scale, "crop_max_scale", crop_max_scale
+        )
         super().__init__(
             steps=[
-                RandomResizedCrop(size=size, scale=(low, high)),
+                RandomResizedCrop(size=size, scale=scale),
                 RandomHorizontalFlip(prob=check_probability("hf_prob", hf_prob)),
                 color_jitter_step(cj_prob, cj_strength, cj_bright, cj_contrast, cj_sat, cj_hue),
                 RandomGrayscale(prob=check_probability("random_gray_scale", random_gray_scale)),
@@ -155,13 +150,12 @@ class SMoGTransform(MultiViewTransform):
         }
         views: list[SMoGViewTransform] = []
         for i in range(n):
-            low = check_real(f"crop_min_scales[{i}]", per_category["crop_min_scales"][i])
-            high = check_real(f"crop_max_scales[{i}]", per_category["crop_max_scales"][i])
-            if not 0.0 < low <= high <= 1.0:
-                raise ConfigError(
-                    f"crop_min_scales[{i}]={low!r}, crop_max_scales[{i}]={high!r}: "
-                    "expected 0 < min <= max <= 1 (fractions of the image area)"
-                )
+            low, high = _check_scale_bounds(
+                f"crop_min_scales[{i}]",
+                per_category["crop_min_scales"][i],
+                f"crop_max_scales[{i}]",
+                per_category["crop_max_scales"][i],
+            )
             view = SMoGViewTransform(
                 crop_size=check_size(f"crop_sizes[{i}]", sizes[i]),
                 crop_min_scale=low,

@@ -100,6 +100,19 @@ def _check_scale(name: str, value: object) -> tuple[float, float]:
     return low, high
 
 
+def _check_scale_bounds(
+    low_name: str, low: object, high_name: str, high: object
+) -> tuple[float, float]:
+    """``(low, high)`` given as two arguments, as floats with ``0 < low <= high <= 1``."""
+    low_value, high_value = check_real(low_name, low), check_real(high_name, high)
+    if not 0.0 < low_value <= high_value <= 1.0:
+        raise ConfigError(
+            f"{low_name}={low!r}, {high_name}={high!r}: "
+            "expected 0 < min <= max <= 1 (fractions of the image area)"
+        )
+    return low_value, high_value
+
+
 def _per_category(name: str, value: object, n: int | None) -> list[object]:
     """``value`` as a list with one entry per crop category (``n`` of them, if known)."""
     if isinstance(value, str) or not isinstance(value, Sequence) or len(value) == 0:
@@ -160,16 +173,12 @@ class SwaVTransform(MultiViewTransform):
         highs = _per_category("crop_max_scales", crop_max_scales, n)
         views: list[SwaVViewTransform] = []
         for i in range(n):
-            low = check_real(f"crop_min_scales[{i}]", lows[i])
-            high = check_real(f"crop_max_scales[{i}]", highs[i])
-            if not 0.0 < low <= high <= 1.0:
-                raise ConfigError(
-                    f"crop_min_scales[{i}]={lows[i]!r}, crop_max_scales[{i}]={highs[i]!r}: "
-                    "expected 0 < min <= max <= 1 (fractions of the image area)"
-                )
+            scale = _check_scale_bounds(
+                f"crop_min_scales[{i}]", lows[i], f"crop_max_scales[{i}]", highs[i]
+            )
             view = SwaVViewTransform(
                 crop_size=check_size(f"crop_sizes[{i}]", sizes[i]),
-                crop_scale=(low, high),
+                crop_scale=scale,
                 hf_prob=hf_prob,
                 vf_prob=vf_prob,
                 rr_prob=rr_prob,
