@@ -99,3 +99,8 @@ def test_every_example_is_collected() -> None:
     names = {p.stem for p in EXAMPLES}
     expected = {"simclr", "moco", "byol", "simsiam", "barlow_twins", "vicreg", "dino"}
     assert expected | {"nnclr", "swav", "dcl", "fast_siam"} <= names
+    added = {"densecl", "detcon", "directclr", "emp_ssl", "frossl", "hypersphere", "mmcr"}
+    added |= {"mocov3", "msn", "smog", "tico", "vicregl", "wmse"}
+    assert added <= names
+    # A misspelt name in the exception lists would silently skip an example's checks.
+    assert names >= NO_STD | NEGATIVE_LOSS | SIGNED_LOSS
