@@ -335,7 +335,6 @@ class SelectionConfigModel(ConfigModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> SelectionConfigModel:
-        self.stopping_min_distance()
         _check_config(
             [entry.build() for entry in self.strategies],
             self.n_samples,
@@ -527,8 +526,8 @@ def legacy_selection_model(
         raw["n_samples"] = n_samples
     if min_distance is not None:
         raw["min_distance"] = min_distance
-    if n_samples is None and min_distance is None:
-        fail(root, "no stopping condition: set n_samples, proportion_samples or min_distance")
+    # without n_samples and min_distance, the model's cross-field check names the missing
+    # stopping condition at ``root``
     return parse_selection_model(raw, root)
 
 
