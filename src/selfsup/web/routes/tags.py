@@ -20,6 +20,8 @@ backend's decision, as for every other route.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from fastapi import APIRouter, Request
@@ -76,13 +78,21 @@ def _checked(tag: str) -> str:
         raise bad_request(str(exc), "INVALID_TAG") from None
 
 
-def _tags_json(store: TagStore, viewer: Viewer, run_id: str) -> list[dict[str, object]]:
+@contextmanager
+def _tag_errors() -> Iterator[None]:
+    """The backend's errors of a tag call as JSON answers: no such run 404, tags that
+    cannot be read or written (a damaged or read-only ``tags.json``) 409."""
     try:
-        tags = store.list_tags(viewer, run_id)
+        yield
     except WebNotFound as exc:
         raise ApiError(404, "NOT_FOUND", str(exc)) from None
     except TagStorageError as exc:
         raise ApiError(409, "TAGS_UNAVAILABLE", str(exc)) from None
+
+
+def _tags_json(store: TagStore, viewer: Viewer, run_id: str) -> list[dict[str, object]]:
+    with _tag_errors():
+        tags = store.list_tags(viewer, run_id)
     return [{"name": name, "count": count} for name, count in tags.items()]
 
 
@@ -94,12 +104,8 @@ def _samples(view: RunView, run_id: str, indices: list[int]) -> list[Sample]:
 
 
 def _tagged(request: Request, viewer: Viewer, run_id: str, tag: str) -> list[str]:
-    try:
+    with _tag_errors():
         return backend_of(request).names_with_tag(viewer, run_id, tag)
-    except WebNotFound as exc:
-        raise ApiError(404, "NOT_FOUND", str(exc)) from None
-    except TagStorageError as exc:
-        raise ApiError(409, "TAGS_UNAVAILABLE", str(exc)) from None
 
 
 @router.get("/ui-api/runs/{run_id}/tags")
@@ -126,15 +132,11 @@ def _change(request: Request, viewer: Viewer, run_id: str, body: TagRequest, add
     view = _api_view(request, viewer, run_id)
     names = [s.filename for s in _samples(view, run_id, body.indices)]
     backend = backend_of(request)
-    try:
+    with _tag_errors():
         if add:
             changed = backend.tag(viewer, run_id, names, tag)
         else:
             changed = backend.untag(viewer, run_id, names, tag)
-    except WebNotFound as exc:
-        raise ApiError(404, "NOT_FOUND", str(exc)) from None
-    except TagStorageError as exc:
-        raise ApiError(409, "TAGS_UNAVAILABLE", str(exc)) from None
     return JSONResponse(
         {"tag": tag, "changed": changed, "tags": _tags_json(backend, viewer, run_id)},
         headers=_NO_STORE,
@@ -171,13 +173,12 @@ def _export(
     elif fmt == "coco":
         body = export_coco(samples)
     else:
-        try:
-            tags = backend_of(request).list_tags(viewer, view.summary.id)
+        backend = backend_of(request)
+        with _tag_errors():
+            tags = backend.list_tags(viewer, view.summary.id)
             by_name = tags_by_name(
-                {t: backend_of(request).names_with_tag(viewer, view.summary.id, t) for t in tags}
+                {t: backend.names_with_tag(viewer, view.summary.id, t) for t in tags}
             )
-        except TagStorageError as exc:
-            raise ApiError(409, "TAGS_UNAVAILABLE", str(exc)) from None
         try:
             body = export_csv(view.outputs, samples, by_name)
         except DataError as exc:
