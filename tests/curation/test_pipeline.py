@@ -104,6 +104,20 @@ def test_run_with_precomputed_embeddings(folder: Path, tmp_path: Path) -> None:
     assert "input_dir" in (out / "config" / "config.yaml").read_text()
 
 
+def test_precomputed_embeddings_train_nothing_whatever_their_path(
+    folder: Path, tmp_path: Path
+) -> None:
+    # The report's training cost comes from the checkpoint the embed step hands on, not from
+    # words in the model description: a precomputed file named like a checkpoint trains
+    # nothing, and no checkpoint is handed to the query sets.
+    csv = _embeddings_csv(folder, tmp_path / "checkpoint_embeddings.csv")
+    result = run(
+        _cfg(folder, tmp_path / "out", f"embeddings={csv}", "stopping_condition.n_samples=2")
+    )
+    assert result.report["job"]["extra"]["model"] == f"precomputed embeddings from {csv}"
+    assert result.report["savings"]["assumptions"]["training_epochs"] == 0
+
+
 def test_fraction_and_min_distance(folder: Path, tmp_path: Path) -> None:
     csv = _embeddings_csv(folder, tmp_path / "emb.csv")
     result = run(

@@ -72,7 +72,7 @@ from selfsup.curation.predictions import (
     selection_prediction_inputs,
 )
 from selfsup.curation.quality import QualityAssessment, assess_quality, quality_report
-from selfsup.curation.queries import RunQueries, build_queries, check_queries, checkpoint_of
+from selfsup.curation.queries import RunQueries, build_queries, check_queries
 from selfsup.curation.report import (
     CostAssumptions,
     JobInfo,
@@ -435,7 +435,7 @@ class _LostFiles:
 
 def _embed_tolerating_lost_files(
     cfg: RunConfig, out: Path, lost: _LostFiles, state: RunState, pool: Any, step: StepCallback
-) -> tuple[NDArray[np.float32], NDArray[np.int64], str, list[Any]]:
+) -> tuple[NDArray[np.float32], NDArray[np.int64], str, str | None, list[Any]]:
     """:func:`_embed_step` over the usable samples, going on when input files disappear.
 
     Training and embedding read every file again, each read bounded by ``check_timeout_s``
@@ -447,12 +447,13 @@ def _embed_tolerating_lost_files(
     embedding succeeded are dropped from the result afterwards.
 
     Returns:
-        Embeddings (N, D), labels (N,), the model description and the N usable records.
+        Embeddings (N, D), labels (N,), the model description, the checkpoint embedded with
+        (``None`` for precomputed embeddings) and the N usable records.
     """
     for attempt in range(MAX_LOST_FILE_RETRIES + 1):
         usable = lost.usable()
         try:
-            emb, labels, description, _ = _embed_step(
+            emb, labels, description, checkpoint = _embed_step(
                 cfg, out, usable, state, pool, step, lost.dataset(usable)
             )
         except DataError as exc:
@@ -476,7 +477,7 @@ def _embed_tolerating_lost_files(
                 f"every usable file of input_dir {cfg.input_dir!r} vanished or changed during "
                 "the run; nothing is left to select"
             )
-        return emb, labels, description, usable
+        return emb, labels, description, checkpoint, usable
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
@@ -715,8 +716,9 @@ def _object_candidates(
     state: RunState,
     step: StepCallback,
     dataset: Any = None,
-) -> tuple[_Candidates, str]:
-    """Crops of the detected objects, embedded with the run's model.
+) -> tuple[_Candidates, str, str]:
+    """Crops of the detected objects, embedded with the run's model; with the model's
+    description and its checkpoint.
 
     ``dataset``: the ManifestDataset of ``usable`` the crops are read from.
     """
@@ -763,7 +765,7 @@ def _object_candidates(
         load_image=load_crop,
         crops=crops,
     )
-    return candidates, f"checkpoint {checkpoint} (object crops of task {task!r})"
+    return candidates, f"checkpoint {checkpoint} (object crops of task {task!r})", checkpoint
 
 
 def _prediction_inputs(
@@ -851,6 +853,7 @@ class RunContext:
     records: list[SampleRecord] = field(init=False)
     candidates: _Candidates = field(init=False)
     model_description: str = field(init=False)
+    checkpoint: str | None = field(init=False)
     names: list[str] = field(init=False)
     normalized: NDArray[np.float32] = field(init=False)
     quality: QualityAssessment = field(init=False)
@@ -928,7 +931,7 @@ def _step_check(ctx: RunContext) -> None:
 def _step_embed(ctx: RunContext) -> None:
     """Embeddings of the candidates (training first when needed): samples or crops."""
     if ctx.cfg.object_level.task_name:
-        ctx.candidates, ctx.model_description = _object_candidates(
+        ctx.candidates, ctx.model_description, ctx.checkpoint = _object_candidates(
             ctx.cfg,
             ctx.out,
             ctx.samples,
@@ -938,8 +941,10 @@ def _step_embed(ctx: RunContext) -> None:
             ctx.lost_log.dataset(ctx.usable),
         )
     else:
-        embeddings, labels, ctx.model_description, ctx.usable = _embed_tolerating_lost_files(
-            ctx.cfg, ctx.out, ctx.lost_log, ctx.state, ctx.pool, ctx.on_step
+        embeddings, labels, ctx.model_description, ctx.checkpoint, ctx.usable = (
+            _embed_tolerating_lost_files(
+                ctx.cfg, ctx.out, ctx.lost_log, ctx.state, ctx.pool, ctx.on_step
+            )
         )
         ctx.samples = [r.filename for r in ctx.usable]
         scores, predictions = _prediction_inputs(
@@ -975,7 +980,7 @@ def _step_embed(ctx: RunContext) -> None:
         ctx.cfg,
         ctx.selection_config,
         ctx.names,
-        checkpoint_of(ctx.model_description),
+        ctx.checkpoint,
         exclude=[ctx.out],
     )
 
@@ -1230,7 +1235,8 @@ def _step_report(ctx: RunContext) -> None:
             n_selected=len(ctx.selected),
             n_removed_by_filters=int(np.count_nonzero(ctx.result.removed_by >= 0)),
         )
-    trained = "checkpoint" in ctx.model_description and not ctx.cfg.checkpoint
+    # Trained by this run: embedded with a checkpoint that the config did not give.
+    trained = ctx.checkpoint is not None and not ctx.cfg.checkpoint
     report_inputs = ReportInputs(
         job=job,
         counts=counts,
@@ -1360,6 +1366,7 @@ STEPS: Final = (
         ),
         provides=(
             "candidates",
+            "checkpoint",
             "model_description",
             "names",
             "near_duplicates",
@@ -1428,6 +1435,7 @@ STEPS: Final = (
             "candidates",
             "cfg",
             "checked",
+            "checkpoint",
             "durations",
             "frames_note",
             "lost_log",

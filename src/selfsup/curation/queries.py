@@ -25,7 +25,6 @@ known, and gives the arrays :class:`~selfsup.selection.SelectionInputs` takes pl
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,6 @@ __all__ = [
     "RunQueries",
     "build_queries",
     "check_queries",
-    "checkpoint_of",
     "query_strategies",
     "read_query_names",
     "read_tag_names",
@@ -419,20 +417,3 @@ def build_queries(
         out.sets.append(info)
         logger.info("query set %s: %d %s image(s)", info.source, len(info.names), info.where)
     return out
-
-
-def checkpoint_of(model_description: str) -> str | None:
-    """The checkpoint path in the embed step's model description (``checkpoint <path>``).
-
-    None for precomputed embeddings (``precomputed embeddings from <path>``). The description
-    is what the embed step hands on (the pipeline's embed helpers return no checkpoint).
-    """
-    prefix = "checkpoint "
-    if not model_description.startswith(prefix):
-        return None
-    path = model_description[len(prefix) :]
-    # Object-level runs append " (object crops of task 'name')".
-    for candidate in (path, path.split(" (object crops of task ", 1)[0]):
-        if os.path.isfile(candidate):
-            return candidate
-    return None
