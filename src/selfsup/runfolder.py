@@ -62,7 +62,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -249,6 +249,25 @@ def _check_version(data: Any, path: Path, fmt: str, newest: int) -> int:
 # --------------------------------------------------------------------------- the folder
 
 
+class _At:
+    """A path attribute of :class:`RunFolder`: ``folder.<attribute>`` is
+    ``folder.path / relative`` (read-only)."""
+
+    __slots__ = ("relative",)
+
+    def __init__(self, relative: str) -> None:
+        self.relative = relative
+
+    @overload
+    def __get__(self, folder: None, owner: type[Any]) -> _At: ...
+
+    @overload
+    def __get__(self, folder: RunFolder, owner: type[Any]) -> Path: ...
+
+    def __get__(self, folder: RunFolder | None, owner: type[Any]) -> Path | _At:
+        return self if folder is None else folder.path / self.relative
+
+
 class RunFolder:
     """The output folder of one run: its paths, and readers and writers of its files.
 
@@ -273,111 +292,40 @@ class RunFolder:
     def __truediv__(self, relative: str) -> Path:
         return self.path / relative
 
-    # ---- paths
+    # ---- paths: ``folder.<name>`` is ``folder.path / <NAME>`` (the constants above)
 
-    @property
-    def marker(self) -> Path:
-        return self.path / MARKER
-
-    @property
-    def state_file(self) -> Path:
-        return self.path / STATE
-
-    @property
-    def training_dir(self) -> Path:
-        return self.path / TRAINING_DIR
-
-    @property
-    def config_yaml(self) -> Path:
-        return self.path / CONFIG_YAML
-
-    @property
-    def overrides_yaml(self) -> Path:
-        return self.path / OVERRIDES_YAML
-
-    @property
-    def data_dir(self) -> Path:
-        return self.path / DATA_DIR
-
-    @property
-    def manifest(self) -> Path:
-        return self.path / MANIFEST
-
-    @property
-    def embeddings(self) -> Path:
-        return self.path / EMBEDDINGS
-
-    @property
-    def normalized_embeddings(self) -> Path:
-        return self.path / NORMALIZED_EMBEDDINGS
-
-    @property
-    def selected_embeddings(self) -> Path:
-        return self.path / SELECTED_EMBEDDINGS
-
-    @property
-    def selection_csv(self) -> Path:
-        return self.path / SELECTION_CSV
-
-    @property
-    def projections_csv(self) -> Path:
-        return self.path / PROJECTIONS_CSV
-
-    @property
-    def quality_csv(self) -> Path:
-        return self.path / QUALITY_CSV
-
-    @property
-    def quality_issues(self) -> Path:
-        return self.path / QUALITY_ISSUES
-
-    @property
-    def frames_dir(self) -> Path:
-        return self.path / FRAMES_DIR
+    marker = _At(MARKER)
+    state_file = _At(STATE)
+    training_dir = _At(TRAINING_DIR)
+    config_yaml = _At(CONFIG_YAML)
+    overrides_yaml = _At(OVERRIDES_YAML)
+    data_dir = _At(DATA_DIR)
+    manifest = _At(MANIFEST)
+    embeddings = _At(EMBEDDINGS)
+    normalized_embeddings = _At(NORMALIZED_EMBEDDINGS)
+    selected_embeddings = _At(SELECTED_EMBEDDINGS)
+    selection_csv = _At(SELECTION_CSV)
+    projections_csv = _At(PROJECTIONS_CSV)
+    quality_csv = _At(QUALITY_CSV)
+    quality_issues = _At(QUALITY_ISSUES)
+    frames_dir = _At(FRAMES_DIR)
+    corrupt_filenames = _At(CORRUPT_FILENAMES)
+    duplicate_filenames = _At(DUPLICATE_FILENAMES)
+    near_duplicate_filenames = _At(NEAR_DUPLICATE_FILENAMES)
+    sampled_filenames = _At(SAMPLED_FILENAMES)
+    removed_filenames = _At(REMOVED_FILENAMES)
+    plots_dir = _At(PLOTS_DIR)
+    report_pdf = _At(REPORT_PDF)
+    report_json = _At(REPORT_JSON)
+    tags_json = _At(TAGS_JSON)
 
     def crops_dir(self, task: str) -> Path:
         """Where the crops of object-detection task ``task`` that were picked are saved."""
         return self.path / CROPS_DIR / task
 
-    @property
-    def corrupt_filenames(self) -> Path:
-        return self.path / CORRUPT_FILENAMES
-
-    @property
-    def duplicate_filenames(self) -> Path:
-        return self.path / DUPLICATE_FILENAMES
-
-    @property
-    def near_duplicate_filenames(self) -> Path:
-        return self.path / NEAR_DUPLICATE_FILENAMES
-
-    @property
-    def sampled_filenames(self) -> Path:
-        return self.path / SAMPLED_FILENAMES
-
-    @property
-    def removed_filenames(self) -> Path:
-        return self.path / REMOVED_FILENAMES
-
-    @property
-    def plots_dir(self) -> Path:
-        return self.path / PLOTS_DIR
-
     def plot(self, name: str) -> Path:
         """``plots/<name>``."""
         return self.path / PLOTS_DIR / name
-
-    @property
-    def report_pdf(self) -> Path:
-        return self.path / REPORT_PDF
-
-    @property
-    def report_json(self) -> Path:
-        return self.path / REPORT_JSON
-
-    @property
-    def tags_json(self) -> Path:
-        return self.path / TAGS_JSON
 
     # ---- marker and layout
 
