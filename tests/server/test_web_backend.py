@@ -47,14 +47,36 @@ def backend(harness: ServerHarness) -> ServerBackend[RunView]:
     return ServerBackend(harness.app.state.sessions, harness.settings, RunViewOpener())
 
 
-def _schedule(harness: ServerHarness, token: str, name: str = "streets") -> tuple[str, str]:
-    """A dataset with LOCAL datasources and one scheduled run: (dataset id, scheduled id)."""
+def _schedule(
+    harness: ServerHarness,
+    token: str,
+    name: str = "streets",
+    images: Path | None = None,
+    out: Path | None = None,
+) -> tuple[str, str]:
+    """A dataset with LOCAL datasources (by default the root's ``images`` and ``out``) and
+    one scheduled run: (dataset id, scheduled id)."""
     client = harness.client(token)
     dataset_id = client.create_dataset(name)
     root = harness.settings.local_roots[0]
-    client.set_local_config(resource_path=str(root / "images"), purpose="INPUT")
-    client.set_local_config(resource_path=str(root / "out"), purpose="LIGHTLY")
+    client.set_local_config(resource_path=str(images or root / "images"), purpose="INPUT")
+    client.set_local_config(resource_path=str(out or root / "out"), purpose="LIGHTLY")
     return dataset_id, client.schedule_compute_worker_run(worker_config=WORKER_CONFIG)
+
+
+def _completed_run(
+    harness: ServerHarness, token: str, name: str, images: Path, out: Path, outputs: Path
+) -> str:
+    """A job reading ``images`` and writing into ``out``, completed by a worker that left
+    ``outputs`` as its run folder there: the scheduled id."""
+    _, scheduled_id = _schedule(harness, token, name, images, out)
+    workers = harness.worker_client(token)
+    worker_id = workers.register("w1").id
+    claim = workers.claim(worker_id)
+    assert claim is not None
+    shutil.copytree(outputs, out / "runs" / claim.run.id)
+    workers.set_state(worker_id, claim.run.id, "COMPLETED", "done")
+    return scheduled_id
 
 
 def test_login_with_a_user_token_gives_its_user(
@@ -281,17 +303,9 @@ def test_image_links_leaving_the_owners_roots_are_never_served(
     outside.mkdir()
     Image.new("RGB", (16, 16), "red").save(outside / "secret.png")
     token = harness.token("alice")
-    client = harness.client(token)
-    client.create_dataset("links")
-    client.set_local_config(resource_path=str(root / "small" / "images"), purpose="INPUT")
-    client.set_local_config(resource_path=str(root / "out"), purpose="LIGHTLY")
-    scheduled_id = client.schedule_compute_worker_run(worker_config=WORKER_CONFIG)
-    workers = harness.worker_client(token)
-    worker_id = workers.register("w1").id
-    claim = workers.claim(worker_id)
-    assert claim is not None
-    shutil.copytree(out, root / "out" / "runs" / claim.run.id)
-    workers.set_state(worker_id, claim.run.id, "COMPLETED", "done")
+    scheduled_id = _completed_run(
+        harness, token, "links", root / "small" / "images", root / "out", out
+    )
 
     samples = [s for s in RunOutputs.open(out, tmp_path / "c").samples if s.status != "corrupt"]
     leaving, staying, plain = samples[0], samples[1], samples[2]
@@ -342,17 +356,7 @@ def test_a_root_taken_away_closes_a_cached_run_view(
     with harness.app.state.sessions() as session:
         change_roots(session, "alice", [str(own)], [], 0)
         session.commit()
-    client = harness.client(token)
-    client.create_dataset("own")
-    client.set_local_config(resource_path=str(own / "small" / "images"), purpose="INPUT")
-    client.set_local_config(resource_path=str(own / "out"), purpose="LIGHTLY")
-    scheduled_id = client.schedule_compute_worker_run(worker_config=WORKER_CONFIG)
-    workers = harness.worker_client(token)
-    worker_id = workers.register("w1").id
-    claim = workers.claim(worker_id)
-    assert claim is not None
-    shutil.copytree(out, own / "out" / "runs" / claim.run.id)
-    workers.set_state(worker_id, claim.run.id, "COMPLETED", "done")
+    scheduled_id = _completed_run(harness, token, "own", own / "small" / "images", own / "out", out)
     viewer = backend.login(token)
     view = backend.view(viewer, scheduled_id)
     source = view.outputs.samples[0].source
