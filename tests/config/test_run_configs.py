@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from selfsup.config import WorkerConfig
 from selfsup.config.run_configs import check_relative_path, validate_run_configs
 from selfsup.errors import ConfigError
 
@@ -89,3 +90,21 @@ def test_the_server_refuses_what_selfsup_run_refuses(
     config = {"stopping_condition": {"n_samples": 5}} | worker_config
     with pytest.raises(ConfigError, match=key):
         validate_run_configs(config, None, None, check_selection=False)
+
+
+def test_the_server_accepts_a_written_config_with_both_forms_as_selfsup_run_does() -> None:
+    """A run's written config has ``method`` and the ``selection_config`` it resolved to;
+    the server refused it whenever ``method`` was not the default, while ``selfsup run``
+    accepts it. Legacy keys that disagree with ``selection_config`` are refused by both."""
+    written = WorkerConfig(method="coreset", stopping_condition={"n_samples": 5}).model_dump(
+        mode="json", exclude={"selection_note"}
+    )
+    WorkerConfig.model_validate(written)
+    configs = validate_run_configs(written, None, None, check_selection=True)
+    assert configs.worker_config["method"] == "coreset"
+    assert configs.selection_config == written["selection_config"]
+    other = written | {"method": "random"}
+    with pytest.raises(ValueError, match="give either selection_config"):
+        WorkerConfig.model_validate(other)
+    with pytest.raises(ConfigError, match="give either selection_config"):
+        validate_run_configs(other, None, None, check_selection=True)

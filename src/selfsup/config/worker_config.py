@@ -271,11 +271,17 @@ class WorkerConfig(StrictModel):
         # the written config shows the strategies that run.
         if self.selection_config is None:
             object.__setattr__(self, "selection_config", self._legacy_selection())
-        elif self._legacy_keys_given() and self.selection_config != self._legacy_or_none():
+        else:
+            self._check_one_form(self.selection_config)
+        return self
+
+    def _check_one_form(self, model: SelectionConfigModel) -> None:
+        """Legacy keys next to ``selection_config`` must describe the same selection (as in
+        the ``config/config.yaml`` a run writes); otherwise one of the two would be ignored."""
+        if self._legacy_keys_given() and model != self._legacy_or_none():
             raise ConfigError(
                 "give either selection_config or the legacy method/stopping_condition keys"
             )
-        return self
 
     def _legacy_keys_given(self) -> bool:
         default_method = type(self).model_fields["method"].default
@@ -325,11 +331,8 @@ class WorkerConfig(StrictModel):
             model = self._legacy_selection()
         elif not isinstance(model, SelectionConfigModel):
             # The server's structural check keeps the dict as submitted.
-            if self._legacy_keys_given():
-                raise ConfigError(
-                    "give either selection_config or the legacy method/stopping_condition keys"
-                )
             model = parse_selection_model(model, "worker_config.selection_config")
+            self._check_one_form(model)
         return model.to_selection()
 
     def for_sample_count(self, n_samples: int, max_typicality_samples: int) -> Self:
