@@ -43,14 +43,15 @@ def test_defaults_are_resolved_and_a_stopping_condition_is_required(
 
 
 def test_structural_check_leaves_selection_semantics_to_the_client_and_worker() -> None:
-    # An unknown strategy type needs selfsup.selection (torch) to be recognised.
+    # The structural check (check_selection=False) stops at keys, types and paths; only the
+    # full check, which the server and the client both run, parses the strategies.
     bad_strategy: dict[str, Any] = {
         "n_samples": 10,
         "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSTY"}}],
     }
-    # The server (no torch) accepts the structure ...
+    # The structural check accepts the structure ...
     validate_run_configs(None, None, bad_strategy, check_selection=False)
-    # ... the full check (client side) names the bad value.
+    # ... the full check names the bad value.
     with pytest.raises(ConfigError, match="DIVERSTY"):
         validate_run_configs(None, None, bad_strategy, check_selection=True)
 
