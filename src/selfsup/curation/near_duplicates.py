@@ -79,7 +79,6 @@ __all__ = [
     "NearDuplicateGroup",
     "NearDuplicates",
     "Pairs",
-    "embedding_pairs",
     "find_groups",
     "group_pairs",
     "hamming",
@@ -345,7 +344,12 @@ def _pairs_within(
 def _neighbours(
     embeddings: NDArray[np.floating[Any]], k: int
 ) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-    """``(N, k')`` nearest other rows and their distances (L2-normalised), ``k' <= k``."""
+    """``(N, k')`` nearest other rows and their distances (L2-normalised), ``k' <= k``.
+
+    Exact (:func:`selfsup.utils.vectors.knn`; faiss for large sets where installed). A row
+    takes part in at most ``k`` embedding pairs of its own: plenty to link a group of
+    copies, which needs one pair per member.
+    """
     from selfsup.utils.vectors import knn
 
     x = np.asarray(embeddings)
@@ -354,25 +358,6 @@ def _neighbours(
         return np.zeros((x.shape[0], 0), np.intp), np.zeros((x.shape[0], 0), np.float64)
     nb = knn(x, x, k_eff, normalize=True, exclude_self=True)
     return nb.indices, np.asarray(nb.distances, dtype=np.float64)
-
-
-def embedding_pairs(
-    embeddings: NDArray[np.floating[Any]], max_distance: float, *, k: int = 10
-) -> tuple[Pairs, NDArray[np.float64]]:
-    """Pairs of rows whose L2-normalised embeddings lie within ``max_distance``.
-
-    Each row's ``k`` nearest neighbours (:func:`selfsup.utils.vectors.knn`, exact; faiss
-    for large sets where installed) are searched, so a row takes part in at most ``k`` pairs
-    of its own: plenty to link a group of copies, which needs one pair per member.
-
-    Returns:
-        The pairs and ``(N,)`` nearest-neighbour distances (the input of
-        :func:`suggest_embedding_threshold`; ``inf`` for a single row).
-    """
-    indices, distances = _neighbours(embeddings, k)
-    n = indices.shape[0]
-    nn = distances[:, 0] if distances.shape[1] else np.full(n, np.inf)
-    return _pairs_within(indices, distances, max_distance), nn
 
 
 # --------------------------------------------------------------------------- groups
@@ -428,7 +413,8 @@ def group_pairs(
         records: The samples; pairs index their rows.
         hashes: ``(N,)`` row-aligned hashes, or ``None`` when there are none.
         hash_links: Pairs within the hash distance (:func:`hash_pairs`).
-        embedding_links: Pairs within the embedding distance (:func:`embedding_pairs`).
+        embedding_links: Pairs within the embedding distance (of a kNN search,
+            as :func:`find_groups` makes them).
         embeddings: ``(N, D)`` row-aligned embeddings; needed with ``embedding_links`` for
             the distance of a member joined through embeddings only.
 
