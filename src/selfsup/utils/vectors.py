@@ -58,10 +58,9 @@ decide among them; a query whose ties reach past the margin is searched again ex
 margin means fewer second searches but more work per block."""
 FAISS_MIN_ELEMENTS: Final = 1 << 23
 """``auto`` uses faiss on the CPU for a support set of at least this many values (N x D), e.g.
-65,536 x 128. Below it numpy avoids faiss's import; above it the two are both BLAS-bound: on a
-shared 2-core machine ``benchmarks/vectors.py`` measured them within noise of each other
-(10k-200k x 128), so the choice matters on machines with more cores, where faiss's own
-threading applies. Results are the same either way."""
+65,536 x 128; below it numpy avoids faiss's import. The threshold is not measured: faiss is
+optional, not installed in the project's environment, and no recorded run of
+``benchmarks/vectors.py`` includes it. Results are the same either way."""
 
 _QUERY_BLOCK: Final = 16384
 _METRICS: Final = ("euclidean", "cosine")
@@ -410,8 +409,8 @@ def knn(
 ) -> Neighbours:
     """The ``k`` rows of ``support`` nearest to each row of ``query``, exactly.
 
-    Memory is bounded: support rows are taken in blocks (``Q x block`` float32 scores, at
-    most :data:`KNN_BLOCK_ELEMENTS` for up to 65,536 queries at a time, never ``Q x N``), and
+    Memory is bounded: queries are taken 16,384 at a time and support rows in blocks (``Q x
+    block`` float32 scores, at most :data:`KNN_BLOCK_ELEMENTS`, never ``Q x N``), and
     normalised block by block when ``normalize`` is set, so ``support`` may be a memory map
     and is never copied whole. Cost ``Q x C x D`` multiply-adds.
 
