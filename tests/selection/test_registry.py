@@ -126,6 +126,7 @@ def test_every_strategy_refuses_the_inputs_it_does_not_accept(name: str) -> None
             parse_selection_config(raw)
         assert info.value.key_path == "selection_config.strategies[0].input"
         assert KIND_TEXT[kind] in str(info.value)
+        assert str(info.value).endswith(f"it accepts {entry.accepts_text}")
 
 
 @pytest.mark.parametrize("name", list(STRATEGIES))

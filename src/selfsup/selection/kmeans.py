@@ -165,7 +165,6 @@ register_strategy(
         "KMEANS",
         KMeansConfig,
         ("EMBEDDINGS",),
-        "EMBEDDINGS",
         (KMeansStrategy,),
         "the sample nearest each k-means cluster centre (largest clusters first)",
         {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "KMEANS", "n_clusters": 3}},

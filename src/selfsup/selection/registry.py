@@ -360,7 +360,6 @@ class StrategyType:
         config: The pydantic model of the ``strategy`` dict; ``config.build`` makes the typed
             strategy.
         accepts: Input kinds it reads.
-        accepts_text: Those inputs as named in error messages.
         typed: The typed strategy classes it builds (for the contract tests and docs).
         objective: One line on its objective, for ``--help`` and the docs.
         example: A config entry ``{"input": ..., "strategy": ...}`` of it that validates, for
@@ -370,10 +369,16 @@ class StrategyType:
     name: str
     config: type[StrategyConfig]
     accepts: tuple[InputKind, ...]
-    accepts_text: str
     typed: tuple[type[Any], ...]
     objective: str
     example: Mapping[str, Any]
+
+    @property
+    def accepts_text(self) -> str:
+        """The inputs of ``accepts`` as named in error messages (METADATA, the input that is
+        either kind, is already named in the NUMERIC and CATEGORICAL texts)."""
+        kinds = [k for k in self.accepts if k != "NUMERIC_OR_CATEGORICAL"] or self.accepts
+        return " or ".join(KIND_TEXT[k] for k in kinds)
 
 
 #: Registered input types by name, in registration order.

@@ -29,7 +29,6 @@ from selfsup.selection.input_types import (
 )
 from selfsup.selection.registry import (
     DEFAULT_STRENGTH,
-    KIND_TEXT,
     InputKind,
     ObjectiveContext,
     StrategyConfig,
@@ -449,13 +448,11 @@ class BalanceConfig(StrengthConfig):
 
 
 _EMBEDDINGS: Final = {"input": {"type": "EMBEDDINGS"}}
-_NUMERIC_TEXT: Final = KIND_TEXT["NUMERIC"]
 register_strategy(
     StrategyType(
         "DIVERSITY",
         DiversityConfig,
         ("EMBEDDINGS",),
-        "EMBEDDINGS",
         (DiversityStrategy,),
         "distance to the nearest chosen sample (k-center greedy)",
         {**_EMBEDDINGS, "strategy": {"type": "DIVERSITY"}},
@@ -466,7 +463,6 @@ register_strategy(
         "TYPICALITY",
         TypicalityConfig,
         ("EMBEDDINGS",),
-        "EMBEDDINGS",
         (TypicalityStrategy,),
         "1 / mean distance to the k nearest neighbours (density)",
         {**_EMBEDDINGS, "strategy": {"type": "TYPICALITY", "k": 3}},
@@ -477,7 +473,6 @@ register_strategy(
         "SIMILARITY",
         SimilarityConfig,
         ("QUERY",),
-        "EMBEDDINGS with a query",
         (SimilarityStrategy,),
         "closeness to the nearest sample of a query set",
         {"input": {"type": "EMBEDDINGS", "query": "q"}, "strategy": {"type": "SIMILARITY"}},
@@ -488,7 +483,6 @@ register_strategy(
         "WEIGHTS",
         WeightsConfig,
         NUMERIC_KINDS,
-        _NUMERIC_TEXT,
         (WeightsStrategy, RandomStrategy),
         "the input value (>= 0)",
         {"input": {"type": "METADATA", "key": "w"}, "strategy": {"type": "WEIGHTS"}},
@@ -499,7 +493,6 @@ register_strategy(
         "THRESHOLD",
         ThresholdConfig,
         NUMERIC_KINDS,
-        _NUMERIC_TEXT,
         (ThresholdStrategy,),
         "filter: keep value <operation> threshold",
         {
@@ -513,7 +506,6 @@ register_strategy(
         "BALANCE",
         BalanceConfig,
         CATEGORICAL_KINDS,
-        KIND_TEXT["CATEGORICAL"],
         (BalanceStrategy,),
         "steer the class mix of the chosen set toward a target",
         {"input": {"type": "METADATA", "key": "cls"}, "strategy": {"type": "BALANCE"}},
