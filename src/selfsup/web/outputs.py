@@ -60,6 +60,7 @@ or by tests, without ``version``, open too). Nothing here imports torch (only nu
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -864,6 +865,12 @@ class RunOutputs:
         if not isinstance(index, int | np.integer) or not 0 <= index < len(self._list):
             raise IndexError(f"sample index {index!r} out of range: the run has {len(self._list)}")
         return self._list.make(int(index))
+
+    @functools.cached_property
+    def name_index(self) -> dict[str, int]:
+        """Sample name -> sample index (built on first use, from the names alone: no
+        :class:`Sample` is made; a name given twice maps to its last sample)."""
+        return {name: i for i, name in enumerate(self._index.filenames)}
 
     # ----------------------------------------------------------------- explanations
 

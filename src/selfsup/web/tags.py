@@ -22,7 +22,6 @@ import csv
 import io
 import math
 import threading
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,26 +127,11 @@ class FolderTags:
 
 # --------------------------------------------------------------------------- names <-> samples
 
-_NAME_INDEX: weakref.WeakKeyDictionary[RunOutputs, dict[str, int]] = weakref.WeakKeyDictionary()
-_NAME_LOCK = threading.Lock()
-
-
-def name_index(outputs: RunOutputs) -> dict[str, int]:
-    """Sample name -> sample index of the opened run (built once per opened outputs: one
-    pass over the samples, about 0.1 s per 100,000)."""
-    with _NAME_LOCK:
-        cached = _NAME_INDEX.get(outputs)
-    if cached is not None:
-        return cached
-    built = {sample.filename: sample.index for sample in outputs.samples}
-    with _NAME_LOCK:
-        return _NAME_INDEX.setdefault(outputs, built)
-
 
 def indices_of(outputs: RunOutputs, names: Iterable[str]) -> list[int]:
     """Ascending sample indices of ``names``; names that are no sample of the run (a tag
     kept from before a rerun that dropped the file) are left out."""
-    known = name_index(outputs)
+    known = outputs.name_index
     return sorted({known[n] for n in names if n in known})
 
 
