@@ -290,19 +290,27 @@ def test_exports_of_a_tag_hold_its_samples(
     assert tuple(rows[0]) == CSV_COLUMNS
     table = RunFolder(run_folder).read_selection()
     assert table is not None
+    with_selection = 0
     for row in rows:
         record = records[row["filename"]]
         assert row["status"] == outputs.samples[int(row["index"])].status
         assert float(row["brightness"]) == pytest.approx(record.brightness, rel=1e-6)
         if row["filename"] in table.filenames:
+            with_selection += 1
             j = table.filenames.index(row["filename"])
             assert row["selected"] == ("1" if table.selected[j] else "0")
             assert (row["rank"] or "0") == str(int(table.rank[j]))
+            assert float(row["pick_distance"] or "nan") == pytest.approx(
+                float(table.pick_distance[j]), rel=1e-6, nan_ok=True
+            )
+        else:
+            assert row["selected"] == row["rank"] == row["pick_distance"] == ""
         # Other tests of this module tag the same folder: only these two tags are known here.
         tags = row["tags"].split(";")
         assert tags == sorted(tags)
         assert "export-me" in tags
         assert ("also" in tags) == (row["index"] == "7")
+    assert with_selection > 0  # the selection's columns were compared at all
 
     bad = client.get(f"/runs/{RUN}/export?tag=export-me&format=xml")
     assert bad.status_code == 400
