@@ -20,7 +20,11 @@ from selfsup.transforms import (
     BYOLView1Transform,
     BYOLView2Transform,
     DINOTransform,
+    EMPSSLTransform,
+    FastSiamTransform,
+    MMCRTransform,
     MoCoV2Transform,
+    MSNTransform,
     MultiViewTransform,
     RandomHorizontalFlip,
     RandomRotate,
@@ -28,10 +32,12 @@ from selfsup.transforms import (
     SimCLRTransform,
     SimCLRViewTransform,
     SimSiamTransform,
+    SMoGTransform,
     SwaVTransform,
     VICRegLTransform,
     VICRegTransform,
     ViewTransform,
+    WMSETransform,
 )
 from selfsup.transforms.base import ImageSize, ImageT
 from selfsup.transforms.batched_view import BatchedMultiViewTransform, BatchedViewTransform
@@ -51,6 +57,13 @@ METHODS: dict[str, Callable[[], MultiViewTransform]] = {
     "vicreg": lambda: VICRegTransform(input_size=32),
     "dino": lambda: DINOTransform(global_crop_size=32, local_crop_size=16, n_local_views=2),
     "swav": lambda: SwaVTransform(crop_sizes=(32, 16), crop_counts=(2, 2)),
+    # The method transforms added with their methods, which build on the views above.
+    "emp_ssl": lambda: EMPSSLTransform(num_patches=3, input_size=16),
+    "fast_siam": lambda: FastSiamTransform(num_views=3, input_size=32),
+    "mmcr": lambda: MMCRTransform(k=3, input_size=32),
+    "msn": lambda: MSNTransform(random_size=32, focal_size=16, focal_views=2),
+    "smog": lambda: SMoGTransform(crop_sizes=(32, 16), crop_counts=(2, 2)),
+    "wmse": lambda: WMSETransform(num_samples=3, input_size=32),
 }
 
 
