@@ -521,6 +521,30 @@ def test_rewrite_removes_stale_plots_only(tmp_path: Path) -> None:
     assert names == {f.removeprefix("plots/") for f in rep["plots"]["files"]} | {"my_notes.png"}
 
 
+def test_rewrite_removes_a_stale_quality_examples_plot(tmp_path: Path) -> None:
+    emb = _clusters(12)
+    options = ReportOptions(umap_neighbors=(), dpi=30, n_filter_decisions=1)
+    quality = {
+        "dark": {
+            "count": 1,
+            "score": "brightness",
+            "flagged_when": "below",
+            "threshold": 20.0,
+            "threshold_source": "config",
+            "excluded": False,
+            "meaning": "too dark",
+            "examples": ["img_000.png"],
+        }
+    }
+    first = write_report(_inputs(emb, [0, 3], quality=quality), tmp_path, options)
+    assert "plots/quality_examples.png" in first["plots"]["files"]
+    assert (tmp_path / "plots" / "quality_examples.png").exists()
+    rep = write_report(_inputs(emb, [0, 3]), tmp_path, options)
+    names = {p.name for p in (tmp_path / "plots").iterdir()}
+    assert "quality_examples.png" not in names
+    assert names == {f.removeprefix("plots/") for f in rep["plots"]["files"]}
+
+
 def test_write_plots_returns_pdf_order(tmp_path: Path) -> None:
     paths = write_plots(_inputs(_clusters(12), [0, 3, 6]), tmp_path, FAST)
     assert [p.name for p in paths] == [

@@ -278,7 +278,11 @@ def write_plots(
 _PROJECTION_UMAP_K: Final = 15
 
 
-_OWN_PLOT = re.compile(r"(distance_distr_\w+|scatter_\w+|filter_decision_\d+)\.png")
+#: The plots a report draws (:func:`plot_plan`): a rewrite removes those it no longer plans.
+_OWN_PLOT = re.compile(
+    r"distance_distr_\w+\.png|scatter_\w+\.png|filter_decision_\d+\.png|"
+    + re.escape(QUALITY_EXAMPLES_PLOT)
+)
 
 
 def write_report(
