@@ -57,7 +57,7 @@ METHODS: dict[str, Callable[[], MultiViewTransform]] = {
     "vicreg": lambda: VICRegTransform(input_size=32),
     "dino": lambda: DINOTransform(global_crop_size=32, local_crop_size=16, n_local_views=2),
     "swav": lambda: SwaVTransform(crop_sizes=(32, 16), crop_counts=(2, 2)),
-    # The method transforms added with their methods, which build on the views above.
+    # Method transforms built from the views above (FastSiam predates the others).
     "emp_ssl": lambda: EMPSSLTransform(num_patches=3, input_size=16),
     "fast_siam": lambda: FastSiamTransform(num_views=3, input_size=32),
     "mmcr": lambda: MMCRTransform(k=3, input_size=32),
