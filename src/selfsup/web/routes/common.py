@@ -229,6 +229,21 @@ def cross_site_message(request: Request) -> str:
     )
 
 
+NO_STORE = {"Cache-Control": "no-store"}
+"""Headers of the JSON answers under ``/ui-api``: live data, never cached."""
+
+
+def api_view(request: Request, viewer: Viewer, run_id: str) -> RunView:
+    """The run's opened outputs for a ``/ui-api`` route; ApiError 404 or 409 (the JSON
+    error body) otherwise."""
+    try:
+        return backend_of(request).view(viewer, run_id)
+    except WebNotFound as exc:
+        raise ApiError(404, "NOT_FOUND", str(exc)) from None
+    except OutputsUnavailable as exc:
+        raise ApiError(409, "OUTPUTS_UNAVAILABLE", str(exc)) from None
+
+
 def refuse_cross_site(request: Request) -> None:
     """403 ``FORBIDDEN`` (JSON, for the ``/ui-api`` POSTs) unless :func:`is_same_origin`."""
     if not is_same_origin(request):

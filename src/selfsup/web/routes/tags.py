@@ -33,8 +33,14 @@ from selfsup.apphelpers.web_backend import InvalidTag, TagStore, Viewer, WebNotF
 from selfsup.errors import DataError
 from selfsup.web.backend import RunView
 from selfsup.web.outputs import Sample
-from selfsup.web.routes.common import backend_of, check_indices, refuse_cross_site
-from selfsup.web.routes.ui_api import _NO_STORE, MAX_SAMPLES_PER_REQUEST, _api_view
+from selfsup.web.routes.common import (
+    NO_STORE,
+    api_view,
+    backend_of,
+    check_indices,
+    refuse_cross_site,
+)
+from selfsup.web.routes.ui_api import MAX_SAMPLES_PER_REQUEST
 from selfsup.web.sessions import ApiViewer
 from selfsup.web.tags import (
     EXPORT_FORMATS,
@@ -111,9 +117,7 @@ def _tagged(request: Request, viewer: Viewer, run_id: str, tag: str) -> list[str
 @router.get("/ui-api/runs/{run_id}/tags")
 def api_tags(request: Request, viewer: ApiViewer, run_id: str) -> JSONResponse:
     """``{"tags": [{"name", "count"}]}``, by name."""
-    return JSONResponse(
-        {"tags": _tags_json(backend_of(request), viewer, run_id)}, headers=_NO_STORE
-    )
+    return JSONResponse({"tags": _tags_json(backend_of(request), viewer, run_id)}, headers=NO_STORE)
 
 
 @router.get("/ui-api/runs/{run_id}/tags/{tag}")
@@ -121,15 +125,15 @@ def api_tag(request: Request, viewer: ApiViewer, run_id: str, tag: str) -> JSONR
     """``{"tag", "indices"}``: the ascending sample indices carrying ``tag`` (names no
     longer in the run are left out)."""
     tag = _checked(tag)
-    view = _api_view(request, viewer, run_id)
+    view = api_view(request, viewer, run_id)
     names = _tagged(request, viewer, run_id, tag)
-    return JSONResponse({"tag": tag, "indices": indices_of(view.outputs, names)}, headers=_NO_STORE)
+    return JSONResponse({"tag": tag, "indices": indices_of(view.outputs, names)}, headers=NO_STORE)
 
 
 def _change(request: Request, viewer: Viewer, run_id: str, body: TagRequest, add: bool) -> Response:
     refuse_cross_site(request)
     tag = _checked(body.tag)
-    view = _api_view(request, viewer, run_id)
+    view = api_view(request, viewer, run_id)
     names = [s.filename for s in _samples(view, run_id, body.indices)]
     backend = backend_of(request)
     with _tag_errors():
@@ -139,7 +143,7 @@ def _change(request: Request, viewer: Viewer, run_id: str, body: TagRequest, add
             changed = backend.untag(viewer, run_id, names, tag)
     return JSONResponse(
         {"tag": tag, "changed": changed, "tags": _tags_json(backend, viewer, run_id)},
-        headers=_NO_STORE,
+        headers=NO_STORE,
     )
 
 
@@ -188,7 +192,7 @@ def _export(
         body,
         media_type=EXPORT_MEDIA_TYPES[fmt],
         headers={
-            **_NO_STORE,
+            **NO_STORE,
             "Content-Disposition": f'attachment; filename="{name}"',
             "X-Content-Type-Options": "nosniff",
         },
@@ -214,7 +218,7 @@ def export_tag(
     """The samples carrying ``tag`` as a download (``format``: txt, csv or coco)."""
     fmt = _format(format)
     tag = _checked(tag)
-    view = _api_view(request, viewer, run_id)
+    view = api_view(request, viewer, run_id)
     indices = indices_of(view.outputs, _tagged(request, viewer, run_id, tag))
     samples = [view.outputs.samples[i] for i in indices]
     return _export(request, viewer, view, samples, fmt, _stem(run_id, tag))
@@ -226,6 +230,6 @@ def export_selection(
 ) -> Response:
     """The samples ``indices`` (a selection of the grid or the map) as a download."""
     refuse_cross_site(request)
-    view = _api_view(request, viewer, run_id)
+    view = api_view(request, viewer, run_id)
     samples = _samples(view, run_id, body.indices)
     return _export(request, viewer, view, samples, body.format, _stem(run_id, "selection"))

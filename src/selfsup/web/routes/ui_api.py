@@ -19,15 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from selfsup.apphelpers.http_errors import ApiError
 from selfsup.apphelpers.web_backend import (
-    OutputsUnavailable,
     RunSummary,
-    Viewer,
     WebNotFound,
 )
 from selfsup.utils.names import display_name
-from selfsup.web.backend import RunView
 from selfsup.web.outputs import STATUSES, RunOutputs
 from selfsup.web.routes.common import (
+    NO_STORE,
+    api_view,
     backend_of,
     check_indices,
     etag_matches,
@@ -51,14 +50,11 @@ def _summary_json(run: RunSummary) -> dict[str, Any]:
     return data
 
 
-_NO_STORE = {"Cache-Control": "no-store"}
-
-
 @router.get("/ui-api/runs")
 def api_runs(request: Request, viewer: ApiViewer) -> JSONResponse:
     """``{"runs": [summary...]}``: every run of the viewer, newest first (polled by ``/``)."""
     runs = backend_of(request).runs(viewer)
-    return JSONResponse({"runs": [_summary_json(r) for r in runs]}, headers=_NO_STORE)
+    return JSONResponse({"runs": [_summary_json(r) for r in runs]}, headers=NO_STORE)
 
 
 @router.get("/ui-api/runs/{run_id}")
@@ -68,7 +64,7 @@ def api_run(request: Request, viewer: ApiViewer, run_id: str) -> JSONResponse:
         run = backend_of(request).run(viewer, run_id)
     except WebNotFound as exc:
         raise ApiError(404, "NOT_FOUND", str(exc)) from None
-    return JSONResponse(_summary_json(run), headers=_NO_STORE)
+    return JSONResponse(_summary_json(run), headers=NO_STORE)
 
 
 @router.get("/ui-api/runs/{run_id}/log")
@@ -87,18 +83,8 @@ def api_log(
     except WebNotFound as exc:
         raise ApiError(404, "NOT_FOUND", str(exc)) from None
     return JSONResponse(
-        {"text": text, "offset": next_offset, "run": _summary_json(run)}, headers=_NO_STORE
+        {"text": text, "offset": next_offset, "run": _summary_json(run)}, headers=NO_STORE
     )
-
-
-def _api_view(request: Request, viewer: Viewer, run_id: str) -> RunView:
-    """The run's opened outputs; ApiError 404 or 409 (the JSON error body) otherwise."""
-    try:
-        return backend_of(request).view(viewer, run_id)
-    except WebNotFound as exc:
-        raise ApiError(404, "NOT_FOUND", str(exc)) from None
-    except OutputsUnavailable as exc:
-        raise ApiError(409, "OUTPUTS_UNAVAILABLE", str(exc)) from None
 
 
 def _status_codes(outputs: RunOutputs, indices: Sequence[int]) -> list[int]:
@@ -129,7 +115,7 @@ def api_projection(
     first time, 5.6 ms after; benchmarks/README.md), with an ETag so a reload of the map
     costs a 304.
     """
-    outputs = _api_view(request, viewer, run_id).outputs
+    outputs = api_view(request, viewer, run_id).outputs
     methods = outputs.projection_methods()
     chosen = method or (methods[0] if methods else "pca")
     try:
@@ -198,12 +184,12 @@ def api_samples(
     """``[{"index", "filename", "status"}]`` for the given sample indices (at most
     10,000), in the order asked: the map's selection list and its "copy file names"."""
     refuse_cross_site(request)
-    samples = _api_view(request, viewer, run_id).outputs.samples
+    samples = api_view(request, viewer, run_id).outputs.samples
     check_indices(len(samples), run_id, body.indices)
     return JSONResponse(
         [
             {"index": i, "filename": display_name(samples[i].filename), "status": samples[i].status}
             for i in body.indices
         ],
-        headers=_NO_STORE,
+        headers=NO_STORE,
     )
