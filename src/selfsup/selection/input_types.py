@@ -102,13 +102,7 @@ class QuerySource:
     def __post_init__(self) -> None:
         object.__setattr__(self, "samples", tuple(self.samples))
         given = [key for key in QUERY_SOURCE_KEYS if getattr(self, key)]
-        if len(given) != 1:
-            fail(
-                "QuerySource",
-                f"give exactly one of {', '.join(QUERY_SOURCE_KEYS)}, got {given or 'none'}",
-            )
-        if self.run and not self.tag:
-            fail("QuerySource.run", "only used with tag (the run folder holding the tag)")
+        _check_one_source(given, bool(self.run), "QuerySource")
         for i, name in enumerate(self.samples):
             check_name(name, f"QuerySource.samples[{i}]")
 
@@ -162,16 +156,9 @@ class QuerySource:
                     f"unknown query key{hint or '.'} Accepted: {', '.join(QUERY_KEYS)}",
                 )
         given = {k: v for k, v in value.items() if v is not None and k != "run"}
-        if len(given) != 1:
-            fail(
-                path,
-                f"give exactly one of {', '.join(QUERY_SOURCE_KEYS)} (sample names, a file "
-                f"of names, a folder of images, a tag), got {sorted(given) or 'none'}",
-            )
-        ((key, raw),) = given.items()
         run = value.get("run")
-        if run is not None and key != "tag":
-            fail(f"{path}.run", "only used with tag (the run folder holding the tag)")
+        _check_one_source(sorted(given), run is not None, path)
+        ((key, raw),) = given.items()
         if key == "samples":
             if isinstance(raw, str | bytes) or not isinstance(raw, Sequence) or not raw:
                 fail(f"{path}.samples", f"expected a non-empty list of sample names, got {raw!r}")
@@ -181,6 +168,19 @@ class QuerySource:
         if key == "tag":
             return cls(tag=text, run="" if run is None else check_name(run, f"{path}.run"))
         return cls(samples_file=text) if key == "samples_file" else cls(folder=text)
+
+
+def _check_one_source(given: list[str], run: bool, path: str) -> None:
+    """The rules of a query source, for :class:`QuerySource` and its ``parse``: exactly one of
+    ``QUERY_SOURCE_KEYS`` (``given``), and ``run`` only with ``tag``."""
+    if len(given) != 1:
+        fail(
+            path,
+            f"give exactly one of {', '.join(QUERY_SOURCE_KEYS)} (sample names, a file "
+            f"of names, a folder of images, a tag), got {given or 'none'}",
+        )
+    if run and given != ["tag"]:
+        fail(f"{path}.run", "only used with tag (the run folder holding the tag)")
 
 
 @dataclass(frozen=True)
