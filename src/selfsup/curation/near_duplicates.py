@@ -27,9 +27,11 @@ The perceptual hash (``phash``)
 
 Pairs and groups
     Two samples are near duplicates when the Hamming distance of their hashes is at most
-    ``hash_distance`` (default :data:`DEFAULT_HASH_DISTANCE` = 10 of 64 bits: the distance
-    distinct natural images practically never reach, while the four transformations above
-    stay below it, see ``benchmarks/near_duplicates.py``). Pairs are found without comparing
+    ``hash_distance`` (default :data:`DEFAULT_HASH_DISTANCE` = 10 of 64 bits). On the 300
+    synthetic images of ``benchmarks/near_duplicates.py`` distinct images are at least 14
+    bits apart; JPEG re-encoding, the 90 % resize and the brightness change stay within 6,
+    and a 3 x 2 pixel shift reaches 12 (98.7 % of those copies within 10), so the default
+    finds those copies without joining distinct images. Pairs are found without comparing
     all ``N^2`` pairs past :data:`BRUTE_FORCE_MAX` samples by multi-index hashing
     (Norouzi, Punjani and Fleet, "Fast Search in Hamming Space with Multi-Index Hashing",
     CVPR 2012): the 64 bits are cut into 4 bands of 16; two hashes within distance ``t``
