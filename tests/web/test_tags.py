@@ -347,6 +347,10 @@ def test_a_damaged_tags_file_is_a_409_naming_it(client: TestClient, run_folder: 
         assert "tags.json" in response.json()["error"]
         page = client.get(f"/runs/{RUN}/images")  # the grid still works
         assert page.status_code == 200
+        # Filtering by a tag cannot: the file is at fault (409), not the tag (400).
+        filtered = client.get(f"/runs/{RUN}/images?tag=x")
+        assert filtered.status_code == 409
+        assert "tags.json" in filtered.text
     finally:
         if saved is None:
             tags.unlink()

@@ -113,28 +113,25 @@ def images_page(
         return view
     run = view.summary
     outputs = view.outputs
+    base = f"/runs/{segment(run_id)}/images"
     chosen, error = _parse_status(status)
     if error is not None:
-        return error_page(
-            viewer, 400, "Bad filter", error, back=(f"/runs/{segment(run_id)}/images", "All")
-        )
+        return error_page(viewer, 400, "Bad filter", error, back=(base, "All"))
     query = q.strip()[:MAX_QUERY_CHARS]
     try:
         size = _parse_int(per_page, "per_page", PER_PAGE, 1, MAX_PER_PAGE)
         number = _parse_int(page, "page", 1, 1, MAX_PAGE_NUMBER)
     except BadNumberError as exc:
-        return error_page(
-            viewer, 400, "Bad page", str(exc), back=(f"/runs/{segment(run_id)}/images", "All")
-        )
+        return error_page(viewer, 400, "Bad page", str(exc), back=(base, "All"))
     tags, tags_error = _run_tags(request, viewer, run_id)
     tagged: list[Sample] | None = None
     if tag:
         try:
             names = backend_of(request).names_with_tag(viewer, run_id, check_tag(tag))
-        except (InvalidTag, TagStorageError) as exc:
-            return error_page(
-                viewer, 400, "Bad tag", str(exc), back=(f"/runs/{segment(run_id)}/images", "All")
-            )
+        except InvalidTag as exc:
+            return error_page(viewer, 400, "Bad tag", str(exc), back=(base, "All"))
+        except TagStorageError as exc:  # the run's tags.json, not the tag asked for
+            return error_page(viewer, 409, "Tags unavailable", str(exc), back=(base, "All"))
         tagged = filter_samples(outputs, indices_of(outputs, names), query)
 
     def page_of(n: int) -> tuple[list[Sample], int]:
@@ -150,7 +147,6 @@ def images_page(
         samples, total = page_of(number)
     offset = (number - 1) * size
 
-    base = f"/runs/{segment(run_id)}/images"
     shown_size = size if size != PER_PAGE else None
     if tagged is None:
         counts = _filter_counts(outputs, query)
