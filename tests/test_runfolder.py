@@ -178,9 +178,20 @@ def test_paths_are_the_documented_layout(tmp_path: Path) -> None:
         "plots_dir": "plots",
         "report_pdf": "report.pdf",
         "report_json": "report.json",
+        "quality_csv": "data/quality.csv",
+        "quality_issues": "filenames/quality_issues.txt",
+        "near_duplicate_filenames": "filenames/near_duplicate_filenames.txt",
+        "tags_json": "tags.json",
     }
     for attribute, path in rel.items():
         assert getattr(folder, attribute) == tmp_path / path, attribute
+    # Every path attribute of RunFolder (but the folder itself) is listed above.
+    attributes = {
+        name
+        for name in dir(RunFolder)
+        if name != "path" and not name.startswith("_") and isinstance(getattr(folder, name), Path)
+    }
+    assert attributes == set(rel)
     assert folder.crops_dir("boxes") == tmp_path / "data" / "crops" / "boxes"
     assert folder.plot("scatter_pca.png") == tmp_path / "plots" / "scatter_pca.png"
     assert RunFolder(tmp_path) == folder
