@@ -102,37 +102,29 @@ def l2_normalize(
     arr = np.asarray(x)
     if arr.ndim != 2:
         raise ValueError(f"l2_normalize expects a 2-D (N, D) array, got shape {arr.shape}")
-    if backend == "torch":
-        return _l2_normalize_torch(arr, min_norm, reuse_unit)
-    if backend != "numpy":
+    if backend not in ("numpy", "torch"):
         raise ValueError(f"l2_normalize backend must be 'numpy' or 'torch', got {backend!r}")
-    if reuse_unit and arr.dtype == np.float32 and arr.flags.c_contiguous:
-        norms = np.linalg.norm(arr, axis=1)
-        if bool(np.all(np.abs(norms - 1.0) <= 1e-5)):
-            return arr
+    row_norms = _row_norms_torch if backend == "torch" else _row_norms_numpy
+    unit_float32 = reuse_unit and arr.dtype == np.float32 and arr.flags.c_contiguous
+    if unit_float32 and bool(np.all(np.abs(row_norms(arr) - 1.0) <= 1e-5)):
+        return arr
     out = np.array(arr, dtype=np.float32, order="C", copy=True)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms = row_norms(out)[:, None]
+    # IEEE division rounds the same in numpy and torch: only the norms depend on the back end
     out /= np.maximum(norms, min_norm) if min_norm > 0 else np.where(norms > 0, norms, 1.0)
     return out
 
 
-def _l2_normalize_torch(
-    arr: NDArray[Any], min_norm: float, reuse_unit: bool
-) -> NDArray[np.float32]:
+def _row_norms_numpy(arr: NDArray[np.float32]) -> NDArray[np.float32]:
+    norms: NDArray[np.float32] = np.linalg.norm(arr, axis=1)
+    return norms
+
+
+def _row_norms_torch(arr: NDArray[np.float32]) -> NDArray[np.float32]:
     import torch
 
-    if reuse_unit and arr.dtype == np.float32 and arr.flags.c_contiguous:
-        norms = torch.linalg.vector_norm(torch.from_numpy(arr), dim=1)
-        if bool(torch.all((norms - 1.0).abs() <= 1e-5)):
-            return arr
-    out = np.array(arr, dtype=np.float32, order="C", copy=True)
-    tensor = torch.from_numpy(out)
-    norms_k = torch.linalg.vector_norm(tensor, dim=1, keepdim=True)
-    if min_norm > 0:
-        tensor.div_(torch.clamp(norms_k, min=min_norm))
-    else:
-        tensor.div_(torch.where(norms_k > 0, norms_k, torch.ones_like(norms_k)))
-    return out
+    norms: NDArray[np.float32] = torch.linalg.vector_norm(torch.from_numpy(arr), dim=1).numpy()
+    return norms
 
 
 # --------------------------------------------------------------------------- distances
