@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeAlias, Uni
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails
 
+from selfsup.errors import did_you_mean
+
 # The built-in inputs and strategies register themselves on import.
 from selfsup.selection.input_types import (
     DEFAULT_RANDOM_SEED,
@@ -78,7 +80,6 @@ from selfsup.selection.registry import (
     check_n_samples,
     check_name,
     check_number,
-    did_you_mean,
     fail,
 )
 from selfsup.selection.strategies import (

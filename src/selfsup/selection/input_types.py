@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias, get_
 
 from pydantic import Field, field_serializer, field_validator, model_validator
 
+from selfsup.errors import did_you_mean
 from selfsup.selection.registry import (
     InputConfig,
     InputKind,
@@ -26,7 +27,6 @@ from selfsup.selection.registry import (
     check_choice,
     check_int,
     check_name,
-    did_you_mean,
     fail,
     register_input,
 )

@@ -17,9 +17,8 @@ from typing import Any, TypeAlias
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from selfsup.errors import DataError
+from selfsup.errors import DataError, did_you_mean
 from selfsup.selection.config import CategoricalInput, NumericInput
-from selfsup.selection.registry import did_you_mean
 
 __all__ = ["ClassCounts", "SelectionInputs"]
 

@@ -20,9 +20,8 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from selfsup.errors import DataError
+from selfsup.errors import DataError, did_you_mean
 from selfsup.selection.config import ThresholdOperation
-from selfsup.selection.registry import did_you_mean
 from selfsup.utils.vectors import l2_normalize as _l2_normalize
 
 __all__ = [

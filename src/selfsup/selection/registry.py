@@ -47,7 +47,6 @@ __all__ = [
     "StrategyType",
     "StrengthConfig",
     "Term",
-    "did_you_mean",
     "register_input",
     "register_strategy",
 ]
