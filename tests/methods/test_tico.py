@@ -26,7 +26,7 @@ def test_loss_is_ticos_of_online_first_and_momentum_second_view() -> None:
     views = _views()
     loss = model.training_loss(views, TrainProgress())
     # The same forward pass again (BatchNorm in training mode: batch statistics).
-    z_a, z_b = model.online(views[0]), model.momentum(views[1])
+    z_a, z_b = model.project(views[0]), model.project_momentum(views[1])
     expected = TiCoLoss(beta=0.5, rho=3.0)(z_a, z_b)
     torch.testing.assert_close(loss, expected)
     assert not z_b.requires_grad

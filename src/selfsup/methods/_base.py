@@ -17,11 +17,12 @@ import torch
 from torch import Tensor, nn
 
 from selfsup.errors import DataError
-from selfsup.models.utils import cosine_schedule, deactivate_requires_grad
+from selfsup.models.utils import cosine_schedule, deactivate_requires_grad, update_momentum
 
 __all__ = [
     "Method",
     "MethodModel",
+    "MomentumEncoderModel",
     "OptimizerDefaults",
     "TrainProgress",
     "check_views",
@@ -121,6 +122,43 @@ def momentum_copy(module: nn.Module) -> nn.Module:
     copied = copy.deepcopy(module)
     deactivate_requires_grad(copied)
     return copied
+
+
+class MomentumEncoderModel(MethodModel):
+    """A method model with an online encoder (``backbone``, ``projection_head``) followed by
+    a momentum copy (``backbone_momentum``, ``projection_head_momentum``), as in BYOL, MoCo
+    v3, TiCo, MMCR, SMoG and MSN.
+
+    Subclasses build their projection head, pass it with the backbone to ``__init__`` and add
+    their other heads and loss after; the attribute names are those of the checkpoints.
+
+    Args:
+        backbone: Images (B, C, H, W) -> embeddings (B, num_ftrs).
+        projection_head: Embeddings (B, num_ftrs) -> projections.
+    """
+
+    def __init__(self, backbone: nn.Module, projection_head: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection_head = projection_head
+        self.backbone_momentum = momentum_copy(backbone)
+        self.projection_head_momentum = momentum_copy(projection_head)
+
+    def update_momentum_encoder(self, m: float) -> None:
+        """One EMA step of the momentum copies towards the online encoder (m = 0 copies it)."""
+        update_momentum(self.backbone, self.backbone_momentum, m)
+        update_momentum(self.projection_head, self.projection_head_momentum, m)
+
+    def project(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) -> online projections."""
+        z: Tensor = self.projection_head(self.backbone(x).flatten(start_dim=1))
+        return z
+
+    @torch.no_grad()
+    def project_momentum(self, x: Tensor) -> Tensor:
+        """Images (B, C, H, W) -> momentum projections, without gradients."""
+        z: Tensor = self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1))
+        return z
 
 
 def local_crop_size(input_size: int) -> int:

@@ -12,23 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from selfsup.loss import NegativeCosineSimilarity
 from selfsup.methods._base import (
     Method,
-    MethodModel,
+    MomentumEncoderModel,
     OptimizerDefaults,
     TrainProgress,
     check_views,
-    momentum_copy,
 )
 from selfsup.models.modules.heads import BYOLPredictionHead, BYOLProjectionHead
-from selfsup.models.utils import update_momentum
 
 
-class BYOLModel(MethodModel):
+class BYOLModel(MomentumEncoderModel):
     """Online backbone, projector and predictor; momentum copies of backbone and projector.
 
     Widths keep the paper's ratio: hidden layers of 16·out_dim (4096 for out_dim 256). The
@@ -42,32 +39,20 @@ class BYOLModel(MethodModel):
     """
 
     def __init__(self, backbone: nn.Module, num_ftrs: int, out_dim: int) -> None:
-        super().__init__()
         hidden = 16 * out_dim
-        self.backbone = backbone
-        self.projection_head = BYOLProjectionHead(num_ftrs, hidden, out_dim)
+        super().__init__(backbone, BYOLProjectionHead(num_ftrs, hidden, out_dim))
         self.prediction_head = BYOLPredictionHead(out_dim, hidden, out_dim)
-        self.backbone_momentum = momentum_copy(backbone)
-        self.projection_head_momentum = momentum_copy(self.projection_head)
         self.criterion = NegativeCosineSimilarity()
 
     def _online(self, x: Tensor) -> Tensor:
-        z = self.projection_head(self.backbone(x).flatten(start_dim=1))
-        p: Tensor = self.prediction_head(z)
+        p: Tensor = self.prediction_head(self.project(x))
         return p
-
-    @torch.no_grad()
-    def _target(self, x: Tensor) -> Tensor:
-        z: Tensor = self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1))
-        return z
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, 2, "byol")
-        m = progress.cosine(0.99, 1.0)
-        update_momentum(self.backbone, self.backbone_momentum, m)
-        update_momentum(self.projection_head, self.projection_head_momentum, m)
+        self.update_momentum_encoder(progress.cosine(0.99, 1.0))
         p0, p1 = self._online(views[0]), self._online(views[1])
-        z0, z1 = self._target(views[0]), self._target(views[1])
+        z0, z1 = self.project_momentum(views[0]), self.project_momentum(views[1])
         loss: Tensor = 0.5 * (self.criterion(p0, z1) + self.criterion(p1, z0))
         return loss
 

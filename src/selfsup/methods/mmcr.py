@@ -16,20 +16,18 @@ from torch import Tensor, nn
 from selfsup.loss.mmcr_loss import MMCRLoss
 from selfsup.methods._base import (
     Method,
-    MethodModel,
+    MomentumEncoderModel,
     OptimizerDefaults,
     TrainProgress,
     check_views,
-    momentum_copy,
 )
 from selfsup.models.modules.heads import MMCRProjectionHead
-from selfsup.models.utils import update_momentum
 
 #: Views per image of the registered method (lightly's MMCRTransform default).
 NUM_VIEWS = 8
 
 
-class MMCRModel(MethodModel):
+class MMCRModel(MomentumEncoderModel):
     """Online backbone and projector; their momentum copies; :class:`MMCRLoss`.
 
     Widths keep the paper's ratio: hidden layers of 16·out_dim (8192 for out_dim 512). The
@@ -45,29 +43,20 @@ class MMCRModel(MethodModel):
     def __init__(
         self, backbone: nn.Module, num_ftrs: int, out_dim: int, lmda: float = 5e-3
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.projection_head = MMCRProjectionHead(num_ftrs, 16 * out_dim, out_dim)
-        self.backbone_momentum = momentum_copy(backbone)
-        self.projection_head_momentum = momentum_copy(self.projection_head)
+        super().__init__(backbone, MMCRProjectionHead(num_ftrs, 16 * out_dim, out_dim))
         self.criterion = MMCRLoss(lmda=lmda)
 
     def online(self, views: Sequence[Tensor]) -> Tensor:
         """k view batches, each (B, C, H, W) -> online embeddings (B, k, out_dim)."""
-        z = self.projection_head(self.backbone(torch.cat(list(views))).flatten(start_dim=1))
-        return _per_image(z, len(views))
+        return _per_image(self.project(torch.cat(list(views))), len(views))
 
-    @torch.no_grad()
     def momentum(self, views: Sequence[Tensor]) -> Tensor:
         """k view batches, each (B, C, H, W) -> momentum embeddings (B, k, out_dim)."""
-        features = self.backbone_momentum(torch.cat(list(views))).flatten(start_dim=1)
-        return _per_image(self.projection_head_momentum(features), len(views))
+        return _per_image(self.project_momentum(torch.cat(list(views))), len(views))
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, None, "mmcr")
-        m = progress.cosine(0.99, 1.0)
-        update_momentum(self.backbone, self.backbone_momentum, m)
-        update_momentum(self.projection_head, self.projection_head_momentum, m)
+        self.update_momentum_encoder(progress.cosine(0.99, 1.0))
         loss: Tensor = self.criterion(self.online(views), self.momentum(views))
         return loss
 

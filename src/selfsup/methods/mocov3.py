@@ -12,23 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from selfsup.loss.mocov3_loss import MoCoV3Loss
 from selfsup.methods._base import (
     Method,
-    MethodModel,
+    MomentumEncoderModel,
     OptimizerDefaults,
     TrainProgress,
     check_views,
-    momentum_copy,
 )
 from selfsup.models.modules.heads import MoCoV3PredictionHead, MoCoV3ProjectionHead
-from selfsup.models.utils import update_momentum
 
 
-class MoCoV3Model(MethodModel):
+class MoCoV3Model(MomentumEncoderModel):
     """Query encoder (backbone, projector, predictor); momentum key encoder (backbone,
     projector); the symmetrised contrastive loss.
 
@@ -46,32 +43,23 @@ class MoCoV3Model(MethodModel):
     def __init__(
         self, backbone: nn.Module, num_ftrs: int, out_dim: int, temperature: float = 0.2
     ) -> None:
-        super().__init__()
         hidden = 16 * out_dim
-        self.backbone = backbone
-        self.projection_head = MoCoV3ProjectionHead(num_ftrs, hidden, out_dim)
+        super().__init__(backbone, MoCoV3ProjectionHead(num_ftrs, hidden, out_dim))
         self.prediction_head = MoCoV3PredictionHead(out_dim, hidden, out_dim)
-        self.backbone_momentum = momentum_copy(backbone)
-        self.projection_head_momentum = momentum_copy(self.projection_head)
         self.criterion = MoCoV3Loss(temperature=temperature, gather_distributed=True)
 
     def query(self, x: Tensor) -> Tensor:
         """Images (B, C, H, W) -> queries q (B, out_dim) of the online encoder f_q."""
-        z = self.projection_head(self.backbone(x).flatten(start_dim=1))
-        q: Tensor = self.prediction_head(z)
+        q: Tensor = self.prediction_head(self.project(x))
         return q
 
-    @torch.no_grad()
     def key(self, x: Tensor) -> Tensor:
         """Images (B, C, H, W) -> keys k (B, out_dim) of the momentum encoder f_k."""
-        k: Tensor = self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1))
-        return k
+        return self.project_momentum(x)
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, 2, "mocov3")
-        m = progress.cosine(0.99, 1.0)
-        update_momentum(self.backbone, self.backbone_momentum, m)
-        update_momentum(self.projection_head, self.projection_head_momentum, m)
+        self.update_momentum_encoder(progress.cosine(0.99, 1.0))
         q1, q2 = self.query(views[0]), self.query(views[1])
         k1, k2 = self.key(views[0]), self.key(views[1])
         loss: Tensor = self.criterion(q1, k2) + self.criterion(q2, k1)

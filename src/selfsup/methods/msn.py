@@ -29,12 +29,11 @@ from torch import Tensor, nn
 from selfsup.loss.msn_loss import MSNLoss, PMSNLoss
 from selfsup.methods._base import (
     Method,
-    MethodModel,
+    MomentumEncoderModel,
     OptimizerDefaults,
     TrainProgress,
     check_views,
     local_crop_size,
-    momentum_copy,
 )
 from selfsup.models.modules.heads import MSNProjectionHead
 from selfsup.models.modules.masked_vision_transformer import (
@@ -44,13 +43,12 @@ from selfsup.models.modules.masked_vision_transformer import (
     mask_image_patches,
     random_token_mask,
 )
-from selfsup.models.utils import update_momentum
 
 #: Patch side for blanking the images of a non-ViT backbone, at most a quarter of the view.
 IMAGE_PATCH_SIZE = 16
 
 
-class MSNModel(MethodModel):
+class MSNModel(MomentumEncoderModel):
     """Online backbone and projection head, their momentum copies, and K prototypes.
 
     Head sizes scale with out_dim: hidden 16·out_dim and K = 8·out_dim prototypes (2048 and
@@ -78,11 +76,7 @@ class MSNModel(MethodModel):
         regularization_weight: float = 1.0,
         pmsn: bool = False,
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.projection_head = MSNProjectionHead(num_ftrs, 16 * out_dim, out_dim)
-        self.backbone_momentum = momentum_copy(backbone)
-        self.projection_head_momentum = momentum_copy(self.projection_head)
+        super().__init__(backbone, MSNProjectionHead(num_ftrs, 16 * out_dim, out_dim))
         self.prototypes = nn.Linear(out_dim, 8 * out_dim, bias=False)
         self.mask_ratio = check_mask_ratio(mask_ratio, "MSNModel")
         vit = as_torchvision_vit(backbone)
@@ -117,18 +111,10 @@ class MSNModel(MethodModel):
         out: Tensor = self.projection_head(features.flatten(start_dim=1))
         return out
 
-    @torch.no_grad()
-    def _target(self, x: Tensor) -> Tensor:
-        x = self._fit_to_patches(x)
-        out: Tensor = self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1))
-        return out
-
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, None, self.name)
-        m = progress.cosine(0.996, 1.0)
-        update_momentum(self.backbone, self.backbone_momentum, m)
-        update_momentum(self.projection_head, self.projection_head_momentum, m)
-        targets = self._target(views[0])
+        self.update_momentum_encoder(progress.cosine(0.996, 1.0))
+        targets = self.project_momentum(self._fit_to_patches(views[0]))
         anchors = torch.cat([self._anchor(v) for v in views[1:]])
         loss: Tensor = self.criterion(anchors, targets, self.prototypes.weight)
         return loss

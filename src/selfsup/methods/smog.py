@@ -29,15 +29,13 @@ from selfsup.errors import ConfigError
 from selfsup.loss._pair import check_positive
 from selfsup.methods._base import (
     Method,
-    MethodModel,
+    MomentumEncoderModel,
     OptimizerDefaults,
     TrainProgress,
     check_views,
-    momentum_copy,
 )
 from selfsup.models.modules import SMoGPredictionHead, SMoGProjectionHead, SMoGPrototypes
 from selfsup.models.modules.smog import smog_kmeans
-from selfsup.models.utils import update_momentum
 
 #: Momentum of the target encoder and of the groups (lightly's example; the paper's β).
 MOMENTUM = 0.99
@@ -46,7 +44,7 @@ GROUP_MOMENTUM = 0.99
 RESET_INTERVAL = 300
 
 
-class SMoGModel(MethodModel):
+class SMoGModel(MomentumEncoderModel):
     """Online backbone, projector and predictor; momentum copies; K = 4·out_dim groups.
 
     Hidden widths are 16·out_dim (2048 for out_dim 128, as lightly's example); the paper uses
@@ -72,13 +70,9 @@ class SMoGModel(MethodModel):
         temperature: float = 0.1,
         reset_interval: int = RESET_INTERVAL,
     ) -> None:
-        super().__init__()
         hidden = 16 * out_dim
-        self.backbone = backbone
-        self.projection_head = SMoGProjectionHead(num_ftrs, hidden, out_dim)
+        super().__init__(backbone, SMoGProjectionHead(num_ftrs, hidden, out_dim))
         self.prediction_head = SMoGPredictionHead(out_dim, hidden, out_dim)
-        self.backbone_momentum = momentum_copy(backbone)
-        self.projection_head_momentum = momentum_copy(self.projection_head)
         groups = F.normalize(torch.randn(4 * out_dim, out_dim), dim=1)
         self.smog = SMoGPrototypes(groups, beta=GROUP_MOMENTUM)
         self.temperature = check_positive(temperature, "temperature", "SMoGModel")
@@ -120,14 +114,8 @@ class SMoGModel(MethodModel):
         if count < n_groups:
             return False
         self.smog.set_group_features(smog_kmeans(self.feature_bank[:count], n_groups))
-        update_momentum(self.backbone, self.backbone_momentum, 0.0)
-        update_momentum(self.projection_head, self.projection_head_momentum, 0.0)
+        self.update_momentum_encoder(0.0)
         return True
-
-    @torch.no_grad()
-    def _target(self, x: Tensor) -> Tensor:
-        z: Tensor = self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1))
-        return z
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, 2, "smog")
@@ -142,12 +130,11 @@ class SMoGModel(MethodModel):
         ):
             self.last_reset_step = step
             self.reset_groups()
-        update_momentum(self.backbone, self.backbone_momentum, MOMENTUM)
-        update_momentum(self.projection_head, self.projection_head_momentum, MOMENTUM)
-        z = [self.projection_head(self.backbone(v).flatten(start_dim=1)) for v in views]
+        self.update_momentum_encoder(MOMENTUM)
+        z = [self.project(v) for v in views]
         p = [self.prediction_head(zi) for zi in z]
         # Groups of the targets are picked before the groups move, as in the paper.
-        targets = [self._target(v) for v in views]
+        targets = [self.project_momentum(v) for v in views]
         assignments = [self.smog.assign_groups(t) for t in targets]
         groups = self.smog.get_updated_group_features(torch.cat(z))
         logits = [self.smog(pi, groups, self.temperature) for pi in p]

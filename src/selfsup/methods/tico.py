@@ -17,17 +17,15 @@ from torch import Tensor, nn
 from selfsup.loss.tico_loss import TiCoLoss
 from selfsup.methods._base import (
     Method,
-    MethodModel,
+    MomentumEncoderModel,
     OptimizerDefaults,
     TrainProgress,
     check_views,
-    momentum_copy,
 )
 from selfsup.models.modules.heads import TiCoProjectionHead
-from selfsup.models.utils import update_momentum
 
 
-class TiCoModel(MethodModel):
+class TiCoModel(MomentumEncoderModel):
     """Online backbone and projector; their momentum copies; :class:`TiCoLoss`.
 
     Widths keep the paper's ratio: a hidden layer of 16·out_dim (4096 for out_dim 256). The
@@ -51,33 +49,18 @@ class TiCoModel(MethodModel):
         beta: float = 0.9,
         rho: float = 20.0,
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.projection_head = TiCoProjectionHead(num_ftrs, 16 * out_dim, out_dim)
-        self.backbone_momentum = momentum_copy(backbone)
-        self.projection_head_momentum = momentum_copy(self.projection_head)
+        super().__init__(backbone, TiCoProjectionHead(num_ftrs, 16 * out_dim, out_dim))
         self.criterion = TiCoLoss(beta=beta, rho=rho, gather_distributed=True)
-
-    def online(self, x: Tensor) -> Tensor:
-        """Images (B, C, H, W) -> online embeddings (B, out_dim)."""
-        z: Tensor = self.projection_head(self.backbone(x).flatten(start_dim=1))
-        return z
-
-    @torch.no_grad()
-    def momentum(self, x: Tensor) -> Tensor:
-        """Images (B, C, H, W) -> momentum embeddings (B, out_dim)."""
-        z: Tensor = self.projection_head_momentum(self.backbone_momentum(x).flatten(start_dim=1))
-        return z
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, 2, "tico")
-        m = progress.cosine(0.99, 1.0)
-        update_momentum(self.backbone, self.backbone_momentum, m)
-        update_momentum(self.projection_head, self.projection_head_momentum, m)
+        self.update_momentum_encoder(progress.cosine(0.99, 1.0))
         # The running covariance moves only on training steps, not on evaluations.
         train = torch.is_grad_enabled()
         loss: Tensor = self.criterion(
-            self.online(views[0]), self.momentum(views[1]), update_covariance_matrix=train
+            self.project(views[0]),
+            self.project_momentum(views[1]),
+            update_covariance_matrix=train,
         )
         return loss
 
