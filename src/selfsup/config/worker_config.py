@@ -38,11 +38,11 @@ from selfsup.selection.config import (
     SelectionConfig,
     SelectionConfigModel,
     legacy_selection_model,
+    legacy_stopping_condition,
     parse_selection_model,
     selection_shape,
     translate_error,
 )
-from selfsup.selection.registry import check_min_distance, check_n_samples
 
 ScoreName = Literal[
     "uncertainty_margin",
@@ -290,15 +290,8 @@ class WorkerConfig(StrictModel):
     def _legacy_selection(self) -> SelectionConfigModel:
         """The selection ``method``, ``stopping_condition`` and ``active_learning`` describe."""
         stop = self.stopping_condition
-        path = "worker_config.stopping_condition"
-        # lightly's -1 (any negative number) means "unset"
-        n_samples = (
-            None if stop.n_samples < 0 else check_n_samples(stop.n_samples, f"{path}.n_samples")
-        )
-        min_distance = (
-            None
-            if stop.min_distance < 0
-            else check_min_distance(stop.min_distance, f"{path}.min_distance")
+        n_samples, min_distance = legacy_stopping_condition(
+            stop.n_samples, stop.min_distance, "worker_config.stopping_condition"
         )
         if n_samples is None and min_distance is None:
             raise ConfigError(

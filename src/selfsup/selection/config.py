@@ -121,6 +121,7 @@ __all__ = [
     "WeightsStrategy",
     "did_you_mean",
     "legacy_selection_model",
+    "legacy_stopping_condition",
     "parse_selection_config",
     "parse_selection_model",
     "selection_config_from_worker_config",
@@ -483,6 +484,20 @@ def parse_selection_config(
     return parse_selection_model(raw, root).to_selection()
 
 
+def legacy_stopping_condition(
+    n_samples: object, min_distance: object, path: str
+) -> tuple[int | float | None, float | None]:
+    """``(n_samples, min_distance)`` of the legacy ``stopping_condition`` at ``path``, checked;
+    None where unset (not given, or lightly's -1: any negative number)."""
+    n: int | float | None = None
+    if n_samples is not None and check_number(n_samples, f"{path}.n_samples") >= 0:
+        n = check_n_samples(n_samples, f"{path}.n_samples")
+    md: float | None = None
+    if min_distance is not None and check_number(min_distance, f"{path}.min_distance") >= 0:
+        md = check_min_distance(min_distance, f"{path}.min_distance")
+    return n, md
+
+
 def legacy_selection_model(
     method: str,
     n_samples: int | float | None,
@@ -576,14 +591,9 @@ def selection_config_from_worker_config(
     stop_path = f"{root}.stopping_condition"
     stop = _mapping(data.get("stopping_condition", {}), stop_path)
     _check_keys(stop, ("n_samples", "min_distance"), stop_path)
-    n_samples: int | float | None = None
-    raw_n = stop.get("n_samples")
-    if raw_n is not None and not (check_number(raw_n, f"{stop_path}.n_samples") < 0):
-        n_samples = check_n_samples(raw_n, f"{stop_path}.n_samples")
-    min_distance: float | None = None
-    raw_md = stop.get("min_distance")
-    if raw_md is not None and check_number(raw_md, f"{stop_path}.min_distance") >= 0:
-        min_distance = check_min_distance(raw_md, f"{stop_path}.min_distance")
+    n_samples, min_distance = legacy_stopping_condition(
+        stop.get("n_samples"), stop.get("min_distance"), stop_path
+    )
     al_path = f"{root}.active_learning"
     al = _mapping(data.get("active_learning", {}), al_path)
     _check_keys(al, ("task_name", "score_name"), al_path)
