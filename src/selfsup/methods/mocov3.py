@@ -9,8 +9,7 @@ contrastive loss of Algorithm 1, ``ctr(q1, k2) + ctr(q2, k1)`` (see
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -22,6 +21,7 @@ from selfsup.methods._base import (
     TrainProgress,
     check_views,
 )
+from selfsup.methods.byol import byol_views
 from selfsup.models.modules.heads import MoCoV3PredictionHead, MoCoV3ProjectionHead
 
 
@@ -66,21 +66,12 @@ class MoCoV3Model(MomentumEncoderModel):
         return loss
 
 
-def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
-    """BYOL's two asymmetric views: "Our augmentation follows BYOL" (MoCo v3, appendix A)."""
-    from selfsup.transforms import BYOLTransform, BYOLView1Transform, BYOLView2Transform
-
-    return BYOLTransform(
-        view_1_transform=BYOLView1Transform(input_size=input_size),
-        view_2_transform=BYOLView2Transform(input_size=input_size),
-    )
-
-
 METHOD = Method(
     name="mocov3",
     title="MoCo v3 (Chen, Xie and He 2021)",
     build_model=MoCoV3Model,
-    build_transform=_transform,
+    # BYOL's two asymmetric views: "Our augmentation follows BYOL" (MoCo v3, appendix A).
+    build_transform=byol_views,
     # Paper (ResNet-50): LARS, weight decay 1.5e-6 at batch 4096. SGD at lr 0.06 suits the
     # small batches of single-GPU runs; the weight decay is the paper's.
     optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1.5e-6),

@@ -8,8 +8,7 @@ batches (see :mod:`selfsup.loss.tico_loss`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +21,7 @@ from selfsup.methods._base import (
     TrainProgress,
     check_views,
 )
+from selfsup.methods.byol import byol_views
 from selfsup.models.modules.heads import TiCoProjectionHead
 
 
@@ -65,21 +65,11 @@ class TiCoModel(MomentumEncoderModel):
         return loss
 
 
-def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
-    """BYOL's two asymmetric views, TiCo's augmentations."""
-    from selfsup.transforms import BYOLTransform, BYOLView1Transform, BYOLView2Transform
-
-    return BYOLTransform(
-        view_1_transform=BYOLView1Transform(input_size=input_size),
-        view_2_transform=BYOLView2Transform(input_size=input_size),
-    )
-
-
 METHOD = Method(
     name="tico",
     title="TiCo (Zhu et al. 2022)",
     build_model=TiCoModel,
-    build_transform=_transform,
+    build_transform=byol_views,  # BYOL's two asymmetric views, TiCo's augmentations
     # Paper: LARS at large batches. SGD at lr 0.06 suits small ones; a small weight decay,
     # since the loss only sees directions (see the DCL method's note).
     optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-6),
