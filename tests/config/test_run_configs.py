@@ -34,6 +34,11 @@ def test_defaults_are_resolved_and_a_stopping_condition_is_required(
 ) -> None:
     with pytest.raises(ConfigError, match="no stopping condition"):
         validate_run_configs(None, None, None, check_selection=check_selection)
+    # any negative number is lightly's "unset", in both checks (as in selfsup run)
+    with pytest.raises(ConfigError, match="no stopping condition"):
+        validate_run_configs(
+            {"stopping_condition": {"n_samples": -3}}, None, None, check_selection=check_selection
+        )
     configs = validate_run_configs(
         {"stopping_condition": {"n_samples": 5}}, None, None, check_selection=check_selection
     )

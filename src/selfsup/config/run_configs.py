@@ -19,6 +19,7 @@ from pydantic import model_validator
 
 from selfsup.config import LightlyConfig, WorkerConfig, validate
 from selfsup.errors import ConfigError
+from selfsup.selection.config import legacy_stopping_condition
 
 # Paths that the datasources decide for a scheduled run; a user may not point them elsewhere.
 _LIGHTLY_PATH_KEYS = ("input_dir", "output_dir", "embeddings")
@@ -126,9 +127,10 @@ def validate_run_configs(
             "worker_config.datapool.root cannot be set for a scheduled run: the worker keeps "
             "datapools in its own folder; give only datapool.name"
         )
-    no_stop = (
-        worker.stopping_condition.n_samples == -1 and worker.stopping_condition.min_distance == -1
-    )
+    stop = worker.stopping_condition
+    no_stop = legacy_stopping_condition(
+        stop.n_samples, stop.min_distance, "worker_config.stopping_condition"
+    ) == (None, None)
     if worker.selection_config is None and no_stop:
         raise ConfigError(
             "worker_config: no stopping condition: set stopping_condition.n_samples (a count, "
