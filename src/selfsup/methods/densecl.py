@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from selfsup.loss import DenseCLLoss
 from selfsup.methods._base import (
     Method,
-    MethodModel,
+    MomentumEncoderModel,
     OptimizerDefaults,
     TrainProgress,
     check_views,
@@ -30,7 +30,7 @@ from selfsup.models.modules import DenseCLProjectionHead
 from selfsup.models.utils import update_momentum
 
 
-class DenseCLModel(MethodModel):
+class DenseCLModel(MomentumEncoderModel):
     """Query backbone, global and dense heads; their momentum copies; DenseCLLoss.
 
     Args:
@@ -50,13 +50,9 @@ class DenseCLModel(MethodModel):
         temperature: float = 0.2,
         memory_bank_size: int = 4096,
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
         channels = feature_map_channels(backbone)
-        self.projection_head = DenseCLProjectionHead(num_ftrs, num_ftrs, out_dim)
+        super().__init__(backbone, DenseCLProjectionHead(num_ftrs, num_ftrs, out_dim))
         self.dense_projection_head = DenseCLProjectionHead(channels, channels, out_dim)
-        self.backbone_momentum = momentum_copy(backbone)
-        self.projection_head_momentum = momentum_copy(self.projection_head)
         self.dense_projection_head_momentum = momentum_copy(self.dense_projection_head)
         self.criterion = DenseCLLoss(
             temperature=temperature, memory_bank_size=(memory_bank_size, out_dim)
@@ -74,8 +70,7 @@ class DenseCLModel(MethodModel):
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, 2, "densecl")
         m = progress.cosine(0.996, 1.0)
-        update_momentum(self.backbone, self.backbone_momentum, m)
-        update_momentum(self.projection_head, self.projection_head_momentum, m)
+        self.update_momentum_encoder(m)
         update_momentum(self.dense_projection_head, self.dense_projection_head_momentum, m)
         q_global, q_dense, q_features = self._encode(
             self.backbone, self.projection_head, self.dense_projection_head, views[0]
