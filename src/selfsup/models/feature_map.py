@@ -76,9 +76,10 @@ def _checked(out: object, backbone: nn.Module) -> Tensor:
 
 
 def embedding_and_feature_map(backbone: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-    """``(backbone(x) flattened to (B, D), feature_map(backbone, x))`` in one forward pass
-    for the layouts above (the layers after the pooling run on the pooled map), in two for
-    a module that returns its map itself (its embedding is then the map's global average)."""
+    """``(backbone(x) flattened to (B, D), feature_map(backbone, x))`` in one forward pass:
+    for the layouts above the layers after the pooling run on the map; for a torchvision
+    ResNet or a module that returns its map itself the embedding is the map's global
+    average."""
     if isinstance(backbone, Backbone):
         embedding, fmap = embedding_and_feature_map(backbone.features, x)
         return pool_features(embedding), fmap
