@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -32,6 +33,28 @@ def _finite(value: object, key: str, owner: str, hint: str, positive: bool) -> f
     ):
         raise ConfigError(f"{owner}: {key} must be a finite number {bound}{hint}, got {value!r}")
     return float(value)
+
+
+def stack_views(
+    z_views: Sequence[Tensor], owner: str, items: str, each: str, min_batch: int, why: str = ""
+) -> Tensor:
+    """Check a list of >= 2 same-shape (batch_size, dim) embeddings with batch_size >=
+    ``min_batch`` and stack them to (n, batch_size, dim); a DataError says what is wrong
+    (``items``: e.g. "patch embeddings", ``each``: "patch embedding", ``why``: why the
+    minimum batch)."""
+    if isinstance(z_views, Tensor) or len(z_views) < 2:
+        got = "a tensor" if isinstance(z_views, Tensor) else f"{len(z_views)}"
+        raise DataError(
+            f"{owner}: expected a list of at least 2 {items} (batch_size, dim), got {got}"
+        )
+    shape = z_views[0].shape
+    if len(shape) != 2 or shape[0] < min_batch or any(z.shape != shape for z in z_views):
+        shapes = sorted({tuple(z.shape) for z in z_views})
+        raise DataError(
+            f"{owner}: every {each} must have the same shape (batch_size, dim) with "
+            f"batch_size >= {min_batch}{why}, got shapes {shapes}"
+        )
+    return torch.stack(list(z_views))
 
 
 def check_gather_available(gather_distributed: bool, owner: str) -> None:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.errors import DataError
-from selfsup.loss._pair import check_positive, check_weight
+from selfsup.loss._pair import check_positive, check_weight, stack_views
 
 __all__ = [
     "EMPSSLLoss",
@@ -74,23 +74,6 @@ def emp_ssl_loss(z: Tensor, eps: float = 0.2, inv_coef: float = 200.0) -> Tensor
     """−(1/n) Σ_i [R(Z_i) + λ D(Z_i, Z̄)] for (n, b, d) embeddings (normalised here)."""
     z = F.normalize(z, dim=-1)
     return -total_coding_rate(z, eps).mean() - inv_coef * cosine_invariance(z)
-
-
-def _stack_views(z_views: Sequence[Tensor], owner: str) -> Tensor:
-    if isinstance(z_views, Tensor) or len(z_views) < 2:
-        got = "a tensor" if isinstance(z_views, Tensor) else f"{len(z_views)}"
-        raise DataError(
-            f"{owner}: expected a list of at least 2 patch embeddings (batch_size, dim), one "
-            f"per patch, got {got}"
-        )
-    shape = z_views[0].shape
-    if len(shape) != 2 or shape[0] < 1 or any(z.shape != shape for z in z_views):
-        shapes = sorted({tuple(z.shape) for z in z_views})
-        raise DataError(
-            f"{owner}: every patch embedding must have the same shape (batch_size, dim) with "
-            f"batch_size >= 1, got shapes {shapes}"
-        )
-    return torch.stack(list(z_views))
 
 
 class TCRLoss(nn.Module):
@@ -143,5 +126,5 @@ class EMPSSLLoss(nn.Module):
     def forward(self, z_views: Sequence[Tensor]) -> Tensor:
         """Scalar loss of n >= 2 patch embeddings, each (batch_size, dim), patch i of image j
         at row j of ``z_views[i]``."""
-        z = _stack_views(z_views, "EMPSSLLoss")
+        z = stack_views(z_views, "EMPSSLLoss", "patch embeddings", "patch embedding", 1)
         return emp_ssl_loss(z, self.tcr_eps, self.inv_coef)

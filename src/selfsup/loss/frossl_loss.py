@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from selfsup.errors import DataError
-from selfsup.loss._pair import check_weight
+from selfsup.loss._pair import check_weight, stack_views
 
 __all__ = ["FroSSLLoss", "frossl_loss", "log_frobenius_norm"]
 
@@ -77,18 +76,12 @@ class FroSSLLoss(nn.Module):
     def forward(self, z_views: Sequence[Tensor]) -> Tensor:
         """Scalar loss of V >= 2 views, each (batch_size, dim) with batch_size >= 2; sample j
         of every view is row j."""
-        if isinstance(z_views, Tensor) or len(z_views) < 2:
-            got = "a tensor" if isinstance(z_views, Tensor) else f"{len(z_views)}"
-            raise DataError(
-                f"FroSSLLoss: expected a list of at least 2 views' embeddings "
-                f"(batch_size, dim), got {got}"
-            )
-        shape = z_views[0].shape
-        if len(shape) != 2 or shape[0] < 2 or any(z.shape != shape for z in z_views):
-            shapes = sorted({tuple(z.shape) for z in z_views})
-            raise DataError(
-                "FroSSLLoss: every view's embeddings must have the same shape "
-                f"(batch_size, dim) with batch_size >= 2 (the covariance needs two samples), "
-                f"got shapes {shapes}"
-            )
-        return frossl_loss(torch.stack(list(z_views)), self.invariance_weight)
+        z = stack_views(
+            z_views,
+            "FroSSLLoss",
+            "views' embeddings",
+            "view's embeddings",
+            2,
+            " (the covariance needs two samples)",
+        )
+        return frossl_loss(z, self.invariance_weight)
