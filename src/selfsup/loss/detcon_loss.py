@@ -120,9 +120,8 @@ def _gathered(
     )
 
 
-class DetConBLoss(nn.Module):
-    """DetCon-B loss (lightly's ``DetConBLoss``): online predictions against target
-    projections of the regions of both views.
+class _DetConLoss(nn.Module):
+    """τ and distributed gathering of both DetCon losses.
 
     Args:
         temperature: τ (0.1).
@@ -132,10 +131,22 @@ class DetConBLoss(nn.Module):
 
     def __init__(self, temperature: float = 0.1, gather_distributed: bool = True) -> None:
         super().__init__()
-        check_temperature(temperature, "DetConBLoss")
-        check_gather_available(gather_distributed, "DetConBLoss")
+        owner = type(self).__name__
+        check_temperature(temperature, owner)
+        check_gather_available(gather_distributed, owner)
         self.temperature = float(temperature)
         self.gather_distributed = gather_distributed
+
+
+class DetConBLoss(_DetConLoss):
+    """DetCon-B loss (lightly's ``DetConBLoss``): online predictions against target
+    projections of the regions of both views.
+
+    Args:
+        temperature: τ (0.1).
+        gather_distributed: Contrast against the regions of all processes (see the module
+            docstring); without an initialised process group it changes nothing.
+    """
 
     def forward(
         self,
@@ -160,7 +171,7 @@ class DetConBLoss(nn.Module):
         return detcon_loss(p0, p1, t0, t1, m0, m1, self.temperature)
 
 
-class DetConSLoss(nn.Module):
+class DetConSLoss(_DetConLoss):
     """DetCon-S loss (lightly's ``DetConSLoss``): the region projections of both views
     contrasted with each other.
 
@@ -169,13 +180,6 @@ class DetConSLoss(nn.Module):
         gather_distributed: Contrast against the regions of all processes (see the module
             docstring); without an initialised process group it changes nothing.
     """
-
-    def __init__(self, temperature: float = 0.1, gather_distributed: bool = True) -> None:
-        super().__init__()
-        check_temperature(temperature, "DetConSLoss")
-        check_gather_available(gather_distributed, "DetConSLoss")
-        self.temperature = float(temperature)
-        self.gather_distributed = gather_distributed
 
     def forward(
         self, view0: Tensor, view1: Tensor, mask_view0: Tensor, mask_view1: Tensor
