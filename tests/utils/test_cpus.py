@@ -6,7 +6,6 @@ import os
 
 import pytest
 
-from selfsup.utils import cpus
 from selfsup.utils.cpus import available_cpus, resolve_num_workers
 
 
@@ -16,8 +15,8 @@ def test_available_cpus_is_the_affinity_mask() -> None:
 
 
 def test_without_an_affinity_mask_the_cpu_count_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(cpus.os, "sched_getaffinity", raising=False)
-    monkeypatch.setattr(cpus.os, "cpu_count", lambda: None)
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
     assert available_cpus() == 1
 
 
