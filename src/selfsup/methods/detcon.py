@@ -26,13 +26,12 @@ from selfsup.loss import DetConBLoss, DetConSLoss
 from selfsup.methods._base import (
     Method,
     MethodModel,
+    MomentumEncoderModel,
     OptimizerDefaults,
     TrainProgress,
-    momentum_copy,
 )
 from selfsup.models.feature_map import feature_map, feature_map_channels
 from selfsup.models.modules import BYOLPredictionHead, BYOLProjectionHead, SimCLRProjectionHead
-from selfsup.models.utils import update_momentum
 
 #: Regions per side of the spatial heuristic and regions sampled per image (the paper: 16).
 REGIONS_PER_SIDE = 4
@@ -82,6 +81,13 @@ class _Regions(MethodModel):
         return region_pool(fmap, spatial_regions(grid), ids)
 
     @staticmethod
+    def _per_region(head: nn.Module, regions: Tensor) -> Tensor:
+        """``head`` applied to every (B, M, C) region vector -> (B, M, D)."""
+        b, m, c = regions.shape
+        out: Tensor = head(regions.reshape(b * m, c))
+        return out.reshape(b, m, -1)
+
+    @staticmethod
     def _ids(grids: Sequence[Tensor]) -> Tensor:
         return sample_regions(
             spatial_regions(grids[0]),
@@ -110,23 +116,18 @@ class DetConSModel(_Regions):
         self.projection_head = SimCLRProjectionHead(channels, channels, out_dim)
         self.criterion = DetConSLoss(temperature=temperature)
 
-    def _project(self, regions: Tensor) -> Tensor:
-        b, m, c = regions.shape
-        z: Tensor = self.projection_head(regions.reshape(b * m, c))
-        return z.reshape(b, m, -1)
-
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         images, grids = _split(views, "detcons")
         ids = self._ids(grids)
         z = [
-            self._project(self._region_features(self.backbone, x, g, ids))
+            self._per_region(self.projection_head, self._region_features(self.backbone, x, g, ids))
             for x, g in zip(images, grids, strict=True)
         ]
         loss: Tensor = self.criterion(z[0], z[1], ids, ids)
         return loss
 
 
-class DetConBModel(_Regions):
+class DetConBModel(_Regions, MomentumEncoderModel):
     """BYOL on region vectors: online projector and predictor, momentum target, DetConBLoss.
 
     Hidden widths are 16·out_dim (BYOL's ratio); the target's momentum rises from 0.99 to 1.
@@ -141,27 +142,15 @@ class DetConBModel(_Regions):
     def __init__(
         self, backbone: nn.Module, num_ftrs: int, out_dim: int, temperature: float = 0.1
     ) -> None:
-        super().__init__()
         hidden = 16 * out_dim
-        self.backbone = backbone
         channels = feature_map_channels(backbone)
-        self.projection_head = BYOLProjectionHead(channels, hidden, out_dim)
+        super().__init__(backbone, BYOLProjectionHead(channels, hidden, out_dim))
         self.prediction_head = BYOLPredictionHead(out_dim, hidden, out_dim)
-        self.backbone_momentum = momentum_copy(backbone)
-        self.projection_head_momentum = momentum_copy(self.projection_head)
         self.criterion = DetConBLoss(temperature=temperature)
-
-    @staticmethod
-    def _per_region(head: nn.Module, regions: Tensor) -> Tensor:
-        b, m, c = regions.shape
-        out: Tensor = head(regions.reshape(b * m, c))
-        return out.reshape(b, m, -1)
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         images, grids = _split(views, "detconb")
-        m = progress.cosine(0.99, 1.0)
-        update_momentum(self.backbone, self.backbone_momentum, m)
-        update_momentum(self.projection_head, self.projection_head_momentum, m)
+        self.update_momentum_encoder(progress.cosine(0.99, 1.0))
         ids = self._ids(grids)
         preds, targets = [], []
         for x, g in zip(images, grids, strict=True):
