@@ -24,7 +24,7 @@ import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from selfsup.apphelpers.web_backend import check_tag
 from selfsup.errors import DataError
@@ -34,8 +34,9 @@ from selfsup.utils.names import NAME_ERRORS, dumps_json, name_to_bytes
 if TYPE_CHECKING:  # the readers load numpy tables; the folder backend imports them lazily
     from selfsup.web.outputs import RunOutputs, Sample
 
-EXPORT_FORMATS = ("txt", "csv", "coco")
+ExportFormat = Literal["txt", "csv", "coco"]
 """The export formats: file list, CSV with scores, COCO-style images JSON."""
+EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 
 EXPORT_MEDIA_TYPES = {
     "txt": "text/plain; charset=utf-8",

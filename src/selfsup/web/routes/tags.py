@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -46,6 +45,7 @@ from selfsup.web.tags import (
     EXPORT_FORMATS,
     EXPORT_MEDIA_TYPES,
     EXPORT_SUFFIXES,
+    ExportFormat,
     TagStorageError,
     export_coco,
     export_csv,
@@ -55,8 +55,6 @@ from selfsup.web.tags import (
 )
 
 router = APIRouter(include_in_schema=False)
-
-ExportFormat = Literal["txt", "csv", "coco"]
 
 
 class TagRequest(BaseModel):
