@@ -20,6 +20,8 @@
 - :class:`FroSSLLoss`: FroSSL's log Frobenius norms of the covariances plus invariance.
 - :class:`MSNLoss`, :class:`PMSNLoss`, :class:`PMSNCustomLoss`: MSN's prototype matching of
   masked anchors, with a uniform (MSN) or other (PMSN) prior over the prototypes.
+- :class:`KoLeoLoss`: the KoLeo nearest-neighbour entropy regulariser of DINOv2.
+- :class:`IBOTPatchLoss`: iBOT's masked-patch cross-entropy against the centred teacher.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from selfsup.loss.dino_loss import DINOLoss
 from selfsup.loss.emp_ssl_loss import EMPSSLLoss, TCRLoss
 from selfsup.loss.frossl_loss import FroSSLLoss
 from selfsup.loss.hypersphere_loss import HypersphereLoss
+from selfsup.loss.ibot_loss import IBOTPatchLoss
+from selfsup.loss.koleo_loss import KoLeoLoss
 from selfsup.loss.memory_bank import MemoryBankModule
 from selfsup.loss.mmcr_loss import MMCRLoss
 from selfsup.loss.mocov3_loss import MoCoV3Loss
@@ -55,6 +59,8 @@ __all__ = [
     "EMPSSLLoss",
     "FroSSLLoss",
     "HypersphereLoss",
+    "IBOTPatchLoss",
+    "KoLeoLoss",
     "MMCRLoss",
     "MSNLoss",
     "MemoryBankModule",
