@@ -245,3 +245,37 @@ def test_dino_head_default_never_freezes() -> None:
     head(torch.randn(4, 8)).sum().backward()
     head.cancel_last_layer_gradients(current_epoch=0)
     assert head.last_layer.parametrizations.weight.original1.grad is not None
+
+
+# --- DINOv2 -----------------------------------------------------------------------------
+
+
+def test_dinov2_head_is_dino_head_with_a_trained_magnitude() -> None:
+    from selfsup.models.modules import DINOv2ProjectionHead
+
+    torch.manual_seed(0)
+    head = DINOv2ProjectionHead(8, 16, 6, 32)
+    assert structure(head) == [L, G, L, G, L]
+    magnitude = head.last_layer.parametrizations.weight.original0
+    assert magnitude.requires_grad
+    with torch.no_grad():
+        magnitude.mul_(2.0)
+    # out = normalize(mlp(x)) @ (g · v / ||v||)^T, here with g = 2.
+    x = torch.randn(5, 8)
+    lin = linears(head)
+    h = lin[2](F.gelu(lin[1](F.gelu(lin[0](x)))))
+    z = h / h.norm(dim=1, keepdim=True)
+    v = head.last_layer.parametrizations.weight.original1
+    torch.testing.assert_close(head(x), 2.0 * z @ (v / v.norm(dim=1, keepdim=True)).T)
+    head(x).sum().backward()
+    assert magnitude.grad is not None and magnitude.grad.abs().sum() > 0
+
+
+def test_dinov2_head_zero_input_stays_finite() -> None:
+    from selfsup.models.modules import DINOv2ProjectionHead
+
+    head = DINOv2ProjectionHead(8, 16, 6, 32)
+    for module in head.layers:
+        if isinstance(module, nn.Linear):
+            nn.init.zeros_(module.weight)
+    assert torch.isfinite(head(torch.zeros(2, 8))).all()

@@ -19,6 +19,7 @@ __all__ = [
     "BYOLProjectionHead",
     "BarlowTwinsProjectionHead",
     "DINOProjectionHead",
+    "DINOv2ProjectionHead",
     "DenseCLProjectionHead",
     "MMCRProjectionHead",
     "MoCoProjectionHead",
@@ -592,5 +593,48 @@ class DINOProjectionHead(ProjectionHead):
     def forward(self, x: Tensor) -> Tensor:
         """(B, input_dim) -> (B, output_dim) logits."""
         z = nn.functional.normalize(self.layers(x), dim=-1, p=2)
+        out: Tensor = self.last_layer(z)
+        return out
+
+
+class DINOv2ProjectionHead(DINOProjectionHead):
+    """Projection head of DINOv2 (and iBOT): DINO's head for ViTs, with a learnable scale.
+
+    "we use a Sinkhorn-Knopp centering (...) and untie the head weights between the DINO and
+    iBOT losses" (DINOv2, Oquab et al. 2023, https://arxiv.org/abs/2304.07193, sec. 4): each
+    loss gets one such head. As in the official code the head is DINO's 3-layer MLP (GELU, no
+    batch norm) to a 256-d bottleneck, l2-normalised (with a floor of 1e-6 on the norm, safe
+    in half precision), and a weight-normalised output layer whose magnitude starts at 1 and
+    is trained (``norm_last_layer=False``).
+
+    Args:
+        input_dim: Embedding size of the backbone (the ViT's token width).
+        hidden_dim: Width of the hidden layers.
+        bottleneck_dim: Size of the l2-normalised bottleneck.
+        output_dim: K, the number of output logits (prototypes).
+        freeze_last_layer: As in :class:`DINOProjectionHead`.
+    """
+
+    def __init__(
+        self,
+        input_dim: int = 2048,
+        hidden_dim: int = 2048,
+        bottleneck_dim: int = 256,
+        output_dim: int = 65536,
+        freeze_last_layer: int = -1,
+    ) -> None:
+        super().__init__(
+            input_dim,
+            hidden_dim,
+            bottleneck_dim,
+            output_dim,
+            batch_norm=False,
+            freeze_last_layer=freeze_last_layer,
+            norm_last_layer=False,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(N, input_dim) class or patch tokens -> (N, output_dim) logits."""
+        z = nn.functional.normalize(self.layers(x), dim=-1, p=2, eps=1e-6)
         out: Tensor = self.last_layer(z)
         return out
