@@ -6,7 +6,8 @@ Method transforms turn one image into the list of views a method trains on
 :class:`FastSiamTransform`, :class:`VICRegTransform`, :class:`SwaVTransform`,
 :class:`EMPSSLTransform`, :class:`SMoGTransform`, :class:`VICRegLTransform` (views and
 their location grids), :class:`DenseCLTransform`, :class:`DetConSTransform`,
-:class:`DetConBTransform` (views and grids), :class:`MSNTransform`);
+:class:`DetConBTransform` (views and grids), :class:`MSNTransform`, :class:`DINOv2Transform`,
+:class:`IJEPATransform`, :class:`AIMTransform`);
 :class:`MultiViewTransform` combines any callables into such a list.
 
 The building blocks (crop, flips, colour jitter, grayscale, :class:`GaussianBlur`,
@@ -23,6 +24,7 @@ runs a method transform on a whole ``(B, C, H, W)`` batch at once (CPU or GPU).
 
 from __future__ import annotations
 
+from selfsup.transforms.aim_transform import AIMTransform
 from selfsup.transforms.base import RandomTransform, image_size
 from selfsup.transforms.batched_view import BatchedMultiViewTransform, BatchedViewTransform
 from selfsup.transforms.byol_transform import (
@@ -34,10 +36,12 @@ from selfsup.transforms.color import ColorJitterParams, RandomColorJitter, Rando
 from selfsup.transforms.densecl_transform import DenseCLTransform
 from selfsup.transforms.detcon_transform import DetConBTransform, DetConSTransform
 from selfsup.transforms.dino_transform import DINOTransform, DINOViewTransform
+from selfsup.transforms.dinov2_transform import DINOv2Transform
 from selfsup.transforms.emp_ssl_transform import EMPSSLTransform, EMPSSLViewTransform
 from selfsup.transforms.fast_siam_transform import FastSiamTransform
 from selfsup.transforms.flip import RandomHorizontalFlip, RandomVerticalFlip
 from selfsup.transforms.gaussian_blur import GaussianBlur, GaussianBlurParams
+from selfsup.transforms.ijepa_transform import IJEPATransform
 from selfsup.transforms.mmcr_transform import MMCRTransform
 from selfsup.transforms.moco_transform import MoCoV1Transform, MoCoV2Transform
 from selfsup.transforms.msn_transform import MSNTransform
@@ -61,6 +65,7 @@ from selfsup.transforms.wmse_transform import WMSETransform
 
 __all__ = [
     "IMAGENET_NORMALIZE",
+    "AIMTransform",
     "BYOLTransform",
     "BYOLView1Transform",
     "BYOLView2Transform",
@@ -70,6 +75,7 @@ __all__ = [
     "CropParams",
     "DINOTransform",
     "DINOViewTransform",
+    "DINOv2Transform",
     "DenseCLTransform",
     "DetConBTransform",
     "DetConSTransform",
@@ -78,6 +84,7 @@ __all__ = [
     "FastSiamTransform",
     "GaussianBlur",
     "GaussianBlurParams",
+    "IJEPATransform",
     "MMCRTransform",
     "MSNTransform",
     "MoCoV1Transform",
