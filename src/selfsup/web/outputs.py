@@ -73,7 +73,7 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -84,6 +84,9 @@ from selfsup.utils.atomic import atomic_open_bytes, atomic_write_text
 from selfsup.utils.names import dumps_json
 from selfsup.utils.vectors import knn, l2_normalize, pca
 from selfsup.web.sources import check_relative_path
+
+if TYPE_CHECKING:
+    from selfsup.web.signals import RunSignals
 
 __all__ = [
     "STATUSES",
@@ -751,6 +754,7 @@ class RunOutputs:
         self._queries: OrderedDict[str, NDArray[np.int64]] = OrderedDict()
         self._haystack: NDArray[np.str_] | list[str] | None = None
         self._projections: dict[str, Projection] = {}
+        self._signals_lock = threading.Lock()
 
     # ----------------------------------------------------------------- opening
 
@@ -859,6 +863,75 @@ class RunOutputs:
         if isinstance(haystack, np.ndarray):
             return np.flatnonzero(np.strings.find(haystack, needle) >= 0).astype(np.int64)
         return np.asarray([i for i, name in enumerate(haystack) if needle in name], np.int64)
+
+    def indices(self, status: Status | None, query: str = "") -> NDArray[np.int64]:
+        """Ascending indices of every sample with ``status`` (all for ``None``) whose name
+        contains ``query`` (case-insensitive): the whole list :meth:`page` pages through,
+        for filters and sorts applied on top of it (:mod:`selfsup.web.signals`)."""
+        if status is not None and status not in _CODE:
+            raise ValueError(f"unknown status {status!r}; expected one of {', '.join(STATUSES)}")
+        if query:
+            return self._matches(query, status)
+        return self._all if status is None else self._by_status[status]
+
+    def make_samples(self, indices: Sequence[int] | NDArray[np.int64]) -> list[Sample]:
+        """The samples at ``indices``, in that order."""
+        return [self._list.make(int(j)) for j in indices]
+
+    def filenames(self) -> list[str]:
+        """Every sample's name, by sample index (the index's list; do not modify)."""
+        return self._index.filenames
+
+    def status_codes(self) -> NDArray[np.int8]:
+        """``(N,)`` codes into :data:`STATUSES` per sample (do not modify)."""
+        return self._index.status
+
+    def embedding_arrays(self) -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.int64]]:
+        """``(embeddings (R, D) L2-normalised, sample_row (N,) with -1 for none, selected
+        rows)`` for numpy-only computations over the run; object-level runs give no sample
+        rows (their rows are crops). Do not modify."""
+        ix = self._index
+        if self._task:
+            return ix.embeddings, np.full(len(ix.filenames), -1, np.int64), self._chosen_rows
+        return ix.embeddings, ix.sample_row, self._chosen_rows
+
+    def selection_scores(self) -> dict[str, NDArray[np.float64]]:
+        """Per-sample numbers of ``data/selection.csv``: ``pick_rank``, ``pick_distance``
+        (finite only; the first pick's infinite distance is left out) and ``selection_score``,
+        each only when at least one sample has a value; ``{}`` in object-level runs."""
+        if self._task:
+            return {}
+        ix = self._index
+        n = len(ix.filenames)
+        has = np.flatnonzero(ix.sample_row >= 0)
+        rows = ix.sample_row[has]
+        out: dict[str, NDArray[np.float64]] = {}
+        columns = {
+            "pick_rank": np.where(ix.rank > 0, ix.rank, np.nan).astype(np.float64),
+            "pick_distance": np.where(
+                np.isfinite(ix.pick_distance), ix.pick_distance, np.nan
+            ).astype(np.float64),
+            "selection_score": ix.score.astype(np.float64),
+        }
+        for key, per_row in columns.items():
+            values = np.full(n, np.nan, dtype=np.float64)
+            values[has] = per_row[rows]
+            if np.isfinite(values).any():
+                out[key] = values
+        return out
+
+    @functools.cached_property
+    def signals(self) -> RunSignals:
+        """Every per-sample signal of the run (:func:`selfsup.web.signals.load_signals`),
+        discovered on first use and kept with this object.
+
+        Raises:
+            SignalsError: a signal file is malformed.
+        """
+        from selfsup.web.signals import load_signals
+
+        with self._signals_lock:
+            return load_signals(self)
 
     def sample(self, index: int) -> Sample:
         """The sample at ``index``. Raises IndexError outside ``0 .. N-1`` (no wrapping)."""

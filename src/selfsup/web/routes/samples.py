@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 from urllib.parse import urlencode
 
+import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from numpy.typing import NDArray
 
 from selfsup.apphelpers.web_backend import InvalidTag, Viewer, WebNotFound, check_tag
 from selfsup.web.outputs import STATUSES, RunOutputs, Sample, Status
@@ -22,6 +24,7 @@ from selfsup.web.routes.common import (
     segment,
 )
 from selfsup.web.sessions import PageViewer
+from selfsup.web.signals import RunSignals, SignalsError
 from selfsup.web.tags import TagStorageError, filter_samples, indices_of
 
 router = APIRouter(include_in_schema=False)
@@ -100,13 +103,21 @@ def images_page(
     per_page: str | None = None,
     q: str = "",
     tag: str = "",
+    issue: str = "",
+    dup: str = "",
+    sort: str = "",
+    order: str = "",
 ) -> Response:
     """One page of the thumbnail grid: filter tabs with counts, file-name search, tag
-    filter, pager.
+    filter, signal filters and sort, pager.
 
     Only the requested page is rendered (``RunOutputs.page``), so a 100,000-sample run
     answers as fast as a small one; the thumbnails load lazily as they scroll into view.
     With ``?tag=`` the grid shows that tag's samples (made one by one: O(tagged samples)).
+    ``?issue=`` keeps the samples flagged with that quality issue (``any``: with any),
+    ``?dup=`` the near-duplicate group members (``any``) or the members a group does not
+    keep (``copies``), ``?sort=`` orders by a score of the run (:mod:`selfsup.web.signals`,
+    ``?order=desc`` highest first); these work on index arrays, O(N) per request.
     """
     view = open_page_view(request, viewer, run_id)
     if isinstance(view, HTMLResponse):
@@ -133,12 +144,44 @@ def images_page(
         except TagStorageError as exc:  # the run's tags.json, not the tag asked for
             return error_page(viewer, 409, "Tags unavailable", str(exc), back=(base, "All"))
         tagged = filter_samples(outputs, indices_of(outputs, names), query)
+    try:
+        signals = outputs.signals
+    except SignalsError as exc:
+        return error_page(viewer, 409, "Scores unavailable", str(exc), back=(base, "All"))
+    descending = order == "desc"
+    if order not in ("", "asc", "desc"):
+        return error_page(
+            viewer,
+            400,
+            "Bad order",
+            f"order must be asc or desc, got {order[:40]!r}",
+            back=(base, "All"),
+        )
+    pool: NDArray[np.int64] | None = None  # every match of all filters but status
+    if issue or dup or sort or tagged is not None:
+        pool = (
+            outputs.indices(None, query)
+            if tagged is None
+            else np.array([s.index for s in tagged], dtype=np.int64)
+        )
+        try:
+            pool = _signal_filter(signals, pool, issue, dup)
+        except KeyError as exc:
+            return error_page(viewer, 400, "Bad filter", str(exc.args[0]), back=(base, "All"))
+        if sort:
+            try:
+                pool = signals.sort(pool, sort, descending)
+            except KeyError as exc:
+                return error_page(viewer, 400, "Bad sort", str(exc.args[0]), back=(base, "All"))
+    shown_pool: NDArray[np.int64] | None = None
+    if pool is not None:
+        codes = outputs.status_codes()
+        shown_pool = pool if chosen is None else pool[codes[pool] == STATUSES.index(chosen)]
 
     def page_of(n: int) -> tuple[list[Sample], int]:
-        if tagged is None:
+        if shown_pool is None:
             return outputs.page(chosen, (n - 1) * size, size, query)
-        shown = [s for s in tagged if chosen is None or s.status == chosen]
-        return shown[(n - 1) * size : n * size], len(shown)
+        return outputs.make_samples(shown_pool[(n - 1) * size : n * size]), int(shown_pool.size)
 
     samples, total = page_of(number)
     n_pages = max(1, math.ceil(total / size))
@@ -148,12 +191,12 @@ def images_page(
     offset = (number - 1) * size
 
     shown_size = size if size != PER_PAGE else None
-    if tagged is None:
+    if pool is None:
         counts = _filter_counts(outputs, query)
     else:
-        counts = {"all": len(tagged), **{st: 0 for st in STATUSES}}
-        for s in tagged:
-            counts[s.status] += 1
+        per_code = np.bincount(outputs.status_codes()[pool], minlength=len(STATUSES))
+        counts = {"all": int(pool.size), **{st: int(per_code[i]) for i, st in enumerate(STATUSES)}}
+    keep = {"issue": issue, "dup": dup, "sort": sort, "order": order if sort else ""}
     tabs = [
         {
             "key": key,
@@ -166,6 +209,7 @@ def images_page(
                 q=query,
                 tag=tag,
                 per_page=shown_size,
+                **keep,
             ),
         }
         for key in ("all", *STATUSES)
@@ -173,7 +217,13 @@ def images_page(
 
     def page_href(n: int) -> str:
         return _url(
-            base, status=chosen, q=query, tag=tag, per_page=shown_size, page=n if n > 1 else None
+            base,
+            status=chosen,
+            q=query,
+            tag=tag,
+            per_page=shown_size,
+            page=n if n > 1 else None,
+            **keep,
         )
 
     detail = f"/runs/{segment(run_id)}/images/"
@@ -190,12 +240,26 @@ def images_page(
         max_query=MAX_QUERY_CHARS,
         tabs=tabs,
         samples=samples,
-        # A tag's list is not the one the sample page walks: its links go to the plain page.
+        # A tag's or a signal filter's list is not the one the sample page walks: its links
+        # go to the plain page.
         detail_hrefs=[
             f"{detail}{s.index}"
-            if tag
+            if pool is not None
             else _url(f"{detail}{s.index}", status=chosen, q=query, pos=offset + i)
             for i, s in enumerate(samples)
+        ],
+        tile_notes=[_tile_note(signals, s.index, sort) for s in samples],
+        issue=issue,
+        dup=dup,
+        sort=sort,
+        order=order if sort else "",
+        issue_options=[
+            {"key": name, "count": int(np.count_nonzero(flags))}
+            for name, flags in signals.issues.items()
+        ],
+        n_groups=len(signals.groups),
+        score_options=[
+            {"key": key, "source": signals.score_sources[key]} for key in signals.scores
         ],
         total=total,
         page_number=number,
@@ -204,7 +268,7 @@ def images_page(
         default_per_page=PER_PAGE,
         prev_href=page_href(number - 1) if number > 1 else None,
         next_href=page_href(number + 1) if number < n_pages else None,
-        clear_href=_url(base, status=chosen, tag=tag, per_page=shown_size),
+        clear_href=_url(base, status=chosen, tag=tag, per_page=shown_size, **keep),
         thumb_size=THUMB_SIZE,
         tag=tag,
         tags=[
@@ -212,13 +276,51 @@ def images_page(
                 "name": name,
                 "count": count,
                 "active": name == tag,
-                "href": _url(base, status=chosen, q=query, tag=name, per_page=shown_size),
+                "href": _url(base, status=chosen, q=query, tag=name, per_page=shown_size, **keep),
             }
             for name, count in tags.items()
         ],
         tags_error=tags_error,
-        untagged_href=_url(base, status=chosen, q=query, per_page=shown_size),
+        untagged_href=_url(base, status=chosen, q=query, per_page=shown_size, **keep),
+        signals_clear_href=_url(base, status=chosen, q=query, tag=tag, per_page=shown_size),
     )
+
+
+DUP_FILTERS = ("any", "copies")
+"""``?dup=`` values: ``any`` every near-duplicate group member, ``copies`` the members a
+group does not keep (what removing near duplicates would drop)."""
+
+
+def _signal_filter(
+    signals: RunSignals, pool: NDArray[np.int64], issue: str, dup: str
+) -> NDArray[np.int64]:
+    """``pool`` (ascending sample indices) narrowed to ``issue`` and ``dup``.
+
+    Raises:
+        KeyError: an issue the run does not flag, or an unknown ``dup`` value (the message,
+            ``args[0]``, lists the accepted ones).
+    """
+    if issue:
+        pool = pool[np.isin(pool, signals.flagged(issue))]
+    if dup:
+        if dup not in DUP_FILTERS:
+            raise KeyError(f"dup must be one of {', '.join(DUP_FILTERS)}, got {dup[:40]!r}")
+        member = signals.group_of[pool] >= 0
+        if dup == "copies":
+            kept = {g.kept for g in signals.groups}
+            member &= ~np.isin(pool, np.fromiter(kept, dtype=np.int64, count=len(kept)))
+        pool = pool[member]
+    return pool
+
+
+def _tile_note(signals: RunSignals, index: int, sort: str) -> str:
+    """What a tile shows under its name: the sort score's value, then its issues."""
+    parts: list[str] = []
+    if sort and sort in signals.scores:
+        value = float(signals.scores[sort][index])
+        parts.append(f"{sort} {'–' if math.isnan(value) else f'{value:.4g}'}")
+    parts.extend(signals.issues_of(index))
+    return " · ".join(parts)
 
 
 def _run_tags(request: Request, viewer: Viewer, run_id: str) -> tuple[dict[str, int], str]:
