@@ -261,3 +261,102 @@ def test_data_loader_over_an_image_folder(make_image_folder: Any) -> None:
     all_names = [name for _, _, names in batches for name in names]
     assert len(set(all_names)) == 6
     assert sorted(int(label) for _, labels, _ in batches for label in labels) == [0, 0, 0, 1, 1, 1]
+
+
+# --- I-JEPA -------------------------------------------------------------------------------
+
+
+def _grid_mask(index: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    mask = torch.zeros(grid[0] * grid[1], dtype=torch.bool)
+    mask[index] = True
+    return mask.view(grid)
+
+
+def _is_rectangle(mask: torch.Tensor) -> tuple[int, int]:
+    """(rows, cols) of the rectangle ``mask`` is, else an assertion error."""
+    rows = mask.any(dim=1).nonzero().flatten()
+    cols = mask.any(dim=0).nonzero().flatten()
+    box = mask[int(rows[0]) : int(rows[-1]) + 1, int(cols[0]) : int(cols[-1]) + 1]
+    assert box.all()
+    assert int(box.sum()) == int(mask.sum())
+    return box.shape[0], box.shape[1]
+
+
+def test_ijepa_blocks_follow_the_paper() -> None:
+    from selfsup.data.collate import sample_ijepa_masks
+
+    grid = (14, 14)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        masks_enc, masks_pred = sample_ijepa_masks(3, grid, generator=g)
+        assert len(masks_enc) == 1
+        assert len(masks_pred) == 4
+        sizes = set()
+        for target in masks_pred:
+            assert target.dtype == torch.int64
+            assert target.shape[0] == 3
+            for row in target:
+                assert torch.equal(row, row.sort().values)
+                rows, cols = _is_rectangle(_grid_mask(row, grid))
+                sizes.add((rows, cols))
+                # scale (0.15, 0.2) of 196 patches, aspect (0.75, 1.5), up to rounding.
+                assert 0.1 * 196 <= rows * cols <= 0.25 * 196
+                assert 0.5 <= rows / cols <= 2.0
+        assert len(sizes) == 1  # one target size per batch
+        for b in range(3):
+            context = _grid_mask(masks_enc[0][b], grid)
+            covered = torch.stack([_grid_mask(t[b], grid) for t in masks_pred]).any(dim=0)
+            assert not (context & covered).any()
+            assert int(context.sum()) >= 4
+
+
+def test_ijepa_context_lengths_are_cut_to_the_shortest_of_the_batch() -> None:
+    from selfsup.data.collate import sample_ijepa_masks
+
+    g = torch.Generator().manual_seed(1)
+    masks_enc, _ = sample_ijepa_masks(8, (8, 8), generator=g)
+    assert masks_enc[0].shape[0] == 8
+    assert all(len(set(row.tolist())) == masks_enc[0].shape[1] for row in masks_enc[0])
+
+
+def test_ijepa_overlap_allowed_keeps_the_whole_context_block() -> None:
+    from selfsup.data.collate import sample_ijepa_masks
+
+    g = torch.Generator().manual_seed(2)
+    masks_enc, _ = sample_ijepa_masks(
+        2, (6, 6), enc_mask_scale=(1.0, 1.0), allow_overlap=True, generator=g
+    )
+    assert masks_enc[0].shape == (2, 36)
+
+
+def test_ijepa_targets_covering_the_grid_are_a_clear_error() -> None:
+    from selfsup.data.collate import sample_ijepa_masks
+
+    with pytest.raises(DataError, match="cover the whole 2x2 grid"):
+        sample_ijepa_masks(1, (2, 2), pred_mask_scale=(1.0, 1.0), n_pred=1)
+
+
+def test_ijepa_collator_batches_images_with_their_masks() -> None:
+    from selfsup.data.collate import IJEPAMaskCollator
+
+    collate = IJEPAMaskCollator(input_size=32, patch_size=8)
+    batch = [(torch.rand(3, 32, 32), i, f"{i}.png") for i in range(5)]
+    (images, labels, fnames), masks_enc, masks_pred = collate(batch)
+    assert images.shape == (5, 3, 32, 32)
+    assert labels.tolist() == [0, 1, 2, 3, 4]
+    assert fnames == [f"{i}.png" for i in range(5)]
+    assert [m.shape[0] for m in masks_enc + masks_pred] == [5] * 5
+    assert all(int(m.max()) < 16 for m in masks_enc + masks_pred)
+
+
+def test_ijepa_collator_refuses_bad_settings_and_images() -> None:
+    from selfsup.data.collate import IJEPAMaskCollator
+
+    with pytest.raises(ConfigError, match="patch_size=5 must divide input_size"):
+        IJEPAMaskCollator(input_size=32, patch_size=5)
+    with pytest.raises(ConfigError, match="pred_mask_scale"):
+        IJEPAMaskCollator(pred_mask_scale=(0.3, 0.2))
+    with pytest.raises(
+        DataError, match=r"'0.png' have shape \(3, 16, 16\); expected \(C, 32, 32\)"
+    ):
+        IJEPAMaskCollator(input_size=32, patch_size=8)([(torch.rand(3, 16, 16), 0, "0.png")])

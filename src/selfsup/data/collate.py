@@ -481,3 +481,219 @@ class MultiViewCollate:
             _stack([views[i] for views in samples], fnames, caller, i) for i in range(n_views)
         ]
         return stacked, labels, fnames
+
+
+# --- I-JEPA -------------------------------------------------------------------------------
+
+#: Placements tried for a context block before falling back to all non-target patches.
+_IJEPA_CONTEXT_TRIES = 20
+
+
+def _ijepa_block_size(
+    scale: tuple[float, float],
+    aspect_ratio: tuple[float, float],
+    grid: tuple[int, int],
+    generator: torch.Generator | None,
+) -> tuple[int, int]:
+    """(rows, cols) of a block covering a ``scale`` fraction of the grid with height/width
+    ``aspect_ratio``, both drawn uniformly from their ranges; at least 1 x 1, at most the
+    grid."""
+    rows, cols = grid
+    u = torch.rand(2, generator=generator).tolist()
+    area = rows * cols * (scale[0] + u[0] * (scale[1] - scale[0]))
+    ratio = aspect_ratio[0] + u[1] * (aspect_ratio[1] - aspect_ratio[0])
+    height = min(rows, max(1, round((area * ratio) ** 0.5)))
+    width = min(cols, max(1, round((area / ratio) ** 0.5)))
+    return height, width
+
+
+def _ijepa_place_block(
+    size: tuple[int, int], grid: tuple[int, int], generator: torch.Generator | None
+) -> torch.Tensor:
+    """(rows, cols) bool grid, True inside one block of ``size`` at a uniform position."""
+    rows, cols = grid
+    height, width = size
+    top = int(torch.randint(0, rows - height + 1, (1,), generator=generator))
+    left = int(torch.randint(0, cols - width + 1, (1,), generator=generator))
+    block = torch.zeros(rows, cols, dtype=torch.bool)
+    block[top : top + height, left : left + width] = True
+    return block
+
+
+def _subset_sorted(index: torch.Tensor, k: int, generator: torch.Generator | None) -> torch.Tensor:
+    """``k`` entries of the 1-D ``index`` picked at random, in increasing order."""
+    if index.numel() == k:
+        return index
+    pick = torch.randperm(index.numel(), generator=generator)[:k]
+    return index[pick].sort().values
+
+
+def sample_ijepa_masks(
+    batch_size: int,
+    grid: tuple[int, int],
+    enc_mask_scale: tuple[float, float] = (0.85, 1.0),
+    pred_mask_scale: tuple[float, float] = (0.15, 0.2),
+    aspect_ratio: tuple[float, float] = (0.75, 1.5),
+    n_enc: int = 1,
+    n_pred: int = 4,
+    min_keep: int = 4,
+    allow_overlap: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """I-JEPA's context and target blocks of a batch's patch grids, as patch indices.
+
+    "we randomly sample M = 4 (possibly overlapping) blocks (...) with a random scale in the
+    range (0.15, 0.2) and aspect ratio in the range (0.75, 1.5)" for the targets; "we sample a
+    single block x from the image with a random scale in the range (0.85, 1.0) and unit aspect
+    ratio (...) we remove any overlapping regions" with the targets for the context (I-JEPA,
+    Assran et al. 2023, https://arxiv.org/abs/2301.08243, sec. 3). As in the authors' code, one
+    target size and one context size are drawn per batch (positions per image), so all target
+    blocks have one length; context blocks, which lose different numbers of patches to the
+    targets, are cut to the shortest in the batch by dropping random patches.
+
+    Args:
+        batch_size: B.
+        grid: (rows, cols) of the patch grid.
+        enc_mask_scale: Area fraction range of the context block.
+        pred_mask_scale: Area fraction range of each target block.
+        aspect_ratio: Height/width range of the target blocks.
+        n_enc: Context blocks per image (1 in the paper).
+        n_pred: Target blocks per image (M = 4).
+        min_keep: Fewest patches a context block may keep after removing the targets; a
+            placement keeping fewer is redrawn (up to 20 times), then the context is every
+            patch outside the targets.
+        allow_overlap: Keep context patches that are also in a target block.
+        generator: Random generator, for reproducible masks.
+
+    Returns:
+        ``(masks_enc, masks_pred)``: ``n_enc`` and ``n_pred`` int64 tensors ``(B, K)`` of
+        row-major patch indices in increasing order, K fixed per tensor.
+    """
+    rows, cols = grid
+    if batch_size < 1 or rows < 1 or cols < 1 or n_enc < 1 or n_pred < 1:
+        raise ConfigError(
+            f"sample_ijepa_masks: batch_size, grid sides, n_enc and n_pred must be >= 1, got "
+            f"batch_size={batch_size}, grid={grid}, n_enc={n_enc}, n_pred={n_pred}"
+        )
+    pred_size = _ijepa_block_size(pred_mask_scale, aspect_ratio, grid, generator)
+    enc_size = _ijepa_block_size(enc_mask_scale, (1.0, 1.0), grid, generator)
+    enc: list[list[torch.Tensor]] = [[] for _ in range(n_enc)]
+    pred: list[list[torch.Tensor]] = [[] for _ in range(n_pred)]
+    for _ in range(batch_size):
+        targets = [_ijepa_place_block(pred_size, grid, generator) for _ in range(n_pred)]
+        covered = torch.stack(targets).any(dim=0)
+        if not allow_overlap and bool(covered.all()):
+            raise DataError(
+                f"sample_ijepa_masks: the {n_pred} target blocks of {pred_size} patches cover "
+                f"the whole {rows}x{cols} grid, leaving no context; lower pred_mask_scale or "
+                "n_pred, or use a finer patch grid"
+            )
+        for i, target in enumerate(targets):
+            pred[i].append(target.flatten().nonzero().flatten())
+        for j in range(n_enc):
+            context = torch.zeros(rows, cols, dtype=torch.bool)
+            for _ in range(_IJEPA_CONTEXT_TRIES):
+                block = _ijepa_place_block(enc_size, grid, generator)
+                context = block if allow_overlap else block & ~covered
+                if int(context.sum()) >= min_keep:
+                    break
+            else:
+                context = torch.ones(rows, cols, dtype=torch.bool) & ~covered
+            enc[j].append(context.flatten().nonzero().flatten())
+    masks_enc = []
+    for blocks in enc:
+        k = min(b.numel() for b in blocks)
+        masks_enc.append(torch.stack([_subset_sorted(b, k, generator) for b in blocks]))
+    masks_pred = [torch.stack(blocks) for blocks in pred]
+    return masks_enc, masks_pred
+
+
+#: ``((images, labels, filenames), masks_enc, masks_pred)`` of :class:`IJEPAMaskCollator`.
+IJEPABatch = tuple[
+    tuple[torch.Tensor, torch.Tensor, list[str]], list[torch.Tensor], list[torch.Tensor]
+]
+
+
+class IJEPAMaskCollator:
+    """Batch single-view samples and draw I-JEPA's context and target blocks for them.
+
+    ``collate([(image, label, filename), ...])`` with ``image`` a ``(C, H, W)`` tensor (e.g.
+    from :class:`selfsup.transforms.IJEPATransform`) returns ``((images, labels, fnames),
+    masks_enc, masks_pred)``: images ``(B, C, H, W)``, and the patch indices of
+    :func:`sample_ijepa_masks` for the ``input_size // patch_size`` grid.
+
+    Args:
+        input_size: Image side (int) or ``(height, width)`` in pixels.
+        patch_size: The ViT's patch side; must divide the image sides.
+        enc_mask_scale, pred_mask_scale, aspect_ratio, n_enc, n_pred, min_keep,
+        allow_overlap: As in :func:`sample_ijepa_masks`.
+
+    Example:
+        >>> dataset = LightlyDataset(input_dir, transform=IJEPATransform(input_size=224))
+        >>> loader = DataLoader(dataset, batch_size=64, collate_fn=IJEPAMaskCollator())
+        >>> (images, _, _), masks_enc, masks_pred = next(iter(loader))
+    """
+
+    def __init__(
+        self,
+        input_size: int | Sequence[int] = 224,
+        patch_size: int = 16,
+        enc_mask_scale: Sequence[float] = (0.85, 1.0),
+        pred_mask_scale: Sequence[float] = (0.15, 0.2),
+        aspect_ratio: Sequence[float] = (0.75, 1.5),
+        n_enc: int = 1,
+        n_pred: int = 4,
+        min_keep: int = 4,
+        allow_overlap: bool = False,
+    ) -> None:
+        height, width = check_size("input_size", input_size)
+        patch = check_positive_int("patch_size", patch_size)
+        if height % patch or width % patch:
+            raise ConfigError(
+                f"IJEPAMaskCollator: patch_size={patch} must divide input_size {(height, width)}"
+            )
+        self.input_size = (height, width)
+        self.grid = (height // patch, width // patch)
+        self.enc_mask_scale = check_range("enc_mask_scale", enc_mask_scale, 0.0, 1.0, False)
+        self.pred_mask_scale = check_range("pred_mask_scale", pred_mask_scale, 0.0, 1.0, False)
+        self.aspect_ratio = check_range("aspect_ratio", aspect_ratio, 0.0, float("inf"), False)
+        self.n_enc = check_positive_int("n_enc", n_enc)
+        self.n_pred = check_positive_int("n_pred", n_pred)
+        self.min_keep = check_positive_int("min_keep", min_keep)
+        self.allow_overlap = allow_overlap
+
+    def sample_masks(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """``(masks_enc, masks_pred)`` for ``batch_size`` images (see
+        :func:`sample_ijepa_masks`)."""
+        return sample_ijepa_masks(
+            batch_size,
+            self.grid,
+            enc_mask_scale=self.enc_mask_scale,
+            pred_mask_scale=self.pred_mask_scale,
+            aspect_ratio=self.aspect_ratio,
+            n_enc=self.n_enc,
+            n_pred=self.n_pred,
+            min_keep=self.min_keep,
+            allow_overlap=self.allow_overlap,
+            generator=generator,
+        )
+
+    def __call__(
+        self, batch: Sequence[Any]
+    ) -> tuple[
+        tuple[torch.Tensor, torch.Tensor, list[str]], list[torch.Tensor], list[torch.Tensor]
+    ]:
+        """Turn ``[(image, label, filename), ...]`` into the batch and its block indices."""
+        caller = type(self).__name__
+        images, labels, fnames = _unpack(batch, caller)
+        stacked = _stack(images, fnames, caller, 0)
+        if stacked.ndim != 4 or tuple(stacked.shape[2:]) != self.input_size:
+            raise DataError(
+                f"{caller}: images of {fnames[0]!r} have shape {tuple(stacked.shape[1:])}; "
+                f"expected (C, {self.input_size[0]}, {self.input_size[1]}) as input_size says "
+                "(make the transform's output size match)"
+            )
+        masks_enc, masks_pred = self.sample_masks(len(images))
+        return (stacked, labels, fnames), masks_enc, masks_pred
