@@ -1,0 +1,267 @@
+"""Training defaults that fit the data and the machine: the recipe chooser.
+
+lightly's CLI defaults (a full-width ResNet-18, 100 epochs, SGD at lr 1.0 with batches of 16)
+take hours on a laptop and collapse on a small folder (issue 11: 15 minutes and nearly
+identical embeddings for 200 Fashion-MNIST images on two cores). So when a key is left at its
+default, ``selfsup train``, ``selfsup run`` and ``train_embedding_model`` let
+:func:`choose_recipe` pick it from what is known before training:
+
+* the number of samples and their typical side in pixels (a few images are opened);
+* the device (CPU or a CUDA GPU) and the CPU cores available;
+* the measured seconds one training sample costs with the chosen model (one timed step).
+
+Keys the user set keep their value (:func:`selfsup.core.changed_keys` decides what "set"
+means: a value different from the default, which survives a config's round trip through
+YAML, the server and the worker); ``recipe=lightly`` turns the chooser off and keeps every
+default of lightly's CLI. The chooser is a pure function of those inputs, so its decisions
+are tested without training anything.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+__all__ = [
+    "CPU_BUDGET_S",
+    "GPU_BUDGET_S",
+    "RECIPE_KEYS",
+    "Recipe",
+    "choose_recipe",
+    "format_duration",
+    "max_time_seconds",
+    "minutes_to_max_time",
+    "sgd_lr",
+]
+
+Device = Literal["cpu", "cuda"]
+
+#: The keys the chooser may set, as ``section.key``. model.name and model.width are one
+#: decision: setting either (or a checkpoint or weights to start from) keeps both.
+RECIPE_KEYS: Final = (
+    "model.name",
+    "model.width",
+    "collate.input_size",
+    "loader.batch_size",
+    "optimizer.lr",
+    "trainer.max_epochs",
+    "trainer.max_time",
+)
+
+#: Default time budget of training on a CPU: 10 minutes, what a user waits for a first result
+#: (and the "10 CPU-minutes" of the issue's benchmark). trainer.max_time stops training then.
+CPU_BUDGET_S: Final = 600.0
+#: Default time budget on a GPU: 30 minutes buys a full-width ResNet-18 hundreds of epochs of
+#: a few thousand images.
+GPU_BUDGET_S: Final = 1800.0
+#: At most this many epochs (a small folder would otherwise get thousands in the budget:
+#: past ~200 epochs SimCLR on a small set overfits its augmentations, Chen et al. 2020, B.9).
+MAX_EPOCHS: Final = 200
+#: Fewest optimisation steps worth a run: below this a small folder gets more epochs.
+MIN_STEPS: Final = 50
+
+#: The SGD learning rate per 256 samples of a batch (SimCLR, Chen et al. 2020, appendix B.1:
+#: "LearningRate = 0.3 x BatchSize/256"). lightly's lr 1.0 at batch 16 is 16 times that and
+#: collapses small runs.
+LR_PER_256: Final = 0.3
+
+
+def sgd_lr(batch_size: int) -> float:
+    """SimCLR's linear scaling rule: ``0.3 * batch_size / 256``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return LR_PER_256 * batch_size / 256
+
+
+def max_time_seconds(value: str) -> float:
+    """Seconds of a Lightning ``max_time`` string ``"DD:HH:MM:SS"``."""
+    parts = value.split(":")
+    if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
+        raise ValueError(f"max_time must be 'DD:HH:MM:SS' or a number of minutes, got {value!r}")
+    days, hours, minutes, seconds = (int(p) for p in parts)
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def minutes_to_max_time(minutes: float) -> str:
+    """``minutes`` (rounded up to whole seconds) as Lightning's ``"DD:HH:MM:SS"``."""
+    if not math.isfinite(minutes) or minutes <= 0:
+        raise ValueError(f"max_time must be a positive number of minutes, got {minutes}")
+    total = max(1, math.ceil(minutes * 60))
+    minutes, secs = divmod(total, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days:02d}:{hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def format_duration(seconds: float) -> str:
+    """``"2 h 05 min"``, ``"7 min 30 s"`` or ``"12 s"``: an estimate a person reads."""
+    s = max(0, round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+    if s >= 60:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s} s"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What the chooser decided, and why.
+
+    Attributes:
+        values: ``"section.key" -> value`` for every key the chooser set (those in
+            :data:`RECIPE_KEYS` the user did not set).
+        reasons: ``"section.key" -> why``, for the printed recipe.
+        estimated_s: Estimated training time in seconds, or ``None`` when no step was
+            timed.
+    """
+
+    values: dict[str, Any] = field(default_factory=dict)
+    reasons: dict[str, str] = field(default_factory=dict)
+    estimated_s: float | None = None
+
+    def describe(self, kept: dict[str, Any]) -> str:
+        """The recipe as printed before training: chosen keys with their reasons, then the
+        keys the user set (``kept``), then the estimate."""
+        lines = ["selfsup training recipe (keys you set are kept; recipe=lightly turns this off):"]
+        for key, value in self.values.items():
+            lines.append(f"  {key}={value}  ({self.reasons.get(key, 'chosen')})")
+        for key, value in kept.items():
+            lines.append(f"  {key}={value}  (set by you)")
+        if self.estimated_s is not None:
+            lines.append(f"  estimated training time: {format_duration(self.estimated_s)}")
+        return "\n".join(lines)
+
+
+def _pow2_floor(x: float) -> int:
+    return 1 << max(0, math.floor(math.log2(max(1.0, x))))
+
+
+def choose_recipe(
+    *,
+    n_samples: int,
+    image_side: float | None,
+    device: Device,
+    cpu_count: int,
+    method: str,
+    user_set: frozenset[str] | set[str],
+    current: dict[str, Any],
+    seconds_per_sample: float | None = None,
+) -> Recipe:
+    """Choose the training keys the user did not set, from the data and the machine.
+
+    Decisions (each also printed with its reason):
+
+    * ``collate.input_size``: 32 for images of at most 40 px (Fashion-MNIST, CIFAR), else 64
+      on a CPU; on a GPU 128 for images of 112 px and more. Upscaling small images only
+      costs time; lightly's ResNets have a CIFAR-style stem (3x3 convolution, no max-pool),
+      so 32 px keeps enough resolution.
+    * ``model.name``/``model.width``: ``resnet-18`` at full width on a GPU; on a CPU the
+      lightly ``resnet-9`` at width 0.25 (0.5 with 8 or more cores), about 30 (8) times
+      cheaper per image than the full ResNet-18. Kept when the user set either key.
+    * ``loader.batch_size``: the largest power of two up to a quarter of the samples (so an
+      epoch has 4 or more steps), at least 8, at most 128 on a CPU and 256 on a GPU.
+    * ``optimizer.lr`` (SimCLR only; other methods keep their own optimiser defaults):
+      :func:`sgd_lr` of the batch size, the user's batch size when they set it.
+    * ``trainer.max_time``: :data:`CPU_BUDGET_S` or :data:`GPU_BUDGET_S`, unless the user
+      set ``trainer.max_epochs`` (their epochs then decide).
+    * ``trainer.max_epochs``: what fits the budget at ``seconds_per_sample`` (at least the
+      epochs giving :data:`MIN_STEPS` steps, at most :data:`MAX_EPOCHS`); without a timing,
+      the lowest of those bounds that is at least 10.
+
+    Args:
+        n_samples: Training samples (>= 2).
+        image_side: Typical side of the images in pixels (``sqrt(w*h)``), ``None`` unknown.
+        device: ``"cuda"`` when training runs on a GPU, else ``"cpu"``.
+        cpu_count: CPU cores available to this process.
+        method: The registered method's name.
+        user_set: ``"section.key"`` of every key the user set.
+        current: ``"section.key" -> value`` of the config now (the user's values).
+        seconds_per_sample: Measured training cost of one sample with the chosen model,
+            input size and batch size; ``None`` when not measured.
+
+    Returns:
+        The :class:`Recipe`; its ``values`` name only keys the user did not set.
+    """
+    if n_samples < 2:
+        raise ValueError(f"n_samples must be >= 2 to train, got {n_samples}")
+    if cpu_count < 1:
+        raise ValueError(f"cpu_count must be >= 1, got {cpu_count}")
+    values: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    gpu = device == "cuda"
+
+    def choose(key: str, value: Any, reason: str) -> None:
+        if key not in user_set:
+            values[key] = value
+            reasons[key] = reason
+
+    def value_of(key: str) -> Any:
+        return values.get(key, current.get(key))
+
+    side = f"images about {image_side:.0f} px" if image_side else "image size unknown"
+    if image_side is not None and image_side <= 40:
+        choose("collate.input_size", 32, f"{side}: no upscaling")
+    elif gpu and image_side is not None and image_side >= 112:
+        choose("collate.input_size", 128, f"{side}, GPU")
+    else:
+        choose("collate.input_size", 64, f"{side}, {'GPU' if gpu else 'CPU'}")
+
+    if not {"model.name", "model.width"} & set(user_set):
+        if gpu:
+            values["model.name"], values["model.width"] = "resnet-18", 1.0
+            reasons["model.name"] = reasons["model.width"] = "GPU: full-width ResNet-18"
+        else:
+            width = 0.5 if cpu_count >= 8 else 0.25
+            values["model.name"], values["model.width"] = "resnet-9", width
+            reasons["model.name"] = reasons["model.width"] = (
+                f"CPU with {cpu_count} core(s): a narrow ResNet-9 trains in minutes"
+            )
+
+    cap = 256 if gpu else 128
+    batch = max(2, min(n_samples, max(8, min(cap, _pow2_floor(n_samples / 4)))))
+    choose(
+        "loader.batch_size",
+        batch,
+        f"{n_samples} samples: 4+ steps per epoch, at most {cap} on {'a GPU' if gpu else 'CPU'}",
+    )
+    if method == "simclr":
+        bs = int(value_of("loader.batch_size"))
+        choose("optimizer.lr", round(sgd_lr(bs), 6), f"0.3 x batch size / 256 (SimCLR), batch {bs}")
+
+    budget: float | None = None
+    if "trainer.max_time" in user_set:
+        budget = max_time_seconds(str(current["trainer.max_time"]))
+    elif "trainer.max_epochs" not in user_set:
+        budget = GPU_BUDGET_S if gpu else CPU_BUDGET_S
+        choose(
+            "trainer.max_time",
+            minutes_to_max_time(budget / 60),
+            f"time budget on {'a GPU' if gpu else 'CPU'}; set trainer.max_time to change it",
+        )
+    bs = int(value_of("loader.batch_size"))
+    steps_per_epoch = max(1, n_samples // bs)
+    min_epochs = math.ceil(MIN_STEPS / steps_per_epoch)
+    if budget is not None and seconds_per_sample is not None and seconds_per_sample > 0:
+        fit = int(budget / (seconds_per_sample * n_samples))
+        epochs = max(1, min(MAX_EPOCHS, fit))
+        choose(
+            "trainer.max_epochs",
+            epochs,
+            f"fits the {format_duration(budget)} budget at {1000 * seconds_per_sample:.2g} "
+            "ms per sample" + (f" (capped at {MAX_EPOCHS})" if fit > MAX_EPOCHS else ""),
+        )
+    else:
+        choose(
+            "trainer.max_epochs",
+            min(MAX_EPOCHS, max(10, min_epochs)),
+            f"{steps_per_epoch} step(s) per epoch: {MIN_STEPS}+ steps (no timing measured)",
+        )
+    estimated: float | None = None
+    if seconds_per_sample is not None:
+        epochs = int(value_of("trainer.max_epochs"))
+        # drop_last: only whole batches train.
+        estimated = epochs * steps_per_epoch * bs * seconds_per_sample
+        if budget is not None:
+            estimated = min(estimated, budget)
+    return Recipe(values=values, reasons=reasons, estimated_s=estimated)
