@@ -58,9 +58,23 @@ def _batch(name: str, n: int = 8, seed: int = 0) -> list[Tensor]:
     return [torch.stack(views) for views in zip(*per_image, strict=True)]
 
 
+def _teacher() -> nn.Module:
+    """A tiny random teacher for the methods that distil one: another architecture than the
+    student's, with its own embedding size (24); the method freezes it."""
+    return nn.Sequential(
+        nn.Conv2d(3, 12, 5, stride=4, padding=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(1),
+        nn.Linear(48, 24),
+    )
+
+
 def _model(name: str, seed: int = 0, **criterion: Any) -> Any:
     torch.manual_seed(seed)
-    return get_method(name).build_model(_backbone(), NUM_FTRS, OUT_DIM, **criterion)
+    method = get_method(name)
+    teacher = {"teacher": _teacher()} if method.takes_teacher else {}
+    return method.build_model(_backbone(), NUM_FTRS, OUT_DIM, **criterion, **teacher)
 
 
 def _small_bank(name: str) -> dict[str, int]:

@@ -18,6 +18,7 @@
 - :class:`DenseCLLoss`: DenseCL's global and dense InfoNCE, each with its queue.
 - :class:`DetConSLoss`, :class:`DetConBLoss`: DetCon's contrast of mask-pooled regions.
 - :class:`FroSSLLoss`: FroSSL's log Frobenius norms of the covariances plus invariance.
+- :class:`DistillationLoss`: a student's projections against a frozen teacher's embeddings.
 - :class:`MSNLoss`, :class:`PMSNLoss`, :class:`PMSNCustomLoss`: MSN's prototype matching of
   masked anchors, with a uniform (MSN) or other (PMSN) prior over the prototypes.
 - :class:`KoLeoLoss`: the KoLeo nearest-neighbour entropy regulariser of DINOv2.
@@ -31,6 +32,7 @@ from selfsup.loss.dcl_loss import DCLLoss, DCLWLoss
 from selfsup.loss.densecl_loss import DenseCLLoss
 from selfsup.loss.detcon_loss import DetConBLoss, DetConSLoss
 from selfsup.loss.dino_loss import DINOLoss
+from selfsup.loss.distillation_loss import DistillationLoss
 from selfsup.loss.emp_ssl_loss import EMPSSLLoss, TCRLoss
 from selfsup.loss.frossl_loss import FroSSLLoss
 from selfsup.loss.hypersphere_loss import HypersphereLoss
@@ -56,6 +58,7 @@ __all__ = [
     "DenseCLLoss",
     "DetConBLoss",
     "DetConSLoss",
+    "DistillationLoss",
     "EMPSSLLoss",
     "FroSSLLoss",
     "HypersphereLoss",

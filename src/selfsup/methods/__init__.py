@@ -18,6 +18,7 @@ from selfsup.methods._registry import (
     check_method_name,
     get_method,
     method_names,
+    method_takes_teacher,
     register_method,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "check_method_name",
     "get_method",
     "method_names",
+    "method_takes_teacher",
     "register_method",
 ]
 

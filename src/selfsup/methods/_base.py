@@ -112,6 +112,13 @@ class MethodModel(nn.Module):
         last layer in the first epoch by dropping its gradients). Default: nothing."""
         del progress
 
+    def rebuild_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``build_model``, besides the backbone, sizes and criterion,
+        that rebuild this model's structure from a checkpoint when its frozen parts are not
+        in it (distillation: the teacher's embedding size). Recorded in checkpoints; JSON
+        values only. Default: none."""
+        return {}
+
 
 def momentum_copy(module: nn.Module) -> nn.Module:
     """A frozen deep copy of ``module``, to follow it by exponential moving average.
@@ -193,6 +200,9 @@ class Method:
         optimizer: Optimiser defaults (used unless ``optimizer.*`` is set).
         criterion_keys: The ``criterion.*`` config keys the method takes as keyword
             arguments of ``build_model`` (e.g. ``temperature``); setting another is an error.
+        takes_teacher: The method distils a frozen teacher: ``build_model`` takes
+            ``teacher`` (a module mapping images to embeddings, built from the config's
+            ``teacher`` section), and a config for it must name one.
     """
 
     name: str
@@ -201,3 +211,4 @@ class Method:
     build_transform: Callable[[int], Callable[[Any], list[Tensor]]]
     optimizer: OptimizerDefaults = OptimizerDefaults()
     criterion_keys: tuple[str, ...] = ()
+    takes_teacher: bool = False

@@ -46,7 +46,11 @@ _CATALOG: dict[str, str] = {
     "detconb": "selfsup.methods.detcon:METHOD_B",
     "msn": "selfsup.methods.msn:METHOD",
     "pmsn": "selfsup.methods.msn:METHOD_P",
+    "distillation": "selfsup.methods.distillation:METHOD",
 }
+#: Catalogue methods that distil a frozen teacher (``Method.takes_teacher``), known without
+#: importing them so that configs are checked torch-free; get_method checks they agree.
+_TEACHER_METHODS: frozenset[str] = frozenset({"distillation"})
 _REGISTERED: dict[str, Method] = {}
 
 
@@ -74,8 +78,19 @@ def get_method(name: str) -> Method:
         method = getattr(importlib.import_module(module), attribute)
         if method.name != name:
             raise RuntimeError(f"{_CATALOG[name]} holds method {method.name!r}, not {name!r}")
+        if method.takes_teacher != (name in _TEACHER_METHODS):
+            raise RuntimeError(f"{_CATALOG[name]}: takes_teacher disagrees with _TEACHER_METHODS")
         _REGISTERED[name] = method
     return _REGISTERED[name]
+
+
+def method_takes_teacher(name: str) -> bool:
+    """Whether the registered method ``name`` distils a frozen teacher (the config's
+    ``teacher`` section); torch-free for catalogue methods."""
+    check_method_name(name)
+    if name in _CATALOG:
+        return name in _TEACHER_METHODS
+    return _REGISTERED[name].takes_teacher
 
 
 def register_method(method: Method) -> Method:

@@ -31,6 +31,7 @@ from selfsup.models.modules import (
     TiCoProjectionHead,
     VICRegProjectionHead,
 )
+from selfsup.models.modules.heads import DistillationProjectionHead
 
 torch.set_num_threads(1)
 
@@ -280,3 +281,16 @@ def test_dinov2_head_zero_input_stays_finite() -> None:
         if isinstance(module, nn.Linear):
             nn.init.zeros_(module.weight)
     assert torch.isfinite(head(torch.zeros(2, 8))).all()
+
+
+# --- Distillation -----------------------------------------------------------------------
+
+
+def test_distillation_head_maps_the_student_to_the_teachers_size() -> None:
+    linear = DistillationProjectionHead(8, 24)
+    assert structure(linear) == [L]
+    assert linear(torch.randn(3, 8)).shape == (3, 24)
+    hidden = DistillationProjectionHead(8, 24, hidden_dim=16)
+    assert structure(hidden) == [L, BN, R, L]
+    assert [(m.in_features, m.out_features) for m in linears(hidden)] == [(8, 16), (16, 24)]
+    assert hidden(torch.randn(3, 8)).shape == (3, 24)

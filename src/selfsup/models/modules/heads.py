@@ -21,6 +21,7 @@ __all__ = [
     "DINOProjectionHead",
     "DINOv2ProjectionHead",
     "DenseCLProjectionHead",
+    "DistillationProjectionHead",
     "MMCRProjectionHead",
     "MoCoProjectionHead",
     "MoCoV3PredictionHead",
@@ -595,6 +596,34 @@ class DINOProjectionHead(ProjectionHead):
         z = nn.functional.normalize(self.layers(x), dim=-1, p=2)
         out: Tensor = self.last_layer(z)
         return out
+
+
+class DistillationProjectionHead(ProjectionHead):
+    """Projection head of the distillation student: its embedding to the teacher's size.
+
+    LightlyTrain's distillation trains "a smaller, efficient student model by encouraging
+    similarity between the student and teacher representations"; the student's embedding
+    (num_ftrs) and the teacher's (e.g. 768 for a ViT-B) differ in size, so a head maps one
+    to the other. A single linear layer (the default) keeps the student's embedding itself a
+    linear map of what the teacher knows; ``hidden_dim`` adds one hidden layer with batch
+    norm and ReLU for a student much smaller than its teacher.
+
+    Args:
+        input_dim: The student's embedding size.
+        output_dim: The teacher's embedding size.
+        hidden_dim: Width of a hidden layer, or None for a linear head.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, hidden_dim: int | None = None) -> None:
+        if hidden_dim is None:
+            super().__init__([(input_dim, output_dim, None, None)])
+        else:
+            super().__init__(
+                [
+                    (input_dim, hidden_dim, nn.BatchNorm1d(hidden_dim), nn.ReLU()),
+                    (hidden_dim, output_dim, None, None),
+                ]
+            )
 
 
 class DINOv2ProjectionHead(DINOProjectionHead):
