@@ -131,6 +131,7 @@ def build_small_run(
     seed: int = 0,
     umap: bool = False,
     extra_images: Sequence[str] = (),
+    planted: Mapping[str, Callable[[Path], Image.Image]] | None = None,
     out_name: str = "out",
 ) -> Path:
     """Run the real pipeline over freshly generated images; returns the output folder.
@@ -143,6 +144,9 @@ def build_small_run(
 
     ``extra_images`` are further usable images (random pixels) at these relative names; the
     first part of each name must be one of :data:`SMALL_CLASSES` (its embedding cluster).
+    ``planted`` maps further names (same rule) to a function of the images folder that makes
+    the image, called once the class images exist: a dark image, or an edited copy of one of
+    them (a near duplicate).
     """
     from selfsup.config import RunConfig, resolve
     from selfsup.curation.pipeline import run
@@ -154,7 +158,9 @@ def build_small_run(
     for name in extra_images:
         pixels = rng.integers(0, 255, size=(size, size, 3), dtype=np.uint8)
         Image.fromarray(pixels, mode="RGB").save(images / name)
-    names = sorted([*names, *extra_images])
+    for name, make in (planted or {}).items():
+        make(images).save(images / name)
+    names = sorted([*names, *extra_images, *(planted or {})])
     labels = [SMALL_CLASSES.index(n.split("/", 1)[0]) for n in names]
     emb = cluster_embeddings(np.array(labels), len(SMALL_CLASSES), 8, seed, spread=0.15)
     csv = root / "precomputed_embeddings.csv"
