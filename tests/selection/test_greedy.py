@@ -295,3 +295,96 @@ def test_chunked_path_equals_unchunked_on_200k(monkeypatch: pytest.MonkeyPatch) 
     np.testing.assert_allclose(chunked.distances, default.distances, rtol=1e-6)
     dense = run_diversity(x, 60, "dense", [17])
     assert dense.indices.tolist() == default.indices.tolist()
+
+
+# ------------------------------------------------------------------ devices and memory maps
+
+
+def tied_rows(seed: int) -> NDArray[np.float32]:
+    """Unit rows where every fourth row repeats an earlier one: exact distance ties."""
+    x = unit_rows(48, 4, seed)
+    x[3::4] = x[0:12]
+    return x
+
+
+@pytest.mark.parametrize("engine", ["lazy", "dense"])
+@pytest.mark.parametrize("seed", range(4))
+def test_torch_cpu_device_matches_numpy_reference_with_ties(
+    engine: greedy.Engine, seed: int
+) -> None:
+    x = tied_rows(seed)
+    pre = np.asarray([5], dtype=np.int64)
+    cand = np.ones(x.shape[0], dtype=bool)
+    cand[pre] = False
+    got = greedy_select(
+        embeddings=x,
+        diversity_strength=1.0,
+        static_score=np.zeros(x.shape[0]),
+        balance=[],
+        candidates=cand,
+        preselected=pre,
+        max_new=40,
+        min_distance=None,
+        engine=engine,
+        device="cpu",
+    )
+    # 40 picks from 48 rows of which 12 are copies: the last picks are ties at distance 0
+    assert got.indices.tolist() == brute_kcenter(x, 40, [5])
+
+
+@pytest.mark.parametrize("engine", ["lazy", "dense"])
+def test_memory_mapped_and_streamed_rows_give_the_same_picks(
+    engine: greedy.Engine, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(greedy, "ROW_BLOCK", 7)
+    monkeypatch.setattr(greedy, "CANDIDATE_BLOCK", 5)
+    x = tied_rows(9)
+    want = run_diversity(x, 30, engine, [2]).indices.tolist()
+    np.save(tmp_path / "x.npy", x)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    assert run_diversity(mapped, 30, engine, [2]).indices.tolist() == want
+    # the streaming path of a GPU too large for the matrix, exercised on the CPU
+    monkeypatch.setattr(greedy._Rows, "_keep_whole", lambda self: False)
+    assert run_diversity(mapped, 30, engine, [2]).indices.tolist() == want
+
+
+def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(greedy.DEVICE_ENV, raising=False)
+    want = "cuda" if torch.cuda.is_available() else "cpu"
+    assert greedy.resolve_device("auto").type == want
+    assert greedy.resolve_device(None).type == want
+    monkeypatch.setenv(greedy.DEVICE_ENV, "cpu")
+    assert greedy.resolve_device("auto").type == "cpu"
+    with pytest.raises(ValueError, match="'auto', 'cpu' or 'cuda"):
+        greedy.resolve_device("tpu")
+    with pytest.raises(ValueError, match="'auto', 'cpu' or 'cuda"):
+        greedy.resolve_device("meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            greedy.resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("engine", ["lazy", "dense"])
+def test_cuda_matches_cpu(engine: greedy.Engine) -> None:
+    x = unit_rows(3000, 16, seed=4)
+    x[1::7] = x[0 : len(x[1::7])]
+    scores = np.random.default_rng(0).random(x.shape[0])
+
+    def run(device: str) -> greedy.GreedyResult:
+        return greedy_select(
+            embeddings=x,
+            diversity_strength=1.0,
+            static_score=np.log(scores),
+            balance=[],
+            candidates=np.ones(x.shape[0], dtype=bool),
+            preselected=np.asarray([10], dtype=np.int64),
+            max_new=300,
+            min_distance=None,
+            engine=engine,
+            device=device,
+        )
+
+    cpu, cuda = run("cpu"), run("cuda")
+    assert cuda.indices.tolist() == cpu.indices.tolist()
+    np.testing.assert_allclose(cuda.distances, cpu.distances, rtol=1e-4, atol=1e-5)

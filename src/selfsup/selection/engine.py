@@ -37,7 +37,8 @@ apply to them. ``n_samples`` counts new samples only.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,7 +51,13 @@ from selfsup.selection.config import (
     RandomStrategy,
     SelectionConfig,
 )
-from selfsup.selection.greedy import BalanceTerm, Engine, StopReason, greedy_select
+from selfsup.selection.greedy import (
+    BalanceTerm,
+    Engine,
+    StopReason,
+    greedy_select,
+    resolve_device,
+)
 from selfsup.selection.inputs import SelectionInputs
 from selfsup.selection.objectives import l2_normalize
 from selfsup.selection.registry import ObjectiveContext
@@ -77,6 +84,10 @@ class SelectionResult:
         stop_reason: ``"n_samples"``, ``"min_distance"`` or ``"exhausted"``.
         n_below_min_distance: Candidates dropped for being closer than ``min_distance`` to a
             chosen sample.
+        methods: How terms whose method depends on the data's size were computed (e.g.
+            TYPICALITY's kNN search: exact or approximate, N, the limit, the key that changes
+            it, the recall), one JSON-ready mapping per such strategy, in config order.
+        device: Torch device the greedy engine ran on.
     """
 
     indices: NDArray[np.int64]
@@ -88,6 +99,29 @@ class SelectionResult:
     n_requested: int
     stop_reason: StopReason
     n_below_min_distance: int
+    methods: tuple[Mapping[str, Any], ...] = ()
+    device: str = "cpu"
+
+
+def _check_unit_memmap(embeddings: NDArray[np.floating[Any]]) -> None:
+    """A memory-mapped matrix must hold unit rows: normalising it would copy it into memory."""
+    if not isinstance(embeddings, np.memmap):
+        return
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # read-only map, only read
+        rows = torch.from_numpy(np.asarray(embeddings))
+    for r0 in range(0, rows.shape[0], 1 << 20):
+        norms = torch.linalg.vector_norm(rows[r0 : r0 + (1 << 20)].float(), dim=1)
+        off = (norms - 1.0).abs() > 1e-5
+        if bool(off.any()):
+            bad = r0 + int(torch.nonzero(off)[0, 0])
+            raise DataError(
+                f"memory-mapped embeddings ({embeddings.filename}) must be L2-normalised: row "
+                f"{bad} has norm {float(norms[bad - r0]):.6g}; write them normalised "
+                "(selfsup.selection.matrix.save_embedding_matrix of l2_normalize'd blocks)"
+            )
 
 
 def _check_preselected(
@@ -113,6 +147,7 @@ def select(
     preselected: Sequence[int] | NDArray[np.integer[Any]] = (),
     *,
     engine: Engine = "auto",
+    device: str | None = "auto",
 ) -> SelectionResult:
     """Choose samples according to ``config``; pure: reads arrays, writes nothing.
 
@@ -122,6 +157,10 @@ def select(
         preselected: Indices of samples chosen earlier (e.g. a datapool); see module docstring.
         engine: ``"auto"`` (fast lazy engine where possible), ``"lazy"`` or ``"dense"`` (the
             straightforward reference; same picks).
+        device: Torch device of the greedy engine and the kNN search: ``"auto"`` (CUDA when
+            present; the environment variable ``SELFSUP_SELECTION_DEVICE`` overrides it),
+            ``"cpu"`` or ``"cuda[:i]"``. Embeddings may be a memory map (``np.memmap``, unit
+            rows): they are then read block by block, never copied whole.
 
     Returns:
         The picks in order with per-pick and per-sample diagnostics.
@@ -155,9 +194,12 @@ def select(
                 f"strateg{'ies' if len(names) > 1 else 'y'} {', '.join(names)} "
                 f"need{'' if len(names) > 1 else 's'} SelectionInputs.embeddings"
             )
+        _check_unit_memmap(inputs.embeddings)
         embeddings = l2_normalize(inputs.embeddings)
 
-    context = ObjectiveContext(inputs, embeddings, candidates, n_requested)
+    dev = resolve_device(device)
+    context = ObjectiveContext(inputs, embeddings, candidates, n_requested, device=str(dev))
+    methods: list[Mapping[str, Any]] = []
     static = np.zeros(n, dtype=np.float64)
     diversity_strength = 0.0
     balance: list[BalanceTerm] = []
@@ -172,6 +214,8 @@ def select(
             diversity_strength = term.diversity_strength
         if term.balance is not None:
             balance.append(term.balance)
+        if term.record is not None:
+            methods.append(term.record)
 
     result = greedy_select(
         embeddings=embeddings,
@@ -183,6 +227,7 @@ def select(
         max_new=n_requested,
         min_distance=config.min_distance,
         engine=engine,
+        device=dev,
     )
     return SelectionResult(
         indices=result.indices,
@@ -194,6 +239,8 @@ def select(
         n_requested=n_requested,
         stop_reason=result.stop_reason,
         n_below_min_distance=result.n_below_min_distance,
+        methods=tuple(methods),
+        device=str(dev),
     )
 
 

@@ -35,6 +35,8 @@ beyond the embeddings, about 25 bytes per sample plus the candidate block.
 from __future__ import annotations
 
 import math
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
@@ -49,7 +51,15 @@ from selfsup.selection.objectives import (
     balance_quotients,
 )
 
-__all__ = ["BalanceTerm", "GreedyResult", "StopReason", "greedy_select", "min_squared_distances"]
+__all__ = [
+    "DEVICE_ENV",
+    "BalanceTerm",
+    "GreedyResult",
+    "StopReason",
+    "greedy_select",
+    "min_squared_distances",
+    "resolve_device",
+]
 
 StopReason: TypeAlias = Literal["n_samples", "min_distance", "exhausted"]
 Engine: TypeAlias = Literal["auto", "lazy", "dense"]
@@ -61,6 +71,12 @@ CENTER_BLOCK = 512
 """Centers per distance block: ``ROW_BLOCK x CENTER_BLOCK`` float32 are held at once (8 MB)."""
 CANDIDATE_BLOCK = 32768
 """Samples brought up to date per refill of the lazy engine (doubled when one is not enough)."""
+STREAM_BLOCK = 65536
+"""Rows copied to a CUDA device at once."""
+GPU_RESIDENT_FRACTION = 0.5
+"""The embeddings move to the GPU whole when they take at most this share of its free memory."""
+DEVICE_ENV: Final = "SELFSUP_SELECTION_DEVICE"
+"""Environment variable naming the device of ``device="auto"``: ``cpu``, ``cuda``, ``cuda:1``."""
 
 _FLOOR2: Final = OBJECTIVE_FLOOR * OBJECTIVE_FLOOR  # squared-distance floor: log(d) = log(d2)/2
 _OUT: Final = 0
@@ -114,7 +130,7 @@ def _block_min_d2(
     rows: torch.Tensor, rows_x2: torch.Tensor, centers: torch.Tensor, centers_x2: torch.Tensor
 ) -> torch.Tensor:
     """``(R,)`` min over ``centers`` of squared distances, ``CENTER_BLOCK`` centers at a time."""
-    best = torch.full((rows.shape[0],), math.inf)
+    best = torch.full((rows.shape[0],), math.inf, device=rows.device)
     for c0 in range(0, centers.shape[0], CENTER_BLOCK):
         c1 = min(centers.shape[0], c0 + CENTER_BLOCK)
         # ||x||^2 is added after the min: it is constant per row
@@ -123,13 +139,93 @@ def _block_min_d2(
     return (best + rows_x2).clamp_(min=0.0)
 
 
-def _row_sq_norms(x: torch.Tensor) -> torch.Tensor:
+def _row_sq_norms(x: _Rows) -> torch.Tensor:
     """``(N,)`` squared row norms, ``ROW_BLOCK`` rows at a time (no ``N x D`` temporary)."""
-    out = torch.empty(x.shape[0])
-    for r0 in range(0, x.shape[0], ROW_BLOCK):
-        rows = x[r0 : r0 + ROW_BLOCK]
+    out = torch.empty(x.n, device=x.device)
+    for r0 in range(0, x.n, ROW_BLOCK):
+        rows = x.span(r0, r0 + ROW_BLOCK)
         out[r0 : r0 + ROW_BLOCK] = (rows * rows).sum(dim=1)
     return out
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The torch device the engine runs on.
+
+    Args:
+        device: ``"auto"`` or None (CUDA when available, else the CPU; the environment
+            variable ``SELFSUP_SELECTION_DEVICE`` overrides ``auto``), ``"cpu"``, ``"cuda"``,
+            ``"cuda:<i>"`` or a :class:`torch.device`.
+
+    Raises:
+        ValueError: an unknown device, or CUDA asked for where there is none.
+    """
+    if device is None or device == "auto":
+        device = os.environ.get(DEVICE_ENV, "auto") or "auto"
+        if device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"selection device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}"
+        ) from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"selection device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"selection device {device!r} asked for, but torch sees no CUDA device; use 'cpu' "
+            f"or 'auto' (or unset {DEVICE_ENV})"
+        )
+    return dev
+
+
+class _Rows:
+    """The ``(N, D)`` embeddings as the engine reads them, on its device.
+
+    On the CPU the rows are used in place: an in-memory array is not copied and a memory map
+    (``np.memmap``) is read block by block as the engine gathers rows, so memory stays bounded
+    by blocks. On a CUDA device the whole matrix is copied over (in blocks) when it takes at
+    most :data:`GPU_RESIDENT_FRACTION` of the free device memory; otherwise rows are gathered
+    on the host and sent over per block (streaming, slower but bounded).
+    """
+
+    def __init__(self, embeddings: NDArray[np.float32], device: torch.device) -> None:
+        with warnings.catch_warnings():
+            # a read-only memory map: the engine never writes to the rows
+            warnings.simplefilter("ignore", UserWarning)
+            self.host = torch.from_numpy(embeddings)
+        self.n = int(self.host.shape[0])
+        self.dim = int(self.host.shape[1])
+        self.device = device
+        self.resident: torch.Tensor | None = None
+        if self._keep_whole():
+            if device.type == "cpu":
+                self.resident = self.host
+            else:
+                self.resident = torch.empty((self.n, self.dim), device=device)
+                for r0 in range(0, self.n, STREAM_BLOCK):
+                    self.resident[r0 : r0 + STREAM_BLOCK] = self.host[r0 : r0 + STREAM_BLOCK].to(
+                        device
+                    )
+
+    def _keep_whole(self) -> bool:
+        """Whether the whole matrix is used on the device (always on the CPU)."""
+        if self.device.type == "cpu":
+            return True
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return self.host.numel() * 4 <= GPU_RESIDENT_FRACTION * free
+
+    def span(self, r0: int, r1: int) -> torch.Tensor:
+        """Rows ``r0:r1`` on the device."""
+        if self.resident is not None:
+            return self.resident[r0:r1]
+        return self.host[r0:r1].to(self.device)
+
+    def take(self, idx: torch.Tensor) -> torch.Tensor:
+        """Rows ``idx`` (a tensor of indices on the device) on the device."""
+        if self.resident is not None:
+            return self.resident[idx]
+        return self.host[idx.cpu()].to(self.device)
 
 
 def min_squared_distances(
@@ -164,6 +260,7 @@ def greedy_select(
     max_new: int,
     min_distance: float | None,
     engine: Engine = "auto",
+    device: str | torch.device | None = "auto",
 ) -> GreedyResult:
     """Greedily pick up to ``max_new`` of the ``candidates``; see the module docstring.
 
@@ -182,6 +279,10 @@ def greedy_select(
             this (needs DIVERSITY).
         engine: ``"lazy"``, ``"dense"`` or ``"auto"`` (lazy unless a BALANCE input has
             several objects per sample).
+        device: Torch device of the arithmetic (:func:`resolve_device`; default ``"auto"``:
+            CUDA when present). Every device runs the same code; on the CPU the picks are
+            those of the dense reference, on a GPU they agree up to float32 rounding of the
+            distances (exact near-ties may break differently).
     """
     if diversity_strength > 0 and embeddings is None:
         raise ValueError("diversity_strength > 0 needs embeddings")
@@ -198,17 +299,21 @@ def greedy_select(
             "n_samples" if max_new <= 0 else "exhausted",
             0,
         )
+    dev = resolve_device(device)
     run = _lazy_greedy if engine == "lazy" else _dense_greedy
-    return run(
-        embeddings if diversity_strength > 0 else None,
-        diversity_strength,
-        static_score,
-        balance,
-        candidates,
-        preselected,
-        max_new,
-        min_distance,
-    )
+    rows = _Rows(embeddings, dev) if diversity_strength > 0 and embeddings is not None else None
+    # factory calls (torch.full, zeros, ...) in the engines create their tensors on ``dev``
+    with torch.device(dev):
+        return run(
+            rows,
+            diversity_strength,
+            static_score,
+            balance,
+            candidates,
+            preselected,
+            max_new,
+            min_distance,
+        )
 
 
 def _is_single_label(counts: NDArray[np.float32]) -> bool:
@@ -254,7 +359,7 @@ def _finish(
 
 
 def _dense_greedy(
-    embeddings: NDArray[np.float32] | None,
+    x: _Rows | None,
     a: float,
     static_score: NDArray[np.float64],
     balance: Sequence[BalanceTerm],
@@ -265,17 +370,22 @@ def _dense_greedy(
 ) -> GreedyResult:
     """Reference engine: every score recomputed for every sample at every step."""
     n = candidates.shape[0]
-    alive = candidates.copy()
-    static = torch.from_numpy(np.asarray(static_score, dtype=np.float64))
+    dev = torch.get_default_device()
+    alive = torch.from_numpy(candidates.copy()).to(dev)
+    static = torch.from_numpy(np.asarray(static_score, dtype=np.float64)).to(dev)
     chosen = [term.counts[preselected].sum(axis=0, dtype=np.float64) for term in balance]
-    use_div = embeddings is not None
+    use_div = x is not None
     d2 = torch.full((n,), math.inf)
-    x = x2 = None
-    if embeddings is not None:
-        x = torch.from_numpy(embeddings)
+    x2 = None
+    if x is not None:
         x2 = _row_sq_norms(x)
         if preselected.size:
-            d2 = torch.from_numpy(min_squared_distances(embeddings, embeddings[preselected]))
+            pre_idx = torch.from_numpy(preselected).to(dev)
+            c, c2 = x.take(pre_idx), x2[pre_idx]
+            for r0 in range(0, n, ROW_BLOCK):
+                d2[r0 : r0 + ROW_BLOCK] = _block_min_d2(
+                    x.span(r0, r0 + ROW_BLOCK), x2[r0 : r0 + ROW_BLOCK], c, c2
+                )
     n_centers = int(preselected.size)
     min_d2 = None if min_distance is None else min_distance * min_distance
     picks: list[int] = []
@@ -284,17 +394,18 @@ def _dense_greedy(
     n_below = 0
     while len(picks) < max_new:
         if min_d2 is not None and n_centers > 0:
-            below = torch.from_numpy(alive) & (d2 < min_d2)
+            below = alive & (d2 < min_d2)
             n_below += int(below.sum())
-            alive &= ~below.numpy()
+            alive &= ~below
         score = static.clone()
         if use_div and n_centers > 0:
             score += (a / 2.0) * _log_d2(d2)
         for term, got in zip(balance, chosen, strict=True):
             q = balance_quotients(term.shares, got)
             obj = balance_objective(term.counts, q, term.shares)
-            score += torch.from_numpy(term.strength * np.log(np.maximum(obj, OBJECTIVE_FLOOR)))
-        score[~torch.from_numpy(alive)] = -math.inf
+            term_score = term.strength * np.log(np.maximum(obj, OBJECTIVE_FLOOR))
+            score += torch.from_numpy(term_score).to(dev)
+        score[~alive] = -math.inf
         p = int(torch.argmax(score))
         if float(score[p]) == -math.inf:
             return _finish(
@@ -307,17 +418,17 @@ def _dense_greedy(
         for i, term in enumerate(balance):
             chosen[i] = chosen[i] + term.counts[p]
         if x is not None and x2 is not None:
-            c = x[p]
+            c = x.take(torch.tensor([p]))[0]
             for r0 in range(0, n, ROW_BLOCK):
                 rows = slice(r0, r0 + ROW_BLOCK)
-                part = (x2[rows] + x2[p] - 2.0 * (x[rows] @ c)).clamp_(min=0.0)
+                part = (x2[rows] + x2[p] - 2.0 * (x.span(r0, r0 + ROW_BLOCK) @ c)).clamp_(min=0.0)
                 torch.minimum(d2[rows], part, out=d2[rows])
             n_centers += 1
     return _finish(picks, dists, scores, "n_samples", n_below)
 
 
 def _lazy_greedy(
-    embeddings: NDArray[np.float32] | None,
+    x: _Rows | None,
     a: float,
     static_score: NDArray[np.float64],
     balance: Sequence[BalanceTerm],
@@ -328,9 +439,10 @@ def _lazy_greedy(
 ) -> GreedyResult:
     """Fast engine: exact scores for a candidate block, upper bounds for the rest."""
     n = candidates.shape[0]
-    use_div = embeddings is not None
+    dev = torch.get_default_device()
+    use_div = x is not None
     half_a = a / 2.0
-    static = torch.from_numpy(np.asarray(static_score, dtype=np.float64))
+    static = torch.from_numpy(np.asarray(static_score, dtype=np.float64)).to(dev)
     min_d2 = None if min_distance is None else min_distance * min_distance
 
     # Balance groups: samples sharing the class of every BALANCE input share a balance term.
@@ -341,7 +453,7 @@ def _lazy_greedy(
     else:
         combos, group_np = np.zeros((1, 0), np.int64), np.zeros(n, np.int64)
     n_groups = combos.shape[0]
-    group = torch.from_numpy(group_np.astype(np.int64))
+    group = torch.from_numpy(group_np.astype(np.int64)).to(dev)
     chosen = [term.counts[preselected].sum(axis=0, dtype=np.float64) for term in balance]
 
     def group_balance() -> torch.Tensor:
@@ -349,11 +461,11 @@ def _lazy_greedy(
         for b, (term, got) in enumerate(zip(balance, chosen, strict=True)):
             q = balance_quotients(term.shares, got)
             logq = term.strength * np.log(np.maximum(q, OBJECTIVE_FLOOR))
-            out += torch.from_numpy(logq[combos[:, b]])
+            out += torch.from_numpy(logq[combos[:, b]]).to(dev)
         return out
 
     state = torch.full((n,), _DEAD, dtype=torch.int8)
-    state[torch.from_numpy(candidates)] = _OUT
+    state[torch.from_numpy(candidates).to(dev)] = _OUT
     by_group = torch.argsort(group, stable=True)
     members = list(torch.split(by_group, torch.bincount(group, minlength=n_groups).tolist()))
     out_count = torch.zeros(n_groups, dtype=torch.int64)
@@ -362,15 +474,14 @@ def _lazy_greedy(
     key = static.clone()
     u2 = torch.full((n,), math.inf)
     seen = torch.zeros(n, dtype=torch.int64)  # centers[:seen[i]] are accounted for in u2[i]
-    x = x2 = None
+    x2 = None
     centers = None
-    if embeddings is not None:
-        x = torch.from_numpy(embeddings)
+    if x is not None:
         x2 = _row_sq_norms(x)
         # grows by doubling; a min_distance-only run may allow up to N picks
-        centers = _Centers(x.shape[1], int(preselected.size) + min(max_new, 65536) + 1)
+        centers = _Centers(x.dim, int(preselected.size) + min(max_new, 65536) + 1)
         if preselected.size:
-            centers.add(x[torch.from_numpy(preselected)])
+            centers.add(x.take(torch.from_numpy(preselected).to(dev)))
 
     picks: list[int] = []
     dists: list[float] = []
@@ -387,8 +498,10 @@ def _lazy_greedy(
             rows = idx[r0 : r0 + ROW_BLOCK]
             first = int(seen[rows[0]])  # smallest in this block: rows are sorted by seen
             if first < t:
+                # by index within the block: a memory map then reads its pages in order
+                rows = torch.sort(rows).values
                 # centers a row has already seen are harmless: min() is idempotent
-                d2 = _block_min_d2(x[rows], x2[rows], centers.x[first:t], centers.x2[first:t])
+                d2 = _block_min_d2(x.take(rows), x2[rows], centers.x[first:t], centers.x2[first:t])
                 u2[rows] = torch.minimum(u2[rows], d2)
                 seen[rows] = t
         key[idx] = static[idx] + half_a * _log_d2(u2[idx])
@@ -399,7 +512,7 @@ def _lazy_greedy(
 
     # Candidate block: compact arrays sorted by sample index (argmax -> lowest index on ties).
     # Block entries hold exact values; u2/key/seen of a block entry are stale until synced.
-    dim = x.shape[1] if x is not None else 0
+    dim = x.dim if x is not None else 0
     c_idx = torch.zeros(0, dtype=torch.int64)
     c_group = torch.zeros(0, dtype=torch.int64)
     c_x = torch.zeros((0, dim))
@@ -425,7 +538,7 @@ def _lazy_greedy(
         state[c_idx] = _CAND
         c_group = group[c_idx]
         if x is not None and x2 is not None:
-            c_x = x[c_idx]
+            c_x = x.take(c_idx)
             c_x2 = x2[c_idx]
         c_d2 = u2[c_idx]
         c_key = key[c_idx]
@@ -477,9 +590,10 @@ def _lazy_greedy(
         nonlocal c_d2, c_key
         if x is None or x2 is None or centers is None:
             return
-        centers.add(x[p : p + 1])
+        row = x.take(torch.tensor([p]))
+        centers.add(row)
         if c_idx.numel():
-            d2 = (c_x2 + x2[p] - 2.0 * (c_x @ x[p])).clamp_(min=0.0)
+            d2 = (c_x2 + x2[p] - 2.0 * (c_x @ row[0])).clamp_(min=0.0)
             c_d2 = torch.minimum(c_d2, d2)
             c_key = c_static + half_a * _log_d2(c_d2)
 

@@ -13,6 +13,7 @@ Distances are between L2-normalised embeddings (so they lie in [0, 2]), computed
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -89,21 +90,33 @@ def weights(values: NDArray[np.float64], name: str) -> NDArray[np.float64]:
     return values
 
 
-def typicality(embeddings: NDArray[np.float32], k: int) -> NDArray[np.float64]:
+def typicality(
+    embeddings: NDArray[np.float32], k: int, device: torch.device | None = None
+) -> NDArray[np.float64]:
     """k-nearest-neighbour density: ``1 / mean distance to the k nearest other samples``.
 
     The typicality of TypiClust (Hacohen et al., 2022, "Active Learning on a Budget"):
     "Typicality(x) = ( 1/K sum_{x_i in K-NN(x)} ||x - x_i||_2 )^-1". Exact, O(N^2 D) time and
     O(block) memory: fine up to a few hundred thousand samples on a CPU.
 
+    Above a size limit the TYPICALITY strategy uses an approximate search instead (see
+    :mod:`selfsup.selection.knn_index`).
+
     Args:
-        embeddings: ``(N, D)`` L2-normalised embeddings.
+        embeddings: ``(N, D)`` L2-normalised embeddings (may be a memory map).
         k: Number of neighbours; ``min(k, N - 1)`` are used.
+        device: Torch device of the search (default CPU); on a CUDA device the embeddings
+            are copied there whole.
 
     Returns:
         ``(N,)`` typicality; a sample with k exact duplicates gets ``1 / 1e-12``.
     """
-    x = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+    with warnings.catch_warnings():
+        # a read-only memory map: never written to
+        warnings.simplefilter("ignore", UserWarning)
+        x = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+    if device is not None and device.type != "cpu":
+        x = x.to(device)
     n = x.shape[0]
     k_eff = min(k, n - 1)
     if k_eff <= 0:
@@ -113,7 +126,7 @@ def typicality(embeddings: NDArray[np.float32], k: int) -> NDArray[np.float64]:
     for r0 in range(0, n, KNN_ROW_BLOCK):
         r1 = min(n, r0 + KNN_ROW_BLOCK)
         rows = x[r0:r1]
-        best = torch.full((r1 - r0, k_eff), math.inf)
+        best = torch.full((r1 - r0, k_eff), math.inf, device=x.device)
         for c0 in range(0, n, KNN_COL_BLOCK):
             c1 = min(n, c0 + KNN_COL_BLOCK)
             d2 = torch.addmm(x2[c0:c1].unsqueeze(0), rows, x[c0:c1].T, alpha=-2.0)
@@ -121,12 +134,12 @@ def typicality(embeddings: NDArray[np.float32], k: int) -> NDArray[np.float64]:
             # a sample is not its own neighbour
             lo, hi = max(r0, c0), min(r1, c1)
             if lo < hi:
-                idx = torch.arange(lo, hi)
+                idx = torch.arange(lo, hi, device=x.device)
                 d2[idx - r0, idx - c0] = math.inf
             merged = torch.cat([best, d2], dim=1)
             best = torch.topk(merged, k_eff, dim=1, largest=False, sorted=False).values
         mean_dist = best.sqrt().mean(dim=1).double()
-        out[r0:r1] = (1.0 / mean_dist.clamp(min=1e-12)).numpy()
+        out[r0:r1] = (1.0 / mean_dist.clamp(min=1e-12)).cpu().numpy()
     return out
 
 

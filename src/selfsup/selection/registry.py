@@ -217,12 +217,15 @@ class ObjectiveContext:
         candidates: ``(N,)`` bool, True for samples that may still be chosen (thresholds
             applied, preselected samples excluded).
         n_requested: Most new samples the stopping conditions allow.
+        device: Torch device the selection runs on (``"cpu"``, ``"cuda"``, ...), for
+            strategies whose term is heavy arithmetic (TYPICALITY's kNN search).
     """
 
     inputs: SelectionInputs
     embeddings: NDArray[np.float32] | None
     candidates: NDArray[np.bool_]
     n_requested: int
+    device: str = "cpu"
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,9 @@ class Term:
         keep: ``(N,)`` bool of a filter (THRESHOLD): False removes the sample before any
             ranking.
         description: What a filter keeps, for ``data/selection.csv``.
+        record: How the term was computed where the data's size chose the method (e.g.
+            TYPICALITY's kNN search: exact or approximate, its recall), JSON-ready; kept in
+            :attr:`SelectionResult.methods` and the run's report.json.
     """
 
     static: NDArray[np.float64] | None = None
@@ -244,6 +250,7 @@ class Term:
     balance: BalanceTerm | None = None
     keep: NDArray[np.bool_] | None = None
     description: str = ""
+    record: Mapping[str, Any] | None = None
 
 
 class TypedInput(Protocol):

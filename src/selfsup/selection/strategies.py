@@ -11,6 +11,7 @@ when a selection runs, so validating a config loads no torch.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, Literal, TypeAlias, get_args
@@ -71,6 +72,11 @@ THRESHOLD_OPERATIONS: Final[tuple[str, ...]] = get_args(ThresholdOperation)
 #: Neighbours of a TYPICALITY strategy that names no ``k``.
 DEFAULT_TYPICALITY_K: Final = 20
 
+KnnSetting: TypeAlias = Literal["auto", "exact", "approximate"]
+"""TYPICALITY's ``knn``: how its k-nearest-neighbour search runs (see ``knn_index``)."""
+
+logger = logging.getLogger(__name__)
+
 
 # ----------------------------------------------------------------------------- typed strategies
 
@@ -110,6 +116,9 @@ class TypicalityStrategy:
 
     k: int = DEFAULT_TYPICALITY_K
     strength: float = DEFAULT_STRENGTH
+    knn: KnnSetting = "auto"
+    """``"auto"``: exact kNN up to ``EXACT_KNN_MAX_SAMPLES`` samples, approximate above;
+    ``"exact"`` or ``"approximate"`` whatever the size (:mod:`selfsup.selection.knn_index`)."""
 
     name: ClassVar[str] = "TYPICALITY"
     needs_embeddings: ClassVar[bool] = True
@@ -120,20 +129,46 @@ class TypicalityStrategy:
         object.__setattr__(
             self, "strength", check_strength(self.strength, "TypicalityStrategy.strength")
         )
+        check_choice(self.knn, get_args(KnnSetting), "TypicalityStrategy.knn", "kNN search")
 
     def term(self, context: ObjectiveContext) -> Term:
-        """``strength * log typicality``, fixed for the whole selection."""
+        """``strength * log typicality``, fixed for the whole selection.
+
+        How the kNN search runs (exact or approximate) is decided first and logged before
+        the search starts (a warning when the size, not the config, made it approximate or
+        slow); the decision, with the recall of an approximate search, is the term's record.
+        """
+        import numpy as np
+        import torch
+
+        from selfsup.selection.knn_index import knn_distances, plan_knn
         from selfsup.selection.objectives import log_objective, typicality
 
-        assert context.embeddings is not None
-        return Term(static=log_objective(typicality(context.embeddings, self.k), self.strength))
+        emb = context.embeddings
+        assert emb is not None
+        n = emb.shape[0]
+        k_eff = min(self.k, n - 1)
+        device = torch.device(context.device)
+        plan = plan_knn(n, max(k_eff, 1), self.knn, device)
+        if n > plan.limit:
+            logger.warning(plan.message())
+        else:
+            logger.info(plan.message())
+        if plan.method == "exact" or k_eff <= 0:
+            values = typicality(emb, self.k, device=device)
+            record = plan
+        else:
+            dists, record = knn_distances(emb, k_eff, plan)
+            values = 1.0 / np.maximum(dists.astype(np.float64).mean(axis=1), 1e-12)
+            logger.warning(record.message())
+        return Term(static=log_objective(values, self.strength), record=record.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        """The lightly entry."""
-        return {
-            "input": {"type": "EMBEDDINGS"},
-            "strategy": {"type": "TYPICALITY", "k": self.k, "strength": self.strength},
-        }
+        """The lightly entry (``knn`` only when not ``"auto"``: lightly has no such key)."""
+        strategy: dict[str, Any] = {"type": "TYPICALITY", "k": self.k, "strength": self.strength}
+        if self.knn != "auto":
+            strategy["knn"] = self.knn
+        return {"input": {"type": "EMBEDDINGS"}, "strategy": strategy}
 
 
 @dataclass(frozen=True)
@@ -374,6 +409,11 @@ class TypicalityConfig(StrengthConfig):
 
     type: Literal["TYPICALITY"] = "TYPICALITY"
     k: int = Field(DEFAULT_TYPICALITY_K, description="neighbours of the density estimate")
+    knn: KnnSetting = Field(
+        "auto",
+        description="kNN search: auto (exact up to 100,000 samples, approximate above), "
+        "exact or approximate",
+    )
 
     @field_validator("k", mode="before")
     @classmethod
@@ -382,7 +422,7 @@ class TypicalityConfig(StrengthConfig):
 
     def build(self, kind: InputKind, value: Any) -> TypedStrategy:
         """A :class:`TypicalityStrategy`."""
-        return TypicalityStrategy(k=self.k, strength=self.strength)
+        return TypicalityStrategy(k=self.k, strength=self.strength, knn=self.knn)
 
 
 class SimilarityConfig(StrengthConfig):

@@ -1,0 +1,299 @@
+"""k-nearest-neighbour distances of every sample, exact or approximate, for TYPICALITY.
+
+Exact kNN over all ``N`` samples costs ``O(N^2 D)``: 11 s at 10,000 x 128 on two cores, hours
+at 1,000,000. Above :data:`EXACT_KNN_MAX_SAMPLES` samples (``knn="auto"``) the search is
+approximate instead:
+
+* with faiss installed (``pip install 'selfsup[faiss]'``): an inverted-file index
+  (``IndexIVFFlat``, Jegou et al., "Product quantization for nearest neighbor search", 2011,
+  without the quantisation): k-means splits the samples into ``nlist ~ 4 sqrt(N)`` lists and
+  each query scans the ``nprobe`` lists whose centroids are nearest, so a query compares with
+  about ``N nprobe / nlist`` samples instead of ``N``;
+* without faiss: the exact search on torch in blocks, on the CUDA device when there is one
+  (a GPU does 1M x 1M x 128 in minutes), otherwise on the CPU (slow: the log says so).
+
+Whatever runs is decided before the search and returned as a :class:`KnnRecord` (method,
+``N``, the limit, the key that changes it and, for an approximate search, its recall@k against
+the exact search on :data:`RECALL_SAMPLE` random samples), which the selection logs before it
+starts and keeps in its result.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Final, Literal, TypeAlias
+
+import numpy as np
+import torch
+from numpy.typing import NDArray
+
+from selfsup.utils.vectors import faiss_available
+
+__all__ = [
+    "EXACT_KNN_MAX_SAMPLES",
+    "RECALL_SAMPLE",
+    "KnnMethod",
+    "KnnRecord",
+    "knn_distances",
+    "plan_knn",
+]
+
+logger = logging.getLogger(__name__)
+
+KnnMethod: TypeAlias = Literal["auto", "exact", "approximate"]
+KNN_METHODS: Final = ("auto", "exact", "approximate")
+
+EXACT_KNN_MAX_SAMPLES = 100_000
+"""``knn="auto"`` searches exactly up to this many samples, approximately above."""
+RECALL_SAMPLE = 1000
+"""Queries on which an approximate search is compared with the exact one."""
+KNN_ROW_BLOCK = 1024
+KNN_COL_BLOCK = 16384
+IVF_NPROBE = 16
+"""Inverted lists scanned per query."""
+IVF_TRAIN_PER_LIST = 40
+"""Training samples per inverted list for the k-means of the IVF index."""
+
+
+@dataclass(frozen=True)
+class KnnRecord:
+    """How the kNN distances of a strategy were computed.
+
+    Attributes:
+        strategy: The strategy, e.g. ``TYPICALITY``.
+        method: ``"exact"`` (torch blocks), ``"faiss_ivf"`` (approximate).
+        device: Where the search ran (``cpu``, ``cuda``).
+        n: Samples searched.
+        k: Neighbours per sample.
+        limit: :data:`EXACT_KNN_MAX_SAMPLES`.
+        requested: The ``knn`` setting (``auto``, ``exact``, ``approximate``).
+        key: The config key that changes the choice.
+        reason: One sentence: why this method.
+        recall_at_k: Mean fraction of the exact k nearest neighbours the search found, over
+            ``recall_queries`` random samples; 1.0 for an exact search, None when not measured.
+        recall_queries: Samples the recall was measured on.
+        params: Index parameters (``nlist``, ``nprobe``) of an approximate search.
+    """
+
+    strategy: str
+    method: str
+    device: str
+    n: int
+    k: int
+    limit: int
+    requested: str
+    key: str
+    reason: str
+    recall_at_k: float | None = None
+    recall_queries: int = 0
+    params: dict[str, int] | None = None
+
+    @property
+    def approximate(self) -> bool:
+        """Whether the distances are approximate."""
+        return self.method != "exact"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (for report.json)."""
+        return asdict(self)
+
+    def message(self) -> str:
+        """The log line: the strategy, N, the limit, what runs and the key that changes it."""
+        text = (
+            f"{self.strategy} over N={self.n} samples (exact limit {self.limit}, "
+            f"knn={self.requested}): {self.method} kNN on {self.device}; {self.reason}. "
+            f"Set {self.key} to change it."
+        )
+        if self.recall_at_k is not None and self.approximate:
+            text += f" recall@{self.k} vs exact on {self.recall_queries}: {self.recall_at_k:.4f}"
+        return text
+
+
+def plan_knn(
+    n: int,
+    k: int,
+    requested: str,
+    device: torch.device,
+    strategy: str = "TYPICALITY",
+    key: str = "selection_config TYPICALITY knn",
+) -> KnnRecord:
+    """Decide, before any work, how the kNN distances of ``n`` samples are computed.
+
+    Raises:
+        ValueError: ``requested`` is not ``auto``, ``exact`` or ``approximate``.
+    """
+    if requested not in KNN_METHODS:
+        raise ValueError(f"{key} must be one of {', '.join(KNN_METHODS)}, got {requested!r}")
+    limit = EXACT_KNN_MAX_SAMPLES
+    approx = requested == "approximate" or (requested == "auto" and n > limit)
+    if not approx:
+        reason = (
+            f"{n} <= {limit}" if requested == "auto" else "exact asked for"
+        ) + ": exact search, O(N^2 D)"
+        return KnnRecord(strategy, "exact", device.type, n, k, limit, requested, key, reason)
+    why = f"{n} > {limit}" if requested == "auto" else "approximate asked for"
+    if faiss_available():
+        return KnnRecord(
+            strategy,
+            "faiss_ivf",
+            "cpu",
+            n,
+            k,
+            limit,
+            requested,
+            key,
+            f"{why}: faiss IVF index (approximate; recall measured)",
+        )
+    where = "the GPU" if device.type == "cuda" else "the CPU (slow: install selfsup[faiss] for IVF)"
+    return KnnRecord(
+        strategy,
+        "exact",
+        device.type,
+        n,
+        k,
+        limit,
+        requested,
+        key,
+        f"{why}, faiss not installed: exact blocked search on {where}",
+    )
+
+
+def knn_distances(
+    embeddings: NDArray[np.float32], k: int, plan: KnnRecord, *, seed: int = 0
+) -> tuple[NDArray[np.float32], KnnRecord]:
+    """``(N, k)`` approximate distances from each sample to its ``k`` nearest other samples.
+
+    The exact search of TYPICALITY is :func:`selfsup.selection.objectives.typicality`; this
+    runs the approximate one a :func:`plan_knn` chose, then measures its recall@k against
+    :func:`exact_knn` on :data:`RECALL_SAMPLE` random samples.
+
+    Args:
+        embeddings: ``(N, D)`` float32 rows (may be a memory map).
+        k: Neighbours; ``1 <= k <= N - 1``.
+        plan: From :func:`plan_knn`, with an approximate ``method``.
+        seed: Seed of the recall sample.
+
+    Returns:
+        The distances and ``plan`` with the recall and index parameters filled in.
+
+    Raises:
+        ValueError: ``plan`` is an exact search.
+    """
+    if plan.method != "faiss_ivf":
+        raise ValueError(f"knn_distances runs approximate searches, not {plan.method!r}")
+    dists, found, params = _faiss_ivf(embeddings, k)
+    queries = np.random.default_rng(seed).choice(
+        embeddings.shape[0], size=min(RECALL_SAMPLE, embeddings.shape[0]), replace=False
+    )
+    queries.sort()
+    _, exact = exact_knn(embeddings, k, torch.device("cpu"), queries=queries)
+    recall = recall_at_k(found[queries], exact)
+    return dists, _replace(plan, recall, int(queries.size), params)
+
+
+def _replace(
+    plan: KnnRecord, recall: float, n_queries: int, params: dict[str, int] | None
+) -> KnnRecord:
+    fields = plan.to_dict()
+    fields.update(recall_at_k=recall, recall_queries=n_queries, params=params)
+    return KnnRecord(**fields)
+
+
+def recall_at_k(found: NDArray[np.int64], exact: NDArray[np.int64]) -> float:
+    """Mean over rows of ``|found_i & exact_i| / k`` for ``(Q, k)`` neighbour indices."""
+    if exact.size == 0:
+        return 1.0
+    hits = sum(len(set(f.tolist()) & set(e.tolist())) for f, e in zip(found, exact, strict=True))
+    return hits / exact.size
+
+
+def exact_knn(
+    embeddings: NDArray[np.float32],
+    k: int,
+    device: torch.device,
+    queries: NDArray[np.int64] | None = None,
+) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+    """Exact ``(Q, k)`` distances and indices of the nearest other samples, in blocks.
+
+    Squared distances ``|x|^2 + |y|^2 - 2 x.y`` in float32 blocks of ``KNN_ROW_BLOCK x
+    KNN_COL_BLOCK`` (never ``N x N``); the support is read block by block, so it may be a memory
+    map. Ties go to the lower index.
+
+    Args:
+        embeddings: ``(N, D)`` float32 rows.
+        k: Neighbours per query.
+        device: Torch device of the arithmetic.
+        queries: Rows to search from (default: all), sorted ascending.
+    """
+    n = embeddings.shape[0]
+    q_idx = np.arange(n, dtype=np.int64) if queries is None else np.asarray(queries, np.int64)
+    out_d = np.empty((q_idx.size, k), dtype=np.float32)
+    out_i = np.empty((q_idx.size, k), dtype=np.int64)
+
+    def block(c0: int, c1: int) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(embeddings[c0:c1])).to(device)
+
+    for r0 in range(0, q_idx.size, KNN_ROW_BLOCK):
+        ids = q_idx[r0 : r0 + KNN_ROW_BLOCK]
+        rows = torch.from_numpy(np.ascontiguousarray(embeddings[ids])).to(device)
+        rows2 = (rows * rows).sum(dim=1, keepdim=True)
+        ids_t = torch.from_numpy(ids).to(device)
+        best_d = torch.full((ids.size, k), math.inf, device=device)
+        best_i = torch.full((ids.size, k), -1, dtype=torch.int64, device=device)
+        for c0 in range(0, n, KNN_COL_BLOCK):
+            cols = block(c0, min(n, c0 + KNN_COL_BLOCK))
+            d2 = torch.addmm((cols * cols).sum(dim=1).unsqueeze(0), rows, cols.T, alpha=-2.0)
+            d2.add_(rows2).clamp_(min=0.0)
+            col_ids = torch.arange(c0, c0 + cols.shape[0], device=device)
+            # a sample is not its own neighbour
+            d2[ids_t.unsqueeze(1) == col_ids.unsqueeze(0)] = math.inf
+            merged_d = torch.cat([best_d, d2], dim=1)
+            merged_i = torch.cat([best_i, col_ids.expand(ids.size, -1)], dim=1)
+            # stable sort: on equal distances the earlier column (lower index) stays first
+            order = torch.sort(merged_d, dim=1, stable=True).indices[:, :k]
+            best_d = torch.gather(merged_d, 1, order)
+            best_i = torch.gather(merged_i, 1, order)
+        out_d[r0 : r0 + ids.size] = best_d.sqrt().cpu().numpy()
+        out_i[r0 : r0 + ids.size] = best_i.cpu().numpy()
+    return out_d, out_i
+
+
+def _faiss_ivf(
+    embeddings: NDArray[np.float32], k: int
+) -> tuple[NDArray[np.float32], NDArray[np.int64], dict[str, int]]:
+    """Approximate kNN of every row among the others with a faiss IVF-Flat index."""
+    import faiss
+
+    n, dim = embeddings.shape
+    nlist = max(1, min(int(4 * math.sqrt(n)), n // IVF_TRAIN_PER_LIST))
+    nprobe = min(IVF_NPROBE, nlist)
+    rng = np.random.default_rng(0)
+    train_ids = np.sort(rng.choice(n, size=min(n, nlist * IVF_TRAIN_PER_LIST), replace=False))
+    quantizer = faiss.IndexFlatL2(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_L2)
+    index.cp.seed = 0
+    index.train(np.ascontiguousarray(embeddings[train_ids]))
+    block = 65536
+    for r0 in range(0, n, block):
+        index.add(np.ascontiguousarray(embeddings[r0 : r0 + block]))
+    index.nprobe = nprobe
+    dists = np.empty((n, k), dtype=np.float32)
+    found = np.empty((n, k), dtype=np.int64)
+    for r0 in range(0, n, block):
+        rows = np.ascontiguousarray(embeddings[r0 : r0 + block])
+        d2, ids = index.search(rows, k + 1)
+        own = np.arange(r0, r0 + rows.shape[0])[:, None]
+        # drop the query itself; where it was not found (duplicates), drop the farthest
+        is_self = ids == own
+        drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
+        keep = np.ones_like(is_self)
+        keep[np.arange(rows.shape[0]), drop] = False
+        d2 = d2[keep].reshape(-1, k)
+        ids = ids[keep].reshape(-1, k)
+        # lists holding fewer than k others give -1 at faiss's largest float: that sample
+        # comes out as very atypical, which it is (its lists are nearly empty)
+        dists[r0 : r0 + rows.shape[0]] = np.sqrt(np.maximum(d2, 0.0))
+        found[r0 : r0 + rows.shape[0]] = ids
+    return dists, found, {"nlist": nlist, "nprobe": nprobe}
