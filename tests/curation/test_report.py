@@ -624,3 +624,30 @@ def test_write_report_with_umap(tmp_path: Path) -> None:
     assert _pdf_pages(tmp_path / "report.pdf") == 2 + len(
         plot_pages([tmp_path / f for f in rep["plots"]["files"]])
     )
+
+
+def test_collapsed_embeddings_are_reported_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    rng = np.random.default_rng(7)
+    collapsed = (np.ones((30, 8)) + 1e-5 * rng.normal(size=(30, 8))).astype(np.float32)
+    with caplog.at_level(logging.WARNING, logger="selfsup.curation.report"):
+        report = write_report(_inputs(collapsed, [0, 1, 2]), tmp_path)
+    health = report["statistics"]["embedding_health"]
+    assert health["collapsed"] is True
+    assert health["std_of_l2_normalized_times_sqrt_dim"] < 0.01
+    assert health["effective_rank"] == pytest.approx(1.0, abs=0.01)
+    assert "lr" in health["warning"]
+    assert health["warning"] in caplog.text
+    on_disk = json.loads((tmp_path / "report.json").read_text())
+    assert on_disk["statistics"]["embedding_health"] == health
+
+
+def test_healthy_embeddings_carry_the_figures_without_warning() -> None:
+    emb = np.random.default_rng(8).normal(size=(40, 8)).astype(np.float32)
+    health = build_report(_inputs(emb, [0, 1]))["statistics"]["embedding_health"]
+    assert health["collapsed"] is False
+    assert health["warning"] is None
+    assert health["dim"] == 8
+    assert health["n_samples"] == 40
+    assert health["effective_rank"] > 4

@@ -269,6 +269,10 @@ def _summary_page(page: _Page, report: Mapping[str, Any]) -> None:
     page.newline(1.2)
     page.rule(color=COLORS["selected"], width=1.5)
     page.y += 0.08
+    health = stats.get("embedding_health")
+    if health and health.get("warning"):
+        # A collapsed model makes every figure below meaningless: say so before them.
+        page.paragraph("Warning: " + str(health["warning"]), size=9, color=COLORS["neighbor"])
 
     page.heading("Job")
     steps = ", ".join(f"{k} {_duration(v)}" for k, v in job["step_durations_s"].items())
@@ -364,6 +368,28 @@ def _summary_page(page: _Page, report: Mapping[str, Any]) -> None:
 def _details_page(page: _Page, report: Mapping[str, Any]) -> None:
     stats = report["statistics"]
     page.text(0.0, "Details", size=18, weight="bold", advance=0.35)
+    health = stats.get("embedding_health")
+    if health:
+        # selfsup.utils.embedding_stats: the collapse figures and their thresholds.
+        limits = health["thresholds"]
+        page.heading("Embeddings")
+        page.rows(
+            [
+                (
+                    "Std of L2-normalised x sqrt(D)",
+                    f"{_num(health['std_of_l2_normalized_times_sqrt_dim'])}  (std "
+                    f"{_num(health['std_of_l2_normalized'])}; 0 = collapsed, 1 = spread over "
+                    f"the sphere; warning below {limits['std_of_l2_normalized_times_sqrt_dim']})",
+                ),
+                (
+                    "Effective rank",
+                    f"{_num(health['effective_rank'])} of {health['dim']} dimensions "
+                    f"(warning below {limits['effective_rank']})",
+                ),
+                ("Verdict", "collapsed" if health["collapsed"] else "not collapsed"),
+            ],
+            key_width=2.1,
+        )
     labels = stats.get("labels")
     if labels:
         page.heading(f"Labels ({labels['n_labels']:,})")

@@ -297,6 +297,10 @@ def write_report(
     folder = RunFolder(output_dir)
     analysis = analyse(inputs, opts)
     report = analysis.report
+    warning = report["statistics"]["embedding_health"]["warning"]
+    if warning:
+        # In the run's log as well as the report: nothing else about the run looks wrong.
+        logger.warning("%s", warning)
     plots_dir = folder.plots_dir
     coordinates: dict[str, NDArray[np.float64]] = {}
     written = _render_plots(inputs, analysis, plots_dir, opts, coordinates)

@@ -26,6 +26,7 @@ from PIL import Image
 
 from selfsup import __version__
 from selfsup.runfolder import REPORT_FORMAT, REPORT_VERSION
+from selfsup.utils.embedding_stats import embedding_stats
 from selfsup.utils.safe_open import read_bytes
 from selfsup.utils.vectors import knn, l2_normalize, pairwise_distances
 
@@ -769,6 +770,9 @@ def analyse(inputs: ReportInputs, options: ReportOptions) -> Analysis:
         "statistics": {
             "distance": _DISTANCE,
             "embedding_dim": int(dim),
+            # Collapse figures of the embeddings (selfsup.utils.embedding_stats): a collapsed
+            # model makes every distance below meaningless, so the report warns.
+            "embedding_health": embedding_stats(emb).to_json(),
             "before": before,
             "after": after,
             "removed_to_selected_distance": coverage,
@@ -856,8 +860,9 @@ def build_report(inputs: ReportInputs, options: ReportOptions | None = None) -> 
     funnel; ``before``/``after`` are the sample counts entering and leaving selection),
     ``savings``, ``statistics`` (``before``/``after`` nearest-neighbour and pairwise-distance
     summaries, the shared-bin histogram, coverage of the removed samples, metadata and label
-    counts), ``selection`` and ``plots`` (``files`` relative to the output folder, ``skipped``
-    with reasons, ``filter_decisions`` with the neighbours shown). Non-finite statistics are
-    ``null``.
+    counts, ``embedding_health``: std of the L2-normalised embeddings, effective rank and the
+    collapse warning), ``selection`` and ``plots`` (``files`` relative to the output folder,
+    ``skipped`` with reasons, ``filter_decisions`` with the neighbours shown). Non-finite
+    statistics are ``null``.
     """
     return analyse(inputs, options or ReportOptions()).report
