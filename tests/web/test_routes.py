@@ -427,6 +427,17 @@ def test_run_page_shows_the_report_numbers(client: TestClient, run_folder: Path)
     assert page.one("map-link").attrs["href"] == f"/runs/{RUN}/map"
 
 
+def test_run_page_shows_the_collapse_figures(client: TestClient, run_folder: Path) -> None:
+    health = json.loads((run_folder / "report.json").read_text())["statistics"]["embedding_health"]
+    page = _page(client, f"/runs/{RUN}")
+    text = page.one("embedding-health").text
+    assert f"{health['effective_rank']:,.3f}" in text
+    assert f"{health['std_of_l2_normalized_times_sqrt_dim']:,.3f}" in text
+    # The small run's clustered embeddings are healthy: no warning.
+    assert health["collapsed"] is False
+    assert not page.by_testid("collapse-warning")
+
+
 def test_a_run_without_outputs_shows_state_and_log_and_409s_the_rest(
     client: TestClient,
 ) -> None:

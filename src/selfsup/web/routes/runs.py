@@ -138,6 +138,8 @@ def run_page(request: Request, viewer: PageViewer, run_id: str) -> Response:
         savings_items=_savings_items(report),
         savings_note=_savings_note(report),
         selection_items=_selection_items(report),
+        embedding_items=_embedding_items(report)[0],
+        embedding_warning=_embedding_items(report)[1],
         plots=_plots(report),
         downloads=downloads,
         log_text=log_text,
@@ -233,6 +235,27 @@ def _selection_items(report: dict[str, Any]) -> list[tuple[str, str]]:
             ("Median pick distance", _number(pick.get("median"), 4)),
         ]
     )
+
+
+def _embedding_items(report: dict[str, Any]) -> tuple[list[tuple[str, str]], str | None]:
+    """The collapse figures of report.json (``statistics.embedding_health``) and the
+    warning when the embeddings are collapsed (selfsup.utils.embedding_stats)."""
+    health = _dict(_dict(report.get("statistics")).get("embedding_health"))
+    collapsed = health.get("collapsed")
+    items = _items(
+        [
+            (
+                "Std of L2-normalised × √D",
+                _number(health.get("std_of_l2_normalized_times_sqrt_dim"), 3),
+            ),
+            ("Std of L2-normalised", _number(health.get("std_of_l2_normalized"), 4)),
+            ("Effective rank", _number(health.get("effective_rank"), 3)),
+            ("Dimensions", _number(health.get("dim"))),
+            ("Collapsed", None if collapsed is None else ("yes" if collapsed else "no")),
+        ]
+    )
+    warning = health.get("warning")
+    return items, str(warning) if warning else None
 
 
 def _job_items(report: dict[str, Any]) -> list[tuple[str, str]]:
