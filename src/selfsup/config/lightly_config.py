@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from selfsup.config._base import StrictModel
 
@@ -114,6 +114,34 @@ class CheckpointCallbackConfig(StrictModel):
     save_top_k: int = Field(1, ge=-1, description="keep the k best checkpoints by loss")
 
 
+class TeacherConfig(StrictModel):
+    """The frozen teacher of a method that distils one (``method=distillation``).
+
+    Any registered backbone (as ``model.name``) with weights the user has on disk; nothing is
+    downloaded. Methods that take no teacher refuse this section.
+    """
+
+    name: str = Field(
+        "",
+        description="teacher backbone: resnet-*, torchvision/<name> or timm/<name> (e.g. "
+        "timm/vit_small_patch14_dinov2.lvd142m); method=distillation only",
+    )
+    weights: str = Field(
+        "",
+        description="teacher weights: a state dict, .safetensors, a model folder, a selfsup "
+        "checkpoint or zoo:<name> (docs/pretrained.md)",
+    )
+    weights_strict: bool = Field(
+        True, description="refuse teacher weights whose keys do not all match"
+    )
+    input_size: int = Field(
+        0,
+        ge=0,
+        description="side in pixels the teacher sees (views are resized to it); 0 = the "
+        "size a ViT was built for, else the training views' size",
+    )
+
+
 class LightlyConfig(StrictModel):
     """Everything ``selfsup train`` and ``selfsup embed`` accept (lightly's CLI config)."""
 
@@ -134,6 +162,7 @@ class LightlyConfig(StrictModel):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     collate: CollateConfig = Field(default_factory=CollateConfig)
     checkpoint_callback: CheckpointCallbackConfig = Field(default_factory=CheckpointCallbackConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
 
     @field_validator("method")
     @classmethod
@@ -142,3 +171,25 @@ class LightlyConfig(StrictModel):
         from selfsup.methods import check_method_name
 
         return check_method_name(value)
+
+    @model_validator(mode="after")
+    def _teacher_fits_method(self) -> LightlyConfig:
+        # Torch-free as the method check: the catalogue knows which methods take a teacher.
+        from selfsup.methods import method_takes_teacher
+
+        given = [key for key in ("name", "weights") if getattr(self.teacher, key)]
+        if method_takes_teacher(self.method):
+            missing = [f"teacher.{key}" for key in ("name", "weights") if key not in given]
+            if missing:
+                raise ValueError(
+                    f"method={self.method} distils a frozen teacher and needs "
+                    f"{' and '.join(missing)}: teacher.name=<backbone> (resnet-*, "
+                    "torchvision/<name>, timm/<name>) and teacher.weights=<state dict, "
+                    ".safetensors, model folder, selfsup checkpoint or zoo:<name>>"
+                )
+        elif given:
+            raise ValueError(
+                f"teacher.{given[0]} is set but method={self.method} takes no teacher: "
+                "remove the teacher section or use method=distillation"
+            )
+        return self
