@@ -109,6 +109,15 @@ class ComputeWorkerRunInfo:
         return self.state == DockerRunState.COMPLETED
 
 
+@dataclasses.dataclass(frozen=True)
+class SimilarSample:
+    """A neighbour found by :meth:`ApiWorkflowClient.find_similar`: a sample of the run and
+    its L2 distance to the query (between L2-normalised embeddings, 0 to 2)."""
+
+    filename: str
+    distance: float
+
+
 class _Reads:
     """The calls that are safe to repeat (GET, downloads), retried through outages, and the
     paged lists.
@@ -701,6 +710,45 @@ class ApiWorkflowClient:
         artifact = self._artifact(run, DockerRunArtifactType.SELECTED_FILENAMES)
         response = self._reads.get(f"/v1/runs/{run.id}/artifacts/{artifact.id}", timeout=timeout)
         return [line for line in response.text.splitlines() if line.strip()]
+
+    def find_similar(
+        self,
+        run_id: str,
+        filename: str | None = None,
+        embedding: Sequence[float] | None = None,
+        k: int = 10,
+    ) -> list[SimilarSample]:
+        """The ``k`` samples of a completed run nearest to one of its samples (``filename``,
+        itself left out) or to an ``embedding`` vector, nearest first.
+
+        Searches the run's embeddings on the server (``POST /v1/runs/{run_id}/similar``).
+        An image outside the run is searched by its ``embedding`` from the run's own model
+        (its checkpoint artifact): the server does not embed images.
+
+        Raises:
+            ValueError: neither or both of ``filename`` and ``embedding``, or ``k < 1``.
+            ApiException: 404 unknown run or sample, 409 the run has no embeddings yet,
+                400 a vector of another dimension than the run's embeddings.
+        """
+        if (filename is None) == (embedding is None):
+            raise ValueError("find_similar: give exactly one of filename and embedding")
+        if k < 1:
+            raise ValueError(f"find_similar: k must be at least 1, got {k}")
+        body: dict[str, Any] = {"k": k}
+        if filename is not None:
+            body["filename"] = filename
+        else:
+            assert embedding is not None
+            body["embedding"] = [float(v) for v in embedding]
+        # A search changes nothing on the server, so it is retried like a read.
+        response = self._reads.retrying(
+            f"POST /v1/runs/{run_id}/similar",
+            lambda: self._http.request("POST", f"/v1/runs/{run_id}/similar", json=body),
+        )
+        return [
+            SimilarSample(filename=str(r["filename"]), distance=float(r["distance"]))
+            for r in response.json()["results"]
+        ]
 
     def get_compute_worker_run_checkpoint_url(self, run: DockerRunData) -> str:
         """URL of the checkpoint (needs the ``Authorization: Bearer`` token header)."""

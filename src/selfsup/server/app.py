@@ -23,7 +23,7 @@ from selfsup.apphelpers.limits import RequestLimits
 from selfsup.server.auth import authenticate
 from selfsup.server.db import READ_ONLY, make_engine, session_factory, upgrade_database
 from selfsup.server.leases import sweep_expired_leases
-from selfsup.server.routes import datasets, health, runs, workers
+from selfsup.server.routes import datasets, health, runs, similar, workers
 from selfsup.server.secret_keys import attach_keys, check_keys_open_the_database, load_keys
 from selfsup.server.settings import ServerSettings
 
@@ -108,7 +108,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = session_factory(engine)
     install_error_handlers(app)
-    for module in (health, datasets, runs, workers):
+    for module in (health, datasets, runs, similar, workers):
         app.include_router(module.router)
     app.add_middleware(_ReadOnlyRequests)
     # Outermost: sizes and the upload's token are checked before anything reads a body.
