@@ -24,8 +24,12 @@ from torchvision.models import VisionTransformer
 from selfsup.data import LightlyDataset
 from selfsup.loss import MSNLoss, PMSNLoss
 from selfsup.models.modules import MaskedVisionTransformerTorchvision, MSNProjectionHead
-from selfsup.models.modules.masked_vision_transformer import random_token_mask
-from selfsup.models.utils import cosine_schedule, deactivate_requires_grad, update_momentum
+from selfsup.models.utils import (
+    cosine_schedule,
+    deactivate_requires_grad,
+    random_token_mask,
+    update_momentum,
+)
 from selfsup.transforms import MSNTransform
 from selfsup.utils.debug import std_of_l2_normalized
 
@@ -63,9 +67,10 @@ class MSN(nn.Module):
 
     def forward_anchor(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Masked view (B, 3, H, W) -> backbone features (B, 64), projection (B, 64)."""
-        tokens = (x.shape[2] // PATCH_SIZE) * (x.shape[3] // PATCH_SIZE)
-        keep = random_token_mask(x.shape[0], tokens, self.mask_ratio, x.device)
-        features = self.anchor_backbone(x, keep)
+        # The class token (index 0) and the patch tokens; the class token is always kept.
+        tokens = 1 + (x.shape[2] // PATCH_SIZE) * (x.shape[3] // PATCH_SIZE)
+        keep, _ = random_token_mask((x.shape[0], tokens), self.mask_ratio, device=x.device)
+        features = self.anchor_backbone(x, idx_keep=keep)
         out: torch.Tensor = self.anchor_projection_head(features)
         return features, out
 

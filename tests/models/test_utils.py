@@ -12,14 +12,29 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from selfsup.errors import ConfigError, DataError
 from selfsup.models.utils import (
     activate_requires_grad,
     batch_shuffle,
     batch_unshuffle,
+    check_mask_ratio,
     cosine_schedule,
     deactivate_requires_grad,
+    expand_index_like,
+    get_2d_sincos_pos_embed,
+    get_at_index,
     get_weight_decay_parameters,
+    mask_at_index,
+    mask_bool,
+    mask_image_patches,
     normalize_weight,
+    patchify,
+    prepend_class_token,
+    random_block_mask,
+    random_token_mask,
+    repeat_token,
+    set_at_index,
+    unpatchify,
     update_momentum,
 )
 
@@ -211,3 +226,171 @@ def test_weight_decay_split_counts_shared_parameters_once() -> None:
     decay, no_decay = get_weight_decay_parameters([shared, nn.Sequential(shared, shared)])
     assert len(decay) == 1
     assert len(no_decay) == 1
+
+
+# --- masking utilities -------------------------------------------------------------------
+
+
+def test_patchify_matches_a_loop_and_unpatchify_inverts_it_exactly() -> None:
+    x = torch.randn(2, 3, 8, 12)
+    p = 4
+    patches = patchify(x, p)
+    assert patches.shape == (2, 6, 48)
+    for b in range(2):
+        for n in range(6):
+            row, col = divmod(n, 3)
+            for i in range(p):
+                for j in range(p):
+                    for c in range(3):
+                        expected = x[b, c, row * p + i, col * p + j]
+                        assert patches[b, n, (i * p + j) * 3 + c] == expected
+    assert torch.equal(unpatchify(patches, p, 3, grid_size=(2, 3)), x)
+    square = torch.randn(3, 1, 12, 12)
+    assert torch.equal(unpatchify(patchify(square, 3), 3, channels=1), square)
+
+
+def test_patchify_refuses_sizes_that_are_not_multiples() -> None:
+    with pytest.raises(DataError, match="multiples of the patch size 4"):
+        patchify(torch.randn(1, 3, 10, 8), 4)
+    with pytest.raises(DataError, match="do not form a square grid"):
+        unpatchify(torch.randn(1, 6, 48), 4)
+    with pytest.raises(ConfigError, match="patch_size must be an integer >= 1"):
+        patchify(torch.randn(1, 3, 8, 8), 0)
+
+
+@pytest.mark.parametrize("mask_class_token", [False, True])
+@pytest.mark.parametrize("ratio", [0.0, 0.3, 0.75, 0.99])
+def test_random_token_mask_splits_every_row(mask_class_token: bool, ratio: float) -> None:
+    n = 17
+    keep, masked = random_token_mask((6, n), ratio, mask_class_token)
+    maskable = n if mask_class_token else n - 1
+    expected_masked = min(round(ratio * maskable), maskable - 1)
+    assert masked.shape == (6, expected_masked)
+    assert keep.shape == (6, n - expected_masked)
+    for k, m in zip(keep.tolist(), masked.tolist(), strict=True):
+        assert not set(k) & set(m)  # disjoint
+        assert sorted(k + m) == list(range(n))  # together every token once
+        assert k == sorted(k)
+        assert m == sorted(m)
+        if not mask_class_token:
+            assert k[0] == 0
+
+
+def test_random_token_mask_draws_a_different_subset_per_sample() -> None:
+    torch.manual_seed(0)
+    keep, _ = random_token_mask((32, 65), 0.75)
+    assert len({tuple(row) for row in keep.tolist()}) > 1
+    # Every patch token is masked by some sample: the draw is not biased to a fixed set.
+    _, masked = random_token_mask((200, 9), 0.5)
+    assert set(masked.flatten().tolist()) == set(range(1, 9))
+
+
+@pytest.mark.parametrize("ratio", [1.0, -0.1, True, "0.3"])
+def test_bad_mask_ratio_is_refused(ratio: object) -> None:
+    with pytest.raises(ConfigError, match="MSNModel: mask_ratio must be a number in"):
+        check_mask_ratio(ratio, "MSNModel")
+    with pytest.raises(ConfigError, match="random_token_mask: mask_ratio"):
+        random_token_mask((2, 5), ratio)  # type: ignore[arg-type]
+
+
+def test_get_and_set_at_index_match_loops() -> None:
+    tokens = torch.randn(3, 7, 4)
+    index = torch.tensor([[0, 3, 6], [5, 1, 2], [4, 4, 0]])
+    got = get_at_index(tokens, index)
+    for b in range(3):
+        for k in range(3):
+            assert torch.equal(got[b, k], tokens[b, index[b, k]])
+    distinct = torch.tensor([[0, 3, 6], [5, 1, 2], [4, 2, 0]])
+    value = torch.randn(3, 3, 4)
+    before = tokens.clone()
+    out = set_at_index(tokens, distinct, value)
+    assert torch.equal(tokens, before)  # not in place
+    expected = tokens.clone()
+    for b in range(3):
+        for k in range(3):
+            expected[b, distinct[b, k]] = value[b, k]
+    assert torch.equal(out, expected)
+    assert expand_index_like(index, tokens).shape == (3, 3, 4)
+    with pytest.raises(DataError, match="set_at_index: value must have shape"):
+        set_at_index(tokens, distinct, torch.randn(3, 2, 4))
+
+
+def test_mask_at_index_and_mask_bool_put_the_mask_token_in() -> None:
+    tokens = torch.randn(2, 5, 3)
+    mask_token = torch.randn(1, 1, 3)
+    index = torch.tensor([[1, 4], [0, 2]])
+    out = mask_at_index(tokens, index, mask_token)
+    bool_mask = torch.zeros(2, 5, dtype=torch.bool)
+    for b in range(2):
+        for i in range(5):
+            masked = i in index[b].tolist()
+            bool_mask[b, i] = masked
+            assert torch.equal(out[b, i], mask_token[0, 0] if masked else tokens[b, i])
+    assert torch.equal(mask_bool(tokens, bool_mask, mask_token), out)
+    assert repeat_token(mask_token, (2, 4)).shape == (2, 4, 3)
+    cls = torch.randn(1, 1, 3)
+    with_cls = prepend_class_token(tokens, cls)
+    assert with_cls.shape == (2, 6, 3)
+    assert torch.equal(with_cls[1, 0], cls[0, 0])
+    assert torch.equal(with_cls[:, 1:], tokens)
+
+
+def test_2d_sincos_pos_embed_follows_the_formula() -> None:
+    d, rows, cols = 8, 2, 3
+    emb = get_2d_sincos_pos_embed(d, (rows, cols), cls_token=True)
+    assert emb.shape == (1 + rows * cols, d)
+    assert torch.equal(emb[0], torch.zeros(d))
+    quarter = d // 4
+    for n in range(rows * cols):
+        r, c = divmod(n, cols)
+        for half, pos in ((0, r), (1, c)):
+            for i in range(quarter):
+                omega = 1.0 / 10000 ** (i / quarter)
+                base = half * d // 2
+                assert math.isclose(emb[1 + n, base + i], math.sin(pos * omega), abs_tol=1e-6)
+                assert math.isclose(
+                    emb[1 + n, base + quarter + i], math.cos(pos * omega), abs_tol=1e-6
+                )
+    with pytest.raises(ConfigError, match="multiple of 4"):
+        get_2d_sincos_pos_embed(6, 2)
+
+
+def test_random_block_mask_masks_blocks_within_the_ratios() -> None:
+    g = torch.Generator().manual_seed(0)
+    masks = random_block_mask(
+        (8, 14, 14),
+        batch_mask_ratio=0.5,
+        min_image_mask_ratio=0.1,
+        max_image_mask_ratio=0.5,
+        generator=g,
+    )
+    assert masks.shape == (8, 14, 14)
+    assert masks.dtype == torch.bool
+    counts = masks.flatten(1).sum(1)
+    assert int((counts > 0).sum()) == 4  # half of the images
+    assert int(counts.max()) <= round(0.5 * 196)
+    # Blocks of >= 4 patches: every masked patch has a masked neighbour.
+    for m in masks[counts > 0]:
+        padded = torch.nn.functional.pad(m.float(), (1, 1, 1, 1))[None, None]
+        neighbours = torch.nn.functional.conv2d(
+            padded, torch.tensor([[[[0.0, 1, 0], [1, 0, 1], [0, 1, 0]]]])
+        )[0, 0]
+        assert bool((neighbours[m] > 0).all())
+        assert int(m.sum()) >= 0.1 * 196 * 0.5  # roughly reaches its target
+    same = random_block_mask((8, 14, 14), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(same, masks)
+    with pytest.raises(ConfigError, match="min_image_mask_ratio <= max_image_mask_ratio"):
+        random_block_mask((2, 4, 4), min_image_mask_ratio=0.6, max_image_mask_ratio=0.5)
+
+
+def test_mask_image_patches_blanks_the_fraction_of_cells() -> None:
+    x = torch.rand(4, 3, 8, 8) + 1.0
+    before = x.clone()
+    out = mask_image_patches(x, 0.5, 2)
+    assert torch.equal(x, before)
+    cells = out[:, 0].unfold(1, 2, 2).unfold(2, 2, 2)  # (B, 4, 4, 2, 2)
+    blank = (cells == 0).all(-1).all(-1)
+    kept = (cells > 0).all(-1).all(-1)
+    assert (blank | kept).all()
+    assert blank.flatten(1).sum(1).tolist() == [8, 8, 8, 8]
+    assert torch.equal(mask_image_patches(x, 0.0, 2), x)

@@ -11,11 +11,12 @@ sharpened assignment of its image's target to K learnable prototypes, with a mea
 regulariser; PMSN (https://arxiv.org/abs/2404.03263) regularises towards a power-law prior
 instead (:class:`selfsup.loss.PMSNLoss`).
 
-Masking: a torchvision ``VisionTransformer`` backbone (or a ``Backbone`` wrapping one) drops
-``mask_ratio`` of its patch tokens, as the paper; any other backbone gets the same fraction of
-its image patches blanked (``mask_image_patches`` of
-:mod:`selfsup.models.modules.masked_vision_transformer`), since a convolutional
-network has no tokens to drop.
+Masking: a ViT backbone (a registered ``vit-*`` backbone, a torchvision or timm
+``VisionTransformer``, or a ``Backbone`` wrapping one; see
+:func:`selfsup.models.modules.masked_vision_transformer.as_masked_vit`) drops ``mask_ratio`` of
+its patch tokens, as the paper; any other backbone gets the same fraction of its image patches
+blanked (:func:`selfsup.models.utils.mask_image_patches`), since a convolutional network has no
+tokens to drop.
 """
 
 from __future__ import annotations
@@ -36,13 +37,8 @@ from selfsup.methods._base import (
     local_crop_size,
 )
 from selfsup.models.modules.heads import MSNProjectionHead
-from selfsup.models.modules.masked_vision_transformer import (
-    MaskedVisionTransformerTorchvision,
-    as_torchvision_vit,
-    check_mask_ratio,
-    mask_image_patches,
-    random_token_mask,
-)
+from selfsup.models.modules.masked_vision_transformer import as_masked_vit
+from selfsup.models.utils import check_mask_ratio, mask_image_patches
 
 #: Patch side for blanking the images of a non-ViT backbone, at most a quarter of the view.
 IMAGE_PATCH_SIZE = 16
@@ -55,8 +51,8 @@ class MSNModel(MomentumEncoderModel):
     1024 for out_dim 128; the paper's ViTs: hidden 2048, output 256, K = 1024).
 
     Args:
-        backbone: Images (B, C, H, W) -> embeddings (B, num_ftrs); a torchvision ViT has its
-            tokens masked, any other backbone its image patches.
+        backbone: Images (B, C, H, W) -> embeddings (B, num_ftrs); a ViT has its tokens
+            masked, any other backbone its image patches.
         num_ftrs: Embedding size.
         out_dim: Projection and prototype size.
         temperature: τ of the prototype softmax (0.1).
@@ -79,8 +75,7 @@ class MSNModel(MomentumEncoderModel):
         super().__init__(backbone, MSNProjectionHead(num_ftrs, 16 * out_dim, out_dim))
         self.prototypes = nn.Linear(out_dim, 8 * out_dim, bias=False)
         self.mask_ratio = check_mask_ratio(mask_ratio, "MSNModel")
-        vit = as_torchvision_vit(backbone)
-        self.masked_vit = None if vit is None else MaskedVisionTransformerTorchvision(vit)
+        self.masked_vit = as_masked_vit(backbone)
         loss_type = PMSNLoss if pmsn else MSNLoss
         self.criterion: MSNLoss = loss_type(
             temperature=temperature,
@@ -93,7 +88,7 @@ class MSNModel(MomentumEncoderModel):
         """A ViT needs sides that are multiples of its patch size: crop the rest off."""
         if self.masked_vit is None:
             return x
-        p = self.masked_vit.vit.patch_size
+        p = self.masked_vit.patch_size
         h, w = max(p, x.shape[2] // p * p), max(p, x.shape[3] // p * p)
         return x[:, :, :h, :w]
 
@@ -101,10 +96,11 @@ class MSNModel(MomentumEncoderModel):
         """Online projection of a masked view (B, C, H, W) -> (B, out_dim)."""
         x = self._fit_to_patches(x)
         if self.masked_vit is not None:
-            p = self.masked_vit.vit.patch_size
-            tokens = (x.shape[2] // p) * (x.shape[3] // p)
-            keep = random_token_mask(x.shape[0], tokens, self.mask_ratio, x.device)
-            features = self.masked_vit(x, keep)
+            rows, cols = self.masked_vit.grid_size(x)
+            keep, _ = self.masked_vit.random_patch_mask(
+                x.shape[0], rows * cols, self.mask_ratio, x.device
+            )
+            features = self.masked_vit(x, idx_keep=keep)
         else:
             patch = max(1, min(IMAGE_PATCH_SIZE, min(x.shape[2:]) // 4))
             features = self.backbone(mask_image_patches(x, self.mask_ratio, patch))

@@ -1,6 +1,8 @@
-"""Token masking of a torchvision ViT and image-patch masking (MSN's anchors)."""
+"""Token masking of torchvision and timm ViTs: masked tokens really removed, unmasked = the ViT."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 import torch
@@ -9,13 +11,14 @@ from torchvision.models import VisionTransformer
 
 from selfsup.errors import ConfigError, DataError
 from selfsup.models.backbones import Backbone
-from selfsup.models.modules import MaskedVisionTransformerTorchvision
-from selfsup.models.modules.masked_vision_transformer import (
-    as_torchvision_vit,
-    check_mask_ratio,
-    mask_image_patches,
-    random_token_mask,
+from selfsup.models.modules import (
+    MaskedVisionTransformer,
+    MaskedVisionTransformerTIMM,
+    MaskedVisionTransformerTorchvision,
 )
+from selfsup.models.modules.masked_vision_transformer import as_masked_vit
+
+timm = pytest.importorskip("timm")
 
 
 def tiny_vit() -> VisionTransformer:
@@ -27,68 +30,178 @@ def tiny_vit() -> VisionTransformer:
     return vit.eval()
 
 
-def test_without_mask_it_is_the_vit() -> None:
+def tiny_timm_vit(**kwargs: object) -> Any:
+    torch.manual_seed(0)
+    vit = timm.models.vision_transformer.VisionTransformer(
+        img_size=16,
+        patch_size=4,
+        embed_dim=8,
+        depth=1,
+        num_heads=2,
+        num_classes=0,
+        **kwargs,
+    )
+    return vit.eval()
+
+
+def both() -> list[MaskedVisionTransformer]:
+    return [
+        MaskedVisionTransformerTorchvision(tiny_vit()),
+        MaskedVisionTransformerTIMM(tiny_timm_vit()),
+        MaskedVisionTransformerTIMM(tiny_timm_vit(reg_tokens=2)),
+        MaskedVisionTransformerTIMM(tiny_timm_vit(reg_tokens=1, no_embed_class=True)),
+    ]
+
+
+@pytest.mark.parametrize("init", [True, False])
+def test_torchvision_without_mask_is_the_vit(init: bool) -> None:
     vit = tiny_vit()
+    masked = MaskedVisionTransformerTorchvision(vit, initialize_weights=init).eval()
     x = torch.randn(3, 3, 16, 16)
-    torch.testing.assert_close(MaskedVisionTransformerTorchvision(vit)(x), vit(x))
+    torch.testing.assert_close(masked(x), vit(x))
+    # The tokens too: the ViT's own encoder on its own input.
+    tokens = vit._process_input(x)
+    own = vit.encoder(torch.cat([vit.class_token.expand(3, -1, -1), tokens], dim=1))
+    torch.testing.assert_close(masked.encode(x), own)
+    assert masked.sequence_length == 17
 
 
-def test_keeping_tokens_equals_the_vit_on_those_tokens_only() -> None:
-    # The class token sees only the kept patch tokens: changing a dropped patch changes
-    # nothing, changing a kept one does.
-    vit = tiny_vit()
-    masked = MaskedVisionTransformerTorchvision(vit)
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"reg_tokens": 2}, {"reg_tokens": 1, "no_embed_class": True}]
+)
+def test_timm_without_mask_is_the_vit(kwargs: dict[str, object]) -> None:
+    vit = tiny_timm_vit(**kwargs)
+    masked = MaskedVisionTransformerTIMM(vit).eval()
+    x = torch.randn(3, 3, 16, 16)
+    torch.testing.assert_close(masked.encode(x), vit.forward_features(x))
+    torch.testing.assert_close(masked(x), vit(x))
+    prefix = 1 + int(kwargs.get("reg_tokens", 0))  # type: ignore[call-overload]
+    assert masked.num_prefix_tokens == prefix
+    assert masked.sequence_length == prefix + 16
+
+
+def test_timm_global_average_pool_is_kept() -> None:
+    vit = tiny_timm_vit(global_pool="avg", reg_tokens=1)
+    masked = MaskedVisionTransformerTIMM(vit).eval()
     x = torch.randn(2, 3, 16, 16)
-    keep = torch.tensor([[0, 5, 15], [1, 2, 3]])
-    out = masked(x, keep)
-    assert out.shape == (2, 8)
+    torch.testing.assert_close(masked(x), vit(x))
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_dropped_tokens_cannot_change_the_output(index: int) -> None:
+    # Kept tokens are encoded without the dropped ones: changing a dropped patch's pixels
+    # changes nothing, changing a kept patch's pixels changes its sample's output.
+    masked = both()[index].eval()
+    p = masked.num_prefix_tokens
+    x = torch.randn(2, 3, 16, 16)
+    # Sample 0 keeps patches 0, 5, 15, sample 1 keeps 1, 2, 3 (+ all prefix tokens).
+    patches = torch.tensor([[0, 5, 15], [1, 2, 3]])
+    prefix = torch.arange(p).expand(2, -1)
+    keep = torch.cat([prefix, patches + p], dim=1)
+    out = masked.encode(x, idx_keep=keep)
+    assert out.shape == (2, p + 3, 8)
+    pooled = masked(x, idx_keep=keep)
+    assert pooled.shape == (2, 8)
     y = x.clone()
     y[:, :, 12:16, 0:4] += 5.0  # patch 12: dropped in both samples
-    torch.testing.assert_close(masked(y, keep), out)
+    torch.testing.assert_close(masked.encode(y, idx_keep=keep), out)
     y[:, :, 0:4, 0:4] += 5.0  # patch 0: kept by sample 0 only
-    changed = masked(y, keep)
+    changed = masked.encode(y, idx_keep=keep)
     assert not torch.allclose(changed[0], out[0])
     torch.testing.assert_close(changed[1], out[1])
 
 
-def test_smaller_views_use_interpolated_position_embeddings() -> None:
-    masked = MaskedVisionTransformerTorchvision(tiny_vit())
+@pytest.mark.parametrize("index", range(4))
+def test_mask_token_replaces_masked_patches(index: int) -> None:
+    # SimMIM: a masked patch is the mask token (plus its position), whatever its pixels.
+    masked = both()[index].eval()
+    p = masked.num_prefix_tokens
+    x = torch.randn(2, 3, 16, 16)
+    idx_mask = torch.tensor([[p + 0, p + 7], [p + 0, p + 3]])
+    bool_mask = torch.zeros(2, 16, dtype=torch.bool)
+    bool_mask[0, [0, 7]] = True
+    bool_mask[1, [0, 3]] = True
+    out = masked.encode(x, idx_mask=idx_mask)
+    assert out.shape == (2, p + 16, 8)
+    # A (B, N) patch mask and a (B, P + N) sequence mask say the same.
+    torch.testing.assert_close(masked.encode(x, mask=bool_mask), out)
+    full = torch.cat([torch.zeros(2, p, dtype=torch.bool), bool_mask], dim=1)
+    torch.testing.assert_close(masked.encode(x, mask=full), out)
+    y = x.clone()
+    y[:, :, 0:4, 0:4] = torch.randn(2, 3, 4, 4)  # patch 0: masked in both
+    torch.testing.assert_close(masked.encode(y, idx_mask=idx_mask), out)
+    assert not torch.allclose(masked.encode(y), masked.encode(x))
+    with pytest.raises(ConfigError, match="idx_mask or mask, not both"):
+        masked.encode(x, idx_mask=idx_mask, mask=bool_mask)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_random_patch_mask_keeps_prefix_tokens(index: int) -> None:
+    masked = both()[index]
+    p = masked.num_prefix_tokens
+    keep, drop = masked.random_patch_mask(5, 16, 0.75, torch.device("cpu"))
+    assert keep.shape == (5, p + 4)
+    assert drop.shape == (5, 12)
+    for k, d in zip(keep.tolist(), drop.tolist(), strict=True):
+        assert k[:p] == list(range(p))
+        assert sorted(k + d) == list(range(p + 16))
+    assert masked.encode(torch.randn(5, 3, 16, 16), idx_keep=keep).shape == (5, p + 4, 8)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_other_image_sizes_interpolate_position_embeddings(index: int) -> None:
+    masked = both()[index]
+    if isinstance(masked, MaskedVisionTransformerTIMM):
+        masked.vit.patch_embed.strict_img_size = False
     assert masked(torch.randn(2, 3, 8, 12)).shape == (2, 8)
+    assert masked.encode(torch.randn(2, 3, 8, 12)).shape == (2, masked.num_prefix_tokens + 6, 8)
     with pytest.raises(DataError, match="multiples of the patch size 4"):
         masked(torch.randn(2, 3, 10, 12))
 
 
-def test_random_token_mask_keeps_distinct_sorted_tokens() -> None:
-    keep = random_token_mask(5, 16, 0.25, None)
-    assert keep.shape == (5, 12)
-    for row in keep:
-        assert row.tolist() == sorted(set(row.tolist()))
-        assert int(row.min()) >= 0
-        assert int(row.max()) < 16
-    assert random_token_mask(2, 4, 0.99).shape == (2, 1)
+def test_mean_pool_averages_patch_tokens() -> None:
+    masked = MaskedVisionTransformerTorchvision(tiny_vit(), pool="mean")
+    x = torch.randn(2, 3, 16, 16)
+    torch.testing.assert_close(masked(x), masked.encode(x)[:, 1:].mean(1))
+    with pytest.raises(ConfigError, match="pool must be one of cls, mean"):
+        MaskedVisionTransformerTorchvision(tiny_vit(), pool="max")  # type: ignore[arg-type]
 
 
-def test_mask_image_patches_blanks_the_fraction_of_cells() -> None:
-    x = torch.rand(4, 3, 8, 8) + 1.0
-    before = x.clone()
-    out = mask_image_patches(x, 0.5, 2)
-    assert torch.equal(x, before)
-    cells = out[:, 0].unfold(1, 2, 2).unfold(2, 2, 2)  # (B, 4, 4, 2, 2)
-    blank = (cells == 0).all(-1).all(-1)
-    kept = (cells > 0).all(-1).all(-1)
-    assert (blank | kept).all()
-    assert blank.flatten(1).sum(1).tolist() == [8, 8, 8, 8]
-    assert torch.equal(mask_image_patches(x, 0.0, 2), x)
+def test_initialize_weights_sets_sincos_positions() -> None:
+    from selfsup.models.utils import get_2d_sincos_pos_embed
 
-
-def test_as_torchvision_vit_finds_wrapped_vits_only() -> None:
     vit = tiny_vit()
-    assert as_torchvision_vit(vit) is vit
-    assert as_torchvision_vit(Backbone(vit, 8)) is vit
-    assert as_torchvision_vit(nn.Linear(2, 2)) is None
+    MaskedVisionTransformerTorchvision(vit)
+    expected = get_2d_sincos_pos_embed(8, 4, cls_token=True)
+    torch.testing.assert_close(vit.encoder.pos_embedding[0], expected)
+    untouched = tiny_vit()
+    before = untouched.encoder.pos_embedding.clone()
+    MaskedVisionTransformerTorchvision(untouched, initialize_weights=False)
+    assert torch.equal(untouched.encoder.pos_embedding, before)
 
 
-@pytest.mark.parametrize("ratio", [1.0, -0.1, True, "0.3"])
-def test_bad_mask_ratio_is_refused(ratio: object) -> None:
-    with pytest.raises(ConfigError, match="MSNModel: mask_ratio must be a number in"):
-        check_mask_ratio(ratio, "MSNModel")
+def test_gradients_reach_the_vit_through_the_wrapper() -> None:
+    vit = tiny_vit()
+    masked = MaskedVisionTransformerTorchvision(vit)
+    keep, drop = masked.random_patch_mask(2, 16, 0.5, torch.device("cpu"))
+    torch.autograd.backward(masked.encode(torch.randn(2, 3, 16, 16), idx_keep=keep).sum())
+    assert vit.conv_proj.weight.grad is not None
+    assert vit.class_token.grad is not None
+    torch.autograd.backward(masked.encode(torch.randn(2, 3, 16, 16), idx_mask=drop).sum())
+    assert masked.mask_token.grad is not None
+
+
+def test_as_masked_vit_finds_vits_only() -> None:
+    vit = tiny_vit()
+    wrapped = as_masked_vit(vit)
+    assert isinstance(wrapped, MaskedVisionTransformerTorchvision)
+    assert wrapped.vit is vit
+    inner = MaskedVisionTransformerTorchvision(tiny_vit())
+    assert as_masked_vit(Backbone(inner, 8)) is inner
+    found = as_masked_vit(Backbone(vit, 8))
+    assert found is not None
+    assert found.vit is vit
+    assert isinstance(as_masked_vit(tiny_timm_vit()), MaskedVisionTransformerTIMM)
+    assert as_masked_vit(nn.Linear(2, 2)) is None
+    with pytest.raises(ConfigError, match="needs a timm VisionTransformer"):
+        MaskedVisionTransformerTIMM(nn.Linear(2, 2))

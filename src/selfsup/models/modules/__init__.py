@@ -25,7 +25,11 @@ from selfsup.models.modules.heads import (
     TiCoProjectionHead,
     VICRegProjectionHead,
 )
-from selfsup.models.modules.masked_vision_transformer import MaskedVisionTransformerTorchvision
+from selfsup.models.modules.masked_vision_transformer import (
+    MaskedVisionTransformer,
+    MaskedVisionTransformerTIMM,
+    MaskedVisionTransformerTorchvision,
+)
 from selfsup.models.modules.nn_memory_bank import NNMemoryBankModule
 from selfsup.models.modules.smog import SMoGPrototypes
 from selfsup.models.modules.swav import SwaVPrototypes
@@ -39,6 +43,8 @@ __all__ = [
     "DenseCLProjectionHead",
     "MMCRProjectionHead",
     "MSNProjectionHead",
+    "MaskedVisionTransformer",
+    "MaskedVisionTransformerTIMM",
     "MaskedVisionTransformerTorchvision",
     "MoCoProjectionHead",
     "MoCoV3PredictionHead",
