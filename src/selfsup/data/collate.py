@@ -485,7 +485,8 @@ class MultiViewCollate:
 
 # --- I-JEPA -------------------------------------------------------------------------------
 
-#: Placements tried for a context block before falling back to all non-target patches.
+#: Placements tried for a context block before falling back to all non-target patches (and
+#: for the target blocks before giving up when they cover the whole grid).
 _IJEPA_CONTEXT_TRIES = 20
 
 
@@ -580,13 +581,17 @@ def sample_ijepa_masks(
     enc: list[list[torch.Tensor]] = [[] for _ in range(n_enc)]
     pred: list[list[torch.Tensor]] = [[] for _ in range(n_pred)]
     for _ in range(batch_size):
-        targets = [_ijepa_place_block(pred_size, grid, generator) for _ in range(n_pred)]
-        covered = torch.stack(targets).any(dim=0)
-        if not allow_overlap and bool(covered.all()):
+        for _ in range(_IJEPA_CONTEXT_TRIES):
+            targets = [_ijepa_place_block(pred_size, grid, generator) for _ in range(n_pred)]
+            covered = torch.stack(targets).any(dim=0)
+            # On a small grid the targets can tile it by chance: place them again.
+            if allow_overlap or not bool(covered.all()):
+                break
+        else:
             raise DataError(
                 f"sample_ijepa_masks: the {n_pred} target blocks of {pred_size} patches cover "
-                f"the whole {rows}x{cols} grid, leaving no context; lower pred_mask_scale or "
-                "n_pred, or use a finer patch grid"
+                f"the whole {rows}x{cols} grid in every placement tried, leaving no context; "
+                "lower pred_mask_scale or n_pred, or use a finer patch grid"
             )
         for i, target in enumerate(targets):
             pred[i].append(target.flatten().nonzero().flatten())
