@@ -36,6 +36,7 @@ from selfsup.utils.cpus import resolve_num_workers
 
 if TYPE_CHECKING:
     from selfsup.data.manifest_dataset import ManifestDataset
+    from selfsup.models.backbones import Backbone
 
 logger = logging.getLogger(__name__)
 
@@ -58,24 +59,83 @@ def default_output_dir() -> Path:
     return timestamped_output_dir("selfsup_outputs", nested=True)
 
 
+def resolve_model(model: ModelConfig) -> ModelConfig:
+    """``model`` with the backbone name of its ``zoo:<name>`` weights.
+
+    ``model.weights=zoo:<name>`` brings its own backbone name (the zoo entry's ``model``); a
+    ``model.name`` left at its default takes it, a different explicit one is an error.
+    """
+    if not model.weights.startswith("zoo:"):
+        return model
+    from selfsup.models.zoo import resolve_entry
+
+    entry = resolve_entry(model.weights[len("zoo:") :])
+    if model.name == entry.model:
+        return model
+    if model.name != ModelConfig.model_fields["name"].default:
+        raise ConfigError(
+            f"model.weights={model.weights} holds weights of the backbone {entry.model!r} but "
+            f"model.name={model.name!r}; set model.name={entry.model} or leave it unset"
+        )
+    logger.info("model.weights=%s: using its backbone %s", model.weights, entry.model)
+    return model.model_copy(update={"name": entry.model})
+
+
+def build_backbone(model: ModelConfig, *, pretrained: bool = True) -> Backbone:
+    """The configured backbone, (B, 3, H, W) -> (B, num_features), with ``model.weights``
+    loaded when ``pretrained`` (:func:`selfsup.models.weights.load_backbone_weights`; keys
+    that do not match are an error unless ``model.weights_strict=false``)."""
+    from selfsup.models.backbones import get_backbone
+    from selfsup.models.weights import load_backbone_weights
+
+    model = resolve_model(model)
+    features = get_backbone(model.name, width=model.width)
+    if pretrained and model.weights:
+        load_backbone_weights(features, model.weights, strict=model.weights_strict)
+    return features
+
+
 def build_model(
-    model: ModelConfig, method: str = "simclr", criterion: Mapping[str, Any] | None = None
+    model: ModelConfig,
+    method: str = "simclr",
+    criterion: Mapping[str, Any] | None = None,
+    *,
+    pretrained: bool = True,
 ) -> MethodModel:
     """The registered ``method``'s model over the configured backbone.
 
     The backbone maps (B, 3, H, W) images to (B, num_ftrs) embeddings: the named feature
     extractor followed by a linear map to ``num_ftrs`` dimensions (lightly uses a 1x1
-    convolution before pooling, which is the same map). ``criterion`` holds the
-    ``criterion.*`` settings the method takes (e.g. SimCLR's temperature).
+    convolution before pooling, which is the same map), which training learns. The feature
+    extractor starts from ``model.weights`` when set and ``pretrained`` (fine-tuning);
+    ``pretrained=False`` skips them where a checkpoint's weights follow.
+    ``criterion`` holds the ``criterion.*`` settings the method takes (e.g. SimCLR's
+    temperature).
     """
     from selfsup.methods import get_method
-    from selfsup.models.backbones import get_backbone
 
-    features = get_backbone(model.name, width=model.width)
+    features = build_backbone(model, pretrained=pretrained)
     backbone = nn.Sequential(features, nn.Linear(features.num_features, model.num_ftrs))
     return get_method(method).build_model(
         backbone, model.num_ftrs, model.out_dim, **dict(criterion or {})
     )
+
+
+class PretrainedModel(nn.Module):
+    """A backbone with pretrained weights and nothing on top, to embed without training.
+
+    Embeddings are the backbone's pooled features (B, num_features): an untrained model gets
+    no projection to ``model.num_ftrs``, whose random weights would only scramble them.
+    """
+
+    def __init__(self, backbone: Backbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) -> (B, num_features)."""
+        out: torch.Tensor = self.backbone(x)
+        return out
 
 
 def changed_keys(section: BaseModel) -> list[str]:
@@ -197,18 +257,21 @@ def build_embed_loader(
     filenames: Sequence[str] | None = None,
     *,
     samples: ManifestDataset | None = None,
+    normalize: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> DataLoader[Any]:
     """An unshuffled loader of resized, normalised images for embedding, in ``filenames`` order
-    (or ``samples`` order: the samples a curation check recorded)."""
+    (or ``samples`` order: the samples a curation check recorded). ``normalize``: the
+    ``(mean, std)`` per channel (default ImageNet's, what training uses)."""
     import torchvision.transforms as T
 
     from selfsup.transforms.utils import IMAGENET_NORMALIZE
 
+    mean, std = normalize or (IMAGENET_NORMALIZE["mean"], IMAGENET_NORMALIZE["std"])
     transform = T.Compose(
         [
             T.Resize((input_size, input_size)),
             T.ToTensor(),
-            T.Normalize(mean=IMAGENET_NORMALIZE["mean"], std=IMAGENET_NORMALIZE["std"]),
+            T.Normalize(mean=list(mean), std=list(std)),
         ]
     )
     dataset = _dataset(input_dir, transform=transform, filenames=filenames, samples=samples)
@@ -345,9 +408,78 @@ def model_from_checkpoint(
             )
     method = str(metadata.get("method", "simclr"))
     criterion = metadata.get("criterion")
-    model = build_model(model_cfg, method, criterion if isinstance(criterion, dict) else None)
+    # The checkpoint holds the trained weights; model.weights were only where training began.
+    model = build_model(
+        model_cfg, method, criterion if isinstance(criterion, dict) else None, pretrained=False
+    )
     load_weights(model, checkpoint, state)
     return model, model_cfg
+
+
+Normalization = tuple[Sequence[float], Sequence[float]]
+"""Per-channel ``(mean, std)`` of the images a model was trained on."""
+
+
+def embedding_model(
+    cfg: LightlyConfig, checkpoint: str | os.PathLike[str] | None = None
+) -> tuple[MethodModel | PretrainedModel, int, Normalization | None]:
+    """The model to embed with, the image side to embed at and the normalisation
+    (``None``: ImageNet's, the one training uses).
+
+    From ``checkpoint`` or ``cfg.checkpoint`` when given (a trained model: its backbone and
+    ``num_ftrs`` projection); otherwise from ``model.weights`` without training: the
+    pretrained backbone alone (:class:`PretrainedModel`), whose embeddings are its
+    ``num_features`` pooled features. Errors when neither is given.
+    """
+    ckpt = checkpoint or cfg.checkpoint
+    if ckpt:
+        model, _ = model_from_checkpoint(ckpt, cfg.model)
+        return model, cfg.collate.input_size, None
+    if not cfg.model.weights:
+        raise ConfigError(
+            "checkpoint or model.weights is required to embed: pass checkpoint=<path to a "
+            ".ckpt> (selfsup train writes one) or model.weights=<pretrained weights> "
+            "(docs/pretrained.md)"
+        )
+    backbone = build_backbone(cfg.model)
+    input_size, normalize = _pretrained_input(cfg, backbone)
+    logger.warning(
+        "embedding with the pretrained backbone %s (model.weights=%s) without training: the "
+        "embeddings are its %d pooled features (no projection to model.num_ftrs=%d), at "
+        "%dx%d pixels",
+        backbone.name,
+        cfg.model.weights,
+        backbone.num_features,
+        cfg.model.num_ftrs,
+        input_size,
+        input_size,
+    )
+    return PretrainedModel(backbone), input_size, normalize
+
+
+def _pretrained_input(cfg: LightlyConfig, backbone: Backbone) -> tuple[int, Normalization | None]:
+    """Image side and normalisation for pretrained weights: ``collate.input_size`` when the
+    user set it, else the zoo entry's, else the one a timm model was built for (a ViT
+    accepts only that one), else ``collate.input_size``; the zoo entry's mean and std."""
+    side: int | None = None
+    normalize: Normalization | None = None
+    if cfg.model.weights.startswith("zoo:"):
+        from selfsup.models.zoo import resolve_entry
+
+        entry = resolve_entry(cfg.model.weights[len("zoo:") :])
+        side, normalize = entry.input_size, (entry.mean, entry.std)
+    if side is None:
+        pretrained_cfg = getattr(backbone.features, "pretrained_cfg", None)
+        size = pretrained_cfg.get("input_size") if isinstance(pretrained_cfg, dict) else None
+        patch = getattr(backbone.features, "patch_embed", None)
+        img_size = getattr(patch, "img_size", None)
+        if isinstance(img_size, tuple | list) and img_size:
+            side = int(img_size[-1])
+        elif isinstance(size, tuple | list) and size:
+            side = int(size[-1])
+    if "input_size" in changed_keys(cfg.collate) or side is None:
+        side = cfg.collate.input_size
+    return side, normalize
 
 
 def embed(
@@ -358,16 +490,11 @@ def embed(
     samples: ManifestDataset | None = None,
 ) -> Embeddings:
     """Embed ``cfg.input_dir`` (its ``filenames``, or the checked ``samples`` of a curation
-    run) with ``checkpoint`` or ``cfg.checkpoint``."""
-    ckpt = checkpoint or cfg.checkpoint
-    if not ckpt:
-        raise ConfigError(
-            "checkpoint is required to embed: pass checkpoint=<path to a .ckpt> "
-            "(selfsup train writes one)"
-        )
-    model, _ = model_from_checkpoint(ckpt, cfg.model)
+    run) with ``checkpoint`` or ``cfg.checkpoint``, or without training with the
+    pretrained backbone of ``model.weights`` (:func:`embedding_model`)."""
+    model, input_size, normalize = embedding_model(cfg, checkpoint)
     loader = build_embed_loader(
-        cfg.input_dir, cfg.loader, cfg.collate.input_size, filenames, samples=samples
+        cfg.input_dir, cfg.loader, input_size, filenames, samples=samples, normalize=normalize
     )
     embedding = SelfSupervisedEmbedding(
         model, nn.Identity(), torch.optim.SGD(model.parameters(), lr=0.0), loader
@@ -391,9 +518,12 @@ def embed_images(
     config_path: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> Embeddings:
-    """Embed the images of ``input_dir`` with ``checkpoint``.
+    """Embed the images of ``input_dir`` with ``checkpoint``, or without training with the
+    pretrained backbone of ``model={'weights': ...}``.
 
-    Returns ``(embeddings (N, num_ftrs) float32, labels (N,) int64, filenames)``.
+    Returns ``(embeddings (N, D) float32, labels (N,) int64, filenames)``: D is
+    ``model.num_ftrs`` for a trained checkpoint, the backbone's feature size for pretrained
+    weights used without training.
     """
     return embed(resolve_config(config_path, **kwargs), checkpoint=checkpoint)
 

@@ -48,10 +48,11 @@ def _check_inputs(cfg: LightlyConfig, need_checkpoint: bool) -> None:
         raise ConfigError("input_dir is required: the folder of images or videos to use")
     if not Path(cfg.input_dir).is_dir():
         raise ConfigError(f"input_dir {cfg.input_dir!r} is not an existing folder")
-    if need_checkpoint and not cfg.checkpoint:
+    if need_checkpoint and not cfg.checkpoint and not cfg.model.weights:
         raise ConfigError(
-            "checkpoint is required to embed: pass checkpoint=<path to a .ckpt> "
-            "(selfsup train writes one)"
+            "checkpoint or model.weights is required to embed: pass checkpoint=<path to a "
+            ".ckpt> (selfsup train writes one) or model.weights=<pretrained weights> "
+            "(docs/pretrained.md)"
         )
     if cfg.checkpoint and not Path(cfg.checkpoint).is_file():
         raise ConfigError(f"checkpoint {cfg.checkpoint!r} does not exist")

@@ -37,6 +37,14 @@ class ModelConfig(StrictModel):
     out_dim: int = Field(128, ge=1, description="output size of the projection head")
     num_ftrs: int = Field(32, ge=1, description="size of the embeddings written to embeddings.csv")
     width: float = Field(1.0, gt=0, description="width multiplier of resnet-* backbones")
+    weights: str = Field(
+        "",
+        description="local pretrained weights of the backbone: a state dict, .safetensors, a "
+        "model folder, a selfsup checkpoint or zoo:<name> (docs/pretrained.md); '' = random",
+    )
+    weights_strict: bool = Field(
+        True, description="refuse weights whose keys do not all match (false: load the matching)"
+    )
 
 
 class TrainerConfig(StrictModel):

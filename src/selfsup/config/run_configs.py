@@ -117,6 +117,13 @@ def validate_run_configs(
                 "the dataset's INPUT datasource and writes to its LIGHTLY datasource"
             )
     check_relative_path(lightly.checkpoint, "lightly_config.checkpoint", "LIGHTLY datasource")
+    if lightly.model.weights and not lightly.model.weights.startswith("zoo:"):
+        # A path would name a file on the worker's machine, which a server user cannot see.
+        raise ConfigError(
+            f"lightly_config.model.weights={lightly.model.weights!r}: a scheduled run names "
+            "pretrained weights by their zoo entry, zoo:<name> (added on the worker machine "
+            "with `selfsup zoo add`)"
+        )
     check_relative_path(
         worker.relevant_filenames_file,
         "worker_config.relevant_filenames_file",

@@ -361,21 +361,24 @@ def embed_crops(
     from torch import nn
     from torch.utils.data import DataLoader
 
-    from selfsup.core import build_embed_loader, model_from_checkpoint
+    from selfsup.core import build_embed_loader, embedding_model
     from selfsup.embedding import SelfSupervisedEmbedding
 
-    ckpt = checkpoint or cfg.checkpoint
-    if not ckpt:
-        raise ConfigError("checkpoint is required to embed crops: pass checkpoint=<path>")
+    if not (checkpoint or cfg.checkpoint or cfg.model.weights):
+        raise ConfigError(
+            "checkpoint or model.weights is required to embed crops: pass checkpoint=<path>"
+        )
     if not crops:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64), []
-    model, _ = model_from_checkpoint(ckpt, cfg.model)
+    model, side, normalize = embedding_model(cfg, checkpoint)
     sources = list(dict.fromkeys(c.source for c in crops))
     # the image loader carries the embedding transform; reuse it and its dataset of sources
     image_loader = (
-        build_embed_loader(cfg.input_dir, cfg.loader, cfg.collate.input_size, sources)
+        build_embed_loader(cfg.input_dir, cfg.loader, side, sources, normalize=normalize)
         if samples is None
-        else build_embed_loader(cfg.input_dir, cfg.loader, cfg.collate.input_size, samples=samples)
+        else build_embed_loader(
+            cfg.input_dir, cfg.loader, side, samples=samples, normalize=normalize
+        )
     )
     images = cast("LightlyDataset | ManifestDataset", image_loader.dataset)
     transform = images.transform

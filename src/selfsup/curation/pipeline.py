@@ -525,6 +525,9 @@ def _model_step(
 
     if cfg.checkpoint and not cfg.enable_training:
         return cfg.checkpoint
+    if not cfg.checkpoint and not cfg.enable_training and cfg.lightly.model.weights:
+        # Pretrained weights without training: embed with the backbone itself ("").
+        return ""
     if not cfg.checkpoint and not cfg.enable_training:
         # No pretrained weights ship with selfsup (nothing is downloaded), so the only model
         # that knows this data is one trained on it.
@@ -605,7 +608,7 @@ def _embed_samples(
     from selfsup.data import LightlyDataset, ManifestDataset
 
     key = model_fingerprint(
-        checkpoint,
+        checkpoint or _weights_path(cfg),
         input_size=lightly.collate.input_size,
         model=lightly.model.model_dump(mode="json"),
     )
@@ -664,17 +667,34 @@ def _embed_step(
         return emb, labels, f"precomputed embeddings from {cfg.embeddings}", None
     checkpoint = _model_step(cfg, out, samples, state, step, dataset)
     step("EMBEDDING")
-    key = EMBEDDINGS_REUSE.fingerprint({"cfg": cfg, "checkpoint": checkpoint, "samples": samples})
+    key = EMBEDDINGS_REUSE.fingerprint(
+        {"cfg": cfg, "checkpoint": checkpoint or _weights_path(cfg), "samples": samples}
+    )
     if state.reusable(EMBEDDINGS_REUSE, key) is not None:
         emb, labels_list, names = load_embeddings(csv)
         if names == samples:
             logger.info("reusing embeddings %s from the previous run", csv)
             labels = np.asarray(labels_list, dtype=np.int64)
-            return emb, labels, f"checkpoint {checkpoint}", checkpoint
+            return emb, labels, _model_description(cfg, checkpoint), checkpoint or None
     emb, labels = _embed_samples(cfg, checkpoint, samples, usable, pool, dataset)
     save_embeddings(csv, emb, labels, samples)
     state.record(EMBEDDINGS_REUSE, key)
-    return emb, labels, f"checkpoint {checkpoint}", checkpoint
+    return emb, labels, _model_description(cfg, checkpoint), checkpoint or None
+
+
+def _weights_path(cfg: RunConfig) -> str:
+    """The file of ``model.weights`` (what an untrained pretrained embedding depends on)."""
+    from selfsup.models.weights import weights_file
+
+    return str(weights_file(cfg.lightly.model.weights))
+
+
+def _model_description(cfg: RunConfig, checkpoint: str) -> str:
+    """How the run's embeddings were made, for the report ("" checkpoint: pretrained)."""
+    if checkpoint:
+        return f"checkpoint {checkpoint}"
+    model = cfg.lightly.model
+    return f"pretrained weights {model.weights} ({model.name}), not trained"
 
 
 def _metadata_columns(records: Sequence[Any]) -> dict[str, NDArray[np.float64]]:

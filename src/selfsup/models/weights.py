@@ -58,6 +58,7 @@ __all__ = [
     "match_keys",
     "open_weights",
     "read_weights",
+    "weights_file",
 ]
 
 logger = logging.getLogger(__name__)
@@ -310,6 +311,30 @@ def open_weights(source: str | os.PathLike[str]) -> WeightsFile:
             "checkpoint or zoo:<name>"
         )
     return _read_file(path)
+
+
+def weights_file(source: str | os.PathLike[str]) -> Path:
+    """The file holding the tensors of a weights source, without reading it (a model
+    folder's weight file, a zoo entry's file); for fingerprints of what a run embedded with.
+
+    Raises:
+        ConfigError: the source does not exist.
+        DataError: a model folder without a weight file.
+    """
+    text = os.fspath(source)
+    if text.startswith("zoo:"):
+        from selfsup.models.zoo import resolve_entry
+
+        return resolve_entry(text[len("zoo:") :]).path
+    path = Path(text).expanduser()
+    if path.is_dir():
+        for name in MODEL_FOLDER_WEIGHTS:
+            if (path / name).is_file():
+                return path / name
+        raise DataError(f"model folder {str(path)!r} has none of {', '.join(MODEL_FOLDER_WEIGHTS)}")
+    if not path.is_file():
+        raise ConfigError(f"weights {text!r} do not exist")
+    return path
 
 
 def read_weights(source: str | os.PathLike[str]) -> dict[str, Tensor]:
