@@ -203,6 +203,8 @@ class Method:
         takes_teacher: The method distils a frozen teacher: ``build_model`` takes
             ``teacher`` (a module mapping images to embeddings, built from the config's
             ``teacher`` section), and a config for it must name one.
+        needs_vit: The method works on a Vision Transformer's tokens (MAE, SimMIM) and
+            refuses other backbones; the contract tests and benchmarks give it a ViT.
     """
 
     name: str
@@ -212,3 +214,4 @@ class Method:
     optimizer: OptimizerDefaults = OptimizerDefaults()
     criterion_keys: tuple[str, ...] = ()
     takes_teacher: bool = False
+    needs_vit: bool = False
