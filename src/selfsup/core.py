@@ -35,6 +35,7 @@ from selfsup.methods._base import MethodModel
 from selfsup.utils.cpus import resolve_num_workers
 
 if TYPE_CHECKING:
+    from selfsup.config.lightly_config import TeacherConfig
     from selfsup.data.manifest_dataset import ManifestDataset
     from selfsup.models.backbones import Backbone
 
@@ -101,6 +102,7 @@ def build_model(
     criterion: Mapping[str, Any] | None = None,
     *,
     pretrained: bool = True,
+    method_kwargs: Mapping[str, Any] | None = None,
 ) -> MethodModel:
     """The registered ``method``'s model over the configured backbone.
 
@@ -110,14 +112,19 @@ def build_model(
     extractor starts from ``model.weights`` when set and ``pretrained`` (fine-tuning);
     ``pretrained=False`` skips them where a checkpoint's weights follow.
     ``criterion`` holds the ``criterion.*`` settings the method takes (e.g. SimCLR's
-    temperature).
+    temperature); ``method_kwargs`` the method's other arguments (:func:`method_model_kwargs`
+    when training, a checkpoint's ``method_kwargs`` when rebuilding).
     """
     from selfsup.methods import get_method
 
     features = build_backbone(model, pretrained=pretrained)
     backbone = nn.Sequential(features, nn.Linear(features.num_features, model.num_ftrs))
     return get_method(method).build_model(
-        backbone, model.num_ftrs, model.out_dim, **dict(criterion or {})
+        backbone,
+        model.num_ftrs,
+        model.out_dim,
+        **dict(criterion or {}),
+        **dict(method_kwargs or {}),
     )
 
 
@@ -165,6 +172,53 @@ def method_criterion(cfg: LightlyConfig) -> dict[str, Any]:
             "remove the key or choose a method that uses it"
         )
     return chosen
+
+
+def method_model_kwargs(cfg: LightlyConfig) -> dict[str, Any]:
+    """Arguments of the method's model builder from config sections other than
+    ``criterion``: the frozen teacher (``teacher.*``) of a method that distils one."""
+    from selfsup.methods import method_takes_teacher
+
+    if not method_takes_teacher(cfg.method):
+        return {}
+    teacher = build_teacher(cfg.teacher)
+    return {"teacher": teacher, "teacher_input_size": _teacher_input_size(cfg.teacher, teacher)}
+
+
+def build_teacher(teacher: TeacherConfig) -> Backbone:
+    """The backbone ``teacher.name`` with the weights ``teacher.weights``, frozen in eval mode
+    (images (B, 3, H, W) -> pooled features (B, num_features)); mismatched keys are an error
+    naming them unless ``teacher.weights_strict=false``."""
+    from selfsup.models.backbones import get_backbone
+    from selfsup.models.weights import load_backbone_weights
+
+    if not teacher.name or not teacher.weights:
+        raise ConfigError(
+            "a teacher needs teacher.name=<backbone> and teacher.weights=<weights file, model "
+            f"folder, selfsup checkpoint or zoo:name>; got name={teacher.name!r}, "
+            f"weights={teacher.weights!r}"
+        )
+    backbone = get_backbone(teacher.name)
+    load_backbone_weights(backbone, teacher.weights, strict=teacher.weights_strict)
+    backbone.eval()
+    backbone.requires_grad_(False)
+    return backbone
+
+
+def _teacher_input_size(teacher: TeacherConfig, backbone: Backbone) -> int | None:
+    """``teacher.input_size`` when set; else the side a timm ViT was built for (it accepts
+    no other unless built with a dynamic image size); else None (the views' own size)."""
+    if teacher.input_size:
+        return teacher.input_size
+    features = backbone.features
+    img_size = getattr(getattr(features, "patch_embed", None), "img_size", None)
+    if (
+        isinstance(img_size, tuple | list)
+        and img_size
+        and not getattr(features, "dynamic_img_size", False)
+    ):
+        return int(img_size[-1])
+    return None
 
 
 def _num_workers(loader: LoaderConfig) -> int:
@@ -304,6 +358,8 @@ def _embedding_model(
         "model": cfg.model.model_dump(mode="json"),
         "method": cfg.method,
         "criterion": dict(criterion if criterion is not None else method_criterion(cfg)),
+        # What rebuilds the model without its frozen parts (a distillation teacher's size).
+        "method_kwargs": model.rebuild_kwargs(),
         "version": 1,
     }
     return embedding
@@ -325,7 +381,7 @@ def train(
 
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     criterion = method_criterion(cfg)
-    model = build_model(cfg.model, cfg.method, criterion)
+    model = build_model(cfg.model, cfg.method, criterion, method_kwargs=method_model_kwargs(cfg))
     if cfg.checkpoint:
         load_weights(model, cfg.checkpoint)
     loader = build_train_loader(
@@ -408,9 +464,14 @@ def model_from_checkpoint(
             )
     method = str(metadata.get("method", "simclr"))
     criterion = metadata.get("criterion")
+    rebuild = metadata.get("method_kwargs")
     # The checkpoint holds the trained weights; model.weights were only where training began.
     model = build_model(
-        model_cfg, method, criterion if isinstance(criterion, dict) else None, pretrained=False
+        model_cfg,
+        method,
+        criterion if isinstance(criterion, dict) else None,
+        pretrained=False,
+        method_kwargs=rebuild if isinstance(rebuild, dict) else None,
     )
     load_weights(model, checkpoint, state)
     return model, model_cfg
