@@ -23,6 +23,7 @@ from selfsup.web.routes.common import (
     sample_or_none,
     segment,
 )
+from selfsup.web.routes.explore import colour_options
 from selfsup.web.sessions import PageViewer
 from selfsup.web.signals import RunSignals, SignalsError
 from selfsup.web.tags import TagStorageError, filter_samples, indices_of
@@ -455,4 +456,18 @@ def map_page(
         methods=methods,
         method=chosen,
         statuses=list(STATUSES),
+        colour_options=_colour_options(request, viewer, run_id, view.outputs),
     )
+
+
+def _colour_options(
+    request: Request, viewer: Viewer, run_id: str, outputs: RunOutputs
+) -> list[tuple[str, str]]:
+    """The map's "Colour by" choices; status alone when the run's signals cannot be read
+    (the map itself must not fail on a damaged quality file)."""
+    try:
+        signals = outputs.signals
+    except SignalsError:
+        return [("status", "status")]
+    tags, _ = _run_tags(request, viewer, run_id)
+    return colour_options(signals, list(tags))

@@ -6,9 +6,14 @@
  * built once, answers that from a few cells, so 100,000 points stay smooth. The box and lasso
  * tools select points (Shift adds); the side panel lists the first 500 selected files.
  *
+ * The "Colour by" box recolours the points by another signal of the run (label, quality issue,
+ * near-duplicate group, a tag, or any numeric score, from /ui-api/runs/{id}/colour): categories
+ * get a palette, numbers a continuous scale (64 steps from low to high; grey: no value).
+ * Status stays what the legend's buttons show and hide.
+ *
  * For browser tests: window.selfsupMap = {ready, points, toCanvas(sampleIndex) -> {x, y} in
  * CSS pixels relative to the canvas (null if the sample is not on the map), selected() ->
- * sample indices, setTool(name)}.
+ * sample indices, setTool(name), colouredBy() -> the signal the points show}.
  */
 'use strict';
 
@@ -32,7 +37,27 @@
       return [];
     },
     setTool: function () {},
+    colouredBy: function () {
+      return 'status';
+    },
   };
+  // Categorical palette (colour-blind friendly, Okabe-Ito first) and the numeric ramp's stops
+  // (viridis at 0, 0.25, 0.5, 0.75, 1), interpolated in RGB.
+  const PALETTE = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#d55e00', '#f0e442',
+    '#000000', '#7f3c8d', '#11a579', '#3969ac', '#f2b701', '#e73f74', '#80ba5a'];
+  const RAMP = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  const RAMP_STEPS = 64;
+  const NO_VALUE = '#c5cbd3';
+
+  function rampColour(t) {
+    const x = Math.min(Math.max(t, 0), 1) * (RAMP.length - 1);
+    const k = Math.min(Math.floor(x), RAMP.length - 2);
+    const f = x - k;
+    const c = RAMP[k].map(function (v, j) {
+      return Math.round(v + (RAMP[k + 1][j] - v) * f);
+    });
+    return 'rgb(' + c.join(',') + ')';
+  }
   window.selfsupMap = api;
 
   document.addEventListener('DOMContentLoaded', init);
@@ -113,6 +138,12 @@
     let drawPending = false;
     const names = new Map(); // sample index -> {filename, status}
     let listRequest = 0;
+    // Colour by another signal: null = by status, else [{colour, points: Int32Array}] drawn
+    // in order (points without a value first, so that they stay underneath).
+    let colourGroups = null;
+    let colouredBy = 'status';
+    const colourSelect = document.querySelector('[data-testid="colour-by"]');
+    const colourLegend = document.querySelector('[data-testid="colour-legend"]');
 
     // ------------------------------------------------------------ geometry
 
@@ -262,13 +293,15 @@
       const removed = STATUSES.indexOf('removed');
       const selecting = nSelected > 0;
 
-      // One path per status and pass; `only` = 1: selected points only, 0: all points.
-      function fillPoints(code, only) {
-        const points = byStatus[code];
+      // One path per colour and pass; `only` = 1: selected points only, 0: all points.
+      function fillPoints(points, only) {
         g.beginPath();
         for (let k = 0; k < points.length; k++) {
           const i = points[k];
           if (only && !selectedMask[i]) {
+            continue;
+          }
+          if (colourGroups && !visible[codes[i]]) {
             continue;
           }
           const x = sx(i);
@@ -288,20 +321,35 @@
 
       // With a selection, every point is dimmed and the selected ones are drawn again on top
       // at full strength: a selection of 40,000 points stays readable, not a black blob.
-      for (const code of order) {
-        if (!visible[code] || !byStatus[code]) {
-          continue;
+      if (colourGroups) {
+        for (const group of colourGroups) {
+          g.fillStyle = group.colour;
+          g.globalAlpha = selecting ? 0.16 : 0.9;
+          fillPoints(group.points, 0);
         }
-        g.fillStyle = colours[code];
-        g.globalAlpha = selecting ? 0.16 : code === removed ? 0.75 : 0.95;
-        fillPoints(code, 0);
-      }
-      if (selecting) {
-        g.globalAlpha = 1;
+        if (selecting) {
+          g.globalAlpha = 1;
+          for (const group of colourGroups) {
+            g.fillStyle = group.colour;
+            fillPoints(group.points, 1);
+          }
+        }
+      } else {
         for (const code of order) {
-          if (visible[code] && byStatus[code]) {
-            g.fillStyle = colours[code];
-            fillPoints(code, 1);
+          if (!visible[code] || !byStatus[code]) {
+            continue;
+          }
+          g.fillStyle = colours[code];
+          g.globalAlpha = selecting ? 0.16 : code === removed ? 0.75 : 0.95;
+          fillPoints(byStatus[code], 0);
+        }
+        if (selecting) {
+          g.globalAlpha = 1;
+          for (const code of order) {
+            if (visible[code] && byStatus[code]) {
+              g.fillStyle = colours[code];
+              fillPoints(byStatus[code], 1);
+            }
           }
         }
       }
@@ -812,6 +860,111 @@
       });
     }
 
+    // ------------------------------------------------------------ colour by a signal
+
+    function legendItem(colour, text) {
+      const item = document.createElement('li');
+      item.className = 'legend-item';
+      item.setAttribute('data-testid', 'colour-legend-item');
+      const swatch = document.createElement('span');
+      swatch.className = 'swatch';
+      swatch.style.background = colour;
+      item.append(swatch, document.createTextNode(text));
+      return item;
+    }
+
+    // Points grouped by colour from the signal's per-sample answer (codes or values by
+    // sample index), and the legend that explains them.
+    function applyColour(by, data) {
+      const groups = [];
+      const legend = [];
+      const none = [];
+      if (data.kind === 'category') {
+        const lists = data.categories.map(function () {
+          return [];
+        });
+        for (let i = 0; i < n; i++) {
+          const c = data.codes[sampleIndex[i]];
+          (c >= 0 ? lists[c] : none).push(i);
+        }
+        groups.push({colour: NO_VALUE, points: Int32Array.from(none)});
+        data.categories.forEach(function (name, c) {
+          const colour = PALETTE[c % PALETTE.length];
+          groups.push({colour: colour, points: Int32Array.from(lists[c])});
+          legend.push(legendItem(colour, name + ' (' + lists[c].length.toLocaleString() + ')'));
+        });
+      } else {
+        const lo = data.min;
+        const span = data.max - data.min;
+        const lists = [];
+        for (let k = 0; k < RAMP_STEPS; k++) {
+          lists.push([]);
+        }
+        for (let i = 0; i < n; i++) {
+          const v = data.values[sampleIndex[i]];
+          if (v === null || v === undefined) {
+            none.push(i);
+            continue;
+          }
+          const t = span > 0 ? (v - lo) / span : 0.5;
+          lists[Math.min(RAMP_STEPS - 1, Math.floor(t * RAMP_STEPS))].push(i);
+        }
+        groups.push({colour: NO_VALUE, points: Int32Array.from(none)});
+        for (let k = 0; k < RAMP_STEPS; k++) {
+          groups.push({colour: rampColour((k + 0.5) / RAMP_STEPS), points: Int32Array.from(lists[k])});
+        }
+        if (lo !== null) {
+          const bar = document.createElement('li');
+          bar.className = 'colour-ramp';
+          bar.setAttribute('data-testid', 'colour-ramp');
+          bar.dataset.min = String(lo);
+          bar.dataset.max = String(data.max);
+          const low = document.createElement('span');
+          low.textContent = Number(lo).toPrecision(4);
+          const grad = document.createElement('span');
+          grad.className = 'ramp';
+          grad.style.background = 'linear-gradient(to right, ' +
+            [0, 0.25, 0.5, 0.75, 1].map(rampColour).join(', ') + ')';
+          const high = document.createElement('span');
+          high.textContent = Number(data.max).toPrecision(4);
+          bar.append(low, grad, high);
+          legend.push(bar);
+        }
+      }
+      if (none.length) {
+        legend.push(legendItem(NO_VALUE, 'no value (' + none.length.toLocaleString() + ')'));
+      }
+      colourGroups = groups;
+      colouredBy = by;
+      colourLegend.replaceChildren.apply(colourLegend, legend);
+      colourLegend.hidden = false;
+      frame.dataset.colourBy = by;
+      requestDraw(true);
+    }
+
+    async function colourBy(by) {
+      if (by === 'status') {
+        colourGroups = null;
+        colouredBy = 'status';
+        colourLegend.replaceChildren();
+        colourLegend.hidden = true;
+        frame.dataset.colourBy = by;
+        requestDraw(true);
+        return;
+      }
+      colourSelect.disabled = true;
+      try {
+        const data = await window.selfsup.fetchJSON(
+          colourSelect.dataset.colourUrl + encodeURIComponent(by));
+        applyColour(by, data);
+      } catch (err) {
+        colourLegend.replaceChildren(legendItem(NO_VALUE, 'Could not colour by ' + by + ': ' + err.message));
+        colourLegend.hidden = false;
+      } finally {
+        colourSelect.disabled = false;
+      }
+    }
+
     // ------------------------------------------------------------ loading
 
     async function load() {
@@ -877,6 +1030,14 @@
       };
       api.selected = selectedSamples;
       api.setTool = setTool;
+      api.colouredBy = function () {
+        return colouredBy;
+      };
+      if (colourSelect) {
+        colourSelect.addEventListener('change', function () {
+          colourBy(colourSelect.value);
+        });
+      }
       if (tagBarEl) {
         tagBar = window.selfsup.initTagBar(tagBarEl, selectedSamples, null);
         tagBarEl.querySelector('[data-action="select-tag"]').addEventListener('click', selectTagged);
