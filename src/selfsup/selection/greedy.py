@@ -302,18 +302,17 @@ def greedy_select(
     dev = resolve_device(device)
     run = _lazy_greedy if engine == "lazy" else _dense_greedy
     rows = _Rows(embeddings, dev) if diversity_strength > 0 and embeddings is not None else None
-    # factory calls (torch.full, zeros, ...) in the engines create their tensors on ``dev``
-    with torch.device(dev):
-        return run(
-            rows,
-            diversity_strength,
-            static_score,
-            balance,
-            candidates,
-            preselected,
-            max_new,
-            min_distance,
-        )
+    return run(
+        rows,
+        diversity_strength,
+        static_score,
+        balance,
+        candidates,
+        preselected,
+        max_new,
+        min_distance,
+        dev,
+    )
 
 
 def _is_single_label(counts: NDArray[np.float32]) -> bool:
@@ -323,18 +322,19 @@ def _is_single_label(counts: NDArray[np.float32]) -> bool:
 class _Centers:
     """Growing float32 buffer of chosen embeddings (preselected first)."""
 
-    def __init__(self, dim: int, capacity: int) -> None:
-        self.x = torch.empty((max(capacity, 16), dim))
-        self.x2 = torch.empty(max(capacity, 16))
+    def __init__(self, dim: int, capacity: int, device: torch.device) -> None:
+        self.device = device
+        self.x = torch.empty((max(capacity, 16), dim), device=self.device)
+        self.x2 = torch.empty(max(capacity, 16), device=self.device)
         self.n = 0
 
     def add(self, rows: torch.Tensor) -> None:
         need = self.n + rows.shape[0]
         if need > self.x.shape[0]:
             size = max(need, 2 * self.x.shape[0])
-            x = torch.empty((size, self.x.shape[1]))
+            x = torch.empty((size, self.x.shape[1]), device=self.device)
             x[: self.n] = self.x[: self.n]
-            x2 = torch.empty(size)
+            x2 = torch.empty(size, device=self.device)
             x2[: self.n] = self.x2[: self.n]
             self.x, self.x2 = x, x2
         self.x[self.n : need] = rows
@@ -367,15 +367,15 @@ def _dense_greedy(
     preselected: NDArray[np.int64],
     max_new: int,
     min_distance: float | None,
+    dev: torch.device,
 ) -> GreedyResult:
     """Reference engine: every score recomputed for every sample at every step."""
     n = candidates.shape[0]
-    dev = torch.get_default_device()
     alive = torch.from_numpy(candidates.copy()).to(dev)
     static = torch.from_numpy(np.asarray(static_score, dtype=np.float64)).to(dev)
     chosen = [term.counts[preselected].sum(axis=0, dtype=np.float64) for term in balance]
     use_div = x is not None
-    d2 = torch.full((n,), math.inf)
+    d2 = torch.full((n,), math.inf, device=dev)
     x2 = None
     if x is not None:
         x2 = _row_sq_norms(x)
@@ -418,7 +418,7 @@ def _dense_greedy(
         for i, term in enumerate(balance):
             chosen[i] = chosen[i] + term.counts[p]
         if x is not None and x2 is not None:
-            c = x.take(torch.tensor([p]))[0]
+            c = x.take(torch.tensor([p], device=dev))[0]
             for r0 in range(0, n, ROW_BLOCK):
                 rows = slice(r0, r0 + ROW_BLOCK)
                 part = (x2[rows] + x2[p] - 2.0 * (x.span(r0, r0 + ROW_BLOCK) @ c)).clamp_(min=0.0)
@@ -436,10 +436,10 @@ def _lazy_greedy(
     preselected: NDArray[np.int64],
     max_new: int,
     min_distance: float | None,
+    dev: torch.device,
 ) -> GreedyResult:
     """Fast engine: exact scores for a candidate block, upper bounds for the rest."""
     n = candidates.shape[0]
-    dev = torch.get_default_device()
     use_div = x is not None
     half_a = a / 2.0
     static = torch.from_numpy(np.asarray(static_score, dtype=np.float64)).to(dev)
@@ -457,29 +457,30 @@ def _lazy_greedy(
     chosen = [term.counts[preselected].sum(axis=0, dtype=np.float64) for term in balance]
 
     def group_balance() -> torch.Tensor:
-        out = torch.zeros(n_groups, dtype=torch.float64)
+        out = torch.zeros(n_groups, dtype=torch.float64, device=dev)
         for b, (term, got) in enumerate(zip(balance, chosen, strict=True)):
             q = balance_quotients(term.shares, got)
             logq = term.strength * np.log(np.maximum(q, OBJECTIVE_FLOOR))
             out += torch.from_numpy(logq[combos[:, b]]).to(dev)
         return out
 
-    state = torch.full((n,), _DEAD, dtype=torch.int8)
+    state = torch.full((n,), _DEAD, dtype=torch.int8, device=dev)
     state[torch.from_numpy(candidates).to(dev)] = _OUT
     by_group = torch.argsort(group, stable=True)
     members = list(torch.split(by_group, torch.bincount(group, minlength=n_groups).tolist()))
-    out_count = torch.zeros(n_groups, dtype=torch.int64)
+    out_count = torch.zeros(n_groups, dtype=torch.int64, device=dev)
     out_count.index_add_(0, group, (state == _OUT).long())
-    tau = torch.full((n_groups,), math.inf, dtype=torch.float64)
+    tau = torch.full((n_groups,), math.inf, dtype=torch.float64, device=dev)
     key = static.clone()
-    u2 = torch.full((n,), math.inf)
-    seen = torch.zeros(n, dtype=torch.int64)  # centers[:seen[i]] are accounted for in u2[i]
+    u2 = torch.full((n,), math.inf, device=dev)
+    # centers[:seen[i]] are accounted for in u2[i]
+    seen = torch.zeros(n, dtype=torch.int64, device=dev)
     x2 = None
     centers = None
     if x is not None:
         x2 = _row_sq_norms(x)
         # grows by doubling; a min_distance-only run may allow up to N picks
-        centers = _Centers(x.dim, int(preselected.size) + min(max_new, 65536) + 1)
+        centers = _Centers(x.dim, int(preselected.size) + min(max_new, 65536) + 1, dev)
         if preselected.size:
             centers.add(x.take(torch.from_numpy(preselected).to(dev)))
 
@@ -513,14 +514,14 @@ def _lazy_greedy(
     # Candidate block: compact arrays sorted by sample index (argmax -> lowest index on ties).
     # Block entries hold exact values; u2/key/seen of a block entry are stale until synced.
     dim = x.dim if x is not None else 0
-    c_idx = torch.zeros(0, dtype=torch.int64)
-    c_group = torch.zeros(0, dtype=torch.int64)
-    c_x = torch.zeros((0, dim))
-    c_x2 = torch.zeros(0)
-    c_d2 = torch.zeros(0)
-    c_key = torch.zeros(0, dtype=torch.float64)
-    c_static = torch.zeros(0, dtype=torch.float64)
-    c_alive = torch.zeros(0, dtype=torch.bool)
+    c_idx = torch.zeros(0, dtype=torch.int64, device=dev)
+    c_group = torch.zeros(0, dtype=torch.int64, device=dev)
+    c_x = torch.zeros((0, dim), device=dev)
+    c_x2 = torch.zeros(0, device=dev)
+    c_d2 = torch.zeros(0, device=dev)
+    c_key = torch.zeros(0, dtype=torch.float64, device=dev)
+    c_static = torch.zeros(0, dtype=torch.float64, device=dev)
+    c_alive = torch.zeros(0, dtype=torch.bool, device=dev)
 
     def sync_block(mask: torch.Tensor) -> torch.Tensor:
         """Write the exact values of block entries ``mask`` back; return their indices."""
@@ -543,7 +544,7 @@ def _lazy_greedy(
         c_d2 = u2[c_idx]
         c_key = key[c_idx]
         c_static = static[c_idx]
-        c_alive = torch.ones(c_idx.numel(), dtype=torch.bool)
+        c_alive = torch.ones(c_idx.numel(), dtype=torch.bool, device=dev)
 
     def demote(mask: torch.Tensor) -> None:
         """Move block entries ``mask`` back to the pool of bounded samples."""
@@ -590,7 +591,7 @@ def _lazy_greedy(
         nonlocal c_d2, c_key
         if x is None or x2 is None or centers is None:
             return
-        row = x.take(torch.tensor([p]))
+        row = x.take(torch.tensor([p], device=dev))
         centers.add(row)
         if c_idx.numel():
             d2 = (c_x2 + x2[p] - 2.0 * (c_x @ row[0])).clamp_(min=0.0)
