@@ -6,7 +6,7 @@ approximate instead:
 
 * with faiss installed (``pip install 'selfsup[faiss]'``): an inverted-file index
   (``IndexIVFFlat``, Jegou et al., "Product quantization for nearest neighbor search", 2011,
-  without the quantisation): k-means splits the samples into ``nlist ~ 4 sqrt(N)`` lists and
+  without the quantisation): k-means splits the samples into ``nlist ~ 2 sqrt(N)`` lists and
   each query scans the ``nprobe`` lists whose centroids are nearest, so a query compares with
   about ``N nprobe / nlist`` samples instead of ``N``;
 * without faiss: the exact search on torch in blocks, on the CUDA device when there is one
@@ -267,7 +267,9 @@ def _faiss_ivf(
     import faiss
 
     n, dim = embeddings.shape
-    nlist = max(1, min(int(4 * math.sqrt(n)), n // IVF_TRAIN_PER_LIST))
+    # k-means costs ~ (IVF_TRAIN_PER_LIST nlist) nlist D per iteration, the search
+    # N (N / nlist) nprobe D: 2 sqrt(N) lists keep both near N^1.5 D
+    nlist = max(1, min(int(2 * math.sqrt(n)), n // IVF_TRAIN_PER_LIST))
     nprobe = min(IVF_NPROBE, nlist)
     rng = np.random.default_rng(0)
     train_ids = np.sort(rng.choice(n, size=min(n, nlist * IVF_TRAIN_PER_LIST), replace=False))

@@ -109,7 +109,10 @@ def save_embedding_matrix(
         raise
     del out
     names_tmp = names_path(tmp)
-    names_tmp.write_text("".join(f"{n}\n" for n in names), encoding="utf-8")
+    with names_tmp.open("w", encoding="utf-8") as f:
+        # line by line: 10M names joined would be one more copy of them all
+        for name in names:
+            f.write(f"{name}\n")
     names_tmp.replace(names_path(target))
     tmp.replace(target)
 
