@@ -482,10 +482,17 @@ def test_default_method_falls_back_to_coreset_on_large_inputs(
 
     csv = _embeddings_csv(folder, tmp_path / "emb.csv")
     monkeypatch.setattr(pipeline, "MAX_DEFAULT_TYPICALITY_SAMPLES", 10)
+    # where faiss or CUDA makes typicality approximate, the limit is this one
+    monkeypatch.setattr(pipeline, "MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE", 10)
     result = run(
         _cfg(folder, tmp_path / "o", f"embeddings={csv}", "stopping_condition.n_samples=3")
     )
-    assert "ran as coreset" in result.report["job"]["extra"]["selection_note"]
+    note = result.report["job"]["extra"]["selection_note"]
+    assert "ran as coreset" in note
+    # the note names N, the limit and the key that keeps typicality
+    assert "> limit 10" in note
+    assert "selection_config" in note
+    assert result.report["job"]["extra"]["selection_methods"] == []
     explicit = run(
         _cfg(
             folder,

@@ -102,8 +102,22 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = Path(runfolder.STATE)
 
-#: Largest number of samples the default method weights by (exact, O(N^2 D)) typicality.
+#: Largest number of samples the default method weights by typicality when its kNN search
+#: can only be exact on the CPU (O(N^2 D)): past it the default runs as coreset, and says so.
 MAX_DEFAULT_TYPICALITY_SAMPLES = 100_000
+#: The same limit where an approximate (faiss IVF) or GPU kNN search is available
+#: (:mod:`selfsup.selection.knn_index`): 10,000 of 1,000,000 x 128 then take minutes.
+MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE = 20_000_000
+
+
+def max_default_typicality_samples() -> int:
+    """The sample count past which the default ``typicality_coreset`` runs as ``coreset``."""
+    import torch
+
+    from selfsup.utils.vectors import faiss_available
+
+    fast = faiss_available() or torch.cuda.is_available()
+    return MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE if fast else MAX_DEFAULT_TYPICALITY_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -1091,14 +1105,20 @@ def _step_select(ctx: RunContext) -> None:
         if ctx.pool is not None
         else np.zeros(0, np.int64)
     )
-    # Exact typicality costs O(N^2 D): past this size the default method runs as coreset. The
-    # config that runs is resolved (method, selection_config, selection_note) and recorded in
-    # config/config.yaml before selecting.
-    sized = ctx.cfg.for_sample_count(len(ctx.names), MAX_DEFAULT_TYPICALITY_SAMPLES)
+    # Typicality's kNN search is O(N^2 D) when it can only be exact on the CPU: past this size
+    # the default method runs as coreset. The config that runs is resolved (method,
+    # selection_config, selection_note), logged and recorded in config/config.yaml and
+    # report.json before selecting: never a silent change of method.
+    limit = max_default_typicality_samples()
+    sized = ctx.cfg.for_sample_count(len(ctx.names), limit)
     ctx.selection_note = ""
     if sized is not ctx.cfg:
         ctx.cfg = sized
-        ctx.selection_note = ctx.cfg.selection_note
+        ctx.selection_note = (
+            f"{ctx.cfg.selection_note} (DIVERSITY + TYPICALITY -> DIVERSITY: N="
+            f"{len(ctx.names)} > limit {limit}; install selfsup[faiss] or use a GPU for an "
+            "approximate kNN, or set selection_config with a TYPICALITY strategy to keep it)"
+        )
         logger.warning(ctx.selection_note)
         ctx.selection_config = ctx.cfg.selection()
         ctx.folder.write_config(to_yaml(ctx.cfg), ctx.overrides)
@@ -1227,6 +1247,9 @@ def _step_report(ctx: RunContext) -> None:
             "n_preselected_from_datapool": len(ctx.preselected),
             "candidates": "object crops" if ctx.candidates.crops is not None else "samples",
             "selection_note": ctx.selection_note,
+            # how size-dependent terms ran (TYPICALITY's kNN: exact/approximate, recall)
+            "selection_methods": [dict(m) for m in ctx.result.methods],
+            "selection_device": ctx.result.device,
             "frames_note": ctx.frames_note,
             "lost_files": ctx.lost_log.summary(),
             **ctx.queries.report(),
