@@ -65,3 +65,23 @@ def test_the_target_is_the_momentum_encoder_on_the_unmasked_first_view() -> None
 def test_bad_mask_ratio_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"mask_ratio must be a number in \[0, 1\), got 1.5"):
         get_method("msn").build_model(_vit_backbone(), 8, 4, mask_ratio=1.5)
+
+
+def test_a_registered_vit_behind_build_models_linear_drops_tokens() -> None:
+    # selfsup.core.build_model gives methods Sequential(backbone, Linear to num_ftrs): the ViT
+    # is found behind it, drops tokens, and the anchors still go through the Linear.
+    from selfsup.models.backbones import get_backbone
+
+    torch.manual_seed(0)
+    vit = get_backbone("vit-tiny-p4", num_layers=1, hidden_dim=16, num_heads=2, mlp_dim=32)
+    linear = nn.Linear(16, 8)
+    model = MSNModel(nn.Sequential(vit, linear), 8, 4, mask_ratio=0.5)
+    assert model.masked_vit is vit.features
+    calls: list[int] = []
+    layers: nn.Module = vit.features.get_submodule("vit.encoder.layers")
+    layers.register_forward_hook(lambda _m, inputs, _o: calls.append(inputs[0].shape[1]))
+    views = [torch.randn(2, 3, 16, 16), torch.randn(2, 3, 16, 16)]
+    loss = model.training_loss(views, TrainProgress())
+    assert calls == [1 + 8]  # the anchor: 16 patches, half kept, plus the class token
+    torch.autograd.backward(loss)
+    assert linear.weight.grad is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from torch import nn
 from selfsup.errors import ConfigError
 from selfsup.models import backbones
 from selfsup.models.backbones import (
+    VIT_SIZES,
     Backbone,
     as_backbone,
     get_backbone,
@@ -26,6 +28,8 @@ torch.set_num_threads(1)
 
 def tiny_kwargs(name: str) -> dict[str, float]:
     """Smallest config per family so that the contract test stays fast."""
+    if name in VIT_SIZES:
+        return {"num_layers": 1}
     return {"width": 0.125} if name in RESNET_NAMES else {}
 
 
@@ -196,3 +200,41 @@ def test_register_backbone_makes_a_name_available(monkeypatch: pytest.MonkeyPatc
 def test_importing_models_does_not_import_timm() -> None:
     code = "import sys, selfsup.models; sys.exit(int('timm' in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_vit_backbones_embed_with_the_class_token_or_the_mean_of_patch_tokens() -> None:
+    from selfsup.models.modules import MaskedVisionTransformerTorchvision
+
+    torch.manual_seed(0)
+    cls = get_backbone("vit-tiny-p4", num_layers=1)
+    assert cls.num_features == 192
+    assert isinstance(cls.features, MaskedVisionTransformerTorchvision)
+    x = torch.randn(2, 3, 32, 32)
+    tokens = cls.features.encode(x)
+    assert tokens.shape == (2, 1 + 64, 192)
+    torch.testing.assert_close(cls(x), tokens[:, 0])
+    mean = get_backbone("vit-tiny-p4", num_layers=1, pool="mean")
+    mean.load_state_dict(cls.state_dict())
+    torch.testing.assert_close(mean(x), tokens[:, 1:].mean(1))
+    # Fashion-MNIST and 64 px images: the position embeddings are interpolated.
+    assert cls(torch.randn(2, 3, 28, 28)).shape == (2, 192)
+    assert cls(torch.randn(2, 3, 64, 64)).shape == (2, 192)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"pool": "max"}, "pool must be one of cls, mean"),
+        ({"depth": 3}, "unknown arguments \\['depth'\\]"),
+        ({"width": 0.5}, "has no width multiplier"),
+    ],
+)
+def test_vit_backbone_refuses_bad_options(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        get_backbone("vit-tiny-p4", **kwargs)
+
+
+def test_standard_vit_sizes() -> None:
+    assert VIT_SIZES["vit-s16"][1:5] == (16, 12, 6, 384)
+    assert VIT_SIZES["vit-b16"][1:5] == (16, 12, 12, 768)
+    assert get_backbone("vit-s16", num_layers=1).num_features == 384

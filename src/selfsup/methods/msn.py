@@ -13,7 +13,7 @@ instead (:class:`selfsup.loss.PMSNLoss`).
 
 Masking: a ViT backbone (a registered ``vit-*`` backbone, a torchvision or timm
 ``VisionTransformer``, or a ``Backbone`` wrapping one; see
-:func:`selfsup.models.modules.masked_vision_transformer.as_masked_vit`) drops ``mask_ratio`` of
+:func:`selfsup.models.modules.masked_vision_transformer.split_vit`) drops ``mask_ratio`` of
 its patch tokens, as the paper; any other backbone gets the same fraction of its image patches
 blanked (:func:`selfsup.models.utils.mask_image_patches`), since a convolutional network has no
 tokens to drop.
@@ -37,7 +37,10 @@ from selfsup.methods._base import (
     local_crop_size,
 )
 from selfsup.models.modules.heads import MSNProjectionHead
-from selfsup.models.modules.masked_vision_transformer import as_masked_vit
+from selfsup.models.modules.masked_vision_transformer import (
+    MaskedVisionTransformer,
+    split_vit,
+)
 from selfsup.models.utils import check_mask_ratio, mask_image_patches
 
 #: Patch side for blanking the images of a non-ViT backbone, at most a quarter of the view.
@@ -75,7 +78,12 @@ class MSNModel(MomentumEncoderModel):
         super().__init__(backbone, MSNProjectionHead(num_ftrs, 16 * out_dim, out_dim))
         self.prototypes = nn.Linear(out_dim, 8 * out_dim, bias=False)
         self.mask_ratio = check_mask_ratio(mask_ratio, "MSNModel")
-        self.masked_vit = as_masked_vit(backbone)
+        split = split_vit(backbone)
+        self.masked_vit: MaskedVisionTransformer | None = None
+        # Modules after the ViT (build_model's Linear to num_ftrs) apply to the masked anchors.
+        self.vit_tail: nn.Module = nn.Identity()
+        if split is not None:
+            _, self.masked_vit, self.vit_tail = split
         loss_type = PMSNLoss if pmsn else MSNLoss
         self.criterion: MSNLoss = loss_type(
             temperature=temperature,
@@ -100,7 +108,7 @@ class MSNModel(MomentumEncoderModel):
             keep, _ = self.masked_vit.random_patch_mask(
                 x.shape[0], rows * cols, self.mask_ratio, x.device
             )
-            features = self.masked_vit(x, idx_keep=keep)
+            features = self.vit_tail(self.masked_vit(x, idx_keep=keep))
         else:
             patch = max(1, min(IMAGE_PATCH_SIZE, min(x.shape[2:]) // 4))
             features = self.backbone(mask_image_patches(x, self.mask_ratio, patch))

@@ -346,3 +346,82 @@ def _timm_backbone(model_name: str, width: float = 1.0, **kwargs: Any) -> Backbo
     # where the head has a hidden layer (e.g. MobileNetV3), num_features otherwise.
     num_features = getattr(model, "head_hidden_size", None) or model.num_features
     return Backbone(model, int(num_features), name=name)
+
+
+# --- Vision Transformers ----------------------------------------------------------------
+
+#: name -> (image_size, patch_size, num_layers, num_heads, hidden_dim, mlp_dim) of the
+#: registered ViTs (torchvision's ``VisionTransformer`` with these sizes, random weights).
+#: ``vit-tiny-p4`` is a small ViT for 28-64 px images (Fashion-MNIST, CIFAR) that trains on a
+#: CPU: ViT-Ti's width (192, 3 heads, MLP 768) at patch 4 (an 8x8 grid at 32 px, 7x7 at
+#: 28 px, 16x16 at 64 px; position embeddings are interpolated) and 4 of its 12 layers, 1.8M
+#: parameters. ``vit-s16`` and ``vit-b16`` are ViT-S/16 and ViT-B/16 (224 px) for GPUs.
+VIT_SIZES: dict[str, tuple[int, int, int, int, int, int]] = {
+    "vit-tiny-p4": (32, 4, 4, 3, 192, 768),
+    "vit-s16": (224, 16, 12, 6, 384, 1536),
+    "vit-b16": (224, 16, 12, 12, 768, 3072),
+}
+
+
+def _make_vit_factory(vit_name: str) -> BackboneFactory:
+    default = VIT_SIZES[vit_name]
+
+    def factory(
+        width: float = 1.0,
+        pool: str = "cls",
+        image_size: int = default[0],
+        num_layers: int = default[2],
+        num_heads: int = default[3],
+        hidden_dim: int = default[4],
+        mlp_dim: int = default[5],
+        **kwargs: Any,
+    ) -> Backbone:
+        _require_unit_width(vit_name, width)
+        if kwargs:
+            raise ConfigError(
+                f"backbone {vit_name!r} got unknown arguments {sorted(kwargs)}; it accepts "
+                "pool (cls or mean), image_size, num_layers, num_heads, hidden_dim, mlp_dim"
+            )
+        from torchvision.models import VisionTransformer
+
+        from selfsup.models.modules.masked_vision_transformer import (
+            VIT_POOLS,
+            MaskedVisionTransformerTorchvision,
+        )
+
+        if pool not in VIT_POOLS:
+            raise ConfigError(
+                f"backbone {vit_name!r}: pool must be one of {', '.join(VIT_POOLS)} (the class "
+                f"token or the mean of the patch tokens), got {pool!r}"
+            )
+        vit = VisionTransformer(
+            image_size=image_size,
+            patch_size=default[1],
+            num_layers=num_layers,
+            num_heads=num_heads,
+            hidden_dim=hidden_dim,
+            mlp_dim=mlp_dim,
+        )
+        vit.heads = nn.Identity()
+        # The wrapper masks tokens for MAE/SimMIM/MSN and pools for embeddings; it starts
+        # from MAE's initialisation (sine-cosine positions, Xavier-uniform linear layers).
+        features = MaskedVisionTransformerTorchvision(vit, pool=pool)  # type: ignore[arg-type]
+        return Backbone(features, hidden_dim, name=vit_name)
+
+    size = default
+    factory.__doc__ = (
+        f"{vit_name}: torchvision VisionTransformer, {size[0]} px, patch {size[1]}, depth "
+        f"{size[2]}, {size[3]} heads, width {size[4]}; embedding: class token (pool='cls') or "
+        "mean of the patch tokens (pool='mean')."
+    )
+    return factory
+
+
+for _vit_name in VIT_SIZES:
+    register_backbone(_vit_name, _make_vit_factory(_vit_name))
+
+
+def vit_backbone_names() -> list[str]:
+    """The registered ViT names, for error messages and docs (``torchvision/vit_*`` and
+    ``timm/vit_*`` names are ViTs too)."""
+    return list(VIT_SIZES)

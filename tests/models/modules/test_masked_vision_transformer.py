@@ -205,3 +205,35 @@ def test_as_masked_vit_finds_vits_only() -> None:
     assert as_masked_vit(nn.Linear(2, 2)) is None
     with pytest.raises(ConfigError, match="needs a timm VisionTransformer"):
         MaskedVisionTransformerTIMM(nn.Linear(2, 2))
+
+
+def test_split_vit_looks_behind_build_models_linear() -> None:
+    from selfsup.models.backbones import get_backbone
+    from selfsup.models.modules.masked_vision_transformer import require_vit, split_vit
+
+    vit = get_backbone("vit-tiny-p4", num_layers=1, hidden_dim=8, num_heads=2, mlp_dim=16)
+    linear = nn.Linear(8, 4)
+    backbone = nn.Sequential(vit, linear)
+    split = split_vit(backbone)
+    assert split is not None
+    head, masked, tail = split
+    assert head is vit
+    assert masked is vit.features
+    x = torch.randn(2, 3, 32, 32)
+    torch.testing.assert_close(tail(head(x)), backbone(x))
+    assert require_vit(backbone, "mae") == (vit, vit.features)
+    assert split_vit(nn.Sequential(nn.Linear(2, 2))) is None
+
+
+def test_require_vit_names_the_backbone_and_the_accepted_ones() -> None:
+    from selfsup.models.backbones import get_backbone
+    from selfsup.models.modules.masked_vision_transformer import require_vit
+
+    resnet = nn.Sequential(get_backbone("resnet-9", width=0.125), nn.Linear(64, 4))
+    with pytest.raises(
+        ConfigError,
+        match=r"'mae' needs a Vision Transformer.*model.name='resnet-9'.*vit-tiny-p4, vit-s16",
+    ):
+        require_vit(resnet, "mae")
+    with pytest.raises(ConfigError, match=r"model.name='Linear' is not one"):
+        require_vit(nn.Linear(2, 2), "simmim")

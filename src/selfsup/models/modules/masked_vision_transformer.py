@@ -51,6 +51,9 @@ __all__ = [
     "MaskedVisionTransformerTorchvision",
     "ViTPool",
     "as_masked_vit",
+    "backbone_name",
+    "require_vit",
+    "split_vit",
 ]
 
 ViTPool = Literal["cls", "mean"]
@@ -354,19 +357,13 @@ class MaskedVisionTransformerTIMM(MaskedVisionTransformer):
         return out
 
 
-def as_masked_vit(backbone: nn.Module) -> MaskedVisionTransformer | None:
-    """The masked ViT behind ``backbone``, or None if it is not a ViT.
-
-    Accepts a :class:`MaskedVisionTransformer` itself, a torchvision or timm
-    ``VisionTransformer``, or a selfsup ``Backbone`` wrapping any of these (the registered
-    ViT backbones wrap a :class:`MaskedVisionTransformerTorchvision`). A bare ViT is wrapped
-    without re-initialising its weights; the wrapper shares them.
-    """
+def _as_masked(module: nn.Module) -> MaskedVisionTransformer | None:
     from torchvision.models import VisionTransformer
 
     from selfsup.models.backbones import Backbone
 
-    module = backbone.features if isinstance(backbone, Backbone) else backbone
+    if isinstance(module, Backbone):
+        module = module.features
     if isinstance(module, MaskedVisionTransformer):
         return module
     if isinstance(module, VisionTransformer):
@@ -377,3 +374,64 @@ def as_masked_vit(backbone: nn.Module) -> MaskedVisionTransformer | None:
         if isinstance(module, TimmViT):
             return MaskedVisionTransformerTIMM(module)
     return None
+
+
+def split_vit(backbone: nn.Module) -> tuple[nn.Module, MaskedVisionTransformer, nn.Module] | None:
+    """``(vit, masked, tail)`` of a backbone that is a ViT, or None if it is not one.
+
+    ``vit`` maps images to the ViT's pooled (B, D) embedding, ``masked`` is its
+    :class:`MaskedVisionTransformer` (sharing its weights) and ``tail`` the modules after it
+    (``nn.Identity`` if none), so that ``backbone(x) == tail(vit(x))``. A backbone is a ViT
+    if it is a :class:`MaskedVisionTransformer`, a torchvision or timm ``VisionTransformer``,
+    a selfsup ``Backbone`` wrapping one (the registered ``vit-*`` backbones wrap a
+    :class:`MaskedVisionTransformerTorchvision`), or an ``nn.Sequential`` starting with one
+    of these: ``selfsup.core.build_model`` gives methods ``Sequential(backbone, Linear to
+    model.num_ftrs)``. A bare ViT is wrapped without re-initialising its weights.
+    """
+    head: nn.Module = backbone
+    tail: nn.Module = nn.Identity()
+    if isinstance(backbone, nn.Sequential) and len(backbone) > 0:
+        head = backbone[0]
+        tail = backbone[1:] if len(backbone) > 1 else nn.Identity()
+    masked = _as_masked(head)
+    if masked is None and head is not backbone:
+        head, tail, masked = backbone, nn.Identity(), _as_masked(backbone)
+    if masked is None:
+        return None
+    return head, masked, tail
+
+
+def as_masked_vit(backbone: nn.Module) -> MaskedVisionTransformer | None:
+    """The masked ViT behind ``backbone`` (see :func:`split_vit`), or None if it is not a
+    ViT. A new wrapper of a bare ViT must be kept as a submodule so its mask token trains."""
+    split = split_vit(backbone)
+    return None if split is None else split[1]
+
+
+def backbone_name(backbone: nn.Module) -> str:
+    """The registry name of ``backbone`` (``model.name``) for messages, else its type."""
+    from selfsup.models.backbones import Backbone
+
+    head = backbone[0] if isinstance(backbone, nn.Sequential) and len(backbone) else backbone
+    if isinstance(head, Backbone) and head.name:
+        return head.name
+    return type(head.features if isinstance(head, Backbone) else head).__name__
+
+
+def require_vit(backbone: nn.Module, method: str) -> tuple[nn.Module, MaskedVisionTransformer]:
+    """``(vit, masked)`` of :func:`split_vit` for a method that needs a ViT, dropping any
+    ``tail`` (a masked-image-modelling method trains no projection to ``model.num_ftrs``, so
+    its embeddings are the ViT's own D-dim class token or mean token); else a ConfigError
+    naming ``model.name`` and the ViT backbones accepted."""
+    split = split_vit(backbone)
+    if split is None:
+        from selfsup.models.backbones import vit_backbone_names
+
+        raise ConfigError(
+            f"method {method!r} needs a Vision Transformer backbone (it masks patch tokens), "
+            f"but model.name={backbone_name(backbone)!r} is not one; accepted: "
+            f"{', '.join(vit_backbone_names())} (vit-tiny-p4 for 28-64 px images on a CPU), "
+            "or a torchvision or timm ViT (e.g. model.name=torchvision/vit_b_16 or "
+            "timm/vit_small_patch16_224)"
+        )
+    return split[0], split[1]
