@@ -42,6 +42,7 @@ from selfsup.transforms.fast_siam_transform import FastSiamTransform
 from selfsup.transforms.flip import RandomHorizontalFlip, RandomVerticalFlip
 from selfsup.transforms.gaussian_blur import GaussianBlur, GaussianBlurParams
 from selfsup.transforms.ijepa_transform import IJEPATransform
+from selfsup.transforms.mae_transform import MAETransform
 from selfsup.transforms.mmcr_transform import MMCRTransform
 from selfsup.transforms.moco_transform import MoCoV1Transform, MoCoV2Transform
 from selfsup.transforms.msn_transform import MSNTransform
@@ -53,6 +54,7 @@ from selfsup.transforms.rotation import (
     random_rotation_transform,
 )
 from selfsup.transforms.simclr_transform import SimCLRTransform, SimCLRViewTransform
+from selfsup.transforms.simmim_transform import SimMIMTransform
 from selfsup.transforms.simsiam_transform import SimSiamTransform, SimSiamViewTransform
 from selfsup.transforms.smog_transform import SMoGTransform, SMoGViewTransform
 from selfsup.transforms.solarize import RandomSolarization
@@ -85,6 +87,7 @@ __all__ = [
     "GaussianBlur",
     "GaussianBlurParams",
     "IJEPATransform",
+    "MAETransform",
     "MMCRTransform",
     "MSNTransform",
     "MoCoV1Transform",
@@ -103,6 +106,7 @@ __all__ = [
     "SMoGViewTransform",
     "SimCLRTransform",
     "SimCLRViewTransform",
+    "SimMIMTransform",
     "SimSiamTransform",
     "SimSiamViewTransform",
     "SwaVTransform",
