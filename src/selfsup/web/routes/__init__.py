@@ -4,7 +4,8 @@ One module per resource: :mod:`.login` (login and logout), :mod:`.runs` (the run
 run's page), :mod:`.samples` (image grid, image page, embedding map), :mod:`.files`
 (thumbnails, previews, output files, artifacts), :mod:`.ui_api` (the JSON under
 ``/ui-api``), :mod:`.tags` (tagging samples, exports of a tag or a selection) and
-:mod:`.explore` (near-duplicate groups, find similar, the map's colours);
+:mod:`.explore` (near-duplicate groups, find similar, the map's colours) and
+:mod:`.compare` (two runs' selections side by side);
 :mod:`.common` holds what they share (templates, error pages, checks).
 
 Pages are rendered on the server with Jinja2 (autoescaping on: every file name, message and
@@ -30,7 +31,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from selfsup.web.routes import explore, files, login, runs, samples, tags, ui_api
+from selfsup.web.routes import compare, explore, files, login, runs, samples, tags, ui_api
 from selfsup.web.routes.common import STATIC_DIR, TEMPLATE_DIR
 from selfsup.web.routes.samples import MAX_PER_PAGE, NEIGHBOURS, PER_PAGE
 from selfsup.web.routes.ui_api import MAX_SAMPLES_PER_REQUEST
@@ -54,6 +55,6 @@ def install_routes(app: FastAPI) -> None:
     :class:`~selfsup.apphelpers.http_errors.ApiError`, answered by the handlers of
     :func:`selfsup.apphelpers.http_errors.install_error_handlers` (both apps install them).
     """
-    for module in (login, runs, samples, files, ui_api, tags, explore):
+    for module in (login, runs, samples, files, ui_api, tags, explore, compare):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
