@@ -108,3 +108,21 @@ def test_flagged_by_issue_and_by_any_issue() -> None:
     assert signals.issues_of(4) == ["blurry"]
     with pytest.raises(KeyError, match="it has: dark, blurry"):
         signals.flagged("overexposed")
+
+
+def test_a_lazy_score_is_computed_on_first_use_only() -> None:
+    calls: list[int] = []
+
+    def compute() -> np.ndarray[tuple[int], np.dtype[np.float64]]:
+        calls.append(1)
+        return np.array([3.0, 1.0, 2.0, math.nan, 0.0])
+
+    signals = _signals()
+    signals.lazy["distance"] = compute
+    signals.score_sources["distance"] = "the embeddings"
+    assert signals.score_names == ["brightness", "distance"]
+    assert calls == []  # listing the scores computes nothing
+    pool = np.arange(5, dtype=np.int64)
+    assert signals.sort(pool, "distance", descending=False).tolist() == [4, 1, 2, 0, 3]
+    signals.values("distance")
+    assert calls == [1]

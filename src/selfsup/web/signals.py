@@ -15,7 +15,8 @@ Where the signals come from (paths owned by :mod:`selfsup.runfolder`)
       strategies), each only when at least one sample has a value;
     * the embeddings: ``nearest_pick_distance``, each candidate's L2 distance (between
       L2-normalised embeddings, 0 to 2) to its nearest *selected* sample other than itself,
-      the coverage the selection leaves; computed once (exact k-NN, O(R x S x D));
+      the coverage the selection leaves; computed on first use, not when the run opens
+      (exact k-NN, O(R x S x D): seconds for 100,000 candidates and 10,000 picks);
     * any other ``data/<stem>.csv`` with a ``filename`` column (embedding tables, the
       manifest, the selection and the projections excepted): each column whose filled cells
       are all numbers becomes the score ``<stem>.<column>``;
@@ -37,7 +38,9 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -109,8 +112,10 @@ class RunSignals:
     """The discovered signals of one run (module docstring).
 
     Attributes:
-        scores: score name -> ``(N,)`` float64 per sample, NaN for none; in discovery order.
-        score_sources: score name -> the run file it comes from (for the page's tooltip).
+        scores: score name -> ``(N,)`` float64 per sample, NaN for none, for the scores
+            read so far (use :meth:`values`: some are computed on first use).
+        score_sources: score name -> the run file it comes from (for the page's tooltip),
+            every score of the run in discovery order.
         issues: quality issue -> ``(N,)`` bool, flagged; issues in file order.
         groups: near-duplicate groups, in file order.
         group_of: ``(N,)`` int64 position in ``groups`` of each sample, -1 for none.
@@ -125,6 +130,30 @@ class RunSignals:
     group_of: NDArray[np.int64]
     folders: list[str]
     folder_code: NDArray[np.int64]
+    lazy: dict[str, Callable[[], NDArray[np.float64]]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def score_names(self) -> list[str]:
+        """Every score of the run, in discovery order."""
+        return list(self.score_sources)
+
+    def values(self, score: str) -> NDArray[np.float64]:
+        """``(N,)`` values of ``score`` per sample (NaN: none), computed on first use.
+
+        Raises:
+            KeyError: unknown score; the message lists the run's scores.
+        """
+        with self._lock:
+            found = self.scores.get(score)
+            if found is None and score in self.lazy:
+                found = self.lazy.pop(score)()
+                self.scores[score] = found
+        if found is None:
+            raise KeyError(
+                f"this run has no score {score!r}; it has: {', '.join(self.score_names) or 'none'}"
+            )
+        return found
 
     def flagged(self, issue: str) -> NDArray[np.int64]:
         """Ascending sample indices flagged with ``issue``; ``issue == "any"``: with any.
@@ -154,11 +183,7 @@ class RunSignals:
         Raises:
             KeyError: unknown score; the message lists the run's scores.
         """
-        if score not in self.scores:
-            raise KeyError(
-                f"this run has no score {score!r}; it has: {', '.join(self.scores) or 'none'}"
-            )
-        values = self.scores[score][indices]
+        values = self.values(score)[indices]
         missing = np.isnan(values)
         keyed = np.where(missing, 0.0, -values if descending else values)
         order = np.lexsort((keyed, missing))  # last key is primary: present first
@@ -319,9 +344,16 @@ def load_signals(outputs: RunOutputs) -> RunSignals:
     if folder.quality_csv.is_file():
         add(discover_table_scores(folder.quality_csv, names, n), runfolder.QUALITY_CSV)
     add(outputs.selection_scores(), runfolder.SELECTION_CSV)
-    nearest = _nearest_pick_distance(outputs)
-    if nearest is not None:
-        add({"nearest_pick_distance": nearest}, "the embeddings")
+    lazy: dict[str, Callable[[], NDArray[np.float64]]] = {}
+    _, sample_rows, chosen_rows = outputs.embedding_arrays()
+    if chosen_rows.size and (sample_rows >= 0).any():
+
+        def nearest() -> NDArray[np.float64]:
+            found = _nearest_pick_distance(outputs)
+            return np.full(n, np.nan) if found is None else found
+
+        lazy["nearest_pick_distance"] = nearest
+        sources["nearest_pick_distance"] = "the embeddings (distance to the nearest pick)"
     data_dir = folder / runfolder.DATA_DIR
     if data_dir.is_dir():
         for path in sorted(data_dir.glob("*.csv")):
@@ -366,4 +398,5 @@ def load_signals(outputs: RunOutputs) -> RunSignals:
         group_of=group_of,
         folders=folders,
         folder_code=folder_code.reshape(n),
+        lazy=lazy,
     )

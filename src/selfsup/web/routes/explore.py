@@ -270,7 +270,7 @@ def colour_options(signals: RunSignals, tags: list[str]) -> list[tuple[str, str]
     if signals.groups:
         options.append(("near_duplicate", "near-duplicate group"))
     options += [(f"tag:{t}", f"tag #{t}") for t in tags]
-    options += [(f"score:{s}", s) for s in signals.scores]
+    options += [(f"score:{s}", s) for s in signals.score_names]
     return options
 
 
@@ -318,8 +318,8 @@ def api_colour(
         index = outputs.name_index
         codes[[index[m] for m in names_tagged if m in index]] = 0
         return _category(by, [f"#{tag}"], codes)
-    if by.startswith("score:") and by.removeprefix("score:") in signals.scores:
-        values = signals.scores[by.removeprefix("score:")]
+    if by.startswith("score:") and by.removeprefix("score:") in signals.score_sources:
+        values = signals.values(by.removeprefix("score:"))
         finite = values[np.isfinite(values)]
         return JSONResponse(
             {

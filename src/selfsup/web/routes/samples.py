@@ -260,7 +260,7 @@ def images_page(
         ],
         n_groups=len(signals.groups),
         score_options=[
-            {"key": key, "source": signals.score_sources[key]} for key in signals.scores
+            {"key": key, "source": source} for key, source in signals.score_sources.items()
         ],
         total=total,
         page_number=number,
@@ -317,8 +317,8 @@ def _signal_filter(
 def _tile_note(signals: RunSignals, index: int, sort: str) -> str:
     """What a tile shows under its name: the sort score's value, then its issues."""
     parts: list[str] = []
-    if sort and sort in signals.scores:
-        value = float(signals.scores[sort][index])
+    if sort and sort in signals.score_sources:
+        value = float(signals.values(sort)[index])
         parts.append(f"{sort} {'–' if math.isnan(value) else f'{value:.4g}'}")
     parts.extend(signals.issues_of(index))
     return " · ".join(parts)
