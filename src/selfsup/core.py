@@ -29,6 +29,7 @@ from selfsup.config import (
     resolve,
 )
 from selfsup.embedding import CHECKPOINT_METADATA_KEY, MethodEmbedding, SelfSupervisedEmbedding
+from selfsup.embedding._trainer import distributed_trainer_kwargs
 from selfsup.errors import ConfigError, DataError
 from selfsup.home import timestamped_output_dir
 from selfsup.methods._base import MethodModel
@@ -370,12 +371,16 @@ def train(
     filenames: Sequence[str] | None = None,
     *,
     samples: ManifestDataset | None = None,
+    can_relaunch: bool = False,
 ) -> str:
     """Train a self-supervised model as ``cfg`` says and return the best checkpoint's path.
 
     Checkpoints go to ``cfg.output_dir`` (default ``./selfsup_outputs/<date>/<time>``). When
     ``cfg.checkpoint`` is set, training starts from its weights. ``samples`` trains on the
     samples a curation check recorded instead of the folder ``cfg.input_dir``.
+    ``can_relaunch``: the caller may be started again once per process, as Lightning's
+    ``trainer.strategy=ddp`` does on one machine (``selfsup train`` and scripts can; a
+    curation run cannot, see :func:`~selfsup.embedding._trainer.distributed_trainer_kwargs`).
     """
     import pytorch_lightning as pl
 
@@ -390,12 +395,18 @@ def train(
     embedding = _embedding_model(model, cfg, loader, criterion)
     output_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
     return embedding.train_embedding(
-        gpus=cfg.trainer.gpus,
         max_epochs=cfg.trainer.max_epochs,
         precision=cfg.trainer.precision,
         checkpoint_dir=output_dir,
         save_last=cfg.checkpoint_callback.save_last,
         save_top_k=cfg.checkpoint_callback.save_top_k,
+        **distributed_trainer_kwargs(
+            cfg.trainer.gpus,
+            cfg.trainer.devices,
+            cfg.trainer.num_nodes,
+            cfg.trainer.strategy,
+            can_relaunch=can_relaunch,
+        ),
     )
 
 
@@ -571,7 +582,7 @@ def train_embedding_model(config_path: str | os.PathLike[str] | None = None, **k
     Example: ``checkpoint = train_embedding_model(input_dir='./cats', trainer={'max_epochs': 10})``.
     Keyword arguments are lightly_config keys (nested sections as dicts).
     """
-    return train(resolve_config(config_path, **kwargs))
+    return train(resolve_config(config_path, **kwargs), can_relaunch=True)
 
 
 def embed_images(

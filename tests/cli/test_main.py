@@ -6,6 +6,7 @@ import errno
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,9 @@ def test_help_lists_every_documented_key(capsys: pytest.CaptureFixture[str]) -> 
         "loader.batch_size",
         "model.num_ftrs",
         "trainer.max_epochs",
+        "trainer.strategy",
+        "trainer.num_nodes",
+        "trainer.devices",
         "criterion.temperature",
         "optimizer.weight_decay",
         "collate.kernel_size",
@@ -121,3 +125,46 @@ def test_other_os_errors_keep_their_traceback(
     monkeypatch.setattr(pipeline, "run", failing_run)
     with pytest.raises(OSError, match="Input/output error"):
         main(["run", f"input_dir={tmp_path}", "stopping_condition.n_samples=1"])
+
+
+@pytest.mark.slow
+def test_train_with_ddp_on_two_cpu_processes(make_image_folder: Callable[..., Path]) -> None:
+    """``selfsup train trainer.strategy=ddp trainer.devices=2``: Lightning starts the command
+    again as a second process and both train over gloo on the CPU, one checkpoint written."""
+    root = make_image_folder(n_classes=2, n_per_class=4)
+    out = root.parent / "out"
+    env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "selfsup.cli.main",
+            "train",
+            f"input_dir={root}",
+            f"output_dir={out}",
+            "trainer.strategy=ddp",
+            "trainer.devices=2",
+            "trainer.gpus=0",
+            "trainer.max_epochs=1",
+            "model.name=resnet-9",
+            "model.width=0.125",
+            "model.num_ftrs=16",
+            "model.out_dim=8",
+            "collate.input_size=32",
+            "loader.num_workers=0",
+            "loader.batch_size=2",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=root.parent,
+        timeout=600,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    # Both ranks joined one gloo process group of two, and each printed the checkpoint.
+    assert "distributed_backend=gloo" in output, output[-3000:]
+    assert "Starting with 2 processes" in output, output[-3000:]
+    assert output.count("Best model checkpoint:") == 2
+    assert (out / "selfsup_epoch_0.ckpt").is_file()

@@ -25,7 +25,14 @@ def test_defaults_match_documented_lightly_config() -> None:
         "num_ftrs": 32,
         "width": 1,
     }
-    assert cfg.trainer.model_dump() == {"gpus": 1, "max_epochs": 100, "precision": 32}
+    trainer = cfg.trainer.model_dump()
+    assert {k: trainer[k] for k in ("gpus", "max_epochs", "precision")} == {
+        "gpus": 1,
+        "max_epochs": 100,
+        "precision": 32,
+    }
+    # The distributed keys default to lightly's single process.
+    assert (trainer["strategy"], trainer["num_nodes"], trainer["devices"]) == ("auto", 1, None)
     assert cfg.criterion.temperature == 0.5
     assert cfg.optimizer.model_dump() == {"lr": 1.0, "weight_decay": 1e-5}
     assert cfg.collate.input_size == 64

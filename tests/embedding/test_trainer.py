@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from selfsup.embedding._trainer import lightning_trainer_kwargs
+from selfsup.embedding._trainer import distributed_trainer_kwargs, lightning_trainer_kwargs
 from selfsup.errors import ConfigError
 
 
@@ -36,3 +36,49 @@ def test_conflicting_arguments() -> None:
         lightning_trainer_kwargs(gpus=1, accelerator="cpu")
     with pytest.raises(ConfigError, match="gpus must be >= 0"):
         lightning_trainer_kwargs(gpus=-1)
+
+
+def test_devices_unset_keeps_the_meaning_of_gpus() -> None:
+    assert distributed_trainer_kwargs(gpus=0, devices=None) == {
+        "accelerator": "cpu",
+        "devices": 1,
+        "num_nodes": 1,
+        "strategy": "auto",
+    }
+
+
+def test_devices_on_the_cpu_are_processes() -> None:
+    kwargs = distributed_trainer_kwargs(gpus=0, devices=2, num_nodes=3, strategy="ddp")
+    assert kwargs == {"accelerator": "cpu", "devices": 2, "num_nodes": 3, "strategy": "ddp"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU fallback")
+def test_devices_with_gpus_but_no_cuda_warns_and_uses_cpu_processes() -> None:
+    with pytest.warns(UserWarning, match="no CUDA GPU"):
+        kwargs = distributed_trainer_kwargs(gpus=1, devices=2, strategy="ddp_spawn")
+    assert kwargs["accelerator"] == "cpu"
+    assert kwargs["devices"] == 2
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_more_devices_than_gpus_names_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.devices"):
+        distributed_trainer_kwargs(gpus=1, devices=torch.cuda.device_count() + 1)
+
+
+def test_a_run_that_cannot_be_relaunched_refuses_ddp_but_takes_ddp_spawn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match=r"trainer\.strategy=ddp_spawn"):
+        distributed_trainer_kwargs(gpus=0, devices=2, strategy="ddp", can_relaunch=False)
+    spawn = distributed_trainer_kwargs(gpus=0, devices=2, strategy="ddp_spawn", can_relaunch=False)
+    assert spawn["strategy"] == "ddp_spawn"
+    # One process: nothing is started again.
+    one = distributed_trainer_kwargs(gpus=0, devices=1, strategy="ddp", can_relaunch=False)
+    assert one["devices"] == 1
+    # Every process started by torchrun: Lightning starts none.
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job")
+    ddp = distributed_trainer_kwargs(gpus=0, devices=2, strategy="ddp", can_relaunch=False)
+    assert ddp["strategy"] == "ddp"

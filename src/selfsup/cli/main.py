@@ -79,7 +79,8 @@ def cmd_train(cfg: LightlyConfig, overrides: Sequence[str]) -> int:
     _check_inputs(cfg, need_checkpoint=False)
     out = _resolve_output_dir(cfg)
     _write_config(cfg, out, overrides)
-    checkpoint = train(cfg)
+    # selfsup train may be started again in each DDP process (trainer.strategy=ddp).
+    checkpoint = train(cfg, can_relaunch=True)
     print(f"Best model checkpoint: {checkpoint}")
     return 0
 

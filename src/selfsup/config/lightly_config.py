@@ -55,6 +55,22 @@ class TrainerConfig(StrictModel):
     precision: Literal[16, 32, 64, "16", "32", "64", "16-mixed", "bf16-mixed", "bf16-true"] = Field(
         32, description="floating point precision: 16, 32, 64, 16-mixed or bf16-mixed"
     )
+    # Lightning's names; checked here without importing Lightning (the server validates
+    # scheduled runs' configs torch-free). docs/distributed.md says which to use when.
+    strategy: Literal["auto", "ddp", "ddp_spawn", "ddp_find_unused_parameters_true", "fsdp"] = (
+        Field(
+            "auto",
+            description="Lightning strategy: auto, ddp (one process per device; the command is "
+            "started again in each), ddp_spawn, ddp_find_unused_parameters_true or fsdp",
+        )
+    )
+    num_nodes: int = Field(1, ge=1, description="machines taking part in distributed training")
+    devices: int | None = Field(
+        None,
+        ge=1,
+        description="processes per machine: GPUs when gpus > 0 and CUDA is there, else CPU "
+        "processes (null = as gpus says)",
+    )
 
 
 class CriterionConfig(StrictModel):

@@ -90,7 +90,17 @@ class BaseEmbedding(pl.LightningModule):
         x0, x1 = split_views(batch)
         y0, y1 = self.model(x0, x1)
         loss: torch.Tensor = self.criterion(y0, y1)
-        self.log("loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x0))
+        # sync_dist: under DDP every rank's checkpoint callback then sees the same mean loss
+        # and picks the same best epoch (a no-op in one process).
+        self.log(
+            "loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(x0),
+            sync_dist=True,
+        )
         return loss
 
     def configure_optimizers(self) -> Any:

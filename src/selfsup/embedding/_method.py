@@ -85,8 +85,15 @@ class MethodEmbedding(SelfSupervisedEmbedding):
         # Kept for before_optimizer_step, which belongs to the same step.
         self._step_progress = self.progress()
         loss = self.model.training_loss(views, self._step_progress)
+        # sync_dist: every DDP rank's checkpoint callback sees the same mean loss.
         self.log(
-            "loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(views[0])
+            "loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(views[0]),
+            sync_dist=True,
         )
         return loss
 

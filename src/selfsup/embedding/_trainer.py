@@ -5,6 +5,7 @@ cannot honour them instead of failing (a CPU-only laptop running a GPU config st
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -76,4 +77,77 @@ def lightning_trainer_kwargs(
         if precision in (16, "16"):
             precision = "16-mixed"
         out["precision"] = precision
+    return out
+
+
+#: Environment variables set by launchers that start every training process themselves
+#: (torchrun / torchelastic, SLURM, an MPI launcher); Lightning's ``ddp`` then starts none.
+_EXTERNAL_LAUNCHER_ENV = ("TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
+
+#: Strategies whose processes Lightning starts by running the command line again.
+_RELAUNCHING_STRATEGIES = frozenset({"ddp", "ddp_find_unused_parameters_true", "fsdp"})
+
+
+def distributed_trainer_kwargs(
+    gpus: int,
+    devices: int | None,
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    *,
+    can_relaunch: bool = True,
+) -> dict[str, Any]:
+    """Keyword arguments of ``pytorch_lightning.Trainer`` for the ``trainer.*`` config keys.
+
+    ``devices=None`` keeps the legacy meaning of ``gpus`` (:func:`lightning_trainer_kwargs`).
+    With ``devices=N``, each machine runs N processes: on N GPUs when ``gpus > 0`` and CUDA
+    is there, else on the CPU (gloo), so a DDP config can be tried on a laptop.
+
+    Args:
+        gpus: ``trainer.gpus``; 0 forces the CPU.
+        devices: ``trainer.devices``: processes per machine, or ``None``.
+        num_nodes: ``trainer.num_nodes``: machines taking part.
+        strategy: ``trainer.strategy``: a Lightning strategy name.
+        can_relaunch: whether the command that called may be started again once per process,
+            which Lightning's ``ddp`` does on one machine unless a launcher (torchrun, SLURM)
+            started every process. ``selfsup train`` can; a curation run or the worker cannot
+            (each copy would run the whole job), so they pass ``False``.
+
+    Raises:
+        ConfigError: more GPUs asked for than exist, or a relaunching strategy where the
+            caller cannot be relaunched; the message names the key and the alternative.
+    """
+    if devices is None:
+        out = lightning_trainer_kwargs(gpus=gpus)
+    else:
+        available = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if gpus > 0 and available > 0:
+            if devices > available:
+                raise ConfigError(
+                    f"trainer.devices={devices} but this machine has {available} GPU(s); "
+                    f"use trainer.devices={available} or fewer"
+                )
+            out = {"accelerator": "gpu", "devices": devices}
+        else:
+            if gpus > 0:
+                warnings.warn(
+                    f"trainer.gpus={gpus} but no CUDA GPU is available: running "
+                    f"trainer.devices={devices} process(es) on the CPU",
+                    stacklevel=2,
+                )
+            out = {"accelerator": "cpu", "devices": devices}
+    processes = int(out["devices"]) * num_nodes
+    launched_outside = any(name in os.environ for name in _EXTERNAL_LAUNCHER_ENV)
+    if (
+        not can_relaunch
+        and strategy in _RELAUNCHING_STRATEGIES
+        and processes > 1
+        and not launched_outside
+    ):
+        raise ConfigError(
+            f"trainer.strategy={strategy} starts the command again in each of its {processes} "
+            "processes, which would run this whole job several times; use "
+            "trainer.strategy=ddp_spawn, or start every process with torchrun or SLURM"
+        )
+    out["num_nodes"] = num_nodes
+    out["strategy"] = strategy
     return out
