@@ -47,6 +47,12 @@ _CATALOG: dict[str, str] = {
     "msn": "selfsup.methods.msn:METHOD",
     "pmsn": "selfsup.methods.msn:METHOD_P",
     "distillation": "selfsup.methods.distillation:METHOD",
+    "ibot": "selfsup.methods.ibot:METHOD",
+    "dinov2": "selfsup.methods.dinov2:METHOD",
+    "ijepa": "selfsup.methods.ijepa:METHOD",
+    "aim": "selfsup.methods.aim:METHOD",
+    "mae": "selfsup.methods.mae:METHOD",
+    "simmim": "selfsup.methods.simmim:METHOD",
 }
 #: Catalogue methods that distil a frozen teacher (``Method.takes_teacher``), known without
 #: importing them so that configs are checked torch-free; get_method checks they agree.
