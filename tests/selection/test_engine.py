@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -294,3 +295,25 @@ def test_stop_reason_min_distance_reports_count() -> None:
     assert result.indices.size + result.n_below_min_distance == 100
     assert math.isinf(result.distances[0])
     assert result.distances[1:].min() >= 0.3 - 1e-6
+
+
+def test_memory_mapped_embeddings_give_the_in_memory_picks(tmp_path: Path) -> None:
+    x = np.random.default_rng(3).standard_normal((300, 6)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    config = SelectionConfig((DiversityStrategy(), TypicalityStrategy(k=4)), n_samples=12)
+    want = select(SelectionInputs(embeddings=x), config, device="cpu")
+    np.save(tmp_path / "x.npy", x)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    got = select(SelectionInputs(embeddings=mapped), config, device="cpu")
+    assert got.indices.tolist() == want.indices.tolist()
+    assert got.device == "cpu"
+
+
+def test_memory_mapped_embeddings_must_be_unit_rows(tmp_path: Path) -> None:
+    x = np.ones((5, 3), dtype=np.float32) / np.sqrt(3.0, dtype=np.float32)
+    x[2] *= 2.0
+    np.save(tmp_path / "x.npy", x)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    config = SelectionConfig((DiversityStrategy(),), n_samples=2)
+    with pytest.raises(DataError, match=r"must be L2-normalised: row 2 has norm 2"):
+        select(SelectionInputs(embeddings=mapped), config, device="cpu")
