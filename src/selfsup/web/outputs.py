@@ -70,7 +70,7 @@ import re
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, overload
@@ -919,6 +919,31 @@ class RunOutputs:
             if np.isfinite(values).any():
                 out[key] = values
         return out
+
+    def cached_array(
+        self, name: str, compute: Callable[[], NDArray[np.float64]]
+    ) -> NDArray[np.float64]:
+        """A derived ``(N,)`` per-sample array kept in this folder's cache as ``<name>.npy``
+        (the cache's digest covers the run's files, so a rerun gets a fresh one); computed
+        by ``compute`` when absent or unreadable. A cache that cannot be written only costs
+        the next open the computation again."""
+        path = self._cache / f"{name}.npy"
+        n = len(self._index.filenames)
+        if path.is_file():
+            try:
+                loaded = np.load(path, allow_pickle=False)
+                if loaded.shape == (n,):
+                    return np.asarray(loaded, dtype=np.float64)
+            except (OSError, ValueError) as exc:
+                logger.warning("ignoring the unreadable cache %s (%s)", path, exc)
+        values = compute()
+        try:
+            self._cache.mkdir(parents=True, exist_ok=True)
+            with atomic_open_bytes(path) as handle:
+                np.save(handle, values, allow_pickle=False)
+        except OSError as exc:
+            logger.warning("cannot cache %s in %s (%s)", name, path, exc)
+        return values
 
     @functools.cached_property
     def signals(self) -> RunSignals:

@@ -52,7 +52,6 @@ from selfsup.curation.manifest import read_filename_table
 from selfsup.curation.quality import read_quality_issues
 from selfsup.errors import DataError
 from selfsup.utils.names import NAME_ERRORS
-from selfsup.utils.vectors import knn
 
 if TYPE_CHECKING:
     from selfsup.web.outputs import RunOutputs
@@ -297,29 +296,42 @@ def read_near_duplicate_groups(path: Path, name_index: dict[str, int]) -> list[D
     return groups
 
 
-def _nearest_pick_distance(outputs: RunOutputs) -> NDArray[np.float64] | None:
+#: Most ``rows x picks`` similarities held at once while measuring the distance to the picks.
+_BLOCK_ELEMENTS: Final = 1 << 24
+
+
+def _nearest_pick_distance(outputs: RunOutputs) -> NDArray[np.float64]:
     """Per sample: L2 distance (normalised embeddings) to the nearest selected candidate
-    other than itself; NaN without an embedding; ``None`` without picks or candidates."""
+    other than itself; NaN without an embedding or without another pick.
+
+    One matrix product per block of rows (float32 cosine similarities with the picks, at most
+    :data:`_BLOCK_ELEMENTS` at a time), the most similar pick found by ``argmax``, then its
+    distance recomputed exactly in float64: a plain GEMM is several times faster here than a
+    general k-NN search (100,000 x 10,000 x 64: about 10 s on the 2-core dev machine).
+    """
     emb, sample_row, chosen_rows = outputs.embedding_arrays()
     n = len(outputs.samples)
-    has = np.flatnonzero(sample_row >= 0)
-    if has.size == 0 or chosen_rows.size == 0 or emb.shape[0] == 0:
-        return None
-    rows = sample_row[has]
-    found = knn(
-        emb[rows],
-        emb,
-        1,
-        support_rows=chosen_rows,
-        exclude_self=True,
-        query_ids=rows,
-        backend="numpy",
-        distance_dtype=np.float64,
-    )
     out = np.full(n, np.nan, dtype=np.float64)
-    dist = found.distances[:, 0]
-    ok = found.indices[:, 0] >= 0
-    out[has[ok]] = dist[ok]
+    has = np.flatnonzero(sample_row >= 0)
+    if has.size == 0 or chosen_rows.size == 0:
+        return out
+    rows = sample_row[has]
+    picks = emb[chosen_rows]
+    pick_of_row = np.full(emb.shape[0], -1, dtype=np.int64)
+    pick_of_row[chosen_rows] = np.arange(chosen_rows.size)
+    step = max(1, _BLOCK_ELEMENTS // chosen_rows.size)
+    for start in range(0, rows.size, step):
+        block = rows[start : start + step]
+        sims = emb[block] @ picks.T
+        own = pick_of_row[block]
+        mine = np.flatnonzero(own >= 0)
+        sims[mine, own[mine]] = -np.inf  # a pick is not its own nearest pick
+        best = np.argmax(sims, axis=1)
+        found = np.isfinite(sims[np.arange(block.size), best])
+        exact = np.linalg.norm(
+            emb[block].astype(np.float64) - picks[best].astype(np.float64), axis=1
+        )
+        out[has[start : start + step]] = np.where(found, exact, np.nan)
     return out
 
 
@@ -349,8 +361,9 @@ def load_signals(outputs: RunOutputs) -> RunSignals:
     if chosen_rows.size and (sample_rows >= 0).any():
 
         def nearest() -> NDArray[np.float64]:
-            found = _nearest_pick_distance(outputs)
-            return np.full(n, np.nan) if found is None else found
+            return outputs.cached_array(
+                "nearest_pick_distance", lambda: _nearest_pick_distance(outputs)
+            )
 
         lazy["nearest_pick_distance"] = nearest
         sources["nearest_pick_distance"] = "the embeddings (distance to the nearest pick)"
