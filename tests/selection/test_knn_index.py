@@ -186,3 +186,13 @@ def test_knn_key_in_the_config() -> None:
                 ],
             }
         )
+
+
+def test_a_gpu_keeps_the_search_exact_up_to_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(knn_index, "faiss_available", lambda: True)
+    cuda = torch.device("cuda")
+    n = knn_index.GPU_EXACT_MAX_SAMPLES
+    plan = plan_knn(n, 20, "auto", cuda)
+    assert plan.method == "exact"
+    assert plan.device == "cuda"
+    assert plan_knn(n + 1, 20, "auto", cuda).method == "faiss_ivf"

@@ -4,13 +4,14 @@ Exact kNN over all ``N`` samples costs ``O(N^2 D)``: 11 s at 10,000 x 128 on two
 at 1,000,000. Above :data:`EXACT_KNN_MAX_SAMPLES` samples (``knn="auto"``) the search is
 approximate instead:
 
-* with faiss installed (``pip install 'selfsup[faiss]'``): an inverted-file index
+* on a CUDA device up to :data:`GPU_EXACT_MAX_SAMPLES`: still exact, on the GPU;
+* otherwise, with faiss installed (``pip install 'selfsup[faiss]'``): an inverted-file index
   (``IndexIVFFlat``, Jegou et al., "Product quantization for nearest neighbor search", 2011,
   without the quantisation): k-means splits the samples into ``nlist ~ 2 sqrt(N)`` lists and
   each query scans the ``nprobe`` lists whose centroids are nearest, so a query compares with
   about ``N nprobe / nlist`` samples instead of ``N``;
-* without faiss: the exact search on torch in blocks, on the CUDA device when there is one
-  (a GPU does 1M x 1M x 128 in minutes), otherwise on the CPU (slow: the log says so).
+* without faiss: the exact search on torch in blocks, on the CUDA device when there is one,
+  otherwise on the CPU (slow: the log says so).
 
 Whatever runs is decided before the search and returned as a :class:`KnnRecord` (method,
 ``N``, the limit, the key that changes it and, for an approximate search, its recall@k against
@@ -51,6 +52,8 @@ RECALL_SAMPLE = 1000
 """Queries on which an approximate search is compared with the exact one."""
 KNN_ROW_BLOCK = 1024
 KNN_COL_BLOCK = 16384
+GPU_EXACT_MAX_SAMPLES = 2_000_000
+"""On a CUDA device the search stays exact up to this many samples (O(N^2 D) on the GPU)."""
 IVF_NPROBE = 16
 """Inverted lists scanned per query."""
 IVF_TRAIN_PER_LIST = 40
@@ -134,6 +137,19 @@ def plan_knn(
         ) + ": exact search, O(N^2 D)"
         return KnnRecord(strategy, "exact", device.type, n, k, limit, requested, key, reason)
     why = f"{n} > {limit}" if requested == "auto" else "approximate asked for"
+    if device.type == "cuda" and n <= GPU_EXACT_MAX_SAMPLES:
+        # exact on a GPU beats approximate on the CPU: 1M x 1M x 128 is ~2.6e14 flops
+        return KnnRecord(
+            strategy,
+            "exact",
+            device.type,
+            n,
+            k,
+            limit,
+            requested,
+            key,
+            f"{why}, but at most {GPU_EXACT_MAX_SAMPLES} on a GPU: exact blocked search there",
+        )
     if faiss_available():
         return KnnRecord(
             strategy,
