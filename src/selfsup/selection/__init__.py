@@ -56,10 +56,13 @@ _EXPORTS: dict[str, str] = {
     "WeightsStrategy": "selfsup.selection.config",
     "classification_scores": "selfsup.selection.scorers",
     "coreset": "selfsup.selection.engine",
+    "load_embedding_matrix": "selfsup.selection.matrix",
     "min_squared_distances": "selfsup.selection.greedy",
     "object_frequency": "selfsup.selection.scorers",
     "parse_selection_config": "selfsup.selection.config",
     "random_selection": "selfsup.selection.engine",
+    "resolve_device": "selfsup.selection.greedy",
+    "save_embedding_matrix": "selfsup.selection.matrix",
     "select": "selfsup.selection.engine",
     "selection_config_from_worker_config": "selfsup.selection.config",
     "uncertainty_entropy": "selfsup.selection.scorers",
@@ -108,8 +111,9 @@ if TYPE_CHECKING:
         selection_config_from_worker_config,
     )
     from selfsup.selection.engine import SelectionResult, coreset, random_selection, select
-    from selfsup.selection.greedy import StopReason, min_squared_distances
+    from selfsup.selection.greedy import StopReason, min_squared_distances, resolve_device
     from selfsup.selection.inputs import ClassCounts, SelectionInputs
+    from selfsup.selection.matrix import load_embedding_matrix, save_embedding_matrix
     from selfsup.selection.scorers import (
         classification_scores,
         object_frequency,
@@ -144,10 +148,13 @@ __all__ = [
     "WeightsStrategy",
     "classification_scores",
     "coreset",
+    "load_embedding_matrix",
     "min_squared_distances",
     "object_frequency",
     "parse_selection_config",
     "random_selection",
+    "resolve_device",
+    "save_embedding_matrix",
     "select",
     "selection_config_from_worker_config",
     "uncertainty_entropy",
