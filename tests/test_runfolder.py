@@ -166,6 +166,7 @@ def test_paths_are_the_documented_layout(tmp_path: Path) -> None:
         "data_dir": "data",
         "manifest": "data/manifest.jsonl",
         "embeddings": "data/embeddings.csv",
+        "embeddings_parquet": "data/embeddings.parquet",
         "normalized_embeddings": "data/normalized_embeddings.csv",
         "selected_embeddings": "data/selected_embeddings.csv",
         "selection_csv": "data/selection.csv",

@@ -560,20 +560,59 @@ def embed(
     filenames: Sequence[str] | None = None,
     *,
     samples: ManifestDataset | None = None,
+    parquet_dir: str | os.PathLike[str] | None = None,
 ) -> Embeddings:
     """Embed ``cfg.input_dir`` (its ``filenames``, or the checked ``samples`` of a curation
     run) with ``checkpoint`` or ``cfg.checkpoint``, or without training with the
-    pretrained backbone of ``model.weights`` (:func:`embedding_model`)."""
+    pretrained backbone of ``model.weights`` (:func:`embedding_model`).
+
+    With ``embedding.engine=ray`` the samples are embedded by Ray Data actors
+    (:mod:`selfsup.embedding.ray_engine`), which also write Parquet shards to ``parquet_dir``
+    (default ``<output_dir>/embeddings.parquet``; none without ``output_dir``); the returned
+    rows are the same.
+    """
     model, input_size, normalize = embedding_model(cfg, checkpoint)
     loader = build_embed_loader(
         cfg.input_dir, cfg.loader, input_size, filenames, samples=samples, normalize=normalize
     )
+    device = "cuda" if cfg.trainer.gpus > 0 and torch.cuda.is_available() else "cpu"
+    if cfg.embedding.engine == "ray":
+        return _embed_on_ray(cfg, model, loader.dataset, device, parquet_dir)
     embedding = SelfSupervisedEmbedding(
         model, nn.Identity(), torch.optim.SGD(model.parameters(), lr=0.0), loader
     )
-    device = "cuda" if cfg.trainer.gpus > 0 and torch.cuda.is_available() else "cpu"
     model.to(device)
     return embedding.embed(loader, device=device)
+
+
+def _embed_on_ray(
+    cfg: LightlyConfig,
+    model: MethodModel | PretrainedModel,
+    dataset: Any,
+    device: str,
+    parquet_dir: str | os.PathLike[str] | None,
+) -> Embeddings:
+    """:func:`embed` on Ray: the same backbone and dataset (with its transform) as the
+    local path, so the same rows."""
+    import tempfile
+
+    from selfsup.embedding.ray_engine import RayOptions, embed_with_ray
+
+    options = RayOptions(
+        address=cfg.embedding.ray_address,
+        num_actors=cfg.embedding.num_actors,
+        shard_size=cfg.embedding.shard_size,
+        batch_size=cfg.loader.batch_size,
+        use_gpu=device == "cuda",
+    )
+    if parquet_dir is None and cfg.output_dir:
+        parquet_dir = Path(cfg.output_dir) / "embeddings.parquet"
+    if parquet_dir is not None:
+        return embed_with_ray(model.backbone, dataset, parquet_dir, options)
+    # Nowhere to keep the shards (a datapool's partial embedding, a Python call without
+    # output_dir): they only carry the rows back.
+    with tempfile.TemporaryDirectory(prefix="selfsup-ray-") as tmp:
+        return embed_with_ray(model.backbone, dataset, Path(tmp) / "embeddings.parquet", options)
 
 
 def train_embedding_model(config_path: str | os.PathLike[str] | None = None, **kwargs: Any) -> str:

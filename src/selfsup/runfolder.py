@@ -10,6 +10,9 @@ of :class:`RunFolder`)::
     config/overrides.yaml                the command-line overrides, one YAML list item each
     data/manifest.jsonl                  every sample (owned by selfsup.curation.manifest)
     data/embeddings.csv                  embeddings of the usable samples (selfsup.utils.io)
+    data/embeddings.parquet/             the same as Parquet shards part-NNNNNN.parquet, written
+                                         by lightly.embedding.engine=ray only
+                                         (selfsup.embedding.ray_engine)
     data/normalized_embeddings.csv       the same, L2-normalised: the selection candidates
     data/selected_embeddings.csv         embeddings of the picks, in pick order
     data/selection.csv                   per candidate: picked, rank, distance, filter, ...
@@ -82,6 +85,7 @@ __all__ = [
     "DATA_DIR",
     "DUPLICATE_FILENAMES",
     "EMBEDDINGS",
+    "EMBEDDINGS_PARQUET",
     "FRAMES_DIR",
     "MANIFEST",
     "MARKER",
@@ -124,6 +128,7 @@ OVERRIDES_YAML: Final = "config/overrides.yaml"
 DATA_DIR: Final = "data"
 MANIFEST: Final = "data/manifest.jsonl"
 EMBEDDINGS: Final = "data/embeddings.csv"
+EMBEDDINGS_PARQUET: Final = "data/embeddings.parquet"
 NORMALIZED_EMBEDDINGS: Final = "data/normalized_embeddings.csv"
 SELECTED_EMBEDDINGS: Final = "data/selected_embeddings.csv"
 SELECTION_CSV: Final = "data/selection.csv"
@@ -302,6 +307,7 @@ class RunFolder:
     data_dir = _At(DATA_DIR)
     manifest = _At(MANIFEST)
     embeddings = _At(EMBEDDINGS)
+    embeddings_parquet = _At(EMBEDDINGS_PARQUET)
     normalized_embeddings = _At(NORMALIZED_EMBEDDINGS)
     selected_embeddings = _At(SELECTED_EMBEDDINGS)
     selection_csv = _At(SELECTION_CSV)

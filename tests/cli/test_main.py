@@ -26,6 +26,8 @@ def test_help_lists_every_documented_key(capsys: pytest.CaptureFixture[str]) -> 
         "trainer.strategy",
         "trainer.num_nodes",
         "trainer.devices",
+        "embedding.engine",
+        "embedding.ray_address",
         "criterion.temperature",
         "optimizer.weight_decay",
         "collate.kernel_size",

@@ -33,6 +33,7 @@ def test_defaults_match_documented_lightly_config() -> None:
     }
     # The distributed keys default to lightly's single process.
     assert (trainer["strategy"], trainer["num_nodes"], trainer["devices"]) == ("auto", 1, None)
+    assert cfg.embedding.engine == "local"
     assert cfg.criterion.temperature == 0.5
     assert cfg.optimizer.model_dump() == {"lr": 1.0, "weight_decay": 1e-5}
     assert cfg.collate.input_size == 64

@@ -73,6 +73,26 @@ class TrainerConfig(StrictModel):
     )
 
 
+class EmbeddingConfig(StrictModel):
+    """Which engine embeds: this process, or Ray Data actors (docs/distributed.md)."""
+
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description="local (this process) or ray (Ray Data actors; pip install "
+        "'selfsup[distributed]')",
+    )
+    ray_address: str = Field(
+        "",
+        description="Ray cluster to join, e.g. ray://head:10001 or auto ('' = start a local one)",
+    )
+    num_actors: int = Field(
+        1, ge=1, description="engine=ray: model replicas embedding in parallel (one per GPU)"
+    )
+    shard_size: int = Field(
+        1000, ge=1, description="engine=ray: samples per task and per Parquet shard"
+    )
+
+
 class CriterionConfig(StrictModel):
     """Arguments of the method's loss, for the methods that take them
     (``selfsup.methods.get_method(name).criterion_keys``: SimCLR, MoCo, NNCLR, SwaV, ...).
@@ -182,6 +202,7 @@ class LightlyConfig(StrictModel):
     loader: LoaderConfig = Field(default_factory=LoaderConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
+    embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     criterion: CriterionConfig = Field(default_factory=CriterionConfig)
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     collate: CollateConfig = Field(default_factory=CollateConfig)

@@ -293,8 +293,11 @@ def _training_config(cfg: RunConfig) -> Any:
 def _train_parts(values: Mapping[str, Any]) -> list[Any]:
     cfg: RunConfig = values["cfg"]
     return [
-        # output_dir is where this run trains, not what it trains on.
-        _training_config(cfg).model_dump(mode="json", exclude={"output_dir", "embeddings"}),
+        # output_dir is where this run trains, not what it trains on; the embedding engine
+        # does not change the model.
+        _training_config(cfg).model_dump(
+            mode="json", exclude={"output_dir", "embeddings", "embedding"}
+        ),
         _file_fingerprint(Path(cfg.checkpoint)) if cfg.checkpoint else None,
         values["samples"],
     ]
@@ -593,11 +596,13 @@ def _embed_samples(
     records: Sequence[Any],
     pool: Any,
     dataset: Any = None,
+    parquet_dir: Path | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
     """Embed ``samples`` with ``checkpoint``; with a datapool only samples it has not cached.
 
     ``dataset`` is the ManifestDataset of ``records`` (read without listing the folder);
-    ``None`` reads the folder restricted to ``samples``.
+    ``None`` reads the folder restricted to ``samples``. ``parquet_dir``: where the Ray
+    engine writes its shards (``lightly.embedding.engine=ray``).
     """
     from selfsup.core import embed
 
@@ -605,9 +610,9 @@ def _embed_samples(
     lightly.input_dir = cfg.input_dir
     if pool is None:
         emb, labels, names = (
-            embed(lightly, checkpoint=checkpoint, filenames=samples)
+            embed(lightly, checkpoint=checkpoint, filenames=samples, parquet_dir=parquet_dir)
             if dataset is None
-            else embed(lightly, checkpoint=checkpoint, samples=dataset)
+            else embed(lightly, checkpoint=checkpoint, samples=dataset, parquet_dir=parquet_dir)
         )
         if list(names) != samples:
             # The dataset skips files that no longer read as images (rewritten since the
@@ -690,7 +695,9 @@ def _embed_step(
             logger.info("reusing embeddings %s from the previous run", csv)
             labels = np.asarray(labels_list, dtype=np.int64)
             return emb, labels, _model_description(cfg, checkpoint), checkpoint or None
-    emb, labels = _embed_samples(cfg, checkpoint, samples, usable, pool, dataset)
+    emb, labels = _embed_samples(
+        cfg, checkpoint, samples, usable, pool, dataset, RunFolder(out).embeddings_parquet
+    )
     save_embeddings(csv, emb, labels, samples)
     state.record(EMBEDDINGS_REUSE, key)
     return emb, labels, _model_description(cfg, checkpoint), checkpoint or None
