@@ -4,7 +4,10 @@ the student only and rebuild without the teacher."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
@@ -160,3 +163,94 @@ def test_no_teacher_is_a_clear_error() -> None:
         get_method("distillation").build_model(
             _student(), NUM_FTRS, 4, teacher=_teacher(), teacher_input_size=0
         )
+
+
+@pytest.mark.slow
+def test_cli_trains_a_student_from_a_teacher_file_and_embeds_with_it(
+    make_image_folder: Callable[..., Path], tmp_path: Path
+) -> None:
+    from selfsup.cli.main import main
+    from selfsup.core import read_checkpoint
+    from selfsup.models.backbones import get_backbone
+
+    root = make_image_folder(n_classes=2, n_per_class=4)
+    torch.manual_seed(0)
+    teacher_file = tmp_path / "teacher.pt"
+    # The torchvision-style state dict a user saves (the model the backbone wraps).
+    torch.save(get_backbone("resnet-9").features.state_dict(), teacher_file)
+    saved = torch.load(teacher_file, weights_only=True)
+    tiny = [
+        "model.name=resnet-9",
+        "model.width=0.125",
+        "model.num_ftrs=16",
+        "collate.input_size=32",
+        "loader.num_workers=0",
+        "loader.batch_size=4",
+        "trainer.gpus=0",
+    ]
+    out = tmp_path / "out"
+    main(
+        [
+            "train",
+            f"input_dir={root}",
+            f"output_dir={out}",
+            "method=distillation",
+            "teacher.name=resnet-9",
+            f"teacher.weights={teacher_file}",
+            "trainer.max_epochs=1",
+            *tiny,
+        ]
+    )
+    checkpoint = out / "last.ckpt"
+    state, metadata = read_checkpoint(checkpoint)
+    assert metadata["method"] == "distillation"
+    assert metadata["method_kwargs"]["teacher_dim"] == get_backbone("resnet-9").num_features
+    assert not any(key.startswith("teacher.") for key in state)
+    # The teacher's file is read, never written.
+    for key, value in torch.load(teacher_file, weights_only=True).items():
+        assert torch.equal(value, saved[key]), key
+    embeddings = tmp_path / "embeddings.csv"
+    main(
+        [
+            "embed",
+            f"input_dir={root}",
+            f"checkpoint={checkpoint}",
+            f"embeddings={embeddings}",
+            *tiny,
+        ]
+    )
+    rows = np.loadtxt(embeddings, delimiter=",", skiprows=1, usecols=range(1, 17))
+    assert rows.shape == (8, 16)
+    assert np.isfinite(rows).all()
+
+
+def test_the_configured_teacher_is_frozen_and_sized(tmp_path: Path) -> None:
+    from selfsup.config.lightly_config import TeacherConfig
+    from selfsup.core import _teacher_input_size, build_teacher
+    from selfsup.models.backbones import get_backbone
+
+    torch.manual_seed(0)
+    weights = tmp_path / "teacher.pt"
+    source = get_backbone("resnet-9")
+    torch.save(source.features.state_dict(), weights)
+    teacher = build_teacher(TeacherConfig(name="resnet-9", weights=str(weights)))
+    assert not teacher.training
+    assert all(not p.requires_grad for p in teacher.parameters())
+    x = torch.rand(2, 3, 32, 32)
+    source.eval()
+    torch.testing.assert_close(teacher(x), source(x))
+    assert _teacher_input_size(TeacherConfig(), teacher) is None
+    assert _teacher_input_size(TeacherConfig(input_size=48), teacher) == 48
+    # A timm ViT takes only the size it was built for.
+    vit = get_backbone("timm/vit_tiny_patch16_224")
+    assert _teacher_input_size(TeacherConfig(), vit) == 224
+
+
+def test_a_teacher_file_that_does_not_fit_is_an_error_naming_it(tmp_path: Path) -> None:
+    from selfsup.config.lightly_config import TeacherConfig
+    from selfsup.core import build_teacher
+
+    bad = tmp_path / "bad.pt"
+    torch.save({"not_a_layer.weight": torch.zeros(3)}, bad)
+    with pytest.raises(ConfigError, match=r"bad\.pt"):
+        build_teacher(TeacherConfig(name="resnet-9", weights=str(bad)))
