@@ -180,3 +180,76 @@ def test_optimizer_defaults_come_from_the_method_unless_changed(
         optimizer = _embedding_model(model, cfg, loader).optimizer
         assert isinstance(optimizer, torch.optim.AdamW)
         assert optimizer.param_groups[0]["lr"] == expected
+
+
+def test_recipe_keeps_the_keys_the_user_set_and_prints_the_estimate(
+    make_image_folder: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from selfsup.config.recipe import SIMCLR_TEMPERATURE, sgd_lr
+    from selfsup.core import with_recipe
+
+    root = make_image_folder(n_classes=2, n_per_class=8, size=(28, 28))
+    cfg = resolve_config(
+        input_dir=str(root),
+        model={"name": "resnet-9", "width": 0.125, "num_ftrs": 16, "out_dim": 8},
+        loader={"num_workers": 0, "batch_size": 4},
+        trainer={"max_epochs": 2},
+    )
+    out = with_recipe(cfg)
+    # Set by the user: kept (and the user's epochs need no time budget).
+    assert (out.model.name, out.model.width, out.loader.batch_size) == ("resnet-9", 0.125, 4)
+    assert out.trainer.max_epochs == 2
+    assert out.trainer.max_time is None
+    # Left at the defaults: chosen for 16 images of 28 px.
+    assert out.collate.input_size == 32
+    assert out.optimizer.lr == pytest.approx(sgd_lr(4))
+    assert out.criterion.temperature == SIMCLR_TEMPERATURE
+    printed = capsys.readouterr().err
+    assert "collate.input_size=32" in printed
+    assert "trainer.max_epochs=2  (set by you)" in printed
+    assert "estimated training time:" in printed
+    # The config given is not changed.
+    assert cfg.collate.input_size == 64
+
+
+def test_recipe_lightly_and_a_checkpoint_keep_the_model(
+    make_image_folder: Callable[..., Path], tmp_path: Path
+) -> None:
+    from selfsup.core import with_recipe
+
+    root = make_image_folder(n_classes=2, n_per_class=2, size=(28, 28))
+    lightly = resolve_config(input_dir=str(root), recipe="lightly")
+    assert lightly.recipe == "lightly"
+    # Fine-tuning a checkpoint: its weights fit only its own model, so model.* stay.
+    fine_tune = resolve_config(
+        input_dir=str(root), checkpoint=str(tmp_path / "x.ckpt"), loader={"num_workers": 0}
+    )
+    out = with_recipe(fine_tune)
+    assert (out.model.name, out.model.width) == ("resnet-18", 1.0)
+    assert out.loader.batch_size == 4  # chosen: a quarter of 4 samples rounds up to 8, capped at 4
+
+
+@pytest.mark.slow
+def test_max_time_stops_training_and_embedding_uses_the_trained_input_size(
+    make_image_folder: Callable[..., Path], tmp_path: Path
+) -> None:
+    from selfsup.core import embed_input_size
+
+    root = make_image_folder(n_classes=2, n_per_class=4, size=(28, 28))
+    model = {"name": "resnet-9", "width": 0.125, "num_ftrs": 16, "out_dim": 8}
+    checkpoint = train_embedding_model(
+        input_dir=str(root),
+        output_dir=str(tmp_path / "out"),
+        model=model,
+        loader={"num_workers": 0, "batch_size": 4},
+        trainer={"max_epochs": 10_000, "max_time": "00:00:00:01"},
+    )
+    epochs = [
+        int(p.stem.rsplit("_", 1)[1]) for p in (tmp_path / "out").glob("selfsup_epoch_*.ckpt")
+    ]
+    assert max(epochs) < 9_999  # the budget, not the epochs, ended training
+    # The recipe chose 32 px for 28 px images; embedding uses it unless the user sets one.
+    assert embed_input_size(resolve_config(), checkpoint) == 32
+    assert embed_input_size(resolve_config(collate={"input_size": 48}), checkpoint) == 48
+    emb, _, _ = embed_images(input_dir=str(root), checkpoint=checkpoint, loader={"num_workers": 0})
+    assert emb.shape == (8, 16)

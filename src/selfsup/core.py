@@ -361,9 +361,151 @@ def _embedding_model(
         "criterion": dict(criterion if criterion is not None else method_criterion(cfg)),
         # What rebuilds the model without its frozen parts (a distillation teacher's size).
         "method_kwargs": model.rebuild_kwargs(),
+        # The recipe may choose the input size: embedding uses the one trained with.
+        "input_size": cfg.collate.input_size,
         "version": 1,
     }
     return embedding
+
+
+def embed_input_size(cfg: LightlyConfig, checkpoint: str | os.PathLike[str]) -> int:
+    """The side to embed at: ``collate.input_size`` when the user set it, else the one the
+    checkpoint was trained at (the training recipe may have chosen it), else the default."""
+    if "input_size" in changed_keys(cfg.collate):
+        return cfg.collate.input_size
+    _, metadata = read_checkpoint(checkpoint)
+    stored = metadata.get("input_size")
+    return stored if isinstance(stored, int) and stored >= 1 else cfg.collate.input_size
+
+
+def _typical_side(dataset: Any, n_probe: int = 16) -> float | None:
+    """Median ``sqrt(width * height)`` of up to ``n_probe`` evenly spaced samples of an
+    untransformed dataset (PIL images); ``None`` when none could be read."""
+    from PIL import Image
+
+    n = len(dataset)
+    sides: list[float] = []
+    for i in sorted({int(x) for x in np.linspace(0, n - 1, min(n, n_probe))}):
+        try:
+            image = dataset[i][0]
+        except (OSError, DataError):
+            # An unreadable sample is skipped by training too; it says nothing about sizes.
+            continue
+        if isinstance(image, Image.Image):
+            sides.append(float(np.sqrt(image.width * image.height)))
+    return float(np.median(sides)) if sides else None
+
+
+def _seconds_per_sample(
+    cfg: LightlyConfig,
+    filenames: Sequence[str] | None,
+    samples: ManifestDataset | None,
+    device: str,
+) -> float | None:
+    """Measured seconds one training sample costs with ``cfg`` (augmentation, forward and
+    backward of every view): a throw-away model trains one batch to warm up, then one timed
+    batch, loaded in-process (the real loader's workers only make training faster)."""
+    import time
+
+    from selfsup.embedding._method import batch_views
+    from selfsup.methods._base import TrainProgress
+
+    # A batch of up to 16 costs about as much per sample as a full one (a little more: a
+    # conservative estimate) and keeps the timing to a second or two on a CPU.
+    loader_cfg = cfg.loader.model_copy(
+        update={"num_workers": 0, "batch_size": min(cfg.loader.batch_size, 16)}
+    )
+    model = build_model(
+        cfg.model, cfg.method, method_criterion(cfg), method_kwargs=method_model_kwargs(cfg)
+    ).to(device)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the real loader repeats any warning
+        loader = build_train_loader(
+            cfg.input_dir, loader_cfg, cfg.collate, filenames, cfg.method, samples=samples
+        )
+    batches = iter(loader)
+    seconds = None
+    for attempt in range(2):
+        start = time.perf_counter()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            break
+        views = [v.to(device) for v in batch_views(batch)]
+        torch.autograd.backward(model.training_loss(views, TrainProgress()))
+        model.zero_grad(set_to_none=True)
+        if attempt == 1 or seconds is None:
+            seconds = (time.perf_counter() - start) / len(views[0])
+    return seconds
+
+
+def with_recipe(
+    cfg: LightlyConfig,
+    filenames: Sequence[str] | None = None,
+    *,
+    samples: ManifestDataset | None = None,
+) -> LightlyConfig:
+    """``cfg`` with the training keys the user did not set chosen for the data and the
+    machine (:func:`selfsup.config.recipe.choose_recipe`); prints the recipe and the
+    estimated time to stderr before training.
+
+    Keys are "set" when they differ from lightly's defaults (:func:`changed_keys`);
+    ``model.name``/``model.width`` are also kept when training starts from a checkpoint,
+    whose weights fit only its own model.
+    """
+    import sys
+
+    from selfsup.config.recipe import RECIPE_KEYS, choose_recipe
+    from selfsup.utils.cpus import available_cpus
+
+    probe = _dataset(cfg.input_dir, None, filenames, samples)
+    if len(probe) < 2:
+        return cfg  # the train loader says what is wrong with too few samples
+    sections = {key.split(".")[0] for key in RECIPE_KEYS}
+    user_set = {
+        f"{section}.{key}" for section in sections for key in changed_keys(getattr(cfg, section))
+    } & set(RECIPE_KEYS)
+    if cfg.checkpoint or getattr(cfg.model, "weights", None):
+        user_set |= {"model.name", "model.width"}
+    current = {
+        key: getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1]) for key in RECIPE_KEYS
+    }
+    device = "cuda" if cfg.trainer.gpus > 0 and torch.cuda.is_available() else "cpu"
+    inputs: dict[str, Any] = {
+        "n_samples": len(probe),
+        "image_side": _typical_side(probe),
+        "device": device,
+        "cpu_count": available_cpus(),
+        "method": cfg.method,
+        "user_set": frozenset(user_set),
+        "current": current,
+    }
+
+    def applied(values: Mapping[str, Any]) -> LightlyConfig:
+        out = cfg.model_copy(deep=True)
+        for key, value in values.items():
+            section, name = key.split(".")
+            setattr(getattr(out, section), name, value)
+        return out
+
+    # Under DDP every process runs this: a timing would differ between them and so would
+    # their epochs, which hangs training. Distributed runs get the untimed recipe.
+    distributed = (
+        getattr(cfg.trainer, "strategy", "auto") != "auto"
+        or getattr(cfg.trainer, "num_nodes", 1) > 1
+        or (getattr(cfg.trainer, "devices", None) or 1) > 1
+    )
+    seconds = None
+    if not distributed:
+        timing = applied(choose_recipe(**inputs).values)
+        seconds = _seconds_per_sample(timing, filenames, samples, device)
+    recipe = choose_recipe(**inputs, seconds_per_sample=seconds)
+    print(
+        recipe.describe({key: current[key] for key in RECIPE_KEYS if key in user_set}),
+        file=sys.stderr,
+        flush=True,
+    )
+    return applied(recipe.values)
 
 
 def train(
@@ -384,8 +526,11 @@ def train(
     """
     import pytorch_lightning as pl
 
+    if cfg.recipe == "auto":
+        cfg = with_recipe(cfg, filenames, samples=samples)
+    criterion = method_criterion(cfg)  # after the recipe, which may choose the temperature
+    # Seeded after the recipe's timed step, so that training does not depend on it.
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    criterion = method_criterion(cfg)
     model = build_model(cfg.model, cfg.method, criterion, method_kwargs=method_model_kwargs(cfg))
     if cfg.checkpoint:
         load_weights(model, cfg.checkpoint)
@@ -394,6 +539,9 @@ def train(
     )
     embedding = _embedding_model(model, cfg, loader, criterion)
     output_dir = Path(cfg.output_dir) if cfg.output_dir else default_output_dir()
+    trainer_extra: dict[str, Any] = {}
+    if cfg.trainer.max_time:
+        trainer_extra["max_time"] = cfg.trainer.max_time
     return embedding.train_embedding(
         max_epochs=cfg.trainer.max_epochs,
         precision=cfg.trainer.precision,
@@ -407,6 +555,8 @@ def train(
             cfg.trainer.strategy,
             can_relaunch=can_relaunch,
         ),
+        # Lightning stops at the budget and still writes the checkpoints (save_last).
+        **trainer_extra,
     )
 
 
@@ -506,7 +656,7 @@ def embedding_model(
     ckpt = checkpoint or cfg.checkpoint
     if ckpt:
         model, _ = model_from_checkpoint(ckpt, cfg.model)
-        return model, cfg.collate.input_size, None
+        return model, embed_input_size(cfg, ckpt), None
     if not cfg.model.weights:
         raise ConfigError(
             "checkpoint or model.weights is required to embed: pass checkpoint=<path to a "

@@ -122,6 +122,10 @@ def cmd_run(cfg: RunConfig, overrides: Sequence[str]) -> int:
         f"Selected {len(result.selected)} of {counts.get('n_input_to_selection', '?')} samples; "
         f"report: {result.output_dir / 'report.pdf'}"
     )
+    health = result.report.get("statistics", {}).get("embedding_health") or {}
+    if health.get("warning"):
+        # The last thing printed: a collapsed model makes the selection above meaningless.
+        print(f"Warning: {health['warning']}", file=sys.stderr)
     return 0
 
 
@@ -140,6 +144,7 @@ _SERVER_COMMANDS: dict[str, str] = {
     "token": "create, list or revoke API tokens of the server (selfsup token --help)",
     "worker": "claim and execute scheduled runs of a server (selfsup worker --help)",
     "view": "browse run output folders in the browser (selfsup view --help)",
+    "zoo": "named local pretrained weights: list, add, remove, show (selfsup zoo --help)",
 }
 
 
@@ -182,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from selfsup.web.cli import view_main
 
         return view_main(argv[1:])
+    if argv[:1] == ["zoo"]:
+        from selfsup.cli.zoo import zoo_main
+
+        return zoo_main(argv[1:])
     if argv[:1] == ["worker"]:
         from selfsup.worker.cli import worker_main
 

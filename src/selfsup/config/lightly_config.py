@@ -16,6 +16,14 @@ from selfsup.config._base import StrictModel
 Probability = float
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class LoaderConfig(StrictModel):
     """Arguments of the torch DataLoader used for training and embedding."""
 
@@ -71,6 +79,25 @@ class TrainerConfig(StrictModel):
         description="processes per machine: GPUs when gpus > 0 and CUDA is there, else CPU "
         "processes (null = as gpus says)",
     )
+    max_time: str | None = Field(
+        None,
+        description="time budget of training, 'DD:HH:MM:SS' or minutes (e.g. 10); training "
+        "stops when it is spent. Unset: chosen by the recipe unless max_epochs is set",
+    )
+
+    @field_validator("max_time", mode="before")
+    @classmethod
+    def _max_time(cls, value: object) -> object:
+        # Minutes (as a number or a numeric string) become Lightning's "DD:HH:MM:SS".
+        from selfsup.config.recipe import max_time_seconds, minutes_to_max_time
+
+        if value is None or isinstance(value, bool):
+            return value
+        if isinstance(value, int | float) or (isinstance(value, str) and _is_number(value)):
+            return minutes_to_max_time(float(value))
+        if isinstance(value, str):
+            max_time_seconds(value)  # raises ValueError naming the accepted form
+        return value
 
 
 class EmbeddingConfig(StrictModel):
@@ -198,6 +225,12 @@ class LightlyConfig(StrictModel):
         "simclr",
         description="self-supervised method: simclr, moco, byol, simsiam, barlowtwins, "
         "vicreg, dino, nnclr, swav, dcl, dclw, fastsiam (any name registered in selfsup.methods)",
+    )
+    recipe: Literal["auto", "lightly"] = Field(
+        "auto",
+        description="auto: keys left at their defaults are chosen for the data and the machine "
+        "(model, input size, batch size, lr, epochs, time budget; printed before training); "
+        "lightly: lightly's CLI defaults as they are",
     )
     loader: LoaderConfig = Field(default_factory=LoaderConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
