@@ -134,6 +134,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu", help="auto, cpu or cuda")
     parser.add_argument("--skip-mmap", action="store_true")
+    parser.add_argument("--only-mmap", action="store_true", help="skip the 1M cases")
     parser.add_argument("--skip-default", action="store_true")
     parser.add_argument("--exact-typicality", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
@@ -143,7 +144,8 @@ def main() -> None:
         f"torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} CPUs, "
         f"device {args.device}, faiss {'yes' if faiss_available() else 'no'}; {_load()}"
     )
-    in_memory(args)
+    if not args.only_mmap:
+        in_memory(args)
     if not args.skip_mmap:
         memory_mapped(args)
     max_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
