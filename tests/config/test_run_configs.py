@@ -114,3 +114,23 @@ def test_the_server_accepts_a_written_config_with_both_forms_as_selfsup_run_does
         WorkerConfig.model_validate(other)
     with pytest.raises(ConfigError, match="give either selection_config"):
         validate_run_configs(other, None, None, check_selection=True)
+
+
+def test_scheduled_runs_take_the_distributed_keys() -> None:
+    lightly = {
+        "trainer": {"strategy": "ddp_spawn", "devices": 2, "num_nodes": 2, "precision": "16-mixed"},
+        "embedding": {"engine": "ray", "ray_address": "auto", "num_actors": 4},
+    }
+    resolved = validate_run_configs(
+        {"stopping_condition": {"n_samples": 2}}, lightly, None, check_selection=True
+    )
+    trainer = resolved.lightly_config["trainer"]
+    assert (trainer["strategy"], trainer["devices"], trainer["num_nodes"]) == ("ddp_spawn", 2, 2)
+    assert resolved.lightly_config["embedding"]["engine"] == "ray"
+    with pytest.raises(ConfigError, match=r"trainer\.strategy"):
+        validate_run_configs(
+            {"stopping_condition": {"n_samples": 2}},
+            {"trainer": {"strategy": "horovod"}},
+            None,
+            check_selection=False,
+        )
