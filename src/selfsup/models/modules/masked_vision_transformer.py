@@ -63,7 +63,10 @@ VIT_POOLS: tuple[str, ...] = ("cls", "mean")
 
 
 class MaskedVisionTransformer(nn.Module):
-    """The interface both wrappers share (see the module docstring for the pipeline).
+    """The interface both wrappers share (see the module docstring for the pipeline): a ViT
+    (Dosovitskiy et al. 2020, https://arxiv.org/abs/2010.11929) whose tokens can be dropped
+    (MAE, https://arxiv.org/abs/2111.06377) or replaced by a mask token (SimMIM,
+    https://arxiv.org/abs/2111.09886).
 
     Subclasses set ``patch_size``, ``embed_dim``, ``num_prefix_tokens``, ``num_patches`` (of
     the ViT's own image size) and ``mask_token`` and implement the four steps.
@@ -195,7 +198,8 @@ def _interpolate_grid(pos: Tensor, old: tuple[int, int], new: tuple[int, int]) -
 
 
 class MaskedVisionTransformerTorchvision(MaskedVisionTransformer):
-    """A torchvision ``VisionTransformer`` with token masking (lightly's class of that name).
+    """A torchvision ``VisionTransformer`` with token masking (lightly's class of that name;
+    ViT: https://arxiv.org/abs/2010.11929).
 
     Position embeddings are bicubically interpolated when the input's patch grid differs from
     the ViT's (small views, MSN's focal crops).
@@ -275,7 +279,8 @@ class MaskedVisionTransformerTorchvision(MaskedVisionTransformer):
 
 
 class MaskedVisionTransformerTIMM(MaskedVisionTransformer):
-    """A timm ``VisionTransformer`` with token masking (lightly's class of that name).
+    """A timm ``VisionTransformer`` with token masking (lightly's class of that name; register
+    tokens: Darcet et al. 2023, https://arxiv.org/abs/2309.16588).
 
     Prefix tokens are the class token (if the model has one) and the register tokens
     (``reg_tokens``, e.g. ``vit_small_patch16_224.reg4``), in timm's order. Position
