@@ -25,6 +25,7 @@ from selfsup.models.modules.heads import (
     TiCoProjectionHead,
     VICRegProjectionHead,
 )
+from selfsup.models.modules.masked_autoencoder import MAEDecoder, MAEDecoderTIMM
 from selfsup.models.modules.masked_vision_transformer import (
     MaskedVisionTransformer,
     MaskedVisionTransformerTIMM,
@@ -41,6 +42,8 @@ __all__ = [
     "DINOProjectionHead",
     "DINOv2ProjectionHead",
     "DenseCLProjectionHead",
+    "MAEDecoder",
+    "MAEDecoderTIMM",
     "MMCRProjectionHead",
     "MSNProjectionHead",
     "MaskedVisionTransformer",

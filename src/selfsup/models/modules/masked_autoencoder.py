@@ -24,7 +24,8 @@ __all__ = ["MAEDecoder", "MAEDecoderTIMM"]
 
 
 class MAEDecoder(nn.Module):
-    """MAE's decoder (lightly's ``MAEDecoderTIMM``): embed, decode, predict.
+    """MAE's decoder (lightly's ``MAEDecoderTIMM``; He et al. 2021,
+    https://arxiv.org/abs/2111.06377): embed, decode, predict.
 
     The blocks are pre-norm Transformer blocks (``x + MSA(LN(x))``, ``x + MLP(LN(x))``, GELU),
     the ViT block that timm's ``Block`` implements, built from ``torch.nn`` so the decoder needs
