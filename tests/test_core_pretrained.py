@@ -18,9 +18,19 @@ from torch import nn
 
 from selfsup.cli.main import EXIT_USAGE, main
 from selfsup.config import LightlyConfig, ModelConfig
-from selfsup.core import build_embed_loader, build_model, embed, embed_images, resolve_config
+from selfsup.core import (
+    PretrainedModel,
+    build_backbone,
+    build_embed_loader,
+    build_model,
+    embed,
+    embed_images,
+    embedding_model,
+    resolve_config,
+)
 from selfsup.errors import ConfigError
 from selfsup.models.backbones import Backbone, get_backbone
+from selfsup.models.zoo import add_entry
 from selfsup.utils.io import load_embeddings
 
 NAME = "torchvision/resnet18"
@@ -189,3 +199,32 @@ def test_training_starts_from_the_weights_and_a_checkpoint_does_not_need_them(
     rebuilt = build_model(gone, "simclr", pretrained=False).backbone
     assert isinstance(rebuilt, nn.Sequential)
     assert rebuilt[1].out_features == 16
+
+
+def test_a_zoo_entry_brings_its_backbone_and_preprocessing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_image_folder: Callable[..., Path]
+) -> None:
+    monkeypatch.setenv("SELFSUP_HOME", str(tmp_path / "home"))
+    paths = _weights(tmp_path)
+    half, quarter = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    add_entry("r18", paths["state_dict"], model=NAME, input_size=40, mean=half, std=quarter)
+    images = make_image_folder(n_classes=1, n_per_class=3)
+    cfg = resolve_config(
+        input_dir=str(images),
+        model={"weights": "zoo:r18"},  # model.name left at its default: the entry's is used
+        loader={"num_workers": 0},
+        trainer={"gpus": 0},
+    )
+    model, side, normalize = embedding_model(cfg)
+    assert isinstance(model, PretrainedModel)
+    assert model.backbone.name == NAME
+    assert side == 40
+    assert normalize == (half, quarter)
+    emb, _, _ = embed(cfg)
+    loader = build_embed_loader(str(images), cfg.loader, 40, normalize=(half, quarter))
+    model.eval()
+    with torch.no_grad():
+        expected = torch.cat([model.backbone(x) for x, _, _ in loader]).numpy()
+    assert np.allclose(emb, expected, atol=1e-5)
+    with pytest.raises(ConfigError, match="holds weights of the backbone"):
+        build_backbone(ModelConfig(name="torchvision/resnet34", weights="zoo:r18"))

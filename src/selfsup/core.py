@@ -72,15 +72,15 @@ def resolve_model(model: ModelConfig) -> ModelConfig:
     from selfsup.models.zoo import resolve_entry
 
     entry = resolve_entry(model.weights[len("zoo:") :])
-    if model.name == entry.model:
+    if model.name == entry.model and model.width == entry.width:
         return model
-    if model.name != ModelConfig.model_fields["name"].default:
+    if model.name not in (entry.model, ModelConfig.model_fields["name"].default):
         raise ConfigError(
             f"model.weights={model.weights} holds weights of the backbone {entry.model!r} but "
             f"model.name={model.name!r}; set model.name={entry.model} or leave it unset"
         )
     logger.info("model.weights=%s: using its backbone %s", model.weights, entry.model)
-    return model.model_copy(update={"name": entry.model})
+    return model.model_copy(update={"name": entry.model, "width": entry.width})
 
 
 def build_backbone(model: ModelConfig, *, pretrained: bool = True) -> Backbone:

@@ -144,6 +144,7 @@ _SERVER_COMMANDS: dict[str, str] = {
     "token": "create, list or revoke API tokens of the server (selfsup token --help)",
     "worker": "claim and execute scheduled runs of a server (selfsup worker --help)",
     "view": "browse run output folders in the browser (selfsup view --help)",
+    "zoo": "named local pretrained weights: list, add, remove, show (selfsup zoo --help)",
 }
 
 
@@ -186,6 +187,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from selfsup.web.cli import view_main
 
         return view_main(argv[1:])
+    if argv[:1] == ["zoo"]:
+        from selfsup.cli.zoo import zoo_main
+
+        return zoo_main(argv[1:])
     if argv[:1] == ["worker"]:
         from selfsup.worker.cli import worker_main
 

@@ -88,6 +88,7 @@ class ZooEntry:
         input_size: Image side the weights were trained at, if known.
         mean: Per-channel normalisation mean of the weights' training.
         std: Per-channel normalisation std.
+        width: Width multiplier of the backbone (``model.width``; lightly ResNets only).
     """
 
     name: str
@@ -100,6 +101,7 @@ class ZooEntry:
     input_size: int | None
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    width: float = 1.0
 
     @property
     def folder(self) -> Path:
@@ -153,6 +155,7 @@ def _entry_from_meta(folder: Path) -> ZooEntry:
             input_size=int(data["input_size"]) if data.get("input_size") else None,
             mean=_triple(data.get("mean", IMAGENET_MEAN), "mean"),
             std=_triple(data.get("std", IMAGENET_STD), "std"),
+            width=float(data.get("width", 1.0)),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(
@@ -202,18 +205,19 @@ def resolve_entry(name: str) -> ZooEntry:
     return _entry_from_meta(folder)
 
 
-def _model_of(weights: WeightsFile) -> str | None:
-    """The backbone name the weights say they belong to, if they say."""
+def _model_of(weights: WeightsFile) -> tuple[str | None, float]:
+    """The backbone name (and width) the weights say they belong to, if they say."""
     if weights.architecture is not None:
-        return "timm/" + weights.architecture.split(".")[0]
+        return "timm/" + weights.architecture.split(".")[0], 1.0
     if weights.format == "selfsup_checkpoint":
         raw = load_torch_file(weights.path)
         # selfsup checkpoints keep their model config under the "selfsup" key
         # (selfsup.embedding.CHECKPOINT_METADATA_KEY, a layer above this one).
         model = raw.get("selfsup", {}).get("model", {}) if isinstance(raw, dict) else {}
         name = model.get("name") if isinstance(model, dict) else None
-        return str(name) if name else None
-    return None
+        width = model.get("width", 1.0) if isinstance(model, dict) else 1.0
+        return (str(name) if name else None), float(width)
+    return None, 1.0
 
 
 def _pretrained_cfg(weights: WeightsFile) -> dict[str, Any]:
@@ -252,13 +256,16 @@ def add_entry(
     _check_name(name)
     src = Path(source).expanduser().resolve()
     weights = open_weights(src)
-    model = model or _model_of(weights)
+    found, width = _model_of(weights)
+    if model is not None and model != found:
+        width = 1.0  # a width read from the file belongs to the file's own model name
+    model = model or found
     if not model:
         raise ConfigError(
             f"which backbone do the weights {str(src)!r} belong to? Pass the model name "
             "(--model torchvision/resnet50, timm/<name>, resnet-18, ...)"
         )
-    load_backbone_weights(get_backbone(model), src, strict=True)
+    load_backbone_weights(get_backbone(model, width=width), src, strict=True)
     pretrained = _pretrained_cfg(weights)
     if input_size is None and isinstance(pretrained.get("input_size"), list):
         input_size = int(pretrained["input_size"][-1])
@@ -290,6 +297,7 @@ def add_entry(
             input_size=input_size,
             mean=mean,
             std=std,
+            width=width,
         )
         atomic_write_text(staging / META, json.dumps(entry.to_json(), indent=2) + "\n")
         if final.exists():
