@@ -170,3 +170,52 @@ def test_train_with_ddp_on_two_cpu_processes(make_image_folder: Callable[..., Pa
     assert "Starting with 2 processes" in output, output[-3000:]
     assert output.count("Best model checkpoint:") == 2
     assert (out / "selfsup_epoch_0.ckpt").is_file()
+
+
+@pytest.mark.parametrize("collapsed", [True, False])
+def test_embed_and_run_warn_about_collapsed_embeddings(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    make_image_folder: Callable[..., Path],
+    tmp_path: Path,
+    collapsed: bool,
+) -> None:
+    import types
+
+    import numpy as np
+
+    import selfsup.core
+    import selfsup.curation.pipeline
+    from selfsup.utils.embedding_stats import collapse_verdict, embedding_stats
+
+    root = make_image_folder(n_classes=1, n_per_class=4)
+    checkpoint = tmp_path / "model.ckpt"
+    checkpoint.write_bytes(b"not read: embed is replaced")
+    rng = np.random.default_rng(0)
+    emb = np.ones((4, 8)) + 1e-6 * rng.normal(size=(4, 8)) if collapsed else rng.normal(size=(4, 8))
+    emb = emb.astype(np.float32)
+    names = [f"img_{i}.png" for i in range(4)]
+
+    def fake_embed(cfg: object) -> tuple[object, object, list[str]]:
+        return emb, np.zeros(4, dtype=np.int64), names
+
+    monkeypatch.setattr(selfsup.core, "embed", fake_embed)
+    rc = main(
+        ["embed", f"input_dir={root}", f"checkpoint={checkpoint}", f"output_dir={tmp_path / 'e'}"]
+    )
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert ("Warning: the embeddings are collapsed" in err) is collapsed
+
+    health = embedding_stats(emb).to_json()
+    assert (collapse_verdict(embedding_stats(emb)) is not None) is collapsed
+    result = types.SimpleNamespace(
+        report={"counts": {"n_input_to_selection": 4}, "statistics": {"embedding_health": health}},
+        selected=names[:1],
+        output_dir=tmp_path / "run",
+    )
+    monkeypatch.setattr(selfsup.curation.pipeline, "run", lambda cfg, overrides: result)
+    assert main(["run", f"input_dir={root}", "stopping_condition.n_samples=1"]) == 0
+    captured = capsys.readouterr()
+    assert "Selected 1 of 4 samples" in captured.out
+    assert ("lightly.optimizer.lr" in captured.err) is collapsed

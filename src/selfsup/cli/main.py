@@ -97,6 +97,11 @@ def cmd_embed(cfg: LightlyConfig, overrides: Sequence[str]) -> int:
     path = Path(cfg.embeddings) if cfg.embeddings else out / "embeddings.csv"
     save_embeddings(str(path), embeddings, [int(x) for x in labels], filenames)
     print(f"Embeddings of {len(filenames)} samples written to {path}")
+    from selfsup.utils.embedding_stats import collapse_verdict, embedding_stats
+
+    verdict = collapse_verdict(embedding_stats(embeddings)) if len(filenames) else None
+    if verdict:
+        print(f"Warning: {verdict}", file=sys.stderr)
     return 0
 
 
