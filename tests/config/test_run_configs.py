@@ -134,3 +134,21 @@ def test_scheduled_runs_take_the_distributed_keys() -> None:
             None,
             check_selection=False,
         )
+
+
+def test_scheduled_runs_name_pretrained_weights_by_zoo_entry() -> None:
+    """A path would name a file on the worker's machine; a zoo entry is resolved there."""
+    ok = validate_run_configs(
+        {"selection_config": SELECTION},
+        {"model": {"weights": "zoo:dinov2-s"}},
+        None,
+        check_selection=False,
+    )
+    assert ok.lightly_config["model"]["weights"] == "zoo:dinov2-s"
+    with pytest.raises(ConfigError, match=r"lightly_config\.model\.weights=.*zoo:<name>"):
+        validate_run_configs(
+            {"selection_config": SELECTION},
+            {"model": {"weights": "/data/resnet50.pth"}},
+            None,
+            check_selection=False,
+        )

@@ -714,7 +714,9 @@ def _model_description(cfg: RunConfig, checkpoint: str) -> str:
     """How the run's embeddings were made, for the report ("" checkpoint: pretrained)."""
     if checkpoint:
         return f"checkpoint {checkpoint}"
-    model = cfg.lightly.model
+    from selfsup.core import resolve_model
+
+    model = resolve_model(cfg.lightly.model)  # a zoo entry names its own backbone
     return f"pretrained weights {model.weights} ({model.name}), not trained"
 
 
