@@ -138,3 +138,13 @@ def test_decoder_size_follows_the_paper_and_scales_down() -> None:
     assert decoder_size(768) == (512, 8, 16)
     assert decoder_size(192) == (192, 2, 6)
     assert decoder_size(16) == (16, 2, 1)
+
+
+def test_every_trainable_parameter_gets_a_gradient() -> None:
+    # DDP (find_unused_parameters=False) fails on a trainable parameter without gradient: the
+    # encoder's mask token, which MAE never uses, is frozen.
+    model = MAEModel(small_vit(), 8, 8)
+    assert not model.encoder.mask_token.requires_grad
+    torch.autograd.backward(model.training_loss([torch.randn(2, 3, 16, 16)], TrainProgress()))
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert unused == []

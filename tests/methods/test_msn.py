@@ -77,6 +77,7 @@ def test_a_registered_vit_behind_build_models_linear_drops_tokens() -> None:
     linear = nn.Linear(16, 8)
     model = MSNModel(nn.Sequential(vit, linear), 8, 4, mask_ratio=0.5)
     assert model.masked_vit is vit.features
+    assert not vit.features.mask_token.requires_grad  # unused by MSN; DDP needs it frozen
     calls: list[int] = []
     layers: nn.Module = vit.features.get_submodule("vit.encoder.layers")
     layers.register_forward_hook(lambda _m, inputs, _o: calls.append(inputs[0].shape[1]))

@@ -95,3 +95,10 @@ def test_errors_name_the_problem() -> None:
         SimMIMModel(small_vit(), mask_patch_size=6)
     with pytest.raises(DataError, match="simmim trains on 1 view per image"):
         SimMIMModel(small_vit()).training_loss([torch.randn(1, 3, 16, 16)] * 2, TrainProgress())
+
+
+def test_every_trainable_parameter_gets_a_gradient() -> None:
+    model = SimMIMModel(small_vit(), 8, 8)
+    torch.autograd.backward(model.training_loss([torch.randn(2, 3, 16, 16)], TrainProgress()))
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert unused == []

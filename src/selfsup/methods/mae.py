@@ -112,6 +112,9 @@ class MAEModel(MethodModel):
         super().__init__()
         del num_ftrs, out_dim
         self.backbone, self.encoder = require_vit(backbone, "mae")
+        # MAE drops masked tokens and never uses the encoder's mask token (the decoder has
+        # its own): frozen, so that DDP does not wait for its gradient.
+        self.encoder.mask_token.requires_grad_(False)
         self.mask_ratio = check_mask_ratio(mask_ratio, "MAEModel")
         self.norm_pix_loss = norm_pix_loss
         width, depth, heads = decoder_size(self.encoder.embed_dim)

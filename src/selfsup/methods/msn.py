@@ -84,6 +84,9 @@ class MSNModel(MomentumEncoderModel):
         self.vit_tail: nn.Module = nn.Identity()
         if split is not None:
             _, self.masked_vit, self.vit_tail = split
+            # MSN drops tokens and never uses the ViT's mask token: frozen, so that DDP does
+            # not wait for its gradient.
+            self.masked_vit.mask_token.requires_grad_(False)
         loss_type = PMSNLoss if pmsn else MSNLoss
         self.criterion: MSNLoss = loss_type(
             temperature=temperature,
