@@ -286,3 +286,63 @@ def test_the_map_colours_by_folder_issue_tag_and_any_score(
     bad = client.get(f"/ui-api/runs/{RUN}/colour?by=score:nope")
     assert bad.status_code == 400
     assert "score:brightness" in bad.json()["error"]
+
+
+# --------------------------------------------------------------------------- server mode
+
+
+def test_server_mode_keeps_the_choice_in_the_database_for_its_owner_only(
+    run_folder: Path, outputs: RunOutputs, tmp_path: Path
+) -> None:
+    import shutil
+
+    from selfsup.cli.apps import create_server_app
+    from selfsup.server.testing import ServerHarness
+
+    root = tmp_path / "root"
+    shutil.copytree(run_folder.parent / "images", root / "images")
+    (root / "out").mkdir()
+    server = ServerHarness(
+        f"sqlite:///{tmp_path / 'server.db'}",
+        tmp_path / "data",
+        local_roots=(root,),
+        app_factory=create_server_app,
+    )
+    try:
+        alice = server.token("alice")
+        api = server.client(alice)
+        api.create_dataset("shapes")
+        api.set_local_config(resource_path=str(root / "images"), purpose="INPUT")
+        api.set_local_config(resource_path=str(root / "out"), purpose="LIGHTLY")
+        job = api.schedule_compute_worker_run(
+            worker_config={"stopping_condition": {"n_samples": 2}}
+        )
+        workers = server.worker_client(alice)
+        worker_id = workers.register("w1").id
+        claim = workers.claim(worker_id)
+        assert claim is not None
+        shutil.copytree(run_folder, root / "out" / "runs" / claim.run.id)
+        workers.set_state(worker_id, claim.run.id, "COMPLETED", "done")
+        rows = read_filename_table(RunFolder(run_folder).near_duplicate_filenames)
+        group = next(r[0] for r in rows if r[1] == COPY)
+        url = f"/runs/{job}/near-duplicates/{group}/keep"
+        original = str(_index(outputs, ORIGINAL))
+
+        with TestClient(server.app, base_url=BASE, follow_redirects=False) as as_bob:
+            assert as_bob.post("/login", data={"token": server.token("bob")}).status_code == 303
+            refused = as_bob.post(url, data={"index": original}, headers={"Origin": BASE})
+            assert refused.status_code == 404
+        with TestClient(server.app, base_url=BASE, follow_redirects=False) as as_alice:
+            assert as_alice.post("/login", data={"token": alice}).status_code == 303
+            kept = as_alice.post(url, data={"index": original}, headers={"Origin": BASE})
+            assert kept.status_code == 303
+            keep = as_alice.get(f"/runs/{job}/export?tag={KEEP_TAG}&format=txt").text
+            drop = as_alice.get(f"/runs/{job}/export?tag={DROP_TAG}&format=txt").text
+            assert keep.splitlines() == [ORIGINAL]
+            assert COPY in drop.splitlines()
+            grid = as_alice.get(f"/runs/{job}/images?issue=dark").text
+            assert _tiles(grid) == [_index(outputs, DARK)]
+        # The database holds the choice, not the run folder.
+        assert RunFolder(root / "out" / "runs" / claim.run.id).read_tags() == {}
+    finally:
+        server.close()
