@@ -64,3 +64,12 @@ def test_not_a_vit_and_wrong_views_are_clear_errors() -> None:
         METHOD.build_model(conv, 8, 8)
     with pytest.raises(DataError, match="aim trains on 1 view per image but the batch holds 2"):
         _model().training_loss([torch.randn(2, 3, 16, 16)] * 2, TrainProgress())
+
+
+def test_every_trainable_parameter_gets_a_gradient() -> None:
+    # DDP (find_unused_parameters=False) fails on a trainable parameter without gradient: the
+    # ViT's mask token, unused here, is frozen.
+    model = _model()
+    torch.autograd.backward(model.training_loss([torch.randn(2, 3, 16, 16)], TrainProgress()))
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert unused == []

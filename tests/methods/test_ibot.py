@@ -60,7 +60,7 @@ def test_student_masks_its_global_views_and_the_teacher_does_not() -> None:
     assert student_global is not None
     assert student_global.shape == (8, 16)  # 2 global views of 4 images, 4x4 patches
     assert bool(student_global.any(dim=1).all())  # mask_probability=1: every view masked
-    assert student_local == [None, None]
+    assert student_local == [None]  # both local views in one batch, unmasked
     loss.backward()
     assert model.student_vit.mask_token.grad is not None
     assert model.student_vit.mask_token.grad.abs().sum() > 0
@@ -116,7 +116,8 @@ def test_local_views_are_resized_to_whole_patches() -> None:
         lambda _m, inputs, _o: shapes.append(tuple(inputs[0].shape))
     )
     model.training_loss(_views(), TrainProgress())
-    assert shapes[-2:] == [(4, 3, 8, 8), (4, 3, 8, 8)]  # 7 px -> 2 patches of 4 px
+    # Both local views in one batch, 7 px -> 2 patches of 4 px.
+    assert shapes[-1] == (8, 3, 8, 8)
 
 
 @pytest.mark.parametrize(
@@ -130,3 +131,12 @@ def test_local_views_are_resized_to_whole_patches() -> None:
 def test_bad_settings_are_clear_errors(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _model(**kwargs)
+
+
+@pytest.mark.parametrize("separate_heads", [False, True])
+def test_every_trainable_parameter_gets_a_gradient(separate_heads: bool) -> None:
+    # DDP (find_unused_parameters=False) fails on a trainable parameter without gradient.
+    model = _model(separate_heads=separate_heads, koleo_weight=0.1, mask_probability=1.0)
+    torch.autograd.backward(model.training_loss(_views(), TrainProgress()))
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert unused == []

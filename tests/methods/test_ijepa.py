@@ -96,3 +96,12 @@ def test_transform_gives_one_view() -> None:
     views = METHOD.build_transform(16)(torch.rand(3, 20, 20))
     assert len(views) == 1
     assert views[0].shape == (3, 16, 16)
+
+
+def test_every_trainable_parameter_gets_a_gradient() -> None:
+    # DDP (find_unused_parameters=False) fails on a trainable parameter without gradient: the
+    # ViT's mask token, unused here, is frozen.
+    model = _model()
+    torch.autograd.backward(model.training_loss([torch.randn(2, 3, 16, 16)], TrainProgress()))
+    unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert unused == []

@@ -47,6 +47,10 @@ _CATALOG: dict[str, str] = {
     "msn": "selfsup.methods.msn:METHOD",
     "pmsn": "selfsup.methods.msn:METHOD_P",
     "distillation": "selfsup.methods.distillation:METHOD",
+    "ibot": "selfsup.methods.ibot:METHOD",
+    "dinov2": "selfsup.methods.dinov2:METHOD",
+    "ijepa": "selfsup.methods.ijepa:METHOD",
+    "aim": "selfsup.methods.aim:METHOD",
     "mae": "selfsup.methods.mae:METHOD",
     "simmim": "selfsup.methods.simmim:METHOD",
 }

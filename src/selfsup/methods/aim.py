@@ -80,6 +80,9 @@ class AIMModel(MethodModel):
         super().__init__()
         del num_ftrs
         self.backbone, masked = require_vit(backbone, "aim")
+        # AIM masks nothing: the ViT's mask token is frozen, so that DDP does not wait for its
+        # gradient.
+        masked.mask_token.requires_grad_(False)
         self.causal_vit = MaskedCausalVisionTransformer(masked)
         self.patch_size = masked.patch_size
         pixels = self.patch_size * self.patch_size * 3

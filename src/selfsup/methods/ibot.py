@@ -151,11 +151,20 @@ class IBOTModel(MomentumEncoderModel):
         self.ibot_criterion = IBOTPatchLoss(output_dim=prototypes)
         self.koleo_criterion = KoLeoLoss()
 
-    def _student_class_logits(self, x: Tensor) -> Tensor:
-        """Class logits (B, K) of unmasked (local) views (B, C, H, W)."""
+    def _local_class_logits(self, views: Sequence[Tensor]) -> list[Tensor]:
+        """Class logits (B, K) of each unmasked (local) view (B, C, H, W); views of one size
+        go through the ViT as one batch, as in the papers' code."""
         heads: IBOTHeads = self.projection_head  # type: ignore[assignment]
         vit = self.student_vit
-        out: Tensor = heads.dino_head(vit.pool(vit.encode(_fit_to_patches(x, vit.patch_size))))
+        out: list[Tensor] = []
+        start = 0
+        while start < len(views):
+            end = start
+            while end < len(views) and views[end].shape == views[start].shape:
+                end += 1
+            x = _fit_to_patches(torch.cat(list(views[start:end])), vit.patch_size)
+            out += list(heads.dino_head(vit.pool(vit.encode(x))).chunk(end - start))
+            start = end
         return out
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
@@ -185,7 +194,7 @@ class IBOTModel(MomentumEncoderModel):
         s_pooled = student.pool(s_tokens)
         student_patches = heads.ibot_head(s_tokens[:, student.num_prefix_tokens :][mask])
         student_cls = list(heads.dino_head(s_pooled).chunk(N_GLOBAL_VIEWS))
-        student_cls += [self._student_class_logits(v) for v in views[N_GLOBAL_VIEWS:]]
+        student_cls += self._local_class_logits(views[N_GLOBAL_VIEWS:])
 
         criterion = self.dino_criterion
         temp = teacher_temperature(

@@ -84,6 +84,9 @@ class IJEPAModel(MethodModel):
         # A projection after the ViT (as selfsup.core builds models) is dropped: I-JEPA
         # predicts and embeds the ViT's own tokens.
         self.backbone, self.encoder = require_vit(backbone, "ijepa")
+        # The context encoder drops the other patches and never uses the ViT's mask token
+        # (the predictor has its own): frozen, so that DDP does not wait for its gradient.
+        self.encoder.mask_token.requires_grad_(False)
         del num_ftrs
         self.target_backbone = momentum_copy(self.backbone)
         target_encoder = require_vit(self.target_backbone, "ijepa")[1]

@@ -25,7 +25,12 @@ from selfsup.models.modules.heads import (
     TiCoProjectionHead,
     VICRegProjectionHead,
 )
+from selfsup.models.modules.ijepa import IJEPAPredictor
 from selfsup.models.modules.masked_autoencoder import MAEDecoder, MAEDecoderTIMM
+from selfsup.models.modules.masked_causal_vision_transformer import (
+    AIMPredictionHead,
+    MaskedCausalVisionTransformer,
+)
 from selfsup.models.modules.masked_vision_transformer import (
     MaskedVisionTransformer,
     MaskedVisionTransformerTIMM,
@@ -36,16 +41,19 @@ from selfsup.models.modules.smog import SMoGPrototypes
 from selfsup.models.modules.swav import SwaVPrototypes
 
 __all__ = [
+    "AIMPredictionHead",
     "BYOLPredictionHead",
     "BYOLProjectionHead",
     "BarlowTwinsProjectionHead",
     "DINOProjectionHead",
     "DINOv2ProjectionHead",
     "DenseCLProjectionHead",
+    "IJEPAPredictor",
     "MAEDecoder",
     "MAEDecoderTIMM",
     "MMCRProjectionHead",
     "MSNProjectionHead",
+    "MaskedCausalVisionTransformer",
     "MaskedVisionTransformer",
     "MaskedVisionTransformerTIMM",
     "MaskedVisionTransformerTorchvision",

@@ -24,7 +24,8 @@ __all__ = ["IJEPAPredictor"]
 
 
 class IJEPAPredictor(nn.Module):
-    """Predict the encoder's representations of target blocks from the context block.
+    """Predict the encoder's representations of target blocks from the context block
+    (I-JEPA's predictor, Assran et al. 2023, https://arxiv.org/abs/2301.08243, sec. 3).
 
     Args:
         embed_dim: Width D of the encoders' tokens (input and output of the predictor).

@@ -48,7 +48,8 @@ def prefix_causal_mask(prefix_length: Tensor, sequence_length: int) -> Tensor:
 
 class MaskedCausalVisionTransformer(nn.Module):
     """A torchvision ViT (through its :class:`MaskedVisionTransformerTorchvision`) whose
-    attention is prefix-causal over the token sequence.
+    attention is prefix-causal over the token sequence, as AIM trains it (El-Nouby et al.
+    2024, https://arxiv.org/abs/2401.08541, sec. 3).
 
     Shares the ViT's weights. :meth:`encode` returns all tokens (B, P + N, D), prefix tokens
     (the class token) first, as the wrapped ViT's ``encode`` does but with the mask of
@@ -115,7 +116,8 @@ def _block_with_mask(block: EncoderBlock, x: Tensor, blocked: Tensor) -> Tensor:
 class AIMPredictionHead(nn.Module):
     """AIM's pixel head: each token's feature -> the (normalised) pixels of the next patch.
 
-    "The prediction head is an MLP (...) with 12 blocks" (AIM, sec. 3 and appendix: each a
+    "The prediction head is an MLP (...) with 12 blocks" (AIM, El-Nouby et al. 2024,
+    https://arxiv.org/abs/2401.08541, sec. 3 and appendix: each a
     residual block of LayerNorm, Linear, GELU, Linear), applied to each token independently
     so that it cannot mix information between patches. Here ``num_blocks`` residual blocks
     of width ``hidden_dim`` (MLP 4 x wider) between an input and an output projection.
