@@ -228,3 +228,21 @@ def test_a_zoo_entry_brings_its_backbone_and_preprocessing(
     assert np.allclose(emb, expected, atol=1e-5)
     with pytest.raises(ConfigError, match="holds weights of the backbone"):
         build_backbone(ModelConfig(name="torchvision/resnet34", weights="zoo:r18"))
+
+
+def test_cli_refuses_missing_weights_before_writing(
+    tmp_path: Path,
+    make_image_folder: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SELFSUP_HOME", str(tmp_path / "home"))
+    images = make_image_folder(n_classes=1, n_per_class=2)
+    out = tmp_path / "out"
+    for weights in (str(tmp_path / "absent.pth"), "zoo:absent"):
+        code = main(
+            ["embed", f"input_dir={images}", f"output_dir={out}", f"model.weights={weights}"]
+        )
+        assert code == EXIT_USAGE
+        assert "absent" in capsys.readouterr().err
+        assert not out.exists()

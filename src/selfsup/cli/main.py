@@ -56,6 +56,10 @@ def _check_inputs(cfg: LightlyConfig, need_checkpoint: bool) -> None:
         )
     if cfg.checkpoint and not Path(cfg.checkpoint).is_file():
         raise ConfigError(f"checkpoint {cfg.checkpoint!r} does not exist")
+    if cfg.model.weights:
+        from selfsup.models.weights import weights_file
+
+        weights_file(cfg.model.weights)  # a missing file or unknown zoo entry: say so now
 
 
 def _resolve_output_dir(cfg: LightlyConfig) -> Path:
