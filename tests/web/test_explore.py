@@ -346,3 +346,24 @@ def test_server_mode_keeps_the_choice_in_the_database_for_its_owner_only(
         assert RunFolder(root / "out" / "runs" / claim.run.id).read_tags() == {}
     finally:
         server.close()
+
+
+def test_a_damaged_quality_file_costs_the_signal_filters_not_the_grid(
+    run_folder: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(run_folder, copy / RUN)
+    quality = RunFolder(copy / RUN).quality_csv
+    quality.write_text(quality.read_text(encoding="utf-8") + "short,row\n", encoding="utf-8")
+    app = create_view_app([copy / RUN], token=TOKEN, cache_dir=tmp_path / "cache")
+    with TestClient(app, base_url=BASE, follow_redirects=False) as c:
+        assert c.post("/login", data={"token": TOKEN, "next": "/"}).status_code == 303
+        grid = c.get(f"/runs/{RUN}/images")
+        assert grid.status_code == 200
+        assert "but the header has 8" in grid.text
+        sorted_grid = c.get(f"/runs/{RUN}/images?sort=brightness")
+        assert sorted_grid.status_code == 409
+        assert "quality.csv" in sorted_grid.text
+        assert c.get(f"/runs/{RUN}/map").status_code == 200

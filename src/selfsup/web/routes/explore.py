@@ -39,7 +39,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from selfsup.apphelpers.http_errors import ApiError, bad_request
-from selfsup.apphelpers.web_backend import InvalidTag, WebNotFound, check_tag
+from selfsup.apphelpers.web_backend import InvalidTag, Viewer, WebNotFound, check_tag
 from selfsup.utils.names import display_name
 from selfsup.web.outputs import STATUSES, RunOutputs
 from selfsup.web.routes.common import (
@@ -73,7 +73,7 @@ SIMILAR_MAX: Final = 200
 THUMB_SIZE: Final = 160
 
 
-def _signals_or_page(outputs: RunOutputs, run_id: str, viewer: Any) -> RunSignals | HTMLResponse:
+def _signals_or_page(outputs: RunOutputs, run_id: str, viewer: Viewer) -> RunSignals | HTMLResponse:
     try:
         return outputs.signals
     except SignalsError as exc:

@@ -145,10 +145,15 @@ def images_page(
         except TagStorageError as exc:  # the run's tags.json, not the tag asked for
             return error_page(viewer, 409, "Tags unavailable", str(exc), back=(base, "All"))
         tagged = filter_samples(outputs, indices_of(outputs, names), query)
+    # A damaged signal file (quality.csv, ...) costs the signal filters, not the grid.
+    signals = _EMPTY_SIGNALS
+    signals_error = ""
     try:
         signals = outputs.signals
     except SignalsError as exc:
-        return error_page(viewer, 409, "Scores unavailable", str(exc), back=(base, "All"))
+        signals_error = str(exc)
+        if issue or dup or sort:
+            return error_page(viewer, 409, "Scores unavailable", str(exc), back=(base, "All"))
     descending = order == "desc"
     if order not in ("", "asc", "desc"):
         return error_page(
@@ -283,9 +288,21 @@ def images_page(
         ],
         tags_error=tags_error,
         untagged_href=_url(base, status=chosen, q=query, per_page=shown_size, **keep),
+        signals_error=signals_error,
         signals_clear_href=_url(base, status=chosen, q=query, tag=tag, per_page=shown_size),
     )
 
+
+_EMPTY_SIGNALS = RunSignals(
+    scores={},
+    score_sources={},
+    issues={},
+    groups=[],
+    group_of=np.zeros(0, dtype=np.int64),
+    folders=[],
+    folder_code=np.zeros(0, dtype=np.int64),
+)
+"""What the grid offers when the run's signals cannot be read (no filters, no sorts)."""
 
 DUP_FILTERS = ("any", "copies")
 """``?dup=`` values: ``any`` every near-duplicate group member, ``copies`` the members a
