@@ -253,3 +253,22 @@ def test_max_time_stops_training_and_embedding_uses_the_trained_input_size(
     assert embed_input_size(resolve_config(collate={"input_size": 48}), checkpoint) == 48
     emb, _, _ = embed_images(input_dir=str(root), checkpoint=checkpoint, loader={"num_workers": 0})
     assert emb.shape == (8, 16)
+
+
+def test_model_vit_pool_picks_a_vits_embedding() -> None:
+    from selfsup.core import build_backbone
+    from selfsup.models.modules import MaskedVisionTransformerTorchvision
+
+    torch.manual_seed(0)
+    cls = build_backbone(ModelConfig(name="vit-tiny-p4"))
+    mean = build_backbone(ModelConfig(name="vit-tiny-p4", vit_pool="mean"))
+    mean.load_state_dict(cls.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        vit = cls.features
+        assert isinstance(vit, MaskedVisionTransformerTorchvision)
+        tokens = vit.encode(x)
+        torch.testing.assert_close(cls(x), tokens[:, 0])
+        torch.testing.assert_close(mean(x), tokens[:, 1:].mean(1))
+    with pytest.raises(ConfigError, match=r"model.vit_pool='mean' applies to the ViT backbones"):
+        build_backbone(ModelConfig(name="resnet-9", vit_pool="mean"))

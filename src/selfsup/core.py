@@ -87,11 +87,12 @@ def build_backbone(model: ModelConfig, *, pretrained: bool = True) -> Backbone:
     """The configured backbone, (B, 3, H, W) -> (B, num_features), with ``model.weights``
     loaded when ``pretrained`` (:func:`selfsup.models.weights.load_backbone_weights`; keys
     that do not match are an error unless ``model.weights_strict=false``)."""
-    from selfsup.models.backbones import get_backbone
+    from selfsup.models.backbones import get_backbone, vit_pool_kwargs
     from selfsup.models.weights import load_backbone_weights
 
     model = resolve_model(model)
-    features = get_backbone(model.name, width=model.width)
+    pool = vit_pool_kwargs(model.name, model.vit_pool)
+    features = get_backbone(model.name, width=model.width, **pool)
     if pretrained and model.weights:
         load_backbone_weights(features, model.weights, strict=model.weights_strict)
     return features

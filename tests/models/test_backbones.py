@@ -238,3 +238,12 @@ def test_standard_vit_sizes() -> None:
     assert VIT_SIZES["vit-s16"][1:5] == (16, 12, 6, 384)
     assert VIT_SIZES["vit-b16"][1:5] == (16, 12, 12, 768)
     assert get_backbone("vit-s16", num_layers=1).num_features == 384
+
+
+def test_vit_pool_kwargs_only_for_vits() -> None:
+    from selfsup.models.backbones import vit_pool_kwargs
+
+    assert vit_pool_kwargs("vit-s16", "mean") == {"pool": "mean"}
+    assert vit_pool_kwargs("resnet-18", "cls") == {}
+    with pytest.raises(ConfigError, match=r"model\.name='resnet-18'"):
+        vit_pool_kwargs("resnet-18", "mean")

@@ -53,6 +53,11 @@ class ModelConfig(StrictModel):
     weights_strict: bool = Field(
         True, description="refuse weights whose keys do not all match (false: load the matching)"
     )
+    vit_pool: Literal["cls", "mean"] = Field(
+        "cls",
+        description="embedding of a vit-* backbone: its class token (cls) or the mean of its "
+        "patch tokens (mean)",
+    )
 
 
 class TrainerConfig(StrictModel):

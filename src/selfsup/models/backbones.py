@@ -425,3 +425,20 @@ def vit_backbone_names() -> list[str]:
     """The registered ViT names, for error messages and docs (``torchvision/vit_*`` and
     ``timm/vit_*`` names are ViTs too)."""
     return list(VIT_SIZES)
+
+
+def vit_pool_kwargs(name: str, vit_pool: str) -> dict[str, str]:
+    """``get_backbone`` keyword arguments for the configured ViT pooling (``model.vit_pool``).
+
+    The registered ViTs take ``pool``; the default ``cls`` asks nothing of other backbones,
+    while ``mean`` for a backbone that is not a registered ViT is a ConfigError naming it.
+    """
+    if name in VIT_SIZES:
+        return {"pool": vit_pool}
+    if vit_pool != "cls":
+        raise ConfigError(
+            f"model.vit_pool={vit_pool!r} applies to the ViT backbones "
+            f"{', '.join(VIT_SIZES)}, but model.name={name!r}; leave model.vit_pool=cls (a "
+            "timm ViT pools as its global_pool)"
+        )
+    return {}
