@@ -7,6 +7,7 @@ One local Ray instance with 2 CPUs serves the module (starting Ray costs seconds
 from __future__ import annotations
 
 import csv
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +25,12 @@ from selfsup.data import ManifestDataset
 from selfsup.embedding.ray_engine import (
     EMBEDDING_COLUMN,
     ID_COLUMN,
+    LABEL_COLUMN,
     RayOptions,
     embed_with_ray,
+    import_ray,
     shard_ranges,
+    write_shard,
 )
 from selfsup.errors import ConfigError, DataError
 from selfsup.runfolder import RunFolder
@@ -35,8 +39,6 @@ from selfsup.utils.io import load_embeddings
 
 ray = pytest.importorskip("ray")
 pq = pytest.importorskip("pyarrow.parquet")
-
-pytestmark = pytest.mark.slow
 
 MODEL = {"name": "resnet-9", "width": 0.125, "num_ftrs": 16, "out_dim": 8}
 TINY: dict[str, Any] = {
@@ -63,6 +65,29 @@ def checkpoint(tmp_path: Path) -> Path:
     return path
 
 
+def test_without_ray_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an import of a missing module sees
+    with pytest.raises(ConfigError, match=r"selfsup\[distributed\]"):
+        import_ray()
+
+
+def test_a_shard_reads_back_through_the_selection_reader(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(5, 3)).astype(np.float32)
+    names = [f"a/{i}.png" for i in range(5)]
+    write_shard(tmp_path / "part-000000.parquet", names[:2], np.zeros(2, np.int64), emb[:2])
+    write_shard(tmp_path / "part-000001.parquet", names[2:], np.ones(3, np.int64), emb[2:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "part-000000.parquet",
+        "part-000001.parquet",
+    ]
+    read_names, matrix = load_embedding_matrix(tmp_path)
+    assert read_names == names
+    np.testing.assert_array_equal(matrix, emb)
+    labels = pq.read_table(tmp_path / "part-000001.parquet").column(LABEL_COLUMN).to_pylist()
+    assert labels == [1, 1, 1]
+
+
 def test_shard_ranges_cover_every_sample_once() -> None:
     assert shard_ranges(7, 3) == [(0, 3), (3, 6), (6, 7)]
     assert shard_ranges(6, 3) == [(0, 3), (3, 6)]
@@ -70,6 +95,7 @@ def test_shard_ranges_cover_every_sample_once() -> None:
         shard_ranges(3, 0)
 
 
+@pytest.mark.slow
 def test_selfsup_embed_on_ray_gives_the_local_embeddings_csv_and_shards(
     ray_local: None, make_image_folder: Callable[..., Path], checkpoint: Path, tmp_path: Path
 ) -> None:
@@ -130,6 +156,7 @@ def _dataset(root: Path) -> ManifestDataset:
     return ManifestDataset(root, [_Record(f, f) for f in files], transform=T.ToTensor())
 
 
+@pytest.mark.slow
 def test_a_rerun_after_a_crash_replaces_the_output_whole(
     ray_local: None, make_image_folder: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -149,6 +176,7 @@ def test_a_rerun_after_a_crash_replaces_the_output_whole(
     assert list(tmp_path.glob("*.tmp-*")) == []
 
 
+@pytest.mark.slow
 def test_an_unreadable_sample_is_a_data_error_naming_it(
     ray_local: None, make_image_folder: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -163,6 +191,7 @@ def test_an_unreadable_sample_is_a_data_error_naming_it(
     assert list(out.parent.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_selfsup_run_on_ray_writes_the_shards_into_the_run_folder(
     ray_local: None,
     make_image_folder: Callable[..., Path],
