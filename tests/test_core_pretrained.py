@@ -175,7 +175,7 @@ def test_mismatched_weights_are_refused_with_the_keys_named(
 
 def test_embedding_needs_a_checkpoint_or_weights(make_image_folder: Callable[..., Path]) -> None:
     images = make_image_folder(n_classes=1, n_per_class=2)
-    with pytest.raises(ConfigError, match=r"checkpoint or model\.weights"):
+    with pytest.raises(ConfigError, match=r"checkpoint is required.*model\.weights"):
         embed(resolve_config(input_dir=str(images), **COMMON))
 
 

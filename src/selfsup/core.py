@@ -660,9 +660,9 @@ def embedding_model(
         return model, embed_input_size(cfg, ckpt), None
     if not cfg.model.weights:
         raise ConfigError(
-            "checkpoint or model.weights is required to embed: pass checkpoint=<path to a "
-            ".ckpt> (selfsup train writes one) or model.weights=<pretrained weights> "
-            "(docs/pretrained.md)"
+            "checkpoint is required to embed: pass checkpoint=<path to a .ckpt> (selfsup "
+            "train writes one), or model.weights=<pretrained weights> to embed without "
+            "training (docs/pretrained.md)"
         )
     backbone = build_backbone(cfg.model)
     input_size, normalize = _pretrained_input(cfg, backbone)

@@ -50,9 +50,9 @@ def _check_inputs(cfg: LightlyConfig, need_checkpoint: bool) -> None:
         raise ConfigError(f"input_dir {cfg.input_dir!r} is not an existing folder")
     if need_checkpoint and not cfg.checkpoint and not cfg.model.weights:
         raise ConfigError(
-            "checkpoint or model.weights is required to embed: pass checkpoint=<path to a "
-            ".ckpt> (selfsup train writes one) or model.weights=<pretrained weights> "
-            "(docs/pretrained.md)"
+            "checkpoint is required to embed: pass checkpoint=<path to a .ckpt> (selfsup "
+            "train writes one), or model.weights=<pretrained weights> to embed without "
+            "training (docs/pretrained.md)"
         )
     if cfg.checkpoint and not Path(cfg.checkpoint).is_file():
         raise ConfigError(f"checkpoint {cfg.checkpoint!r} does not exist")

@@ -366,7 +366,8 @@ def embed_crops(
 
     if not (checkpoint or cfg.checkpoint or cfg.model.weights):
         raise ConfigError(
-            "checkpoint or model.weights is required to embed crops: pass checkpoint=<path>"
+            "checkpoint is required to embed crops: pass checkpoint=<path>, or "
+            "model.weights=<pretrained weights>"
         )
     if not crops:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64), []
