@@ -7,7 +7,8 @@ mixed precision and checkpointing); subclasses add how to embed. Nothing below
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,15 @@ from torch.utils.data import DataLoader
 from selfsup.embedding._trainer import lightning_trainer_kwargs
 from selfsup.errors import DataError
 from selfsup.home import timestamped_output_dir
+from selfsup.models.batchnorm import batchnorm_layers, recompute_batchnorm_statistics
 
 #: Key under which selfsup stores its own metadata (e.g. the model config) in checkpoints.
 CHECKPOINT_METADATA_KEY = "selfsup"
+
+#: Training batches over which the backbone's BatchNorm statistics are recomputed at the end
+#: of each epoch (all of a smaller epoch): enough for stable averages, a small cost next to
+#: an epoch of forward and backward passes.
+PRECISE_BN_BATCHES = 16
 
 
 def split_views(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,6 +117,33 @@ class BaseEmbedding(pl.LightningModule):
 
     def train_dataloader(self) -> DataLoader[Any]:
         return self.dataloader
+
+    def on_train_epoch_end(self) -> None:
+        """Recompute ``model.backbone``'s BatchNorm statistics for its current weights.
+
+        The running averages lag the weights (after 2 steps they are still 81 % their
+        initial values), and eval-mode embedding with such statistics blows up through the
+        layers (1e11 after one 2-step epoch at lr 1.0; see :mod:`selfsup.models.batchnorm`).
+        Lightning calls this hook before the checkpoint callbacks, so every checkpoint holds
+        statistics of its own weights. Models without a ``backbone`` are left as they are.
+        """
+        backbone = getattr(self.model, "backbone", None)
+        if not isinstance(backbone, nn.Module) or not batchnorm_layers(backbone):
+            return
+        recompute_batchnorm_statistics(backbone, self._first_views())
+
+    def _first_views(self) -> Iterator[torch.Tensor]:
+        """The first view of up to :data:`PRECISE_BN_BATCHES` training batches
+        ``(views, labels, filenames)`` with B >= 2, on the model's device."""
+        loader = self.trainer.train_dataloader
+        if loader is None:
+            return
+        for batch in islice(loader, PRECISE_BN_BATCHES):
+            views = batch[0] if isinstance(batch, Sequence) and len(batch) > 0 else None
+            view = views[0] if isinstance(views, Sequence) and len(views) > 0 else None
+            # BatchNorm1d over (1, C) has no variance to measure
+            if isinstance(view, torch.Tensor) and len(view) >= 2:
+                yield view.to(self.device)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_METADATA_KEY] = dict(self.checkpoint_metadata)

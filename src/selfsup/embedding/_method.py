@@ -8,8 +8,7 @@ Embedding is inherited from :class:`SelfSupervisedEmbedding` and uses ``model.ba
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from itertools import islice
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -18,12 +17,6 @@ from torch.utils.data import DataLoader
 from selfsup.embedding.embedding import SelfSupervisedEmbedding
 from selfsup.errors import DataError
 from selfsup.methods._base import MethodModel, TrainProgress
-from selfsup.models.batchnorm import batchnorm_layers, recompute_batchnorm_statistics
-
-#: Training batches over which the backbone's BatchNorm statistics are recomputed at the end
-#: of each epoch (all of a smaller epoch): enough for stable averages, a small cost next to
-#: an epoch of forward and backward passes.
-PRECISE_BN_BATCHES = 16
 
 
 def batch_views(batch: Any) -> list[torch.Tensor]:
@@ -106,28 +99,3 @@ class MethodEmbedding(SelfSupervisedEmbedding):
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.model.before_optimizer_step(self._step_progress)
-
-    def on_train_epoch_end(self) -> None:
-        """Recompute the backbone's BatchNorm statistics for its current weights.
-
-        The running averages lag the weights (after 2 steps they are still 81 % their
-        initial values), and eval-mode embedding with such statistics blows up through the
-        layers (1e11 after one 2-step epoch at lr 1.0; see :mod:`selfsup.models.batchnorm`).
-        Lightning calls this hook before the checkpoint callbacks, so every checkpoint holds
-        statistics of its own weights.
-        """
-        backbone = self.model.backbone
-        if not batchnorm_layers(backbone):
-            return
-        recompute_batchnorm_statistics(backbone, self._first_views())
-
-    def _first_views(self) -> Iterator[torch.Tensor]:
-        """The first view of up to :data:`PRECISE_BN_BATCHES` training batches (B >= 2),
-        on the model's device."""
-        loader = self.trainer.train_dataloader
-        if loader is None:
-            return
-        for batch in islice(loader, PRECISE_BN_BATCHES):
-            view = batch_views(batch)[0]
-            if len(view) >= 2:  # BatchNorm1d over (1, C) has no variance to measure
-                yield view.to(self.device)
