@@ -226,3 +226,13 @@ def test_selfsup_run_on_ray_writes_the_shards_into_the_run_folder(
     assert len(names) == 6
     reported = folder.corrupt_filenames.read_text()
     assert all(Path(c).name in reported for c in corrupt)
+
+
+@pytest.mark.slow
+def test_a_pool_larger_than_the_local_instance_is_refused(
+    ray_local: None, make_image_folder: Callable[..., Path], tmp_path: Path
+) -> None:
+    dataset = _dataset(make_image_folder(n_classes=1, n_per_class=2))
+    with pytest.raises(ConfigError, match=r"embedding\.num_actors=3 .* has 2"):
+        embed_with_ray(_backbone(), dataset, tmp_path / "e.parquet", RayOptions(num_actors=3))
+    assert list(tmp_path.glob("e.parquet*")) == []

@@ -208,6 +208,25 @@ class _ShardEmbedder:
         return len(names)
 
 
+def _check_slots(ray: Any, options: RayOptions) -> None:
+    """Refuse a pool larger than the instance: its actors would wait for slots forever.
+
+    Checked where the instance is this machine (``embedding.ray_address=''``); a cluster may
+    add nodes on demand (autoscaling), so there a short pool only logs a warning.
+    """
+    kind = "GPU" if options.use_gpu else "CPU"
+    slots = int(ray.cluster_resources().get(kind, 0))
+    if options.num_actors <= slots:
+        return
+    message = (
+        f"embedding.num_actors={options.num_actors} actors need one {kind} each but the Ray "
+        f"instance has {slots}"
+    )
+    if not options.address:
+        raise ConfigError(f"{message}: use embedding.num_actors={max(slots, 1)} or fewer")
+    logger.warning("%s; the pool waits until the cluster has them", message)
+
+
 def _remove_leftovers(output: Path) -> None:
     """Remove temporary folders that an interrupted earlier call left beside ``output``."""
     for stale in output.parent.glob(f"{output.name}.tmp-*"):
@@ -260,6 +279,7 @@ def embed_with_ray(
     ranges = shard_ranges(len(names), options.shard_size)
     try:
         with ray_instance(options.address):
+            _check_slots(ray, options)
             items = [{"shard": k, "start": a, "stop": b} for k, (a, b) in enumerate(ranges)]
             resources: dict[str, Any] = {"num_gpus": 1} if options.use_gpu else {"num_cpus": 1}
             written = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
