@@ -1,0 +1,100 @@
+"""benchmarks/quality_issues.py: its corpus builder, selfsup's scoring on it, and the scores."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from PIL import Image
+
+BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "quality_issues.py"
+
+
+def _benchmark() -> ModuleType:
+    """Load the script as a module (it imports its sibling benchmarks by path)."""
+    spec = importlib.util.spec_from_file_location("quality_issues_benchmark", BENCHMARK)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_corpus_and_selfsup_scores_at_a_tiny_size(tmp_path: Path) -> None:
+    """The corpus holds what its ground truth says, and selfsup finds the unambiguous plants."""
+    bench = _benchmark()
+    root = tmp_path / "images"
+    corpus = bench.write_corpus(
+        root, 12, 2, seed=1, source="synthetic", short_sides=(64, 128), blur_short_sides=(64, 128)
+    )
+    files = sorted(p.name for p in root.iterdir())
+    # clean, 7 quality categories, 4 near-duplicate transformations, exact copies: 2 each
+    assert len(files) == 12 + 7 * 2 + 4 * 2 + 2
+    for category in bench.QUALITY_CATEGORIES:
+        assert sum(c == category for c in corpus.category.values()) == 2
+    assert len(corpus.pairs["near_duplicates"]) == 8
+    originals = [b for pairs in corpus.pairs.values() for _, b in pairs]
+    assert len(set(originals)) == len(originals)  # one copy per original
+    assert all(o.startswith("clean_") for o in originals)
+    for copy, original in corpus.pairs["exact_duplicates"]:
+        assert (root / copy).read_bytes() == (root / original).read_bytes()
+    for name, category in corpus.category.items():
+        with Image.open(root / name) as image:
+            assert image.mode == "RGB", name  # grayscale plants are RGB files too
+            if category == "odd_size":
+                assert min(image.size) <= 20
+            if category == "odd_aspect_ratio":
+                assert max(image.size) / min(image.size) >= 3.4
+
+    scores = bench.score_all(bench.run_selfsup(root), corpus)
+    for category in ("dark", "odd_size", "odd_aspect_ratio", "grayscale", "exact_duplicates"):
+        assert scores[category].recall == 1.0, (category, scores[category])
+    assert scores["exact_duplicates"].precision == 1.0
+    assert scores["near_duplicates/jpeg"].recall == 1.0
+    assert scores["near_duplicates/brightness"].recall == 1.0
+    table = bench.format_table({"selfsup": scores})
+    for key in scores:
+        assert key in table
+
+
+def test_scores_count_right_wrong_and_other_category_flags() -> None:
+    """Recall, precision and the ``other`` column on hand-made detections."""
+    bench = _benchmark()
+    corpus = bench.Corpus(
+        category={
+            "dark_0.png": "dark",
+            "dark_1.png": "dark",
+            "flat_0.png": "low_information",
+            "copy_a.png": "near_duplicates",
+            "copy_b.png": "near_duplicates",
+        },
+        pairs={
+            "near_duplicates": [("copy_a.png", "a.png"), ("copy_b.png", "b.png")],
+            "exact_duplicates": [],
+        },
+        transformation={"copy_a.png": "jpeg", "copy_b.png": "shift"},
+    )
+    # One dark plant found, one clean image wrongly flagged, a flat plant flagged (other).
+    dark = bench.score_flags({"dark_0.png", "clean.png", "flat_0.png"}, "dark", corpus)
+    assert (dark.recall, dark.precision, dark.other) == (0.5, 0.5, 1)
+    nothing = bench.score_flags(set(), "dark", corpus)
+    assert nothing.recall == 0.0
+    assert math.isnan(nothing.precision)
+    # copy_a with its original (right), copy_b with the wrong image b2 (both wrong).
+    groups = [{"copy_a.png", "a.png"}, {"copy_b.png", "b2.png"}, {"flat_0.png", "x.png"}]
+    near = bench.score_groups(groups, "near_duplicates", corpus, corpus.pairs["near_duplicates"])
+    assert (near.found, near.planted) == (1, 2)
+    assert near.flagged == 5  # a, copy_a, copy_b, b2, x; flat_0 is another category's plant
+    assert near.precision == pytest.approx(2 / 5)
+    assert near.other == 1
+
+
+def test_too_few_clean_originals_is_an_error(tmp_path: Path) -> None:
+    bench = _benchmark()
+    with pytest.raises(ValueError, match="n_clean=4 is too small"):
+        bench.write_corpus(tmp_path, 4, 1)
