@@ -246,3 +246,18 @@ def test_cli_refuses_missing_weights_before_writing(
         assert code == EXIT_USAGE
         assert "absent" in capsys.readouterr().err
         assert not out.exists()
+
+
+def test_a_vit_is_fed_the_only_size_it_accepts(
+    tmp_path: Path, make_image_folder: Callable[..., Path]
+) -> None:
+    timm = pytest.importorskip("timm")
+    torch.save(timm.create_model("vit_tiny_patch16_224").state_dict(), tmp_path / "vit.pth")
+    images = make_image_folder(n_classes=1, n_per_class=2)
+    model = {"name": "timm/vit_tiny_patch16_224", "weights": str(tmp_path / "vit.pth")}
+    cfg = resolve_config(input_dir=str(images), model=model, loader={"num_workers": 0})
+    _, side, _ = embedding_model(cfg)
+    assert side == 224
+    cfg.collate.input_size = 96
+    with pytest.raises(ConfigError, match=r"takes only 224x224 images.*collate\.input_size=96"):
+        embedding_model(cfg)

@@ -681,9 +681,13 @@ def embedding_model(
 
 
 def _pretrained_input(cfg: LightlyConfig, backbone: Backbone) -> tuple[int, Normalization | None]:
-    """Image side and normalisation for pretrained weights: ``collate.input_size`` when the
-    user set it, else the zoo entry's, else the one a timm model was built for (a ViT
-    accepts only that one), else ``collate.input_size``; the zoo entry's mean and std."""
+    """Image side and normalisation for pretrained weights without training.
+
+    The side: the one a ViT was built for when it accepts no other (timm without
+    ``dynamic_img_size``, torchvision); else ``collate.input_size`` when the user set it;
+    else the zoo entry's; else a timm model's ``pretrained_cfg`` size; else
+    ``collate.input_size``. The normalisation: the zoo entry's mean and std, else ImageNet's.
+    """
     side: int | None = None
     normalize: Normalization | None = None
     if cfg.model.weights.startswith("zoo:"):
@@ -691,18 +695,38 @@ def _pretrained_input(cfg: LightlyConfig, backbone: Backbone) -> tuple[int, Norm
 
         entry = resolve_entry(cfg.model.weights[len("zoo:") :])
         side, normalize = entry.input_size, (entry.mean, entry.std)
+    user_set = "input_size" in changed_keys(cfg.collate)
+    fixed = _fixed_side(backbone.features)
+    if fixed is not None:
+        if user_set and cfg.collate.input_size != fixed:
+            raise ConfigError(
+                f"backbone {backbone.name} takes only {fixed}x{fixed} images, but "
+                f"collate.input_size={cfg.collate.input_size}: remove the key or set it to "
+                f"{fixed} (or build the model for another size, e.g. a timm img_size)"
+            )
+        return fixed, normalize
+    if user_set:
+        return cfg.collate.input_size, normalize
     if side is None:
         pretrained_cfg = getattr(backbone.features, "pretrained_cfg", None)
         size = pretrained_cfg.get("input_size") if isinstance(pretrained_cfg, dict) else None
-        patch = getattr(backbone.features, "patch_embed", None)
-        img_size = getattr(patch, "img_size", None)
-        if isinstance(img_size, tuple | list) and img_size:
-            side = int(img_size[-1])
-        elif isinstance(size, tuple | list) and size:
+        if isinstance(size, tuple | list) and size:
             side = int(size[-1])
-    if "input_size" in changed_keys(cfg.collate) or side is None:
-        side = cfg.collate.input_size
-    return side, normalize
+    return (side or cfg.collate.input_size), normalize
+
+
+def _fixed_side(model: nn.Module) -> int | None:
+    """The only image side ``model`` accepts, for ViTs that check it; None when any works."""
+    patch = getattr(model, "patch_embed", None)
+    if patch is not None:  # timm: a fixed img_size unless built with dynamic_img_size
+        img_size = getattr(patch, "img_size", None)
+        if getattr(patch, "dynamic_img_size", False) or not getattr(patch, "strict_img_size", True):
+            return None
+        return int(img_size[-1]) if isinstance(img_size, tuple | list) and img_size else None
+    image_size = getattr(model, "image_size", None)  # torchvision's VisionTransformer
+    if isinstance(image_size, int) and type(model).__name__ == "VisionTransformer":
+        return image_size
+    return None
 
 
 def embed(
