@@ -64,3 +64,33 @@ def test_a_vit_method_with_a_resnet_is_a_clear_error(
     assert "'mae' needs a Vision Transformer" in err
     assert "model.name='resnet-9'" in err
     assert "vit-tiny-p4" in err
+
+
+@pytest.mark.slow
+def test_run_curates_with_simmim_on_a_vit(
+    make_image_folder: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_image_folder(n_classes=2, n_per_class=4, size=(32, 32))
+    out = root.parent / "run_out"
+    rc = main(
+        [
+            "run",
+            f"input_dir={root}",
+            f"output_dir={out}",
+            "stopping_condition.n_samples=0.5",
+            "lightly.method=simmim",
+            "lightly.model.name=vit-tiny-p4",
+            "lightly.model.vit_pool=mean",
+            "lightly.trainer.gpus=0",
+            "lightly.trainer.max_epochs=1",
+            "lightly.collate.input_size=32",
+            "lightly.loader.num_workers=0",
+            "lightly.loader.batch_size=4",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err[-3000:]
+    with (out / "data" / "embeddings.csv").open() as f:
+        header = next(csv.reader(f))
+    assert len(header) == 1 + 192 + 1
+    selected = (out / "filenames" / "sampled_filenames_excluding_datapool.txt").read_text()
+    assert len(selected.split()) == 4
