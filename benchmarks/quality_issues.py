@@ -358,18 +358,31 @@ def run_cleanvision(root: Path) -> Detections:
 
 @dataclass(frozen=True)
 class Score:
-    """Recall and precision of one category (module docstring), and the left-out flags."""
+    """Counts behind one category's recall and precision (module docstring).
 
-    recall: float
-    precision: float
+    Attributes:
+        found: Planted images (pairs, for duplicates) found.
+        planted: Planted images (pairs) of the category.
+        right: Flagged images that are right.
+        flagged: Flagged images, those planted with another category left out.
+        other: Flagged images planted with another category.
+    """
+
     found: int
     planted: int
+    right: int
     flagged: int
     other: int
 
+    @property
+    def recall(self) -> float:
+        """``found / planted``; NaN when nothing was planted."""
+        return self.found / self.planted if self.planted else math.nan
 
-def _ratio(a: int, b: int) -> float:
-    return a / b if b else math.nan
+    @property
+    def precision(self) -> float:
+        """``right / flagged``; NaN when nothing was flagged."""
+        return self.right / self.flagged if self.flagged else math.nan
 
 
 def score_flags(flagged: set[str], category: str, corpus: Corpus) -> Score:
@@ -378,14 +391,7 @@ def score_flags(flagged: set[str], category: str, corpus: Corpus) -> Score:
     other = {f for f in flagged if corpus.category.get(f, category) != category}
     counted = flagged - other
     found = len(counted & planted)
-    return Score(
-        _ratio(found, len(planted)),
-        _ratio(found, len(counted)),
-        found,
-        len(planted),
-        len(counted),
-        len(other),
-    )
+    return Score(found, len(planted), found, len(counted), len(other))
 
 
 def _group_of(groups: Iterable[set[str]]) -> dict[str, int]:
@@ -403,14 +409,7 @@ def score_groups(
     other = {f for f in group_of if corpus.category.get(f, category) != category}
     counted = [f for f in group_of if f not in other]
     right = sum(f in partner and group_of[f] == group_of.get(partner[f], -1) for f in counted)
-    return Score(
-        _ratio(found, len(pairs)),
-        _ratio(right, len(counted)),
-        found,
-        len(pairs),
-        len(counted),
-        len(other),
-    )
+    return Score(found, len(pairs), right, len(counted), len(other))
 
 
 def score_all(detections: Detections, corpus: Corpus) -> dict[str, Score]:

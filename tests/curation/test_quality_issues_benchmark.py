@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import math
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 from PIL import Image
 
-BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "quality_issues.py"
+BENCHMARKS = Path(__file__).parents[2] / "benchmarks"
 
 
-def _benchmark() -> ModuleType:
-    """Load the script as a module (it imports its sibling benchmarks by path)."""
-    spec = importlib.util.spec_from_file_location("quality_issues_benchmark", BENCHMARK)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """The script as a module; it imports its sibling benchmarks from their folder."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    return importlib.import_module("quality_issues")
 
 
-def test_corpus_and_selfsup_scores_at_a_tiny_size(tmp_path: Path) -> None:
+def test_corpus_and_selfsup_scores_at_a_tiny_size(bench: ModuleType, tmp_path: Path) -> None:
     """The corpus holds what its ground truth says, and selfsup finds the unambiguous plants."""
-    bench = _benchmark()
     root = tmp_path / "images"
     corpus = bench.write_corpus(
         root, 12, 2, seed=1, source="synthetic", short_sides=(64, 128), blur_short_sides=(64, 128)
@@ -62,9 +56,8 @@ def test_corpus_and_selfsup_scores_at_a_tiny_size(tmp_path: Path) -> None:
         assert key in table
 
 
-def test_scores_count_right_wrong_and_other_category_flags() -> None:
+def test_scores_count_right_wrong_and_other_category_flags(bench: ModuleType) -> None:
     """Recall, precision and the ``other`` column on hand-made detections."""
-    bench = _benchmark()
     corpus = bench.Corpus(
         category={
             "dark_0.png": "dark",
@@ -94,7 +87,6 @@ def test_scores_count_right_wrong_and_other_category_flags() -> None:
     assert near.other == 1
 
 
-def test_too_few_clean_originals_is_an_error(tmp_path: Path) -> None:
-    bench = _benchmark()
+def test_too_few_clean_originals_is_an_error(bench: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="n_clean=4 is too small"):
         bench.write_corpus(tmp_path, 4, 1)
