@@ -328,10 +328,10 @@ def cleanvision_available() -> bool:
 
 def run_cleanvision(root: Path) -> Detections:
     """cleanvision's ``Imagelab`` with its default issue types on ``root``, one process."""
-    from cleanvision import Imagelab  # optional: see CLEANVISION_MISSING
-
+    # Optional (CLEANVISION_MISSING), so imported by name: mypy must pass without it too.
+    cleanvision: Any = importlib.import_module("cleanvision")
     start = time.perf_counter()
-    lab: Any = Imagelab(data_path=str(root), verbose=False)
+    lab: Any = cleanvision.Imagelab(data_path=str(root), verbose=False)
     # cleanvision draws tqdm bars on stderr even with verbose=False; the table is what matters.
     with contextlib.redirect_stderr(io.StringIO()):
         lab.find_issues(n_jobs=1, verbose=False)
