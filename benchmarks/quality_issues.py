@@ -41,7 +41,9 @@ planted pairs whose two images share a group). Precision: of the flagged images,
 are right (a planted image of the category; for the duplicate categories, an image grouped
 with its planted partner). Flags on images planted with *another* category are left out of
 the precision (a dark image is legitimately also low in information) and counted in the
-column ``other``. Near duplicates also get a recall per transformation.
+column ``other``. Near duplicates also get a recall per transformation, and a line says
+whether selfsup meets issue 12's goal of finding at least 90 % of each; a last line names
+every category and measure where selfsup is behind cleanvision.
 """
 
 from __future__ import annotations

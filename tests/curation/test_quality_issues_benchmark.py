@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -90,3 +91,31 @@ def test_scores_count_right_wrong_and_other_category_flags(bench: ModuleType) ->
 def test_too_few_clean_originals_is_an_error(bench: ModuleType, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="n_clean=4 is too small"):
         bench.write_corpus(tmp_path, 4, 1)
+
+
+def test_auto_source_falls_back_to_synthetic_without_fashion_mnist(
+    bench: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(tmp_path))  # no idx files there
+    assert bench.resolve_source("auto") == "synthetic"
+    assert bench.resolve_source("fashion-mnist") == "fashion-mnist"
+    with pytest.raises(ValueError, match="--source must be"):
+        bench.resolve_source("imagenet")
+
+
+def test_main_says_how_to_install_cleanvision_when_it_is_missing(
+    bench: ModuleType, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without cleanvision the run still prints selfsup's table, the command and the load."""
+    monkeypatch.setattr(bench, "cleanvision_available", lambda: False)
+    argv = ["quality_issues.py", "--clean", "10", "--per-category", "2", "--source", "synthetic"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--short-sides", "64", "96"])
+    bench.main()
+    out = capsys.readouterr().out
+    assert "pip install -c constraints.txt cleanvision" in out
+    assert "command: " in out
+    assert "--per-category 2" in out
+    assert "load average" in out
+    assert "selfsup recall" in out
+    assert "cleanvision recall" not in out
+    assert "near_duplicates/shift" in out
