@@ -4,8 +4,9 @@
     python benchmarks/methods.py --train-samples 60000 --epochs 20 --device cuda   # on a GPU
     python benchmarks/methods.py --methods simclr byol
 
-Each method of ``selfsup.methods`` trains the same backbone (``model.name`` at ``--width``,
-a linear map to ``--num-ftrs``, as ``selfsup train`` builds it) with its own transform,
+Each method of ``selfsup.methods`` trains the same backbone (``model.name`` at ``--width``;
+methods that need a ViT's tokens train ``--vit-model`` instead; a linear map to
+``--num-ftrs``, as ``selfsup train`` builds it) with its own transform,
 heads, loss and optimiser defaults, for the same number of epochs on the same images (the
 first ``--train-samples`` training images, without labels, grey repeated to RGB). Then
 the backbone embeds those images and the 10,000 test images, and the script prints per
@@ -100,9 +101,10 @@ def run_method(args: argparse.Namespace) -> dict[str, Any]:
     train_np, train_labels = load_fashion_mnist("train")
     test_np, test_labels = load_fashion_mnist("test")
     train_np, train_labels = train_np[: args.train_samples], train_labels[: args.train_samples]
-    config = ModelConfig(
-        name=args.model, width=args.width, num_ftrs=args.num_ftrs, out_dim=args.out_dim
-    )
+    # Methods on a ViT's tokens (MAE, SimMIM, I-JEPA, ...) cannot use a ResNet; ViTs take no
+    # width multiplier.
+    model_name, width = (args.vit_model, 1.0) if method.needs_vit else (args.model, args.width)
+    config = ModelConfig(name=model_name, width=width, num_ftrs=args.num_ftrs, out_dim=args.out_dim)
     model: MethodModel = build_model(config, method.name).to(args.device)
     optimizer = method.optimizer.build(model)
     loader = DataLoader(
@@ -141,6 +143,7 @@ def run_method(args: argparse.Namespace) -> dict[str, Any]:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {
         "method": method.name,
+        "model": f"{model_name} x{width:g}",
         "knn": knn_accuracy(train_emb, y_train, test_emb, y_test, k=200, t=0.1),
         "linear": linear_probe(train_emb, y_train, test_emb, y_test),
         "images_per_s": seen / max(train_time, 1e-9),
@@ -177,6 +180,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--input-size", type=int, default=28, help="crop size in pixels (%(default)s)")
     add("--model", default="resnet-9", help="backbone name (%(default)s)")
     add("--width", type=float, default=0.5, help="ResNet width multiplier (%(default)s)")
+    add("--vit-model", default="vit-tiny-p4", help="backbone of ViT-only methods (%(default)s)")
     add("--num-ftrs", type=int, default=64, help="embedding size (%(default)s)")
     add("--out-dim", type=int, default=128, help="projection size (%(default)s)")
     add("--device", default="cpu", help="cpu or cuda")
@@ -211,19 +215,23 @@ def main(argv: list[str] | None = None) -> None:
     baseline = raw_pixels(args.train_samples)
     print(
         f"# {args.epochs} epoch(s) on {args.train_samples} Fashion-MNIST images, {args.model} "
-        f"width {args.width}, batch {args.batch_size}, {args.device}, "
+        f"width {args.width} (ViT-only methods: {args.vit_model}), batch {args.batch_size}, "
+        f"{args.device}, "
         f"load average {os.getloadavg()[0]:.2f}"
     )
-    print("| method | kNN acc | linear acc | images/s | peak MB | final loss | beats raw kNN |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| method | backbone | kNN acc | linear acc | images/s | peak MB | final loss "
+        "| beats raw kNN |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for row in rows:
         beats = "yes" if row["knn"] > baseline["knn"] else "no"
         print(
-            f"| {row['method']} | {row['knn']:.3f} | {row['linear']:.3f} | "
+            f"| {row['method']} | {row['model']} | {row['knn']:.3f} | {row['linear']:.3f} | "
             f"{row['images_per_s']:.0f} | {row['peak_mb']:.0f} | {row['final_loss']:.3f} | "
             f"{beats} |"
         )
-    print(f"| raw pixels | {baseline['knn']:.3f} | {baseline['linear']:.3f} | - | - | - | - |")
+    print(f"| raw pixels | - | {baseline['knn']:.3f} | {baseline['linear']:.3f} | - | - | - | - |")
 
 
 if __name__ == "__main__":
