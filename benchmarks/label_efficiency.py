@@ -241,7 +241,9 @@ def parse_method(text: str) -> Method:
             strategies.append(DiversityStrategy(*numbers))
         elif head == "TYPICALITY" and len(numbers) <= 2:
             k = int(numbers[0]) if numbers else 20
-            strategies.append(TypicalityStrategy(k, *numbers[1:]))
+            # Not *numbers[1:]: the strategy's third field is the kNN search mode, not a number.
+            typicality = TypicalityStrategy(k, numbers[1]) if len(numbers) == 2 else None
+            strategies.append(typicality or TypicalityStrategy(k))
         else:
             raise ValueError(
                 f"--methods {text!r}: cannot read {term!r}; accepted: RANDOM, TYPICLUST, "
