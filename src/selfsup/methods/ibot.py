@@ -227,8 +227,11 @@ def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
     return DINOTransform(global_crop_size=input_size, local_crop_size=local_crop_size(input_size))
 
 
-#: The papers: AdamW, lr 5e-4 · batch/256, weight decay 0.04 -> 0.4 (DINO's recipe).
-OPTIMIZER = OptimizerDefaults("adamw", lr=5e-4, weight_decay=0.04)
+#: The papers: AdamW, lr 5e-4 · batch/256 after a 10-epoch warm-up, weight decay 0.04 -> 0.4
+#: (DINO's recipe). Without a warm-up (the trainer's default) 5e-4 shrank the spread of a
+#: fresh vit-tiny-p4's embeddings 2.3x in 4 steps (std·sqrt(D) 0.18 -> 0.08); 1.5e-4 (MAE's
+#: base rate) kept it (0.15).
+OPTIMIZER = OptimizerDefaults("adamw", lr=1.5e-4, weight_decay=0.04)
 
 METHOD = Method(
     name="ibot",

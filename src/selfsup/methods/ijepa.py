@@ -148,7 +148,9 @@ METHOD = Method(
     title="I-JEPA (Assran et al. 2023)",
     build_model=IJEPAModel,
     build_transform=_transform,
-    # The paper: AdamW, lr warmed up to 1e-3, weight decay 0.04 -> 0.4.
-    optimizer=OptimizerDefaults("adamw", lr=1e-3, weight_decay=0.04),
+    # The paper: AdamW, lr warmed up from 1e-4 to 1e-3 over 15 epochs, weight decay 0.04 ->
+    # 0.4. Without a warm-up (the trainer's default) 1e-3 collapsed a fresh vit-tiny-p4's
+    # embeddings within 4 steps (std·sqrt(D) 0.18 -> 0.04); 1.5e-4 kept them (0.12).
+    optimizer=OptimizerDefaults("adamw", lr=1.5e-4, weight_decay=0.04),
     needs_vit=True,
 )
