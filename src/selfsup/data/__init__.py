@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS: dict[str, str] = {
     "BaseCollateFunction": "selfsup.data.collate",
     "DINOCollateFunction": "selfsup.data.collate",
+    "IJEPAMaskCollator": "selfsup.data.collate",
     "ImageCollateFunction": "selfsup.data.collate",
     "LightlyDataset": "selfsup.data.dataset",
     "ManifestDataset": "selfsup.data.manifest_dataset",
@@ -30,6 +31,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "BaseCollateFunction",
     "DINOCollateFunction",
+    "IJEPAMaskCollator",
     "ImageCollateFunction",
     "LightlyDataset",
     "LightlySubset",
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from selfsup.data.collate import (
         BaseCollateFunction,
         DINOCollateFunction,
+        IJEPAMaskCollator,
         ImageCollateFunction,
         MoCoCollateFunction,
         MultiCropCollateFunction,
