@@ -54,7 +54,7 @@ KNN_ROW_BLOCK = 1024
 KNN_COL_BLOCK = 16384
 GPU_EXACT_MAX_SAMPLES = 2_000_000
 """On a CUDA device the search stays exact up to this many samples (O(N^2 D) on the GPU)."""
-IVF_NPROBE = 16
+IVF_NPROBE = 8
 """Inverted lists scanned per query."""
 IVF_TRAIN_PER_LIST = 40
 """Training samples per inverted list for the k-means of the IVF index."""
