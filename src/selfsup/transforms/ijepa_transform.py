@@ -10,21 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from selfsup.transforms._checks import (
-    NormalizeArg,
-    check_min_scale,
-    check_probability,
-    check_size,
-)
-from selfsup.transforms.flip import RandomHorizontalFlip
-from selfsup.transforms.random_resized_crop import RandomResizedCrop
+from selfsup.transforms._checks import NormalizeArg
+from selfsup.transforms.crop_flip_transform import CropFlipViewTransform
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
-from selfsup.transforms.view_transform import ViewTransform
 
 __all__ = ["IJEPATransform"]
 
 
-class IJEPATransform(ViewTransform):
+class IJEPATransform(CropFlipViewTransform):
     """One I-JEPA view: ``(C, input_size, input_size)`` float tensor of a PIL image or tensor.
 
     Calling it returns the view itself (as a ``ViewTransform``); the registered ``ijepa``
@@ -44,13 +37,4 @@ class IJEPATransform(ViewTransform):
         hf_prob: float = 0.5,
         normalize: NormalizeArg = IMAGENET_NORMALIZE,
     ) -> None:
-        size = check_size("input_size", input_size)
-        scale = (check_min_scale("min_scale", min_scale), 1.0)
-        super().__init__(
-            steps=[
-                RandomResizedCrop(size=size, scale=scale),
-                RandomHorizontalFlip(prob=check_probability("hf_prob", hf_prob)),
-            ],
-            normalize=normalize,
-        )
-        self.input_size = size
+        super().__init__(input_size, min_scale, hf_prob, normalize, interpolation="bilinear")

@@ -10,17 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from selfsup.transforms._checks import (
-    NormalizeArg,
-    check_min_scale,
-    check_probability,
-    check_size,
-)
-from selfsup.transforms.flip import RandomHorizontalFlip
+from selfsup.transforms._checks import NormalizeArg
+from selfsup.transforms.crop_flip_transform import CropFlipViewTransform
 from selfsup.transforms.multi_view_transform import MultiViewTransform
-from selfsup.transforms.random_resized_crop import RandomResizedCrop
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
-from selfsup.transforms.view_transform import ViewTransform
 
 __all__ = ["SimMIMTransform"]
 
@@ -42,17 +35,7 @@ class SimMIMTransform(MultiViewTransform):
         hf_prob: float = 0.5,
         normalize: NormalizeArg = IMAGENET_NORMALIZE,
     ) -> None:
-        size = check_size("input_size", input_size)
-        scale = (check_min_scale("min_scale", min_scale), 1.0)
-        view = ViewTransform(
-            steps=[
-                RandomResizedCrop(
-                    size=size, scale=scale, ratio=(3.0 / 4.0, 4.0 / 3.0), interpolation="bicubic"
-                ),
-                RandomHorizontalFlip(prob=check_probability("hf_prob", hf_prob)),
-            ],
-            normalize=normalize,
-        )
+        view = CropFlipViewTransform(input_size, min_scale, hf_prob, normalize)
         super().__init__([view])
         self.view = view
-        self.input_size = size
+        self.input_size = view.input_size
