@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from selfsup.errors import ConfigError, DataError
+from selfsup.models.modules._transformer import pre_norm_blocks
 from selfsup.models.utils import get_2d_sincos_pos_embed
 
 __all__ = ["IJEPAPredictor"]
@@ -66,16 +67,7 @@ class IJEPAPredictor(nn.Module):
         self.predictor_embed = nn.Linear(embed_dim, predictor_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_embed_dim))
         self.blocks = nn.ModuleList(
-            nn.TransformerEncoderLayer(
-                predictor_embed_dim,
-                num_heads,
-                dim_feedforward=int(predictor_embed_dim * mlp_ratio),
-                dropout=0.0,
-                activation="gelu",
-                batch_first=True,
-                norm_first=True,
-            )
-            for _ in range(depth)
+            pre_norm_blocks(predictor_embed_dim, num_heads, depth, mlp_ratio)
         )
         self.norm = nn.LayerNorm(predictor_embed_dim)
         self.predictor_proj = nn.Linear(predictor_embed_dim, embed_dim)

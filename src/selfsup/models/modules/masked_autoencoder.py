@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from selfsup.errors import ConfigError
+from selfsup.models.modules._transformer import pre_norm_blocks
 from selfsup.models.utils import get_2d_sincos_pos_embed
 
 __all__ = ["MAEDecoder", "MAEDecoderTIMM"]
@@ -69,18 +70,7 @@ class MAEDecoder(nn.Module):
         self.decoder_embed = nn.Linear(embed_dim, decoder_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_embed_dim))
         self.decoder_blocks = nn.Sequential(
-            *(
-                nn.TransformerEncoderLayer(
-                    decoder_embed_dim,
-                    decoder_num_heads,
-                    dim_feedforward=int(decoder_embed_dim * mlp_ratio),
-                    dropout=0.0,
-                    activation="gelu",
-                    batch_first=True,
-                    norm_first=True,
-                )
-                for _ in range(decoder_depth)
-            )
+            *pre_norm_blocks(decoder_embed_dim, decoder_num_heads, decoder_depth, mlp_ratio)
         )
         self.decoder_norm = nn.LayerNorm(decoder_embed_dim)
         self.decoder_pred = nn.Linear(decoder_embed_dim, patch_size**2 * in_chans)
