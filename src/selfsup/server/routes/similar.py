@@ -9,8 +9,8 @@ The index
     the run completes) is read once, L2-normalised and kept in memory as one float32 matrix
     (:class:`EmbeddingIndex`), per stored file: :data:`INDEX_CACHE` of them, least recently
     used first out, re-read when the file's size or modification time changes. A search is
-    exact (:func:`selfsup.utils.vectors.knn`, numpy): about ``N x D`` multiply-adds, a few
-    milliseconds for 100,000 x 128.
+    exact (:func:`selfsup.utils.vectors.knn`, numpy): about ``N x D`` multiply-adds per
+    query (not benchmarked).
 
 Vectors, not images
     The server does not embed images: that needs the run's model and torch, which the server
