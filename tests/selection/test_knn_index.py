@@ -51,9 +51,7 @@ def test_plan_says_what_runs_and_which_key_changes_it(monkeypatch: pytest.Monkey
         plan_knn(10, 5, "fast", CPU)
 
 
-def test_exact_knn_matches_brute_force(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(knn_index, "KNN_ROW_BLOCK", 7)
-    monkeypatch.setattr(knn_index, "KNN_COL_BLOCK", 11)
+def test_exact_knn_matches_brute_force() -> None:
     x = clustered(60, 4, 0)
     x[30:40] = x[0:10]  # exact duplicates: ties go to the lower index
     d, idx = exact_knn(x, 5, CPU)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from selfsup.utils.vectors import faiss_available
+from selfsup.utils.vectors import faiss_available, knn
 
 __all__ = [
     "EXACT_KNN_MAX_SAMPLES",
@@ -50,8 +50,6 @@ EXACT_KNN_MAX_SAMPLES = 100_000
 """``knn="auto"`` searches exactly up to this many samples, approximately above."""
 RECALL_SAMPLE = 1000
 """Queries on which an approximate search is compared with the exact one."""
-KNN_ROW_BLOCK = 1024
-KNN_COL_BLOCK = 16384
 GPU_EXACT_MAX_SAMPLES = 2_000_000
 """On a CUDA device the search stays exact up to this many samples (O(N^2 D) on the GPU)."""
 IVF_NPROBE = 8
@@ -130,49 +128,29 @@ def plan_knn(
     if requested not in KNN_METHODS:
         raise ValueError(f"{key} must be one of {', '.join(KNN_METHODS)}, got {requested!r}")
     limit = EXACT_KNN_MAX_SAMPLES
+
+    def record(method: str, where: str, reason: str) -> KnnRecord:
+        return KnnRecord(strategy, method, where, n, k, limit, requested, key, reason)
+
     approx = requested == "approximate" or (requested == "auto" and n > limit)
     if not approx:
         reason = (
             f"{n} <= {limit}" if requested == "auto" else "exact asked for"
         ) + ": exact search, O(N^2 D)"
-        return KnnRecord(strategy, "exact", device.type, n, k, limit, requested, key, reason)
+        return record("exact", device.type, reason)
     why = f"{n} > {limit}" if requested == "auto" else "approximate asked for"
     if device.type == "cuda" and n <= GPU_EXACT_MAX_SAMPLES:
         # exact on a GPU beats approximate on the CPU: 1M x 1M x 128 is ~2.6e14 flops
-        return KnnRecord(
-            strategy,
+        return record(
             "exact",
             device.type,
-            n,
-            k,
-            limit,
-            requested,
-            key,
             f"{why}, but at most {GPU_EXACT_MAX_SAMPLES} on a GPU: exact blocked search there",
         )
     if faiss_available():
-        return KnnRecord(
-            strategy,
-            "faiss_ivf",
-            "cpu",
-            n,
-            k,
-            limit,
-            requested,
-            key,
-            f"{why}: faiss IVF index (approximate; recall measured)",
-        )
+        return record("faiss_ivf", "cpu", f"{why}: faiss IVF index (approximate; recall measured)")
     where = "the GPU" if device.type == "cuda" else "the CPU (slow: install selfsup[faiss] for IVF)"
-    return KnnRecord(
-        strategy,
-        "exact",
-        device.type,
-        n,
-        k,
-        limit,
-        requested,
-        key,
-        f"{why}, faiss not installed: exact blocked search on {where}",
+    return record(
+        "exact", device.type, f"{why}, faiss not installed: exact blocked search on {where}"
     )
 
 
@@ -231,49 +209,31 @@ def exact_knn(
     device: torch.device,
     queries: NDArray[np.int64] | None = None,
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
-    """Exact ``(Q, k)`` distances and indices of the nearest other samples, in blocks.
+    """Exact ``(Q, k)`` distances and indices of the nearest other samples.
 
-    Squared distances ``|x|^2 + |y|^2 - 2 x.y`` in float32 blocks of ``KNN_ROW_BLOCK x
-    KNN_COL_BLOCK`` (never ``N x N``); the support is read block by block, so it may be a memory
-    map. Ties go to the lower index.
+    :func:`selfsup.utils.vectors.knn` of the query rows among all rows, each query's own row
+    excluded (a duplicate row is still found, at distance 0): blocks of bounded memory, so the
+    support may be a memory map; ties go to the lower index.
 
     Args:
         embeddings: ``(N, D)`` float32 rows.
         k: Neighbours per query.
-        device: Torch device of the arithmetic.
-        queries: Rows to search from (default: all), sorted ascending.
+        device: Torch device of the arithmetic (a CUDA device runs the torch back end).
+        queries: Rows to search from (default: all).
     """
     n = embeddings.shape[0]
     q_idx = np.arange(n, dtype=np.int64) if queries is None else np.asarray(queries, np.int64)
-    out_d = np.empty((q_idx.size, k), dtype=np.float32)
-    out_i = np.empty((q_idx.size, k), dtype=np.int64)
-
-    def block(c0: int, c1: int) -> torch.Tensor:
-        return torch.from_numpy(np.ascontiguousarray(embeddings[c0:c1])).to(device)
-
-    for r0 in range(0, q_idx.size, KNN_ROW_BLOCK):
-        ids = q_idx[r0 : r0 + KNN_ROW_BLOCK]
-        rows = torch.from_numpy(np.ascontiguousarray(embeddings[ids])).to(device)
-        rows2 = (rows * rows).sum(dim=1, keepdim=True)
-        ids_t = torch.from_numpy(ids).to(device)
-        best_d = torch.full((ids.size, k), math.inf, device=device)
-        best_i = torch.full((ids.size, k), -1, dtype=torch.int64, device=device)
-        for c0 in range(0, n, KNN_COL_BLOCK):
-            cols = block(c0, min(n, c0 + KNN_COL_BLOCK))
-            d2 = torch.addmm((cols * cols).sum(dim=1).unsqueeze(0), rows, cols.T, alpha=-2.0)
-            d2.add_(rows2).clamp_(min=0.0)
-            col_ids = torch.arange(c0, c0 + cols.shape[0], device=device)
-            # a sample is not its own neighbour
-            d2[ids_t.unsqueeze(1) == col_ids.unsqueeze(0)] = math.inf
-            merged_d = torch.cat([best_d, d2], dim=1)
-            merged_i = torch.cat([best_i, col_ids.expand(ids.size, -1)], dim=1)
-            # stable sort: on equal distances the earlier column (lower index) stays first
-            order = torch.sort(merged_d, dim=1, stable=True).indices[:, :k]
-            best_d = torch.gather(merged_d, 1, order)
-            best_i = torch.gather(merged_i, 1, order)
-        out_d[r0 : r0 + ids.size] = best_d.sqrt().cpu().numpy()
-        out_i[r0 : r0 + ids.size] = best_i.cpu().numpy()
-    return out_d, out_i
+    found = knn(
+        embeddings[q_idx],
+        embeddings,
+        k,
+        exclude_self=True,
+        query_ids=q_idx,
+        backend="torch" if device.type == "cuda" else "auto",
+        device=device,
+        distance_dtype=np.float32,
+    )
+    return found.distances.astype(np.float32), found.indices.astype(np.int64)
 
 
 def _faiss_ivf(
