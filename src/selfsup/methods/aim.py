@@ -102,14 +102,10 @@ class AIMModel(MethodModel):
 
 
 def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
-    from selfsup.transforms import AIMTransform
+    from selfsup.transforms import AIMTransform, MultiViewTransform
 
-    view = AIMTransform(input_size=input_size)
-
-    def one_view(image: Any) -> list[Tensor]:
-        return [view(image)]
-
-    return one_view
+    # The view transform returns one tensor; the trainer's collate wants a list of views.
+    return MultiViewTransform([AIMTransform(input_size=input_size)])
 
 
 METHOD = Method(

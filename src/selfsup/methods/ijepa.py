@@ -133,14 +133,10 @@ class IJEPAModel(MethodModel):
 
 
 def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
-    from selfsup.transforms import IJEPATransform
+    from selfsup.transforms import IJEPATransform, MultiViewTransform
 
-    view = IJEPATransform(input_size=input_size)
-
-    def one_view(image: Any) -> list[Tensor]:
-        return [view(image)]
-
-    return one_view
+    # The view transform returns one tensor; the trainer's collate wants a list of views.
+    return MultiViewTransform([IJEPATransform(input_size=input_size)])
 
 
 METHOD = Method(
