@@ -163,8 +163,9 @@ def choose_recipe(
       costs time; lightly's ResNets have a CIFAR-style stem (3x3 convolution, no max-pool),
       so 32 px keeps enough resolution.
     * ``model.name``/``model.width``: ``resnet-18`` at full width on a GPU; on a CPU the
-      lightly ``resnet-9`` at width 0.25 (0.5 with 8 or more cores), about 30 (8) times
-      cheaper per image than the full ResNet-18. Kept when the user set either key.
+      lightly ``resnet-9`` at width 0.25 (0.5 with 8 or more cores), an estimated 30 (8)
+      times fewer multiply-adds per image than the full ResNet-18 (width squared times half
+      the residual blocks; not timed). Kept when the user set either key.
     * ``loader.batch_size``: the largest power of two up to a quarter of the samples (so an
       epoch has 4 or more steps), at least 8, at most 128 on a CPU and 256 on a GPU.
     * ``optimizer.lr`` (SimCLR only; other methods keep their own optimiser defaults):
@@ -172,9 +173,9 @@ def choose_recipe(
       ``criterion.temperature`` :data:`SIMCLR_TEMPERATURE`.
     * ``trainer.max_time``: :data:`CPU_BUDGET_S` or :data:`GPU_BUDGET_S`, unless the user
       set ``trainer.max_epochs`` (their epochs then decide).
-    * ``trainer.max_epochs``: what fits the budget at ``seconds_per_sample`` (at least the
-      epochs giving :data:`MIN_STEPS` steps, at most :data:`MAX_EPOCHS`); without a timing,
-      the lowest of those bounds that is at least 10.
+    * ``trainer.max_epochs``: what fits the budget at ``seconds_per_sample`` (at least 1,
+      at most :data:`MAX_EPOCHS`); without a timing, the epochs giving
+      :data:`MIN_STEPS` steps, at least 10 and at most :data:`MAX_EPOCHS`.
 
     Args:
         n_samples: Training samples (>= 2).
