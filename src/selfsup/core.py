@@ -208,19 +208,9 @@ def build_teacher(teacher: TeacherConfig) -> Backbone:
 
 
 def _teacher_input_size(teacher: TeacherConfig, backbone: Backbone) -> int | None:
-    """``teacher.input_size`` when set; else the side a timm ViT was built for (it accepts
-    no other unless built with a dynamic image size); else None (the views' own size)."""
-    if teacher.input_size:
-        return teacher.input_size
-    features = backbone.features
-    img_size = getattr(getattr(features, "patch_embed", None), "img_size", None)
-    if (
-        isinstance(img_size, tuple | list)
-        and img_size
-        and not getattr(features, "dynamic_img_size", False)
-    ):
-        return int(img_size[-1])
-    return None
+    """``teacher.input_size`` when set; else the only side a ViT teacher accepts
+    (:func:`_fixed_side`); else None (the views' own size)."""
+    return teacher.input_size or _fixed_side(backbone.features)
 
 
 def _num_workers(loader: LoaderConfig) -> int:
