@@ -124,6 +124,20 @@ def _check_unit_memmap(embeddings: NDArray[np.floating[Any]]) -> None:
             )
 
 
+def _unit_rows(embeddings: NDArray[np.floating[Any]]) -> NDArray[np.float32]:
+    """The ``(N, D)`` embeddings L2-normalised, a unit float32 memory map as it is.
+
+    A memory map's norms are measured once, by :func:`_check_unit_memmap`: once it has passed,
+    :func:`l2_normalize` would only measure every norm again (a second pass over a file of up
+    to several GB) to return the same rows uncopied.
+    """
+    if isinstance(embeddings, np.memmap):
+        _check_unit_memmap(embeddings)
+        if embeddings.dtype == np.float32 and embeddings.flags.c_contiguous:
+            return embeddings
+    return l2_normalize(embeddings)
+
+
 def _check_preselected(
     preselected: Sequence[int] | NDArray[np.integer[Any]], n: int
 ) -> NDArray[np.int64]:
@@ -194,8 +208,7 @@ def select(
                 f"strateg{'ies' if len(names) > 1 else 'y'} {', '.join(names)} "
                 f"need{'' if len(names) > 1 else 's'} SelectionInputs.embeddings"
             )
-        _check_unit_memmap(inputs.embeddings)
-        embeddings = l2_normalize(inputs.embeddings)
+        embeddings = _unit_rows(inputs.embeddings)
 
     dev = resolve_device(device)
     context = ObjectiveContext(inputs, embeddings, candidates, n_requested, device=str(dev))
