@@ -97,6 +97,11 @@ class BaseEmbedding(pl.LightningModule):
         x0, x1 = split_views(batch)
         y0, y1 = self.model(x0, x1)
         loss: torch.Tensor = self.criterion(y0, y1)
+        self._log_loss(loss, batch_size=len(x0))
+        return loss
+
+    def _log_loss(self, loss: torch.Tensor, batch_size: int) -> None:
+        """Log the step's loss as the epoch mean ``loss`` the checkpoint callback monitors."""
         # sync_dist: under DDP every rank's checkpoint callback then sees the same mean loss
         # and picks the same best epoch (a no-op in one process).
         self.log(
@@ -105,10 +110,9 @@ class BaseEmbedding(pl.LightningModule):
             on_step=False,
             on_epoch=True,
             prog_bar=True,
-            batch_size=len(x0),
+            batch_size=batch_size,
             sync_dist=True,
         )
-        return loss
 
     def configure_optimizers(self) -> Any:
         if self.scheduler is None:

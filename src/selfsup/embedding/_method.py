@@ -85,16 +85,7 @@ class MethodEmbedding(SelfSupervisedEmbedding):
         # Kept for before_optimizer_step, which belongs to the same step.
         self._step_progress = self.progress()
         loss = self.model.training_loss(views, self._step_progress)
-        # sync_dist: every DDP rank's checkpoint callback sees the same mean loss.
-        self.log(
-            "loss",
-            loss,
-            on_step=False,
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=len(views[0]),
-            sync_dist=True,
-        )
+        self._log_loss(loss, batch_size=len(views[0]))
         return loss
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
