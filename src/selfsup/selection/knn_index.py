@@ -1,8 +1,8 @@
 """k-nearest-neighbour distances of every sample, exact or approximate, for TYPICALITY.
 
-Exact kNN over all ``N`` samples costs ``O(N^2 D)``: 11 s at 10,000 x 128 on two cores, hours
-at 1,000,000. Above :data:`EXACT_KNN_MAX_SAMPLES` samples (``knn="auto"``) the search is
-approximate instead:
+Exact kNN over all ``N`` samples costs ``O(N^2 D)``: about 1.3e14 multiply-adds at 1,000,000 x
+128, hours on a 2-core CPU (an estimate from the operation count; not timed). Above
+:data:`EXACT_KNN_MAX_SAMPLES` samples (``knn="auto"``) the search is approximate instead:
 
 * on a CUDA device up to :data:`GPU_EXACT_MAX_SAMPLES`: still exact, on the GPU;
 * otherwise, with faiss installed (``pip install 'selfsup[faiss]'``): an inverted-file index
