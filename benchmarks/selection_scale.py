@@ -40,9 +40,11 @@ DIVERSITY 1,000 of 10M x 128 memory-mapped  61.4 s    6.62 GB     1.48 GB     61
 ==========================================  ========  ==========  ==========  ================
 
 RSS of the 10M case includes the 4.77 GiB file's pages (page cache); RssAnon is the process's
-own. The TYPICALITY case misses the 5-minute goal on this loaded machine: the IVF search
-(1M queries x 16 of 2000 lists) dominates, and faiss ran mostly on one thread; recall 0.99995
-says fewer probed lists would do.
+own. The TYPICALITY case missed the 5-minute goal on this loaded machine: the IVF search
+(1M queries x 16 of 2000 lists) dominated, and faiss ran mostly on one thread; recall 0.99995
+said fewer probed lists would do. selfsup now probes 8 lists: ``--skip-mmap --threads 2`` on
+the quiet machine then took 31.1 s (DIVERSITY) and 227.2 s (DIVERSITY+TYPICALITY); those
+runs, with their memory, are in the table of ``docs/scale.md``.
 
 Timing and memory come from ``selection_speed.measure`` (wall time, tracemalloc, RSS sampled
 every 20 ms); this script adds the ``RssAnon`` peak. Data: ``selection_speed.make_embeddings``
