@@ -204,6 +204,12 @@ def test_the_grid_filters_by_tag_with_counts_per_status(
             i for i in chosen if outputs.samples[i].status == status
         ]
     assert 'data-tag="grid-filter"' in html
+    # The search within a tag matches case-insensitively, as the plain grid's does.
+    needle = outputs.samples[chosen[1]].filename.rsplit("/", 1)[-1].upper()
+    searched = client.get(f"/runs/{RUN}/images", params={"tag": "grid-filter", "q": needle})
+    found = [int(i) for i in _attr_values(searched.text, "data-index")]
+    assert chosen[1] in found
+    assert found == [i for i in chosen if needle.lower() in outputs.samples[i].filename.lower()]
     bad = client.get(f"/runs/{RUN}/images?tag=no%20spaces")
     assert bad.status_code == 400
     assert "letters, digits" in bad.text

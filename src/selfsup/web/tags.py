@@ -233,11 +233,13 @@ def export_coco(samples: Sequence[Sample]) -> bytes:
     return (dumps_json({"images": images}, indent=1) + "\n").encode("utf-8")
 
 
-def filter_samples(outputs: RunOutputs, indices: Sequence[int], query: str) -> list[Sample]:
-    """The samples ``indices`` (a tag's) whose lower-cased file name contains ``query``
-    lower-cased, as the grid's own search matches (O(len(indices)): a tag's samples are made
-    one by one, never the whole run's). The grid filters them by status itself, since its
+def filter_indices(outputs: RunOutputs, indices: Sequence[int], query: str) -> list[int]:
+    """The sample indices ``indices`` (a tag's) whose lower-cased file name contains
+    ``query`` lower-cased, as the grid's own search matches (O(len(indices)), from the names
+    alone: no :class:`Sample` is made). The grid filters them by status itself, since its
     tabs count every status."""
     needle = query.lower()
-    samples = (outputs.sample(i) for i in indices)
-    return [s for s in samples if not needle or needle in s.filename.lower()]
+    if not needle:
+        return list(indices)
+    names = outputs.filenames()
+    return [i for i in indices if needle in names[i].lower()]

@@ -26,7 +26,7 @@ from selfsup.web.routes.common import (
 from selfsup.web.routes.explore import colour_options
 from selfsup.web.sessions import PageViewer
 from selfsup.web.signals import RunSignals, SignalsError
-from selfsup.web.tags import TagStorageError, filter_samples, indices_of
+from selfsup.web.tags import TagStorageError, filter_indices, indices_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -114,7 +114,7 @@ def images_page(
 
     Only the requested page is rendered (``RunOutputs.page``), so a 100,000-sample run
     answers as fast as a small one; the thumbnails load lazily as they scroll into view.
-    With ``?tag=`` the grid shows that tag's samples (made one by one: O(tagged samples)).
+    With ``?tag=`` the grid shows that tag's samples (O(tagged samples)).
     ``?issue=`` keeps the samples flagged with that quality issue (``any``: with any),
     ``?dup=`` the near-duplicate group members (``any``) or the members a group does not
     keep (``copies``), ``?sort=`` orders by a score of the run (:mod:`selfsup.web.signals`,
@@ -136,7 +136,7 @@ def images_page(
     except BadNumberError as exc:
         return error_page(viewer, 400, "Bad page", str(exc), back=(base, "All"))
     tags, tags_error = _run_tags(request, viewer, run_id)
-    tagged: list[Sample] | None = None
+    tagged: list[int] | None = None
     if tag:
         try:
             names = backend_of(request).names_with_tag(viewer, run_id, check_tag(tag))
@@ -144,7 +144,7 @@ def images_page(
             return error_page(viewer, 400, "Bad tag", str(exc), back=(base, "All"))
         except TagStorageError as exc:  # the run's tags.json, not the tag asked for
             return error_page(viewer, 409, "Tags unavailable", str(exc), back=(base, "All"))
-        tagged = filter_samples(outputs, indices_of(outputs, names), query)
+        tagged = filter_indices(outputs, indices_of(outputs, names), query)
     # A damaged signal file (quality.csv, ...) costs the signal filters, not the grid.
     signals = _EMPTY_SIGNALS
     signals_error = ""
@@ -165,11 +165,7 @@ def images_page(
         )
     pool: NDArray[np.int64] | None = None  # every match of all filters but status
     if issue or dup or sort or tagged is not None:
-        pool = (
-            outputs.indices(None, query)
-            if tagged is None
-            else np.array([s.index for s in tagged], dtype=np.int64)
-        )
+        pool = outputs.indices(None, query) if tagged is None else np.array(tagged, dtype=np.int64)
         try:
             pool = _signal_filter(signals, pool, issue, dup)
         except KeyError as exc:
