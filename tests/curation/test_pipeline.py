@@ -417,6 +417,37 @@ def test_object_level_selects_crops(folder: Path, tmp_path: Path) -> None:
     assert result.report["job"]["extra"]["candidates"] == "object crops"
 
 
+@pytest.mark.slow
+def test_object_level_with_pretrained_weights_trains_nothing(folder: Path, tmp_path: Path) -> None:
+    # Untrained pretrained weights hand on no checkpoint: the report names the weights, not
+    # an empty checkpoint, and counts no training cost.
+    import torch
+
+    from selfsup.models.backbones import get_backbone
+
+    samples = load_embeddings(_embeddings_csv(folder, tmp_path / "emb.csv"))[2]
+    _write_predictions(folder, samples, "det", "object-detection")
+    weights = tmp_path / "backbone.pth"
+    torch.save(get_backbone("resnet-9", width=0.125).state_dict(), weights)
+    result = run(
+        _cfg(
+            folder,
+            tmp_path / "out",
+            "stopping_condition.n_samples=3",
+            "object_level.task_name=det",
+            "enable_training=false",
+            f"lightly.model.weights={weights}",
+            *TINY_MODEL,
+        )
+    )
+    assert len(result.selected) == 3
+    model = result.report["job"]["extra"]["model"]
+    assert model.startswith(f"pretrained weights {weights} (resnet-9), not trained"), model
+    assert model.endswith("(object crops of task 'det')")
+    assert result.report["savings"]["assumptions"]["training_epochs"] == 0
+    assert not list((tmp_path / "out").rglob("*.ckpt"))
+
+
 def test_relevant_filenames_and_yaml_config(
     folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -465,7 +465,8 @@ def _embed_tolerating_lost_files(
 
     Returns:
         Embeddings (N, D), labels (N,), the model description, the checkpoint embedded with
-        (``None`` for precomputed embeddings) and the N usable records.
+        (``None`` for precomputed embeddings and untrained pretrained weights) and the N
+        usable records.
     """
     for attempt in range(MAX_LOST_FILE_RETRIES + 1):
         usable = lost.usable()
@@ -759,9 +760,9 @@ def _object_candidates(
     state: RunState,
     step: StepCallback,
     dataset: Any = None,
-) -> tuple[_Candidates, str, str]:
+) -> tuple[_Candidates, str, str | None]:
     """Crops of the detected objects, embedded with the run's model; with the model's
-    description and its checkpoint.
+    description and its checkpoint (``None``: pretrained weights, not trained).
 
     ``dataset``: the ManifestDataset of ``usable`` the crops are read from.
     """
@@ -808,7 +809,8 @@ def _object_candidates(
         load_image=load_crop,
         crops=crops,
     )
-    return candidates, f"checkpoint {checkpoint} (object crops of task {task!r})", checkpoint
+    description = f"{_model_description(cfg, checkpoint)} (object crops of task {task!r})"
+    return candidates, description, checkpoint or None
 
 
 def _prediction_inputs(
