@@ -177,10 +177,11 @@ def local_crop_size(input_size: int) -> int:
 def check_views(views: Sequence[Tensor], expected: int | None, method: str) -> None:
     """Refuse a batch that does not hold the method's number of views (``None``: >= 2)."""
     n = len(views)
-    if (expected is not None and n != expected) or n < 2:
+    if (n < 2) if expected is None else (n != expected):
         wanted = f"{expected}" if expected is not None else "at least 2"
+        noun = "view" if expected == 1 else "views"
         raise DataError(
-            f"{method} trains on {wanted} views per image but the batch holds {n}; use the "
+            f"{method} trains on {wanted} {noun} per image but the batch holds {n}; use the "
             f"method's transform (selfsup.methods.get_method({method!r}).build_transform)"
         )
 

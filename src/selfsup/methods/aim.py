@@ -22,8 +22,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from selfsup.methods._base import Method, MethodModel, OptimizerDefaults, TrainProgress
-from selfsup.methods.ijepa import check_single_view
+from selfsup.methods._base import (
+    Method,
+    MethodModel,
+    OptimizerDefaults,
+    TrainProgress,
+    check_views,
+)
 from selfsup.models.modules.masked_causal_vision_transformer import (
     AIMPredictionHead,
     MaskedCausalVisionTransformer,
@@ -90,7 +95,8 @@ class AIMModel(MethodModel):
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         del progress
-        x = check_single_view(views, "aim")
+        check_views(views, 1, "aim")
+        x = views[0]
         vit = self.causal_vit.vit
         rows, cols = vit.grid_size(x)
         n = rows * cols

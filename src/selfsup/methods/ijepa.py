@@ -24,29 +24,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from selfsup.data.collate import sample_ijepa_masks
-from selfsup.errors import ConfigError, DataError
+from selfsup.errors import ConfigError
 from selfsup.methods._base import (
     Method,
     MethodModel,
     OptimizerDefaults,
     TrainProgress,
+    check_views,
     momentum_copy,
 )
 from selfsup.models.modules.ijepa import IJEPAPredictor
 from selfsup.models.modules.masked_vision_transformer import require_vit
 from selfsup.models.utils import deactivate_requires_grad, get_at_index, update_momentum
 
-__all__ = ["METHOD", "IJEPAModel", "check_single_view"]
-
-
-def check_single_view(views: Sequence[Tensor], method: str) -> Tensor:
-    """The one view of a single-view method's batch, else a DataError naming the method."""
-    if len(views) != 1:
-        raise DataError(
-            f"{method} trains on 1 view per image but the batch holds {len(views)}; use the "
-            f"method's transform (selfsup.methods.get_method({method!r}).build_transform)"
-        )
-    return views[0]
+__all__ = ["METHOD", "IJEPAModel"]
 
 
 class IJEPAModel(MethodModel):
@@ -106,7 +97,8 @@ class IJEPAModel(MethodModel):
         }
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
-        x = check_single_view(views, "ijepa")
+        check_views(views, 1, "ijepa")
+        x = views[0]
         update_momentum(self.backbone, self.target_backbone, progress.cosine(0.996, 1.0))
         encoder, target_encoder = self.encoder, self.target_encoder
         grid = encoder.grid_size(x)

@@ -32,7 +32,13 @@ from typing import Any
 from torch import Tensor, nn
 
 from selfsup.errors import DataError
-from selfsup.methods._base import Method, MethodModel, OptimizerDefaults, TrainProgress
+from selfsup.methods._base import (
+    Method,
+    MethodModel,
+    OptimizerDefaults,
+    TrainProgress,
+    check_views,
+)
 from selfsup.models.modules.masked_autoencoder import MAEDecoder
 from selfsup.models.modules.masked_vision_transformer import require_vit
 from selfsup.models.utils import (
@@ -43,17 +49,7 @@ from selfsup.models.utils import (
     set_at_index,
 )
 
-__all__ = ["MAEModel", "mae_loss", "normalize_patches", "single_view"]
-
-
-def single_view(views: Sequence[Tensor], method: str) -> Tensor:
-    """The one view of a single-view method's batch, else a DataError naming the method."""
-    if len(views) != 1:
-        raise DataError(
-            f"{method} trains on 1 view per image but the batch holds {len(views)} views; use "
-            f"the method's transform (selfsup.methods.get_method({method!r}).build_transform)"
-        )
-    return views[0]
+__all__ = ["MAEModel", "mae_loss", "normalize_patches"]
 
 
 def normalize_patches(patches: Tensor, eps: float = 1e-6) -> Tensor:
@@ -155,7 +151,8 @@ class MAEModel(MethodModel):
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         del progress
-        pred, target, _ = self.reconstruct(single_view(views, "mae"))
+        check_views(views, 1, "mae")
+        pred, target, _ = self.reconstruct(views[0])
         return mae_loss(pred, target)
 
 

@@ -29,8 +29,13 @@ import torch
 from torch import Tensor, nn
 
 from selfsup.errors import ConfigError, DataError
-from selfsup.methods._base import Method, MethodModel, OptimizerDefaults, TrainProgress
-from selfsup.methods.mae import single_view
+from selfsup.methods._base import (
+    Method,
+    MethodModel,
+    OptimizerDefaults,
+    TrainProgress,
+    check_views,
+)
 from selfsup.models.modules.masked_vision_transformer import require_vit
 from selfsup.models.utils import check_mask_ratio, patchify
 
@@ -125,7 +130,8 @@ class SimMIMModel(MethodModel):
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         del progress
-        pred, target, mask = self.reconstruct(single_view(views, "simmim"))
+        check_views(views, 1, "simmim")
+        pred, target, mask = self.reconstruct(views[0])
         return simmim_loss(pred, target, mask)
 
 
