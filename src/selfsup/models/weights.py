@@ -419,7 +419,7 @@ def _check_architecture(weights: WeightsFile, backbone: nn.Module) -> None:
 
 
 def load_backbone_weights(
-    backbone: nn.Module, source: str | os.PathLike[str], *, strict: bool = True
+    backbone: nn.Module, source: str | os.PathLike[str] | WeightsFile, *, strict: bool = True
 ) -> LoadReport:
     """Load local weights into ``backbone`` in place and say what was loaded.
 
@@ -427,7 +427,8 @@ def load_backbone_weights(
         backbone: A :class:`~selfsup.models.backbones.Backbone` (the file is matched to the
             model it wraps, ``backbone.features``, i.e. the torchvision/timm model as users
             save it) or any other module (matched to its own keys).
-        source: A file, model folder or ``zoo:<name>`` (module docstring).
+        source: A file, model folder or ``zoo:<name>`` (module docstring), or weights
+            :func:`open_weights` already read (not read again).
         strict: Refuse any missing, unexpected or reshaped key (the default). With False the
             matching keys are loaded and the others logged as a warning.
 
@@ -442,10 +443,11 @@ def load_backbone_weights(
     """
     from selfsup.models.backbones import Backbone
 
-    weights = open_weights(source)
+    weights = source if isinstance(source, WeightsFile) else open_weights(source)
+    given = str(weights.path) if isinstance(source, WeightsFile) else os.fspath(source)
     _check_architecture(weights, backbone)
     target = backbone.features if isinstance(backbone, Backbone) else backbone
-    report, usable = match_keys(target, weights.state, source=os.fspath(source), path=weights.path)
+    report, usable = match_keys(target, weights.state, source=given, path=weights.path)
     report.format = weights.format
     report.ignored = weights.ignored
     name = getattr(backbone, "name", None) or type(target).__name__

@@ -29,7 +29,12 @@ from typing import Any
 
 from selfsup.errors import ConfigError, DataError, did_you_mean
 from selfsup.home import selfsup_home
-from selfsup.models.weights import WeightsFile, load_torch_file, open_weights
+from selfsup.models.weights import (
+    WeightsFile,
+    load_backbone_weights,
+    load_torch_file,
+    open_weights,
+)
 from selfsup.utils.atomic import atomic_write_text
 
 __all__ = [
@@ -251,7 +256,6 @@ def add_entry(
         DataError: unreadable weights.
     """
     from selfsup.models.backbones import get_backbone
-    from selfsup.models.weights import load_backbone_weights
 
     _check_name(name)
     src = Path(source).expanduser().resolve()
@@ -265,7 +269,7 @@ def add_entry(
             f"which backbone do the weights {str(src)!r} belong to? Pass the model name "
             "(--model torchvision/resnet50, timm/<name>, resnet-18, ...)"
         )
-    load_backbone_weights(get_backbone(model, width=width), src, strict=True)
+    load_backbone_weights(get_backbone(model, width=width), weights, strict=True)
     pretrained = _pretrained_cfg(weights)
     if input_size is None and isinstance(pretrained.get("input_size"), list):
         input_size = int(pretrained["input_size"][-1])
