@@ -48,6 +48,7 @@ def run_diversity(
     engine: greedy.Engine,
     preselected: list[int] | None = None,
     min_distance: float | None = None,
+    device: str = "auto",
 ) -> greedy.GreedyResult:
     pre = np.asarray(preselected or [], dtype=np.int64)
     cand = np.ones(x.shape[0], dtype=bool)
@@ -62,6 +63,7 @@ def run_diversity(
         max_new=k,
         min_distance=min_distance,
         engine=engine,
+        device=device,
     )
 
 
@@ -313,21 +315,7 @@ def test_torch_cpu_device_matches_numpy_reference_with_ties(
     engine: greedy.Engine, seed: int
 ) -> None:
     x = tied_rows(seed)
-    pre = np.asarray([5], dtype=np.int64)
-    cand = np.ones(x.shape[0], dtype=bool)
-    cand[pre] = False
-    got = greedy_select(
-        embeddings=x,
-        diversity_strength=1.0,
-        static_score=np.zeros(x.shape[0]),
-        balance=[],
-        candidates=cand,
-        preselected=pre,
-        max_new=40,
-        min_distance=None,
-        engine=engine,
-        device="cpu",
-    )
+    got = run_diversity(x, 40, engine, [5], device="cpu")
     # 40 picks from 48 rows of which 12 are copies: the last picks are ties at distance 0
     assert got.indices.tolist() == brute_kcenter(x, 40, [5])
 
