@@ -168,9 +168,10 @@ def keep_member(
     signals = _signals_or_page(view.outputs, run_id, viewer)
     if isinstance(signals, HTMLResponse):
         return signals
-    group = next((g for g in signals.groups if g.id == group_id), None)
-    if group is None:
+    position = next((i for i, g in enumerate(signals.groups) if g.id == group_id), None)
+    if position is None:
         return not_found_page(viewer, f"run {run_id!r} has no near-duplicate group {group_id}")
+    group = signals.groups[position]
     members = group.members.tolist()
     if index not in members:
         return error_page(
@@ -192,7 +193,6 @@ def keep_member(
             backend.tag(viewer, run_id, others, DROP_TAG)
     except (TagStorageError, WebNotFound) as exc:
         return error_page(viewer, 409, "Tags unavailable", str(exc))
-    position = next(i for i, g in enumerate(signals.groups) if g.id == group_id)
     page = position // GROUPS_PER_PAGE + 1
     target = f"/runs/{segment(run_id)}/near-duplicates"
     if page > 1:
