@@ -685,11 +685,7 @@ class IJEPAMaskCollator:
             generator=generator,
         )
 
-    def __call__(
-        self, batch: Sequence[Any]
-    ) -> tuple[
-        tuple[torch.Tensor, torch.Tensor, list[str]], list[torch.Tensor], list[torch.Tensor]
-    ]:
+    def __call__(self, batch: Sequence[Any]) -> IJEPABatch:
         """Turn ``[(image, label, filename), ...]`` into the batch and its block indices."""
         caller = type(self).__name__
         images, labels, fnames = _unpack(batch, caller)
