@@ -237,16 +237,22 @@ def min_squared_distances(
         embeddings: ``(N, D)`` float32 embeddings.
         centers: ``(M, D)`` float32 centers; ``inf`` everywhere when ``M == 0``.
     """
-    x = torch.from_numpy(np.ascontiguousarray(embeddings, dtype=np.float32))
+    x = _Rows(np.ascontiguousarray(embeddings, dtype=np.float32), torch.device("cpu"))
     c = torch.from_numpy(np.ascontiguousarray(centers, dtype=np.float32))
-    out = torch.full((x.shape[0],), math.inf)
     if c.shape[0] == 0:
-        return out.numpy()
-    c2 = (c * c).sum(dim=1)
-    for r0 in range(0, x.shape[0], ROW_BLOCK):
-        rows = x[r0 : r0 + ROW_BLOCK]
-        out[r0 : r0 + ROW_BLOCK] = _block_min_d2(rows, (rows * rows).sum(dim=1), c, c2)
-    return out.numpy()
+        return np.full(x.n, np.inf, dtype=np.float32)
+    return _min_d2(x, _row_sq_norms(x), c, (c * c).sum(dim=1)).numpy()
+
+
+def _min_d2(x: _Rows, x2: torch.Tensor, c: torch.Tensor, c2: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` squared distance from each row of ``x`` (squared norms ``x2``) to its nearest
+    center ``c`` (squared norms ``c2``), ``ROW_BLOCK`` rows at a time, on ``x``'s device."""
+    out = torch.full((x.n,), math.inf, device=x.device)
+    for r0 in range(0, x.n, ROW_BLOCK):
+        out[r0 : r0 + ROW_BLOCK] = _block_min_d2(
+            x.span(r0, r0 + ROW_BLOCK), x2[r0 : r0 + ROW_BLOCK], c, c2
+        )
+    return out
 
 
 def greedy_select(
@@ -381,11 +387,7 @@ def _dense_greedy(
         x2 = _row_sq_norms(x)
         if preselected.size:
             pre_idx = torch.from_numpy(preselected).to(dev)
-            c, c2 = x.take(pre_idx), x2[pre_idx]
-            for r0 in range(0, n, ROW_BLOCK):
-                d2[r0 : r0 + ROW_BLOCK] = _block_min_d2(
-                    x.span(r0, r0 + ROW_BLOCK), x2[r0 : r0 + ROW_BLOCK], c, c2
-                )
+            d2 = _min_d2(x, x2, x.take(pre_idx), x2[pre_idx])
     n_centers = int(preselected.size)
     min_d2 = None if min_distance is None else min_distance * min_distance
     picks: list[int] = []
