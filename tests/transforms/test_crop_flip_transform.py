@@ -1,4 +1,7 @@
-"""CropFlipViewTransform: the shared crop + flip view of MAE, SimMIM, I-JEPA and AIM."""
+"""CropFlipViewTransform: the shared crop + flip view of MAE, SimMIM, I-JEPA and AIM.
+
+The behaviour the four method transforms share (view size, seeding, argument errors) is
+checked here over all four; their own test files check their papers' steps."""
 
 from __future__ import annotations
 
@@ -16,6 +19,62 @@ from selfsup.transforms import (
     SimMIMTransform,
 )
 from selfsup.transforms.crop_flip_transform import CropFlipViewTransform
+
+#: The method transforms built on CropFlipViewTransform. MAE's and SimMIM's return their one
+#: view in a list (as lightly's); I-JEPA's and AIM's return the view itself.
+METHOD_TRANSFORMS = [MAETransform, SimMIMTransform, IJEPATransform, AIMTransform]
+IN_A_LIST = (MAETransform, SimMIMTransform)
+
+
+def _view(
+    transform: object, image: object, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """The one view of ``image``, unwrapped from the list of MAE's and SimMIM's transforms."""
+    out = transform(image, generator=generator)  # type: ignore[operator]
+    if isinstance(transform, IN_A_LIST):
+        assert isinstance(out, list)
+        assert len(out) == 1
+        out = out[0]
+    assert isinstance(out, torch.Tensor)
+    return out
+
+
+@pytest.mark.parametrize("cls", METHOD_TRANSFORMS)
+def test_one_view_of_the_given_size(
+    cls: type, pil_image: Image.Image, float_image: torch.Tensor
+) -> None:
+    transform = cls(input_size=16)
+    for source in (pil_image, float_image):
+        view = _view(transform, source)
+        assert view.shape == (3, 16, 16)
+        assert view.dtype == torch.float32
+
+
+@pytest.mark.parametrize("cls", METHOD_TRANSFORMS)
+def test_same_seed_same_view(cls: type, pil_image: Image.Image) -> None:
+    transform = cls(input_size=16)
+    torch.manual_seed(3)
+    first = _view(transform, pil_image)
+    torch.manual_seed(3)
+    assert torch.equal(first, _view(transform, pil_image))
+    seeded = [_view(transform, pil_image, torch.Generator().manual_seed(5)) for _ in range(2)]
+    assert torch.equal(seeded[0], seeded[1])
+
+
+@pytest.mark.parametrize("cls", METHOD_TRANSFORMS)
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_scale": 0.0}, "min_scale"),
+        ({"hf_prob": 1.5}, "hf_prob"),
+        ({"input_size": 0}, "input_size"),
+    ],
+)
+def test_method_transform_bad_arguments_are_clear_errors(
+    cls: type, kwargs: dict[str, float], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        cls(**kwargs)
 
 
 def test_steps_take_the_arguments() -> None:
