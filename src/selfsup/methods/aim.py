@@ -121,7 +121,8 @@ METHOD = Method(
     build_transform=_transform,
     # The paper: AdamW (β2 0.95), lr 1e-3 after a warm-up, cosine decay, weight decay 0.05.
     # Without a warm-up (the trainer's default) 1e-3 collapsed a fresh vit-tiny-p4's
-    # embeddings within 4 steps (std·sqrt(D) 0.18 -> 0.04); 1.5e-4 kept them (0.13).
+    # embeddings within 4 steps (std·sqrt(D) 0.18 -> 0.04); 1.5e-4 kept them (0.13). One-off
+    # hand runs for commit 8b43af6 (contract tests' model, std_of_l2_normalized); no script.
     optimizer=OptimizerDefaults("adamw", lr=1.5e-4, weight_decay=0.05),
     needs_vit=True,
 )

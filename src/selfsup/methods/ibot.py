@@ -230,7 +230,8 @@ def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
 #: The papers: AdamW, lr 5e-4 · batch/256 after a 10-epoch warm-up, weight decay 0.04 -> 0.4
 #: (DINO's recipe). Without a warm-up (the trainer's default) 5e-4 shrank the spread of a
 #: fresh vit-tiny-p4's embeddings 2.3x in 4 steps (std·sqrt(D) 0.18 -> 0.08); 1.5e-4 (MAE's
-#: base rate) kept it (0.15).
+#: base rate) kept it (0.15). (One-off hand runs for commit 8b43af6 on the contract tests'
+#: model, tests/methods/_contract.py std_of_l2_normalized; no script reruns them.)
 OPTIMIZER = OptimizerDefaults("adamw", lr=1.5e-4, weight_decay=0.04)
 
 METHOD = Method(

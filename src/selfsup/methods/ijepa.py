@@ -138,7 +138,8 @@ METHOD = Method(
     build_transform=_transform,
     # The paper: AdamW, lr warmed up from 1e-4 to 1e-3 over 15 epochs, weight decay 0.04 ->
     # 0.4. Without a warm-up (the trainer's default) 1e-3 collapsed a fresh vit-tiny-p4's
-    # embeddings within 4 steps (std·sqrt(D) 0.18 -> 0.04); 1.5e-4 kept them (0.12).
+    # embeddings within 4 steps (std·sqrt(D) 0.18 -> 0.04); 1.5e-4 kept them (0.12). One-off
+    # hand runs for commit 8b43af6 (contract tests' model, std_of_l2_normalized); no script.
     optimizer=OptimizerDefaults("adamw", lr=1.5e-4, weight_decay=0.04),
     needs_vit=True,
 )
