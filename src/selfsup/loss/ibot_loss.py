@@ -71,7 +71,8 @@ class IBOTPatchLoss(nn.Module):
         center_momentum: m of the center's moving average, c ← m c + (1 - m) mean(h_t).
 
     The center is a (1, output_dim) buffer, saved in checkpoints. Under ``torch.distributed``
-    its update averages the per-process means of the masked teacher outputs.
+    its update averages the masked teacher outputs of all processes together (each patch
+    weighs the same, however the masked patches are spread over the processes).
 
     Examples:
         >>> loss_fn = IBOTPatchLoss(output_dim=1024)
