@@ -278,11 +278,16 @@ def _read_folder(folder: Path) -> WeightsFile:
                 "use the timm version of the model (a hub folder whose config.json has "
                 "'architecture', e.g. timm/vit_small_patch14_reg4_dinov2.lvd142m)"
             )
+    candidate = _folder_weights(folder)
+    read = _read_file(candidate)
+    return WeightsFile(candidate, "model_folder", read.state, read.ignored, config)
+
+
+def _folder_weights(folder: Path) -> Path:
+    """The first of :data:`MODEL_FOLDER_WEIGHTS` in a model folder."""
     for name in MODEL_FOLDER_WEIGHTS:
-        candidate = folder / name
-        if candidate.is_file():
-            read = _read_file(candidate)
-            return WeightsFile(candidate, "model_folder", read.state, read.ignored, config)
+        if (folder / name).is_file():
+            return folder / name
     raise DataError(
         f"model folder {str(folder)!r} has none of {', '.join(MODEL_FOLDER_WEIGHTS)}; a model "
         "folder holds config.json and one of these weight files"
@@ -328,10 +333,7 @@ def weights_file(source: str | os.PathLike[str]) -> Path:
         return resolve_entry(text[len("zoo:") :]).path
     path = Path(text).expanduser()
     if path.is_dir():
-        for name in MODEL_FOLDER_WEIGHTS:
-            if (path / name).is_file():
-                return path / name
-        raise DataError(f"model folder {str(path)!r} has none of {', '.join(MODEL_FOLDER_WEIGHTS)}")
+        return _folder_weights(path)
     if not path.is_file():
         raise ConfigError(f"weights {text!r} do not exist")
     return path
