@@ -176,32 +176,28 @@ def _triple(values: Any, what: str) -> tuple[float, float, float]:
     return items[0], items[1], items[2]
 
 
-def list_entries() -> list[ZooEntry]:
-    """Every entry of the zoo, by name (folders being assembled or removed are skipped)."""
+def _entry_folders() -> list[Path]:
+    """The entries' folders, by name (hidden folders being assembled or removed skipped)."""
     root = zoo_root()
     if not root.is_dir():
         return []
     return [
-        _entry_from_meta(folder)
+        folder
         for folder in sorted(root.iterdir())
-        if folder.is_dir() and not folder.name.startswith(".") and (folder / META).is_file()
+        if not folder.name.startswith(".") and (folder / META).is_file()
     ]
 
 
-def _names() -> list[str]:
-    root = zoo_root()
-    if not root.is_dir():
-        return []
-    return sorted(
-        f.name for f in root.iterdir() if (f / META).is_file() and not f.name.startswith(".")
-    )
+def list_entries() -> list[ZooEntry]:
+    """Every entry of the zoo, by name (folders being assembled or removed are skipped)."""
+    return [_entry_from_meta(folder) for folder in _entry_folders()]
 
 
 def resolve_entry(name: str) -> ZooEntry:
     """The entry ``name``; an unknown name is a ConfigError listing the entries."""
     folder = zoo_root() / _check_name(name)
     if not (folder / META).is_file():
-        names = _names()
+        names = [f.name for f in _entry_folders()]
         listed = ", ".join(names) if names else "none (add one with `selfsup zoo add`)"
         raise ConfigError(
             f"no zoo entry {name!r} in {str(zoo_root())!r}{did_you_mean(name, names)}; "
