@@ -21,30 +21,26 @@ starts and keeps in its result.
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Final, Literal, TypeAlias
+from typing import Any, Final, get_args
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from selfsup.selection.strategies import KnnSetting
 from selfsup.utils.vectors import faiss_available, knn
 
 __all__ = [
     "EXACT_KNN_MAX_SAMPLES",
     "RECALL_SAMPLE",
-    "KnnMethod",
     "KnnRecord",
     "knn_distances",
     "plan_knn",
 ]
 
-logger = logging.getLogger(__name__)
-
-KnnMethod: TypeAlias = Literal["auto", "exact", "approximate"]
-KNN_METHODS: Final = ("auto", "exact", "approximate")
+KNN_METHODS: Final = get_args(KnnSetting)
 
 EXACT_KNN_MAX_SAMPLES = 100_000
 """``knn="auto"`` searches exactly up to this many samples, approximately above."""
