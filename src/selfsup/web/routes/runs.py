@@ -118,6 +118,7 @@ def run_page(request: Request, viewer: PageViewer, run_id: str) -> Response:
         except WebNotFound as exc:
             return not_found_page(viewer, str(exc))
     report = view.outputs.report if view is not None else {}
+    embedding_items, embedding_warning = _embedding_items(report)
     log_empty = (
         "Local runs print their log to the terminal; this folder has none."
         if backend.mode == "folder"
@@ -138,8 +139,8 @@ def run_page(request: Request, viewer: PageViewer, run_id: str) -> Response:
         savings_items=_savings_items(report),
         savings_note=_savings_note(report),
         selection_items=_selection_items(report),
-        embedding_items=_embedding_items(report)[0],
-        embedding_warning=_embedding_items(report)[1],
+        embedding_items=embedding_items,
+        embedding_warning=embedding_warning,
         plots=_plots(report),
         downloads=downloads,
         log_text=log_text,
