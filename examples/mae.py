@@ -20,6 +20,7 @@ from torchvision.datasets import FakeData
 from torchvision.models import VisionTransformer
 
 from selfsup.data import LightlyDataset
+from selfsup.methods.mae import normalize_patches
 from selfsup.models.modules import MaskedVisionTransformerTorchvision
 from selfsup.models.modules.masked_autoencoder import MAEDecoderTIMM
 from selfsup.models.utils import (
@@ -75,8 +76,7 @@ class MAE(nn.Module):
         # Index 0 of the sequence is the class token, patch i is token i + 1.
         target = get_at_index(patchify(images, PATCH_SIZE), idx_mask - 1)
         # The paper's normalised-pixel target: each patch standardised by its own statistics.
-        mean, var = target.mean(-1, keepdim=True), target.var(-1, keepdim=True)
-        target = (target - mean) / (var + 1e-6).sqrt()
+        target = normalize_patches(target)
         return pred, target, encoded[:, 1:].mean(dim=1)
 
 
