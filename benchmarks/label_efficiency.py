@@ -90,6 +90,8 @@ from selfsup.selection import (
     select,
 )
 from selfsup.selection.objectives import l2_normalize, typicality
+from selfsup.selection.registry import DEFAULT_STRENGTH
+from selfsup.selection.strategies import DEFAULT_TYPICALITY_K
 from selfsup.utils.atomic import atomic_open_bytes, atomic_write_text
 from ssl_fashion_mnist import Config as SSLConfig
 from ssl_fashion_mnist import embed, train
@@ -240,10 +242,10 @@ def parse_method(text: str) -> Method:
         if head == "DIVERSITY" and len(numbers) <= 1:
             strategies.append(DiversityStrategy(*numbers))
         elif head == "TYPICALITY" and len(numbers) <= 2:
-            k = int(numbers[0]) if numbers else 20
-            # Not *numbers[1:]: the strategy's third field is the kNN search mode, not a number.
-            typicality = TypicalityStrategy(k, numbers[1]) if len(numbers) == 2 else None
-            strategies.append(typicality or TypicalityStrategy(k))
+            # by keyword: the strategy's third field is the kNN search mode, not a number
+            k = int(numbers[0]) if numbers else DEFAULT_TYPICALITY_K
+            strength = numbers[1] if len(numbers) == 2 else DEFAULT_STRENGTH
+            strategies.append(TypicalityStrategy(k=k, strength=strength))
         else:
             raise ValueError(
                 f"--methods {text!r}: cannot read {term!r}; accepted: RANDOM, TYPICLUST, "
