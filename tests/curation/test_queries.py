@@ -333,6 +333,40 @@ def test_query_folder_outside_is_embedded_with_the_runs_model_and_never_a_candid
     shutil.rmtree(out)
 
 
+@pytest.mark.slow
+def test_query_folder_outside_is_embedded_with_pretrained_weights(
+    folder: Path, tmp_path: Path, make_image_folder: Callable[..., Path]
+) -> None:
+    # A run that embeds with model.weights without training has a model for the outside
+    # queries too (check_queries accepts it, so the run must not refuse it later).
+    import torch
+
+    from selfsup.core import embed
+    from selfsup.models.backbones import get_backbone
+
+    outside = tmp_path / "outside_q"
+    make_image_folder(n_classes=1, n_per_class=2, flat=True, root=outside, seed=7)
+    torch.manual_seed(0)
+    weights = tmp_path / "backbone.pth"
+    torch.save(get_backbone("resnet-9", width=0.125).state_dict(), weights)
+    pretrained = [*TINY_MODEL, "enable_training=false", f"lightly.model.weights={weights}"]
+    out = tmp_path / "out"
+    result = run(_cfg(folder, out, *pretrained, _similarity(f"{{folder: {outside}}}", n=4)))
+
+    (queries,) = result.report["job"]["extra"]["queries"]
+    assert (queries["where"], queries["n_queries"]) == ("outside", 2)
+    assert result.report["job"]["extra"]["model"].startswith("pretrained weights")
+    cfg = _cfg(folder, out, *pretrained, "stopping_condition.n_samples=1")
+    lightly = cfg.lightly.model_copy(deep=True)
+    lightly.input_dir = str(outside)
+    q, _, _ = embed(lightly, filenames=queries["names"])
+    emb, names = _written(out)
+    closeness = _closeness(emb, q.astype(np.float32))
+    picked = [names.index(n) for n in result.selected]
+    reference = _nearest(emb, q.astype(np.float32), 4)
+    np.testing.assert_allclose(closeness[picked], closeness[reference], rtol=0, atol=1e-5)
+
+
 def test_query_by_tag_of_the_web_app(folder: Path, tmp_path: Path) -> None:
     from selfsup.runfolder import RunFolder
 

@@ -1020,14 +1020,10 @@ def _step_embed(ctx: RunContext) -> None:
         ctx.folder.normalized_embeddings, ctx.normalized, ctx.candidates.labels, ctx.names
     )
     # SIMILARITY's query sets: samples of the input by index, or images outside the input
-    # embedded with the same model and transform (never candidates).
-    ctx.queries = build_queries(
-        ctx.cfg,
-        ctx.selection_config,
-        ctx.names,
-        ctx.checkpoint,
-        exclude=[ctx.out],
-    )
+    # embedded with the same model and transform (never candidates): its checkpoint, or ""
+    # for untrained pretrained weights (model.weights); None when there is no model.
+    model = None if ctx.cfg.embeddings else (ctx.checkpoint or "")
+    ctx.queries = build_queries(ctx.cfg, ctx.selection_config, ctx.names, model, exclude=[ctx.out])
 
 
 def _quality_excluded_by(ctx: RunContext) -> NDArray[np.int64] | None:

@@ -377,7 +377,8 @@ def build_queries(
         cfg: The run's config (input_dir, allowed_roots, the model's lightly config).
         selection: The selection that runs.
         candidates: Names of the selection's candidates, in row order.
-        checkpoint: The checkpoint the candidates were embedded with; None when the run read
+        checkpoint: The checkpoint the candidates were embedded with; ``""`` for the
+            pretrained ``model.weights`` without training; None when the run read
             precomputed embeddings (then no folder may lie outside the input).
         exclude: Folders to leave out of an outside query folder (the run's own output).
 
@@ -407,7 +408,7 @@ def build_queries(
             array, info = _input_set(source, names, rel, candidates, where)
         else:
             assert folder is not None
-            if not checkpoint:
+            if checkpoint is None:
                 raise ConfigError(
                     f"{where}.folder: {source.folder!r} lies outside the input, and this run "
                     "has no model to embed it (precomputed embeddings=)"
