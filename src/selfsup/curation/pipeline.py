@@ -106,7 +106,8 @@ STATE_FILE = Path(runfolder.STATE)
 #: can only be exact on the CPU (O(N^2 D)): past it the default runs as coreset, and says so.
 MAX_DEFAULT_TYPICALITY_SAMPLES = 100_000
 #: The same limit where an approximate (faiss IVF) or GPU kNN search is available
-#: (:mod:`selfsup.selection.knn_index`): 10,000 of 1,000,000 x 128 then take minutes.
+#: (:mod:`selfsup.selection.knn_index`): 10,000 of 1,000,000 x 128 then take minutes
+#: (227 s on 2 CPU threads with faiss, ``benchmarks/selection_scale.py``; docs/scale.md).
 MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE = 20_000_000
 
 
