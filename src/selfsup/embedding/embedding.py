@@ -60,6 +60,23 @@ def _with_tensor_collate(dataloader: DataLoader[Any]) -> DataLoader[Any]:
     )
 
 
+def embed_batch(
+    backbone: torch.nn.Module, images: torch.Tensor, targets: Any, names: Any, device: Any
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One batch through ``backbone``: ``(features (B, D) float32, labels (B,) int64, names)``.
+
+    ``images`` is (B, C, H, W); the features are the backbone's output flattened per sample.
+    The local engine (:meth:`SelfSupervisedEmbedding.embed`) and the Ray actors
+    (:mod:`selfsup.embedding.ray_engine`) both call it, so both write the same rows.
+    """
+    features = backbone(images.to(device)).flatten(start_dim=1)
+    return (
+        features.float().cpu().numpy(),
+        torch.as_tensor(targets).cpu().numpy().astype(np.int64),
+        [str(n) for n in names],
+    )
+
+
 def _dataset_order(dataset: Any, filenames: list[str]) -> np.ndarray | None:
     """Row permutation that puts ``filenames`` into the dataset's index order, or None when
     the rows are in that order already or the dataset cannot say its order (no
@@ -129,10 +146,10 @@ class SelfSupervisedEmbedding(BaseEmbedding):
                             "multi-view collate function"
                         )
                     images, targets, names = batch
-                    features = backbone(images.to(device)).flatten(start_dim=1)
-                    chunks.append(features.float().cpu().numpy())
-                    labels.append(torch.as_tensor(targets).cpu().numpy().astype(np.int64))
-                    filenames.extend(str(n) for n in names)
+                    features, targets, names = embed_batch(backbone, images, targets, names, device)
+                    chunks.append(features)
+                    labels.append(targets)
+                    filenames.extend(names)
         finally:
             self.model.train(was_training)
         if not chunks:

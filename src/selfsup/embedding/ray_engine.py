@@ -40,16 +40,22 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from selfsup.embedding.embedding import embed_batch
 from selfsup.errors import ConfigError, DataError
+from selfsup.selection.matrix import (
+    PARQUET_EMBEDDING_COLUMN,
+    PARQUET_ID_COLUMN,
+    load_embedding_matrix,
+)
 
 logger = logging.getLogger(__name__)
 
-#: Column of the sample name (what ``embeddings.csv`` calls ``filenames``).
-ID_COLUMN: Final = "sample_id"
+#: Column of the sample name (what ``embeddings.csv`` calls ``filenames``); the reader's name.
+ID_COLUMN: Final = PARQUET_ID_COLUMN
 #: Column of the sample's label (the index of its first-level folder).
 LABEL_COLUMN: Final = "label"
-#: Column of the embedding: a list of ``D`` float32 values.
-EMBEDDING_COLUMN: Final = "embedding"
+#: Column of the embedding: a list of ``D`` float32 values; the reader's name.
+EMBEDDING_COLUMN: Final = PARQUET_EMBEDDING_COLUMN
 #: File name of shard ``k``; zero-padded so that name order is shard order.
 SHARD_NAME: Final = "part-{:06d}.parquet"
 
@@ -195,10 +201,12 @@ class _ShardEmbedder:
         names: list[str] = []
         with torch.no_grad():
             for images, targets, batch_names in loader:
-                features = self.backbone(images.to(self.device)).flatten(start_dim=1)
-                chunks.append(features.float().cpu().numpy())
-                labels.append(torch.as_tensor(targets).numpy().astype(np.int64))
-                names.extend(str(n) for n in batch_names)
+                features, batch_labels, batch_str_names = embed_batch(
+                    self.backbone, images, targets, batch_names, self.device
+                )
+                chunks.append(features)
+                labels.append(batch_labels)
+                names.extend(batch_str_names)
         write_shard(
             self.folder / SHARD_NAME.format(shard),
             names,
@@ -307,8 +315,6 @@ def embed_with_ray(
                 f"Ray embedding wrote {len(counts)} of {len(ranges)} shards to {tmp}; "
                 f"shards {missing[:5]} are missing or short"
             )
-        from selfsup.selection.matrix import load_embedding_matrix
-
         shard_names, embeddings = load_embedding_matrix(tmp)
         if shard_names != names:
             raise DataError(f"the Parquet shards in {tmp} do not list the samples in order")
