@@ -212,6 +212,23 @@ def test_recipe_keeps_the_keys_the_user_set_and_prints_the_estimate(
     assert cfg.collate.input_size == 64
 
 
+def test_recipe_is_not_timed_when_several_processes_train(
+    make_image_folder: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import selfsup.core
+    from selfsup.core import with_recipe
+
+    def timed(*args: object, **kwargs: object) -> float:
+        raise AssertionError("a distributed run must not time a step (processes would differ)")
+
+    monkeypatch.setattr(selfsup.core, "_seconds_per_sample", timed)
+    root = make_image_folder(n_classes=2, n_per_class=2, size=(28, 28))
+    # trainer.gpus=2 without trainer.devices is two processes too (Lightning's devices=2).
+    for trainer in ({"gpus": 2}, {"devices": 2}, {"num_nodes": 2}, {"strategy": "ddp_spawn"}):
+        cfg = resolve_config(input_dir=str(root), loader={"num_workers": 0}, trainer=trainer)
+        assert with_recipe(cfg).loader.batch_size >= 1
+
+
 def test_recipe_lightly_and_a_checkpoint_keep_the_model(
     make_image_folder: Callable[..., Path], tmp_path: Path
 ) -> None:

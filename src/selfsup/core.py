@@ -456,7 +456,7 @@ def with_recipe(
     user_set = {
         f"{section}.{key}" for section in sections for key in changed_keys(getattr(cfg, section))
     } & set(RECIPE_KEYS)
-    if cfg.checkpoint or getattr(cfg.model, "weights", None):
+    if cfg.checkpoint or cfg.model.weights:
         user_set |= {"model.name", "model.width"}
     current = {
         key: getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1]) for key in RECIPE_KEYS
@@ -480,12 +480,11 @@ def with_recipe(
         return out
 
     # Under DDP every process runs this: a timing would differ between them and so would
-    # their epochs, which hangs training. Distributed runs get the untimed recipe.
-    distributed = (
-        getattr(cfg.trainer, "strategy", "auto") != "auto"
-        or getattr(cfg.trainer, "num_nodes", 1) > 1
-        or (getattr(cfg.trainer, "devices", None) or 1) > 1
-    )
+    # their epochs, which hangs training. Distributed runs get the untimed recipe; without
+    # trainer.devices, trainer.gpus is the number of processes (lightning_trainer_kwargs).
+    trainer = cfg.trainer
+    processes = trainer.devices if trainer.devices is not None else trainer.gpus
+    distributed = trainer.strategy != "auto" or trainer.num_nodes > 1 or processes > 1
     seconds = None
     if not distributed:
         timing = applied(choose_recipe(**inputs).values)
