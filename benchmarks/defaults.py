@@ -48,6 +48,7 @@ from selfsup import embed_images, train_embedding_model
 from selfsup.config import LightlyConfig, parse_overrides
 from selfsup.utils.benchmarking import knn_accuracy
 from selfsup.utils.embedding_stats import collapse_verdict, embedding_stats
+from selfsup.utils.vectors import knn
 
 
 def _pixels(root: Path, filenames: list[str]) -> npt.NDArray[np.float32]:
@@ -59,11 +60,8 @@ def _pixels(root: Path, filenames: list[str]) -> npt.NDArray[np.float32]:
 
 def leave_one_out_1nn(features: npt.NDArray[Any], labels: npt.NDArray[np.int64]) -> float:
     """Fraction of rows whose nearest other row (cosine similarity) has the same label."""
-    x = features.astype(np.float64)
-    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-    sim = x @ x.T
-    np.fill_diagonal(sim, -np.inf)
-    return float(np.mean(labels[sim.argmax(axis=1)] == labels))
+    nearest = knn(features, features, 1, metric="cosine", exclude_self=True).indices[:, 0]
+    return float(np.mean(labels[nearest] == labels))
 
 
 def run(n: int, test_n: int, seed: int, overrides: list[str], workdir: Path) -> dict[str, Any]:
