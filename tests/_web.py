@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageEnhance
 
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Error, Locator, Page, Response
@@ -179,6 +179,32 @@ def build_small_run(
     )
     run(cfg, progress=False)
     return out
+
+
+#: The planted images of :func:`build_explore_run`: a dark image, and a near duplicate (a
+#: 10 % brighter copy) of one class image.
+EXPLORE_DARK: Final = "red_disc/dark.png"
+EXPLORE_COPY: Final = "green_square/copy_of_img_00.png"
+EXPLORE_ORIGINAL: Final = "green_square/img_00.png"
+
+
+def _dark_image(images: Path) -> Image.Image:
+    rng = np.random.default_rng(5)
+    return Image.fromarray(rng.integers(0, 6, size=(32, 32, 3), dtype=np.uint8), mode="RGB")
+
+
+def _brighter_copy(images: Path) -> Image.Image:
+    original = Image.open(images / EXPLORE_ORIGINAL).convert("RGB")
+    return ImageEnhance.Brightness(original).enhance(1.1)
+
+
+def build_explore_run(root: Path) -> Path:
+    """:func:`build_small_run` (3 images per class) with :data:`EXPLORE_DARK` (flagged dark by
+    the quality check) and :data:`EXPLORE_COPY` (a near duplicate of
+    :data:`EXPLORE_ORIGINAL`) planted: the run the tests of exploring by signal share."""
+    return build_small_run(
+        root, n_per_class=3, planted={EXPLORE_DARK: _dark_image, EXPLORE_COPY: _brighter_copy}
+    )
 
 
 # --------------------------------------------------------------------------- synthetic run

@@ -18,9 +18,11 @@ import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from PIL import Image, ImageEnhance
 
-from _web import build_small_run
+from _web import EXPLORE_COPY as COPY
+from _web import EXPLORE_DARK as DARK
+from _web import EXPLORE_ORIGINAL as ORIGINAL
+from _web import build_explore_run
 from selfsup.curation.manifest import read_filename_table
 from selfsup.runfolder import RunFolder
 from selfsup.web.app import create_view_app
@@ -32,29 +34,11 @@ pytestmark = pytest.mark.slow  # runs the pipeline once per module (~10 s)
 TOKEN = "explore-token-0123456789"
 RUN = "out"
 BASE = "http://testserver"
-DARK = "red_disc/dark.png"
-COPY = "green_square/copy_of_img_00.png"
-ORIGINAL = "green_square/img_00.png"
-
-
-def _dark(images: Path) -> Image.Image:
-    rng = np.random.default_rng(5)
-    return Image.fromarray(rng.integers(0, 6, size=(32, 32, 3), dtype=np.uint8), mode="RGB")
-
-
-def _brighter_copy(images: Path) -> Image.Image:
-    original = Image.open(images / ORIGINAL).convert("RGB")
-    return ImageEnhance.Brightness(original).enhance(1.1)
 
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder: Path = build_small_run(
-        tmp_path_factory.mktemp("explore"),
-        n_per_class=3,
-        planted={DARK: _dark, COPY: _brighter_copy},
-    )
-    return folder
+    return build_explore_run(tmp_path_factory.mktemp("explore"))
 
 
 @pytest.fixture(scope="module")
