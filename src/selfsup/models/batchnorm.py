@@ -8,9 +8,11 @@ initial 1. When the batch variance of a layer's input is far larger than that (S
 grows the scale-invariant convolution weights before each BatchNorm several-fold in one
 step), eval mode divides by too small a standard deviation, every layer multiplies the
 error of the one before, and a ResNet-18 emits features of 1e11 where training saw unit
-scale. :func:`recompute_batchnorm_statistics` replaces the averages by the exact mean and
-variance of the current weights over a set of batches ("precise BN", Wu & Johnson 2021,
-"Rethinking 'Batch' in BatchNorm", https://arxiv.org/abs/2105.07576, section 3.1).
+scale (the figure issue 11 reported after one 2-step epoch at lr 1.0;
+tests/embedding/test_method_embedding.py replays that run and checks the eval-mode scale).
+:func:`recompute_batchnorm_statistics` replaces the averages by the exact mean and variance
+of the current weights over a set of batches ("precise BN", Wu & Johnson 2021, "Rethinking
+'Batch' in BatchNorm", https://arxiv.org/abs/2105.07576, section 3.1).
 """
 
 from __future__ import annotations
