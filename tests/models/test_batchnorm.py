@@ -14,6 +14,7 @@ def test_statistics_are_the_average_batch_statistics_of_the_current_weights() ->
     bn = nn.BatchNorm2d(4)
     model = nn.Sequential(conv, bn, nn.ReLU()).eval()
     batches = [torch.randn(5, 3, 8, 8) * (i + 1) for i in range(3)]
+    before = [p.detach().clone() for p in model.parameters()]
     assert recompute_batchnorm_statistics(model, batches) == 3
     with torch.no_grad():
         outs = [conv(b) for b in batches]
@@ -27,6 +28,7 @@ def test_statistics_are_the_average_batch_statistics_of_the_current_weights() ->
     # mode and momentum as before; the weights untouched
     assert not model.training
     assert bn.momentum == 0.1
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), before, strict=True))
 
 
 def test_no_batch_or_no_batchnorm_changes_nothing() -> None:
