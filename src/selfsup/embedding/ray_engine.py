@@ -7,9 +7,10 @@ here through :func:`selfsup.core.embed`. The samples (a curation run's manifest,
 cut into shards of ``embedding.shard_size`` consecutive samples; ``ray.data.from_items`` makes
 one row per shard and ``map_batches`` hands each shard to an actor of :class:`_ShardEmbedder`,
 which decodes its samples with the dataset's own transform, embeds them with the backbone and
-writes ``part-<shard>.parquet`` itself, so embeddings never pass through the driver. A shard
-holds one row per sample (:data:`ID_COLUMN` the sample name, :data:`LABEL_COLUMN`,
-:data:`EMBEDDING_COLUMN` a list of ``D`` float32), the format
+writes ``part-<shard>.parquet`` itself, so embeddings never pass through Ray's object store
+(the driver reads the finished shards back from disk once, for the rows it returns and
+``embeddings.csv``). A shard holds one row per sample (:data:`ID_COLUMN` the sample name,
+:data:`LABEL_COLUMN`, :data:`EMBEDDING_COLUMN` a list of ``D`` float32), the format
 :func:`selfsup.selection.matrix.load_embedding_matrix` reads in shard (name) order.
 
 The shards go to a temporary sibling folder that replaces the output folder only once every
