@@ -106,8 +106,11 @@ class IJEPAPredictor(nn.Module):
         if not masks_pred:
             raise DataError("IJEPAPredictor: masks_pred is empty; give one (B, Kp) per block")
         n_patches = grid[0] * grid[1]
-        for m in (masks_enc, *masks_pred):
-            if m.shape[0] != batch_size or int(m.max()) >= n_patches or int(m.min()) < 0:
+        masks = (masks_enc, *masks_pred)
+        # Every mask's bounds in one device-to-host copy: this runs at every training step.
+        bounds = torch.stack([torch.stack([m.min(), m.max()]) for m in masks]).tolist()
+        for m, (low, high) in zip(masks, bounds, strict=True):
+            if m.shape[0] != batch_size or high >= n_patches or low < 0:
                 raise DataError(
                     f"IJEPAPredictor: patch indices of shape {tuple(m.shape)} must address "
                     f"the {grid[0]}x{grid[1]} grid for {batch_size} images"
