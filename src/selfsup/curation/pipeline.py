@@ -1122,10 +1122,16 @@ def _step_select(ctx: RunContext) -> None:
     ctx.selection_note = ""
     if sized is not ctx.cfg:
         ctx.cfg = sized
+        # Where the kNN is already approximate, installing faiss would not help.
+        faster = (
+            ""
+            if limit == MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE
+            else "install selfsup[faiss] or use a GPU for an approximate kNN, or "
+        )
         ctx.selection_note = (
             f"{ctx.cfg.selection_note} (DIVERSITY + TYPICALITY -> DIVERSITY: N="
-            f"{len(ctx.names)} > limit {limit}; install selfsup[faiss] or use a GPU for an "
-            "approximate kNN, or set selection_config with a TYPICALITY strategy to keep it)"
+            f"{len(ctx.names)} > limit {limit}; {faster}set selection_config with a "
+            "TYPICALITY strategy to keep it)"
         )
         logger.warning(ctx.selection_note)
         ctx.selection_config = ctx.cfg.selection()
