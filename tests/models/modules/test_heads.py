@@ -283,6 +283,19 @@ def test_dinov2_head_zero_input_stays_finite() -> None:
     assert torch.isfinite(head(torch.zeros(2, 8))).all()
 
 
+def test_dinov2_head_floors_the_bottleneck_norm_at_1e6() -> None:
+    from selfsup.models.modules import DINOv2ProjectionHead
+
+    head = DINOv2ProjectionHead(6, 16, 6, 32)
+    head.layers = nn.Sequential()  # the bottleneck is the input itself
+    tiny = 1e-8 * F.normalize(torch.randn(3, 6), dim=1)  # norms below the 1e-6 floor
+    torch.testing.assert_close(head(tiny), head.last_layer(tiny / 1e-6))
+    # DINO's head keeps torch's floor: the same vectors are scaled to unit norm.
+    dino = DINOProjectionHead(6, 16, 6, 32, batch_norm=False)
+    dino.layers = nn.Sequential()
+    torch.testing.assert_close(dino(tiny), dino.last_layer(tiny / 1e-8))
+
+
 # --- Distillation -----------------------------------------------------------------------
 
 

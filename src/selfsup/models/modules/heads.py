@@ -591,9 +591,12 @@ class DINOProjectionHead(ProjectionHead):
         for param in self.last_layer.parameters():
             param.grad = None
 
+    #: Floor on the bottleneck's norm in the l2 normalisation (torch's default; DINOv2: 1e-6).
+    l2_eps: float = 1e-12
+
     def forward(self, x: Tensor) -> Tensor:
         """(B, input_dim) -> (B, output_dim) logits."""
-        z = nn.functional.normalize(self.layers(x), dim=-1, p=2)
+        z = nn.functional.normalize(self.layers(x), dim=-1, p=2, eps=self.l2_eps)
         out: Tensor = self.last_layer(z)
         return out
 
@@ -644,6 +647,8 @@ class DINOv2ProjectionHead(DINOProjectionHead):
         freeze_last_layer: As in :class:`DINOProjectionHead`.
     """
 
+    l2_eps = 1e-6
+
     def __init__(
         self,
         input_dim: int = 2048,
@@ -661,9 +666,3 @@ class DINOv2ProjectionHead(DINOProjectionHead):
             freeze_last_layer=freeze_last_layer,
             norm_last_layer=False,
         )
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(N, input_dim) class or patch tokens -> (N, output_dim) logits."""
-        z = nn.functional.normalize(self.layers(x), dim=-1, p=2, eps=1e-6)
-        out: Tensor = self.last_layer(z)
-        return out
