@@ -134,7 +134,7 @@ def momentum_copy(module: nn.Module) -> nn.Module:
 class MomentumEncoderModel(MethodModel):
     """A method model with an online encoder (``backbone``, ``projection_head``) followed by
     a momentum copy (``backbone_momentum``, ``projection_head_momentum``), as in BYOL, MoCo
-    v3, TiCo, MMCR, SMoG and MSN.
+    v3, TiCo, MMCR, SMoG, MSN, DenseCL, DetCon-B, iBOT and DINOv2.
 
     Subclasses build their projection head, pass it with the backbone to ``__init__`` and add
     their other heads and loss after; the attribute names are those of the checkpoints.
