@@ -130,3 +130,16 @@ def test_names_are_unique_unless_replaced_and_remove_deletes(r18: Path, tmp_path
 def test_link_hard_links_the_file(r18: Path) -> None:
     entry = add_entry("r18", r18, model="torchvision/resnet18", link=True)
     assert entry.path.stat().st_ino == r18.stat().st_ino
+
+
+def test_a_selfsup_checkpoint_names_its_own_backbone_and_width(tmp_path: Path) -> None:
+    backbone = get_backbone("resnet-9", width=0.125)
+    state = {f"model.backbone.0.features.{k}": v for k, v in backbone.features.state_dict().items()}
+    ckpt = tmp_path / "run.ckpt"
+    model_config = {"name": "resnet-9", "width": 0.125, "num_ftrs": 16}
+    torch.save({"state_dict": state, "selfsup": {"model": model_config}}, ckpt)
+    entry = add_entry("mine", ckpt)  # no model given: the checkpoint's config says it
+    assert (entry.format, entry.model, entry.width) == ("selfsup_checkpoint", "resnet-9", 0.125)
+    # an explicit model name the weights do not fit is refused, naming it
+    with pytest.raises(ConfigError, match="resnet-18"):
+        add_entry("other", ckpt, model="resnet-18")

@@ -91,6 +91,8 @@ class WeightsFile:
         state: Tensor name -> tensor; for a selfsup checkpoint only the backbone's keys.
         ignored: Keys of a selfsup checkpoint that are not the backbone's (heads, ...).
         config: A model folder's ``config.json`` (``{}`` otherwise).
+        model_config: A selfsup checkpoint's ``model`` config as it trained (``name``,
+            ``width``, ...; ``{}`` otherwise).
     """
 
     path: Path
@@ -98,6 +100,7 @@ class WeightsFile:
     state: dict[str, Tensor]
     ignored: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    model_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def architecture(self) -> str | None:
@@ -252,11 +255,22 @@ def _selfsup_backbone(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], list
 def _read_file(path: Path) -> WeightsFile:
     if _is_safetensors(path):
         return WeightsFile(path, "safetensors", _read_safetensors(path))
-    state = _unwrap(load_torch_file(path), path)
+    raw = load_torch_file(path)
+    state = _unwrap(raw, path)
     selfsup = _selfsup_backbone(state)
-    if selfsup is not None:
-        return WeightsFile(path, "selfsup_checkpoint", selfsup[0], ignored=selfsup[1])
-    return WeightsFile(path, "state_dict", state)
+    if selfsup is None:
+        return WeightsFile(path, "state_dict", state)
+    # selfsup checkpoints keep their config under "selfsup"
+    # (selfsup.embedding.CHECKPOINT_METADATA_KEY, a layer above this one).
+    metadata = raw.get("selfsup") if isinstance(raw, dict) else None
+    model = metadata.get("model") if isinstance(metadata, dict) else None
+    return WeightsFile(
+        path,
+        "selfsup_checkpoint",
+        selfsup[0],
+        ignored=selfsup[1],
+        model_config=model if isinstance(model, dict) else {},
+    )
 
 
 def _read_folder(folder: Path) -> WeightsFile:

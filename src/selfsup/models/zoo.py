@@ -32,7 +32,6 @@ from selfsup.home import selfsup_home
 from selfsup.models.weights import (
     WeightsFile,
     load_backbone_weights,
-    load_torch_file,
     open_weights,
 )
 from selfsup.utils.atomic import atomic_write_text
@@ -210,15 +209,8 @@ def _model_of(weights: WeightsFile) -> tuple[str | None, float]:
     """The backbone name (and width) the weights say they belong to, if they say."""
     if weights.architecture is not None:
         return "timm/" + weights.architecture.split(".")[0], 1.0
-    if weights.format == "selfsup_checkpoint":
-        raw = load_torch_file(weights.path)
-        # selfsup checkpoints keep their model config under the "selfsup" key
-        # (selfsup.embedding.CHECKPOINT_METADATA_KEY, a layer above this one).
-        model = raw.get("selfsup", {}).get("model", {}) if isinstance(raw, dict) else {}
-        name = model.get("name") if isinstance(model, dict) else None
-        width = model.get("width", 1.0) if isinstance(model, dict) else 1.0
-        return (str(name) if name else None), float(width)
-    return None, 1.0
+    name = weights.model_config.get("name")  # a selfsup checkpoint's; {} for other formats
+    return (str(name) if name else None), float(weights.model_config.get("width", 1.0))
 
 
 def _pretrained_cfg(weights: WeightsFile) -> dict[str, Any]:
