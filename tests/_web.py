@@ -23,6 +23,7 @@ import hashlib
 import importlib
 import os
 import re
+import shutil
 import struct
 import time
 import zlib
@@ -37,6 +38,8 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 if TYPE_CHECKING:
     from playwright.sync_api import ConsoleMessage, Error, Locator, Page, Response
+
+    from selfsup.server.testing import ServerHarness
 
 # --------------------------------------------------------------------------- small real run
 
@@ -205,6 +208,36 @@ def build_explore_run(root: Path) -> Path:
     return build_small_run(
         root, n_per_class=3, planted={EXPLORE_DARK: _dark_image, EXPLORE_COPY: _brighter_copy}
     )
+
+
+def complete_local_run(
+    server: ServerHarness,
+    token: str,
+    images: Path,
+    out: Path,
+    outputs: Path,
+    *,
+    name: str = "shapes",
+    worker_config: Mapping[str, Any] | None = None,
+) -> tuple[str, Path]:
+    """A ``selfsup serve`` job of ``token``'s user over LOCAL datasources (``images`` in,
+    ``out`` for the outputs), claimed by a worker that leaves a copy of ``outputs`` as its
+    run folder and completes it: (the scheduled id, that run folder). No pipeline runs."""
+    client = server.client(token)
+    client.create_dataset(name)
+    client.set_local_config(resource_path=str(images), purpose="INPUT")
+    client.set_local_config(resource_path=str(out), purpose="LIGHTLY")
+    job = client.schedule_compute_worker_run(
+        worker_config=worker_config or {"stopping_condition": {"n_samples": 2}}
+    )
+    workers = server.worker_client(token)
+    worker_id = workers.register("w1").id
+    claim = workers.claim(worker_id)
+    assert claim is not None
+    folder = out / "runs" / claim.run.id
+    shutil.copytree(outputs, folder)
+    workers.set_state(worker_id, claim.run.id, "COMPLETED", "done")
+    return job, folder
 
 
 # --------------------------------------------------------------------------- synthetic run

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from _web import complete_local_run
 from selfsup.apphelpers.web_backend import (
     InvalidTag,
     InvalidToken,
@@ -69,13 +70,9 @@ def _completed_run(
 ) -> str:
     """A job reading ``images`` and writing into ``out``, completed by a worker that left
     ``outputs`` as its run folder there: the scheduled id."""
-    _, scheduled_id = _schedule(harness, token, name, images, out)
-    workers = harness.worker_client(token)
-    worker_id = workers.register("w1").id
-    claim = workers.claim(worker_id)
-    assert claim is not None
-    shutil.copytree(outputs, out / "runs" / claim.run.id)
-    workers.set_state(worker_id, claim.run.id, "COMPLETED", "done")
+    scheduled_id, _ = complete_local_run(
+        harness, token, images, out, outputs, name=name, worker_config=WORKER_CONFIG
+    )
     return scheduled_id
 
 
@@ -360,7 +357,9 @@ def test_a_root_taken_away_closes_a_cached_run_view(
     viewer = backend.login(token)
     view = backend.view(viewer, scheduled_id)
     source = view.outputs.samples[0].source
-    assert view.reader.local_path(source).is_file()  # served while the root is the owner's
+    served = view.reader.local_path(source)
+    assert served is not None  # served while the root is the owner's
+    assert served.is_file()
     with harness.app.state.sessions() as session:
         change_roots(session, "alice", [], [str(own)], 0)
         session.commit()

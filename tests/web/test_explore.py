@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from _web import EXPLORE_COPY as COPY
 from _web import EXPLORE_DARK as DARK
 from _web import EXPLORE_ORIGINAL as ORIGINAL
-from _web import build_explore_run
+from _web import build_explore_run, complete_local_run
 from selfsup.curation.manifest import read_filename_table
 from selfsup.runfolder import RunFolder
 from selfsup.web.app import create_view_app
@@ -294,21 +294,9 @@ def test_server_mode_keeps_the_choice_in_the_database_for_its_owner_only(
     )
     try:
         alice = server.token("alice")
-        api = server.client(alice)
-        api.create_dataset("shapes")
-        api.set_local_config(resource_path=str(root / "images"), purpose="INPUT")
-        api.set_local_config(resource_path=str(root / "out"), purpose="LIGHTLY")
-        job = api.schedule_compute_worker_run(
-            worker_config={"stopping_condition": {"n_samples": 2}}
-        )
-        workers = server.worker_client(alice)
-        worker_id = workers.register("w1").id
-        claim = workers.claim(worker_id)
-        assert claim is not None
-        shutil.copytree(run_folder, root / "out" / "runs" / claim.run.id)
         # The module's run folder may carry tags.json from earlier tests (selfsup view mode).
-        tags_before = RunFolder(root / "out" / "runs" / claim.run.id).read_tags()
-        workers.set_state(worker_id, claim.run.id, "COMPLETED", "done")
+        tags_before = RunFolder(run_folder).read_tags()
+        job, copied = complete_local_run(server, alice, root / "images", root / "out", run_folder)
         rows = read_filename_table(RunFolder(run_folder).near_duplicate_filenames)
         group = next(r[0] for r in rows if r[1] == COPY)
         url = f"/runs/{job}/near-duplicates/{group}/keep"
@@ -329,7 +317,7 @@ def test_server_mode_keeps_the_choice_in_the_database_for_its_owner_only(
             grid = as_alice.get(f"/runs/{job}/images?issue=dark").text
             assert _tiles(grid) == [_index(outputs, DARK)]
         # The database holds the choice, not the run folder.
-        assert RunFolder(root / "out" / "runs" / claim.run.id).read_tags() == tags_before
+        assert RunFolder(copied).read_tags() == tags_before
     finally:
         server.close()
 

@@ -19,7 +19,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from _web import build_small_run
+from _web import build_small_run, complete_local_run
 from selfsup.apphelpers.web_backend import InvalidTag, WebNotFound, check_tag
 from selfsup.curation.manifest import read_manifest
 from selfsup.runfolder import RunFolder
@@ -386,19 +386,7 @@ def test_server_mode_tags_go_to_the_database_and_stay_with_the_owner(
     )
     try:
         alice = server.token("alice")
-        api = server.client(alice)
-        api.create_dataset("shapes")
-        api.set_local_config(resource_path=str(root / "images"), purpose="INPUT")
-        api.set_local_config(resource_path=str(root / "out"), purpose="LIGHTLY")
-        job = api.schedule_compute_worker_run(
-            worker_config={"stopping_condition": {"n_samples": 2}}
-        )
-        workers = server.worker_client(alice)
-        worker_id = workers.register("w1").id
-        claim = workers.claim(worker_id)
-        assert claim is not None
-        shutil.copytree(run_folder, root / "out" / "runs" / claim.run.id)
-        workers.set_state(worker_id, claim.run.id, "COMPLETED", "done")
+        job, copied = complete_local_run(server, alice, root / "images", root / "out", run_folder)
 
         with _login_as(server, alice) as as_alice:
             data = _post(as_alice, f"/ui-api/runs/{job}/tag", {"tag": "db", "indices": [0, 2]})
@@ -407,7 +395,7 @@ def test_server_mode_tags_go_to_the_database_and_stay_with_the_owner(
             listed = as_alice.get(f"/runs/{job}/export?tag=db&format=txt").text.splitlines()
             assert len(listed) == 2
         # The database holds them, not the run folder (which may hold tags of selfsup view).
-        assert "db" not in RunFolder(root / "out" / "runs" / claim.run.id).read_tags()
+        assert "db" not in RunFolder(copied).read_tags()
 
         with _login_as(server, server.token("bob")) as as_bob:
             assert as_bob.get(f"/ui-api/runs/{job}/tags").status_code == 404
