@@ -512,8 +512,10 @@ def test_default_method_falls_back_to_coreset_on_large_inputs(
     import selfsup.curation.pipeline as pipeline
 
     csv = _embeddings_csv(folder, tmp_path / "emb.csv")
-    monkeypatch.setattr(pipeline, "MAX_DEFAULT_TYPICALITY_SAMPLES", 10)
-    # where faiss or CUDA makes typicality approximate, the limit is this one
+    import selfsup.selection.knn_index as knn_index
+
+    # the exact limit of the search; where faiss makes it approximate, the pipeline's limit
+    monkeypatch.setattr(knn_index, "EXACT_KNN_MAX_SAMPLES", 10)
     monkeypatch.setattr(pipeline, "MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE", 10)
     result = run(
         _cfg(folder, tmp_path / "o", f"embeddings={csv}", "stopping_condition.n_samples=3")
@@ -691,3 +693,21 @@ def test_run_state_reuses_only_matching_work_whose_files_exist(tmp_path: Path) -
     broken = pipeline.RunState(folder)
     broken.allowed = (embed,)
     assert broken.reusable(embed, "k2") is None
+
+
+def test_the_typicality_limit_follows_the_knn_search_that_would_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import selfsup.curation.pipeline as pipeline
+    import selfsup.selection.knn_index as knn_index
+
+    monkeypatch.setenv("SELFSUP_SELECTION_DEVICE", "cpu")
+    big = knn_index.EXACT_KNN_MAX_SAMPLES + 1
+    monkeypatch.setattr(knn_index, "faiss_available", lambda: False)
+    # exact on the CPU: past its exact limit the default runs as coreset
+    assert pipeline.max_default_typicality_samples(big) == knn_index.EXACT_KNN_MAX_SAMPLES
+    monkeypatch.setattr(knn_index, "faiss_available", lambda: True)
+    assert (
+        pipeline.max_default_typicality_samples(big)
+        == pipeline.MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE
+    )

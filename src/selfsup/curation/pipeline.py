@@ -102,23 +102,30 @@ logger = logging.getLogger(__name__)
 
 STATE_FILE = Path(runfolder.STATE)
 
-#: Largest number of samples the default method weights by typicality when its kNN search
-#: can only be exact on the CPU (O(N^2 D)): past it the default runs as coreset, and says so.
-MAX_DEFAULT_TYPICALITY_SAMPLES = 100_000
-#: The same limit where an approximate (faiss IVF) or GPU kNN search is available
-#: (:mod:`selfsup.selection.knn_index`): 10,000 of 1,000,000 x 128 then take minutes
-#: (227 s on 2 CPU threads with faiss, ``benchmarks/selection_scale.py``; docs/scale.md).
+#: Largest number of samples the default method weights by typicality where its kNN search is
+#: approximate (faiss IVF, :mod:`selfsup.selection.knn_index`). An estimate: 10,000 of
+#: 1,000,000 x 128 took 227 s on 2 CPU threads with faiss (``benchmarks/selection_scale.py``,
+#: docs/scale.md), and the search grows about as N^1.5.
 MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE = 20_000_000
 
 
-def max_default_typicality_samples() -> int:
-    """The sample count past which the default ``typicality_coreset`` runs as ``coreset``."""
-    import torch
+def max_default_typicality_samples(n: int) -> int:
+    """The sample count past which the default ``typicality_coreset`` runs as ``coreset``, for
+    a run of ``n`` samples on the selection device.
 
-    from selfsup.utils.vectors import faiss_available
+    Asks :func:`selfsup.selection.knn_index.plan_knn` how TYPICALITY's kNN search would run,
+    so the limit follows the search that will really run (and ``SELFSUP_SELECTION_DEVICE``):
+    approximate (faiss) up to :data:`MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE`, exact on a
+    GPU up to its exact limit, exact on the CPU up to ``EXACT_KNN_MAX_SAMPLES``.
+    """
+    from selfsup.selection.greedy import resolve_device
+    from selfsup.selection.knn_index import EXACT_KNN_MAX_SAMPLES, GPU_EXACT_MAX_SAMPLES, plan_knn
+    from selfsup.selection.strategies import DEFAULT_TYPICALITY_K
 
-    fast = faiss_available() or torch.cuda.is_available()
-    return MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE if fast else MAX_DEFAULT_TYPICALITY_SAMPLES
+    plan = plan_knn(n, DEFAULT_TYPICALITY_K, "auto", resolve_device("auto"))
+    if plan.method == "faiss_ivf":
+        return MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE
+    return GPU_EXACT_MAX_SAMPLES if plan.device == "cuda" else EXACT_KNN_MAX_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -1117,7 +1124,7 @@ def _step_select(ctx: RunContext) -> None:
     # the default method runs as coreset. The config that runs is resolved (method,
     # selection_config, selection_note), logged and recorded in config/config.yaml and
     # report.json before selecting: never a silent change of method.
-    limit = max_default_typicality_samples()
+    limit = max_default_typicality_samples(len(ctx.names))
     sized = ctx.cfg.for_sample_count(len(ctx.names), limit)
     ctx.selection_note = ""
     if sized is not ctx.cfg:
@@ -1126,7 +1133,7 @@ def _step_select(ctx: RunContext) -> None:
         faster = (
             ""
             if limit == MAX_DEFAULT_TYPICALITY_SAMPLES_APPROXIMATE
-            else "install selfsup[faiss] or use a GPU for an approximate kNN, or "
+            else "install selfsup[faiss] for an approximate kNN, or "
         )
         ctx.selection_note = (
             f"{ctx.cfg.selection_note} (DIVERSITY + TYPICALITY -> DIVERSITY: N="
