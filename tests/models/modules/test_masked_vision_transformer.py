@@ -16,7 +16,7 @@ from selfsup.models.modules import (
     MaskedVisionTransformerTIMM,
     MaskedVisionTransformerTorchvision,
 )
-from selfsup.models.modules.masked_vision_transformer import as_masked_vit
+from selfsup.models.modules.masked_vision_transformer import split_vit
 
 timm = pytest.importorskip("timm")
 
@@ -191,7 +191,13 @@ def test_gradients_reach_the_vit_through_the_wrapper() -> None:
     assert masked.mask_token.grad is not None
 
 
-def test_as_masked_vit_finds_vits_only() -> None:
+def as_masked_vit(backbone: nn.Module) -> MaskedVisionTransformer | None:
+    """The masked ViT :func:`split_vit` finds behind ``backbone``, or None."""
+    split = split_vit(backbone)
+    return None if split is None else split[1]
+
+
+def test_split_vit_finds_vits_only() -> None:
     vit = tiny_vit()
     wrapped = as_masked_vit(vit)
     assert isinstance(wrapped, MaskedVisionTransformerTorchvision)
@@ -209,7 +215,7 @@ def test_as_masked_vit_finds_vits_only() -> None:
 
 def test_split_vit_looks_behind_build_models_linear() -> None:
     from selfsup.models.backbones import get_backbone
-    from selfsup.models.modules.masked_vision_transformer import require_vit, split_vit
+    from selfsup.models.modules.masked_vision_transformer import require_vit
 
     vit = get_backbone("vit-tiny-p4", num_layers=1, hidden_dim=8, num_heads=2, mlp_dim=16)
     linear = nn.Linear(8, 4)

@@ -50,7 +50,6 @@ __all__ = [
     "MaskedVisionTransformerTIMM",
     "MaskedVisionTransformerTorchvision",
     "ViTPool",
-    "as_masked_vit",
     "backbone_name",
     "require_vit",
     "split_vit",
@@ -391,7 +390,8 @@ def split_vit(backbone: nn.Module) -> tuple[nn.Module, MaskedVisionTransformer, 
     a selfsup ``Backbone`` wrapping one (the registered ``vit-*`` backbones wrap a
     :class:`MaskedVisionTransformerTorchvision`), or an ``nn.Sequential`` starting with one
     of these: ``selfsup.core.build_model`` gives methods ``Sequential(backbone, Linear to
-    model.num_ftrs)``. A bare ViT is wrapped without re-initialising its weights.
+    model.num_ftrs)``. A bare ViT is wrapped without re-initialising its weights; that new
+    wrapper must be kept as a submodule so its mask token trains.
     """
     head: nn.Module = backbone
     tail: nn.Module = nn.Identity()
@@ -404,13 +404,6 @@ def split_vit(backbone: nn.Module) -> tuple[nn.Module, MaskedVisionTransformer, 
     if masked is None:
         return None
     return head, masked, tail
-
-
-def as_masked_vit(backbone: nn.Module) -> MaskedVisionTransformer | None:
-    """The masked ViT behind ``backbone`` (see :func:`split_vit`), or None if it is not a
-    ViT. A new wrapper of a bare ViT must be kept as a submodule so its mask token trains."""
-    split = split_vit(backbone)
-    return None if split is None else split[1]
 
 
 def backbone_name(backbone: nn.Module) -> str:
