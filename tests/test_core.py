@@ -289,3 +289,18 @@ def test_model_vit_pool_picks_a_vits_embedding() -> None:
         torch.testing.assert_close(mean(x), tokens[:, 1:].mean(1))
     with pytest.raises(ConfigError, match=r"model.vit_pool='mean' applies to the ViT backbones"):
         build_backbone(ModelConfig(name="resnet-9", vit_pool="mean"))
+
+
+def test_a_torchvision_vit_teacher_gets_the_only_size_it_accepts() -> None:
+    from torchvision.models import VisionTransformer
+
+    from selfsup.config.lightly_config import TeacherConfig
+    from selfsup.core import _teacher_input_size
+    from selfsup.models.backbones import Backbone
+
+    vit = VisionTransformer(
+        image_size=16, patch_size=4, num_layers=1, num_heads=2, hidden_dim=8, mlp_dim=16
+    )
+    # torchvision's ViT asserts its image_size; the teacher's views are resized to it.
+    assert _teacher_input_size(TeacherConfig(), Backbone(vit, 8)) == 16
+    assert _teacher_input_size(TeacherConfig(input_size=32), Backbone(vit, 8)) == 32
