@@ -955,8 +955,11 @@ class RunOutputs:
         """
         from selfsup.web.signals import load_signals
 
+        # From Python 3.12 cached_property no longer locks: a request that waited here for
+        # another one's discovery takes its result instead of reading the files again.
         with self._signals_lock:
-            return load_signals(self)
+            done: RunSignals | None = self.__dict__.get("signals")
+            return done if done is not None else load_signals(self)
 
     def sample(self, index: int) -> Sample:
         """The sample at ``index``. Raises IndexError outside ``0 .. N-1`` (no wrapping)."""
