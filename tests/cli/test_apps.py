@@ -3,12 +3,16 @@ put together here because neither imports the other."""
 
 from __future__ import annotations
 
+import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 
 def _probe(tmp_path: Path, factory: str) -> dict[str, object]:
@@ -53,3 +57,94 @@ def test_the_api_alone_has_no_pages(tmp_path: Path) -> None:
     result = _probe(tmp_path, "selfsup.server.app.create_app")
     assert result["answers"] == {"/health": 200, "/login": 404}
     assert result["heavy"] == []
+
+
+# --------------------------------------------------------------------------- find similar
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run over 8 random images that embedded with a tiny untrained checkpoint (no
+    training); returns its output folder."""
+    from faults._input_helpers import run_config, tiny_checkpoint
+    from selfsup.curation.pipeline import run
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    rng = np.random.default_rng(3)
+    for i in range(8):
+        folder = root / "images" / f"c{i % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img_{i}.png")
+    checkpoint = tiny_checkpoint(root / "tiny.ckpt")
+    out = root / "out"
+    run(
+        run_config(root / "images", out, checkpoint, "stopping_condition.n_samples=3"),
+        progress=False,
+    )
+    return out
+
+
+@pytest.mark.slow
+def test_view_finds_the_run_image_an_uploaded_copy_shows_first(tiny_run: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from selfsup.cli.apps import create_view_app
+    from selfsup.web.outputs import RunOutputs
+
+    outputs = RunOutputs.open(tiny_run, tiny_run.parent / "expected-cache")
+    name = "c1/img_5.png"
+    image = (tiny_run.parent / "images" / name).read_bytes()
+    app = create_view_app([tiny_run], token="t" * 24, cache_dir=tiny_run.parent / "cache")
+    base = "http://testserver"
+    with TestClient(app, base_url=base, follow_redirects=False) as client:
+        assert client.post("/login", data={"token": "t" * 24, "next": "/"}).status_code == 303
+        form = client.get("/runs/out/similar")
+        assert 'data-testid="similar-upload-form"' in form.text
+        r = client.post(
+            "/runs/out/similar",
+            files={"image": ("mine.png", image)},
+            data={"k": "3"},
+            headers={"Origin": base},
+        )
+        assert r.status_code == 200, r.text
+        tiles = re.findall(
+            r'data-testid="similar-result" data-index="(\d+)" data-status="\w+" '
+            r'data-distance="([^"]+)"',
+            r.text,
+        )
+        assert len(tiles) == 3
+        # The copy is the run's own image: embedded the run's way, it is its own nearest.
+        assert int(tiles[0][0]) == outputs.name_index[name]
+        assert float(tiles[0][1]) < 1e-4
+        assert float(tiles[1][1]) > 1e-3
+        assert "mine.png" in r.text
+        r = client.post(
+            "/runs/out/similar",
+            files={"image": ("x.png", b"\x89PNG junk")},
+            headers={"Origin": base},
+        )
+        assert r.status_code == 400
+        assert "JPEG, PNG" in r.text
+
+
+def test_the_embedder_says_why_a_run_without_a_model_cannot_embed(tmp_path: Path) -> None:
+    from selfsup.apphelpers.query_image import EmbedderUnavailable, RunModelFiles
+    from selfsup.cli.apps import RunImageEmbedder
+
+    config = tmp_path / "config.yaml"
+    stop = "stopping_condition: {n_samples: 2}\n"
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    embedder = RunImageEmbedder()
+    with pytest.raises(EmbedderUnavailable, match=r"config\.yaml' is missing"):
+        embedder.embed(RunModelFiles(config), png.getvalue())
+    config.write_text(stop + "embeddings: /x/emb.csv\n", encoding="utf-8")
+    with pytest.raises(EmbedderUnavailable, match="precomputed embeddings"):
+        embedder.embed(RunModelFiles(config), png.getvalue())
+    config.write_text(stop, encoding="utf-8")
+    with pytest.raises(EmbedderUnavailable, match=r"checkpoint \(\*\.ckpt\) is not kept"):
+        embedder.embed(RunModelFiles(config, (tmp_path / "gone.ckpt",)), png.getvalue())
+    config.write_text(stop + "checkpoint: /nowhere/m.ckpt\n", encoding="utf-8")
+    with pytest.raises(EmbedderUnavailable, match=r"'/nowhere/m\.ckpt', which is not on this"):
+        embedder.embed(RunModelFiles(config), png.getvalue())

@@ -241,6 +241,38 @@ def test_find_similar_page_and_json_list_the_nearest_embeddings(
     assert client.get(f"/ui-api/runs/{RUN}/similar?index={copy}&k=0").status_code == 422
 
 
+def test_an_app_without_an_embedder_says_why_the_upload_search_is_unavailable(
+    client: TestClient, run_folder: Path, outputs: RunOutputs
+) -> None:
+    # create_view_app of selfsup.web has no embedder (selfsup.cli.apps gives one; tested in
+    # tests/cli/test_apps.py with a real model).
+    copy = _index(outputs, COPY)
+    for path in (f"/runs/{RUN}/similar", f"/runs/{RUN}/images/{copy}/similar"):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert 'data-testid="similar-upload-unavailable"' in page.text
+        assert 'data-testid="similar-upload-form"' not in page.text
+    image = (run_folder.parent / "images" / COPY).read_bytes()
+    headers = {"Origin": BASE}
+    r = client.post(f"/runs/{RUN}/similar", files={"image": ("q.png", image)}, headers=headers)
+    assert r.status_code == 409
+    assert "without an image embedder" in r.text
+    # A bad upload is refused before any embedder is asked: 400 naming the accepted formats.
+    r = client.post(
+        f"/runs/{RUN}/similar", files={"image": ("q.png", b"not an image")}, headers=headers
+    )
+    assert r.status_code == 400
+    assert "JPEG, PNG, WEBP" in r.text
+    assert "q.png" in r.text
+    r = client.post(
+        f"/runs/{RUN}/similar", files={"image": ("q.png", image)}, data={"k": "0"}, headers=headers
+    )
+    assert r.status_code == 400
+    cross = {"Origin": "http://evil.example"}
+    r = client.post(f"/runs/{RUN}/similar", files={"image": ("q.png", image)}, headers=cross)
+    assert r.status_code == 403
+
+
 # --------------------------------------------------------------------------- map colours
 
 

@@ -193,9 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_main(argv[1:], create_server_app)
     if argv[:1] == ["view"]:
         # Like the server, the web app never imports torch.
+        from selfsup.cli.apps import create_view_app
         from selfsup.web.cli import view_main
 
-        return view_main(argv[1:])
+        return view_main(argv[1:], create_view_app)
     if argv[:1] == ["zoo"]:
         from selfsup.cli.zoo import zoo_main
 

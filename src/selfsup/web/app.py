@@ -11,6 +11,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from selfsup import __version__
+from selfsup.apphelpers.query_image import ImageEmbedder
 from selfsup.web.backend import Backend
 from selfsup.web.folder_backend import FolderBackend, find_run_folders
 from selfsup.web.sessions import SessionSigner, install_sessions
@@ -20,10 +21,17 @@ logger = logging.getLogger(__name__)
 SESSION_KEY_FILE = "web_session.key"
 
 
-def install_web(app: FastAPI, backend: Backend, signer: SessionSigner) -> None:
-    """Add the pages, files and ``/ui-api`` routes of the web app to ``app``."""
+def install_web(
+    app: FastAPI, backend: Backend, signer: SessionSigner, embedder: ImageEmbedder | None = None
+) -> None:
+    """Add the pages, files and ``/ui-api`` routes of the web app to ``app``.
+
+    ``embedder`` embeds an uploaded image for "find similar" (``app.state.image_embedder``);
+    without one (an app built without torch) the page says that search is unavailable.
+    """
     from selfsup.web.routes import install_routes
 
+    app.state.image_embedder = embedder
     install_sessions(app, backend, signer)
     install_routes(app)
 
@@ -33,6 +41,7 @@ def create_view_app(
     token: str | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     input_dir: str | os.PathLike[str] | None = None,
+    embedder: ImageEmbedder | None = None,
 ) -> FastAPI:
     """The web app over local run output folders, without a database.
 
@@ -41,6 +50,8 @@ def create_view_app(
         token: the login token; a random one when None (``app.state.web.token``).
         cache_dir: where thumbnails and caches go (default: each run's ``.selfsup/web``).
         input_dir: where the images are, if they moved since the run.
+        embedder: embeds an uploaded image for "find similar" (see :func:`install_web`);
+            ``selfsup view`` passes :class:`selfsup.cli.apps.RunImageEmbedder`.
 
     Raises:
         FileNotFoundError: a folder is missing or holds no run (the message names it).
@@ -57,9 +68,10 @@ def create_view_app(
     app = FastAPI(title="selfsup view", version=__version__, docs_url=None, redoc_url=None)
     install_error_handlers(app)
     # Sessions last as long as this process: a new key each start logs browsers out.
-    install_web(app, backend, SessionSigner(os.urandom(32)))
+    install_web(app, backend, SessionSigner(os.urandom(32)), embedder=embedder)
     # As in the server: a body is refused by its size before it is read (the login form is
-    # read before its token is checked). There are no uploads here.
+    # read before its token is checked). No artifact uploads here; a query image for "find
+    # similar" is an ordinary body within max_body_bytes.
     app.add_middleware(
         RequestLimits,
         max_body_bytes=DEFAULT_MAX_BODY_BYTES,

@@ -7,7 +7,11 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 EXIT_USAGE = 2
 TOKEN_ENV = "SELFSUP_VIEW_TOKEN"
@@ -49,13 +53,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def view_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``selfsup view``; returns the exit status."""
+def view_main(
+    argv: Sequence[str] | None = None, app_factory: Callable[..., FastAPI] | None = None
+) -> int:
+    """Entry point of ``selfsup view``; returns the exit status.
+
+    ``app_factory``: builds the app from the folders and options, as
+    :func:`selfsup.web.app.create_view_app` (the default, without an image embedder);
+    ``selfsup view`` passes :func:`selfsup.cli.apps.create_view_app`.
+    """
     import uvicorn
 
     from selfsup.apphelpers.access_log import uvicorn_log_config
     from selfsup.apphelpers.network import is_loopback
     from selfsup.web.app import create_view_app
+
+    factory = app_factory or create_view_app
 
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -66,7 +79,7 @@ def view_main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     token = args.token or os.environ.get(TOKEN_ENV) or None
     try:
-        app = create_view_app(
+        app = factory(
             args.folders, token=token, cache_dir=args.cache_dir, input_dir=args.input_dir
         )
     except FileNotFoundError as exc:

@@ -12,7 +12,10 @@ Pages:
   :data:`DROP_TAG`, and the opposite tag is taken off each, so choosing again replaces the
   earlier choice. The choices export like any tag (``/runs/{id}/export?tag=drop``: the
   file list of the copies to delete) and feed a next run as tag inputs;
-* ``GET /runs/{id}/images/{index}/similar``: the ``k`` nearest samples of one sample.
+* ``GET /runs/{id}/images/{index}/similar``: the ``k`` nearest samples of one sample, with
+  the form to search from an uploaded image instead;
+* ``GET /runs/{id}/similar``: that form alone; ``POST /runs/{id}/similar`` (multipart form:
+  ``image``, optional ``k``): the ``k`` nearest samples of an uploaded image.
 
 JSON under ``/ui-api``:
 
@@ -24,9 +27,13 @@ JSON under ``/ui-api``:
   sample, -1 none) or ``{"by", "kind": "number", "values", "min", "max"}`` (``null`` none).
 
 "Find similar" searches the run's own embeddings (:meth:`RunOutputs.neighbours`: exact,
-numpy, over the normalised matrix cached once per run). An uploaded image is not searched:
-embedding it needs the run's model, and the web app does not import torch
-(``tests/test_layers.py``).
+numpy, over the normalised matrix cached once per run). An uploaded image is checked here
+(:func:`~selfsup.apphelpers.query_image.check_query_image`: format, size, pixels, a full
+decode; 400 naming what is accepted otherwise), embedded by the app's
+:class:`~selfsup.apphelpers.query_image.ImageEmbedder` (``app.state.image_embedder``, given
+by :mod:`selfsup.cli.apps`: the run's own model; the web app never imports torch) and
+searched the same exact way (:func:`nearest_to_vector`). An app built without an embedder,
+or a run without a model to embed with (precomputed embeddings), says why on the page (409).
 """
 
 from __future__ import annotations
@@ -35,13 +42,25 @@ import math
 from typing import Annotated, Any, Final
 
 import numpy as np
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from numpy.typing import NDArray
 
 from selfsup.apphelpers.http_errors import ApiError, bad_request
+from selfsup.apphelpers.query_image import (
+    ACCEPTED_QUERY_IMAGES,
+    QUERY_IMAGE_MAX_BYTES,
+    BadQueryImage,
+    EmbedderUnavailable,
+    ImageEmbedder,
+    RunModelFiles,
+    check_query_image,
+)
 from selfsup.apphelpers.web_backend import InvalidTag, Viewer, WebNotFound, check_tag
+from selfsup.runfolder import CONFIG_YAML
 from selfsup.utils.names import display_name
-from selfsup.web.outputs import STATUSES, RunOutputs
+from selfsup.web.backend import RunView
+from selfsup.web.outputs import STATUSES, Neighbour, RunOutputs
 from selfsup.web.routes.common import (
     NO_STORE,
     api_view,
@@ -232,6 +251,132 @@ def similar_page(
         results=outputs.neighbours(sample.index, k=k),
         k=k,
         thumb_size=THUMB_SIZE,
+        **_upload_context(request),
+    )
+
+
+def _embedder(request: Request) -> ImageEmbedder | None:
+    embedder: ImageEmbedder | None = getattr(request.app.state, "image_embedder", None)
+    return embedder
+
+
+def _upload_context(request: Request) -> dict[str, Any]:
+    """What the upload form of the similar page shows: whether it works, and the limits."""
+    unavailable = (
+        None
+        if _embedder(request) is not None
+        else "Searching from an uploaded image is unavailable: this app was built without an "
+        "image embedder (it needs the run's model and torch; selfsup view and selfsup serve "
+        "provide one)."
+    )
+    return {
+        "upload_unavailable": unavailable,
+        "accepted_images": ACCEPTED_QUERY_IMAGES,
+        "similar_max": SIMILAR_MAX,
+    }
+
+
+def run_model_files(outputs: RunOutputs) -> RunModelFiles:
+    """Where the run's model is described: its resolved config and the checkpoints kept in
+    its output folder (for the app's :class:`ImageEmbedder`)."""
+    return RunModelFiles(outputs.folder / CONFIG_YAML, tuple(sorted(outputs.folder.glob("*.ckpt"))))
+
+
+def nearest_to_vector(outputs: RunOutputs, vector: NDArray[np.floating], k: int) -> list[Neighbour]:
+    """The ``k`` samples nearest to ``vector`` ``(D,)`` (L2-normalised here) by the L2
+    distance between normalised embeddings, nearest first, equal distances by row; exact,
+    about ``R x D`` multiply-adds.
+
+    Raises:
+        ValueError: ``vector`` has another dimension than the run's embeddings, or is not
+            finite.
+    """
+    emb, sample_row, _ = outputs.embedding_arrays()
+    query = np.asarray(vector, dtype=np.float64).reshape(-1)
+    if query.shape[0] != emb.shape[1]:
+        raise ValueError(
+            f"the run's model gave {query.shape[0]} values, and its embeddings have "
+            f"{emb.shape[1]}: the model is not the one the run embedded with"
+        )
+    if not np.isfinite(query).all():
+        raise ValueError("the run's model gave NaN or infinite values for this image")
+    norm = float(np.linalg.norm(query))
+    unit = query / norm if norm > 0 else query
+    samples = np.flatnonzero(sample_row >= 0)
+    rows = sample_row[samples]
+    if rows.size == 0:
+        return []
+    distances = np.linalg.norm(emb[rows].astype(np.float64) - unit, axis=1)
+    order = np.lexsort((rows, distances))[:k]
+    return [Neighbour(outputs.sample(int(samples[i])), float(distances[i])) for i in order]
+
+
+@router.get("/runs/{run_id}/similar")
+def similar_upload_page(request: Request, viewer: PageViewer, run_id: str) -> Response:
+    """The form to find the samples most similar to an uploaded image."""
+    view = open_page_view(request, viewer, run_id)
+    if isinstance(view, HTMLResponse):
+        return view
+    return _similar_upload(request, viewer, view, None, [], SIMILAR_DEFAULT)
+
+
+@router.post("/runs/{run_id}/similar")
+def similar_to_upload(
+    request: Request,
+    viewer: PageViewer,
+    run_id: str,
+    image: Annotated[UploadFile, File(description="the query image")],
+    k: Annotated[int, Form()] = SIMILAR_DEFAULT,
+) -> Response:
+    """The ``k`` samples most similar to the uploaded ``image`` (module docstring): 400 for
+    a bad upload or ``k``, 409 when the run's model cannot embed it here."""
+    if not is_same_origin(request):
+        return error_page(viewer, 403, "Forbidden", cross_site_message(request))
+    view = open_page_view(request, viewer, run_id)
+    if isinstance(view, HTMLResponse):
+        return view
+    back = (f"/runs/{segment(run_id)}/similar", "Find similar")
+    if not 1 <= k <= SIMILAR_MAX:
+        return error_page(viewer, 400, "Bad k", f"k must be from 1 to {SIMILAR_MAX}, got {k}", back)
+    name = display_name(image.filename or "the upload")
+    data = image.file.read(QUERY_IMAGE_MAX_BYTES + 1)
+    embedder = _embedder(request)
+    try:
+        check_query_image(data, repr(name))
+        if embedder is None:
+            raise EmbedderUnavailable(str(_upload_context(request)["upload_unavailable"]))
+        vector = embedder.embed(run_model_files(view.outputs), data)
+        results = nearest_to_vector(view.outputs, np.asarray(vector), k)
+    except BadQueryImage as exc:
+        return error_page(viewer, 400, "Not an accepted image", str(exc), back)
+    except (EmbedderUnavailable, ValueError) as exc:
+        return error_page(viewer, 409, "Cannot search from an image", str(exc), back)
+    return _similar_upload(request, viewer, view, name, results, k)
+
+
+def _similar_upload(
+    request: Request,
+    viewer: Viewer,
+    view: RunView,
+    name: str | None,
+    results: list[Neighbour],
+    k: int,
+) -> HTMLResponse:
+    base = f"/runs/{segment(view.summary.id)}"
+    return render(
+        "similar.html",
+        viewer=viewer,
+        page="similar",
+        title=f"Find similar · {view.summary.name}",
+        crumbs=run_crumbs(view.summary, ("Images", f"{base}/images"), ("Similar", None)),
+        wide=True,
+        run=view.summary,
+        sample=None,
+        upload_name=name,
+        results=results,
+        k=k,
+        thumb_size=THUMB_SIZE,
+        **_upload_context(request),
     )
 
 
