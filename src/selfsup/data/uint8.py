@@ -351,6 +351,13 @@ class Uint8Dataset(Dataset[Uint8Item]):
             self.cache.put(i, image, hw)
         return image, hw, label, name
 
+    def finalize_cache(self) -> bool:
+        """Publish the cache if every row is filled (see
+        :meth:`~selfsup.data.uint8_cache.Uint8Cache.finalize`); call it after a full pass,
+        e.g. at the end of an epoch. Returns whether the cache is complete (False without
+        a cache)."""
+        return self.cache.finalize() if self.cache is not None else False
+
     def _label(self, index: int) -> Any:
         """The label of sample ``index`` without decoding it, where the base knows it."""
         try:

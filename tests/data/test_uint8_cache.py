@@ -1,0 +1,165 @@
+"""Uint8Cache: decoded, resized images in a memory-mapped array, built atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+import selfsup.data.uint8 as uint8_module
+from selfsup.data import LightlyDataset
+from selfsup.data.uint8 import Uint8Dataset
+from selfsup.data.uint8_cache import Uint8Cache, dataset_key
+from selfsup.errors import ConfigError, DataError
+
+ImageFolderFactory = Callable[..., Path]
+
+
+def _items(dataset: Uint8Dataset) -> list[tuple[Any, ...]]:
+    return [dataset[i] for i in range(len(dataset))]
+
+
+def _assert_same(items: list[tuple[Any, ...]], reference: list[tuple[Any, ...]]) -> None:
+    assert len(items) == len(reference)
+    for (image, hw, label, name), (ref_image, ref_hw, ref_label, ref_name) in zip(
+        items, reference, strict=True
+    ):
+        assert torch.equal(image, ref_image)
+        assert torch.equal(hw, ref_hw)
+        assert (label, name) == (ref_label, ref_name)
+
+
+def _no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("decoded although the cache holds the image")
+
+    monkeypatch.setattr(uint8_module, "decode_uint8", refuse)
+
+
+def test_first_pass_fills_the_cache_later_runs_read_it_without_decoding(
+    make_image_folder: ImageFolderFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_image_folder(n_classes=2, n_per_class=3, size=(20, 30))
+    base = LightlyDataset(root)
+    reference = _items(Uint8Dataset(base, 12))
+    cache_dir = tmp_path / "cache"
+
+    cache = Uint8Cache.for_dataset(cache_dir, base, 12)
+    assert not cache.complete
+    first = _items(Uint8Dataset(base, 12, cache=cache))
+
+    _assert_same(first, reference)
+    assert cache.complete  # the last row of the pass published it
+    assert sorted(p.name for p in cache_dir.iterdir()) == [cache.path.name]
+    meta = json.loads((cache.path / "meta.json").read_text())
+    assert (meta["n"], meta["size"], meta["key"]) == (6, 12, dataset_key(base))
+
+    _no_decoding(monkeypatch)
+    again = Uint8Cache.for_dataset(cache_dir, LightlyDataset(root), 12)
+    assert again.complete
+    _assert_same(_items(Uint8Dataset(LightlyDataset(root), 12, cache=again)), reference)
+
+
+def test_a_changed_file_or_size_gets_another_cache(
+    make_image_folder: ImageFolderFactory, tmp_path: Path
+) -> None:
+    root = make_image_folder(n_classes=1, n_per_class=2)
+    key = dataset_key(LightlyDataset(root))
+    changed = root / "class_0" / "img_0_0.png"
+    stat = changed.stat()
+    os.utime(changed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+
+    assert dataset_key(LightlyDataset(root)) != key
+    cache = Uint8Cache.for_dataset(tmp_path / "c", LightlyDataset(root), 8)
+    other = Uint8Cache.for_dataset(tmp_path / "c", LightlyDataset(root), 16)
+    assert cache.path != other.path
+
+
+def test_a_crashed_build_is_never_read_and_is_rebuilt(
+    make_image_folder: ImageFolderFactory, tmp_path: Path
+) -> None:
+    root = make_image_folder(n_classes=1, n_per_class=3)
+    base = LightlyDataset(root)
+    reference = _items(Uint8Dataset(base, 8))
+    cache_dir = tmp_path / "cache"
+    # A build whose process died after writing garbage rows and marking them filled.
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    crashed = Uint8Cache.for_dataset(cache_dir, base, 8)
+    assert crashed._building is not None
+    stale = crashed._building.with_name(
+        crashed._building.name.replace(f"-{os.getpid()}-", f"-{int(dead.stdout)}-")
+    )
+    crashed._building.rename(stale)
+    np.memmap(stale / "images.u8", dtype=np.uint8, mode="r+", shape=(3, 3, 8, 8))[:] = 7
+    np.memmap(stale / "filled.u8", dtype=np.uint8, mode="r+", shape=(3,))[:] = 1
+
+    cache = Uint8Cache.for_dataset(cache_dir, base, 8)
+
+    assert not stale.exists()
+    assert not cache.complete
+    _assert_same(_items(Uint8Dataset(base, 8, cache=cache)), reference)
+    assert cache.complete
+
+
+def test_a_damaged_complete_cache_is_rebuilt(
+    make_image_folder: ImageFolderFactory, tmp_path: Path
+) -> None:
+    root = make_image_folder(n_classes=1, n_per_class=2)
+    base = LightlyDataset(root)
+    cache = Uint8Cache.for_dataset(tmp_path, base, 8)
+    _items(Uint8Dataset(base, 8, cache=cache))
+    assert cache.complete
+    with open(cache.path / "images.u8", "r+b") as handle:
+        handle.truncate(10)
+
+    rebuilt = Uint8Cache.for_dataset(tmp_path, base, 8)
+
+    assert not rebuilt.complete
+    assert not cache.path.exists()
+
+
+def test_rows_filled_by_loader_workers_are_published_by_finalize(
+    make_image_folder: ImageFolderFactory, tmp_path: Path
+) -> None:
+    root = make_image_folder(n_classes=2, n_per_class=4, size=(16, 16))
+    base = LightlyDataset(root)
+    reference = _items(Uint8Dataset(base, 8))
+    dataset = Uint8Dataset(base, 8, cache=Uint8Cache.for_dataset(tmp_path, base, 8))
+    loader = DataLoader(dataset, batch_size=3, shuffle=True, num_workers=2)
+
+    batches = list(loader)
+
+    assert sum(len(b[3]) for b in batches) == len(base)
+    assert dataset.finalize_cache()
+    assert dataset.cache is not None
+    assert dataset.cache.complete
+    _assert_same(_items(dataset), reference)
+
+
+def test_datasets_without_files_cannot_be_cached(tmp_path: Path) -> None:
+    wrapped = LightlyDataset.from_torch_dataset([(torch.zeros(3, 4, 4), 0)])
+    with pytest.raises(ConfigError, match=r"loader\.cache_dir.*LightlyDataset"):
+        Uint8Cache.for_dataset(tmp_path, wrapped, 4)
+
+
+def test_the_cache_must_match_the_dataset(
+    make_image_folder: ImageFolderFactory, tmp_path: Path
+) -> None:
+    base = LightlyDataset(make_image_folder(n_classes=1, n_per_class=2))
+    cache = Uint8Cache.for_dataset(tmp_path, base, 8)
+    with pytest.raises(DataError, match=r"2 images of side 8.*2 samples of side 16"):
+        Uint8Dataset(base, 16, cache=cache)
