@@ -25,10 +25,10 @@ from selfsup.curation.quality import (
     assess_quality,
     blur_score,
     channel_spread,
+    clipped_fraction,
     compute_quality_scores,
     default_threshold,
     histogram_entropy,
-    near_white_fraction,
     quality_report,
     read_quality_issues,
 )
@@ -37,9 +37,14 @@ from selfsup.utils.io import save_embeddings
 # --------------------------------------------------------------------------- reference formulas
 
 
-def _ref_near_white(luma: NDArray[np.uint8], level: int = 250) -> float:
-    pixels = [int(v) for v in luma.ravel()]
-    return sum(1 for v in pixels if v >= level) / len(pixels)
+def _ref_clipped(rgb: NDArray[np.uint8], level: int = 250) -> float:
+    h, w, _ = rgb.shape
+    clipped = 0
+    for y in range(h):
+        for x in range(w):
+            if sum(1 for v in rgb[y, x] if int(v) >= level) >= 2:
+                clipped += 1
+    return clipped / int(h * w)
 
 
 def _ref_blur(luma: NDArray[np.uint8]) -> float:
@@ -80,8 +85,9 @@ def test_scores_match_reference_formulas(seed: int) -> None:
     rng = np.random.default_rng(seed)
     rgb = rng.integers(0, 256, size=(7, 9, 3), dtype=np.uint8)
     rgb[rng.random((7, 9)) < 0.3] = 255  # some blown-out pixels
+    rgb[rng.random((7, 9, 3)) < 0.2] = 252  # and single clipped channels
     luma = rgb[..., 1]
-    assert near_white_fraction(luma) == pytest.approx(_ref_near_white(luma))
+    assert clipped_fraction(rgb) == pytest.approx(_ref_clipped(rgb))
     assert blur_score(luma) == pytest.approx(_ref_blur(luma), rel=1e-9)
     assert histogram_entropy(luma) == pytest.approx(_ref_entropy(luma), rel=1e-12)
     assert channel_spread(rgb) == pytest.approx(_ref_spread(rgb), rel=1e-12)
@@ -93,7 +99,9 @@ def test_score_edge_cases() -> None:
     assert histogram_entropy(flat) == 0.0
     assert blur_score(np.zeros((2, 50), dtype=np.uint8)) == 0.0
     assert histogram_entropy(np.arange(256, dtype=np.uint8)) == pytest.approx(8.0)
-    assert near_white_fraction(np.zeros((0, 0), dtype=np.uint8)) == 0.0
+    assert clipped_fraction(np.zeros((0, 0, 3), dtype=np.uint8)) == 0.0
+    with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
+        clipped_fraction(np.zeros((4, 4), dtype=np.uint8))
     gray = np.repeat(np.arange(30, dtype=np.uint8).reshape(5, 6, 1), 3, axis=2)
     assert channel_spread(gray) == 0.0
     with pytest.raises(ValueError, match=r"\(H, W, 3\)"):
@@ -206,6 +214,7 @@ def test_log_rules_work_on_ratios() -> None:
 PLANTED: dict[str, str] = {
     "planted_black.png": "dark",
     "planted_white.png": "overexposed",
+    "planted_washed_out.png": "overexposed",
     "planted_blurred.png": "blurry",
     "planted_flat.png": "low_information",
     "planted_tiny.png": "small",
@@ -213,6 +222,22 @@ PLANTED: dict[str, str] = {
     "planted_gray_l.png": "grayscale",
     "planted_gray_rgb.png": "grayscale",
 }
+
+
+def _washed_out(image: Image.Image, gain: float = 2.2) -> Image.Image:
+    """``image`` overexposed: every channel times ``gain`` (about +2.5 stops), clipped."""
+    pixels = np.asarray(image, dtype=np.float64) * gain
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def test_washed_out_images_score_high_without_being_white() -> None:
+    # Overexposed by ~2.5 stops, most pixels clip in two channels, yet few are white: the
+    # near-white luma fraction (the first definition of the score) stays far below 0.5.
+    washed = _washed_out(_textured((128, 96), 5))
+    luma = np.asarray(washed.convert("L"))
+    assert np.mean(luma >= 250) < 0.5
+    assert compute_quality_scores(washed).overexposure > 0.5
+    assert compute_quality_scores(_textured((128, 96), 5)).overexposure == 0.0
 
 
 @pytest.fixture
@@ -226,6 +251,14 @@ def planted(tmp_path: Path) -> Path:
     size = (128, 96)
     Image.new("RGB", size, (0, 0, 0)).save(root / "planted_black.png")
     Image.new("RGB", size, (255, 255, 255)).save(root / "planted_white.png")
+    _washed_out(_textured(size, 105)).save(root / "planted_washed_out.png")
+    # Bright but fine: a pale, well-exposed picture (luma ~205, nothing clipped) and a vivid
+    # one whose red channel is saturated everywhere (a colour, not lost detail).
+    pale = np.asarray(_textured(size, 106), dtype=np.float64) * 0.35 + 165.0
+    Image.fromarray(pale.astype(np.uint8)).save(root / "normal_bright_pale.png")
+    vivid = np.asarray(_textured(size, 107)).copy()
+    vivid[..., 0] = 255
+    Image.fromarray(vivid).save(root / "normal_bright_vivid_red.png")
     _textured(size, 100).filter(ImageFilter.GaussianBlur(6)).save(root / "planted_blurred.png")
     Image.new("RGB", size, (128, 100, 90)).save(root / "planted_flat.png")
     _textured((8, 6), 101).save(root / "planted_tiny.png")
@@ -252,7 +285,7 @@ def test_planted_images_are_flagged_with_their_issue(planted: Path) -> None:
     for name, issue in PLANTED.items():
         assert issue in flagged[name], (name, flagged[name])
     normal = {n: f for n, f in flagged.items() if n.startswith("normal_") or n == "noise.png"}
-    assert all(not issues for issues in normal.values()), normal
+    assert all(not issues for issues in normal.values()), {n: f for n, f in normal.items() if f}
     # Only what each planted image really is: no colour image is grayscale, etc.
     assert flagged["planted_wide.png"] == {"odd_aspect_ratio"}
     assert flagged["planted_white.png"] >= {"overexposed"}
@@ -284,6 +317,7 @@ def test_scores_are_stored_in_the_manifest_records(planted: Path) -> None:
         0.0,
     )
     assert records["planted_white.png"].overexposure == 1.0
+    assert (records["normal_bright_pale.png"].brightness or 0.0) > 190.0  # bright, not flagged
     assert (records["noise.png"].entropy or 0.0) > 7.0  # luma of RGB noise: not uniform
 
 

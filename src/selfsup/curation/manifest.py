@@ -57,8 +57,8 @@ MANIFEST_VERSION: Final = 1
 #: Version of what the decode pass computes. Bump it when a hash or metadata definition
 #: changes: records of a manifest with another version are never reused.
 #: 3: records carry the quality scores (:mod:`selfsup.curation.quality`); 2 is the version
-#: that adds ``phash`` (near duplicates).
-CHECK_VERSION: Final = 3
+#: that adds ``phash`` (near duplicates); 4: ``overexposure`` counts clipped highlights.
+CHECK_VERSION: Final = 4
 
 SampleStatus = Literal["ok", "corrupt", "duplicate"]
 _STATUSES: Final[frozenset[str]] = frozenset(get_args(SampleStatus))
