@@ -136,8 +136,89 @@ def test_the_client_finds_similar_samples(
     assert (
         client.find_similar(run_id, embedding=_vectors()[9].tolist(), k=1)[0].filename == (NAMES[9])
     )
-    with pytest.raises(ValueError, match="exactly one of filename and embedding"):
+    with pytest.raises(ValueError, match="exactly one of filename, embedding and image"):
         client.find_similar(run_id)
     with pytest.raises(ApiException) as info:
         client.find_similar(run_id, filename="missing.png")
     assert info.value.status == 404
+
+
+def _upload(
+    server: ServerHarness, alice: Any, worker_id: str, run_id: str, path: Path, kind: str
+) -> None:
+    r = server.http.post(
+        f"{alice.run_path(worker_id, run_id)}/artifacts",
+        files={"file": (path.name, path.read_bytes())},
+        data={"type": kind, "file_name": path.name},
+        headers=alice.h,
+    )
+    assert r.status_code == 201, r.text
+
+
+@pytest.mark.slow
+def test_an_uploaded_image_is_embedded_with_the_run_model_and_finds_its_copy(
+    server: ServerHarness, make_actor: Callable[..., Any], tmp_path: Path
+) -> None:
+    # A run as the worker leaves it: its embeddings, its resolved config and the checkpoint
+    # it trained (here an untrained tiny model saved as one), all as artifacts.
+    import base64
+
+    from PIL import Image
+
+    from faults._input_helpers import run_config, tiny_checkpoint
+    from selfsup.cli.apps import RunImageEmbedder
+    from selfsup.core import embed
+
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(5)
+    names = [f"img_{i}.png" for i in range(6)]
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(images / name)
+    checkpoint = tiny_checkpoint(tmp_path / "selfsup_epoch_1.ckpt")
+    cfg = run_config(images, tmp_path / "out", checkpoint, "stopping_condition.n_samples=2")
+    vectors, _, embedded = embed(
+        cfg.lightly.model_copy(update={"input_dir": str(images)}), checkpoint
+    )
+    csv = tmp_path / "embeddings.csv"
+    save_embeddings(csv, vectors, [0] * len(embedded), list(embedded))
+    config = tmp_path / "config.json"
+    # As trained by the run: no checkpoint= given, so the CHECKPOINT artifact is the model.
+    config.write_text(cfg.model_copy(update={"checkpoint": ""}).model_dump_json(), "utf-8")
+
+    alice = make_actor("alice", on=server)
+    alice.schedule(alice.ready_dataset())
+    worker_id = alice.worker()
+    claim = alice.claim(worker_id)
+    assert claim is not None
+    run_id = str(claim["run"]["id"])
+    for path, kind in ((csv, "EMBEDDINGS"), (config, "CONFIG"), (checkpoint, "CHECKPOINT")):
+        _upload(server, alice, worker_id, run_id, path, kind)
+
+    url = f"/v1/runs/{run_id}/similar"
+    query = (images / "img_3.png").read_bytes()
+    body = {"image": base64.b64encode(query).decode(), "k": 3}
+    # The harness builds the app of selfsup serve, which has the run-model embedder.
+    assert isinstance(server.app.state.image_embedder, RunImageEmbedder)
+    r = server.http.post(url, json=body, headers=alice.h)
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert results[0]["filename"] == "img_3.png"
+    assert results[0]["distance"] < 1e-4
+    assert results[1]["distance"] > 1e-3
+    assert r.json()["query"] is None
+
+    found = server.client(alice.token).find_similar(run_id, image=images / "img_4.png", k=1)
+    assert found[0].filename == "img_4.png"
+
+    for bad in ("not base64!", base64.b64encode(b"GIF89a broken").decode()):
+        r = server.http.post(url, json={"image": bad}, headers=alice.h)
+        assert r.status_code == 400
+        assert r.json()["code"] == "BAD_IMAGE"
+        assert "JPEG, PNG, WEBP" in r.json()["error"]
+
+    server.app.state.image_embedder = None  # as the API alone (server.app.create_app) is
+    r = server.http.post(url, json=body, headers=alice.h)
+    assert r.status_code == 409
+    assert r.json()["code"] == "EMBEDDER_UNAVAILABLE"
+    assert "without an image embedder" in r.json()["error"]

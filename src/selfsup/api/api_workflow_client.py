@@ -25,6 +25,7 @@ something (create, schedule, cancel, delete) are sent once.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import math
 import os
@@ -717,29 +718,39 @@ class ApiWorkflowClient:
         filename: str | None = None,
         embedding: Sequence[float] | None = None,
         k: int = 10,
+        image: str | os.PathLike[str] | bytes | None = None,
     ) -> list[SimilarSample]:
         """The ``k`` samples of a completed run nearest to one of its samples (``filename``,
-        itself left out) or to an ``embedding`` vector, nearest first.
+        itself left out), to an ``embedding`` vector, or to an ``image`` (a path or the file's
+        bytes) that the server embeds with the run's own model, nearest first.
 
-        Searches the run's embeddings on the server (``POST /v1/runs/{run_id}/similar``).
-        An image outside the run is searched by its ``embedding`` from the run's own model
-        (its checkpoint artifact): the server does not embed images.
+        Searches the run's embeddings on the server (``POST /v1/runs/{run_id}/similar``; an
+        image travels base64-encoded in the JSON body, so the server's request body limit,
+        ``--max-body-bytes``, 1 MiB by default, bounds it to about 750 kB).
 
         Raises:
-            ValueError: neither or both of ``filename`` and ``embedding``, or ``k < 1``.
-            ApiException: 404 unknown run or sample, 409 the run has no embeddings yet,
-                400 a vector of another dimension than the run's embeddings.
+            ValueError: not exactly one of ``filename``, ``embedding`` and ``image``, or
+                ``k < 1``.
+            OSError: the ``image`` file cannot be read.
+            ApiException: 404 unknown run or sample, 409 the run has no embeddings yet (or
+                no model that can embed an image on the server, ``EMBEDDER_UNAVAILABLE``),
+                400 a vector of another dimension than the run's embeddings or an image
+                that is no accepted image (``BAD_IMAGE``, naming the accepted formats), 413
+                an image over the body limit.
         """
-        if (filename is None) == (embedding is None):
-            raise ValueError("find_similar: give exactly one of filename and embedding")
+        given = [v for v in (filename, embedding, image) if v is not None]
+        if len(given) != 1:
+            raise ValueError("find_similar: give exactly one of filename, embedding and image")
         if k < 1:
             raise ValueError(f"find_similar: k must be at least 1, got {k}")
         body: dict[str, Any] = {"k": k}
         if filename is not None:
             body["filename"] = filename
-        else:
-            assert embedding is not None
+        elif embedding is not None:
             body["embedding"] = [float(v) for v in embedding]
+        else:
+            data = image if isinstance(image, bytes) else Path(os.fspath(image or "")).read_bytes()
+            body["image"] = base64.b64encode(data).decode("ascii")
         # A search changes nothing on the server, so it is retried like a read.
         response = self._reads.retrying(
             f"POST /v1/runs/{run_id}/similar",

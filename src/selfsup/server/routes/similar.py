@@ -1,6 +1,7 @@
 """Similarity search over a finished run's embeddings (issue 12): ``POST /v1/runs/{id}/similar``.
 
-A query is a sample of the run (its file name) or an embedding vector; the answer is the
+A query is a sample of the run (its file name), an embedding vector, or an image (its file
+bytes, base64 in the JSON body); the answer is the
 ``k`` nearest samples of the run by the L2 distance between L2-normalised embeddings (0 to
 2, as in the report and the web app), nearest first, the query sample itself left out.
 
@@ -12,16 +13,25 @@ The index
     exact (:func:`selfsup.utils.vectors.knn`, numpy): about ``N x D`` multiply-adds per
     query (not benchmarked).
 
-Vectors, not images
-    The server does not embed images: that needs the run's model and torch, which the server
-    never imports (``tests/test_layers.py``). A caller with an image outside the run embeds
-    it with the run's checkpoint (artifact ``CHECKPOINT``) and sends the vector: a vector
-    from another model gives meaningless neighbours, which the server cannot detect beyond
-    the dimension check.
+Images
+    Embedding an image needs the run's model and torch, which the server never imports
+    (``tests/test_layers.py``). The server checks the uploaded bytes
+    (:func:`~selfsup.apphelpers.query_image.check_query_image`: format, size, pixels, a full
+    decode; 400 ``BAD_IMAGE`` naming what is accepted) and hands them, with the run's
+    ``CONFIG`` and ``CHECKPOINT`` artifacts, to the
+    :class:`~selfsup.apphelpers.query_image.ImageEmbedder` at ``app.state.image_embedder``,
+    which ``selfsup serve`` (:mod:`selfsup.cli.apps`) supplies: the run's own model, input
+    size and normalisation. Without one (the API built alone), or for a run without a model
+    to embed with (precomputed embeddings, a given checkpoint that was never uploaded), the
+    answer is 409 ``EMBEDDER_UNAVAILABLE`` saying why. A vector sent instead must come from
+    the run's model: one from another model gives meaningless neighbours, which the server
+    cannot detect beyond the dimension check.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,6 +45,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from selfsup.apphelpers.http_errors import ApiError, bad_request, not_found
+from selfsup.apphelpers.query_image import (
+    ACCEPTED_QUERY_IMAGES,
+    QUERY_IMAGE_MAX_BYTES,
+    BadQueryImage,
+    EmbedderUnavailable,
+    ImageEmbedder,
+    RunModelFiles,
+    check_query_image,
+)
 from selfsup.errors import DataError
 from selfsup.runfolder import RunFolder
 from selfsup.server.auth import DbSession, UserPrincipal
@@ -55,8 +74,8 @@ INDEX_CACHE: Final = 4
 
 
 class SimilarRequest(BaseModel):
-    """Body of ``POST /v1/runs/{run_id}/similar``: exactly one of ``filename`` and
-    ``embedding``."""
+    """Body of ``POST /v1/runs/{run_id}/similar``: exactly one of ``filename``,
+    ``embedding`` and ``image``."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -68,12 +87,20 @@ class SimilarRequest(BaseModel):
         max_length=MAX_DIMENSION,
         description="An embedding from the run's model (normalised here) to search from",
     )
+    image: str | None = Field(
+        default=None,
+        # base64 makes 4 characters of 3 bytes; the body limit usually bites first.
+        max_length=(QUERY_IMAGE_MAX_BYTES + 2) // 3 * 4,
+        description=f"An image file, base64-encoded, embedded with the run's model: "
+        f"{ACCEPTED_QUERY_IMAGES}",
+    )
     k: int = Field(default=10, ge=1, le=MAX_K, description="How many neighbours")
 
     @model_validator(mode="after")
     def _one_query(self) -> SimilarRequest:
-        if (self.filename is None) == (self.embedding is None):
-            raise ValueError("give exactly one of filename and embedding")
+        given = [v for v in (self.filename, self.embedding, self.image) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of filename, embedding and image")
         return self
 
 
@@ -88,7 +115,7 @@ class SimilarResponse(BaseModel):
     """The neighbours of a query, nearest first (equal distances by row of the file)."""
 
     run_id: str
-    query: str | None = Field(description="The query sample, or null for a vector query")
+    query: str | None = Field(description="The query sample, or null for a vector or image query")
     results: list[SimilarSample]
 
 
@@ -187,7 +214,7 @@ def index_of_file(path: Path) -> EmbeddingIndex:
 @router.post(
     "/runs/{run_id}/similar",
     responses=error_responses(400, 401, 404, 409, 410, 422),
-    summary="Find the samples of a run most similar to one of its samples or to a vector",
+    summary="Find the samples of a run most similar to one of its samples, a vector or an image",
 )
 def find_similar(
     run_id: str,
@@ -200,7 +227,9 @@ def find_similar(
 
     404 for another user's or an unknown run, or a ``filename`` that is no sample of the
     run; 409 ``NO_EMBEDDINGS`` while the run has no embeddings artifact (not completed, or
-    no sample was embedded); 400 for a vector of the wrong dimension.
+    no sample was embedded); 400 for a vector of the wrong dimension; for an ``image``: 400
+    ``BAD_IMAGE`` for bytes that are no accepted image, 409 ``EMBEDDER_UNAVAILABLE`` when
+    no model can embed it here (module docstring).
     """
     run = get_run(session, principal.user_id, run_id)
     artifact = session.scalars(
@@ -229,13 +258,73 @@ def find_similar(
             raise not_found("sample", body.filename)
         found = index.nearest_to_row(row, body.k)
     else:
-        assert body.embedding is not None  # the validator guarantees one of them
+        vector = (
+            body.embedding
+            if body.embedding is not None
+            else _embed_image(request, session, run.id, body.image or "")
+        )
         try:
-            found = index.nearest_to_vector(np.asarray(body.embedding), body.k)
+            found = index.nearest_to_vector(np.asarray(vector), body.k)
         except ValueError as exc:
+            if body.image is not None:
+                raise ApiError(409, "EMBEDDER_UNAVAILABLE", str(exc)) from None
             raise bad_request(str(exc)) from None
     return SimilarResponse(
         run_id=run.id,
         query=body.filename,
         results=[SimilarSample(filename=name, distance=dist) for name, dist in found],
     )
+
+
+def _embed_image(request: Request, session: DbSession, run_id: str, encoded: str) -> list[float]:
+    """The embedding of the base64 ``encoded`` image by run ``run_id``'s model (module
+    docstring); ApiError 400 ``BAD_IMAGE`` or 409 ``EMBEDDER_UNAVAILABLE``."""
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request(
+            "image: not valid base64; send the file's bytes base64-encoded: "
+            f"{ACCEPTED_QUERY_IMAGES}",
+            "BAD_IMAGE",
+        ) from None
+    try:
+        check_query_image(data, "image")
+    except BadQueryImage as exc:
+        raise bad_request(str(exc), "BAD_IMAGE") from None
+    embedder: ImageEmbedder | None = getattr(request.app.state, "image_embedder", None)
+    if embedder is None:
+        raise ApiError(
+            409,
+            "EMBEDDER_UNAVAILABLE",
+            "this server was built without an image embedder (it needs torch): run selfsup "
+            "serve, or embed the image with the run's CHECKPOINT artifact and send the vector",
+        )
+    settings: ServerSettings = request.app.state.settings
+    artifacts = list(
+        session.scalars(
+            select(Artifact)
+            .where(Artifact.run_id == run_id, Artifact.type.in_(("CONFIG", "CHECKPOINT")))
+            .order_by(Artifact.created_at)
+        )
+    )
+    configs = [a for a in artifacts if a.type == "CONFIG"]
+    if not configs:
+        raise ApiError(
+            409,
+            "EMBEDDER_UNAVAILABLE",
+            f"run {run_id!r} has no CONFIG artifact, so its model is unknown",
+        )
+    files = RunModelFiles(
+        Path(settings.data_dir) / configs[-1].storage_path,
+        tuple(
+            Path(settings.data_dir) / a.storage_path for a in artifacts if a.type == "CHECKPOINT"
+        ),
+    )
+    # The request's transaction holds nothing the embedding needs; do not keep it open.
+    session.rollback()
+    try:
+        return embedder.embed(files, data)
+    except BadQueryImage as exc:
+        raise bad_request(f"image: {exc}", "BAD_IMAGE") from None
+    except EmbedderUnavailable as exc:
+        raise ApiError(409, "EMBEDDER_UNAVAILABLE", str(exc)) from None
