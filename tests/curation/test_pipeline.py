@@ -207,6 +207,12 @@ def test_run_trains_then_rerun_reuses_checkpoint_and_embeddings(
 ) -> None:
     out = tmp_path / "out"
     first = run(_cfg(folder, out, "stopping_condition.n_samples=5", *TINY_MODEL))
+    # Trained without enable_training=true (nothing else gives a model): the config it
+    # records says so, and training has its own time, not counted in embed's.
+    assert first.report["job"]["config"]["enable_training"] is True
+    assert "enable_training: true" in (out / "config" / "config.yaml").read_text()
+    steps = first.report["job"]["step_durations_s"]
+    assert list(steps) == ["check", "train", "embed", "select", "report"]
     checkpoints = sorted(out.glob("selfsup_epoch_*.ckpt"))
     assert len(checkpoints) == 1
     stamp = checkpoints[0].stat().st_mtime_ns
@@ -217,6 +223,7 @@ def test_run_trains_then_rerun_reuses_checkpoint_and_embeddings(
 
     second = run(_cfg(folder, out, "stopping_condition.n_samples=5", *TINY_MODEL))
     assert checkpoints[0].stat().st_mtime_ns == stamp, "an unchanged rerun must not retrain"
+    assert "train" not in second.report["job"]["step_durations_s"]
     assert (out / "data" / "embeddings.csv").stat().st_mtime_ns == emb_stamp
     assert second.selected == first.selected
 
@@ -232,6 +239,24 @@ def test_run_trains_then_rerun_reuses_checkpoint_and_embeddings(
     )
     assert not list((tmp_path / "o3").glob("selfsup_epoch_*.ckpt"))
     assert len(third.selected) == 5
+
+
+@pytest.mark.slow
+def test_report_counts_the_epochs_the_recipe_chose(folder: Path, tmp_path: Path) -> None:
+    # Without lightly.trainer.max_epochs the recipe chooses the epochs (here: those that fit
+    # a 2 s budget); the report's CO2 estimate counts them, not lightly's default 100.
+    from selfsup.core import trained_epochs
+
+    out = tmp_path / "out"
+    no_epochs = [key for key in TINY_MODEL if not key.startswith("lightly.trainer.max_epochs")]
+    result = run(
+        _cfg(folder, out, "stopping_condition.n_samples=5", "lightly.trainer.max_time=0.03", *no_epochs)
+    )
+    (checkpoint,) = out.glob("selfsup_epoch_*.ckpt")
+    chosen = trained_epochs(checkpoint)
+    assert chosen is not None and 1 <= chosen <= 200
+    assert result.report["savings"]["assumptions"]["training_epochs"] == chosen
+    assert result.report["job"]["config"]["lightly"]["trainer"]["max_epochs"] == 100
 
 
 def _write_predictions(folder: Path, samples: list[str], task: str, kind: str) -> None:
@@ -489,8 +514,11 @@ def test_steps_are_reported_in_order(folder: Path, tmp_path: Path) -> None:
     )
     assert seen == ["CHECKING_CORRUPTNESS", "EMBEDDING", "SAMPLING", "GENERATING_REPORT"]
     report = json.loads((tmp_path / "o" / "report.json").read_text())
-    # Every timed step before the report has its duration in the report.
-    assert list(report["job"]["step_durations_s"]) == ["check", "embed", "select"]
+    # Every step has its own duration, the report's included, and they make up the run's.
+    job = report["job"]
+    assert list(job["step_durations_s"]) == ["check", "embed", "select", "report"]
+    assert job["step_durations_s"]["report"] > 0
+    assert 0 <= job["duration_s"] - sum(job["step_durations_s"].values()) < 1.0
 
     def stop_at_sampling(state: str) -> None:
         if state == "SAMPLING":

@@ -54,9 +54,16 @@ from numpy.typing import NDArray
 
 from selfsup import __version__, runfolder
 from selfsup.config import RunConfig, to_yaml
+from selfsup.curation._quiet import quiet_training, say
 from selfsup.curation.checks import CheckResult, build_manifest
 from selfsup.curation.datapool import Datapool, RunInfo, validate_datapool_name
-from selfsup.curation.manifest import CorruptReason, SampleRecord, count_by_reason, read_manifest
+from selfsup.curation.manifest import (
+    CorruptReason,
+    SampleRecord,
+    count_by_reason,
+    count_by_status,
+    read_manifest,
+)
 from selfsup.curation.metadata import metadata_table
 from selfsup.curation.near_duplicates import (
     NearDuplicates,
@@ -554,13 +561,7 @@ def _model_step(
     if not cfg.checkpoint and not cfg.enable_training and cfg.lightly.model.weights:
         # Pretrained weights without training: embed with the backbone itself ("").
         return ""
-    if not cfg.checkpoint and not cfg.enable_training:
-        # No pretrained weights ship with selfsup (nothing is downloaded), so the only model
-        # that knows this data is one trained on it.
-        logger.warning(
-            "no checkpoint given: training a self-supervised model on the input "
-            "(pass checkpoint=... to embed with an existing model)"
-        )
+    # Without a checkpoint or weights the run trains: run() set enable_training=true then.
     key = TRAIN_REUSE.fingerprint({"cfg": cfg, "samples": samples})
     previous = state.reusable(TRAIN_REUSE, key)
     if previous is not None:
@@ -571,12 +572,16 @@ def _model_step(
     step("TRAINING")
     train_dir = RunFolder(out).training_dir
     lightly.output_dir = str(train_dir)
+    fresh = _empty_training_dir(train_dir, keep=cfg.checkpoint)
     try:
-        best = Path(
-            train(lightly, filenames=samples)
-            if dataset is None
-            else train(lightly, samples=dataset)
-        )
+        with quiet_training(
+            explicit_gpus="gpus" in cfg.lightly.trainer.model_fields_set, fresh_dir=fresh
+        ):
+            best = Path(
+                train(lightly, filenames=samples)
+                if dataset is None
+                else train(lightly, samples=dataset)
+            )
     except RuntimeError as exc:
         # torch reports a failed checkpoint write as a RuntimeError; say what it was.
         if _disk_full(train_dir):
@@ -587,6 +592,19 @@ def _model_step(
         shutil.copyfile(best, tmp)
     state.record(TRAIN_REUSE, key, checkpoint=str(final))
     return str(final)
+
+
+def _empty_training_dir(train_dir: Path, keep: str) -> bool:
+    """Remove the checkpoints of an earlier training of this run folder (they were not
+    reused, or training would not run) so that this training starts in an empty folder;
+    returns whether it does. A folder holding ``keep`` (the checkpoint to fine-tune from) is
+    left alone."""
+    if not train_dir.exists():
+        return True
+    if keep and Path(keep).resolve().is_relative_to(train_dir.resolve()):
+        return not any(train_dir.iterdir())
+    shutil.rmtree(train_dir)
+    return True
 
 
 def _disk_full(path: Path) -> bool:
@@ -866,6 +884,17 @@ def run(
     out = Path(cfg.output_dir) if cfg.output_dir else default_run_dir()
     step = on_step or _no_step
     resolved = cfg.model_copy(update={"output_dir": str(out)})
+    if _trains_implicitly(cfg):
+        # No pretrained weights ship with selfsup (nothing is downloaded), so the only model
+        # that knows this data is one trained on it. The config the run writes (config.yaml,
+        # report.json, the web app) says what ran: enable_training=true.
+        resolved = resolved.model_copy(update={"enable_training": True})
+        say(
+            progress,
+            "no checkpoint, embeddings or model.weights given: training a self-supervised "
+            "model on the input (enable_training=true; pass checkpoint=... to embed with an "
+            "existing model)",
+        )
     # Every image read after the check (training, embedding, the report's thumbnails) is
     # bounded like the check's own (the check bounds each file in its worker processes).
     with read_timeout(cfg.check_timeout_s or None):
@@ -873,6 +902,14 @@ def run(
             return _run(resolved, out, overrides, progress, None, step)
         with Datapool.open(cfg.datapool.name, cfg.datapool.root or None) as pool:
             return _run(resolved, out, overrides, progress, pool, step)
+
+
+def _trains_implicitly(cfg: RunConfig) -> bool:
+    """The run must train though ``enable_training`` is false: nothing else gives a model
+    (a checkpoint, precomputed embeddings or pretrained ``model.weights``)."""
+    return not (
+        cfg.enable_training or cfg.checkpoint or cfg.embeddings or cfg.lightly.model.weights
+    )
 
 
 @dataclass
@@ -898,6 +935,8 @@ class RunContext:
     run_id: str = field(init=False)
     state: RunState = field(init=False)
     durations: dict[str, float] = field(init=False)
+    step_started: float = field(init=False)
+    substeps: set[str] = field(init=False, default_factory=set)
     checked: CheckResult = field(init=False)
     lost_log: _LostFiles = field(init=False)
     usable: list[SampleRecord] = field(init=False)
@@ -920,11 +959,17 @@ class RunContext:
     report: dict[str, Any] = field(init=False)
 
 
+def _iso(seconds: float) -> str:
+    """``seconds`` since the epoch as the run's local ISO 8601 time, e.g.
+    ``2024-05-01T12:00:00+0200`` (report.json's ``started_at`` / ``finished_at``)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(seconds))
+
+
 def _step_config(ctx: RunContext) -> None:
     """Open the run folder: marker first, the previous report removed, the config."""
     ctx.selection_config = ctx.cfg.selection()
     ctx.started = time.time()
-    ctx.started_iso = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    ctx.started_iso = _iso(ctx.started)
     ctx.out.mkdir(parents=True, exist_ok=True)
     ctx.folder = RunFolder(ctx.out)
     ctx.folder.write_marker()
@@ -963,6 +1008,7 @@ def _step_check(ctx: RunContext) -> None:
     )
     ctx.records = list(ctx.checked.records)
     ctx.folder.write_manifest(ctx.records)
+    _say_checked(ctx)
     if ctx.pool is not None:
         ctx.pool.save_manifest(ctx.cfg.input_dir, ctx.records)
     ctx.folder.write_duplicate_filenames(ctx.records)
@@ -981,8 +1027,29 @@ def _step_check(ctx: RunContext) -> None:
     write_near_duplicate_filenames(ctx.folder.near_duplicate_filenames, ctx.near_duplicates.groups)
 
 
+def _say_checked(ctx: RunContext) -> None:
+    """What the check found, in the run's output; corrupt files as a warning (the one real
+    problem of the input a user must see without opening the report)."""
+    by_status = count_by_status(ctx.records)
+    say(
+        ctx.progress,
+        f"check: {len(ctx.records):,} samples in {ctx.checked.n_files:,} files: "
+        + ", ".join(f"{n:,} {status}" for status, n in by_status.items()),
+    )
+    if by_status["corrupt"]:
+        reasons = count_by_reason(ctx.records)
+        logger.warning(
+            "%d corrupt file(s) skipped (%s); listed with their reasons in %s",
+            by_status["corrupt"],
+            ", ".join(f"{reason} {n}" for reason, n in reasons.items()),
+            runfolder.CORRUPT_FILENAMES,
+        )
+
+
 def _step_embed(ctx: RunContext) -> None:
     """Embeddings of the candidates (training first when needed): samples or crops."""
+    # Training is timed as a step of its own: the embed step's time is embedding alone.
+    clock = _TrainClock(ctx)
     if ctx.cfg.object_level.task_name:
         ctx.candidates, ctx.model_description, ctx.checkpoint = _object_candidates(
             ctx.cfg,
@@ -990,14 +1057,12 @@ def _step_embed(ctx: RunContext) -> None:
             ctx.samples,
             ctx.usable,
             ctx.state,
-            ctx.on_step,
+            clock,
             ctx.lost_log.dataset(ctx.usable),
         )
     else:
         embeddings, labels, ctx.model_description, ctx.checkpoint, ctx.usable = (
-            _embed_tolerating_lost_files(
-                ctx.cfg, ctx.out, ctx.lost_log, ctx.state, ctx.pool, ctx.on_step
-            )
+            _embed_tolerating_lost_files(ctx.cfg, ctx.out, ctx.lost_log, ctx.state, ctx.pool, clock)
         )
         ctx.samples = [r.filename for r in ctx.usable]
         scores, predictions = _prediction_inputs(
@@ -1254,28 +1319,40 @@ def _step_report(ctx: RunContext) -> None:
     # report.json (job.extra.lost_files), the manifest and the corrupt list.
     ctx.records = ctx.lost_log.records
     ctx.lost_log.check()
-    job = JobInfo(
-        run_name=ctx.out.name,
-        started_at=ctx.started_iso,
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        duration_s=time.time() - ctx.started,
-        input_dir=str(Path(ctx.cfg.input_dir).resolve()),
-        selfsup_version=__version__,
-        config=ctx.cfg.model_dump(mode="json"),
-        step_durations_s=dict(ctx.durations),
-        extra={
-            "model": ctx.model_description,
-            "n_preselected_from_datapool": len(ctx.preselected),
-            "candidates": "object crops" if ctx.candidates.crops is not None else "samples",
-            "selection_note": ctx.selection_note,
-            # how size-dependent terms ran (TYPICALITY's kNN: exact/approximate, recall)
-            "selection_methods": [dict(m) for m in ctx.result.methods],
-            "selection_device": ctx.result.device,
-            "frames_note": ctx.frames_note,
-            "lost_files": ctx.lost_log.summary(),
-            **ctx.queries.report(),
-        },
-    )
+
+    def job_at(now: float) -> JobInfo:
+        return JobInfo(
+            run_name=ctx.out.name,
+            started_at=ctx.started_iso,
+            finished_at=_iso(now),
+            duration_s=now - ctx.started,
+            input_dir=str(Path(ctx.cfg.input_dir).resolve()),
+            selfsup_version=__version__,
+            config=ctx.cfg.model_dump(mode="json"),
+            step_durations_s=dict(ctx.durations),
+            extra=extra,
+        )
+
+    def finish_job() -> JobInfo:
+        # Called once the statistics and plots are done, right before report.pdf and
+        # report.json are written: the report's own time is in the run's duration, and the
+        # PDF, report.json, the log and the web app show the same figures.
+        _record_step(ctx, "report")
+        return job_at(time.time())
+
+    extra: dict[str, Any] = {
+        "model": ctx.model_description,
+        "n_preselected_from_datapool": len(ctx.preselected),
+        "candidates": "object crops" if ctx.candidates.crops is not None else "samples",
+        "selection_note": ctx.selection_note,
+        # how size-dependent terms ran (TYPICALITY's kNN: exact/approximate, recall)
+        "selection_methods": [dict(m) for m in ctx.result.methods],
+        "selection_device": ctx.result.device,
+        "frames_note": ctx.frames_note,
+        "lost_files": ctx.lost_log.summary(),
+        **ctx.queries.report(),
+    }
+    job = job_at(time.time())
     n_corrupt = sum(1 for r in ctx.records if r.status == "corrupt")
     n_duplicates = sum(1 for r in ctx.records if r.status == "duplicate")
     if ctx.candidates.crops is None:
@@ -1299,8 +1376,16 @@ def _step_report(ctx: RunContext) -> None:
             n_selected=len(ctx.selected),
             n_removed_by_filters=int(np.count_nonzero(ctx.result.removed_by >= 0)),
         )
-    # Trained by this run: embedded with a checkpoint that the config did not give.
+    # Trained by this run: embedded with a checkpoint that the config did not give. Its
+    # epochs are the ones the training ran for (the recipe chooses them when the config does
+    # not set lightly.trainer.max_epochs), recorded in the checkpoint.
     trained = ctx.checkpoint is not None and not ctx.cfg.checkpoint
+    epochs = 0
+    if trained and ctx.checkpoint:
+        from selfsup.core import trained_epochs
+
+        recorded = trained_epochs(ctx.checkpoint)
+        epochs = ctx.cfg.lightly.trainer.max_epochs if recorded is None else recorded
     report_inputs = ReportInputs(
         job=job,
         counts=counts,
@@ -1311,13 +1396,19 @@ def _step_report(ctx: RunContext) -> None:
         stop_reason=str(ctx.result.stop_reason),
         n_requested=ctx.result.n_requested,
         metadata={k: v for k, v in ctx.candidates.metadata.items() if not k.startswith("lightly.")},
-        costs=CostAssumptions(training_epochs=ctx.cfg.lightly.trainer.max_epochs if trained else 0),
+        costs=CostAssumptions(training_epochs=epochs),
         load_image=ctx.candidates.load_image,
         near_duplicates=ctx.near_duplicates.summary(),
         quality=quality_report(ctx.quality),
     )
     neighbors = (5, 15, 50) if ctx.cfg.umap else ()
-    ctx.report = write_report(report_inputs, ctx.out, ReportOptions(umap_neighbors=neighbors))
+    ctx.report = write_report(
+        report_inputs,
+        ctx.out,
+        ReportOptions(umap_neighbors=neighbors),
+        progress=lambda message: say(ctx.progress, message),
+        finish_job=finish_job,
+    )
 
 
 @dataclass(frozen=True)
@@ -1534,6 +1625,43 @@ STEPS: Final = (
 )
 
 
+def _seconds(seconds: float) -> str:
+    """A duration as the run's log prints it (one decimal: the report's figures rounded)."""
+    return f"{seconds:.1f} s"
+
+
+def _record_step(ctx: RunContext, name: str) -> None:
+    """Record step ``name`` as ended now, in ``ctx.durations`` (report.json's
+    ``job.step_durations_s``) and the log, less the time of the parts of it recorded as
+    steps of their own meanwhile (``train`` inside ``embed``): each second counts once."""
+    elapsed = time.time() - ctx.step_started
+    inner = sum(seconds for key, seconds in ctx.durations.items() if key in ctx.substeps)
+    ctx.durations[name] = max(elapsed - inner, 0.0)
+    ctx.substeps.clear()
+    say(ctx.progress, f"{name} done in {_seconds(ctx.durations[name])}")
+
+
+class _TrainClock:
+    """An ``on_step`` callback that also times training: from the ``TRAINING`` state to the
+    next state (``EMBEDDING``); recorded as the ``train`` step of the run."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.since: float | None = None
+
+    def __call__(self, state: str) -> None:
+        if state == "TRAINING":
+            self.since = time.time()
+        elif self.since is not None:
+            seconds = time.time() - self.since
+            self.since = None
+            # A retry without vanished files trains again: both trainings count.
+            self.ctx.durations["train"] = self.ctx.durations.get("train", 0.0) + seconds
+            self.ctx.substeps.add("train")
+            say(self.ctx.progress, f"train done in {_seconds(seconds)}")
+        self.ctx.on_step(state)
+
+
 def _run(
     cfg: RunConfig,
     out: Path,
@@ -1557,14 +1685,16 @@ def _run(
             raise AssertionError(f"step {declared.name!r} declares reuse rules before 'state'")
         if declared.state is not None:
             ctx.on_step(declared.state)
-        t = time.time()
-        declared.run(ctx)
+        ctx.step_started = time.time()
         if declared.timed:
-            ctx.durations[declared.name] = time.time() - t
-    logger.info(
-        "run finished in %.1f s: %d of %d selected",
-        time.time() - ctx.started,
-        len(ctx.selected),
-        len(ctx.names),
+            say(ctx.progress, f"{declared.name} ...")
+        declared.run(ctx)
+        if declared.timed and declared.name not in ctx.durations:
+            # The report step records its own time before it writes report.json.
+            _record_step(ctx, declared.name)
+    say(
+        ctx.progress,
+        f"run finished in {_seconds(ctx.report['job']['duration_s'])}: "
+        f"{len(ctx.selected)} of {len(ctx.names)} selected",
     )
     return RunResult(output_dir=ctx.out, selected=ctx.selected, report=ctx.report)

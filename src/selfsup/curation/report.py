@@ -62,7 +62,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
@@ -84,6 +84,7 @@ from selfsup.curation.report_data import (
     analyse,
     build_report,
     folder_image_loader,
+    job_section,
     k_nearest,
     plot_plan,
     quality_example_rows,
@@ -121,9 +122,13 @@ def _render_plots(
     plots_dir: Path,
     options: ReportOptions,
     coordinates: dict[str, NDArray[np.float64]] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Path]:
     """Draw the planned plots; fills ``coordinates`` (when given) with the scatter points:
-    ``"pca"`` and ``"umap_k{K}"`` (K as used) -> ``(len(scatter_rows), 2)``."""
+    ``"pca"`` and ``"umap_k{K}"`` (K as used) -> ``(len(scatter_rows), 2)``; ``progress``
+    gets a line as each kind of plot starts."""
+    say = progress or _silent
+    say(f"report: drawing {len(analysis.plot_files)} plots")
     emb = inputs.embeddings
     n = emb.shape[0]
     stats = analysis.report["statistics"]
@@ -181,6 +186,7 @@ def _render_plots(
         if x is None or f"scatter_umap_k_{k}.png" not in names:
             continue
         k_eff = min(k, x.shape[0] - 1)
+        say(f"report: UMAP with n_neighbors={k_eff}")
         coords = plots.umap_2d(x, n_neighbors=k_eff, seed=options.seed)
         note = f"n_neighbors = {k_eff}" + ("" if k_eff == k else f" (clipped from {k})")
         if k == _PROJECTION_UMAP_K or csv_umap is None:
@@ -213,6 +219,8 @@ def _render_plots(
             f"{stem}_no_overlay.png",
         )
 
+    if analysis.filter_decisions:
+        say(f"report: {len(analysis.filter_decisions)} filter-decision plots")
     for decision in analysis.filter_decisions:
         save(
             plots.filter_decision_figure(
@@ -285,16 +293,36 @@ _OWN_PLOT = re.compile(
 )
 
 
+def _silent(message: str) -> None:
+    """The default progress callback of :func:`write_report`: nothing to print to."""
+
+
 def write_report(
-    inputs: ReportInputs, output_dir: str | Path, options: ReportOptions | None = None
+    inputs: ReportInputs,
+    output_dir: str | Path,
+    options: ReportOptions | None = None,
+    *,
+    progress: Callable[[str], None] = _silent,
+    finish_job: Callable[[], JobInfo] | None = None,
 ) -> dict[str, Any]:
     """Write ``plots/``, ``data/projections.csv``, ``report.pdf`` and, last, ``report.json``.
 
     See the module docstring for the files and the atomicity guarantee. Returns the report
     dict that ``report.json`` holds.
+
+    Args:
+        inputs: The run's arrays and facts.
+        output_dir: The run folder.
+        options: What is computed and drawn.
+        progress: Called with a line for each part as it starts (statistics, each plot
+            family, the PDF): UMAP and the PDF can take a minute on a large run.
+        finish_job: Called once after the plots, right before ``report.pdf`` and
+            ``report.json`` are written; its :class:`JobInfo` replaces ``inputs.job`` in both
+            (the run's final timings, which then include the report's own time).
     """
     opts = options or ReportOptions()
     folder = RunFolder(output_dir)
+    progress("report: statistics")
     analysis = analyse(inputs, opts)
     report = analysis.report
     warning = report["statistics"]["embedding_health"]["warning"]
@@ -303,8 +331,11 @@ def write_report(
         logger.warning("%s", warning)
     plots_dir = folder.plots_dir
     coordinates: dict[str, NDArray[np.float64]] = {}
-    written = _render_plots(inputs, analysis, plots_dir, opts, coordinates)
+    written = _render_plots(inputs, analysis, plots_dir, opts, coordinates, progress)
     folder.write_projections(inputs.filenames, analysis.scatter_rows, coordinates)
+    progress(f"report: writing {folder.report_pdf.name} and {folder.report_json.name}")
+    if finish_job is not None:
+        report["job"] = job_section(finish_job())
     write_report_pdf(report, written, folder.report_pdf)
     folder.write_report(report)
     keep = {p.name for p in written}

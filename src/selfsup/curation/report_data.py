@@ -764,7 +764,7 @@ def analyse(inputs: ReportInputs, options: ReportOptions) -> Analysis:
     report: dict[str, Any] = {
         "format": REPORT_FORMAT,
         "version": REPORT_VERSION,
-        "job": _job(inputs.job),
+        "job": job_section(inputs.job),
         "counts": _counts(inputs),
         "savings": _savings(inputs),
         "statistics": {
@@ -817,7 +817,8 @@ def analyse(inputs: ReportInputs, options: ReportOptions) -> Analysis:
     )
 
 
-def _job(job: JobInfo) -> dict[str, Any]:
+def job_section(job: JobInfo) -> dict[str, Any]:
+    """``report.json``'s ``job`` section of ``job``."""
     return {
         "run_name": job.run_name,
         "started_at": job.started_at,
