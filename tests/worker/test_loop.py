@@ -866,3 +866,100 @@ def test_log_pieces_keep_their_order_when_the_final_flush_meets_a_slow_heartbeat
     last_flood = max(i for i, line in enumerate(lines) if "flood " in line)
     uploading = min(i for i, line in enumerate(lines) if "state UPLOADING_ARTIFACTS" in line)
     assert last_flood < uploading, "text logged later was appended before the flood's end"
+
+
+def _tag(harness: ServerHarness, scheduled_id: str, tag: str, names: list[str]) -> None:
+    """Tag ``names`` of the job ``scheduled_id`` as the web app of ``selfsup serve`` does."""
+    from sqlalchemy import select
+
+    from selfsup.apphelpers.web_backend import Viewer
+    from selfsup.server.models import ScheduledRun
+    from selfsup.server.web_backend import ServerBackend
+    from selfsup.web.backend import RunViewOpener
+
+    with harness.app.state.sessions() as session:
+        user_id = session.scalars(
+            select(ScheduledRun.user_id).where(ScheduledRun.id == scheduled_id)
+        ).one()
+    backend = ServerBackend(harness.app.state.sessions, harness.settings, RunViewOpener())
+    viewer = Viewer(user_id=user_id, name="alice", session_id="test")
+    assert backend.tag(viewer, scheduled_id, names, tag) == len(names)
+
+
+@pytest.mark.slow
+def test_a_scheduled_run_queries_the_tags_of_an_earlier_run_kept_by_the_server(
+    harness: ServerHarness, tmp_path: Path, make_image_folder: Callable[..., Path]
+) -> None:
+    from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
+        DatasourcePurpose,
+    )
+    from selfsup.openapi_generated.swagger_client.rest import ApiException
+
+    roots = tmp_path / "roots"
+    images = make_image_folder(n_classes=2, n_per_class=4, root=roots / "input")
+    (roots / "lightly").mkdir()
+    names = sorted(p.relative_to(images).as_posix() for p in images.rglob("*.png"))
+    tagged = [names[1], names[6]]
+    token = harness.token()
+    with LiveServer(harness.app) as live:
+        client = ApiWorkflowClient(token=token, base_url=live.url)
+        client.create_dataset("tagged")
+        client.set_local_config(str(images), purpose=DatasourcePurpose.INPUT)
+        client.set_local_config(str(roots / "lightly"), purpose=DatasourcePurpose.LIGHTLY)
+        # The earlier run whose samples were tagged in the web app (it need not have run).
+        first = client.schedule_compute_worker_run(
+            worker_config=WORKER_CONFIG, lightly_config=LIGHTLY_CONFIG
+        )
+        client.cancel_scheduled_compute_worker_run(first)
+        _tag(harness, first, "keepers", tagged)
+
+        def selection(tag: str, run: str | None) -> dict[str, Any]:
+            query: dict[str, Any] = {"tag": tag, **({"run": run} if run is not None else {})}
+            return {
+                "n_samples": 3,
+                "strategies": [
+                    {
+                        "input": {"type": "EMBEDDINGS", "query": query},
+                        "strategy": {"type": "SIMILARITY"},
+                    }
+                ],
+            }
+
+        # Refused when scheduled, naming the tag and listing the run's tags.
+        for tag, ref, expected in (
+            ("cats", first, f"run {first!r} has no sample tagged 'cats'; its tags: keepers (2)"),
+            ("keepers", "nope", "'nope' is no run of yours on this server"),
+            ("keepers", None, "tag 'keepers' names no run"),
+        ):
+            with pytest.raises(ApiException) as info:
+                client.schedule_compute_worker_run(
+                    worker_config={},
+                    lightly_config=LIGHTLY_CONFIG,
+                    selection_config=selection(tag, ref),
+                )
+            assert info.value.status == 400
+            assert expected in str(info.value)
+
+        second = client.schedule_compute_worker_run(
+            worker_config={},
+            lightly_config=LIGHTLY_CONFIG,
+            selection_config=selection("keepers", first),
+        )
+        worker = Worker(_settings(token, live.url, tmp_path, "w1"))
+        assert worker.run_once()
+        run = client.get_compute_worker_run_from_scheduled_run(second)
+        assert run.state == "COMPLETED", run.message
+        report_path = tmp_path / "report.json"
+        client.download_compute_worker_run_report_json(run, report_path)
+        queries = json.loads(report_path.read_text())["job"]["extra"]["queries"]
+        # The run recorded the set it used: the tagged names and the server run they came from.
+        assert queries[0]["names"] == tagged
+        assert queries[0]["where"] == "input"
+        assert queries[0]["source"].startswith("tag keepers of run ")
+        assert queries[0]["source"].endswith(f"/server_tags/{first}")
+        log = tmp_path / "run.log"
+        client.download_compute_worker_run_log(run, log)
+        assert f"query tag 'keepers' of run {first} on the server" in log.read_text()
+        # Each selected sample is nearest to a query first: the queries themselves come first.
+        selected = client.get_compute_worker_run_selected_filenames(run)
+        assert set(selected[:2]) == set(tagged)

@@ -27,6 +27,7 @@ nothing more, and goes back to claiming, without needing to reach the server to 
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import shutil
@@ -554,7 +555,9 @@ class Worker:
             allowed = [str(input_dir.resolve())]
         data: dict[str, Any] = dict(job.worker_config)
         if job.selection_config is not None:
-            data["selection_config"] = job.selection_config
+            data["selection_config"], tag_roots = _server_tags(job, work)
+            # The tags folder is the worker's own; the queries' run folders must lie in a root.
+            allowed += tag_roots
         lightly = dict(job.lightly_config)
         checkpoint = str(lightly.pop("checkpoint", "") or "")
         data["lightly"] = lightly
@@ -730,6 +733,73 @@ class Worker:
             if answer.abort_requested:
                 lease.abort.set()
             self._flush_once(lease, stream)
+
+
+SERVER_TAGS_DIR = "server_tags"
+"""Folder of the work directory holding, per earlier run on the server, a ``tags.json`` of
+the tags the job's selection config names (:func:`_server_tags`)."""
+
+
+def _server_tags(job: DockerRunJobData, work: Path) -> tuple[dict[str, Any], list[str]]:
+    """The job's selection config with each query of a server run's tag
+    (``{tag: name, run: <run id>}``, resolved by the server into ``job.tags``) reading a
+    ``tags.json`` this writes under ``work/server_tags/<scheduled run id>/``, and the roots
+    those folders lie in.
+
+    The pipeline then reads server tags by the code it reads ``selfsup view``'s tags with,
+    and ``report.json`` records the set (source and names). Nothing outlives the attempt: a
+    retry fetches the job, and so the tags, again.
+
+    Raises:
+        ConfigError: a named run or tag is gone from the server since the run was scheduled
+            (the message lists the run's tags).
+    """
+    selection: dict[str, Any] = copy.deepcopy(dict(job.selection_config or {}))
+    if not job.tags:
+        return selection, []
+    root = work / SERVER_TAGS_DIR
+    folders: dict[str, dict[str, list[str]]] = {}
+    folder_of: dict[tuple[str, str], Path] = {}
+    for entry in job.tags:
+        if not entry.scheduled_run_id:
+            raise ConfigError(
+                f"selection_config: tag {entry.tag!r} of run {entry.run!r}: that run is no "
+                "longer on the server (deleted since this run was scheduled)"
+            )
+        if not entry.names:
+            known = ", ".join(entry.known_tags) or "none"
+            raise ConfigError(
+                f"selection_config: no sample of run {entry.run!r} is tagged {entry.tag!r} "
+                f"any more (untagged since this run was scheduled); its tags: {known}"
+            )
+        if entry.left_out:
+            logger.warning(
+                "tag %r of run %s: %d tagged sample name(s) are not UTF-8 and cannot be sent "
+                "to the worker; left out",
+                entry.tag,
+                entry.run,
+                entry.left_out,
+            )
+        folders.setdefault(entry.scheduled_run_id, {})[entry.tag] = entry.names
+        folder_of[(entry.run, entry.tag)] = root / entry.scheduled_run_id
+        logger.info(
+            "query tag %r of run %s on the server (scheduled run %s): %d samples",
+            entry.tag,
+            entry.run,
+            entry.scheduled_run_id,
+            len(entry.names),
+        )
+    for scheduled_id, tags in folders.items():
+        folder = root / scheduled_id
+        folder.mkdir(parents=True, exist_ok=True)
+        RunFolder(folder).write_tags(tags)
+    for strategy in selection.get("strategies") or []:
+        query = (strategy.get("input") or {}).get("query") if isinstance(strategy, dict) else None
+        if isinstance(query, dict) and query.get("tag"):
+            found = folder_of.get((str(query.get("run") or ""), str(query["tag"])))
+            if found is not None:
+                query["run"] = str(found)
+    return selection, [str(root)]
 
 
 def _datasource(

@@ -26,6 +26,7 @@ from selfsup.server.models import Artifact, Datasource, Run, ScheduledRun, new_i
 from selfsup.server.pages import DEFAULT_PAGE_SIZE, Limit, Offset, page
 from selfsup.server.routes.datasets import ERRORS, get_dataset
 from selfsup.server.settings import ServerSettings
+from selfsup.server.tag_inputs import check_tag_inputs
 from selfsup.server.views import run_data, scheduled_run_data
 
 logger = logging.getLogger(__name__)
@@ -51,12 +52,17 @@ def schedule_run(
     request: Request,
 ) -> DockerRunScheduledData:
     """Validate the configs (422 with a did-you-mean message for unknown keys) and queue the
-    job for a worker whose labels include all of ``runs_on``."""
+    job for a worker whose labels include all of ``runs_on``.
+
+    A query of the tags of an earlier run (``{tag: name, run: <run id>}``) must name a run of
+    the caller that has the tag: 400 ``UNKNOWN_TAG`` listing the run's tags otherwise
+    (:mod:`selfsup.server.tag_inputs`)."""
     settings = _settings(request)
     dataset = get_dataset(session, principal.user_id, dataset_id)
     configs = validate_run_configs(
         body.worker_config, body.lightly_config, body.selection_config, check_selection=True
     )
+    check_tag_inputs(session, principal.user_id, configs.selection_config)
     purposes = set(
         session.scalars(select(Datasource.purpose).where(Datasource.dataset_id == dataset.id))
     )

@@ -53,6 +53,7 @@ from selfsup.server.models import Artifact, Dataset, Datasource, Run, ScheduledR
 from selfsup.server.pages import DEFAULT_PAGE_SIZE, Limit, Offset, page
 from selfsup.server.roots import allowed_roots, real_paths
 from selfsup.server.settings import ServerSettings
+from selfsup.server.tag_inputs import resolve_tag_inputs
 from selfsup.server.views import (
     artifact_data,
     dataset_data,
@@ -232,6 +233,8 @@ def read_job(
         lightly_config=dict(scheduled.lightly_config),
         selection_config=scheduled.selection_config,
         datasources=[datasource_access(s, real_roots) for s in sources],
+        # Tags of earlier runs the selection reads, as the database holds them now.
+        tags=resolve_tag_inputs(session, dataset.user_id, scheduled.selection_config),
     )
 
 

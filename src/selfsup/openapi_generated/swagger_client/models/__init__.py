@@ -55,6 +55,7 @@ from selfsup.openapi_generated.swagger_client.models.docker_run_worker_data impo
     DockerRunClaimData,
     DockerRunHeartbeatData,
     DockerRunJobData,
+    DockerRunJobTagData,
     DockerRunLogAppendRequest,
     DockerRunStateUpdateRequest,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "DockerRunData",
     "DockerRunHeartbeatData",
     "DockerRunJobData",
+    "DockerRunJobTagData",
     "DockerRunLogAppendRequest",
     "DockerRunScheduledCreateRequest",
     "DockerRunScheduledData",

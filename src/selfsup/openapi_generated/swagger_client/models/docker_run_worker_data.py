@@ -26,8 +26,29 @@ class DockerRunClaimData(ResponseModel):
     lease_seconds: float
 
 
+class DockerRunJobTagData(ResponseModel):
+    """The samples of an earlier run on the server carrying a tag that the job's selection
+    config names (``{tag: name, run: <run id>}``), as the database held them when the
+    worker fetched the job.
+
+    ``run`` is the id as the config gives it (a run's or a scheduled run's), ``names`` the
+    tagged sample names (sorted; names that are not UTF-8 are left out and counted in
+    ``left_out``), ``known_tags`` every tag that run has, for the error of a tag gone since.
+    """
+
+    run: str
+    scheduled_run_id: str
+    tag: str
+    names: list[str] = Field(default_factory=list)
+    left_out: int = 0
+    known_tags: list[str] = Field(default_factory=list)
+
+
 class DockerRunJobData(ResponseModel):
-    """Everything a worker needs to execute a run, datasource credentials included."""
+    """Everything a worker needs to execute a run, datasource credentials included.
+
+    ``tags``: the tagged samples of earlier runs the selection config names (server tags,
+    resolved from the database; see :class:`DockerRunJobTagData`)."""
 
     run_id: str
     scheduled_run_id: str
@@ -36,6 +57,7 @@ class DockerRunJobData(ResponseModel):
     lightly_config: dict[str, Any]
     selection_config: dict[str, Any] | None = None
     datasources: list[DatasourceAccessData] = Field(default_factory=list)
+    tags: list[DockerRunJobTagData] = Field(default_factory=list)
 
 
 class DockerRunStateUpdateRequest(RequestModel):
