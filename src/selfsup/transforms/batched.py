@@ -12,8 +12,12 @@ tensors) for the same parameters:
 
 * exactly: flips, 90-degree rotations, grayscale, solarisation, normalisation;
 * up to float rounding (about 1e-6 on float inputs, at most 1 of 255 on uint8 inputs, where
-  torchvision rounds or truncates an intermediate that differs in its last bits): resized crop,
-  Gaussian blur, colour jitter;
+  torchvision rounds or truncates an intermediate that differs in its last bits): Gaussian blur,
+  colour jitter, and resized crops of float batches;
+* resized crops of uint8 batches on the CPU resample in uint8 fixed point, as
+  ``torchvision.transforms.v2`` and PIL do (exactly v2's result; the per-image step of
+  ``torchvision.transforms.functional`` takes a float round trip and is often 1 of 255 apart,
+  more after bicubic overshoot, which v2 and PIL clamp between the two passes);
 * arbitrary-angle rotation: nearest-neighbour sampling of the same rotated grid; a pixel whose
   source lies exactly half-way between two pixels may pick the other neighbour.
 
@@ -183,8 +187,13 @@ def resized_crop(
             ``resized_crop(..., antialias=True)``) or ``"nearest"``.
 
     Returns ``(B, C, height, width)``, same dtype (uint8 results rounded and clamped) and device.
-    Each output is two small matrix products, ``W_y[b] @ x[b] @ W_x[b]^T``, with the per-sample
-    resampling weights of :func:`_resample_matrix`, so crops of different sizes share a batch.
+
+    On the CPU every crop is one call of PyTorch's resampling kernel (``F.interpolate`` with
+    ``antialias=True``, what the per-image step calls), on a channels-last copy for uint8, whose
+    fixed-point kernel is several times faster than float. Elsewhere (a GPU) each output is two
+    batched matrix products, ``W_y[b] @ x[b] @ W_x[b]^T``, with the per-sample resampling weights
+    of :func:`_resample_matrix`: one kernel for the batch instead of ``B`` small ones. At 224 px
+    the dense matrices cost ~20x the per-crop kernel on a CPU core, which is why both exist.
     """
     if interpolation not in _INTERPOLATIONS:
         raise ConfigError(
@@ -208,6 +217,8 @@ def resized_crop(
             f"resized_crop: box {boxes[index].tolist()} of image {index} is not inside the "
             f"{height}x{width} image; boxes are top, left, height, width in pixels"
         )
+    if images.device.type == "cpu":
+        return _resized_crop_each(images, boxes, (out_h, out_w), interpolation)
     compute = images.dtype if images.is_floating_point() else torch.float32
     w_y = _resample_matrix(top, box_h, out_h, height, interpolation)
     w_x = _resample_matrix(left, box_w, out_w, width, interpolation)
@@ -218,6 +229,30 @@ def resized_crop(
     if images.dtype == torch.uint8:
         return out.round_().clamp_(0, 255).to(torch.uint8)
     return out
+
+
+def _resized_crop_each(
+    images: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int], interpolation: str
+) -> torch.Tensor:
+    """:func:`resized_crop` as one ``F.interpolate`` per crop (checked boxes, CPU images)."""
+    if images.dtype == torch.uint8:
+        # PyTorch's fast uint8 antialiased kernels (the ones v2 uses) need channels-last.
+        images = images.contiguous(memory_format=torch.channels_last)
+    elif not images.is_floating_point():
+        raise DataError(f"resized_crop: expected uint8 or float images, got {images.dtype}")
+    antialias = interpolation != "nearest"
+    crops = [
+        F.interpolate(
+            images[i : i + 1, :, top : top + h, left : left + w],
+            size=size,
+            mode=interpolation,
+            antialias=antialias,
+            align_corners=None if interpolation == "nearest" else False,
+        )
+        for i, (top, left, h, w) in enumerate(boxes.tolist())
+    ]
+    # Float bicubic overshoot stays unclamped, as in the per-image float step.
+    return torch.cat(crops).contiguous()
 
 
 def rotate(images: torch.Tensor, params: RotationBatch) -> torch.Tensor:
@@ -289,60 +324,47 @@ def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.T
     r = ratio.view(-1, 1, 1, 1)
     a, b = r.to(x.device, compute), (1.0 - r).to(x.device, compute)
     bound = 1.0 if x.is_floating_point() else 255.0
-    return (a * x.to(compute) + b * other.to(compute)).clamp(0, bound).to(x.dtype)
-
-
-def _rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
-    """RGB in [0, 1] ``(n, 3, H, W)`` -> HSV in [0, 1] (Pillow's hexcone formulas)."""
-    r, g, b = rgb.unbind(dim=-3)
-    maxc = rgb.amax(dim=-3)
-    minc = rgb.amin(dim=-3)
-    flat = maxc == minc
-    chroma = maxc - minc
-    ones = torch.ones_like(maxc)
-    s = chroma / torch.where(flat, ones, maxc)
-    divisor = torch.where(flat, ones, chroma)
-    rc, gc, bc = (maxc - r) / divisor, (maxc - g) / divisor, (maxc - b) / divisor
-    # The sector of the largest channel, red first on ties (as Pillow and torchvision).
-    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.remainder(h / 6.0 + 1.0, 1.0)
-    return torch.stack((h, s, maxc), dim=-3)
-
-
-#: Which of ``(v, q, p, t)`` (codes 0-3) each of R, G, B takes in each of the six hue sectors.
-_SECTOR_CODES = ((0, 1, 2, 2, 3, 0), (3, 0, 0, 1, 2, 2), (2, 2, 3, 0, 0, 1))
-
-
-def _hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
-    """HSV in [0, 1] ``(n, 3, H, W)`` -> RGB; the inverse of :func:`_rgb_to_hsv`.
-
-    torchvision's hexcone: sector ``i = floor(6 h) mod 6``, ``f = 6 h - floor(6 h)``,
-    ``p = v (1 - s)``, ``q = v (1 - s f)``, ``t = v (1 - s (1 - f))`` (those three clamped to
-    [0, 1], ``v`` not, which matters after a bicubic crop overshoots [0, 1]); each channel
-    takes one of them by a lookup table instead of building all six candidate triples.
-    """
-    h, s, v = hsv.unbind(dim=-3)
-    sector = torch.floor(h * 6.0)
-    f = h * 6.0 - sector
-    p = torch.clamp(v * (1.0 - s), 0.0, 1.0)
-    q = torch.clamp(v * (1.0 - s * f), 0.0, 1.0)
-    t = torch.clamp(v * (1.0 - s * (1.0 - f)), 0.0, 1.0)
-    table = torch.tensor(_SECTOR_CODES, dtype=torch.int64, device=hsv.device)  # (3, 6)
-    index = sector.to(torch.int64).remainder(6)
-    code = table[:, index].movedim(0, -3)  # (n, 3, H, W)
-    v, q, p, t = (c.unsqueeze(-3) for c in (v, q, p, t))
-    return torch.where(code == 0, v, torch.where(code == 1, q, torch.where(code == 2, p, t)))
+    # torchvision's arithmetic (a fused multiply-add rounds differently, which truncation to
+    # uint8 turns into whole levels), with the sum and clamp done in place.
+    out = a * x.to(compute)
+    out += b * other.to(compute)
+    return out.clamp_(0, bound).to(x.dtype)
 
 
 def _adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Rotate the hue by ``shift`` (float64 ``(n,)``, fraction of the wheel) in float32."""
+    """Rotate the hue by ``shift`` (float64 ``(n,)``, fraction of the wheel) in float32.
+
+    torchvision converts RGB to HSV (hexcone), adds the shift to the hue and converts back.
+    Only the hue changes, so the round trip is done directly: with ``M``/``m`` the largest and
+    smallest channel, chroma ``C = M - m`` and hue ``h`` in sixths of the wheel (red first on
+    ties, as Pillow and torchvision), the hexcone's inverse is
+    ``channel_n = M - C * clamp(min(k, 4 - k), 0, 1)`` with ``k = (n + h) mod 6`` and
+    ``n = 5, 3, 1`` for R, G, B (``V - V S max(0, min(k, 4 - k, 1))`` with ``V S = C``).
+    About a third of the full conversion's passes over the pixels; equal up to float rounding.
+    Values outside [0, 1] (after a bicubic overshoot) follow torchvision: a channel that takes
+    ``V`` keeps it unclamped, the others are clamped to [0, 1].
+    """
     rgb = x.to(torch.float32)
     if x.dtype == torch.uint8:
         rgb = rgb / 255.0
-    hsv = _rgb_to_hsv(rgb)
-    h, s, v = hsv.unbind(dim=-3)
-    h = torch.remainder(h + shift.to(x.device, torch.float32).view(-1, 1, 1), 1.0)
-    out = _hsv_to_rgb(torch.stack((h, s, v), dim=-3))
+    r, g, b = rgb.unbind(dim=-3)
+    maxc, minc = rgb.amax(dim=-3), rgb.amin(dim=-3)
+    chroma = maxc - minc
+    divisor = torch.where(chroma == 0, torch.ones_like(chroma), chroma)
+    hue = torch.where(
+        maxc == r,
+        (g - b) / divisor,
+        torch.where(maxc == g, 2.0 + (b - r) / divisor, 4.0 + (r - g) / divisor),
+    )
+    hue += (6.0 * shift).to(x.device, torch.float32).view(-1, 1, 1)
+    offsets = torch.tensor([5.0, 3.0, 1.0], device=x.device).view(1, 3, 1, 1)
+    k = torch.remainder(hue.unsqueeze(-3) + offsets, 6.0)
+    weight = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    out = maxc.unsqueeze(-3) - chroma.unsqueeze(-3) * weight
+    if x.is_floating_point():
+        low, high = torch.aminmax(rgb)
+        if float(low) < 0.0 or float(high) > 1.0:
+            out = torch.where(weight > 0, out.clamp(0.0, 1.0), out)
     if x.dtype == torch.uint8:
         # torchvision's convert_image_dtype: multiply by 256 - 1e-3, then truncate.
         return (out * (255.0 + 1.0 - 1e-3)).to(torch.uint8)
@@ -353,7 +375,11 @@ def _adjust(op: int, x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """One colour adjustment of torchvision's ``ColorJitter`` with per-sample factors."""
     rgb = x.shape[-3] == 3
     if op == BRIGHTNESS:
-        return _blend(x, torch.zeros_like(x), factor)
+        # The blend with black: ratio * x + (1 - ratio) * 0 is ratio * x, exactly.
+        compute = x.dtype if x.is_floating_point() else torch.float32
+        ratio = factor.view(-1, 1, 1, 1).to(x.device, compute)
+        bound = 1.0 if x.is_floating_point() else 255.0
+        return (x.to(compute) * ratio).clamp_(0, bound).to(x.dtype)
     if op == CONTRAST:
         compute = x.dtype if x.is_floating_point() else torch.float32
         gray = _gray(x) if rgb else x
@@ -398,8 +424,11 @@ def color_jitter(images: torch.Tensor, params: ColorJitterBatch) -> torch.Tensor
                 continue
             index = selected.nonzero().squeeze(1)
             on_device = index.to(images.device)
+            if len(index) == n:  # every image does this adjustment here: no gather/scatter
+                out = _adjust(op, out, factor.to("cpu"))
+                continue
             adjusted = _adjust(op, out.index_select(0, on_device), factor.to("cpu")[index])
-            out = out.index_copy(0, on_device, adjusted)
+            out.index_copy_(0, on_device, adjusted)
     return out
 
 

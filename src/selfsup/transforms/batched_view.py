@@ -11,10 +11,18 @@ multi-crop, ...): one batched view per view transform, each with fresh parameter
 
 Both paths give the same views for the same parameters (see :mod:`selfsup.transforms.batched`
 for the tolerances); :meth:`BatchedViewTransform.params_from_views` stacks per-image draws so
-the two can be compared. One difference is deliberate: a uint8 batch is converted to float in
-[0, 1] first and every step runs in float32, whereas the per-image path keeps uint8 (rounding
-after every step) until its final conversion. The batched path is therefore the per-image
-float path, and differs from the per-image uint8 and PIL paths by that rounding only.
+the two can be compared. One difference is deliberate: a uint8 batch runs a leading resized
+crop in uint8 (PyTorch's fixed-point kernel, PIL's arithmetic, several times faster than
+float) and is then converted to float in [0, 1], where every later step runs in float32,
+whereas the per-image path keeps uint8 (rounding after every step) until its final
+conversion. The batched path is therefore the per-image float path after the crop, and
+differs from the per-image uint8 and PIL paths by that rounding only.
+
+Training batches resized once to a common source size (``(B, 3, S, S)``, the fast input path)
+pass each image's original ``(height, width)`` as ``original_sizes``: crops are then drawn in
+original pixels, exactly as the per-image transform draws them on the original image, and
+mapped onto the source (edges rounded to its pixels), so the crop distribution is the
+per-image one (see :func:`map_boxes`).
 
 Example::
 
@@ -62,6 +70,31 @@ SUPPORTED_STEPS: tuple[type[RandomTransform[Any]], ...] = (
     GaussianBlur,
     RandomSolarization,
 )
+
+
+def map_boxes(boxes: torch.Tensor, original_sizes: torch.Tensor, size: ImageSize) -> torch.Tensor:
+    """Crop boxes drawn in each image's original pixels -> the same regions of its resized copy.
+
+    Args:
+        boxes: int64 ``(n, 4)`` ``top, left, height, width`` inside ``original_sizes``.
+        original_sizes: int ``(n, 2)`` ``(height, width)`` of each original image.
+        size: ``(height, width)`` the images were resized to (aspect ratio not kept).
+
+    Returns int64 ``(n, 4)`` boxes in the resized pixels: each edge is scaled and rounded to
+    the nearest pixel boundary, and every box keeps at least one pixel. With a source at
+    least as large as the original this moves an edge by less than half an original pixel.
+    """
+    scale = torch.tensor(size, dtype=torch.float64) / original_sizes.to("cpu", torch.float64)
+    b = boxes.to("cpu", torch.float64)
+    top = torch.round(b[:, 0] * scale[:, 0])
+    left = torch.round(b[:, 1] * scale[:, 1])
+    bottom = torch.round((b[:, 0] + b[:, 2]) * scale[:, 0])
+    right = torch.round((b[:, 1] + b[:, 3]) * scale[:, 1])
+    top = top.clamp(0, size[0] - 1)
+    left = left.clamp(0, size[1] - 1)
+    height = torch.maximum(bottom.clamp(max=size[0]) - top, torch.ones_like(top))
+    width = torch.maximum(right.clamp(max=size[1]) - left, torch.ones_like(left))
+    return torch.stack([top, left, height, width], dim=1).to(torch.int64)
 
 
 def _stack(step: RandomTransform[Any], params: Sequence[Any]) -> Any:
@@ -112,6 +145,14 @@ def _apply(step: RandomTransform[Any], images: torch.Tensor, params: Any) -> tor
     raise ConfigError(f"internal error: no batched form for {type(step).__name__}")
 
 
+def _check_images(images: Any) -> None:
+    if not isinstance(images, torch.Tensor) or images.ndim != 4:
+        raise DataError(
+            "expected images shaped (B, C, H, W), got "
+            f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images)}"
+        )
+
+
 class BatchedViewTransform:
     """Run a :class:`ViewTransform`'s steps on a whole batch ``(B, C, H, W)`` on its device.
 
@@ -154,17 +195,44 @@ class BatchedViewTransform:
         return size
 
     def sample_batch(
-        self, n: int, size: ImageSize, generator: torch.Generator | None = None
+        self,
+        n: int,
+        size: ImageSize,
+        generator: torch.Generator | None = None,
+        original_sizes: torch.Tensor | None = None,
     ) -> BatchViewParams:
-        """Draw every step's parameters for ``n`` inputs of ``size = (height, width)``."""
+        """Draw every step's parameters for ``n`` inputs of ``size = (height, width)``.
+
+        ``original_sizes``: int ``(n, 2)``, the ``(height, width)`` each input had before it
+        was resized to ``size``. A leading :class:`RandomResizedCrop` then draws its boxes in
+        those original pixels (the per-image distribution) and maps them onto ``size``
+        (:func:`map_boxes`); other steps do not depend on the input size before them.
+        """
         if n < 1:
             raise ConfigError(f"n={n!r}: expected a batch size >= 1")
+        if original_sizes is not None and not self.crops_first:
+            first = type(self.view.steps[0]).__name__ if self.view.steps else "no step"
+            raise ConfigError(
+                f"original_sizes needs a view that starts with a RandomResizedCrop; "
+                f"{type(self.view).__name__} starts with {first}"
+            )
         params: list[Any] = []
-        for step in self.view.steps:
-            step_params = step.sample_batch(n, size, generator)  # type: ignore[attr-defined]
+        for index, step in enumerate(self.view.steps):
+            if index == 0 and original_sizes is not None:
+                crop: RandomResizedCrop = step  # type: ignore[assignment]
+                sizes = original_sizes.to("cpu", torch.int64)
+                boxes = crop.sample_batch(n, sizes, generator)  # type: ignore[arg-type]
+                step_params: Any = map_boxes(boxes, sizes, size)
+            else:
+                step_params = step.sample_batch(n, size, generator)  # type: ignore[attr-defined]
             size = self._output_size(step, size, step_params)
             params.append(step_params)
         return tuple(params)
+
+    @property
+    def crops_first(self) -> bool:
+        """Whether the view's first step is a :class:`RandomResizedCrop`."""
+        return bool(self.view.steps) and type(self.view.steps[0]) is RandomResizedCrop
 
     def params_from_views(self, params: Sequence[ViewParams]) -> BatchViewParams:
         """Stack per-image ``view.get_params`` draws into batch params (to compare the paths)."""
@@ -188,16 +256,21 @@ class BatchedViewTransform:
     def apply(self, images: torch.Tensor, params: BatchViewParams) -> torch.Tensor:
         """Apply batch ``params`` to ``images`` ``(B, C, H, W)`` (uint8 or float in [0, 1]).
 
-        Returns float ``(B, C, h, w)`` on the images' device; ``images`` is not modified.
+        Returns float ``(B, C, h, w)`` on the images' device; ``images`` is not modified. A
+        leading crop of a uint8 batch resamples in uint8; every other step runs in float32.
         """
         if len(params) != len(self.view.steps):
             raise ConfigError(
                 f"params has {len(params)} entries but the view has {len(self.view.steps)} "
                 "steps; pass the result of sample_batch of the same BatchedViewTransform"
             )
-        out = B.to_float(images)
-        for step, step_params in zip(self.view.steps, params, strict=True):
-            out = _apply(step, out, step_params)
+        out = images
+        for index, step in enumerate(self.view.steps):
+            if out.dtype == torch.uint8 and not (index == 0 and self.crops_first):
+                out = B.to_float(out)
+            out = _apply(step, out, params[index])
+        if out.dtype == torch.uint8 or out is images:
+            out = B.to_float(out)
         if self.view.normalize is None:
             return out
         mean, std = self.view.normalize
@@ -209,16 +282,20 @@ class BatchedViewTransform:
         return B.normalize(out, mean, std)
 
     def __call__(
-        self, images: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+        original_sizes: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Draw parameters for the batch (on the CPU) and return its views ``(B, C, h, w)``."""
-        if not isinstance(images, torch.Tensor) or images.ndim != 4:
-            raise DataError(
-                "expected images shaped (B, C, H, W), got "
-                f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images)}"
-            )
+        """Draw parameters for the batch (on the CPU) and return its views ``(B, C, h, w)``.
+
+        ``original_sizes``: int ``(B, 2)`` sizes of the images before they were resized to
+        the batch's size (see :meth:`sample_batch`).
+        """
+        _check_images(images)
         size = (int(images.shape[-2]), int(images.shape[-1]))
-        return self.apply(images, self.sample_batch(int(images.shape[0]), size, generator))
+        params = self.sample_batch(int(images.shape[0]), size, generator, original_sizes)
+        return self.apply(images, params)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.view!r})"
@@ -264,10 +341,15 @@ class BatchedMultiViewTransform:
         self.views = batched
 
     def sample_batch(
-        self, n: int, size: ImageSize, generator: torch.Generator | None = None
+        self,
+        n: int,
+        size: ImageSize,
+        generator: torch.Generator | None = None,
+        original_sizes: torch.Tensor | None = None,
     ) -> list[BatchViewParams]:
-        """Draw fresh parameters of every view for ``n`` inputs of ``size``."""
-        return [view.sample_batch(n, size, generator) for view in self.views]
+        """Draw fresh parameters of every view for ``n`` inputs of ``size`` (and of
+        ``original_sizes`` before resizing, see :meth:`BatchedViewTransform.sample_batch`)."""
+        return [view.sample_batch(n, size, generator, original_sizes) for view in self.views]
 
     def apply(self, images: torch.Tensor, params: Sequence[BatchViewParams]) -> list[torch.Tensor]:
         """Apply each view's batch params; one float tensor ``(B, C, h, w)`` per view."""
@@ -279,10 +361,14 @@ class BatchedMultiViewTransform:
         return [view.apply(images, p) for view, p in zip(self.views, params, strict=True)]
 
     def __call__(
-        self, images: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        images: torch.Tensor,
+        generator: torch.Generator | None = None,
+        original_sizes: torch.Tensor | None = None,
     ) -> list[torch.Tensor]:
-        """Draw parameters and return the list of views of the batch ``(B, C, H, W)``."""
-        return [view(images, generator) for view in self.views]
+        """Draw parameters and return the list of views of the batch ``(B, C, H, W)``;
+        ``original_sizes`` (int ``(B, 2)``): the images' sizes before they were resized."""
+        return [view(images, generator, original_sizes) for view in self.views]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(views={self.views!r})"

@@ -80,19 +80,30 @@ def crop_boxes(params: Sequence[CropParams]) -> torch.Tensor:
 
 def sample_crop_batch(
     n: int,
-    size: ImageSize,
+    size: ImageSize | torch.Tensor,
     scale: tuple[float, float],
     ratio: tuple[float, float],
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """:func:`sample_crop` for ``n`` images at once: boxes ``(n, 4)`` as :func:`crop_boxes`.
 
+    ``size`` is one ``(height, width)`` for all, or int ``(n, 2)``: each image's own size (a
+    batch resized from images of different sizes draws its crops in the original pixels).
     Draws the same ``(n, 10, 4)`` float64 uniforms that ``n`` calls of :func:`sample_crop` draw,
     in the same order, and picks the first proposal that fits per row (or the central
     fallback), so with the same generator state it returns exactly the same crops.
     """
-    height, width = size
-    area = float(height * width)
+    if isinstance(size, torch.Tensor):
+        if size.shape != (n, 2) or size.is_floating_point() or bool((size < 1).any()):
+            raise ConfigError(
+                f"size: expected one positive (height, width) per image, int ({n}, 2), got "
+                f"{size.dtype} {tuple(size.shape)}"
+            )
+        sizes = size.to("cpu", torch.float64)
+    else:
+        sizes = torch.tensor([size], dtype=torch.float64).expand(n, 2)
+    height, width = sizes[:, 0:1], sizes[:, 1:2]  # (n, 1)
+    area = height * width
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
     draws = torch.rand((n, _ATTEMPTS, 4), generator=generator, dtype=torch.float64)
     u_area, u_ratio, u_top, u_left = draws.unbind(-1)
@@ -105,6 +116,7 @@ def sample_crop_batch(
     first = fits.to(torch.int64).argmax(dim=1, keepdim=True)
     w_sel = w.gather(1, first).squeeze(1)
     h_sel = h.gather(1, first).squeeze(1)
+    height, width = height.squeeze(1), width.squeeze(1)
     top = torch.minimum(
         torch.floor(u_top.gather(1, first).squeeze(1) * (height - h_sel + 1)), height - h_sel
     )
@@ -112,11 +124,12 @@ def sample_crop_batch(
         torch.floor(u_left.gather(1, first).squeeze(1) * (width - w_sel + 1)), width - w_sel
     )
     boxes = torch.stack([top, left, h_sel, w_sel], dim=1).to(torch.int64)
-    fallback = sample_crop_fallback(size, ratio)
     no_fit = ~fits.any(dim=1)
-    boxes[no_fit] = torch.tensor(
-        [fallback.top, fallback.left, fallback.height, fallback.width], dtype=torch.int64
-    )
+    for index in no_fit.nonzero().squeeze(1).tolist():  # rare: tiny or very elongated images
+        fallback = sample_crop_fallback((int(height[index]), int(width[index])), ratio)
+        boxes[index] = torch.tensor(
+            [fallback.top, fallback.left, fallback.height, fallback.width], dtype=torch.int64
+        )
     return boxes
 
 
