@@ -963,3 +963,34 @@ def test_a_scheduled_run_queries_the_tags_of_an_earlier_run_kept_by_the_server(
         # Each selected sample is nearest to a query first: the queries themselves come first.
         selected = client.get_compute_worker_run_selected_filenames(run)
         assert set(selected[:2]) == set(tagged)
+
+
+def test_server_tags_become_a_tags_file_and_a_tag_gone_since_fails_naming_the_run_tags(
+    tmp_path: Path,
+) -> None:
+    from selfsup.errors import ConfigError
+    from selfsup.openapi_generated.swagger_client.models import (
+        DockerRunJobData,
+        DockerRunJobTagData,
+    )
+    from selfsup.runfolder import RunFolder
+    from selfsup.worker.loop import SERVER_TAGS_DIR, _server_tags
+
+    query = {"tag": "keep", "run": "r1"}
+    selection = {
+        "n_samples": 2,
+        "strategies": [
+            {"input": {"type": "EMBEDDINGS", "query": query}, "strategy": {"type": "SIMILARITY"}}
+        ],
+    }
+    gone = DockerRunJobTagData(run="r1", scheduled_run_id="s1", tag="keep", known_tags=["drop"])
+    job = DockerRunJobData.model_construct(selection_config=selection, tags=[gone])
+    with pytest.raises(ConfigError, match=r"'r1' is tagged 'keep' any more.*its tags: drop"):
+        _server_tags(job, tmp_path)
+    tagged = gone.model_copy(update={"names": ["a/x.png", "b/y.png"]})
+    resolved, roots = _server_tags(job.model_copy(update={"tags": [tagged]}), tmp_path)
+    folder = tmp_path / SERVER_TAGS_DIR / "s1"
+    assert resolved["strategies"][0]["input"]["query"] == {"tag": "keep", "run": str(folder)}
+    assert roots == [str(tmp_path / SERVER_TAGS_DIR)]
+    assert RunFolder(folder).read_tags() == {"keep": ["a/x.png", "b/y.png"]}
+    assert query == {"tag": "keep", "run": "r1"}  # the job's own config is left as it came
