@@ -984,7 +984,23 @@ def test_server_tags_become_a_tags_file_and_a_tag_gone_since_fails_naming_the_ru
         ],
     }
     gone = DockerRunJobTagData(run="r1", scheduled_run_id="s1", tag="keep", known_tags=["drop"])
-    job = DockerRunJobData.model_construct(selection_config=selection, tags=[gone])
+    job = DockerRunJobData.model_validate(
+        {
+            "run_id": "r2",
+            "scheduled_run_id": "s2",
+            "dataset": {
+                "id": "d",
+                "name": "d",
+                "type": "IMAGES",
+                "created_at": 0,
+                "last_modified_at": 0,
+            },
+            "worker_config": {},
+            "lightly_config": {},
+            "selection_config": selection,
+            "tags": [gone.model_dump()],
+        }
+    )
     with pytest.raises(ConfigError, match=r"'r1' is tagged 'keep' any more.*its tags: drop"):
         _server_tags(job, tmp_path)
     tagged = gone.model_copy(update={"names": ["a/x.png", "b/y.png"]})
