@@ -15,7 +15,9 @@ from PIL import Image
 from selfsup.curation.checks import build_manifest
 from selfsup.curation.manifest import SampleRecord, read_filename_table, read_manifest
 from selfsup.curation.near_duplicates import (
+    BRUTE_FORCE_MAX,
     Pairs,
+    _faiss_pairs,
     find_groups,
     group_pairs,
     hamming,
@@ -126,8 +128,10 @@ def _brute_reference(h: np.ndarray, t: int) -> list[tuple[int, int, int]]:
 
 
 @pytest.mark.parametrize("t", [0, 3, 10, 17])
-@pytest.mark.parametrize("method", ["brute", "multi_index", "auto"])
+@pytest.mark.parametrize("method", ["brute", "multi_index", "faiss", "auto"])
 def test_hash_pairs_equal_the_brute_force_reference(t: int, method: str) -> None:
+    if method == "faiss":
+        pytest.importorskip("faiss")
     h = _planted_hashes(300, seed=t)
     pairs = hash_pairs(h, t, method=method)
     found = list(
@@ -139,6 +143,40 @@ def test_hash_pairs_equal_the_brute_force_reference(t: int, method: str) -> None
         )
     )
     assert found == _brute_reference(h, t)
+
+
+def _as_tuples(pairs: Pairs) -> list[tuple[int, int, float]]:
+    return list(
+        zip(pairs.first.tolist(), pairs.second.tolist(), pairs.distance.tolist(), strict=True)
+    )
+
+
+def test_faiss_gives_the_multi_index_pairs_past_the_brute_force_limit() -> None:
+    pytest.importorskip("faiss")
+    h = _planted_hashes(BRUTE_FORCE_MAX + 904, seed=11)
+    expected = _as_tuples(hash_pairs(h, 10, method="multi_index"))
+    # Every 7th hash is a copy with 0-14 bits flipped: about 11 in 15 of those are pairs.
+    assert len(expected) > 400
+    assert _as_tuples(hash_pairs(h, 10, method="faiss")) == expected
+    assert _as_tuples(hash_pairs(h, 10)) == expected  # auto: faiss past BRUTE_FORCE_MAX
+    # Query blocks that do not divide N: a pair across two blocks is found once.
+    blocked = _faiss_pairs(h, 10, block=997)
+    order = np.lexsort((blocked.second, blocked.first))
+    assert (
+        _as_tuples(Pairs(blocked.first[order], blocked.second[order], blocked.distance[order]))
+        == expected
+    )
+
+
+def test_without_faiss_auto_uses_multi_index_and_faiss_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = _planted_hashes(BRUTE_FORCE_MAX + 10, seed=3)
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss raises ImportError
+    monkeypatch.setattr("selfsup.utils.vectors.faiss_available", lambda: False)
+    assert _as_tuples(hash_pairs(h, 6)) == _as_tuples(hash_pairs(h, 6, method="multi_index"))
+    with pytest.raises(ImportError, match=r"selfsup\[faiss\].*multi_index"):
+        hash_pairs(h, 6, method="faiss")
 
 
 def test_hash_pairs_rejects_bad_arguments() -> None:
