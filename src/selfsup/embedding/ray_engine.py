@@ -41,7 +41,12 @@ from numpy.typing import NDArray
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from selfsup.embedding.embedding import embed_batch
+from selfsup.embedding.embedding import (
+    Normalization,
+    autocast_dtype,
+    embed_batch,
+    split_batch,
+)
 from selfsup.errors import ConfigError, DataError
 from selfsup.selection.matrix import (
     PARQUET_EMBEDDING_COLUMN,
@@ -72,6 +77,8 @@ class RayOptions:
         shard_size: Samples per shard (one task, one Parquet file).
         batch_size: Samples per forward pass inside an actor.
         use_gpu: Give each actor one GPU (else one CPU slot).
+        precision: ``embedding.precision`` of the forward pass (auto, 32, bf16, 16).
+        normalize: ``(mean, std)`` for datasets of uint8 images (default ImageNet's).
     """
 
     address: str = ""
@@ -79,6 +86,8 @@ class RayOptions:
     shard_size: int = 1000
     batch_size: int = 16
     use_gpu: bool = False
+    precision: str = "auto"
+    normalize: Normalization | None = None
 
 
 def import_ray() -> Any:
@@ -157,20 +166,30 @@ class _ShardEmbedder:
 
     Args:
         backbone: maps (B, C, H, W) images to (B, D) features (the model's ``backbone``).
-        dataset: yields ``(image (C, H, W), label, name)``; the same one the local path reads.
+        dataset: yields ``(image (C, H, W), label, name)`` or a Uint8Dataset's ``(image
+            (3, S, S) uint8, orig_hw, label, name)``; the same one the local path reads.
         folder: where shard files go (reachable from every node).
         batch_size: samples per forward pass.
         use_gpu: run on the actor's GPU.
     """
 
     def __init__(
-        self, backbone: nn.Module, dataset: Any, folder: str, batch_size: int, use_gpu: bool
+        self,
+        backbone: nn.Module,
+        dataset: Any,
+        folder: str,
+        batch_size: int,
+        use_gpu: bool,
+        precision: str = "auto",
+        normalize: Normalization | None = None,
     ) -> None:
         self.device = torch.device("cuda" if use_gpu else "cpu")
         self.backbone = backbone.to(self.device).eval()
         self.dataset = dataset
         self.folder = Path(folder)
         self.batch_size = batch_size
+        self.dtype = autocast_dtype(precision, self.device)
+        self.normalize = normalize
 
     def __call__(self, batch: dict[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
         """Embed and write the shards of ``batch`` (columns ``shard``, ``start``, ``stop``);
@@ -200,10 +219,17 @@ class _ShardEmbedder:
         chunks: list[NDArray[np.float32]] = []
         labels: list[NDArray[np.int64]] = []
         names: list[str] = []
-        with torch.no_grad():
-            for images, targets, batch_names in loader:
+        with torch.inference_mode():
+            for batch in loader:
+                images, targets, batch_names = split_batch(batch)
                 features, batch_labels, batch_str_names = embed_batch(
-                    self.backbone, images, targets, batch_names, self.device
+                    self.backbone,
+                    images,
+                    targets,
+                    batch_names,
+                    self.device,
+                    normalize=self.normalize,
+                    dtype=self.dtype,
                 )
                 chunks.append(features)
                 labels.append(batch_labels)
@@ -299,6 +325,8 @@ def embed_with_ray(
                     "folder": str(tmp),
                     "batch_size": options.batch_size,
                     "use_gpu": options.use_gpu,
+                    "precision": options.precision,
+                    "normalize": options.normalize,
                 },
                 batch_size=1,
                 concurrency=options.num_actors,
