@@ -651,3 +651,80 @@ def test_healthy_embeddings_carry_the_figures_without_warning() -> None:
     assert health["dim"] == 8
     assert health["n_samples"] == 40
     assert health["effective_rank"] > 4
+
+
+def _page_lines(report: dict[str, Any], page_number: int) -> list[str]:
+    """The text lines one page of report.pdf draws (summary 1, details 2), top to bottom."""
+    from matplotlib.figure import Figure
+
+    from selfsup.curation import _pdf
+
+    fig = Figure(figsize=(_pdf._PAGE_W, _pdf._PAGE_H))
+    page = _pdf._Page(fig, "r", page_number, 2)
+    (_pdf._summary_page if page_number == 1 else _pdf._details_page)(page, report)
+    return [t.get_text() for t in fig.texts]
+
+
+def test_write_report_records_the_final_job_before_pdf_and_json(tmp_path: Path) -> None:
+    # The run's timings are taken after the plots, before report.pdf and report.json: both
+    # show the job finish_job returns, the report step's time included (issue 12).
+    emb = _clusters(30)
+    lines: list[str] = []
+    final = _job(duration_s=99.5, step_durations_s={"check": 1.25, "train": 70.0, "report": 28.25})
+
+    def finish() -> JobInfo:
+        lines.append("finished")
+        return final
+
+    rep = write_report(
+        _inputs(emb, [0, 5, 9]), tmp_path, FAST, progress=lines.append, finish_job=finish
+    )
+    assert json.loads((tmp_path / "report.json").read_text())["job"] == rep["job"]
+    assert rep["job"]["duration_s"] == 99.5
+    assert rep["job"]["step_durations_s"] == {"check": 1.25, "train": 70.0, "report": 28.25}
+    # Progress lines for each part, the plots before the timings are taken.
+    assert lines[0] == "report: statistics"
+    assert any(line.startswith("report: drawing") for line in lines)
+    assert lines.index("finished") > lines.index("report: writing report.pdf and report.json")
+    summary = " ".join(_page_lines(rep, 1))
+    assert "1 min 40 s" in summary  # 99.5 s
+    assert "check 1.2 s · train 1 min 10 s · report 28.2 s" in summary
+
+
+def test_pdf_wraps_long_keys_instead_of_cutting_them() -> None:
+    from selfsup.curation._pdf import wrap_to_width
+
+    long_key = "key_" * 30  # wider than the metadata table's first column: split, not cut
+    report = build_report(
+        _inputs(
+            _clusters(30),
+            [0, 5, 9],
+            job=_job(extra={"n_preselected_from_datapool": 3}),
+            metadata={long_key: np.ones(30)},
+        )
+    )
+    drawn = _page_lines(report, 1) + _page_lines(report, 2)
+    # Before: "n_preselect…rom_datapool" (cut to 24 characters); now words, whole.
+    assert "Preselected from datapool" in drawn
+    assert not any("…" in line for line in drawn if "key_" in line or "datapool" in line)
+    first = next(i for i, line in enumerate(drawn) if line.startswith("key_"))
+    assert drawn[first] != long_key
+    assert drawn[first] + drawn[first + 1] == long_key  # its second line, drawn next
+    for width in (0.5, 1.0, 2.0):
+        lines = wrap_to_width("n_preselected from datapool of the run", width, 9, 10)
+        assert " ".join(lines) == "n_preselected from datapool of the run" or width < 1.0
+        assert "".join(lines).replace(" ", "") == "n_preselectedfromdatapooloftherun"
+    # Words wrap at spaces; only a word wider than a whole line is split.
+    assert wrap_to_width("Preselected from datapool", 1.0, 9, 3) == [
+        "Preselected",
+        "from datapool",
+    ]
+    assert wrap_to_width("one two three four five six", 0.6, 9, 2)[-1].endswith("…")
+
+
+def test_pdf_shows_co2e_in_the_app_s_unit() -> None:
+    from selfsup.utils.report_units import format_mass
+
+    report = build_report(_inputs(_clusters(30), [0, 5, 9]))
+    saved = report["savings"]["kg_co2e_saved"]
+    assert format_mass(saved) in " ".join(_page_lines(report, 1))

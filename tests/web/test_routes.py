@@ -1100,3 +1100,30 @@ def test_a_grid_page_of_a_large_run_renders_one_page_only(tmp_path: Path) -> Non
     assert page.one("page-info").text.startswith("Page 20 of ")
     assert len(response.content) < 200_000
     assert elapsed < 2.0, f"grid page took {elapsed:.2f} s"
+
+
+def test_run_page_gives_the_run_s_own_times_and_figures(run_folder: Path, tmp_path: Path) -> None:
+    # Issue 12: the app showed the folder's modification time as the start, "0.000 kg" where
+    # the PDF said "0.5 g", and no step times. Now: report.json's times, the PDF's units.
+    from selfsup.utils.report_units import format_mass
+
+    folder = tmp_path / RUN
+    shutil.copytree(run_folder, folder, symlinks=True)
+    report = json.loads((folder / "report.json").read_text())
+    report["job"]["started_at"] = "2021-03-04T05:06:07+0000"
+    report["job"]["finished_at"] = "2021-03-04T05:16:39+0100"
+    report["job"]["step_durations_s"] = {"check": 1.5, "train": 300.0, "embed": 2.25}
+    report["savings"]["kg_co2e_saved"] = 0.0005
+    (folder / "report.json").write_text(json.dumps(report))
+    app = create_view_app([folder], token=TOKEN, cache_dir=tmp_path / "cache")
+    with TestClient(app, base_url=BASE, follow_redirects=False) as c:
+        assert c.post("/login", data={"token": TOKEN, "next": "/"}).status_code == 303
+        page = _page(c, f"/runs/{RUN}")
+        listed = _page(c, "/")
+    assert page.one("run-started").text.strip() == "2021-03-04 05:06 UTC"
+    assert page.one("run-ended").text.strip() == "2021-03-04 04:16 UTC"
+    assert listed.one("run-started").text.strip() == "2021-03-04 05:06 UTC"
+    assert "check 1.5 s · train 5 min 00 s · embed 2.2 s" in page.one("run-job").text
+    savings = page.one("savings").text
+    assert format_mass(0.0005) == "500 mg CO2e"
+    assert "500 mg CO2e" in savings

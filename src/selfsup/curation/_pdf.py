@@ -9,6 +9,7 @@ does not fit a page is cut with a note pointing to ``report.json``, which holds 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -20,12 +21,15 @@ from typing import Any, Final
 import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
+from matplotlib.textpath import TextPath
 from PIL import Image
 
 from selfsup.curation.plots import COLORS, report_style, shorten
 from selfsup.utils.atomic import atomic_path
 from selfsup.utils.names import display_name
+from selfsup.utils.report_units import format_duration, format_mass
 
 __all__ = ["plot_pages", "write_report_pdf"]
 
@@ -128,27 +132,50 @@ def _pct(part: float, whole: float) -> str:
     return f"{100.0 * part / whole:.1f} %" if whole else "–"
 
 
-def _duration(seconds: float) -> str:
-    s = round(seconds)
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    if h:
-        return f"{h} h {m:02d} min {s:02d} s"
-    if m:
-        return f"{m} min {s:02d} s"
-    return f"{seconds:.1f} s"
-
-
 def _money(x: float, currency: str) -> str:
     return f"{x:,.2f} {currency}"
 
 
-def _mass(kg: float) -> str:
-    if kg >= 1000:
-        return f"{kg / 1000:,.2f} t CO2e"
-    if kg >= 1:
-        return f"{kg:,.2f} kg CO2e"
-    return f"{kg * 1000:,.1f} g CO2e"
+_FONT: Final = FontProperties(family="DejaVu Sans")
+
+
+@functools.lru_cache(maxsize=4096)
+def _text_width(s: str, size: float) -> float:
+    """Width in inches of ``s`` drawn in DejaVu Sans at ``size`` points (the report's font)."""
+    if not s:
+        return 0.0
+    path = TextPath((0, 0), display_name(s), size=size, prop=_FONT)
+    return float(path.get_extents().x1) / 72.0
+
+
+def wrap_to_width(text: str, width: float, size: float, max_lines: int) -> list[str]:
+    """``text`` wrapped at spaces into lines at most ``width`` inches wide at ``size`` points.
+
+    A word wider than a line is split between characters (a path, a long name); past
+    ``max_lines`` the last line ends in "…". ``""`` gives ``[""]``.
+    """
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if _text_width(candidate, size) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        line = ""
+        for char in word:  # only a word wider than a whole line gets here with chars left
+            if line and _text_width(line + char, size) > width:
+                lines.append(line)
+                line = ""
+            line += char
+    lines.append(line)
+    if len(lines) > max_lines:
+        last = lines[max_lines - 1]
+        while last and _text_width(last + "…", size) > width:
+            last = last[:-1]
+        lines = [*lines[: max_lines - 1], last.rstrip() + "…"]
+    return lines
 
 
 class _Page:
@@ -168,6 +195,8 @@ class _Page:
         )  # fmt: skip
 
     def _fits(self, height: float) -> bool:
+        if self.truncated:
+            return False  # nothing is drawn below (or over) the "more in report.json" note
         if self.y + height > _PAGE_H - _MARGIN - _ROW:
             if not self.truncated:
                 self.truncated = True
@@ -220,13 +249,23 @@ class _Page:
         self.rule()
         self.y += 0.04
 
-    def rows(self, items: Iterable[tuple[str, str]], key_width: float = 2.1) -> None:
+    def rows(
+        self, items: Iterable[tuple[str, str]], key_width: float = 2.1, max_lines: int = 2
+    ) -> None:
+        """Key-value rows; a key or value wider than its column wraps onto more lines (at
+        most ``max_lines``; a longer value ends in "…"), so that no key is cut mid-word."""
+        value_width = _PAGE_W - 2 * _MARGIN - key_width
         for key, value in items:
-            if not self._fits(_ROW):
+            keys = wrap_to_width(key, key_width - 0.1, 9, max_lines)
+            values = wrap_to_width(value, value_width, 9, max_lines)
+            if not self._fits(_ROW * max(len(keys), len(values))):
                 return
-            self.text(0.0, key, color=COLORS["muted"])
-            self.text(key_width, value)
-            self.newline()
+            for i in range(max(len(keys), len(values))):
+                if i < len(keys):
+                    self.text(0.0, keys[i], color=COLORS["muted"])
+                if i < len(values):
+                    self.text(key_width, values[i])
+                self.newline()
 
     def table(
         self, header: Sequence[str], body: Iterable[Sequence[str]], columns: Sequence[float]
@@ -239,12 +278,28 @@ class _Page:
         self.newline()
         self.rule(color="#999999")
         self.y += 0.03
-        for row in body:
-            if not self._fits(_ROW):
+        rows = [list(row) for row in body]
+        # The first column wraps before the widest cell right-aligned at columns[1]: a label
+        # is never cut mid-word nor drawn over the numbers.
+        if len(columns) > 1:
+            widest = max(
+                (_text_width(r[1], 9) for r in [list(header), *rows] if len(r) > 1), default=0.0
+            )
+            first_width = columns[1] - columns[0] - widest - 0.15
+        else:
+            first_width = _PAGE_W - 2 * _MARGIN - columns[0]
+        for row in rows:
+            labels = wrap_to_width(row[0], first_width, 9, 2) if row else []
+            if not self._fits(_ROW * max(1, len(labels))):
                 return
             for i, cell in enumerate(row):
-                self.text(columns[i], cell, ha="left" if i == 0 else "right")
-            self.newline()
+                if i == 0:
+                    for j, line in enumerate(labels):
+                        self.text(columns[0], line, advance=_ROW if j < len(labels) - 1 else None)
+                    self.y -= _ROW * (len(labels) - 1)
+                else:
+                    self.text(columns[i], cell, ha="right")
+            self.newline(max(1, len(labels)))
 
     def paragraph(self, s: str, width: int = 110, size: float = 8, color: str = "") -> None:
         for line in textwrap.wrap(s, width=width):
@@ -255,6 +310,30 @@ class _Page:
 
 
 # --------------------------------------------------------------------------- pages
+
+
+def _label(key: str) -> str:
+    """A report.json key as a row label: ``n_preselected_from_datapool`` -> ``Preselected
+    from datapool`` (words, so that a narrow column wraps it between them)."""
+    words = key.removeprefix("n_").replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def _empty(value: Any) -> bool:
+    """Nothing to show: ``""``, ``None``, ``0``, an empty list, or a dict of empty values."""
+    if value is None or value == "" or value == [] or value == 0:
+        return True  # 0: e.g. no samples preselected from a datapool without one
+    return isinstance(value, Mapping) and all(_empty(v) for v in value.values())
+
+
+def _extras(job: Mapping[str, Any], *, structured: bool) -> list[tuple[str, Any]]:
+    """The non-empty ``job.extra`` facts whose values are lists or dicts (``structured``)
+    or not."""
+    return [
+        (str(k), v)
+        for k, v in job["extra"].items()
+        if not _empty(v) and isinstance(v, list | dict) == structured
+    ]
 
 
 def _summary_page(page: _Page, report: Mapping[str, Any]) -> None:
@@ -275,15 +354,17 @@ def _summary_page(page: _Page, report: Mapping[str, Any]) -> None:
         page.paragraph("Warning: " + str(health["warning"]), size=9, color=COLORS["neighbor"])
 
     page.heading("Job")
-    steps = ", ".join(f"{k} {_duration(v)}" for k, v in job["step_durations_s"].items())
+    # Each step with its own time (report.json's job.step_durations_s, as the log says).
+    steps = " · ".join(f"{k} {format_duration(v)}" for k, v in job["step_durations_s"].items())
     items = [
-        ("Input folder", shorten(job["input_dir"], 70)),
+        ("Input folder", job["input_dir"]),
         ("Started", job["started_at"]),
         ("Finished", job["finished_at"]),
-        ("Duration", _duration(job["duration_s"]) + (f"  ({steps})" if steps else "")),
-        ("selfsup version", job["selfsup_version"]),
+        ("Duration", format_duration(job["duration_s"])),
+        *([("Steps", steps)] if steps else []),
     ]
-    items += [(shorten(str(k), 24), shorten(str(v), 70)) for k, v in job["extra"].items()]
+    # Plain facts here; structured ones (lists, dicts) on the details page.
+    items += [(_label(str(k)), str(v)) for k, v in _extras(job, structured=False)]
     page.rows(items)
 
     page.heading("Samples")
@@ -347,7 +428,7 @@ def _summary_page(page: _Page, report: Mapping[str, Any]) -> None:
                 f"({100 * savings['fraction_saved']:.1f} %)",
             ),
             ("Labelling cost saved", _money(savings["labeling_cost_saved"], savings["currency"])),
-            ("Training emissions saved", _mass(savings["kg_co2e_saved"])),
+            ("Training emissions saved", format_mass(savings["kg_co2e_saved"])),
         ],
         key_width=2.1,
     )
@@ -397,7 +478,7 @@ def _details_page(page: _Page, report: Mapping[str, Any]) -> None:
             ["label", "before", "after", "kept"],
             [
                 [
-                    shorten(r["label"], 50),
+                    r["label"],
                     _int(r["before"]),
                     _int(r["after"]),
                     _pct(r["after"], r["before"]),
@@ -410,7 +491,7 @@ def _details_page(page: _Page, report: Mapping[str, Any]) -> None:
         page.heading("Metadata (mean ± std)")
         body = []
         for key, entry in stats["metadata"].items():
-            cells = [shorten(key, 40)]
+            cells = [key]
             for part in (entry["before"], entry["after"]):
                 cells.append("–" if part is None else f"{part['mean']:.4g} ± {part['std']:.3g}")
             body.append(cells)
@@ -466,10 +547,18 @@ def _details_page(page: _Page, report: Mapping[str, Any]) -> None:
             ],
             columns=[0.0, 1.7, 3.6, 4.25, 4.95, 6.75],
         )
+    page.heading("Run details")
+    page.rows(
+        [
+            ("selfsup version", str(report["job"]["selfsup_version"])),
+            *((_label(k), json.dumps(v)) for k, v in _extras(report["job"], structured=True)),
+        ],
+        max_lines=3,
+    )
     skipped = report["plots"]["skipped"]
     if skipped:
         page.heading("Plots not drawn")
-        page.rows(((shorten(k, 26), shorten(v, 72)) for k, v in skipped.items()), key_width=2.1)
+        page.rows(skipped.items(), key_width=2.1)
     page.heading("Configuration")
     config = report["job"]["config"]
     if not config:

@@ -99,6 +99,7 @@ from selfsup.utils.atomic import atomic_path
 from selfsup.utils.cpus import resolve_num_workers
 from selfsup.utils.io import load_embeddings, save_embeddings
 from selfsup.utils.names import display_name
+from selfsup.utils.report_units import format_duration
 from selfsup.utils.safe_open import ReadTimeoutError, read_timeout
 from selfsup.utils.vectors import l2_normalize
 
@@ -1625,11 +1626,6 @@ STEPS: Final = (
 )
 
 
-def _seconds(seconds: float) -> str:
-    """A duration as the run's log prints it (one decimal: the report's figures rounded)."""
-    return f"{seconds:.1f} s"
-
-
 def _record_step(ctx: RunContext, name: str) -> None:
     """Record step ``name`` as ended now, in ``ctx.durations`` (report.json's
     ``job.step_durations_s``) and the log, less the time of the parts of it recorded as
@@ -1638,7 +1634,7 @@ def _record_step(ctx: RunContext, name: str) -> None:
     inner = sum(seconds for key, seconds in ctx.durations.items() if key in ctx.substeps)
     ctx.durations[name] = max(elapsed - inner, 0.0)
     ctx.substeps.clear()
-    say(ctx.progress, f"{name} done in {_seconds(ctx.durations[name])}")
+    say(ctx.progress, f"{name} done in {format_duration(ctx.durations[name])}")
 
 
 class _TrainClock:
@@ -1658,7 +1654,7 @@ class _TrainClock:
             # A retry without vanished files trains again: both trainings count.
             self.ctx.durations["train"] = self.ctx.durations.get("train", 0.0) + seconds
             self.ctx.substeps.add("train")
-            say(self.ctx.progress, f"train done in {_seconds(seconds)}")
+            say(self.ctx.progress, f"train done in {format_duration(seconds)}")
         self.ctx.on_step(state)
 
 
@@ -1694,7 +1690,7 @@ def _run(
             _record_step(ctx, declared.name)
     say(
         ctx.progress,
-        f"run finished in {_seconds(ctx.report['job']['duration_s'])}: "
+        f"run finished in {format_duration(ctx.report['job']['duration_s'])}: "
         f"{len(ctx.selected)} of {len(ctx.names)} selected",
     )
     return RunResult(output_dir=ctx.out, selected=ctx.selected, report=ctx.report)

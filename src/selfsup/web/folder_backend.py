@@ -32,6 +32,7 @@ from selfsup.apphelpers.web_backend import (
 )
 from selfsup.errors import DataError
 from selfsup.runfolder import RunFolder
+from selfsup.utils.report_units import epoch_ms
 from selfsup.web.backend import RunView
 from selfsup.web.tags import FolderTags
 
@@ -115,7 +116,7 @@ class FolderBackend:
         self._cache_dir = cache_dir
         self._input_dir = input_dir
         self._views: dict[str, tuple[float, RunView]] = {}
-        self._outcomes: dict[Path, tuple[int | None, str]] = {}
+        self._outcomes: dict[Path, tuple[int | None, tuple[str, int | None, int | None]]] = {}
         self._lock = threading.Lock()
         # Sessions opened by logging in; they live as long as the process (like its key).
         self._session_ids: set[str] = set()
@@ -163,33 +164,50 @@ class FolderBackend:
         done = report.is_file()
         try:
             ended = int(report.stat().st_mtime * 1000) if done else None
-            created = int(run.data_dir.stat().st_mtime * 1000)
+            # The run writes its config first: a run still going started about then.
+            first = run.config_yaml if run.config_yaml.is_file() else run.data_dir
+            created = int(first.stat().st_mtime * 1000)
         except OSError:
             ended, created = None, None
+        message = f"{folder}: report.json not written yet (the run is going or stopped early)"
+        if done:
+            outcome, started, finished = self._outcome(report, ended)
+            message = f"{outcome} · {folder}"
+            # The times the run recorded (report.json's job): the same as the log and the PDF.
+            created = started if started is not None else created
+            ended = finished if finished is not None else ended
         return RunSummary(
             id=run_id,
             dataset_id=LOCAL_DATASET_ID,
             dataset_name="Local runs",
             name=folder.name,
             state="COMPLETED" if done else "RUNNING",
-            message=self._outcome(report, ended) + f" · {folder}"
-            if done
-            else f"{folder}: report.json not written yet (the run is going or stopped early)",
+            message=message,
             created_at=created,
             ended_at=ended,
             is_final=done,
             has_outputs=done,
         )
 
-    def _outcome(self, report: Path, stamp: int | None) -> str:
-        """``"10 of 48 selected"`` from report.json's counts (cached per modification time)."""
+    def _outcome(self, report: Path, stamp: int | None) -> tuple[str, int | None, int | None]:
+        """``("10 of 48 selected", started, finished)`` from report.json's counts and
+        ``job.started_at`` / ``job.finished_at`` (epoch ms; ``None`` when absent or
+        unreadable), cached per modification time."""
         with self._lock:
             cached = self._outcomes.get(report)
         if cached is not None and cached[0] == stamp:
             return cached[1]
+        started = finished = None
         try:
             # Lenient: reports without "format" (hand-written, tests) are listed too.
-            counts = RunFolder(report.parent).read_report(strict=False).get("counts", {})
+            data = RunFolder(report.parent).read_report(strict=False)
+            job = data.get("job")
+            if isinstance(job, dict):
+                started, finished = (
+                    epoch_ms(job.get("started_at")),
+                    epoch_ms(job.get("finished_at")),
+                )
+            counts = data.get("counts", {})
             text = (
                 f"{int(counts['n_selected']):,} of {int(counts['n_input_to_selection']):,} selected"
             )
@@ -199,8 +217,8 @@ class FolderBackend:
             cause = exc.__cause__ if isinstance(exc, DataError) and exc.__cause__ else exc
             text = f"report.json unreadable ({type(cause).__name__})"
         with self._lock:
-            self._outcomes[report] = (stamp, text)
-        return text
+            self._outcomes[report] = (stamp, (text, started, finished))
+        return text, started, finished
 
     def runs(self, viewer: Viewer, dataset_id: str | None = None) -> list[RunSummary]:
         if dataset_id not in (None, LOCAL_DATASET_ID):

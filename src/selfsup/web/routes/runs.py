@@ -16,6 +16,7 @@ from selfsup.apphelpers.web_backend import (
     OutputsUnavailable,
     WebNotFound,
 )
+from selfsup.utils.report_units import epoch_ms, format_duration, format_mass
 from selfsup.web.backend import RunView
 from selfsup.web.routes.common import (
     backend_of,
@@ -133,6 +134,10 @@ def run_page(request: Request, viewer: PageViewer, run_id: str) -> Response:
         run=run,
         outputs_ready=view is not None,
         outputs_message=outputs_message,
+        # The times the run recorded (report.json), as the PDF and the log show them; a
+        # run without a report yet: when it was created.
+        started_at=epoch_ms(_dict(report.get("job")).get("started_at")) or run.created_at,
+        ended_at=epoch_ms(_dict(report.get("job")).get("finished_at")) or run.ended_at,
         job_items=_job_items(report),
         count_items=_count_items(report),
         corrupt_reasons=_corrupt_reasons(report),
@@ -195,14 +200,17 @@ def _savings_items(report: dict[str, Any]) -> list[tuple[str, str]]:
     s = _dict(report.get("savings"))
     currency = str(s.get("currency") or "")
     cost = _number(s.get("labeling_cost_saved"))
-    co2 = _number(s.get("kg_co2e_saved"), 3)
+    kg = s.get("kg_co2e_saved")
+    co2 = None
+    if isinstance(kg, int | float) and not isinstance(kg, bool) and math.isfinite(kg) and kg >= 0:
+        co2 = format_mass(float(kg))  # the PDF's formatter: same figure, same unit (issue 12)
     return _items(
         [
             ("Samples to label", _number(s.get("samples_to_label"))),
             ("Samples saved", _number(s.get("samples_saved"))),
             ("Fraction saved", _percent(s.get("fraction_saved"))),
             ("Labelling cost saved", f"{cost} {currency}".strip() if cost else None),
-            ("CO₂e saved", f"{co2} kg" if co2 else None),
+            ("CO₂e saved", co2),
         ]
     )
 
@@ -262,6 +270,12 @@ def _embedding_items(report: dict[str, Any]) -> tuple[list[tuple[str, str]], str
 def _job_items(report: dict[str, Any]) -> list[tuple[str, str]]:
     job = _dict(report.get("job"))
     duration = job.get("duration_s")
+    # Each step with its own time, as report.json, the PDF and the run's log have them.
+    steps = " · ".join(
+        f"{name} {_duration(float(seconds))}"
+        for name, seconds in _dict(job.get("step_durations_s")).items()
+        if isinstance(seconds, int | float)
+    )
     return _items(
         [
             ("Input folder", str(job["input_dir"]) if job.get("input_dir") else None),
@@ -269,6 +283,7 @@ def _job_items(report: dict[str, Any]) -> list[tuple[str, str]]:
                 "Duration",
                 _duration(float(duration)) if isinstance(duration, int | float) else None,
             ),
+            ("Steps", steps or None),
             (
                 "selfsup version",
                 str(job["selfsup_version"]) if job.get("selfsup_version") else None,
@@ -278,11 +293,11 @@ def _job_items(report: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
+    """The PDF's and the log's formatter; a damaged report's value is shown as it is."""
+    try:
+        return format_duration(seconds)
+    except ValueError:
+        return str(seconds)
 
 
 def _plots(report: dict[str, Any]) -> list[tuple[str, str]]:
