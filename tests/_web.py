@@ -210,6 +210,27 @@ def build_explore_run(root: Path) -> Path:
     )
 
 
+def build_model_run(root: Path, n_images: int = 8) -> Path:
+    """A real run over ``n_images`` random 32x32 images in two folders (``c0``, ``c1``) in
+    ``root/images`` that embedded with a tiny untrained checkpoint (``root/tiny.ckpt``, no
+    training): a run with a model, for "find similar" from an uploaded image. Returns the
+    output folder ``root/out``."""
+    from faults._input_helpers import run_config, tiny_checkpoint
+    from selfsup.curation.pipeline import run
+
+    rng = np.random.default_rng(3)
+    for i in range(n_images):
+        folder = root / "images" / f"c{i % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img_{i}.png")
+    checkpoint = tiny_checkpoint(root / "tiny.ckpt")
+    out = root / "out"
+    cfg = run_config(root / "images", out, checkpoint, "stopping_condition.n_samples=3")
+    run(cfg, progress=False)
+    return out
+
+
 def complete_local_run(
     server: ServerHarness,
     token: str,

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -64,25 +63,10 @@ def test_the_api_alone_has_no_pages(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real run over 8 random images that embedded with a tiny untrained checkpoint (no
-    training); returns its output folder."""
-    from faults._input_helpers import run_config, tiny_checkpoint
-    from selfsup.curation.pipeline import run
+    """A real run that embedded with a tiny checkpoint; its output folder."""
+    from _web import build_model_run
 
-    root = tmp_path_factory.mktemp("tiny_run")
-    rng = np.random.default_rng(3)
-    for i in range(8):
-        folder = root / "images" / f"c{i % 2}"
-        folder.mkdir(parents=True, exist_ok=True)
-        pixels = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
-        Image.fromarray(pixels).save(folder / f"img_{i}.png")
-    checkpoint = tiny_checkpoint(root / "tiny.ckpt")
-    out = root / "out"
-    run(
-        run_config(root / "images", out, checkpoint, "stopping_condition.n_samples=3"),
-        progress=False,
-    )
-    return out
+    return build_model_run(tmp_path_factory.mktemp("tiny_run"))
 
 
 @pytest.mark.slow
