@@ -250,11 +250,18 @@ def test_report_counts_the_epochs_the_recipe_chose(folder: Path, tmp_path: Path)
     out = tmp_path / "out"
     no_epochs = [key for key in TINY_MODEL if not key.startswith("lightly.trainer.max_epochs")]
     result = run(
-        _cfg(folder, out, "stopping_condition.n_samples=5", "lightly.trainer.max_time=0.03", *no_epochs)
+        _cfg(
+            folder,
+            out,
+            "stopping_condition.n_samples=5",
+            "lightly.trainer.max_time=0.03",
+            *no_epochs,
+        )
     )
     (checkpoint,) = out.glob("selfsup_epoch_*.ckpt")
     chosen = trained_epochs(checkpoint)
-    assert chosen is not None and 1 <= chosen <= 200
+    assert chosen is not None
+    assert 1 <= chosen <= 200
     assert result.report["savings"]["assumptions"]["training_epochs"] == chosen
     assert result.report["job"]["config"]["lightly"]["trainer"]["max_epochs"] == 100
 
@@ -493,9 +500,15 @@ def test_relevant_filenames_and_yaml_config(
     assert main(["run", "--config", str(config), f"output_dir={out}"]) == 0
     assert "Selected 8 of 15 samples" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
-    # class_0: 8 images + a duplicate; class_2: 8 images minus the negated one
-    assert report["counts"]["n_files_found"] == 16
-    assert report["counts"]["n_input_to_selection"] == 15
+    # class_0: 8 images + a duplicate; class_2: 8 images minus the negated one. Every file
+    # found counts, the 12 others (class_1's 8 images and 3 corrupt files, the negated one)
+    # as not relevant: before, "found" was 16 and "not relevant" 0.
+    counts = report["counts"]
+    assert counts["n_files_found"] == 28
+    assert counts["n_samples_found"] == 28
+    assert counts["n_not_relevant"] == 12
+    assert counts["n_corrupt"] == 0
+    assert counts["n_input_to_selection"] == 15
     used, _, _ = load_embeddings(out / "data" / "embeddings.csv")
     assert used.shape[0] == 15
     removed = (out / "filenames" / "removed_filenames.txt").read_text().split()

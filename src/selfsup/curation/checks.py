@@ -129,6 +129,9 @@ class CheckResult:
             :attr:`selfsup.data.LightlyDataset.classes` gives them; filled by
             :func:`build_manifest` so that later steps need not list the folder again
             (:class:`selfsup.data.ManifestDataset`).
+        n_not_relevant: Sample files of the folder that the relevant filenames left out
+            (never opened, so not in ``records`` nor ``n_files``); filled by
+            :func:`build_manifest`.
     """
 
     records: list[SampleRecord]
@@ -137,6 +140,7 @@ class CheckResult:
     n_reused: int
     seconds: float
     classes: tuple[str, ...] = ()
+    n_not_relevant: int = 0
 
 
 # --------------------------------------------------------------------------- scan
@@ -169,7 +173,7 @@ def scan_files(
     Raises:
         FileNotFoundError, NotADirectoryError: ``root`` is missing or a file.
     """
-    entries, _ = _scan(
+    entries, _, _ = _scan(
         root, relevant=relevant, videos=videos, allowed_roots=allowed_roots, exclude=exclude
     )
     return entries
@@ -182,8 +186,9 @@ def _scan(
     videos: bool,
     allowed_roots: Sequence[str | os.PathLike[str]],
     exclude: Sequence[str | os.PathLike[str]],
-) -> tuple[list[FileEntry], tuple[str, ...]]:
-    """:func:`scan_files` and the folder's class names (see :attr:`CheckResult.classes`)."""
+) -> tuple[list[FileEntry], tuple[str, ...], int]:
+    """:func:`scan_files`, the folder's class names (see :attr:`CheckResult.classes`) and
+    the number of sample files the relevant filenames left out."""
     from selfsup.data.files import (  # see _lazy_files_note
         find_classes,
         is_video_file,
@@ -217,9 +222,11 @@ def _scan(
         [*names, *(s.path for s in scan.skipped if s.kind == "symlink_outside_roots")]
     )
     skipped = {s.path: s for s in scan.skipped}
+    listed = len(names) + len(skipped)
     if relevant is not None:
         names = filter_relevant(names, relevant)
         skipped = {p: skipped[p] for p in filter_relevant(list(skipped), relevant)}
+    not_relevant = listed - len(names) - len(skipped)
     for entry in skipped.values():
         logger.warning("skipping %s: %s (%s)", display_name(entry.path), entry.kind, entry.detail)
     entries: list[FileEntry] = [
@@ -236,7 +243,7 @@ def _scan(
         else:
             entries.append(FileEntry(name, st.st_size, st.st_mtime_ns, is_video_file(name)))
     entries.sort(key=lambda e: e.path)
-    return entries, tuple(classes)
+    return entries, tuple(classes), not_relevant
 
 
 # --------------------------------------------------------------------------- many files
@@ -518,7 +525,7 @@ def build_manifest(
         if relevant is not None:
             raise ValueError("give relevant_filenames_file or relevant, not both")
         patterns = read_relevant_filenames_file(relevant_filenames_file)
-    entries, classes = _scan(
+    entries, classes, not_relevant = _scan(
         root, relevant=patterns, videos=videos, allowed_roots=allowed_roots, exclude=exclude
     )
     if not entries and patterns is not None:
@@ -548,4 +555,4 @@ def build_manifest(
     if remove_exact_duplicates:
         records = mark_exact_duplicates(records, by=duplicates_by)
     raise_if_all_corrupt(records, root)
-    return replace(result, records=records, classes=classes)
+    return replace(result, records=records, classes=classes, n_not_relevant=not_relevant)

@@ -1357,9 +1357,12 @@ def _step_report(ctx: RunContext) -> None:
     n_corrupt = sum(1 for r in ctx.records if r.status == "corrupt")
     n_duplicates = sum(1 for r in ctx.records if r.status == "duplicate")
     if ctx.candidates.crops is None:
+        # Files outside relevant_filenames_file were found but never opened: each counts as
+        # one sample found and not relevant (a video's frames are not counted unopened).
         counts = SampleCounts(
-            n_files_found=ctx.checked.n_files,
-            n_samples_found=len(ctx.records),
+            n_files_found=ctx.checked.n_files + ctx.checked.n_not_relevant,
+            n_samples_found=len(ctx.records) + ctx.checked.n_not_relevant,
+            n_not_relevant=ctx.checked.n_not_relevant,
             n_corrupt=n_corrupt,
             n_duplicates=n_duplicates,
             n_input_to_selection=len(ctx.names),
