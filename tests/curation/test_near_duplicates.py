@@ -16,13 +16,16 @@ from selfsup.curation.checks import build_manifest
 from selfsup.curation.manifest import SampleRecord, read_filename_table, read_manifest
 from selfsup.curation.near_duplicates import (
     BRUTE_FORCE_MAX,
+    SHIFT_MARGIN,
     Pairs,
     _faiss_pairs,
+    block_hash_of_luma,
     find_groups,
     group_pairs,
     hamming,
     hash_pairs,
     hashes_to_array,
+    perceptual_hashes,
     phash,
     phash_of_luma,
     suggest_embedding_threshold,
@@ -89,6 +92,55 @@ def test_phash_of_an_image_hashes_its_32x32_luma() -> None:
 def test_phash_of_luma_rejects_other_shapes() -> None:
     with pytest.raises(ValueError, match=r"\(32, 32\)"):
         phash_of_luma(np.zeros((16, 16)))
+    with pytest.raises(ValueError, match=r"\(32, 32\)"):
+        block_hash_of_luma(np.zeros((16, 16)))
+
+
+def _reference_block_hash(luma: np.ndarray) -> str:
+    """The block hash from its formula, with explicit loops (module docstring)."""
+    n = 32
+
+    def at(y: int, x: int) -> float:  # edges repeated
+        return float(luma[min(max(y, 0), n - 1), min(max(x, 0), n - 1)])
+
+    weights = (1.0, 2.0, 1.0)
+    smooth = [
+        [
+            sum(
+                weights[a] * weights[b] * at(y + a - 1, x + b - 1)
+                for a in range(3)
+                for b in range(3)
+            )
+            / 16.0
+            for x in range(n)
+        ]
+        for y in range(n)
+    ]
+    means = [
+        sum(smooth[4 * r + i][4 * c + j] for i in range(4) for j in range(4)) / 16.0
+        for r in range(8)
+        for c in range(8)
+    ]
+    ordered = sorted(means)
+    median = (ordered[31] + ordered[32]) / 2
+    value = 0
+    for m in means:
+        value = (value << 1) | (1 if m > median else 0)
+    return f"{value:016x}"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_block_hash_matches_the_formula_and_shares_the_phash_reduction(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:32, 0:32]
+    luma = 128 + 60 * np.sin(xx / (3 + seed)) * np.cos(yy / 5) + rng.normal(0, 20, (32, 32))
+    luma = np.clip(luma, 0, 255).astype(np.uint8)
+    assert block_hash_of_luma(luma) == _reference_block_hash(luma)
+    image = Image.fromarray(rng.integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    small = np.asarray(
+        image.resize((32, 32), Image.Resampling.LANCZOS, reducing_gap=3.0).convert("L")
+    )
+    assert perceptual_hashes(image) == (phash(image), _reference_block_hash(small))
 
 
 def test_hashes_to_array_names_a_bad_hash() -> None:
@@ -186,11 +238,41 @@ def test_hash_pairs_rejects_bad_arguments() -> None:
         hash_pairs(np.zeros(3, np.uint64), 5, method="lsh")
 
 
-def _record(i: int, name: str, phash: str | None, size: int = 10) -> SampleRecord:
+def _record(
+    i: int, name: str, phash: str | None, size: int = 10, bhash: str | None = None
+) -> SampleRecord:
     return SampleRecord(
         id=i, filename=name, source=name, frame_index=None, file_size=1, mtime_ns=0,
-        width=size, height=size, phash=phash,
+        width=size, height=size, phash=phash, bhash=bhash,
     )  # fmt: skip
+
+
+def test_block_hashes_confirm_pairs_just_past_the_hash_distance() -> None:
+    def bits(lo: int, hi: int) -> str:  # bits lo..hi-1 set
+        return f"{((1 << hi) - 1) ^ ((1 << lo) - 1):016x}"
+
+    base = "0000000000000000"
+    records = [
+        _record(0, "a.png", base, bhash=base),
+        # 14 DCT bits from base (past 10, within 10 + SHIFT_MARGIN), block hash 8 bits away.
+        _record(1, "a_shifted.png", bits(0, 14), bhash=bits(0, 8)),
+        _record(2, "b.png", base, bhash=base),
+        _record(3, "b_other.png", bits(20, 34), bhash=bits(0, 11)),  # block hash too far
+        _record(4, "c.png", base, bhash=base),
+        _record(5, "c_far.png", bits(40, 57), bhash=base),  # 17 DCT bits: past the margin
+        _record(6, "d.png", base),
+        _record(7, "d_old.png", bits(50, 64)),  # an older manifest: no block hash
+    ]
+    assert SHIFT_MARGIN == 6
+    found = find_groups(records, 10)
+    # a, b, c and d are one group (identical DCT hashes); only a_shifted joins it.
+    assert [g.members for g in found.groups] == [
+        ("a.png", "a_shifted.png", "b.png", "c.png", "d.png")
+    ]
+    assert found.groups[0].distances == (0.0, 14.0, 0.0, 0.0, 0.0)
+    # Without block hashes the search stays at hash_distance.
+    plain = [_record(0, "a.png", base), _record(1, "a_shifted.png", bits(0, 14))]
+    assert find_groups(plain, 10).groups == []
 
 
 def test_groups_are_connected_components_kept_largest_then_first_name() -> None:

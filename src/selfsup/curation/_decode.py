@@ -19,7 +19,7 @@ from PIL import Image
 
 from selfsup.curation.manifest import CorruptReason, SampleRecord
 from selfsup.curation.metadata import ImageMetadata, compute_image_metadata
-from selfsup.curation.near_duplicates import phash
+from selfsup.curation.near_duplicates import perceptual_hashes
 from selfsup.curation.quality import QualityScores, compute_quality_scores
 from selfsup.curation.video import decode_video, video_frame_filename
 from selfsup.data._image import (
@@ -151,6 +151,7 @@ class _Measured:
     pixel_hash: str
     metadata: ImageMetadata
     phash: str
+    bhash: str
     quality: QualityScores
 
 
@@ -162,7 +163,10 @@ def _measure(image: Image.Image) -> _Measured:
     gray = image.mode in _GRAY_MODES
     metadata = compute_image_metadata(rgb, grayscale=gray)
     quality = compute_quality_scores(rgb, grayscale=gray)
-    return _Measured(_hash_canonical(canonical), metadata, phash=phash(rgb), quality=quality)
+    dct_hash, block_hash = perceptual_hashes(rgb)
+    return _Measured(
+        _hash_canonical(canonical), metadata, phash=dct_hash, bhash=block_hash, quality=quality
+    )
 
 
 def _measured_fields(measured: _Measured) -> dict[str, Any]:
@@ -180,6 +184,7 @@ def _measured_fields(measured: _Measured) -> dict[str, Any]:
         "entropy": measured.quality.entropy,
         "channel_spread": measured.quality.channel_spread,
         "phash": measured.phash,
+        "bhash": measured.bhash,
     }
 
 

@@ -57,7 +57,8 @@ MANIFEST_VERSION: Final = 1
 #: Version of what the decode pass computes. Bump it when a hash or metadata definition
 #: changes: records of a manifest with another version are never reused.
 #: 3: records carry the quality scores (:mod:`selfsup.curation.quality`); 2 is the version
-#: that adds ``phash`` (near duplicates); 4: ``overexposure`` counts clipped highlights.
+#: that adds ``phash`` (near duplicates); 4: ``overexposure`` counts clipped highlights,
+#: records carry ``bhash``.
 CHECK_VERSION: Final = 4
 
 SampleStatus = Literal["ok", "corrupt", "duplicate"]
@@ -146,6 +147,9 @@ class SampleRecord:
         phash: 64-bit perceptual (DCT) hash of the decoded pixels as 16 hex digits, for
             near duplicates (:mod:`selfsup.curation.near_duplicates`); ``None`` for a corrupt
             sample and in manifests of check version 1.
+        bhash: 64-bit block hash of the same pixels as 16 hex digits, which confirms near
+            duplicates a few bits past the ``phash`` distance (shifted copies); ``None`` for
+            a corrupt sample and in manifests of check versions before 4.
     """
 
     id: int
@@ -173,6 +177,7 @@ class SampleRecord:
     duplicate_of: str | None = None
     warning: str | None = None
     phash: str | None = None
+    bhash: str | None = None
 
     @property
     def is_ok(self) -> bool:
@@ -266,6 +271,7 @@ _STR_FIELDS: Final[frozenset[str]] = frozenset(
         "duplicate_of",
         "warning",
         "phash",
+        "bhash",
     }
 )
 

@@ -25,9 +25,30 @@ The perceptual hash (``phash``)
     shifts every coefficient alike (the DC term only, which is one of 64 bits), so it leaves
     the comparison with the median mostly unchanged.
 
+The block hash (``bhash``), for shifts
+    The DCT hash keeps frequencies up to 3.5 cycles per image, and a shift turns the phase
+    of a frequency in proportion to the frequency and to the shift *as a fraction of the
+    image*: a 3 x 2 pixel shift is 1.5 % of a 200 px image but 4.7 % of a 64 px one, and on
+    64-160 px images such copies reach 16 bits, past distinct images' 12-14 (measured on
+    ``benchmarks/quality_issues.py --short-sides 64 160``). A second hash of the same
+    32 x 32 luma answers for those: the luma smoothed by the binomial filter
+    ``[1, 2, 1] / 4`` along both axes (edges repeated), averaged over 8 x 8 blocks of 4 x 4
+    pixels, and bit ``8 r + c`` set where block ``(r, c)`` is above the blocks' median
+    (an average hash, Krawetz 2011, of a slightly smoothed image). Block means move by a
+    fraction of a block under a shift of a few pixels, so shifted copies keep their block
+    hash closer than their DCT hash, while distinct images stay far apart in both. It is
+    stored as 16 hex digits (``SampleRecord.bhash``) and used only to confirm pairs the
+    DCT hash puts just past the threshold (below).
+
 Pairs and groups
     Two samples are near duplicates when the Hamming distance of their hashes is at most
-    ``hash_distance`` (default :data:`DEFAULT_HASH_DISTANCE` = 10 of 64 bits). On the 300
+    ``hash_distance`` (default :data:`DEFAULT_HASH_DISTANCE` = 10 of 64 bits), or when it is
+    at most ``hash_distance +`` :data:`SHIFT_MARGIN` (6) *and* their block hashes are
+    within ``hash_distance`` too (records without a block hash, from manifests of check
+    versions before 4, are paired by the first rule only). On the 64-160 px corpus of
+    ``benchmarks/quality_issues.py`` (seeds 0 and 1) this second rule finds 10 of the 11
+    shifted copies the first misses, and no pair of distinct images within 16 DCT bits has
+    block hashes closer than 12 bits. On the 300
     synthetic images of ``benchmarks/near_duplicates.py`` distinct images are at least 14
     bits apart; JPEG re-encoding, the 90 % resize and the brightness change stay within 6,
     and a 3 x 2 pixel shift reaches 12 (98.7 % of those copies within 10), so the default
@@ -92,14 +113,17 @@ __all__ = [
     "FAISS_BLOCK",
     "HASH_PAIR_METHODS",
     "HASH_SIZE",
+    "SHIFT_MARGIN",
     "NearDuplicateGroup",
     "NearDuplicates",
     "Pairs",
+    "block_hash_of_luma",
     "find_groups",
     "group_pairs",
     "hamming",
     "hash_pairs",
     "hashes_to_array",
+    "perceptual_hashes",
     "phash",
     "phash_of_luma",
     "suggest_embedding_threshold",
@@ -130,6 +154,9 @@ def _dct_matrix(n: int) -> NDArray[np.float64]:
     return np.cos(np.pi * (2 * x + 1) * u / (2 * n))
 
 
+SHIFT_MARGIN: Final = 6
+"""DCT-hash bits past ``hash_distance`` within which a pair whose block hashes are within
+``hash_distance`` is still a near duplicate (module docstring)."""
 _DCT: Final = _dct_matrix(_SIDE)[:HASH_SIZE]
 _WEIGHTS: Final = np.uint64(1) << np.arange(63, -1, -1, dtype=np.uint64)
 
@@ -144,6 +171,33 @@ def phash_of_luma(luma: NDArray[Any]) -> str:
     return f"{int(np.sum(_WEIGHTS[bits], dtype=np.uint64)):016x}"
 
 
+def block_hash_of_luma(luma: NDArray[Any]) -> str:
+    """The 64-bit block hash of a ``(32, 32)`` luma array, as 16 hex digits (module docstring)."""
+    values = np.asarray(luma, dtype=np.float64)
+    if values.shape != (_SIDE, _SIDE):
+        raise ValueError(f"block_hash_of_luma needs a ({_SIDE}, {_SIDE}) array, got {values.shape}")
+    padded = np.pad(values, 1, mode="edge")
+    rows = (padded[:-2] + 2.0 * padded[1:-1] + padded[2:]) / 4.0  # (32, 34)
+    smooth = (rows[:, :-2] + 2.0 * rows[:, 1:-1] + rows[:, 2:]) / 4.0  # (32, 32)
+    block = _SIDE // HASH_SIZE
+    means = smooth.reshape(HASH_SIZE, block, HASH_SIZE, block).mean(axis=(1, 3))
+    bits = (means > np.median(means)).reshape(-1)
+    return f"{int(np.sum(_WEIGHTS[bits], dtype=np.uint64)):016x}"
+
+
+def _hash_luma(image: Image.Image) -> NDArray[np.uint8]:
+    """The ``(32, 32)`` uint8 luma both hashes are computed from (see :func:`phash`)."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    small = rgb.resize((_SIDE, _SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return np.asarray(small.convert("L"))
+
+
+def perceptual_hashes(image: Image.Image) -> tuple[str, str]:
+    """``(phash, bhash)`` of a PIL image (any mode): both hashes from one reduction."""
+    luma = _hash_luma(image)
+    return phash_of_luma(luma), block_hash_of_luma(luma)
+
+
 def phash(image: Image.Image) -> str:
     """The perceptual hash of a PIL image (any mode), as 16 hex digits.
 
@@ -151,9 +205,7 @@ def phash(image: Image.Image) -> str:
     at a fraction of the cost of converting a large image (``reducing_gap`` lets PIL shrink
     by whole factors with a box filter before the Lanczos step, as thumbnails do).
     """
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    small = rgb.resize((_SIDE, _SIDE), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return phash_of_luma(np.asarray(small.convert("L")))
+    return phash_of_luma(_hash_luma(image))
 
 
 def hashes_to_array(hashes: Sequence[str]) -> NDArray[np.uint64]:
@@ -570,7 +622,8 @@ class NearDuplicates:
             "n_groups": len(self.groups),
             "n_members": sum(len(g.members) for g in self.groups),
             "n_removable": sum(len(g.members) - 1 for g in self.groups),
-            "hash": "64-bit DCT perceptual hash, Hamming distance",
+            "hash": "64-bit DCT perceptual hash, Hamming distance; up to 6 bits further when "
+            "the 64-bit block hashes are within the distance too",
             "hash_distance": self.hash_distance,
             "n_hash_pairs": self.n_hash_pairs,
             "embedding_distance": self.embedding_distance,
@@ -578,6 +631,31 @@ class NearDuplicates:
             "n_embedding_pairs": self.n_embedding_pairs,
             "nn_distance_histogram": self.nn_histogram,
         }
+
+
+def _confirmed_hash_pairs(
+    records: Sequence[SampleRecord],
+    with_hash: NDArray[np.intp],
+    all_hashes: NDArray[np.uint64],
+    hash_distance: int,
+) -> Pairs:
+    """Record pairs within ``hash_distance`` DCT bits, or within :data:`SHIFT_MARGIN` more
+    whose block hashes are within ``hash_distance`` (module docstring, Pairs and groups)."""
+    _check_distance(hash_distance)
+    has_block = np.asarray([bool(records[i].bhash) for i in with_hash.tolist()], dtype=bool)
+    wide = min(64, hash_distance + SHIFT_MARGIN) if has_block.any() else hash_distance
+    sub = hash_pairs(all_hashes[with_hash], wide)
+    keep = sub.distance <= hash_distance
+    beyond = np.flatnonzero(~keep & has_block[sub.first] & has_block[sub.second])
+    if beyond.size:
+        blocks = np.zeros(with_hash.size, dtype=np.uint64)
+        present = np.flatnonzero(has_block)
+        blocks[present] = hashes_to_array(
+            [records[int(with_hash[i])].bhash or "" for i in present.tolist()]
+        )
+        a, b = sub.first[beyond], sub.second[beyond]
+        keep[beyond] = hamming(blocks[a], blocks[b]) <= hash_distance
+    return Pairs(with_hash[sub.first[keep]], with_hash[sub.second[keep]], sub.distance[keep])
 
 
 def find_groups(
@@ -590,7 +668,8 @@ def find_groups(
 ) -> NearDuplicates:
     """Near-duplicate groups of ``records`` (the samples a run uses, all ``ok``).
 
-    Hash pairs come from the records' ``phash`` (records without one take part through
+    Hash pairs come from the records' ``phash``, confirmed by their ``bhash`` just past
+    ``hash_distance`` (module docstring; records without a ``phash`` take part through
     embeddings only). With ``embeddings`` (``(N, D)``, row-aligned with ``records``), pairs
     within ``embedding_distance`` join the groups; ``None`` uses the suggestion
     (:func:`suggest_embedding_threshold`), 0 searches none.
@@ -598,8 +677,7 @@ def find_groups(
     with_hash = np.asarray([i for i, r in enumerate(records) if r.phash], dtype=np.intp)
     all_hashes = np.zeros(len(records), dtype=np.uint64)
     all_hashes[with_hash] = hashes_to_array([records[i].phash or "" for i in with_hash.tolist()])
-    sub = hash_pairs(all_hashes[with_hash], hash_distance)
-    links = Pairs(with_hash[sub.first], with_hash[sub.second], sub.distance)
+    links = _confirmed_hash_pairs(records, with_hash, all_hashes, hash_distance)
     if embeddings is None:
         groups = group_pairs(records, all_hashes, links)
         return NearDuplicates(groups, hash_distance, int(links.first.size))
