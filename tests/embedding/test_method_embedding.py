@@ -91,3 +91,85 @@ def test_a_two_step_epoch_at_lr_1_embeds_at_the_scale_training_saw(
         eval_scale = model.backbone(x).abs().max()
     assert torch.isfinite(eval_scale)
     assert eval_scale < 10 * train_scale, (float(eval_scale), float(train_scale))
+
+
+def _fit(loader: DataLoader[object], model: MethodModel) -> MethodEmbedding:
+    import pytorch_lightning as pl
+
+    embedding = MethodEmbedding(model, torch.optim.SGD(model.parameters(), lr=0.01), loader)
+    pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    ).fit(embedding)
+    return embedding
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("augment", ["device", "workers"])
+def test_training_augments_on_the_device_by_default(
+    augment: str, make_image_folder: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default loader yields uint8 sources and the hook makes the views (the per-image
+    view transform is never called); loader.augment=workers keeps the per-image path."""
+    from selfsup.config import CollateConfig, LoaderConfig, ModelConfig
+    from selfsup.core import build_model, build_train_loader
+    from selfsup.embedding._method import loader_device_views
+    from selfsup.transforms.batched_view import BatchedMultiViewTransform
+    from selfsup.transforms.view_transform import ViewTransform
+
+    calls = {"per_image": 0, "batched": 0}
+    per_image_apply = ViewTransform.apply
+    batched_call = BatchedMultiViewTransform.__call__
+
+    def counted_apply(self: ViewTransform, *args: object, **kwargs: object) -> Tensor:
+        calls["per_image"] += 1
+        return per_image_apply(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counted_call(self: BatchedMultiViewTransform, *args: object, **kwargs: object) -> object:
+        calls["batched"] += 1
+        return batched_call(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ViewTransform, "apply", counted_apply)
+    monkeypatch.setattr(BatchedMultiViewTransform, "__call__", counted_call)
+    images = make_image_folder(n_classes=2, n_per_class=4, size=(40, 30))
+    loader = build_train_loader(
+        str(images),
+        LoaderConfig.model_validate({"num_workers": 0, "batch_size": 4, "augment": augment}),
+        CollateConfig(input_size=16),
+        method="byol",
+    )
+    model = build_model(ModelConfig(name="resnet-9", width=0.125, num_ftrs=8, out_dim=4), "byol")
+    seen: list[tuple[int, ...]] = []
+    loss = model.training_loss
+
+    def recording_loss(views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
+        seen.extend(tuple(v.shape) for v in views)
+        assert all(v.dtype == torch.float32 for v in views)
+        return loss(views, progress)
+
+    monkeypatch.setattr(model, "training_loss", recording_loss)
+    embedding = _fit(loader, model)
+    assert seen == [(4, 3, 16, 16)] * 4  # 2 steps, 2 views each
+    # The loader is read 4 times: 2 training steps, then 2 batches whose first views
+    # recompute the BatchNorm statistics at the epoch's end.
+    if augment == "device":
+        assert embedding.device_views is not None
+        assert embedding.device_views is loader_device_views(loader)
+        assert embedding.device_views.source_size == 32
+        assert calls == {"per_image": 0, "batched": 4}
+    else:
+        assert embedding.device_views is None
+        assert calls == {"per_image": 4 * 4 * 2, "batched": 0}
+
+
+def test_a_source_batch_without_device_views_is_refused() -> None:
+    from selfsup.embedding._method import train_views
+    from selfsup.errors import DataError
+
+    batch = (torch.zeros(2, 3, 8, 8, dtype=torch.uint8), torch.tensor([[8, 8]] * 2), [0, 0], "")
+    with pytest.raises(DataError, match="no DeviceViews"):
+        train_views(batch, None, "cpu")

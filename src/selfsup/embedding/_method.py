@@ -4,19 +4,28 @@ The loop knows nothing of a method beyond :meth:`MethodModel.training_loss` and
 :meth:`MethodModel.before_optimizer_step`; it tells the model where training stands
 (:class:`TrainProgress`) so momentum and temperature schedules follow the run's length.
 Embedding is inherited from :class:`SelfSupervisedEmbedding` and uses ``model.backbone``.
+
+Augmentation on the device (the default of :func:`selfsup.core.build_train_loader`): when the
+loader's ``collate_fn`` is a :class:`~selfsup.transforms.device_views.SourceCollate`, its
+batches are uint8 sources, and :meth:`MethodEmbedding.on_after_batch_transfer` (Lightning
+calls it on the training device, after the copy) turns them into the method's views with the
+collate's :class:`~selfsup.transforms.device_views.DeviceViews`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
+from selfsup.embedding._base import PRECISE_BN_BATCHES
 from selfsup.embedding.embedding import SelfSupervisedEmbedding
 from selfsup.errors import DataError
 from selfsup.methods._base import MethodModel, TrainProgress
+from selfsup.transforms.device_views import DeviceViews, SourceCollate, is_source_batch
 
 
 def batch_views(batch: Any) -> list[torch.Tensor]:
@@ -34,13 +43,39 @@ def batch_views(batch: Any) -> list[torch.Tensor]:
     return list(views)
 
 
+def loader_device_views(loader: DataLoader[Any]) -> DeviceViews | None:
+    """The :class:`DeviceViews` a loader's source batches need, or None for a loader that
+    yields views (its dataset or collate function augments per image)."""
+    collate = getattr(loader, "collate_fn", None)
+    return collate.views if isinstance(collate, SourceCollate) else None
+
+
+def train_views(
+    batch: Any,
+    device_views: DeviceViews | None,
+    device: torch.device | str,
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor]:
+    """The view batches of a training ``batch`` on ``device``: a source batch is moved there
+    and augmented by ``device_views``; a batch of views is moved as it is."""
+    if is_source_batch(batch):
+        if device_views is None:
+            raise DataError(
+                "the loader yields uint8 source batches but no DeviceViews was given to "
+                "make their views; use the loader of selfsup.core.build_train_loader"
+            )
+        return device_views(batch[0].to(device, non_blocking=True), batch[1], generator)
+    return [v.to(device) for v in batch_views(batch)]
+
+
 class MethodEmbedding(SelfSupervisedEmbedding):
     """Trains ``model`` (a registered method's model) with ``optimizer`` on ``dataloader``.
 
     Args:
         model: The method's model; ``model.backbone`` is what embeds afterwards.
         optimizer: Optimiser over the model's trainable parameters.
-        dataloader: Yields ``(views, labels, filenames)`` with the method's views.
+        dataloader: Yields ``(views, labels, filenames)`` with the method's views, or uint8
+            source batches through a :class:`SourceCollate` (views made on the device).
         scheduler: Optional learning-rate scheduler stepped once per epoch.
     """
 
@@ -57,6 +92,9 @@ class MethodEmbedding(SelfSupervisedEmbedding):
         self._total_steps = 1
         self._max_epochs = 1
         self._step_progress = TrainProgress()
+        #: Makes the views of source batches on the device; None when the loader augments.
+        self.device_views = loader_device_views(dataloader)
+        self._augment_generator: torch.Generator | None = None
 
     def on_train_start(self) -> None:
         # The run's length is fixed once training starts; Lightning re-derives
@@ -67,6 +105,35 @@ class MethodEmbedding(SelfSupervisedEmbedding):
         self._max_epochs = (
             trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else 1
         )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Source batches (already on the training device) -> ``(views, labels, filenames)``.
+
+        Parameters come from a CPU generator seeded once from torch's global one (which
+        ``seed_everything`` seeds) plus the process rank, so runs repeat and DDP processes
+        draw different augmentations.
+        """
+        if not is_source_batch(batch):
+            return batch
+        if self._augment_generator is None:
+            seed = int(torch.randint(0, 2**62, (1,))) + 1_000_003 * self.global_rank
+            self._augment_generator = torch.Generator().manual_seed(seed)
+        views = train_views(batch, self.device_views, batch[0].device, self._augment_generator)
+        return views, batch[2], batch[3]
+
+    def _first_views(self) -> Iterator[torch.Tensor]:
+        """The base's batches for recomputing BatchNorm statistics, with source batches turned
+        into views first (their first element is a uint8 image batch, not a list of views)."""
+        if self.device_views is None:
+            yield from super()._first_views()
+            return
+        loader = self.trainer.train_dataloader
+        if loader is None:
+            return
+        generator = self._augment_generator or torch.Generator().manual_seed(0)
+        for batch in islice(loader, PRECISE_BN_BATCHES):
+            if is_source_batch(batch) and len(batch[0]) >= 2:
+                yield train_views(batch, self.device_views, self.device, generator)[0]
 
     def progress(self) -> TrainProgress:
         """Where training stands now (epoch and step of the Lightning trainer)."""
