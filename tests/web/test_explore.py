@@ -247,6 +247,8 @@ def test_an_app_without_an_embedder_says_why_the_upload_search_is_unavailable(
     # create_view_app of selfsup.web has no embedder (selfsup.cli.apps gives one; tested in
     # tests/cli/test_apps.py with a real model).
     copy = _index(outputs, COPY)
+    grid = client.get(f"/runs/{RUN}/images").text
+    assert f'href="/runs/{RUN}/similar" data-testid="find-similar-upload"' in grid
     for path in (f"/runs/{RUN}/similar", f"/runs/{RUN}/images/{copy}/similar"):
         page = client.get(path)
         assert page.status_code == 200
