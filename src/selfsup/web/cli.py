@@ -79,9 +79,7 @@ def view_main(
         return EXIT_USAGE
     token = args.token or os.environ.get(TOKEN_ENV) or None
     try:
-        app = factory(
-            args.folders, token=token, cache_dir=args.cache_dir, input_dir=args.input_dir
-        )
+        app = factory(args.folders, token=token, cache_dir=args.cache_dir, input_dir=args.input_dir)
     except FileNotFoundError as exc:
         print(f"selfsup view: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
