@@ -3,6 +3,7 @@
     python benchmarks/near_duplicates.py                      # 300 distinct, 75 copies each
     python benchmarks/near_duplicates.py --distinct 1000 --copies 200 --distances 6 8 10 12
     python benchmarks/near_duplicates.py --shift 4 3          # a larger shift
+    python benchmarks/near_duplicates.py --scale 100000 1000000  # pair search time only
 
 Builds a folder of ``--distinct`` distinct images (smooth random colour fields with random
 shapes and a little grain, PNG; no download) and, for ``--copies`` of them per
@@ -20,12 +21,26 @@ file, the perceptual hash included) and groups with
 transformation it prints the recall (copies grouped with their original) and the precision
 (of the grouped (member, kept) pairs involving such a copy, those of one original); then the
 number of groups mixing two distinct originals, and the Hamming distances: the largest
-between a copy and its original per transformation, the smallest between distinct originals.
+between a copy and its original per transformation, the smallest between distinct originals,
+for the DCT hash (``phash``) and the block hash (``bhash``) that confirms pairs up to
+``SHIFT_MARGIN`` bits past the threshold.
+
+``--scale N ...`` measures instead the pair search alone
+(:func:`selfsup.curation.near_duplicates.hash_pairs`) on ``N`` random 64-bit hashes in which
+every 50th is a copy of another with 0-14 bits flipped, within ``--scale-distance`` bits
+(default 10, the default ``hash_distance``; ``find_groups`` runs one such search over the DCT
+hashes and one over the block hashes): numpy multi-index hashing up to
+``--multi-index-max`` hashes, and faiss (``IndexBinaryFlat`` range search) where installed;
+when both run it checks they give the same pairs. Past ``--faiss-full-max`` hashes faiss
+searches only the first ``--queries`` hashes against all of them (that share of the work,
+exactly) and the full time is projected from it, marked as such. It prints the load average
+before and after: on shared cores the times scale with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +52,13 @@ from PIL import Image, ImageDraw, ImageEnhance
 
 from selfsup.curation.checks import build_manifest
 from selfsup.curation.manifest import SampleRecord
-from selfsup.curation.near_duplicates import NearDuplicateGroup, find_groups, hamming
+from selfsup.curation.near_duplicates import (
+    NearDuplicateGroup,
+    find_groups,
+    hamming,
+    hash_pairs,
+)
+from selfsup.utils.vectors import faiss_available
 
 
 def distinct_image(rng: np.random.Generator, size: tuple[int, int] = (200, 160)) -> Image.Image:
@@ -142,8 +163,13 @@ def evaluate(groups: Sequence[NearDuplicateGroup], planted: dict[str, str]) -> S
     return Scores(recall, precision, mixed)
 
 
-def _hash_distances(records: Sequence[SampleRecord], planted: dict[str, str]) -> None:
-    by_name = {r.filename: int(r.phash or "0", 16) for r in records if r.phash}
+def _hash_distances(
+    records: Sequence[SampleRecord], planted: dict[str, str], field: str = "phash"
+) -> None:
+    by_name = {
+        r.filename: int(getattr(r, field), 16) for r in records if getattr(r, field) is not None
+    }
+    print(f" {field}:")
     for transformation in TRANSFORMATIONS:
         d = [
             int(
@@ -177,7 +203,15 @@ def main() -> None:
     parser.add_argument("--distances", type=int, nargs="+", default=[6, 8, 10, 12])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shift", type=int, nargs=2, default=SHIFT, metavar=("DX", "DY"))
+    parser.add_argument("--scale", type=int, nargs="+", metavar="N", help="time pairs only")
+    parser.add_argument("--scale-distance", type=int, default=10)
+    parser.add_argument("--multi-index-max", type=int, default=200_000)
+    parser.add_argument("--faiss-full-max", type=int, default=200_000)
+    parser.add_argument("--queries", type=int, default=65_536)
     args = parser.parse_args()
+    if args.scale:
+        run_scale(args)
+        return
     SHIFT[:] = args.shift
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "images"
@@ -206,7 +240,84 @@ def main() -> None:
                 f"precision {scores.precision[transformation]:6.1%}"
             )
     print("Hamming distances:")
-    _hash_distances(records, planted)
+    _hash_distances(records, planted, "phash")
+    _hash_distances(records, planted, "bhash")
+
+
+def scale_hashes(n: int, seed: int = 0) -> np.ndarray:
+    """``(n,)`` random uint64 hashes, every 50th a copy of a random one with 0-14 bits flipped."""
+    rng = np.random.default_rng(seed)
+    h = rng.integers(0, 2**63, n, dtype=np.int64).astype(np.uint64) * np.uint64(2)
+    h |= rng.integers(0, 2, n).astype(np.uint64)
+    copies = np.arange(1, n, 50)
+    flips = np.zeros(copies.size, dtype=np.uint64)
+    for j in range(copies.size):
+        for bit in rng.choice(64, size=int(rng.integers(0, 15)), replace=False).tolist():
+            flips[j] |= np.uint64(1 << bit)
+    h[copies] = h[rng.integers(0, n, copies.size)] ^ flips
+    return h
+
+
+def _load() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _faiss_share(h: np.ndarray, distance: int, queries: int) -> tuple[float, int]:
+    """Seconds and hits of a faiss range search of the first ``queries`` hashes in all of ``h``."""
+    import faiss
+
+    codes = np.ascontiguousarray(h).view(np.uint8).reshape(-1, 8)
+    start = time.perf_counter()
+    index = faiss.IndexBinaryFlat(64)
+    index.add(codes)
+    lims, _, _ = index.range_search(codes[:queries], distance + 1)
+    return time.perf_counter() - start, int(lims[-1])
+
+
+def run_scale(args: argparse.Namespace) -> None:
+    """The ``--scale`` measurement (module docstring)."""
+    distance = args.scale_distance
+    print(f"load average (1, 5, 15 min) before: {_load()}")
+    if faiss_available():
+        import faiss
+
+        print(f"faiss {faiss.__version__}, {faiss.omp_get_max_threads()} OpenMP threads")
+    else:
+        print("faiss is not installed: only numpy multi-index hashing is measured")
+    for n in args.scale:
+        h = scale_hashes(n, args.seed)
+        print(f"{n:,} hashes, pairs within {distance} bits:")
+        reference = None
+        if n <= args.multi_index_max:
+            start = time.perf_counter()
+            reference = hash_pairs(h, distance, method="multi_index")
+            print(
+                f"  numpy multi-index  {time.perf_counter() - start:8.1f} s  "
+                f"{reference.first.size:,} pairs"
+            )
+        else:
+            print(f"  numpy multi-index  skipped (> --multi-index-max {args.multi_index_max:,})")
+        if not faiss_available():
+            continue
+        if n <= args.faiss_full_max:
+            start = time.perf_counter()
+            pairs = hash_pairs(h, distance, method="faiss")
+            seconds = time.perf_counter() - start
+            same = ""
+            if reference is not None:
+                equal = np.array_equal(pairs.first, reference.first) and np.array_equal(
+                    pairs.second, reference.second
+                )
+                same = ", the same pairs" if equal else ", PAIRS DIFFER from multi-index"
+            print(f"  faiss flat range   {seconds:8.1f} s  {pairs.first.size:,} pairs{same}")
+        else:
+            queries = min(n, args.queries)
+            seconds, _ = _faiss_share(h, distance, queries)
+            print(
+                f"  faiss flat range   {seconds:8.1f} s for the first {queries:,} queries; "
+                f"all {n:,} projected {seconds * n / queries:,.0f} s"
+            )
+        print(f"  load average now: {_load()}")
 
 
 if __name__ == "__main__":

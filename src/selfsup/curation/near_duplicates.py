@@ -640,22 +640,30 @@ def _confirmed_hash_pairs(
     hash_distance: int,
 ) -> Pairs:
     """Record pairs within ``hash_distance`` DCT bits, or within :data:`SHIFT_MARGIN` more
-    whose block hashes are within ``hash_distance`` (module docstring, Pairs and groups)."""
+    whose block hashes are within ``hash_distance`` (module docstring, Pairs and groups).
+
+    Both searches run at ``hash_distance``: the second rule's pairs are block-hash pairs
+    whose DCT distance is checked afterwards, which costs far less than a DCT search at the
+    wider radius (the number of multi-index probes grows steeply with the radius).
+    """
     _check_distance(hash_distance)
-    has_block = np.asarray([bool(records[i].bhash) for i in with_hash.tolist()], dtype=bool)
-    wide = min(64, hash_distance + SHIFT_MARGIN) if has_block.any() else hash_distance
-    sub = hash_pairs(all_hashes[with_hash], wide)
-    keep = sub.distance <= hash_distance
-    beyond = np.flatnonzero(~keep & has_block[sub.first] & has_block[sub.second])
-    if beyond.size:
-        blocks = np.zeros(with_hash.size, dtype=np.uint64)
-        present = np.flatnonzero(has_block)
-        blocks[present] = hashes_to_array(
-            [records[int(with_hash[i])].bhash or "" for i in present.tolist()]
-        )
-        a, b = sub.first[beyond], sub.second[beyond]
-        keep[beyond] = hamming(blocks[a], blocks[b]) <= hash_distance
-    return Pairs(with_hash[sub.first[keep]], with_hash[sub.second[keep]], sub.distance[keep])
+    h = all_hashes[with_hash]
+    sub = hash_pairs(h, hash_distance)
+    present = np.asarray(
+        [j for j, i in enumerate(with_hash.tolist()) if records[i].bhash], dtype=np.intp
+    )
+    if present.size < 2:
+        return Pairs(with_hash[sub.first], with_hash[sub.second], sub.distance)
+    blocks = hashes_to_array([records[int(with_hash[j])].bhash or "" for j in present.tolist()])
+    by_block = hash_pairs(blocks, hash_distance)
+    a, b = present[by_block.first], present[by_block.second]
+    dct = hamming(h[a], h[b])
+    extra = (dct > hash_distance) & (dct <= hash_distance + SHIFT_MARGIN)
+    first = np.concatenate([sub.first, a[extra]])
+    second = np.concatenate([sub.second, b[extra]])
+    distance = np.concatenate([sub.distance, dct[extra].astype(np.float64)])
+    order = np.lexsort((second, first))
+    return Pairs(with_hash[first[order]], with_hash[second[order]], distance[order])
 
 
 def find_groups(
