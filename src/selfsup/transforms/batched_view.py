@@ -122,8 +122,19 @@ def _unbind(step: RandomTransform[Any], params: Any) -> list[Any]:
     return [bool(v) for v in params.tolist()]
 
 
+def _skips_all(params: Any) -> bool:
+    """Whether a step's batch params apply it to no image (a coin flip that is never set,
+    e.g. SimCLR's ``vf_prob=0``): such a step is skipped rather than run as a copy."""
+    if isinstance(params, RotationBatch | ColorJitterBatch | GaussianBlurBatch):
+        params = params.applied
+    return params.dtype == torch.bool and not bool(params.any())
+
+
 def _apply(step: RandomTransform[Any], images: torch.Tensor, params: Any) -> torch.Tensor:
-    """Apply one step's batch params to a float batch ``(B, C, H, W)``."""
+    """Apply one step's batch params to a float batch ``(B, C, H, W)``; a step that applies
+    to no image returns ``images`` itself (callers never modify it)."""
+    if _skips_all(params):
+        return images
     if isinstance(step, RandomResizedCrop):
         return B.resized_crop(images, params, step.size, step.interpolation)
     if isinstance(step, RandomHorizontalFlip):
