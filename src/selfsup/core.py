@@ -354,6 +354,9 @@ def _embedding_model(
         "method_kwargs": model.rebuild_kwargs(),
         # The recipe may choose the input size: embedding uses the one trained with.
         "input_size": cfg.collate.input_size,
+        # And the epochs: the report's CO2 estimate counts the epochs this training ran
+        # for, not lightly's default trainer.max_epochs (:func:`trained_epochs`).
+        "max_epochs": cfg.trainer.max_epochs,
         "version": 1,
     }
     return embedding
@@ -367,6 +370,15 @@ def embed_input_size(cfg: LightlyConfig, checkpoint: str | os.PathLike[str]) -> 
     _, metadata = read_checkpoint(checkpoint)
     stored = metadata.get("input_size")
     return stored if isinstance(stored, int) and stored >= 1 else cfg.collate.input_size
+
+
+def trained_epochs(checkpoint: str | os.PathLike[str]) -> int | None:
+    """The epochs the training that wrote ``checkpoint`` was set to run (the user's
+    ``trainer.max_epochs`` or the recipe's choice); ``None`` for a checkpoint that does not
+    record them (written by another tool, or before selfsup recorded them)."""
+    _, metadata = read_checkpoint(checkpoint)
+    epochs = metadata.get("max_epochs")
+    return epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None
 
 
 def _typical_side(dataset: Any, n_probe: int = 16) -> float | None:
