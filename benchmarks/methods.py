@@ -3,6 +3,8 @@
     python benchmarks/methods.py                                   # CPU: 6,000 images, 2 epochs
     python benchmarks/methods.py --train-samples 60000 --epochs 20 --device cuda   # on a GPU
     python benchmarks/methods.py --methods simclr byol
+    python benchmarks/methods.py --jsonl rows.jsonl      # also append each row as it is done
+    python benchmarks/methods.py --table-from rows.jsonl  # print the table of saved rows
 
 Each method of ``selfsup.methods`` trains the same backbone (``model.name`` at ``--width``;
 methods that need a ViT's tokens train ``--vit-model`` instead; a linear map to
@@ -15,6 +17,9 @@ accuracy of a linear probe (logistic regression on the standardised embeddings),
 training throughput (images/s, augmentation included) and the peak memory (the process's
 peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on a GPU), and the same two
 accuracies for raw pixels. Every method runs in its own process, so peak memory is its own.
+The loss columns are the mean of the first and of the last ``--loss-window`` steps: a method
+whose loss does not fall, or whose kNN accuracy stays near chance (0.1), has not learnt at
+this budget.
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import datetime
 import json
+import multiprocessing
+import multiprocessing.queues
 import resource
 import subprocess
 import sys
 import time
-from typing import Any
+import traceback
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -93,14 +102,52 @@ def linear_probe(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tenso
     return float(probe.score(scaler.transform(test_x.numpy()), test_y.numpy()))
 
 
+#: Fashion-MNIST splits loaded once per process (a forked child inherits them).
+_DATA: dict[str, tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]] = {}
+
+
+def _data(split: Literal["train", "test"]) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    if split not in _DATA:
+        _DATA[split] = load_fashion_mnist(split)
+    return _DATA[split]
+
+
+def _forked(args: argparse.Namespace, name: str) -> dict[str, Any] | str:
+    """``run_method`` for ``name`` in a forked child: torch, the methods and the data are
+    imported and loaded once by the parent instead of once per method (on a busy 2-core
+    machine a fresh interpreter took longer to start than the method took to train). The
+    child is its own process, so its peak RSS is its own (from the shared start on).
+    Returns the row, or the error text."""
+    context = multiprocessing.get_context("fork")
+    queue: multiprocessing.queues.SimpleQueue[dict[str, Any] | str] = context.SimpleQueue()
+
+    def child() -> None:
+        try:
+            queue.put(run_method(argparse.Namespace(**{**vars(args), "one": name})))
+        except Exception:  # noqa: BLE001  # reported by the parent, which goes on
+            queue.put(traceback.format_exc())
+
+    process = context.Process(target=child)
+    process.start()
+    process.join(args.timeout or None)
+    if process.is_alive():
+        process.kill()
+        process.join()
+        return f"stopped after --timeout {args.timeout:g} s"
+    if queue.empty():
+        return f"exited with status {process.exitcode} without a result"
+    return queue.get()
+
+
 def run_method(args: argparse.Namespace) -> dict[str, Any]:
     """Train one method and measure it (runs in a child process)."""
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     method = get_method(args.one)
-    train_np, train_labels = load_fashion_mnist("train")
-    test_np, test_labels = load_fashion_mnist("test")
+    train_np, train_labels = _data("train")
+    test_np, test_labels = _data("test")
     train_np, train_labels = train_np[: args.train_samples], train_labels[: args.train_samples]
+    test_np, test_labels = test_np[: args.test_samples], test_labels[: args.test_samples]
     # Methods on a ViT's tokens (MAE, SimMIM, I-JEPA, ...) cannot use a ResNet; ViTs take no
     # width multiplier.
     model_name, width = (args.vit_model, 1.0) if method.needs_vit else (args.model, args.width)
@@ -116,7 +163,8 @@ def run_method(args: argparse.Namespace) -> dict[str, Any]:
         persistent_workers=args.workers > 0,
     )
     total_steps = args.epochs * len(loader)
-    step, seen, loss_value = 0, 0, float("nan")
+    step, seen = 0, 0
+    losses: list[float] = []
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
@@ -132,11 +180,16 @@ def run_method(args: argparse.Namespace) -> dict[str, Any]:
             optimizer.step()
             step += 1
             seen += views[0].shape[0]
-            loss_value = float(loss.detach())
+            losses.append(float(loss.detach()))
     train_time = time.perf_counter() - start
+    window = max(1, min(args.loss_window, len(losses) // 2))
+    start = time.perf_counter()
     train_emb = embed(model.backbone, train_np, args.device)
     test_emb = embed(model.backbone, test_np, args.device)
     y_train, y_test = torch.from_numpy(train_labels), torch.from_numpy(test_labels)
+    knn = knn_accuracy(train_emb, y_train, test_emb, y_test, k=200, t=0.1)
+    linear = linear_probe(train_emb, y_train, test_emb, y_test)
+    eval_time = time.perf_counter() - start
     if args.device.startswith("cuda"):
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
@@ -144,23 +197,27 @@ def run_method(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "method": method.name,
         "model": f"{model_name} x{width:g}",
-        "knn": knn_accuracy(train_emb, y_train, test_emb, y_test, k=200, t=0.1),
-        "linear": linear_probe(train_emb, y_train, test_emb, y_test),
+        "knn": knn,
+        "linear": linear,
         "images_per_s": seen / max(train_time, 1e-9),
         "peak_mb": peak_mb,
-        "final_loss": loss_value,
+        "first_loss": float(np.mean(losses[:window])),
+        "final_loss": float(np.mean(losses[-window:])),
         "train_time_s": train_time,
+        "eval_time_s": eval_time,
+        "optimizer": f"{method.optimizer.name} lr {method.optimizer.lr:g} "
+        f"wd {method.optimizer.weight_decay:g}",
     }
 
 
-def raw_pixels(train_samples: int) -> dict[str, Any]:
+def raw_pixels(train_samples: int, test_samples: int) -> dict[str, Any]:
     """The same two accuracies on raw pixels (flattened; the kNN L2-normalises them)."""
-    train_np, train_labels = load_fashion_mnist("train")
-    test_np, test_labels = load_fashion_mnist("test")
+    train_np, train_labels = _data("train")
+    test_np, test_labels = _data("test")
     train_x = torch.from_numpy(train_np[:train_samples]).flatten(1).float()
-    test_x = torch.from_numpy(test_np).flatten(1).float()
+    test_x = torch.from_numpy(test_np[:test_samples]).flatten(1).float()
     y_train = torch.from_numpy(train_labels[:train_samples])
-    y_test = torch.from_numpy(test_labels)
+    y_test = torch.from_numpy(test_labels[:test_samples])
     return {
         "method": "raw pixels",
         "knn": knn_accuracy(train_x, y_train, test_x, y_test, k=200, t=0.1),
@@ -176,6 +233,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--methods", nargs="+", default=own, help="registered method names (all without a teacher)")
     add("--epochs", type=int, default=2, help="epochs of every method (%(default)s)")
     add("--train-samples", type=int, default=6000, help="training images (%(default)s)")
+    add("--test-samples", type=int, default=10000, help="test images scored (%(default)s)")
     add("--batch-size", type=int, default=256)
     add("--input-size", type=int, default=28, help="crop size in pixels (%(default)s)")
     add("--model", default="resnet-9", help="backbone name (%(default)s)")
@@ -187,14 +245,71 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--threads", type=int, default=2, help="torch CPU threads (%(default)s)")
     add("--workers", type=int, default=1, help="data loader processes (%(default)s)")
     add("--seed", type=int, default=0)
+    add("--loss-window", type=int, default=5, help="steps averaged for first/final loss")
+    add("--timeout", type=float, default=0, help="seconds per method, 0: none (%(default)s)")
+    add(
+        "--no-fork",
+        action="store_true",
+        help="run each method in a fresh interpreter instead of a fork of this process",
+    )
+    add("--jsonl", default="", help="append each method's row (JSON) to this file")
+    add("--table-from", default="", help="print the table of the rows in this JSONL file")
     add("--one", default="", help=argparse.SUPPRESS)  # the child process's method
     args = parser.parse_args(argv)
     if args.epochs < 1 or args.train_samples < args.batch_size:
         parser.error("need --epochs >= 1 and --train-samples >= --batch-size")
+    if not 1 <= args.test_samples <= 10000:
+        parser.error(f"--test-samples must be 1 to 10000 (the test split), got {args.test_samples}")
     for name in args.methods:
         if name not in method_names():
             parser.error(f"unknown method {name!r}; registered: {', '.join(method_names())}")
     return args
+
+
+def print_table(rows: list[dict[str, Any]], header: dict[str, Any]) -> None:
+    """The markdown table of ``rows`` (one per method, then raw pixels last)."""
+    baseline = next(row for row in rows if row["method"] == "raw pixels")
+    print(
+        f"# {header['epochs']} epoch(s) on {header['train_samples']} Fashion-MNIST images "
+        f"(scored on {header['test_samples']} test images), {header['model']} width "
+        f"{header['width']} (ViT-only methods: {header['vit_model']}), batch "
+        f"{header['batch_size']}, {header['device']}, {header['date']}, load average "
+        f"{header['load_start']:.2f} at the start, {header['load_end']:.2f} at the end"
+    )
+    print(
+        "| method | backbone | optimizer | kNN acc | linear acc | images/s | peak MB "
+        "| first loss | final loss | beats raw kNN |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        if row["method"] == "raw pixels":
+            continue
+        beats = "yes" if row["knn"] > baseline["knn"] else "no"
+        print(
+            f"| {row['method']} | {row['model']} | {row.get('optimizer', '-')} | "
+            f"{row['knn']:.3f} | {row['linear']:.3f} | {row['images_per_s']:.0f} | "
+            f"{row['peak_mb']:.0f} | {row.get('first_loss', float('nan')):.3f} | "
+            f"{row['final_loss']:.3f} | {beats} |"
+        )
+    print(
+        f"| raw pixels | - | - | {baseline['knn']:.3f} | {baseline['linear']:.3f} "
+        "| - | - | - | - | - |"
+    )
+
+
+def _read_jsonl(path: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The header and rows saved by ``--jsonl`` (the last header wins)."""
+    header: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                record = json.loads(line)
+                if "header" in record:
+                    header = record["header"]
+                else:
+                    rows.append(record)
+    return header, rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -202,36 +317,70 @@ def main(argv: list[str] | None = None) -> None:
     if args.one:
         print(json.dumps(run_method(args)))
         return
+    if args.table_from:
+        header, saved = _read_jsonl(args.table_from)
+        print_table(saved, header)
+        return
+    header = {
+        key: getattr(args, key)
+        for key in (
+            "epochs",
+            "train_samples",
+            "test_samples",
+            "model",
+            "width",
+            "vit_model",
+            "batch_size",
+            "device",
+        )
+    }
+    header["date"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    header["load_start"] = os.getloadavg()[0]
+
+    def save(record: dict[str, Any]) -> None:
+        if args.jsonl:
+            with open(args.jsonl, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+
     rows = []
     passthrough = list(argv if argv is not None else sys.argv[1:])
+    fork = not args.no_fork and "fork" in multiprocessing.get_all_start_methods()
+    if fork:
+        # Everything the children share, loaded before forking; one thread, so that no
+        # OpenMP pool exists in the parent when it forks.
+        torch.set_num_threads(1)
+        for name in args.methods:
+            get_method(name)
+        _data("train"), _data("test")
     for name in args.methods:
+        if fork:
+            result = _forked(args, name)
+            if isinstance(result, str):
+                print(f"{name}: failed\n{result[-2000:]}", file=sys.stderr)
+                continue
+            rows.append(result)
+            save(rows[-1])
+            print(f"done: {name} ({os.getloadavg()[0]:.2f} load)", file=sys.stderr)
+            continue
         cmd = [sys.executable, os.path.abspath(__file__), *passthrough, "--one", name]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        try:
+            out = subprocess.run(
+                cmd, capture_output=True, text=True, check=False, timeout=args.timeout or None
+            )
+        except subprocess.TimeoutExpired:
+            print(f"{name}: stopped after --timeout {args.timeout:g} s", file=sys.stderr)
+            continue
         if out.returncode != 0:
             print(f"{name}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
             continue
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"done: {name}", file=sys.stderr)
-    baseline = raw_pixels(args.train_samples)
-    print(
-        f"# {args.epochs} epoch(s) on {args.train_samples} Fashion-MNIST images, {args.model} "
-        f"width {args.width} (ViT-only methods: {args.vit_model}), batch {args.batch_size}, "
-        f"{args.device}, "
-        f"load average {os.getloadavg()[0]:.2f}"
-    )
-    print(
-        "| method | backbone | kNN acc | linear acc | images/s | peak MB | final loss "
-        "| beats raw kNN |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        beats = "yes" if row["knn"] > baseline["knn"] else "no"
-        print(
-            f"| {row['method']} | {row['model']} | {row['knn']:.3f} | {row['linear']:.3f} | "
-            f"{row['images_per_s']:.0f} | {row['peak_mb']:.0f} | {row['final_loss']:.3f} | "
-            f"{beats} |"
-        )
-    print(f"| raw pixels | - | {baseline['knn']:.3f} | {baseline['linear']:.3f} | - | - | - | - |")
+        save(rows[-1])
+        print(f"done: {name} ({os.getloadavg()[0]:.2f} load)", file=sys.stderr)
+    rows.append(raw_pixels(args.train_samples, args.test_samples))
+    save(rows[-1])
+    header["load_end"] = os.getloadavg()[0]
+    save({"header": header})
+    print_table(rows, header)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,19 @@ def test_help_lists_every_documented_key(capsys: pytest.CaptureFixture[str]) -> 
         assert key in out
 
 
+@pytest.mark.parametrize(("command", "prefix"), [("train", ""), ("run", "lightly.")])
+def test_help_lists_each_methods_criterion_arguments(
+    command: str, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert any(
+        line.split()[:2] == ["barlowtwins", f"{prefix}criterion.lambda_param"] for line in lines
+    )
+    assert any(line.split()[:2] == ["dino", f"{prefix}criterion.teacher_temp"] for line in lines)
+
+
 def test_unknown_key_exits_2_with_suggestion(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

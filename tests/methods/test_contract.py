@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from torch.utils.data import DataLoader
 from _contract import std_of_l2_normalized
 from selfsup.data import LightlyDataset
 from selfsup.embedding import MethodEmbedding
-from selfsup.methods import TrainProgress, get_method, method_names
+from selfsup.errors import ConfigError
+from selfsup.methods import MethodArg, TrainProgress, get_method, method_names
 
 INPUT_SIZE = 32
 NUM_FTRS, OUT_DIM = 16, 16
@@ -231,3 +233,58 @@ def test_method_embedding_trains_checkpoints_and_embeds(name: str, tmp_path: Pat
     emb, _, names = embedding.embed(DataLoader(plain, batch_size=3), progress=False)
     assert emb.shape == (8, NUM_FTRS)
     assert names == plain.get_filenames()
+
+
+def _other_value(arg: MethodArg, default: Any) -> Any:
+    """A valid value of ``arg`` different from ``default``."""
+    if arg.type == "bool":
+        return not default
+    if arg.type == "int":
+        candidates: list[Any] = [2 if default is None else default + 1, 16]
+    else:
+        base = 0.25 if not default else float(default)
+        candidates = [base / 2, base * 2, 0.3, 0.7]
+    for value in candidates:
+        try:
+            checked = arg.check(value, "test")
+        except ConfigError:
+            continue
+        if checked != default:
+            return checked
+    raise AssertionError(f"no other valid value for {arg.name} (default {default!r})")
+
+
+def _held_values(model: nn.Module, arg: MethodArg) -> list[Any]:
+    """What the model holds for ``arg``: its declared attribute, else the attributes named
+    like the argument on any submodule (the loss, heads, the model itself)."""
+    if arg.attribute:
+        held: Any = model
+        for part in arg.attribute.split("."):
+            if part == "len":
+                held = len(held)
+            elif isinstance(held, Mapping):
+                held = held[part]
+            elif part.isdigit():
+                held = held[int(part)]
+            else:
+                held = getattr(held, part)
+        return [held]
+    return [vars(m)[arg.name] for m in model.modules() if arg.name in vars(m)]
+
+
+@pytest.mark.parametrize(
+    ("name", "arg_name"),
+    [(name, arg.name) for name in method_names() for arg in get_method(name).args],
+)
+def test_every_declared_argument_reaches_the_model(name: str, arg_name: str) -> None:
+    # A criterion.<arg> key that the builder silently ignored would make the config lie.
+    method = get_method(name)
+    arg = next(a for a in method.args if a.name == arg_name)
+    default = method.arg_defaults()[arg_name]
+    value = _other_value(arg, default)
+    if default is not None:  # None lets the builder choose (DirectCLR's d0)
+        assert any(held == default for held in _held_values(_model(name), arg)), (
+            f"{name}: the model does not hold the default {default!r} of {arg_name}"
+        )
+    held = _held_values(_model(name, **{arg_name: value}), arg)
+    assert any(h == pytest.approx(value) if isinstance(value, float) else h == value for h in held)

@@ -58,5 +58,6 @@ def test_bad_d0_is_rejected(d0: object) -> None:
         subvector_dim(12, d0)  # type: ignore[arg-type]  # bad input on purpose
 
 
-def test_temperature_is_the_one_criterion_key() -> None:
-    assert get_method("directclr").criterion_keys == ("temperature",)
+def test_temperature_and_d0_are_the_criterion_keys() -> None:
+    # d0's upper bound (num_ftrs) is known only when the model is built: subvector_dim.
+    assert get_method("directclr").criterion_keys == ("temperature", "d0")

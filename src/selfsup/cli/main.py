@@ -157,6 +157,17 @@ _SERVER_COMMANDS: dict[str, str] = {
 }
 
 
+def _method_args_help(model: type[BaseModel]) -> str:
+    """The per-method ``criterion.*`` keys, for the help of commands that train (torch-free)."""
+    from selfsup.methods._args import describe_method_args
+
+    if model is LightlyConfig:
+        return "\n\n" + describe_method_args("criterion.")
+    if model is RunConfig:
+        return "\n\n" + describe_method_args("lightly.criterion.")
+    return ""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="selfsup",
@@ -170,7 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_text,
             description=help_text,
             formatter_class=argparse.RawDescriptionHelpFormatter,
-            epilog="configuration keys (pass as key=value):\n" + describe(model),
+            epilog="configuration keys (pass as key=value):\n"
+            + describe(model)
+            + _method_args_help(model),
         )
         p.add_argument("--config", help="YAML file with configuration keys; key=value wins")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="configuration overrides")

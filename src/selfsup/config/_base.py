@@ -98,9 +98,14 @@ def suggest_key(model: type[BaseModel], key: str) -> str | None:
 def _field_annotation(model: type[BaseModel], path: Sequence[str]) -> Any | None:
     current: type[BaseModel] | None = model
     annotation: Any = None
-    for part in path:
-        if current is None or part not in current.model_fields:
+    for i, part in enumerate(path):
+        if current is None:
             return None
+        if part not in current.model_fields:
+            # A section that takes extra keys (criterion.*: the method's own arguments,
+            # checked by the parent model's validator) accepts any leaf key, parsed as YAML.
+            last = i == len(path) - 1
+            return Any if last and current.model_config.get("extra") == "allow" else None
         annotation = current.model_fields[part].annotation
         current = _unwrap_model(annotation)
     return annotation

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from selfsup.methods._args import MethodArg
 from selfsup.methods._registry import (
+    check_criterion_args,
     check_method_name,
     get_method,
+    method_args,
     method_names,
     method_takes_teacher,
     register_method,
@@ -32,11 +35,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Method",
+    "MethodArg",
     "MethodModel",
     "OptimizerDefaults",
     "TrainProgress",
+    "check_criterion_args",
     "check_method_name",
     "get_method",
+    "method_args",
     "method_names",
     "method_takes_teacher",
     "register_method",

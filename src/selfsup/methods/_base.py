@@ -9,6 +9,7 @@ knows nothing else about methods, and embedding uses only ``model.backbone``.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from selfsup.errors import DataError
+from selfsup.methods._args import CATALOG_ARGS, ArgValue, MethodArg
 from selfsup.models.utils import cosine_schedule, deactivate_requires_grad, update_momentum
 
 __all__ = [
@@ -65,11 +67,14 @@ class OptimizerDefaults:
         name: ``sgd`` (momentum 0.9) or ``adamw``.
         lr: Learning rate.
         weight_decay: Weight decay.
+        source: Where the values come from (the paper's, scaled to the batch; a reference
+            example's; measured), for docs/methods.md.
     """
 
     name: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.06
     weight_decay: float = 5e-4
+    source: str = ""
 
     def build(
         self,
@@ -195,12 +200,15 @@ class Method:
         title: Paper, for help texts and reports.
         build_model: ``(backbone, num_ftrs, out_dim, **criterion) -> MethodModel``: the
             backbone maps images to (B, num_ftrs) embeddings; ``out_dim`` sizes the
-            projection; ``criterion`` holds the ``criterion_keys`` the user set.
+            projection; ``criterion`` holds values of the declared ``args`` (each a keyword
+            argument with a default: that default is the argument's default).
         build_transform: ``input_size -> transform`` turning one image into the list of
             views :meth:`MethodModel.training_loss` expects.
         optimizer: Optimiser defaults (used unless ``optimizer.*`` is set).
-        criterion_keys: The ``criterion.*`` config keys the method takes as keyword
-            arguments of ``build_model`` (e.g. ``temperature``); setting another is an error.
+        args: The tunable arguments of ``build_model`` that are ``criterion.<name>`` config
+            keys (setting another is an error). Catalogue methods leave it empty: theirs are
+            declared once in :data:`selfsup.methods._args.CATALOG_ARGS` (torch-free, so
+            configs are checked without importing the method) and filled in here.
         takes_teacher: The method distils a frozen teacher: ``build_model`` takes
             ``teacher`` (a module mapping images to embeddings, built from the config's
             ``teacher`` section), and a config for it must name one.
@@ -213,6 +221,35 @@ class Method:
     build_model: Callable[..., MethodModel]
     build_transform: Callable[[int], Callable[[Any], list[Tensor]]]
     optimizer: OptimizerDefaults = OptimizerDefaults()
-    criterion_keys: tuple[str, ...] = ()
+    args: tuple[MethodArg, ...] = ()
     takes_teacher: bool = False
     needs_vit: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.args and self.name in CATALOG_ARGS:
+            object.__setattr__(self, "args", CATALOG_ARGS[self.name])
+
+    @property
+    def criterion_keys(self) -> tuple[str, ...]:
+        """Names of the ``criterion.*`` keys the method takes (its ``args``)."""
+        return tuple(arg.name for arg in self.args)
+
+    def arg_defaults(self) -> dict[str, ArgValue]:
+        """Each declared argument's default: ``build_model``'s own keyword default, read
+        from its signature so that it is stated once.
+
+        Raises:
+            TypeError: a declared argument is not a keyword argument of ``build_model`` with
+                a default (a registration error, caught by the contract tests).
+        """
+        parameters = inspect.signature(self.build_model).parameters
+        defaults: dict[str, ArgValue] = {}
+        for arg in self.args:
+            parameter = parameters.get(arg.name)
+            if parameter is None or parameter.default is inspect.Parameter.empty:
+                raise TypeError(
+                    f"method {self.name!r} declares criterion.{arg.name} but its build_model "
+                    f"has no keyword argument {arg.name!r} with a default"
+                )
+            defaults[arg.name] = parameter.default
+        return defaults

@@ -10,9 +10,11 @@ elsewhere (a user's own) are added with :func:`register_method`.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from selfsup.errors import ConfigError, did_you_mean
+from selfsup.methods._args import CATALOG_ARGS, ArgValue, MethodArg, check_arg_values
 
 if TYPE_CHECKING:
     from selfsup.methods._base import Method
@@ -97,6 +99,22 @@ def method_takes_teacher(name: str) -> bool:
     if name in _CATALOG:
         return name in _TEACHER_METHODS
     return _REGISTERED[name].takes_teacher
+
+
+def method_args(name: str) -> tuple[MethodArg, ...]:
+    """The ``criterion.*`` arguments the registered method ``name`` takes (torch-free for
+    catalogue methods)."""
+    check_method_name(name)
+    if name in _CATALOG:
+        return CATALOG_ARGS[name]
+    return _REGISTERED[name].args
+
+
+def check_criterion_args(name: str, values: Mapping[str, object]) -> dict[str, ArgValue]:
+    """``criterion.*`` ``values`` checked against what method ``name`` takes, as the
+    arguments' types: a ConfigError names an unknown key (with a did-you-mean and the keys
+    the method takes) or a value of the wrong type or range (with what is accepted)."""
+    return check_arg_values(name, method_args(name), values)
 
 
 def register_method(method: Method) -> Method:

@@ -49,5 +49,10 @@ METHOD = Method(
     # "We follow the image augmentation pipeline of BYOL" (Barlow Twins, sec. 3).
     build_transform=byol_views,
     # Paper: LARS, lr 0.2 (weights) · batch/256, weight decay 1.5e-6; SGD suits small runs.
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1.5e-6),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1.5e-6,
+        source="paper's weight decay; lr of lightly's example (paper: LARS, lr 0.2 per 256)",
+    ),
 )

@@ -72,5 +72,12 @@ METHOD = Method(
     title="BYOL (Grill et al. 2020)",
     build_model=BYOLModel,
     build_transform=byol_views,
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=5e-4),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=5e-4,
+        source=(
+            "lightly's BYOL example at batch 256 (paper: LARS, lr 0.2 per 256, weight decay 1.5e-6)"
+        ),
+    ),
 )

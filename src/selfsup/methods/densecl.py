@@ -40,6 +40,7 @@ class DenseCLModel(MomentumEncoderModel):
         out_dim: Size of the global and dense projections (128 in the paper).
         temperature: τ of both InfoNCE terms (0.2).
         memory_bank_size: Keys per queue (the paper: 65536; 4096 suits small datasets).
+        lambda_: λ, weight of the dense loss against the global one (0.5).
     """
 
     def __init__(
@@ -49,13 +50,16 @@ class DenseCLModel(MomentumEncoderModel):
         out_dim: int,
         temperature: float = 0.2,
         memory_bank_size: int = 4096,
+        lambda_: float = 0.5,
     ) -> None:
         channels = feature_map_channels(backbone)
         super().__init__(backbone, DenseCLProjectionHead(num_ftrs, num_ftrs, out_dim))
         self.dense_projection_head = DenseCLProjectionHead(channels, channels, out_dim)
         self.dense_projection_head_momentum = momentum_copy(self.dense_projection_head)
         self.criterion = DenseCLLoss(
-            temperature=temperature, memory_bank_size=(memory_bank_size, out_dim)
+            temperature=temperature,
+            memory_bank_size=(memory_bank_size, out_dim),
+            lambda_=lambda_,
         )
 
     @staticmethod
@@ -99,6 +103,10 @@ METHOD = Method(
     build_transform=_transform,
     # The paper: SGD, lr 0.3 at batch 256, weight decay 1e-4 (MoCo v2's); 0.06 for small runs
     # as lightly's example.
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-4),
-    criterion_keys=("temperature", "memory_bank_size"),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1e-4,
+        source="paper's weight decay (MoCo v2's); lr of lightly's example (paper: 0.3 per 256)",
+    ),
 )

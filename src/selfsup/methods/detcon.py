@@ -188,8 +188,12 @@ METHOD_S = Method(
     build_model=DetConSModel,
     build_transform=_transform_s,
     # The paper: LARS at batch 4096; SGD with momentum at lightly's lr suits small runs.
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-6),
-    criterion_keys=("temperature",),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1e-6,
+        source="lr of lightly's examples; weight decay 1e-6 (paper: LARS at batch 4096)",
+    ),
 )
 
 METHOD_B = Method(
@@ -197,6 +201,10 @@ METHOD_B = Method(
     title="DetCon-B (Hénaff et al. 2021)",
     build_model=DetConBModel,
     build_transform=_transform_b,
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-6),
-    criterion_keys=("temperature",),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1e-6,
+        source="lr of lightly's examples; weight decay 1e-6 (paper: LARS at batch 4096)",
+    ),
 )

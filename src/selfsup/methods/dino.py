@@ -44,9 +44,24 @@ class DINOModel(MethodModel):
         backbone: Images (B, C, H, W) of any size -> embeddings (B, num_ftrs).
         num_ftrs: Embedding size.
         out_dim: Bottleneck size of the head.
+        teacher_temp: Teacher temperature after the warm-up (0.04).
+        warmup_teacher_temp: Teacher temperature at the start (0.04).
+        warmup_teacher_temp_epochs: Epochs of the linear warm-up between the two (30).
+        student_temp: Student temperature (0.1).
+        center_momentum: Momentum of the centre subtracted from the teacher's outputs (0.9).
     """
 
-    def __init__(self, backbone: nn.Module, num_ftrs: int, out_dim: int) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_ftrs: int,
+        out_dim: int,
+        teacher_temp: float = 0.04,
+        warmup_teacher_temp: float = 0.04,
+        warmup_teacher_temp_epochs: int = 30,
+        student_temp: float = 0.1,
+        center_momentum: float = 0.9,
+    ) -> None:
         super().__init__()
         prototypes = 16 * out_dim
         self.backbone = backbone
@@ -55,7 +70,14 @@ class DINOModel(MethodModel):
         )
         self.teacher_backbone = momentum_copy(backbone)
         self.teacher_head = momentum_copy(self.head)
-        self.criterion = DINOLoss(output_dim=prototypes)
+        self.criterion = DINOLoss(
+            output_dim=prototypes,
+            warmup_teacher_temp=warmup_teacher_temp,
+            teacher_temp=teacher_temp,
+            warmup_teacher_temp_epochs=warmup_teacher_temp_epochs,
+            student_temp=student_temp,
+            center_momentum=center_momentum,
+        )
 
     def _student(self, x: Tensor) -> Tensor:
         out: Tensor = self.head(self.backbone(x).flatten(start_dim=1))
@@ -92,5 +114,10 @@ METHOD = Method(
     build_model=DINOModel,
     build_transform=_transform,
     # Paper: AdamW, lr 0.0005 · batch/256, weight decay 0.04 -> 0.4; lightly's example: 1e-3.
-    optimizer=OptimizerDefaults("adamw", lr=1e-3, weight_decay=0.04),
+    optimizer=OptimizerDefaults(
+        "adamw",
+        lr=1e-3,
+        weight_decay=0.04,
+        source="lightly's DINO example (paper: AdamW, lr 5e-4 per 256, weight decay 0.04 -> 0.4)",
+    ),
 )

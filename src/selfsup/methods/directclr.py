@@ -88,6 +88,10 @@ METHOD = Method(
     build_transform=_transform,
     # Paper: SimCLR's recipe (LARS, large batches). SGD at lr 0.06 suits small batches; a
     # small weight decay, as for DCL (the loss sees only directions).
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-6),
-    criterion_keys=("temperature",),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1e-6,
+        source="lr of lightly's example; weight decay 1e-6 as DCL's (paper: SimCLR's LARS recipe)",
+    ),
 )

@@ -178,7 +178,11 @@ METHOD = Method(
     title="Distillation of a frozen teacher (LightlyTrain's recipe)",
     build_model=DistillationModel,
     build_transform=_transform,
-    optimizer=OptimizerDefaults("adamw", lr=1e-3, weight_decay=1e-4),
-    criterion_keys=("memory_bank_size",),
+    optimizer=OptimizerDefaults(
+        "adamw",
+        lr=1e-3,
+        weight_decay=1e-4,
+        source="AdamW at DINO's example lr; weight decay 1e-4 (selfsup's choice, not tuned)",
+    ),
     takes_teacher=True,
 )

@@ -44,13 +44,22 @@ class EMPSSLModel(MethodModel):
         backbone: Images (B, C, H, W) -> embeddings (B, num_ftrs).
         num_ftrs: Embedding size.
         out_dim: Projection size (1024 in the paper).
+        tcr_eps: ε of the total coding rate (0.2).
+        inv_coef: Weight of the invariance term (200).
     """
 
-    def __init__(self, backbone: nn.Module, num_ftrs: int, out_dim: int) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_ftrs: int,
+        out_dim: int,
+        tcr_eps: float = 0.2,
+        inv_coef: float = 200.0,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.projection_head = emp_ssl_projection_head(num_ftrs, 4 * out_dim, out_dim)
-        self.criterion = EMPSSLLoss()
+        self.criterion = EMPSSLLoss(tcr_eps=tcr_eps, inv_coef=inv_coef)
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, None, "empssl")
@@ -74,5 +83,10 @@ METHOD = Method(
     build_transform=_transform,
     # The authors: LARS around SGD (lr 0.3, nesterov, weight decay 1e-4) at batch 100 with
     # 100 patches; plain SGD with momentum at lightly's lr suits small runs.
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-4),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1e-4,
+        source="authors' weight decay 1e-4; lr of lightly's examples (authors: LARS, lr 0.3)",
+    ),
 )

@@ -27,13 +27,16 @@ class FroSSLModel(MethodModel):
         backbone: Images (B, C, H, W) -> embeddings (B, num_ftrs).
         num_ftrs: Embedding size.
         out_dim: Projection size (1024 in the paper).
+        invariance_weight: Weight of the invariance (MSE) term (1).
     """
 
-    def __init__(self, backbone: nn.Module, num_ftrs: int, out_dim: int) -> None:
+    def __init__(
+        self, backbone: nn.Module, num_ftrs: int, out_dim: int, invariance_weight: float = 1.0
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.projection_head = VICRegProjectionHead(num_ftrs, 2 * out_dim, out_dim, num_layers=2)
-        self.criterion = FroSSLLoss()
+        self.criterion = FroSSLLoss(invariance_weight=invariance_weight)
 
     def training_loss(self, views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         check_views(views, 2, "frossl")
@@ -56,5 +59,12 @@ METHOD = Method(
     build_transform=_transform,
     # The authors: LARS, lr 0.3 at batch 256, weight decay 1e-4; SGD with momentum at
     # lightly's example lr suits small runs.
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-4),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1e-4,
+        source=(
+            "authors' weight decay 1e-4; lr of lightly's examples (authors: LARS, lr 0.3 per 256)"
+        ),
+    ),
 )

@@ -63,5 +63,10 @@ METHOD = Method(
     build_transform=_transform,
     # SGD at lr 0.06 suits small batches; a small weight decay, since the loss sees only
     # directions (the embeddings are normalised; see the DCL method's note).
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-6),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1e-6,
+        source="lr of lightly's example; weight decay 1e-6 as DCL's",
+    ),
 )

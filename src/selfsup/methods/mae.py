@@ -169,6 +169,11 @@ METHOD = Method(
     build_transform=_transform,
     # The paper: AdamW (β2 0.95; here torch's 0.999), base lr 1.5e-4 · batch / 256, weight
     # decay 0.05.
-    optimizer=OptimizerDefaults("adamw", lr=1.5e-4, weight_decay=0.05),
+    optimizer=OptimizerDefaults(
+        "adamw",
+        lr=1.5e-4,
+        weight_decay=0.05,
+        source="paper: AdamW, base lr 1.5e-4 per 256, weight decay 0.05",
+    ),
     needs_vit=True,
 )

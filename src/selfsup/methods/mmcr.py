@@ -79,5 +79,10 @@ METHOD = Method(
     build_transform=_transform,
     # Paper: LARS at batch 2048. SGD at lr 0.06 suits small batches; a small weight decay,
     # since the loss sees only directions (the embeddings are normalised).
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-6),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1e-6,
+        source="lr of lightly's example; weight decay 1e-6 as DCL's (paper: LARS at batch 2048)",
+    ),
 )

@@ -72,6 +72,10 @@ METHOD = Method(
     title="MoCo v2 (Chen et al. 2020; He et al. 2020)",
     build_model=MoCoModel,
     build_transform=_transform,
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=5e-4),
-    criterion_keys=("temperature", "memory_bank_size"),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=5e-4,
+        source="lightly's MoCo example at batch 256 (paper: lr 0.03 per 256, weight decay 1e-4)",
+    ),
 )

@@ -74,6 +74,13 @@ METHOD = Method(
     build_transform=byol_views,
     # Paper (ResNet-50): LARS, weight decay 1.5e-6 at batch 4096. SGD at lr 0.06 suits the
     # small batches of single-GPU runs; the weight decay is the paper's.
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1.5e-6),
-    criterion_keys=("temperature",),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1.5e-6,
+        source=(
+            "paper's weight decay; lr of lightly's examples for small batches (paper: LARS at "
+            "batch 4096)"
+        ),
+    ),
 )

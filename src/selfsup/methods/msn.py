@@ -21,6 +21,7 @@ tokens to drop.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -127,8 +128,9 @@ class MSNModel(MomentumEncoderModel):
         return loss
 
 
-def _build_pmsn(backbone: nn.Module, num_ftrs: int, out_dim: int, **criterion: Any) -> MSNModel:
-    return MSNModel(backbone, num_ftrs, out_dim, pmsn=True, **criterion)
+#: MSN's model with PMSN's power-law prior; a partial keeps MSNModel's signature, whose
+#: keyword defaults are the criterion.* defaults (Method.arg_defaults).
+_build_pmsn = functools.partial(MSNModel, pmsn=True)
 
 
 def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
@@ -139,17 +141,18 @@ def _transform(input_size: int) -> Callable[[Any], list[Tensor]]:
 
 
 #: The paper: AdamW, lr 0.001 (ViT-S/16), weight decay 0.04 -> 0.4; lightly's example 1.5e-4.
-_OPTIMIZER = OptimizerDefaults("adamw", lr=1e-3, weight_decay=0.04)
-#: criterion.* config keys; mask_ratio and regularization_weight are model keyword arguments.
-_CRITERION_KEYS = ("temperature",)
-
+_OPTIMIZER = OptimizerDefaults(
+    "adamw",
+    lr=1e-3,
+    weight_decay=0.04,
+    source="paper: AdamW, lr 1e-3 (ViT-S/16), weight decay 0.04 (-> 0.4)",
+)
 METHOD = Method(
     name="msn",
     title="MSN (Assran et al. 2022)",
     build_model=MSNModel,
     build_transform=_transform,
     optimizer=_OPTIMIZER,
-    criterion_keys=_CRITERION_KEYS,
 )
 
 METHOD_P = Method(
@@ -158,5 +161,4 @@ METHOD_P = Method(
     build_model=_build_pmsn,
     build_transform=_transform,
     optimizer=_OPTIMIZER,
-    criterion_keys=_CRITERION_KEYS,
 )

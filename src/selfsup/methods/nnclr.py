@@ -82,6 +82,10 @@ METHOD = Method(
     build_transform=_transform,
     # The paper trains with LARS at batch 4096; SGD with momentum suits small batches, as in
     # lightly's NNCLR example.
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=5e-4),
-    criterion_keys=("temperature", "memory_bank_size"),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=5e-4,
+        source="lightly's NNCLR example (paper: LARS at batch 4096)",
+    ),
 )

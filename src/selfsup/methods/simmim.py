@@ -147,6 +147,11 @@ METHOD = Method(
     build_model=SimMIMModel,
     build_transform=_transform,
     # The paper (ViT-B): AdamW, base lr 8e-4 for batch 2048 (1e-4 per 256), weight decay 0.05.
-    optimizer=OptimizerDefaults("adamw", lr=1e-4, weight_decay=0.05),
+    optimizer=OptimizerDefaults(
+        "adamw",
+        lr=1e-4,
+        weight_decay=0.05,
+        source="paper: AdamW, lr 1e-4 per 256 (8e-4 at 2048), weight decay 0.05",
+    ),
     needs_vit=True,
 )

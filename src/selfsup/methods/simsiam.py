@@ -55,5 +55,10 @@ METHOD = Method(
     build_model=SimSiamModel,
     build_transform=_transform,
     # Paper: lr 0.05 · batch/256, weight decay 1e-4, SGD momentum 0.9.
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-4),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1e-4,
+        source="paper: SGD, lr 0.05 per 256 (0.06 as lightly's example), weight decay 1e-4",
+    ),
 )

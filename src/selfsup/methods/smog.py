@@ -168,7 +168,10 @@ METHOD = Method(
     build_model=SMoGModel,
     build_transform=_transform,
     # The paper: LARS at batch 4096; lightly's example: SGD at lr 0.06.
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-6),
-    # reset_interval and the others are keyword arguments of the model, not config keys.
-    criterion_keys=("temperature",),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1e-6,
+        source="lightly's SMoG example (paper: LARS at batch 4096)",
+    ),
 )

@@ -49,6 +49,8 @@ class SwaVModel(MethodModel):
         memory_bank_size: Length of the queue of past features kept per high-resolution
             view for the codes (the paper: 3840 for batches of 256); 0: no queue. The queue
             is used once it holds only real features (after ``memory_bank_size`` samples).
+        sinkhorn_epsilon: ε of the Sinkhorn-Knopp codes (0.05).
+        sinkhorn_iterations: Sinkhorn-Knopp iterations (3).
     """
 
     queued: Tensor
@@ -60,12 +62,19 @@ class SwaVModel(MethodModel):
         out_dim: int,
         temperature: float = 0.1,
         memory_bank_size: int = 0,
+        sinkhorn_epsilon: float = 0.05,
+        sinkhorn_iterations: int = 3,
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.projection_head = SwaVProjectionHead(num_ftrs, num_ftrs, out_dim)
         self.prototypes = SwaVPrototypes(out_dim, 4 * out_dim)
-        self.criterion = SwaVLoss(temperature=temperature, sinkhorn_gather_distributed=True)
+        self.criterion = SwaVLoss(
+            temperature=temperature,
+            sinkhorn_iterations=sinkhorn_iterations,
+            sinkhorn_epsilon=sinkhorn_epsilon,
+            sinkhorn_gather_distributed=True,
+        )
         self.queues = nn.ModuleList(
             MemoryBankModule(size=(memory_bank_size, out_dim))
             for _ in range(N_HIGH_RESOLUTION_VIEWS if memory_bank_size > 0 else 0)
@@ -144,6 +153,10 @@ METHOD = Method(
     build_transform=_transform,
     # The paper trains with LARS at batch 4096 (lr 4.8, weight decay 1e-6); SGD with momentum
     # suits small batches.
-    optimizer=OptimizerDefaults("sgd", lr=0.06, weight_decay=1e-6),
-    criterion_keys=("temperature", "memory_bank_size"),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.06,
+        weight_decay=1e-6,
+        source="paper's weight decay; lr of lightly's example (paper: LARS, lr 4.8 at batch 4096)",
+    ),
 )

@@ -35,15 +35,30 @@ class VICRegLModel(MethodModel):
             its pooling (see :mod:`selfsup.models.feature_map`).
         num_ftrs: Embedding size.
         out_dim: Width of both expanders (the paper: 8192 global, 512 local for ResNet-50).
+        lambda_param: λ, weight of the invariance terms (25).
+        mu_param: μ, weight of the variance terms (25).
+        nu_param: ν, weight of the covariance terms (1).
+        alpha: Weight of the global loss against the local one (0.75).
     """
 
-    def __init__(self, backbone: nn.Module, num_ftrs: int, out_dim: int) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_ftrs: int,
+        out_dim: int,
+        lambda_param: float = 25.0,
+        mu_param: float = 25.0,
+        nu_param: float = 1.0,
+        alpha: float = 0.75,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.projection_head = VICRegProjectionHead(num_ftrs, out_dim, out_dim, num_layers=2)
         channels = feature_map_channels(backbone)
         self.local_projection_head = VICRegProjectionHead(channels, out_dim, out_dim, 2)
-        self.criterion = VICRegLLoss()
+        self.criterion = VICRegLLoss(
+            lambda_param=lambda_param, mu_param=mu_param, nu_param=nu_param, alpha=alpha
+        )
 
     def _features(self, x: Tensor, grid: Tensor) -> tuple[Tensor, Tensor]:
         """Global (B, out_dim) and local (B, h, w, out_dim) features of a view whose grid is
@@ -91,5 +106,10 @@ METHOD = Method(
     build_model=VICRegLModel,
     build_transform=_transform,
     # As VICReg: the paper's LARS at lr 0.2 * batch/256; plain SGD at 0.01 for small runs.
-    optimizer=OptimizerDefaults("sgd", lr=0.01, weight_decay=1e-6),
+    optimizer=OptimizerDefaults(
+        "sgd",
+        lr=0.01,
+        weight_decay=1e-6,
+        source="as VICReg (measured there); paper: LARS, lr 0.2 per 256, weight decay 1e-6",
+    ),
 )

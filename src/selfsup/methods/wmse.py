@@ -76,5 +76,10 @@ METHOD = Method(
     build_model=WMSEModel,
     build_transform=_transform,
     # The authors train with Adam and a small L2 penalty.
-    optimizer=OptimizerDefaults("adamw", lr=1e-3, weight_decay=1e-6),
+    optimizer=OptimizerDefaults(
+        "adamw",
+        lr=1e-3,
+        weight_decay=1e-6,
+        source="authors: Adam at lr 1e-3 with a small L2 penalty",
+    ),
 )
