@@ -14,7 +14,11 @@ planted images per category, each with its ground truth:
   synthetic`` the random picture alone. The short side is log-uniform in ``--short-sides``
   (default 96-768 px), the aspect ratio in 3/4-4/3;
 * ``dark``: a fresh clean image with its brightness scaled by 0.1-0.3;
-* ``overexposed``: brightness scaled by 2.5-4 (most pixels blown out);
+* ``overexposed``: brightness scaled by 2.5-4 (``ImageEnhance.Brightness``). This scales the
+  gamma-encoded values, which is an exposure of ``f ** 2.2`` in linear light (+2.9 to +4.4
+  stops) clipped per channel, as a sensor clips: a realistic badly overexposed shot, kept
+  as it was. Most pixels clip in two channels, but only 18-81 % turn white (luma >= 250):
+  a washed-out image need not be white;
 * ``blurry``: a Gaussian blur of radius 1-2.5 % of the short side (at least 1.5 px) of a
   sharp clean image, the short sides cycling over 96, 192, 384 and 768 px (small and large);
 * ``low_information``: one random colour with +-0-3 levels of noise;
