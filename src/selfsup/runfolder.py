@@ -19,6 +19,10 @@ of :class:`RunFolder`)::
     data/projections.csv                 the report's 2-D scatter coordinates
     data/quality.csv                     image-quality scores per usable sample
                                          (selfsup.curation.quality)
+    data/clean_filenames.txt             the samples that passed the check, one per line
+                                         (enable_corruptness_check=true only)
+    data/al_score_embeddings.csv         embeddings.csv plus one column per active-learning
+                                         score read by the selection (only then)
     data/frames/, data/crops/<task>/     extracted frames, object crops (optional)
     filenames/corrupt_filenames.txt      filename<TAB>reason<TAB>detail
     filenames/duplicate_filenames.txt    filename<TAB>kept filename
@@ -59,9 +63,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import math
 import os
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +140,8 @@ SELECTED_EMBEDDINGS: Final = "data/selected_embeddings.csv"
 SELECTION_CSV: Final = "data/selection.csv"
 PROJECTIONS_CSV: Final = "data/projections.csv"
 QUALITY_CSV: Final = "data/quality.csv"
+CLEAN_FILENAMES: Final = "data/clean_filenames.txt"
+AL_SCORE_EMBEDDINGS: Final = "data/al_score_embeddings.csv"
 FRAMES_DIR: Final = "data/frames"
 CROPS_DIR: Final = "data/crops"
 CORRUPT_FILENAMES: Final = "filenames/corrupt_filenames.txt"
@@ -313,6 +321,8 @@ class RunFolder:
     selection_csv = _At(SELECTION_CSV)
     projections_csv = _At(PROJECTIONS_CSV)
     quality_csv = _At(QUALITY_CSV)
+    clean_filenames = _At(CLEAN_FILENAMES)
+    al_score_embeddings = _At(AL_SCORE_EMBEDDINGS)
     quality_issues = _At(QUALITY_ISSUES)
     frames_dir = _At(FRAMES_DIR)
     corrupt_filenames = _At(CORRUPT_FILENAMES)
@@ -415,6 +425,54 @@ class RunFolder:
         :mod:`selfsup.curation.quality`); returns the number of issue lines."""
         _quality.write_quality_csv(self.quality_csv, assessment)
         return _quality.write_quality_issues(self.quality_issues, assessment)
+
+    def write_clean_filenames(self, records: Iterable[_manifest.SampleRecord]) -> int:
+        """``data/clean_filenames.txt``: the clean version of the dataset (lightly's worker
+        writes one when ``enable_corruptness_check=true``), the samples that passed the
+        check (status ``ok``: neither corrupt nor a removed exact duplicate), one name per
+        line in manifest order; returns how many."""
+        names = [r.filename for r in records if r.status == "ok"]
+        self.write_filename_list(self.clean_filenames, names)
+        return len(names)
+
+    def write_al_score_embeddings(
+        self,
+        names: Sequence[str],
+        embeddings: NDArray[np.floating[Any]],
+        labels: Sequence[int] | NDArray[np.integer[Any]],
+        scores: Mapping[str, NDArray[np.float64]],
+    ) -> None:
+        """``data/al_score_embeddings.csv``: ``data/embeddings.csv``'s format (filenames,
+        ``embedding_*``, labels; :func:`selfsup.utils.io.save_embeddings`) followed by one
+        column per active-learning score the selection read, named ``<task>.<score>``
+        (``scores`` keys), values as ``repr`` of the float. Columns after ``labels`` are
+        lightly's "additional columns": :func:`selfsup.utils.io.check_embeddings` with
+        ``remove_additional_columns=True`` turns the file into a plain embeddings CSV.
+
+        Raises:
+            DataError: a score has not one value per row, or is not finite.
+        """
+        keys = sorted(scores)
+        for key in keys:
+            values = np.asarray(scores[key], dtype=np.float64)
+            if values.shape != (len(names),) or not np.isfinite(values).all():
+                raise DataError(
+                    f"{self.al_score_embeddings}: score {key!r} must be {len(names)} finite "
+                    f"values, one per row, got shape {values.shape}"
+                )
+        self.al_score_embeddings.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.al_score_embeddings.parent) as tmp:
+            plain = Path(tmp) / "embeddings.csv"
+            _io.save_embeddings(plain, embeddings, labels, names)
+            lines = plain.read_text(encoding="utf-8", errors=NAME_ERRORS).splitlines()
+        cells = io.StringIO()
+        csv.writer(cells, lineterminator="").writerow(keys)  # RFC 4180 quoting of names
+        header = cells.getvalue()
+        rows = [",".join(repr(float(scores[k][i])) for k in keys) for i in range(len(names))]
+        text = "".join(
+            f"{line},{extra}\n" for line, extra in zip(lines, [header, *rows], strict=True)
+        )
+        atomic_write_text(self.al_score_embeddings, text, errors=NAME_ERRORS)
 
     @staticmethod
     def write_filename_list(path: Path, names: Sequence[str]) -> None:

@@ -315,6 +315,56 @@ def test_active_learning_prefers_uncertain_samples(folder: Path, tmp_path: Path)
         )
     )
     assert len(legacy.selected) == 8
+    # Seed 004: data/al_score_embeddings.csv, embeddings.csv's format plus the scores read.
+    al_csv = tmp_path / "o2" / "data" / "al_score_embeddings.csv"
+    rows = al_csv.read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[0] == "filenames"
+    scores = header[header.index("labels") + 1 :]
+    assert "cls.uncertainty_margin" in scores
+    assert all(name.startswith("cls.") for name in scores)
+    plain, _, names = load_embeddings(tmp_path / "o2" / "data" / "embeddings.csv")
+    assert [r.split(",")[0] for r in rows[1:]] == names
+    from selfsup.utils.io import check_embeddings
+
+    check_embeddings(al_csv, remove_additional_columns=True)  # lightly's extra columns
+    emb, _, al_names = load_embeddings(al_csv)
+    assert al_names == names
+    np.testing.assert_array_equal(emb, plain)
+    # A run that reads no scores writes none (and removes an earlier run's).
+    run(_cfg(folder, tmp_path / "o2", f"embeddings={csv}", "stopping_condition.n_samples=8"))
+    assert not al_csv.exists()
+
+
+@pytest.mark.slow
+def test_corruptness_check_off_still_skips_what_cannot_be_decoded(
+    folder: Path, tmp_path: Path
+) -> None:
+    # Seed 004: with enable_corruptness_check=true the data folder holds a clean version of
+    # the dataset; false is honoured: no clean list, and the report says what still
+    # happens to files that cannot be decoded (skipped with their reason: not embeddable).
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    on = run(_cfg(folder, tmp_path / "on", f"embeddings={csv}", "stopping_condition.n_samples=4"))
+    clean = (tmp_path / "on" / "data" / "clean_filenames.txt").read_text().splitlines()
+    assert clean == load_embeddings(tmp_path / "on" / "data" / "embeddings.csv")[2]
+    assert on.report["job"]["extra"]["corruptness_check"] == pipeline.CORRUPTNESS_CHECK_ON
+
+    off = run(
+        _cfg(
+            folder,
+            tmp_path / "on",  # a rerun into the same folder: the earlier clean list goes
+            f"embeddings={csv}",
+            "stopping_condition.n_samples=4",
+            "enable_corruptness_check=false",
+        )
+    )
+    assert not (tmp_path / "on" / "data" / "clean_filenames.txt").exists()
+    assert off.report["job"]["extra"]["corruptness_check"] == pipeline.CORRUPTNESS_CHECK_OFF
+    assert off.report["job"]["config"]["enable_corruptness_check"] is False
+    corrupt = (tmp_path / "on" / "filenames" / "corrupt_filenames.txt").read_text()
+    assert len(corrupt.splitlines()) == 3
+    assert off.report["counts"]["n_corrupt"] == 3
+    assert off.selected == on.selected
 
 
 def test_unknown_prediction_task_fails_before_writing(folder: Path, tmp_path: Path) -> None:

@@ -10,15 +10,26 @@ DESIGN.md, "A curation run is a pure pipeline over a manifest")::
     check       data/manifest.jsonl, filenames/corrupt_filenames.txt, duplicate_filenames.txt,
                 near_duplicate_filenames.txt (perceptual hashes; rewritten by embed with the
                 embedding pairs, see selfsup.curation.near_duplicates), data/quality.csv,
-                filenames/quality_issues.txt (selfsup.curation.quality)
+                filenames/quality_issues.txt (selfsup.curation.quality),
+                data/clean_filenames.txt (enable_corruptness_check=true only)
     embed       <output_dir>/selfsup_epoch_<n>.ckpt (when training), data/embeddings.csv,
-                data/normalized_embeddings.csv
+                data/normalized_embeddings.csv, data/al_score_embeddings.csv (when the
+                selection reads active-learning scores)
     select      data/selected_embeddings.csv, data/selection.csv,
                 filenames/sampled_filenames_excluding_datapool.txt,
                 filenames/removed_filenames.txt (+ data/frames/ with extract_frames=true,
                 data/crops/<task>/ for object-level runs)
     report      plots/*.png, data/projections.csv (see selfsup.curation.report), report.pdf,
                 report.json (written last: its presence means done)
+
+What a run prints (``progress``: on stderr, as ``selfsup run``; else the ``selfsup`` log,
+as the worker's run log): each step as it starts and ends with its own time, ``train``
+apart from ``embed``, the report's parts (statistics, plots, UMAP, the PDF) as they start,
+and the run's total. The times are report.json's ``job.step_durations_s`` and
+``duration_s`` (the report step's time is taken once its plots are drawn, right before
+report.pdf and report.json are written, so those two files show it too). Lightning's
+messages that say nothing about the run are silenced while training
+(:mod:`selfsup.curation._quiet`); corrupt files are a warning.
 
 Every file is written atomically. A rerun of the same command reuses the manifest (unchanged
 files are not decoded again), the trained checkpoint and the embeddings when their inputs are
@@ -1014,6 +1025,10 @@ def _step_check(ctx: RunContext) -> None:
         ctx.pool.save_manifest(ctx.cfg.input_dir, ctx.records)
     ctx.folder.write_duplicate_filenames(ctx.records)
     ctx.folder.write_corrupt_filenames(ctx.records)
+    if ctx.cfg.enable_corruptness_check:
+        ctx.folder.write_clean_filenames(ctx.records)
+    else:
+        ctx.folder.clean_filenames.unlink(missing_ok=True)  # an earlier run's, not this one's
     # Quality issues of the usable samples, thresholds from their own statistics unless the
     # config sets them (selfsup.curation.quality); data/quality.csv, quality_issues.txt.
     ctx.quality = assess_quality(ctx.records, ctx.cfg.quality)
@@ -1028,6 +1043,23 @@ def _step_check(ctx: RunContext) -> None:
     write_near_duplicate_filenames(ctx.folder.near_duplicate_filenames, ctx.near_duplicates.groups)
 
 
+#: What ``enable_corruptness_check=false`` means (report.json ``job.extra.corruptness_check``
+#: and docs): lightly's worker then skips its corruptness check and writes no clean version
+#: of the dataset. selfsup decodes every file once anyway (for its hashes, metadata and
+#: quality scores), and a file that cannot be decoded cannot be embedded: such files are
+#: still skipped with their reason in filenames/corrupt_filenames.txt (the run never fails
+#: on them). Off, no data/clean_filenames.txt is written and the log does not call them
+#: corrupt.
+CORRUPTNESS_CHECK_OFF: Final = (
+    "off: files that cannot be decoded are still skipped (they cannot be embedded) and listed "
+    f"in {runfolder.CORRUPT_FILENAMES}; no {runfolder.CLEAN_FILENAMES}"
+)
+CORRUPTNESS_CHECK_ON: Final = (
+    f"on: corrupt files skipped and listed in {runfolder.CORRUPT_FILENAMES}; the clean "
+    f"dataset in {runfolder.CLEAN_FILENAMES}"
+)
+
+
 def _say_checked(ctx: RunContext) -> None:
     """What the check found, in the run's output; corrupt files as a warning (the one real
     problem of the input a user must see without opening the report)."""
@@ -1040,8 +1072,13 @@ def _say_checked(ctx: RunContext) -> None:
     if by_status["corrupt"]:
         reasons = count_by_reason(ctx.records)
         logger.warning(
-            "%d corrupt file(s) skipped (%s); listed with their reasons in %s",
+            "%d %s skipped (%s); listed with their reasons in %s",
             by_status["corrupt"],
+            # Off, the run does not look for corruption; what it cannot decode it still
+            # cannot embed (CORRUPTNESS_CHECK_OFF).
+            "corrupt file(s)"
+            if ctx.cfg.enable_corruptness_check
+            else "file(s) that cannot be decoded (so cannot be embedded)",
             ", ".join(f"{reason} {n}" for reason, n in reasons.items()),
             runfolder.CORRUPT_FILENAMES,
         )
@@ -1089,6 +1126,7 @@ def _step_embed(ctx: RunContext) -> None:
             ctx.folder.near_duplicate_filenames, ctx.near_duplicates.groups
         )
     ctx.names = ctx.candidates.names
+    _write_al_score_embeddings(ctx)
     ctx.normalized = l2_normalize(ctx.candidates.embeddings, min_norm=1e-12)
     save_embeddings(
         ctx.folder.normalized_embeddings, ctx.normalized, ctx.candidates.labels, ctx.names
@@ -1098,6 +1136,24 @@ def _step_embed(ctx: RunContext) -> None:
     # for untrained pretrained weights (model.weights); None when there is no model.
     model = None if ctx.cfg.embeddings else (ctx.checkpoint or "")
     ctx.queries = build_queries(ctx.cfg, ctx.selection_config, ctx.names, model, exclude=[ctx.out])
+
+
+def _write_al_score_embeddings(ctx: RunContext) -> None:
+    """``data/al_score_embeddings.csv`` when the selection reads active-learning scores
+    (lightly's worker writes it then): the candidates' embeddings with one column per score
+    (:meth:`selfsup.runfolder.RunFolder.write_al_score_embeddings`). Otherwise an earlier
+    run's file is removed, so the folder holds only this run's outputs."""
+    columns = {
+        f"{task}.{name}": values
+        for task, by_name in ctx.candidates.scores.items()
+        for name, values in by_name.items()
+    }
+    if not columns:
+        ctx.folder.al_score_embeddings.unlink(missing_ok=True)
+        return
+    ctx.folder.write_al_score_embeddings(
+        ctx.names, ctx.candidates.embeddings, ctx.candidates.labels, columns
+    )
 
 
 def _quality_excluded_by(ctx: RunContext) -> NDArray[np.int64] | None:
@@ -1346,6 +1402,9 @@ def _step_report(ctx: RunContext) -> None:
         "n_preselected_from_datapool": len(ctx.preselected),
         "candidates": "object crops" if ctx.candidates.crops is not None else "samples",
         "selection_note": ctx.selection_note,
+        "corruptness_check": CORRUPTNESS_CHECK_ON
+        if ctx.cfg.enable_corruptness_check
+        else CORRUPTNESS_CHECK_OFF,
         # how size-dependent terms ran (TYPICALITY's kNN: exact/approximate, recall)
         "selection_methods": [dict(m) for m in ctx.result.methods],
         "selection_device": ctx.result.device,
@@ -1503,6 +1562,7 @@ STEPS: Final = (
             runfolder.NEAR_DUPLICATE_FILENAMES,
             runfolder.QUALITY_CSV,
             runfolder.QUALITY_ISSUES,
+            runfolder.CLEAN_FILENAMES,
         ),
         reuse="a file whose size and mtime match its record in the previous manifest (this "
         "folder's, else the datapool's) keeps that record without being decoded again",
@@ -1539,6 +1599,7 @@ STEPS: Final = (
             runfolder.EMBEDDINGS,
             runfolder.NORMALIZED_EMBEDDINGS,
             runfolder.NEAR_DUPLICATE_FILENAMES,
+            runfolder.AL_SCORE_EMBEDDINGS,
         ),
         reuse=f"{TRAIN_REUSE.description}; {EMBEDDINGS_REUSE.description}; with a "
         "datapool, its embeddings cached per model",
