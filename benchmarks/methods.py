@@ -317,10 +317,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.one:
         print(json.dumps(run_method(args)))
         return
-    if args.table_from:
-        header, saved = _read_jsonl(args.table_from)
-        print_table(saved, header)
-        return
     header = {
         key: getattr(args, key)
         for key in (
@@ -336,6 +332,14 @@ def main(argv: list[str] | None = None) -> None:
     }
     header["date"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     header["load_start"] = os.getloadavg()[0]
+    if args.table_from:
+        # Rows of runs that were stopped (or split over processes) have no header or raw
+        # pixels row yet: this run's arguments stand in, and raw pixels are scored now.
+        saved_header, saved = _read_jsonl(args.table_from)
+        if not any(row["method"] == "raw pixels" for row in saved):
+            saved.append(raw_pixels(args.train_samples, args.test_samples))
+        print_table(saved, {**header, "load_end": header["load_start"], **saved_header})
+        return
 
     def save(record: dict[str, Any]) -> None:
         if args.jsonl:
