@@ -10,6 +10,7 @@ from selfsup.config import LightlyConfig
 from selfsup.config.recipe import (
     CPU_BUDGET_S,
     MAX_EPOCHS,
+    SMALL_IMAGE_MIN_SCALE,
     Recipe,
     choose_recipe,
     format_duration,
@@ -23,6 +24,7 @@ CURRENT: dict[str, Any] = {
     "model.name": "resnet-18",
     "model.width": 1.0,
     "collate.input_size": 64,
+    "collate.min_scale": 0.15,
     "loader.batch_size": 16,
     "optimizer.lr": 1.0,
     "trainer.max_epochs": 100,
@@ -62,6 +64,27 @@ def test_large_images_on_a_gpu_get_resnet18() -> None:
     many_cores = _choose(image_side=500.0, cpu_count=16)
     assert many_cores.values["collate.input_size"] == 64
     assert many_cores.values["model.width"] == 0.5
+
+
+def test_small_images_get_larger_crops_for_simclr_only() -> None:
+    # A 15 % crop of a 28 px image is 11 px: small images keep at least 40 % of their area.
+    assert _choose().values["collate.min_scale"] == SMALL_IMAGE_MIN_SCALE == 0.4
+    assert "collate.min_scale" not in _choose(image_side=64.0).values
+    assert "collate.min_scale" not in _choose(image_side=None).values
+    # Other methods refuse collate.* augmentation keys: the recipe leaves them alone.
+    assert "collate.min_scale" not in _choose(method="byol").values
+    mine = _choose(
+        user_set=frozenset({"collate.min_scale"}), current={**CURRENT, "collate.min_scale": 0.08}
+    )
+    assert "collate.min_scale" not in mine.values
+
+
+def test_a_small_folder_does_not_fill_the_budget() -> None:
+    # 200 samples at 3 ms: 1,000 epochs would fit 10 minutes; 100 run (1 minute).
+    r = _choose(n_samples=200, seconds_per_sample=0.003)
+    assert r.values["trainer.max_epochs"] == MAX_EPOCHS == 100
+    assert "capped at 100" in r.reasons["trainer.max_epochs"]
+    assert r.estimated_s == pytest.approx(100 * 6 * 32 * 0.003)  # 6 batches of 32 per epoch
 
 
 def test_batch_size_follows_the_number_of_samples() -> None:
