@@ -185,7 +185,7 @@ def test_optimizer_defaults_come_from_the_method_unless_changed(
 def test_recipe_keeps_the_keys_the_user_set_and_prints_the_estimate(
     make_image_folder: Callable[..., Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from selfsup.config.recipe import SIMCLR_TEMPERATURE, sgd_lr
+    from selfsup.config.recipe import SIMCLR_TEMPERATURE, SMALL_IMAGE_MIN_SCALE, sgd_lr
     from selfsup.core import with_recipe
 
     root = make_image_folder(n_classes=2, n_per_class=8, size=(28, 28))
@@ -204,8 +204,10 @@ def test_recipe_keeps_the_keys_the_user_set_and_prints_the_estimate(
     assert out.collate.input_size == 32
     assert out.optimizer.lr == pytest.approx(sgd_lr(4))
     assert out.criterion.temperature == SIMCLR_TEMPERATURE
+    assert out.collate.min_scale == SMALL_IMAGE_MIN_SCALE  # SimCLR's crops of small images
     printed = capsys.readouterr().err
     assert "collate.input_size=32" in printed
+    assert f"collate.min_scale={SMALL_IMAGE_MIN_SCALE}" in printed
     assert "trainer.max_epochs=2  (set by you)" in printed
     assert "estimated training time:" in printed
     # The config given is not changed.
