@@ -12,11 +12,11 @@ temperature, train split (the memory) and test split (the queries): a like-for-l
 comparison in which only the representation differs.
 
 The parts come from selfsup: ``ResNetGenerator("resnet-9")`` (stem changed to one input
-channel and stride 2), ``SimCLRProjectionHead``, ``NTXentLoss`` and the kNN of
-``selfsup.utils.benchmarking``. The augmentations run here, on whole uint8 batches as tensor
-operations (crop and flip in one ``grid_sample`` with per-sample affine parameters,
-brightness/contrast jitter, solarisation): for 28x28 grayscale images, per-image PIL
-transforms would cost more than the network on 2 cores, and the same code runs on a GPU.
+channel and stride 2), ``SimCLRProjectionHead``, ``NTXentLoss``, the kNN of
+``selfsup.utils.benchmarking`` and the augmentations: the library's ``SimCLRViewTransform``
+(plus ``RandomSolarization``) run on whole uint8 batches by ``BatchedMultiViewTransform``,
+the on-device path selfsup trains with by default (per-image PIL transforms would cost more
+than the network on 2 cores; the same code runs on a GPU).
 
 The recipe (augmentation strengths, temperature, learning rate, network size) was chosen
 with equal-epoch runs; see benchmarks/README.md for the figures.
@@ -39,7 +39,6 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +48,8 @@ from selfsup.loss import NTXentLoss
 from selfsup.models import ResNetGenerator
 from selfsup.models.modules import SimCLRProjectionHead
 from selfsup.models.utils import get_weight_decay_parameters
+from selfsup.transforms import RandomSolarization, SimCLRViewTransform, ViewTransform
+from selfsup.transforms.batched_view import BatchedMultiViewTransform
 from selfsup.utils.benchmarking import knn_accuracy
 
 #: Mean and standard deviation of the Fashion-MNIST training pixels scaled to [0, 1].
@@ -66,7 +67,7 @@ IMAGE_SIZE = 28
 class Augment:
     """Strengths of the batched SimCLR augmentation for 28x28 grayscale images.
 
-    Attributes:
+    Attributes (the keys of :func:`view_transform`):
         min_scale: smallest fraction of the image area a random crop keeps.
         jitter: brightness and contrast factors are drawn from U(1 - jitter, 1 + jitter).
         jitter_prob: probability of applying the brightness/contrast jitter to a view.
@@ -91,76 +92,40 @@ class Augment:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {p}")
 
 
-def _uniform(n: int, low: float, high: float, gen: torch.Generator, device: torch.device) -> Tensor:
-    """n draws from U(low, high), shape (n,)."""
-    return torch.empty(n, device=device).uniform_(low, high, generator=gen)
+def view_transform(aug: Augment) -> ViewTransform:
+    """The library's SimCLR view for 28x28 grayscale images, plus solarisation.
 
-
-def crop_flip_theta(
-    n: int,
-    min_scale: float,
-    generator: torch.Generator,
-    device: torch.device,
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-) -> Tensor:
-    """Affine matrices (n, 2, 3) of random resized crops with random horizontal flips.
-
-    A crop covering a fraction ``s ~ U(min_scale, 1)`` of the image with aspect ratio ``r``
-    (log-uniform in ``ratio``) has normalised half-sizes ``w = sqrt(s r)``, ``h = sqrt(s / r)``
-    (clipped to 1) and a centre ``c`` uniform over the positions that keep it inside the
-    image; ``affine_grid`` then maps output coordinates ``u`` to ``c + diag(±w, h) u``.
+    ``SimCLRViewTransform`` with the recipe's strengths: random resized crop (area fraction
+    ``U(min_scale, 1)``) and horizontal flip; with probability ``jitter_prob`` brightness and
+    contrast factors from ``U(1 - jitter, 1 + jitter)`` in random order (no saturation or
+    hue: the images are grayscale; no grayscale step, no blur); then selfsup's
+    ``RandomSolarization`` with probability ``solarize_prob``; normalised with the
+    Fashion-MNIST mean and std.
     """
-    area = _uniform(n, min_scale, 1.0, generator, device)
-    aspect = _uniform(n, math.log(ratio[0]), math.log(ratio[1]), generator, device).exp()
-    w = (area * aspect).sqrt().clamp(max=1.0)
-    h = (area / aspect).sqrt().clamp(max=1.0)
-    cx = _uniform(n, -1.0, 1.0, generator, device) * (1 - w)
-    cy = _uniform(n, -1.0, 1.0, generator, device) * (1 - h)
-    flip = torch.where(_uniform(n, 0.0, 1.0, generator, device) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(n, 2, 3, device=device)
-    theta[:, 0, 0] = w * flip
-    theta[:, 0, 2] = cx
-    theta[:, 1, 1] = h
-    theta[:, 1, 2] = cy
-    return theta
+    simclr = SimCLRViewTransform(
+        input_size=IMAGE_SIZE,
+        cj_prob=aug.jitter_prob,
+        cj_bright=aug.jitter,
+        cj_contrast=aug.jitter,
+        cj_sat=0.0,
+        cj_hue=0.0,
+        min_scale=aug.min_scale,
+        random_gray_scale=0.0,
+        gaussian_blur=0.0,
+        normalize=None,
+    )
+    return ViewTransform(
+        [*simclr.steps, RandomSolarization(prob=aug.solarize_prob)],
+        normalize={"mean": [MEAN], "std": [STD]},
+    )
 
 
-def augment(images: Tensor, generator: torch.Generator, aug: Augment) -> Tensor:
-    """One random view of each image: (B, 1, 28, 28) uint8 -> (B, 1, 28, 28) normalised float.
-
-    Random resized crop + horizontal flip (bilinear resampling); then, with probability
-    ``jitter_prob``, brightness ``x * b`` and contrast ``(x - mean) * c + mean`` with
-    ``b, c ~ U(1 - jitter, 1 + jitter)``, in random order as torchvision's ColorJitter; then
-    solarisation ``x -> 1 - x`` for ``x >= 0.5`` with probability ``solarize_prob``. No colour
-    jitter: the images are grayscale. Every random number comes from ``generator``.
-    """
-    n = images.shape[0]
-    device = images.device
-    x = images.float().div_(255.0)
-    theta = crop_flip_theta(n, aug.min_scale, generator, device)
-    grid = F.affine_grid(theta, [n, 1, IMAGE_SIZE, IMAGE_SIZE], align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-
-    def coin(p: float) -> Tensor:
-        return (_uniform(n, 0.0, 1.0, generator, device) < p).view(n, 1, 1, 1)
-
-    if aug.jitter > 0 and aug.jitter_prob > 0:
-        apply = coin(aug.jitter_prob)
-        one = torch.ones(n, 1, 1, 1, device=device)
-        low, high = 1 - aug.jitter, 1 + aug.jitter
-        b = torch.where(apply, _uniform(n, low, high, generator, device).view(n, 1, 1, 1), one)
-        c = torch.where(apply, _uniform(n, low, high, generator, device).view(n, 1, 1, 1), one)
-        brightness_first = coin(0.5)
-        x1 = (x * b).clamp_(0, 1)
-        mean1 = x1.mean(dim=(2, 3), keepdim=True)
-        x1 = ((x1 - mean1) * c + mean1).clamp_(0, 1)
-        mean2 = x.mean(dim=(2, 3), keepdim=True)
-        x2 = ((x - mean2) * c + mean2).clamp_(0, 1)
-        x2 = (x2 * b).clamp_(0, 1)
-        x = torch.where(brightness_first, x1, x2)
-    if aug.solarize_prob > 0:
-        x = torch.where(coin(aug.solarize_prob) & (x >= 0.5), 1 - x, x)
-    return (x - MEAN) / STD
+def augmenter(aug: Augment) -> BatchedMultiViewTransform:
+    """Two batched views of :func:`view_transform`: ``augmenter(aug)(images, generator)`` maps
+    uint8 ``(B, 1, 28, 28)`` to two normalised float ``(B, 1, 28, 28)`` views, on the images'
+    device, with fresh per-sample parameters (selfsup's batched on-device path)."""
+    view = view_transform(aug)
+    return BatchedMultiViewTransform([view, view])
 
 
 def normalize_images(images: Tensor) -> Tensor:
@@ -278,6 +243,9 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
     )
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
+    # The views' parameters are drawn on the CPU (as the training loop does), pixels on device.
+    param_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    views_of = augmenter(cfg.aug)
     steps_per_epoch = n_train // cfg.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"--batch-size {cfg.batch_size} is larger than the {n_train} images")
@@ -301,7 +269,7 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
                 group["lr"] = lr
             batch = train_u8[perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
             # Both views in one forward pass: one larger batch is faster than two on a CPU.
-            views = torch.cat([augment(batch, gen, cfg.aug), augment(batch, gen, cfg.aug)])
+            views = torch.cat(views_of(batch, param_gen))
             z = model(views.contiguous(memory_format=torch.channels_last))
             loss = criterion(z[: batch.shape[0]], z[batch.shape[0] :])
             optimizer.zero_grad(set_to_none=True)

@@ -1,0 +1,299 @@
+"""Training speed: selfsup's default input path against the reference library's (issue 16).
+
+    python benchmarks/train_speed.py                    # both parts, 2 interleaved rounds
+    python benchmarks/train_speed.py --part loop --steps 6 --rounds 3
+    PYTHONPATH=/tmp/lightly_ref python benchmarks/train_speed.py   # with lightly 1.5.0
+
+Part ``loop``: training images/s of one training loop fed three ways, same model and loop.
+
+* selfsup: the library default, ``selfsup.core.build_train_loader`` (method simclr,
+  ``collate.input_size=28``): the loader's workers decode uint8 images resized once, and
+  the SimCLR views are made in batches where the model runs
+  (``selfsup.embedding._method.train_views``, what ``MethodEmbedding`` calls);
+* selfsup per-image: the same with ``loader.augment=workers`` (PIL views in the workers, the
+  path before issue 16, measured at 0.87-1.0x lightly's images/s in the issue);
+* lightly: lightly 1.5.0's documented pipeline, ``LightlyDataset`` with its
+  ``SimCLRTransform(input_size=28)`` applied per image (PIL) in DataLoader workers and
+  ``MultiViewCollate``.
+
+Both train ResNet-18 at width 0.5 (each library's ``ResNetGenerator``, the same
+architecture) with a SimCLR projection head and NT-Xent loss (each library's), batch 256,
+SGD, on the same Fashion-MNIST PNGs (28 px, exported with ``fashion_mnist.py``), with
+``--workers`` loader workers. Each arm runs ``--steps`` timed steps after one untimed
+warm-up step (which starts the workers); arms alternate A B A B so that a change of the
+machine's load hits both; every line prints the 1-minute load average.
+
+Part ``cli``: wall time of ``selfsup train`` against ``lightly-ssl-train`` with the same keys
+(``trainer.max_epochs=1 loader.batch_size=128 collate.input_size=32 model.name=resnet-18
+loader.num_workers=2``) on ``--cli-images`` Fashion-MNIST PNGs, interleaved.
+
+The lightly arms are skipped, with a message, when lightly is not importable (lightly
+1.5.0's API client needs pydantic 1, selfsup's environment has pydantic 2; it must not be
+installed into selfsup's environment: ``pip install --no-deps --target /tmp/lightly_ref
+lightly==1.5.0 lightly_utils aenum hydra-core omegaconf antlr4-python3-runtime`` and run with
+``PYTHONPATH=/tmp/lightly_ref``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from fashion_mnist import export_images
+
+BATCH = 256
+INPUT_SIZE = 28
+WIDTH = 0.5
+
+
+def _load() -> float:
+    return os.getloadavg()[0]
+
+
+def _lightly() -> Any | None:
+    """lightly when it imports; None (and why) otherwise."""
+    try:
+        import lightly  # type: ignore[import-not-found]
+    except (ImportError, TypeError) as exc:  # 1.5.0 under pydantic 2: TypeError
+        print(f"lightly is not importable ({type(exc).__name__}: {str(exc)[:120]})")
+        return None
+    return lightly
+
+
+def _selfsup_arm(
+    folder: Path, workers: int, augment: str
+) -> tuple[Iterator[list[torch.Tensor]], nn.Module]:
+    """selfsup's build_train_loader: ``augment="device"`` (the default) yields uint8 sources
+    whose views are made in the loop; ``"workers"`` augments per image in the workers."""
+    from selfsup.config import CollateConfig, LoaderConfig
+    from selfsup.core import build_train_loader
+    from selfsup.embedding._method import loader_device_views, train_views
+    from selfsup.loss import NTXentLoss
+    from selfsup.models import ResNetGenerator
+    from selfsup.models.modules import SimCLRProjectionHead
+
+    loader = build_train_loader(
+        str(folder),
+        LoaderConfig.model_validate(
+            {"batch_size": BATCH, "num_workers": workers, "augment": augment}
+        ),
+        CollateConfig(input_size=INPUT_SIZE),
+        method="simclr",
+    )
+    device_views = loader_device_views(loader)
+    if (device_views is None) != (augment == "workers"):
+        raise RuntimeError(f"build_train_loader did not take the {augment} path for simclr")
+    model = _Model(ResNetGenerator("resnet-18", width=WIDTH), SimCLRProjectionHead, NTXentLoss)
+
+    def batches() -> Iterator[list[torch.Tensor]]:
+        while True:
+            for batch in loader:
+                yield train_views(batch, device_views, "cpu")
+
+    return batches(), model
+
+
+def _lightly_arm(
+    lightly: Any, folder: Path, workers: int
+) -> tuple[Iterator[list[torch.Tensor]], nn.Module]:
+    """lightly 1.5.0's documented pipeline: per-image SimCLRTransform in the workers."""
+    from lightly.data import LightlyDataset  # type: ignore[import-not-found]
+    from lightly.data.multi_view_collate import MultiViewCollate  # type: ignore[import-not-found]
+    from lightly.loss import NTXentLoss  # type: ignore[import-not-found]
+    from lightly.models import ResNetGenerator  # type: ignore[import-not-found]
+    from lightly.models.modules import SimCLRProjectionHead  # type: ignore[import-not-found]
+    from lightly.transforms import SimCLRTransform  # type: ignore[import-not-found]
+
+    dataset = LightlyDataset(str(folder), transform=SimCLRTransform(input_size=INPUT_SIZE))
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=BATCH,
+        shuffle=True,
+        drop_last=True,
+        num_workers=workers,
+        collate_fn=MultiViewCollate(),
+        persistent_workers=workers > 0,
+    )
+    model = _Model(ResNetGenerator("resnet-18", width=WIDTH), SimCLRProjectionHead, NTXentLoss)
+
+    def batches() -> Iterator[list[torch.Tensor]]:
+        while True:
+            for views, _, _ in loader:
+                yield list(views)
+
+    return batches(), model
+
+
+class _Model(nn.Module):
+    """ResNet-18 features -> SimCLR projection head -> NT-Xent of two views."""
+
+    def __init__(self, resnet: nn.Module, head: Callable[..., nn.Module], loss: Any) -> None:
+        super().__init__()
+        linear = resnet.linear
+        if not isinstance(linear, nn.Linear):
+            raise TypeError(f"expected a ResNetGenerator with a linear head, got {linear!r}")
+        dim = linear.in_features
+        resnet.linear = nn.Identity()
+        self.backbone = resnet
+        self.head = head(dim, dim, 128)
+        self.loss = loss()
+
+    def forward(self, views: list[torch.Tensor]) -> torch.Tensor:
+        z0, z1 = (self.head(self.backbone(v).flatten(1)) for v in views[:2])
+        out: torch.Tensor = self.loss(z0, z1)
+        return out
+
+
+def _rate(batches: Iterator[list[torch.Tensor]], model: nn.Module, steps: int) -> float:
+    """Images/s of ``steps`` training steps (data wait + views + forward + backward)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.06, momentum=0.9)
+    start = time.perf_counter()
+    for _ in range(steps):
+        views = next(batches)
+        loss = model(views)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return steps * BATCH / (time.perf_counter() - start)
+
+
+def part_loop(folder: Path, steps: int, rounds: int, workers: int) -> None:
+    lightly = _lightly()
+    arms: dict[str, tuple[Iterator[list[torch.Tensor]], nn.Module]] = {
+        "selfsup default": _selfsup_arm(folder, workers, "device"),
+        "selfsup per-image": _selfsup_arm(folder, workers, "workers"),
+    }
+    if lightly is None:
+        print("the lightly arm is skipped (see the docstring)")
+    else:
+        arms[f"lightly {lightly.__version__}"] = _lightly_arm(lightly, folder, workers)
+    for batches, model in arms.values():
+        _rate(batches, model, 1)  # warm-up: workers start, first allocations
+    rates: dict[str, list[float]] = {name: [] for name in arms}
+    for round_index in range(rounds):
+        for name, (batches, model) in arms.items():
+            rate = _rate(batches, model, steps)
+            rates[name].append(rate)
+            print(
+                f"  round {round_index + 1}: {name:<16} {rate:8.1f} images/s  "
+                f"load average {_load():.2f}",
+                flush=True,
+            )
+    medians = {name: statistics.median(r) for name, r in rates.items()}
+    line = ", ".join(f"{name} {rate:.1f} images/s" for name, rate in medians.items())
+    ours = medians["selfsup default"]
+    ratios = ", ".join(
+        f"{ours / rate:.2f}x {name}" for name, rate in medians.items() if name != "selfsup default"
+    )
+    print(f"training loop (medians of {rounds}): {line}; selfsup default = {ratios}", flush=True)
+
+
+CLI_KEYS = [
+    "trainer.max_epochs=1",
+    "loader.batch_size=128",
+    "collate.input_size=32",
+    "model.name=resnet-18",
+    "loader.num_workers=2",
+]
+
+
+def _cli_commands(folder: Path, out: Path) -> dict[str, list[str]]:
+    commands = {
+        "selfsup train": [
+            sys.executable,
+            "-c",
+            "import sys; from selfsup.cli.main import main; sys.exit(main())",
+            "train",
+            f"input_dir={folder}",
+            f"output_dir={out / 'selfsup'}",
+            *CLI_KEYS,
+        ]
+    }
+    if _lightly() is not None:
+        commands["lightly-ssl-train"] = [
+            sys.executable,
+            "-c",
+            "from lightly.cli.train_cli import entry; entry()",
+            f"input_dir={folder}",
+            f"hydra.run.dir={out / 'lightly'}",
+            *CLI_KEYS,
+        ]
+    else:
+        print("lightly is not importable: the lightly-ssl-train arm is skipped")
+    return commands
+
+
+def part_cli(folder: Path, rounds: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="train-speed-") as tmp:
+        commands = _cli_commands(folder, Path(tmp))
+        times: dict[str, list[float]] = {name: [] for name in commands}
+        for round_index in range(rounds):
+            for name, command in commands.items():
+                start = time.perf_counter()
+                done = subprocess.run(command, capture_output=True, text=True, check=False)
+                seconds = time.perf_counter() - start
+                if done.returncode != 0:
+                    print(done.stdout[-2000:], done.stderr[-4000:], sep="\n")
+                    raise SystemExit(f"{name} failed (exit {done.returncode})")
+                times[name].append(seconds)
+                print(
+                    f"  round {round_index + 1}: {name:<18} {seconds:7.1f} s  "
+                    f"load average {_load():.2f}",
+                    flush=True,
+                )
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    line = ", ".join(f"{name} {t:.1f} s" for name, t in medians.items())
+    if len(medians) == 2:
+        ours, theirs = medians.values()
+        line += f"; lightly takes {theirs / ours:.2f}x selfsup's time"
+    print(f"command line (medians of {rounds}): {line}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.add_argument("--part", choices=["loop", "cli", "both"], default="both")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per arm and round")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (loop)")
+    parser.add_argument("--images", type=int, default=4096, help="PNGs for the loop part")
+    parser.add_argument("--cli-images", type=int, default=2000, help="PNGs for the cli part")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of the loop")
+    args = parser.parse_args()
+    for name in ("steps", "rounds", "images", "cli_images", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(
+        f"train speed; torch {torch.__version__}, {args.threads} threads, {os.cpu_count()} "
+        f"CPUs; load average {os.getloadavg()}",
+        flush=True,
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="train-speed-data-"))
+    try:
+        if args.part in ("loop", "both"):
+            folder = export_images(tmp / "loop", split="train", n=args.images)
+            part_loop(folder, args.steps, args.rounds, args.workers)
+        if args.part in ("cli", "both"):
+            folder = export_images(tmp / "cli", split="train", n=args.cli_images)
+            part_cli(folder, args.rounds)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
