@@ -33,6 +33,19 @@ def test_resolve_config_rejects_unknown_keys() -> None:
         resolve_config(trainr={"max_epochs": 1})
 
 
+def test_method_arguments_reach_the_model_train_builds() -> None:
+    # train_embedding_model(criterion={...}) and criterion.<arg>=... resolve to this config;
+    # train builds its model from method_criterion exactly so.
+    from selfsup.core import method_criterion
+
+    cfg = resolve_config(method="barlowtwins", criterion={"lambda_param": 0.02}, **TINY)
+    assert method_criterion(cfg) == {"lambda_param": 0.02}
+    model = build_model(cfg.model, cfg.method, method_criterion(cfg))
+    assert model.criterion.lambda_param == 0.02
+    # Unset arguments keep the builder's defaults (the declared ones).
+    assert method_criterion(resolve_config(method="barlowtwins")) == {}
+
+
 def test_build_model_embeds_to_num_ftrs() -> None:
     model = build_model(ModelConfig(name="resnet-9", width=0.125, num_ftrs=16, out_dim=8))
     x = torch.randn(2, 3, 32, 32)
@@ -153,7 +166,8 @@ def test_checkpoints_without_a_method_are_simclr(tmp_path: Path) -> None:
             {"collate": {"cj_prob": 0.3}},
             r"collate.cj_prob sets SimCLR's augmentations; method=byol",
         ),
-        ({"criterion": {"temperature": 0.1}}, r"method=byol does not use criterion.temperature"),
+        # A criterion key the method does not take is refused when the config resolves:
+        # tests/config/test_lightly_config.py.
     ],
 )
 def test_settings_a_method_does_not_use_are_refused(

@@ -160,20 +160,13 @@ def changed_keys(section: BaseModel) -> list[str]:
 
 
 def method_criterion(cfg: LightlyConfig) -> dict[str, Any]:
-    """The ``criterion.*`` values changed from their defaults, checked against what
-    ``cfg.method`` takes."""
-    from selfsup.methods import get_method
+    """The ``criterion.*`` values the user set (typed keys changed from their defaults, and
+    method-specific keys), as keyword arguments of the method's model builder. The config
+    checked them against ``cfg.method`` when it was resolved; checking again here covers a
+    config changed since. Unset arguments keep the builder's defaults (the declared ones)."""
+    from selfsup.methods import check_criterion_args
 
-    method = get_method(cfg.method)
-    chosen = {key: getattr(cfg.criterion, key) for key in changed_keys(cfg.criterion)}
-    unused = [key for key in chosen if key not in method.criterion_keys]
-    if unused:
-        takes = ", ".join(f"criterion.{k}" for k in method.criterion_keys) or "no criterion keys"
-        raise ConfigError(
-            f"method={cfg.method} does not use criterion.{unused[0]} (it takes {takes}); "
-            "remove the key or choose a method that uses it"
-        )
-    return chosen
+    return check_criterion_args(cfg.method, cfg.criterion.method_values())
 
 
 def method_model_kwargs(cfg: LightlyConfig) -> dict[str, Any]:

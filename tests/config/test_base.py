@@ -171,3 +171,14 @@ def test_deep_merge_does_not_mutate() -> None:
 
 def test_suggest_key_none_for_garbage() -> None:
     assert suggest_key(LightlyConfig, "zzzzqqq") is None
+
+
+def test_a_section_that_takes_extra_keys_takes_any_leaf_key_parsed_as_yaml() -> None:
+    # criterion.* holds each method's own arguments; LightlyConfig checks them per method.
+    tree = parse_overrides(
+        LightlyConfig, ["criterion.lambda_param=0.01", "criterion.norm_pix_loss=false"]
+    )
+    assert tree == {"criterion": {"lambda_param": 0.01, "norm_pix_loss": False}}
+    for key in ("trainer.lambda_param", "criterion.lambda_param.x"):
+        with pytest.raises(ConfigError, match="unknown config key"):
+            parse_overrides(LightlyConfig, [f"{key}=1"])

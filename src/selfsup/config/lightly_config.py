@@ -7,9 +7,9 @@ defaults; ``selfsup train``, ``selfsup embed``, ``selfsup run`` and scheduled ru
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from selfsup.config._base import StrictModel
 
@@ -126,12 +126,19 @@ class EmbeddingConfig(StrictModel):
 
 
 class CriterionConfig(StrictModel):
-    """Arguments of the method's loss, for the methods that take them
-    (``selfsup.methods.get_method(name).criterion_keys``: SimCLR, MoCo, NNCLR, SwaV, ...).
+    """Arguments of the method's loss and model, for the methods that take them
+    (``selfsup.methods.method_args(name)``; docs/methods.md lists them per method).
 
-    A value left at its default means the method's own default (MoCo: temperature 0.2, a
-    4096-key queue); a method that does not take a key refuses a changed value.
+    ``temperature`` and ``memory_bank_size`` are lightly's keys: left at these defaults they
+    mean the method's own default (MoCo: temperature 0.2, a 4096-key queue). Every other
+    argument is a key of its own (``criterion.lambda_param=0.005`` for Barlow Twins);
+    unset, it keeps the method's default. :class:`LightlyConfig` checks the keys against the
+    chosen method when the config is resolved: a key it does not take is an error.
     """
+
+    # Method arguments beyond the two typed keys are extra keys, checked (and typed) by
+    # LightlyConfig against the chosen method: which keys exist depends on the method.
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     temperature: float = Field(
         0.5, gt=0, description="temperature of the method's loss (methods that take it)"
@@ -150,6 +157,15 @@ class OptimizerConfig(StrictModel):
 
     lr: float = Field(1.0, gt=0, description="learning rate (other methods: own default)")
     weight_decay: float = Field(1e-5, ge=0, description="weight decay (other methods: own)")
+
+    def method_values(self) -> dict[str, Any]:
+        """The keys the user set: typed keys changed from their defaults, and every extra
+        (method-specific) key."""
+        fields = type(self).model_fields
+        typed = {
+            key: getattr(self, key) for key in fields if getattr(self, key) != fields[key].default
+        }
+        return {**typed, **(self.model_extra or {})}
 
 
 class CollateConfig(StrictModel):
@@ -254,6 +270,17 @@ class LightlyConfig(StrictModel):
         from selfsup.methods import check_method_name
 
         return check_method_name(value)
+
+    @model_validator(mode="after")
+    def _criterion_fits_method(self) -> LightlyConfig:
+        # Torch-free: the arguments are declared in the method catalogue (selfsup.methods).
+        from selfsup.methods import check_criterion_args
+
+        checked = check_criterion_args(self.method, self.criterion.method_values())
+        extra = self.criterion.model_extra
+        if extra:
+            extra.update({key: checked[key] for key in extra})  # as the argument's type
+        return self
 
     @model_validator(mode="after")
     def _teacher_fits_method(self) -> LightlyConfig:
