@@ -13,6 +13,8 @@ with an estimated time) and ``embed_images`` of both folders. It prints:
 * the recipe chosen (printed by selfsup itself on stderr) and the training time;
 * the collapse figures of the training embeddings (std of the L2-normalised embeddings
   times sqrt(D), effective rank; selfsup.utils.embedding_stats);
+* the load average of the machine before and after (the time budget makes the epochs, and so
+  the figures, depend on how busy the CPUs were);
 * same-class nearest neighbour among the training images (leave-one-out 1-NN, the figure of
   issue 11: 25 % for the old defaults against 63 % for raw pixels on 200 images), and the
   weighted kNN accuracy of the test images against the training images (k=20, t=0.1),
@@ -56,6 +58,14 @@ def _pixels(root: Path, filenames: list[str]) -> npt.NDArray[np.float32]:
     return np.stack(
         [np.asarray(Image.open(root / f).convert("L"), dtype=np.float32).ravel() for f in filenames]
     )
+
+
+def _load_average() -> str:
+    """The 1, 5 and 15-minute load averages, e.g. ``"3.1 2.8 2.5"`` (``"n/a"`` off Unix)."""
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def leave_one_out_1nn(features: npt.NDArray[Any], labels: npt.NDArray[np.int64]) -> float:
@@ -106,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--workdir", type=Path, default=None, help="keep the files here")
     a = parser.parse_args(argv)
+    load_before = _load_average()
     with tempfile.TemporaryDirectory(prefix="selfsup-defaults-") as tmp:
         r = run(a.n, a.test_n, a.seed, a.set, a.workdir or Path(tmp))
     s, raw = r["stats"], r["raw_stats"]
@@ -113,6 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Fashion-MNIST, {a.n} training and {a.test_n} test images (seed {a.seed})")
     print("overrides:         " + (" ".join(a.set) if a.set else "none (the defaults)"))
     print(f"training time:     {r['train_s']:.1f} s   embedding: {r['embed_s']:.1f} s")
+    print(f"load average:      {load_before} before, {_load_average()} after (1, 5, 15 min)")
     print(
         f"collapse figures:  std x sqrt(D) {s.scaled_std:.3f} (raw pixels {raw.scaled_std:.3f}), "
         f"effective rank {s.effective_rank:.2f} of {s.dim} (raw pixels "
