@@ -147,6 +147,15 @@ class CriterionConfig(StrictModel):
         0, ge=0, description="entries of the method's memory bank or queue (0 = method default)"
     )
 
+    def method_values(self) -> dict[str, Any]:
+        """The keys the user set: typed keys changed from their defaults, and every extra
+        (method-specific) key."""
+        fields = type(self).model_fields
+        typed = {
+            key: getattr(self, key) for key in fields if getattr(self, key) != fields[key].default
+        }
+        return {**typed, **(self.model_extra or {})}
+
 
 class OptimizerConfig(StrictModel):
     """The method's optimizer (SGD with momentum 0.9, or AdamW for DINO).
@@ -157,15 +166,6 @@ class OptimizerConfig(StrictModel):
 
     lr: float = Field(1.0, gt=0, description="learning rate (other methods: own default)")
     weight_decay: float = Field(1e-5, ge=0, description="weight decay (other methods: own)")
-
-    def method_values(self) -> dict[str, Any]:
-        """The keys the user set: typed keys changed from their defaults, and every extra
-        (method-specific) key."""
-        fields = type(self).model_fields
-        typed = {
-            key: getattr(self, key) for key in fields if getattr(self, key) != fields[key].default
-        }
-        return {**typed, **(self.model_extra or {})}
 
 
 class CollateConfig(StrictModel):
