@@ -859,3 +859,12 @@ def test_real_run_with_images_a_video_and_broken_files(
             level = arr[arr.shape[0] // 2 :, arr.shape[1] // 2 :].mean()
             assert int(np.argmin(np.abs(255 * np.arange(8) / 7 - level))) == sample.frame_index
     assert frames == 8
+
+
+def test_kinds_of_the_seed_004_outputs() -> None:
+    # The clean dataset is a list of names; the AL-score embeddings are embeddings.
+    from selfsup.web.outputs import _kind
+
+    assert _kind("data/clean_filenames.txt") == "filenames"
+    assert _kind("data/al_score_embeddings.csv") == "embeddings"
+    assert _kind("data/quality.csv") == "data"

@@ -706,6 +706,8 @@ def _kind(relative: str) -> str:
     if len(parts) > 1 and parts[0] in _KIND_BY_TOP:
         return _KIND_BY_TOP[parts[0]]
     if parts[0] == runfolder.DATA_DIR:
+        if relative == runfolder.CLEAN_FILENAMES:
+            return "filenames"  # a list of names, as those of filenames/
         return "embeddings" if parts[-1].endswith("embeddings.csv") else "data"
     return "other"
 
