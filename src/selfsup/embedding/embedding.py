@@ -153,6 +153,18 @@ def forward_features(
     return features.flatten(start_dim=1).float()
 
 
+def _memory_format(module: torch.nn.Module) -> torch.memory_format:
+    """The layout of ``module``'s convolution weights (its first 4-d parameter), to restore
+    after embedding in channels-last; contiguous when it has none."""
+    for parameter in module.parameters():
+        if parameter.dim() == 4:
+            channels_last = parameter.is_contiguous(memory_format=torch.channels_last)
+            if channels_last and not parameter.is_contiguous():
+                return torch.channels_last
+            return torch.contiguous_format
+    return torch.contiguous_format
+
+
 def embed_batch(
     backbone: torch.nn.Module,
     images: torch.Tensor,
@@ -162,17 +174,24 @@ def embed_batch(
     *,
     normalize: Normalization | None = None,
     dtype: torch.dtype | None = None,
+    channels_last: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """One batch through ``backbone``: ``(features (B, D) float32, labels (B,) int64, names)``.
 
     ``images`` is (B, C, H, W): float (already normalised) or uint8 (normalised on the
     device with ``normalize``, see :func:`model_input`); ``dtype`` is the autocast dtype
-    (:func:`autocast_dtype`). The features are the backbone's output flattened per sample.
+    (:func:`autocast_dtype`); ``channels_last`` lays the images out channels-last (give the
+    backbone the same layout). The features are the backbone's output flattened per sample.
     The Ray actors (:mod:`selfsup.embedding.ray_engine`) call it, and
     :meth:`SelfSupervisedEmbedding.embed` runs the same steps, so both write the same rows.
     """
     features = forward_features(
-        backbone, images, torch.device(device), normalize=normalize, dtype=dtype
+        backbone,
+        images,
+        torch.device(device),
+        normalize=normalize,
+        dtype=dtype,
+        channels_last=channels_last,
     )
     return _host_rows(features, targets, names)
 
@@ -223,7 +242,8 @@ class SelfSupervisedEmbedding(BaseEmbedding):
 
         Runs under ``torch.inference_mode()``, in ``precision`` (:func:`autocast_dtype`:
         bf16/fp16 autocast on a GPU by default, float32 on the CPU; the embeddings are float32
-        either way) and, on a GPU, with the backbone and images in channels-last layout. A
+        either way), with the backbone and images in channels-last layout (the backbone's
+        layout is restored afterwards). A
         batch's features are read back after the next batch is queued, so on a GPU the copy
         and the loader's decoding (in its workers) overlap with compute.
 
@@ -256,12 +276,13 @@ class SelfSupervisedEmbedding(BaseEmbedding):
             device = next(self.model.parameters()).device
         device = torch.device(device)
         dtype = autocast_dtype(precision, device)
-        channels_last = device.type == "cuda"
+        # Channels-last convolutions: faster on GPUs (tensor cores) and on the CPU too
+        # (oneDNN; ResNet-18 at 32 px 1.4x the images/s of NCHW on the project's 2-core CPU).
+        layout = _memory_format(backbone)
         was_training = self.model.training
         self.model.eval()
         backbone.to(device)
-        if channels_last:
-            backbone.to(memory_format=torch.channels_last)
+        backbone.to(memory_format=torch.channels_last)
         chunks: list[np.ndarray] = []
         labels: list[np.ndarray] = []
         filenames: list[str] = []
@@ -284,7 +305,7 @@ class SelfSupervisedEmbedding(BaseEmbedding):
                         device,
                         normalize=normalize,
                         dtype=dtype,
-                        channels_last=channels_last,
+                        channels_last=True,
                     )
                     if pending is not None:
                         collect(pending)
@@ -292,8 +313,7 @@ class SelfSupervisedEmbedding(BaseEmbedding):
                 if pending is not None:
                     collect(pending)
         finally:
-            if channels_last:
-                backbone.to(memory_format=torch.contiguous_format)
+            backbone.to(memory_format=layout)
             self.model.train(was_training)
         finalize_cache = getattr(dataloader.dataset, "finalize_cache", None)
         if callable(finalize_cache):

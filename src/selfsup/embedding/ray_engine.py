@@ -184,7 +184,8 @@ class _ShardEmbedder:
         normalize: Normalization | None = None,
     ) -> None:
         self.device = torch.device("cuda" if use_gpu else "cpu")
-        self.backbone = backbone.to(self.device).eval()
+        # Channels-last as on the local engine (same kernels, so the same rows).
+        self.backbone = backbone.to(self.device).to(memory_format=torch.channels_last).eval()
         self.dataset = dataset
         self.folder = Path(folder)
         self.batch_size = batch_size
@@ -230,6 +231,7 @@ class _ShardEmbedder:
                     self.device,
                     normalize=self.normalize,
                     dtype=self.dtype,
+                    channels_last=True,
                 )
                 chunks.append(features)
                 labels.append(batch_labels)
