@@ -16,7 +16,9 @@ method: the weighted kNN accuracy (k=200, t=0.1, the same as ``ssl_fashion_mnist
 accuracy of a linear probe (logistic regression on the standardised embeddings), the
 training throughput (images/s, augmentation included) and the peak memory (the process's
 peak RSS on CPU, ``torch.cuda.max_memory_allocated`` on a GPU), and the same two
-accuracies for raw pixels. Every method runs in its own process, so peak memory is its own.
+accuracies for raw pixels and for the ResNet at its random initialisation (no training: the
+row a method must beat to show it learnt something at a short budget). Every method runs in
+its own process (a fork of this one by default), so peak memory is its own.
 The loss columns are the mean of the first and of the last ``--loss-window`` steps: a method
 whose loss does not fall, or whose kNN accuracy stays near chance (0.1), has not learnt at
 this budget.
@@ -183,6 +185,8 @@ def run_method(args: argparse.Namespace) -> dict[str, Any]:
             losses.append(float(loss.detach()))
     train_time = time.perf_counter() - start
     window = max(1, min(args.loss_window, len(losses) // 2))
+    if not losses:  # the untrained reference row
+        losses = [float("nan")]
     start = time.perf_counter()
     train_emb = embed(model.backbone, train_np, args.device)
     test_emb = embed(model.backbone, test_np, args.device)
@@ -208,6 +212,15 @@ def run_method(args: argparse.Namespace) -> dict[str, Any]:
         "optimizer": f"{method.optimizer.name} lr {method.optimizer.lr:g} "
         f"wd {method.optimizer.weight_decay:g}",
     }
+
+
+def untrained(args: argparse.Namespace) -> dict[str, Any]:
+    """The same accuracies for the ResNet backbone at its random initialisation (SimCLR's
+    model, no step taken): what a method's row must beat to show that training taught the
+    backbone something, rather than that a random convolutional network already separates
+    the classes."""
+    row = run_method(argparse.Namespace(**{**vars(args), "one": "simclr", "epochs": 0}))
+    return {**row, "method": "untrained (random init)", "optimizer": "-", "images_per_s": 0.0}
 
 
 def raw_pixels(train_samples: int, test_samples: int) -> dict[str, Any]:
@@ -282,7 +295,7 @@ def print_table(rows: list[dict[str, Any]], header: dict[str, Any]) -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
-        if row["method"] == "raw pixels":
+        if row["method"] in ("raw pixels", "untrained (random init)"):
             continue
         beats = "yes" if row["knn"] > baseline["knn"] else "no"
         print(
@@ -291,6 +304,13 @@ def print_table(rows: list[dict[str, Any]], header: dict[str, Any]) -> None:
             f"{row['peak_mb']:.0f} | {row.get('first_loss', float('nan')):.3f} | "
             f"{row['final_loss']:.3f} | {beats} |"
         )
+    for row in rows:
+        if row["method"] == "untrained (random init)":
+            print(
+                f"| untrained (random init) | {row['model']} | - | {row['knn']:.3f} "
+                f"| {row['linear']:.3f} | - | {row['peak_mb']:.0f} | - | - | "
+                f"{'yes' if row['knn'] > baseline['knn'] else 'no'} |"
+            )
     print(
         f"| raw pixels | - | - | {baseline['knn']:.3f} | {baseline['linear']:.3f} "
         "| - | - | - | - | - |"
@@ -338,6 +358,8 @@ def main(argv: list[str] | None = None) -> None:
         saved_header, saved = _read_jsonl(args.table_from)
         if not any(row["method"] == "raw pixels" for row in saved):
             saved.append(raw_pixels(args.train_samples, args.test_samples))
+        if not any(row["method"] == "untrained (random init)" for row in saved):
+            saved.append(untrained(args))
         print_table(saved, {**header, "load_end": header["load_start"], **saved_header})
         return
 
@@ -380,6 +402,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         save(rows[-1])
         print(f"done: {name} ({os.getloadavg()[0]:.2f} load)", file=sys.stderr)
+    rows.append(untrained(args))
+    save(rows[-1])
     rows.append(raw_pixels(args.train_samples, args.test_samples))
     save(rows[-1])
     header["load_end"] = os.getloadavg()[0]
