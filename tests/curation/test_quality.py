@@ -202,6 +202,15 @@ def test_strict_bound_flags_extremes_unless_the_median_is_beyond_it() -> None:
     assert default_threshold(np.zeros(20), gray) < 0.0  # a grayscale dataset flags nothing
 
 
+def test_small_flags_under_32_px_however_spread_the_sizes() -> None:
+    rule = _rule("small")
+    # Short sides log-uniform over 3 octaves: the robust threshold alone would be ~17 px.
+    wide = 2.0 ** np.linspace(np.log2(96), np.log2(768), 201)
+    assert default_threshold(wide, rule) == 32.0
+    assert default_threshold(np.full(50, 32.0), rule) <= 32.0  # CIFAR-sized: none flagged
+    assert default_threshold(np.full(50, 28.0), rule) < 28.0  # MNIST-sized: outliers only
+
+
 def test_log_rules_work_on_ratios() -> None:
     rule = _rule("small")
     sizes = np.full(40, 512.0)
