@@ -29,12 +29,13 @@ The block hash (``bhash``), for shifts
     The DCT hash keeps frequencies up to 3.5 cycles per image, and a shift turns the phase
     of a frequency in proportion to the frequency and to the shift *as a fraction of the
     image*: a 3 x 2 pixel shift is 1.5 % of a 200 px image but 4.7 % of a 64 px one, and on
-    64-160 px images such copies reach 16 bits, past distinct images' 12-14 (measured on
-    ``benchmarks/quality_issues.py --short-sides 64 160``). A second hash of the same
-    32 x 32 luma answers for those: the luma smoothed by the binomial filter
-    ``[1, 2, 1] / 4`` along both axes (edges repeated), averaged over 8 x 8 blocks of 4 x 4
-    pixels, and bit ``8 r + c`` set where block ``(r, c)`` is above the blocks' median
-    (an average hash, Krawetz 2011, of a slightly smoothed image). Block means move by a
+    64-160 px images such copies reach 16 bits, past the 14 that separate the closest
+    distinct images there (``benchmarks/quality_issues.py --short-sides 64 160``). A
+    second hash of the same 32 x 32 luma answers for those: the luma smoothed by the
+    binomial filter ``[1, 2, 1] / 4`` along both axes (edges repeated), averaged over
+    8 x 8 blocks of 4 x 4 pixels, and bit ``8 r + c`` set where block ``(r, c)`` is above
+    the blocks' median (an average hash, Krawetz 2011, of a slightly smoothed image). Block
+    means move by a
     fraction of a block under a shift of a few pixels, so shifted copies keep their block
     hash closer than their DCT hash, while distinct images stay far apart in both. It is
     stored as 16 hex digits (``SampleRecord.bhash``) and used only to confirm pairs the
@@ -48,10 +49,10 @@ Pairs and groups
     versions before 4, are paired by the first rule only). On the 64-160 px corpus of
     ``benchmarks/quality_issues.py`` (seeds 0 and 1) this second rule finds 10 of the 11
     shifted copies the first misses, and no pair of distinct images within 16 DCT bits has
-    block hashes closer than 12 bits. On the 300
-    synthetic images of ``benchmarks/near_duplicates.py`` distinct images are at least 14
-    bits apart; JPEG re-encoding, the 90 % resize and the brightness change stay within 6,
-    and a 3 x 2 pixel shift reaches 12 (98.7 % of those copies within 10; all of them with
+    block hashes closer than 12 bits. On the 300 synthetic images of
+    ``benchmarks/near_duplicates.py`` distinct images are at least 14 bits apart; JPEG
+    re-encoding, the 90 % resize and the brightness change stay within 6, and a 3 x 2
+    pixel shift reaches 12 (98.7 % of those copies within 10; all of them with
     the block-hash rule, and all 4 x 3 pixel shifts, which reach 14), so the default finds
     those copies without joining distinct images. Pairs are found without comparing all
     ``N^2`` pairs past :data:`BRUTE_FORCE_MAX` samples by multi-index hashing
@@ -69,8 +70,8 @@ Pairs and groups
     stays bounded, each block among the hashes from its own first one on (``N^2 / 2``
     distances). It gives exactly the pairs of the other two methods. faiss's
     multi-index-hashing index (``IndexBinaryMultiHash``, the same pigeonhole as above) was
-    measured too and is slower than the exhaustive search at 20,000 and 100,000 hashes
-    (its range search works one query at a time), and its IVF index misses up to 30 % of
+    measured too and is slower than the exhaustive search at 20,000 and 100,000 hashes,
+    and its IVF index misses up to 30 % of
     the pairs within 10 bits on random hashes (k-means has nothing to cluster there), so
     neither is used; ``benchmarks/near_duplicates.py --scale`` measures the methods.
 
@@ -91,8 +92,9 @@ Embeddings
 Output (``filenames/near_duplicate_filenames.txt``)
     One line per group member, ``group_id<TAB>filename<TAB>kept filename<TAB>distance``,
     groups in order of their kept filename, the kept member first (distance 0); the distance
-    is the Hamming distance of the hashes (an integer), or for a member that joined through
-    embeddings only, the embedding distance (a float with a decimal point).
+    is the Hamming distance of the DCT hashes (an integer; up to ``hash_distance +``
+    :data:`SHIFT_MARGIN` for a pair the block hashes confirmed), or for a member that joined
+    through embeddings only, the embedding distance (a float with a decimal point).
 """
 
 from __future__ import annotations
