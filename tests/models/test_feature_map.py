@@ -45,6 +45,19 @@ def test_registered_resnet_backbone() -> None:
     torch.testing.assert_close(fmap.mean(dim=(2, 3)), backbone(x))
 
 
+def test_a_backbone_followed_by_layers_as_core_builds_it() -> None:
+    # selfsup.core.build_model gives methods nn.Sequential(backbone, nn.Linear(...)): dense
+    # methods (DenseCL, VICRegL, DetCon) trained by `selfsup train` failed on it before.
+    backbone = get_backbone("resnet-9", width=0.125)
+    model = nn.Sequential(backbone, nn.Linear(backbone.num_features, 6)).eval()
+    x = torch.randn(2, 3, 32, 32)
+    fmap = feature_map(model, x)
+    torch.testing.assert_close(fmap, feature_map(backbone, x))
+    embedding, fmap2 = embedding_and_feature_map(model, x)
+    torch.testing.assert_close(embedding, model(x))
+    torch.testing.assert_close(fmap2, fmap)
+
+
 def test_selfsup_and_torchvision_resnets() -> None:
     resnet = ResNetGenerator("resnet-18", width=0.125).eval()
     resnet.linear = nn.Identity()

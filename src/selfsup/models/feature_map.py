@@ -7,7 +7,9 @@ backbones selfsup builds, without a second copy of their weights:
 
 - a :class:`~selfsup.models.backbones.Backbone`: the map of its ``features`` module;
 - an ``nn.Sequential`` (e.g. ``nn.Sequential(*list(resnet.children())[:-1])``, the layout of
-  the registered ``resnet-*`` backbones): its layers up to the first adaptive pooling layer;
+  the registered ``resnet-*`` backbones): its layers up to the first adaptive pooling layer,
+  or up to a Backbone or ResNet inside it, whose own map it is (``selfsup.core.build_model``'s
+  ``nn.Sequential(backbone, nn.Linear(...))``);
 - a selfsup :class:`~selfsup.models.resnet.ResNet`, or a torchvision ResNet: the stem and the
   four stages;
 - any other module whose forward already returns a (B, D, h, w) map.
@@ -43,6 +45,8 @@ def feature_map(backbone: nn.Module, x: Tensor) -> Tensor:
         for layer in backbone:
             if isinstance(layer, _POOLS):
                 return _checked(out, backbone)
+            if isinstance(layer, Backbone | ResNet):
+                return feature_map(layer, out)
             out = layer(out)
         return _checked(out, backbone)
     if isinstance(backbone, ResNet):
@@ -86,6 +90,18 @@ def embedding_and_feature_map(backbone: nn.Module, x: Tensor) -> tuple[Tensor, T
     if isinstance(backbone, nn.Sequential):
         layers = list(backbone)
         cut = next((i for i, layer in enumerate(layers) if isinstance(layer, _POOLS)), None)
+        inner = next(
+            (i for i, layer in enumerate(layers) if isinstance(layer, Backbone | ResNet)), None
+        )
+        if inner is not None and (cut is None or inner < cut):
+            # A backbone with its own map, then layers on its embedding (core.build_model).
+            out = x
+            for layer in layers[:inner]:
+                out = layer(out)
+            embedding, fmap = embedding_and_feature_map(layers[inner], out)
+            for layer in layers[inner + 1 :]:
+                embedding = layer(embedding)
+            return embedding.flatten(start_dim=1), fmap
         if cut is not None:
             fmap = feature_map(backbone, x)
             out = fmap
