@@ -280,7 +280,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def print_table(rows: list[dict[str, Any]], header: dict[str, Any]) -> None:
-    """The markdown table of ``rows`` (one per method, then raw pixels last)."""
+    """The markdown table of ``rows`` (one per method, then raw pixels last); a method
+    saved twice (runs split over processes) is shown once, its first row."""
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row["method"], row)
+    rows = list(first.values())
     baseline = next(row for row in rows if row["method"] == "raw pixels")
     print(
         f"# {header['epochs']} epoch(s) on {header['train_samples']} Fashion-MNIST images "
