@@ -137,9 +137,16 @@ def _filter(kind: str) -> tuple[float, Callable[[torch.Tensor], torch.Tensor]]:
 
 
 def _resample_matrix(
-    start: torch.Tensor, length: torch.Tensor, out_size: int, full: int, kind: str
+    start: torch.Tensor,
+    length: torch.Tensor,
+    out_size: int,
+    full: int,
+    kind: str,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Per-sample weights ``(B, out_size, full)`` float64 mapping one image axis to the output.
+    """Per-sample weights ``(B, out_size, full)`` float64 mapping one image axis to the output,
+    built on ``device`` (on a GPU: a batch of 256 crops of 448 px to 224 px is two 200 MB
+    matrices, which should not be built on the CPU and copied).
 
     Output pixel ``i`` of sample ``b`` is ``sum_j W[b, i, j] x[j]``; the weights are zero
     outside the crop ``[start, start + length)``. They follow PyTorch's antialiased resampling
@@ -148,12 +155,11 @@ def _resample_matrix(
     crop coordinates, and the filter is stretched by ``scale`` when downsampling so that every
     input pixel contributes. ``nearest`` picks crop pixel ``floor(i * scale)``.
     """
-    length_f = length.to(torch.float64).view(-1, 1, 1)
+    length_f = length.to(device, torch.float64).view(-1, 1, 1)
     scale = length_f / out_size
-    i = torch.arange(out_size, dtype=torch.float64).view(1, -1, 1)
-    j = torch.arange(full, dtype=torch.float64).view(1, 1, -1) - start.to(torch.float64).view(
-        -1, 1, 1
-    )
+    i = torch.arange(out_size, dtype=torch.float64, device=device).view(1, -1, 1)
+    j = torch.arange(full, dtype=torch.float64, device=device).view(1, 1, -1)
+    j = j - start.to(device, torch.float64).view(-1, 1, 1)
     if kind == "nearest":
         src = torch.minimum(torch.floor(i * scale), length_f - 1)
         return (j == src).to(torch.float64)
@@ -220,8 +226,8 @@ def resized_crop(
     if images.device.type == "cpu":
         return _resized_crop_each(images, boxes, (out_h, out_w), interpolation)
     compute = images.dtype if images.is_floating_point() else torch.float32
-    w_y = _resample_matrix(top, box_h, out_h, height, interpolation)
-    w_x = _resample_matrix(left, box_w, out_w, width, interpolation)
+    w_y = _resample_matrix(top, box_h, out_h, height, interpolation, images.device)
+    w_x = _resample_matrix(left, box_w, out_w, width, interpolation, images.device)
     w_y = w_y.to(images.device, compute).unsqueeze(1)  # (B, 1, out_h, H)
     w_x = w_x.to(images.device, compute).transpose(1, 2).unsqueeze(1)  # (B, 1, W, out_w)
     x = images.to(compute)
