@@ -948,7 +948,7 @@ class RunContext:
     state: RunState = field(init=False)
     durations: dict[str, float] = field(init=False)
     step_started: float = field(init=False)
-    substeps: set[str] = field(init=False, default_factory=set)
+    substeps: set[str] = field(init=False)
     checked: CheckResult = field(init=False)
     lost_log: _LostFiles = field(init=False)
     usable: list[SampleRecord] = field(init=False)
@@ -991,7 +991,11 @@ def _step_config(ctx: RunContext) -> None:
     ctx.folder.remove_report()
     ctx.folder.write_config(to_yaml(ctx.cfg), ctx.overrides)
     ctx.state = RunState(ctx.folder)
+    # The steps' times (report.json job.step_durations_s): _run sets step_started as each
+    # step starts; a part timed as a step of its own (train) is named in substeps.
     ctx.durations = {}
+    ctx.substeps = set()
+    ctx.step_started = ctx.started
 
 
 def _step_check(ctx: RunContext) -> None:
@@ -1530,6 +1534,8 @@ STEPS: Final = (
             "started",
             "started_iso",
             "state",
+            "step_started",
+            "substeps",
         ),
         outputs=(runfolder.MARKER, runfolder.CONFIG_YAML, runfolder.OVERRIDES_YAML),
         reuse="never: every run writes them afresh, and removes the previous report.json first",
@@ -1581,6 +1587,7 @@ STEPS: Final = (
             "samples",
             "selection_config",
             "state",
+            "substeps",
             "usable",
         ),
         provides=(
@@ -1673,6 +1680,8 @@ STEPS: Final = (
             "selection_note",
             "started",
             "started_iso",
+            "step_started",
+            "substeps",
         ),
         provides=(
             "records",
