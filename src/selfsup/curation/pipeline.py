@@ -1721,6 +1721,7 @@ class _TrainClock:
     def __call__(self, state: str) -> None:
         if state == "TRAINING":
             self.since = time.time()
+            say(self.ctx.progress, "train ...")
         elif self.since is not None:
             seconds = time.time() - self.since
             self.since = None
