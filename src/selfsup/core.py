@@ -8,6 +8,7 @@ exactly like the command line.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import warnings
@@ -245,6 +246,14 @@ def build_train_loader(
     CLI augmentations); other methods use their papers' transforms at ``collate.input_size``.
     ``filenames`` restricts training to those samples (e.g. the non-corrupt ones of a run);
     ``samples`` replaces the folder by the samples a curation check recorded.
+
+    ``loader.augment="device"`` (default): when every view has a batched form, the loader
+    yields uint8 images resized once to a source size with their original sizes
+    (:class:`~selfsup.data.uint8.Uint8Dataset`, collated by
+    :class:`~selfsup.transforms.device_views.SourceCollate`), and
+    :class:`~selfsup.embedding.MethodEmbedding` makes the same views on the training device.
+    Otherwise (``"workers"``, or a step without a batched form: logged once) the loader's
+    workers augment each image.
     """
     from selfsup.data.collate import ImageCollateFunction
 
@@ -263,7 +272,22 @@ def build_train_loader(
                 "use method=simclr"
             )
         transform = get_method(method).build_transform(collate.input_size)
-    dataset = _dataset(input_dir, transform=transform, filenames=filenames, samples=samples)
+    dataset: Any = None
+    if loader.augment == "device":
+        from selfsup.data.uint8 import Uint8Dataset
+        from selfsup.transforms.device_views import SourceCollate, device_views_for
+
+        # SimCLR's collate function draws two views with its one view transform.
+        views = transform if collate_fn is None else [collate_fn.transform] * 2
+        device_views, reason = device_views_for(views)
+        if device_views is not None:
+            base = _dataset(input_dir, transform=None, filenames=filenames, samples=samples)
+            dataset = Uint8Dataset(base, device_views.source_size)
+            collate_fn = SourceCollate(device_views)
+        else:
+            _log_per_image_augmentation(method, str(reason))
+    if dataset is None:
+        dataset = _dataset(input_dir, transform=transform, filenames=filenames, samples=samples)
     batch_size = loader.batch_size
     if len(dataset) < batch_size:
         # With drop_last a too-large batch would silently train on nothing.
@@ -286,6 +310,18 @@ def build_train_loader(
         drop_last=loader.drop_last,
         collate_fn=collate_fn,
         persistent_workers=_num_workers(loader) > 0,
+        # Pinned source batches copy to a GPU asynchronously; nothing to pin without one.
+        pin_memory=loader.augment == "device" and torch.cuda.is_available(),
+    )
+
+
+@functools.cache
+def _log_per_image_augmentation(method: str, reason: str) -> None:
+    """One info line per method and reason (the recipe's timing builds a loader too)."""
+    logger.info(
+        "method=%s augments each image in the loader workers, not on the device: %s",
+        method,
+        reason,
     )
 
 
@@ -403,7 +439,7 @@ def _seconds_per_sample(
     batch, loaded in-process (the real loader's workers only make training faster)."""
     import time
 
-    from selfsup.embedding._method import batch_views
+    from selfsup.embedding._method import loader_device_views, train_views
     from selfsup.methods._base import TrainProgress
 
     # A batch of up to 16 costs about as much per sample as a full one (a little more: a
@@ -427,7 +463,7 @@ def _seconds_per_sample(
             batch = next(batches)
         except StopIteration:
             break
-        views = [v.to(device) for v in batch_views(batch)]
+        views = train_views(batch, loader_device_views(loader), device)
         torch.autograd.backward(model.training_loss(views, TrainProgress()))
         model.zero_grad(set_to_none=True)
         if attempt == 1 or seconds is None:

@@ -33,6 +33,13 @@ class LoaderConfig(StrictModel):
         -1, ge=-1, description="loader processes; -1 uses every core, 0 loads in-process"
     )
     drop_last: bool = Field(True, description="drop the last incomplete training batch")
+    augment: Literal["device", "workers"] = Field(
+        "device",
+        description="where training augments: device (the loader decodes uint8 images resized "
+        "once; the method's views are made in batches on the training device) or workers "
+        "(each image augmented with PIL in the loader workers); a method with a step that has "
+        "no batched form uses workers",
+    )
 
 
 class ModelConfig(StrictModel):
