@@ -14,7 +14,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -333,10 +333,37 @@ def build_embed_loader(
     *,
     samples: ManifestDataset | None = None,
     normalize: tuple[Sequence[float], Sequence[float]] | None = None,
+    decode: Literal["uint8", "pil"] = "pil",
+    pin_memory: bool = False,
 ) -> DataLoader[Any]:
-    """An unshuffled loader of resized, normalised images for embedding, in ``filenames`` order
-    (or ``samples`` order: the samples a curation check recorded). ``normalize``: the
-    ``(mean, std)`` per channel (default ImageNet's, what training uses)."""
+    """An unshuffled loader of resized images for embedding, in ``filenames`` order (or
+    ``samples`` order: the samples a curation check recorded).
+
+    ``decode="pil"``: each image through PIL ``Resize``, ``ToTensor`` and ``Normalize`` with
+    ``normalize``, the ``(mean, std)`` per channel (default ImageNet's, what training uses);
+    the dataset keeps that transform (object crops reuse it). ``decode="uint8"`` (what
+    :func:`embed` uses by default, ``embedding.decode``): a
+    :class:`~selfsup.data.uint8.Uint8Dataset` of ``(3, S, S)`` uint8 images decoded by
+    torchvision and resized once, read through the ``loader.cache_dir`` cache when set, to
+    be normalised on the device (``SelfSupervisedEmbedding.embed(normalize=...)``).
+    ``pin_memory`` pins the batches for asynchronous copies to a GPU.
+    """
+    if decode == "uint8":
+        from selfsup.data.uint8 import Uint8Dataset
+        from selfsup.data.uint8_cache import Uint8Cache
+
+        base = _dataset(input_dir, transform=None, filenames=filenames, samples=samples)
+        cache = (
+            Uint8Cache.for_dataset(loader.cache_dir, base, input_size) if loader.cache_dir else None
+        )
+        return DataLoader(
+            Uint8Dataset(base, input_size, cache=cache),
+            batch_size=loader.batch_size,
+            shuffle=False,
+            num_workers=_num_workers(loader),
+            drop_last=False,
+            pin_memory=pin_memory,
+        )
     import torchvision.transforms as T
 
     from selfsup.transforms.utils import IMAGENET_NORMALIZE
@@ -356,6 +383,7 @@ def build_embed_loader(
         shuffle=False,
         num_workers=_num_workers(loader),
         drop_last=False,
+        pin_memory=pin_memory,
     )
 
 
@@ -777,17 +805,30 @@ def embed(
     rows are the same.
     """
     model, input_size, normalize = embedding_model(cfg, checkpoint)
-    loader = build_embed_loader(
-        cfg.input_dir, cfg.loader, input_size, filenames, samples=samples, normalize=normalize
-    )
     device = "cuda" if cfg.trainer.gpus > 0 and torch.cuda.is_available() else "cpu"
+    loader = build_embed_loader(
+        cfg.input_dir,
+        cfg.loader,
+        input_size,
+        filenames,
+        samples=samples,
+        normalize=normalize,
+        decode=cfg.embedding.decode,
+        pin_memory=device == "cuda" and cfg.embedding.engine == "local",
+    )
     if cfg.embedding.engine == "ray":
-        return _embed_on_ray(cfg, model, loader.dataset, device, parquet_dir)
+        rows = _embed_on_ray(cfg, model, loader.dataset, device, parquet_dir, normalize)
+        finalize_cache = getattr(loader.dataset, "finalize_cache", None)
+        if callable(finalize_cache):
+            finalize_cache()  # the actors filled the loader.cache_dir cache: publish it
+        return rows
     embedding = SelfSupervisedEmbedding(
         model, nn.Identity(), torch.optim.SGD(model.parameters(), lr=0.0), loader
     )
     model.to(device)
-    return embedding.embed(loader, device=device)
+    return embedding.embed(
+        loader, device=device, precision=cfg.embedding.precision, normalize=normalize
+    )
 
 
 def _embed_on_ray(
@@ -796,9 +837,11 @@ def _embed_on_ray(
     dataset: Any,
     device: str,
     parquet_dir: str | os.PathLike[str] | None,
+    normalize: Normalization | None = None,
 ) -> Embeddings:
-    """:func:`embed` on Ray: the same backbone and dataset (with its transform) as the
-    local path, so the same rows."""
+    """:func:`embed` on Ray: the same backbone, dataset (with its transform, or uint8
+    images normalised with ``normalize``) and precision as the local path, so the same
+    rows."""
     import tempfile
 
     from selfsup.embedding.ray_engine import RayOptions, embed_with_ray
@@ -809,6 +852,8 @@ def _embed_on_ray(
         shard_size=cfg.embedding.shard_size,
         batch_size=cfg.loader.batch_size,
         use_gpu=device == "cuda",
+        precision=str(cfg.embedding.precision),
+        normalize=normalize,
     )
     if parquet_dir is None and cfg.output_dir:
         parquet_dir = Path(cfg.output_dir) / "embeddings.parquet"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -12,9 +14,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from selfsup.data import LightlyDataset, SimCLRCollateFunction
+from selfsup.data.uint8 import Uint8Dataset
 from selfsup.embedding import CHECKPOINT_METADATA_KEY, SelfSupervisedEmbedding
 from selfsup.embedding._base import split_views
-from selfsup.errors import DataError
+from selfsup.embedding.embedding import autocast_dtype, model_input
+from selfsup.errors import ConfigError, DataError
 from selfsup.loss import NTXentLoss
 from selfsup.models import ResNetGenerator, SimCLR
 
@@ -122,3 +126,119 @@ def test_embed_keeps_a_subset_samplers_rows_in_dataset_order(
     _, _, names = embedding.embed(loader, progress=False)
     everything = dataset.get_filenames()
     assert names == [everything[1], everything[3], everything[5]]
+
+
+def _embed_path(
+    root: Path, decode: str, side: int, **loader_keys: Any
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Embed ``root`` with a fixed tiny model through core.build_embed_loader's ``decode`` path."""
+    from selfsup.config.lightly_config import LoaderConfig
+    from selfsup.core import build_embed_loader
+
+    torch.manual_seed(0)
+    model = _model().eval()
+    cfg = LoaderConfig(batch_size=4, num_workers=0, **loader_keys)
+    loader = build_embed_loader(str(root), cfg, side, decode=decode)  # type: ignore[arg-type]
+    embedding = SelfSupervisedEmbedding(
+        model, NTXentLoss(), torch.optim.SGD(model.parameters(), lr=0.1), loader
+    )
+    return embedding.embed(loader, progress=False, precision="32")
+
+
+def test_uint8_path_embeds_close_to_the_pil_path_in_dataset_order(
+    make_image_folder: Callable[..., Path],
+) -> None:
+    root = make_image_folder(n_classes=2, n_per_class=3, size=(40, 30), ext="jpg")
+    Image.new("RGB", (50, 20), (200, 30, 90)).save(root / "class_1" / "odd.png")
+
+    fast, fast_labels, fast_names = _embed_path(root, "uint8", 24)
+    slow, slow_labels, slow_names = _embed_path(root, "pil", 24)
+
+    assert fast_names == slow_names == LightlyDataset(str(root)).get_filenames()
+    assert fast_labels.tolist() == slow_labels.tolist()
+    assert fast.dtype == np.float32
+    # Both resize with antialiased bilinear, in different code (PIL vs torchvision, which
+    # differ by at most one grey level); what is left is rounding: measured 0.2 % of the
+    # spread of the embeddings and 0.3 % of a row's norm; the test allows 1 %.
+    spread = float(np.abs(slow - slow.mean(axis=0)).max())
+    assert float(np.abs(fast - slow).max()) <= 0.01 * spread
+    row_error = np.linalg.norm(fast - slow, axis=1) / np.linalg.norm(slow, axis=1)
+    assert float(row_error.max()) <= 0.01
+
+
+def test_uint8_batches_are_normalised_on_the_device_like_float_ones() -> None:
+    images = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    mean, std = (0.2, 0.4, 0.6), (0.5, 0.25, 0.1)
+
+    got = model_input(images, torch.device("cpu"), (mean, std))
+
+    expected = (images.float() / 255 - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(
+        std
+    ).view(1, 3, 1, 1)
+    torch.testing.assert_close(got, expected)
+    floats = torch.rand(2, 3, 8, 8)
+    assert torch.equal(model_input(floats, torch.device("cpu"), (mean, std)), floats)
+
+
+def test_precision_key() -> None:
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) is None
+    assert autocast_dtype(32, cpu) is None
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert autocast_dtype(16, cpu) is torch.float16
+    with pytest.raises(ConfigError, match=r"embedding\.precision='64'.*auto, 32, bf16, 16"):
+        autocast_dtype("64", cpu)
+
+
+def test_bf16_embeddings_are_float32_and_close(make_image_folder: Callable[..., Path]) -> None:
+    root = make_image_folder(n_classes=1, n_per_class=3, size=(16, 16))
+    torch.manual_seed(0)
+    model = _model().eval()
+    loader = DataLoader(Uint8Dataset(LightlyDataset(str(root)), 16), batch_size=2)
+    embedding = SelfSupervisedEmbedding(
+        model, NTXentLoss(), torch.optim.SGD(model.parameters(), lr=0.1), loader
+    )
+
+    full, _, _ = embedding.embed(loader, progress=False, precision="32")
+    half, _, _ = embedding.embed(loader, progress=False, precision="bf16")
+
+    assert half.dtype == np.float32
+    spread = float(np.abs(full).max())
+    assert float(np.abs(half - full).max()) <= 0.1 * spread
+
+
+def test_embed_through_the_cache_gives_the_same_rows_and_publishes_it(
+    make_image_folder: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = make_image_folder(n_classes=2, n_per_class=2, size=(20, 20))
+    cache_dir = tmp_path / "cache"
+
+    plain = _embed_path(root, "uint8", 16)
+    first = _embed_path(root, "uint8", 16, cache_dir=str(cache_dir))
+    second = _embed_path(root, "uint8", 16, cache_dir=str(cache_dir))
+
+    for run in (first, second):
+        np.testing.assert_array_equal(run[0], plain[0])
+        assert run[2] == plain[2]
+    assert [p.name.endswith("-s16") for p in cache_dir.iterdir()] == [True]
+
+
+def test_embed_runs_channels_last_and_restores_the_layout(
+    make_image_folder: Callable[..., Path],
+) -> None:
+    root = make_image_folder(n_classes=1, n_per_class=2, size=(16, 16))
+    torch.manual_seed(0)
+    model = _model().eval()
+    loader = DataLoader(Uint8Dataset(LightlyDataset(str(root)), 16), batch_size=2)
+    embedding = SelfSupervisedEmbedding(
+        model, NTXentLoss(), torch.optim.SGD(model.parameters(), lr=0.1), loader
+    )
+    with torch.no_grad():
+        images = torch.stack([Uint8Dataset(LightlyDataset(str(root)), 16)[i][0] for i in (0, 1)])
+        direct = model.backbone(model_input(images, torch.device("cpu"))).flatten(1)
+
+    emb, _, _ = embedding.embed(loader, progress=False, precision="32")
+
+    np.testing.assert_allclose(emb, direct.numpy(), rtol=1e-4, atol=1e-5)
+    convs = [p for p in model.parameters() if p.dim() == 4]
+    assert all(p.is_contiguous() for p in convs)

@@ -40,6 +40,12 @@ class LoaderConfig(StrictModel):
         "(each image augmented with PIL in the loader workers); a method with a step that has "
         "no batched form uses workers",
     )
+    cache_dir: str = Field(
+        "",
+        description="folder of a memory-mapped cache of the decoded images at the input size, "
+        "reused across epochs and runs (selfsup.data.uint8_cache; for datasets that fit on disk "
+        "at that size); '' = off",
+    )
 
 
 class ModelConfig(StrictModel):
@@ -129,6 +135,16 @@ class EmbeddingConfig(StrictModel):
     )
     shard_size: int = Field(
         1000, ge=1, description="engine=ray: samples per task and per Parquet shard"
+    )
+    precision: Literal["auto", "32", "bf16", "16", 32, 16] = Field(
+        "auto",
+        description="arithmetic of the embedding forward pass: auto (bf16 on a GPU that has "
+        "it, else 16 there; 32 on the CPU), 32, bf16 or 16; embeddings are float32 either way",
+    )
+    decode: Literal["uint8", "pil"] = Field(
+        "uint8",
+        description="input path: uint8 (torchvision decoding, one resize, normalised on the "
+        "device) or pil (the per-image PIL Resize/ToTensor/Normalize path)",
     )
 
 
