@@ -116,23 +116,19 @@ def _arm_selfsup(
 
 
 def _arm_lightly(folder: str, side: int, batch: int, workers: int, device: str) -> int:
-    import importlib
-
-    import torchvision.io
-
-    # lightly 1.5.0 predates pydantic 2, numpy 2 and torchvision 0.29: shim the three names
-    # it needs, in this process only.
-    if "lightly" not in sys.modules:
-        sys.modules["pydantic"] = importlib.import_module("pydantic.v1")
-    np.float_ = np.float64  # type: ignore[attr-defined]
-    torchvision.io._HAS_VIDEO_OPT = False
     import torch
     import torchvision.transforms as T
     from torch import nn
 
-    # Imported by name: lightly is not installed in the project's environment.
-    LightlyDataset = importlib.import_module("lightly.data").LightlyDataset
-    SelfSupervisedEmbedding = importlib.import_module("lightly.embedding").SelfSupervisedEmbedding
+    # lightly 1.5.0 predates pydantic 2, numpy 2 and torchvision 0.29: _lightly_ref shims the
+    # names it needs, in this process only.
+    from _lightly_ref import import_lightly
+
+    lightly = import_lightly()
+    if lightly is None:
+        raise SystemExit("the lightly arm needs lightly 1.5.0 on the path (--lightly)")
+    LightlyDataset = lightly.data.LightlyDataset
+    SelfSupervisedEmbedding = lightly.embedding.SelfSupervisedEmbedding
 
     class Wrapped(nn.Module):
         def __init__(self) -> None:

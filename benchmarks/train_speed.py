@@ -27,11 +27,12 @@ Part ``cli``: wall time of ``selfsup train`` against ``lightly-ssl-train`` with 
 (``trainer.max_epochs=1 loader.batch_size=128 collate.input_size=32 model.name=resnet-18
 loader.num_workers=2``) on ``--cli-images`` Fashion-MNIST PNGs, interleaved.
 
-The lightly arms are skipped, with a message, when lightly is not importable (lightly
-1.5.0's API client needs pydantic 1, selfsup's environment has pydantic 2; it must not be
+The lightly arms are skipped, with a message, when lightly is not importable. It must not be
 installed into selfsup's environment: ``pip install --no-deps --target /tmp/lightly_ref
-lightly==1.5.0 lightly_utils aenum hydra-core omegaconf antlr4-python3-runtime`` and run with
-``PYTHONPATH=/tmp/lightly_ref``).
+lightly==1.5.0 lightly_utils aenum hydra-core omegaconf antlr4-python3-runtime==4.9.3`` and run
+with ``PYTHONPATH=/tmp/lightly_ref``; ``_lightly_ref`` shims what lightly 1.5.0 needs of
+pydantic 1, numpy 1 and older torchvision, in the benchmark's processes only (``lightly-train``,
+the 1.5.0 name of ``lightly-ssl-train``, runs as ``python -c`` with the same shims).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from _lightly_ref import LIGHTLY_TRAIN_SOURCE, import_lightly
 from fashion_mnist import export_images
 
 BATCH = 256
@@ -65,13 +67,12 @@ def _load() -> float:
 
 
 def _lightly() -> Any | None:
-    """lightly when it imports; None (and why) otherwise."""
-    try:
-        import lightly  # type: ignore[import-not-found]
-    except (ImportError, TypeError) as exc:  # 1.5.0 under pydantic 2: TypeError
-        print(f"lightly is not importable ({type(exc).__name__}: {str(exc)[:120]})")
-        return None
-    return lightly
+    """lightly when it imports (through ``_lightly_ref``'s shims); None, with why, otherwise.
+    selfsup's modules are imported first: the pydantic swap lasts for lightly's import only."""
+    import selfsup.config
+    import selfsup.core  # noqa: F401
+
+    return import_lightly()
 
 
 def _selfsup_arm(
@@ -227,7 +228,7 @@ def _cli_commands(folder: Path, out: Path) -> dict[str, list[str]]:
         commands["lightly-ssl-train"] = [
             sys.executable,
             "-c",
-            "from lightly.cli.train_cli import entry; entry()",
+            LIGHTLY_TRAIN_SOURCE,
             f"input_dir={folder}",
             f"hydra.run.dir={out / 'lightly'}",
             *CLI_KEYS,
