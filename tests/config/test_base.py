@@ -13,12 +13,15 @@ from selfsup.errors import ConfigError
 
 def test_defaults_match_documented_lightly_config() -> None:
     cfg = LightlyConfig()
-    assert cfg.loader.model_dump() == {
+    # lightly's loader keys; selfsup's own (augment, cache_dir) come after.
+    loader = cfg.loader.model_dump()
+    assert {k: loader[k] for k in ("batch_size", "shuffle", "num_workers", "drop_last")} == {
         "batch_size": 16,
         "shuffle": True,
         "num_workers": -1,
         "drop_last": True,
     }
+    assert (loader["augment"], loader["cache_dir"]) == ("device", "")
     # lightly's model keys; selfsup's own (weights, weights_strict, vit_pool) come after.
     model = cfg.model.model_dump()
     assert {k: model[k] for k in ("name", "out_dim", "num_ftrs", "width")} == {
