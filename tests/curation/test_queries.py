@@ -482,3 +482,164 @@ def test_a_scheduled_run_selects_by_query_through_the_worker(
         client.close()
     finally:
         harness.close()
+
+
+# ------------------------------------------------------------------ preselected and excluded
+
+
+def _diversity(n: int, *extra: str) -> str:
+    more = "".join(f", {e}" for e in extra)
+    return (
+        f"selection_config={{n_samples: {n}, strategies: [{{input: {{type: EMBEDDINGS}}, "
+        f"strategy: {{type: DIVERSITY}}}}]{more}}}"
+    )
+
+
+def _selection_rows(out: Path) -> dict[str, dict[str, str]]:
+    import csv
+
+    with (out / "data" / "selection.csv").open(encoding="utf-8") as handle:
+        return {row["filename"]: row for row in csv.DictReader(handle)}
+
+
+def test_a_tag_as_preselected_keeps_its_samples_selected_first(
+    folder: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from selfsup.runfolder import RunFolder
+
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    out = tmp_path / "out"
+    out.mkdir()
+    keep = ["class_1/img_1_2.png", "class_0/img_0_5.png"]
+    # A tagged sample deleted since the tag was given: a warning, not an error.
+    RunFolder(out).write_tags({"keep": [*keep, "class_0/gone.png"]})
+    plain = run(_cfg(folder, tmp_path / "plain", f"embeddings={csv}", _diversity(5)))
+    assert not set(keep) <= set(plain.selected)  # without preselection they are not both picked
+    with caplog.at_level("WARNING"):
+        result = run(
+            _cfg(folder, out, f"embeddings={csv}", _diversity(5, "preselected: [{tag: keep}]"))
+        )
+    # They count toward n_samples and come first; the engine picks the rest from them.
+    assert len(result.selected) == 5
+    assert set(result.selected[:2]) == set(keep)
+    rows = _selection_rows(out)
+    for name in keep:
+        assert rows[name]["selected"] == "1"
+        assert rows[name]["rank"] in ("1", "2")
+        assert rows[name]["score"] == ""
+        assert rows[name]["preselected"] == "0"  # the column of the datapool's samples
+    assert "1 named sample(s) are no candidates" in caplog.text
+    assert "gone.png" in caplog.text
+    inputs = result.report["job"]["extra"]["selection_inputs"]
+    assert (inputs["n_preselected"], inputs["n_excluded"]) == (2, 0)
+    assert inputs["preselected"][0]["source"] == "tag keep"
+    assert inputs["preselected"][0]["not_candidates"] == ["class_0/gone.png"]
+    # The written config keeps the input; a run without one writes no such key.
+    import yaml
+
+    def written(run_dir: Path) -> dict[str, Any]:
+        data = yaml.safe_load((run_dir / "config" / "config.yaml").read_text(encoding="utf-8"))
+        selection: dict[str, Any] = data["selection_config"]
+        return selection
+
+    assert written(out)["preselected"] == [{"tag": "keep"}]
+    assert "preselected" not in written(tmp_path / "plain")
+    assert "selection_inputs" not in plain.report["job"]["extra"]
+
+
+def test_excluded_samples_are_never_selected(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    plain = run(_cfg(folder, tmp_path / "plain", f"embeddings={csv}", _diversity(4)))
+    drop = plain.selected[:2]
+    names_file = tmp_path / "drop.txt"
+    names_file.write_text("\n".join([*drop, "not/there.png"]) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    # Every usable sample but 4 excluded (a file list and a folder of the input): the 4 left
+    # are the selection, whatever DIVERSITY would have picked.
+    result = run(
+        _cfg(
+            folder,
+            out,
+            f"embeddings={csv}",
+            _diversity(20, f"excluded: [{{samples_file: {names_file}}}, {{folder: class_2}}]"),
+        )
+    )
+    assert not set(drop) & set(result.selected)
+    assert not any(n.startswith("class_2/") for n in result.selected)
+    assert len(result.selected) == 12 - 2  # classes 0 and 1 without the two dropped
+    rows = _selection_rows(out)
+    assert rows[drop[0]]["removed_by"] == f"EXCLUDED samples_file {names_file}"
+    assert rows["class_2/img_2_0.png"]["removed_by"] == "EXCLUDED folder class_2"
+    inputs = result.report["job"]["extra"]["selection_inputs"]
+    assert inputs["n_excluded"] == 2 + 6  # the 6 images of class_2 (its corrupt file is none)
+    assert inputs["excluded"][0]["not_candidates"] == ["not/there.png"]
+
+
+def test_preselected_and_excluded_together(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    keep = ["class_2/img_2_1.png"]
+    result = run(
+        _cfg(
+            folder,
+            tmp_path / "out",
+            f"embeddings={csv}",
+            _diversity(
+                3,
+                f"preselected: [{{samples: [{keep[0]}]}}]",
+                "excluded: [{folder: class_0}, {folder: class_1}]",
+            ),
+        )
+    )
+    # The 6 class_2 images are left: the preselected one first, two more of class_2.
+    assert result.selected[0] == keep[0]
+    assert len(result.selected) == 3
+    assert all(n.startswith("class_2/") for n in result.selected)
+    inputs = result.report["job"]["extra"]["selection_inputs"]
+    assert (inputs["n_preselected"], inputs["n_excluded"]) == (1, 12)
+
+
+def test_preselected_filling_n_samples_leaves_no_new_pick(folder: Path, tmp_path: Path) -> None:
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    keep = ["class_0/img_0_0.png", "class_1/img_1_1.png", "class_2/img_2_2.png"]
+    result = run(
+        _cfg(
+            folder,
+            tmp_path / "out",
+            f"embeddings={csv}",
+            _diversity(2, f"preselected: [{{samples: [{', '.join(keep)}]}}]"),
+        )
+    )
+    assert result.selected == keep
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (
+            "preselected: [{samples: [class_0/img_0_1.png]}], excluded: [{folder: class_0}]",
+            r"excluded\[0\]: 'class_0/img_0_1.png'.* also preselected "
+            r"\(selection_config.preselected\[0\]\).*both always selected and never",
+        ),
+        (
+            "preselected: [{tag: dogs}]",
+            r"preselected\[0\]\.tag: no sample is tagged 'dogs'.*tags there: cats",
+        ),
+        ("excluded: [{folder: /}]", r"excluded\[0\]\.folder: '/' lies outside input_dir"),
+        ("excluded: [{samples_file: nope.txt}]", r"excluded\[0\]\.samples_file: file"),
+        ("excluded: [{tagg: x}]", r"selection_config\.excluded\[0\]\.tagg: unknown query key"),
+    ],
+)
+def test_bad_preselected_or_excluded_fail_before_work(
+    folder: Path, tmp_path: Path, extra: str, match: str
+) -> None:
+    from selfsup.runfolder import RunFolder
+
+    csv = _embeddings_csv(folder, tmp_path / "emb.csv")
+    tagged = tmp_path / "tagged"
+    tagged.mkdir()
+    RunFolder(tagged).write_tags({"cats": ["class_0/img_0_0.png"]})
+    out = tmp_path / "out"
+    extra = extra.replace("{tag: dogs}", f"{{tag: dogs, run: {tagged}}}")
+    with pytest.raises(ConfigError, match=match):
+        run(_cfg(folder, out, f"embeddings={csv}", _diversity(3, extra)))
+    assert not out.exists()

@@ -90,7 +90,13 @@ from selfsup.curation.predictions import (
     selection_prediction_inputs,
 )
 from selfsup.curation.quality import QualityAssessment, assess_quality, quality_report
-from selfsup.curation.queries import RunQueries, build_queries, check_queries
+from selfsup.curation.queries import (
+    RunQueries,
+    SampleInputs,
+    build_queries,
+    build_sample_inputs,
+    check_queries,
+)
 from selfsup.curation.report import (
     CostAssumptions,
     JobInfo,
@@ -963,6 +969,7 @@ class RunContext:
     quality: QualityAssessment = field(init=False)
     queries: RunQueries = field(init=False)
     preselected: NDArray[np.int64] = field(init=False)
+    sample_inputs: SampleInputs = field(default_factory=SampleInputs)
     selection_note: str = field(init=False)
     result: SelectionResult = field(init=False)
     order: NDArray[np.int64] = field(init=False)
@@ -1229,6 +1236,27 @@ def _restore_quality_rows(
     )
 
 
+def _config_after_preselected(
+    config: SelectionConfig, n_rows: int, n_first: int
+) -> SelectionConfig | None:
+    """``config`` for the new picks after ``n_first`` samples of ``selection_config.preselected``
+    (they count toward ``n_samples`` / ``proportion_samples``, unlike a datapool's): the same
+    config with the count left as ``n_samples``; ``config`` itself without a count or without
+    such samples; None when they fill the count (no new pick).
+
+    Args:
+        config: The selection that runs.
+        n_rows: Rows the engine selects among (a fraction is of these, as in the engine).
+        n_first: Samples preselected by the config.
+    """
+    if not n_first or (config.n_samples is None and config.proportion_samples is None):
+        return config
+    left = config.resolve_n_new(n_rows) - n_first
+    if left <= 0:
+        return None
+    return replace(config, n_samples=left, proportion_samples=None)
+
+
 def _step_select(ctx: RunContext) -> None:
     """Choose among the candidates; the selection's tables, lists, crops and frames."""
     # Imported here: selection imports torch, and importing the pipeline must not.
@@ -1246,6 +1274,14 @@ def _step_select(ctx: RunContext) -> None:
         if ctx.pool is not None
         else np.zeros(0, np.int64)
     )
+    # selection_config.preselected / excluded (selfsup.curation.queries) as candidate rows; a
+    # crop goes with its image. A sample the datapool preselected stays the datapool's.
+    crops = ctx.candidates.crops
+    ctx.sample_inputs = build_sample_inputs(
+        ctx.cfg, ctx.names if crops is None else [c.source for c in crops]
+    )
+    first = ctx.sample_inputs.preselected
+    first = first[~np.isin(first, ctx.preselected)]
     # Typicality's kNN search is O(N^2 D) when it can only be exact on the CPU: past this size
     # the default method runs as coreset. The config that runs is resolved (method,
     # selection_config, selection_note), logged and recorded in config/config.yaml and
@@ -1284,11 +1320,26 @@ def _step_select(ctx: RunContext) -> None:
             base = np.full(len(sources), -1, np.int64) if excluded_by is None else excluded_by
             excluded_by = np.where((base < 0) & near, len(exclusions), base)
             exclusions.append("NEAR_DUPLICATE")
+    named = ctx.sample_inputs.excluded_by
+    if named is not None:
+        # selection_config.excluded goes the same way (removed_by: EXCLUDED <source>); a
+        # sample already excluded keeps its earlier reason.
+        base = np.full(len(ctx.names), -1, np.int64) if excluded_by is None else excluded_by
+        excluded_by = np.where((base < 0) & (named >= 0), named + len(exclusions), base)
+        exclusions.extend(ctx.sample_inputs.exclusions)
+    # The engine starts from the datapool's samples and the config's preselected ones.
+    engine_pre = np.concatenate([np.asarray(ctx.preselected, dtype=np.int64), first])
     rows: NDArray[np.int64] | None = None
-    kept_inputs, kept_preselected = inputs, ctx.preselected
+    kept_inputs, kept_preselected = inputs, engine_pre
     if excluded_by is not None:
-        rows, kept_inputs, kept_preselected = _without_rows(
-            inputs, excluded_by, np.asarray(ctx.preselected, dtype=np.int64)
+        rows, kept_inputs, kept_preselected = _without_rows(inputs, excluded_by, engine_pre)
+    config = _config_after_preselected(ctx.selection_config, kept_inputs.n, int(first.size))
+    if config is None:
+        logger.warning(
+            "selection_config.preselected: its %d sample(s) fill the %d samples to select; "
+            "no new sample is picked",
+            first.size,
+            ctx.selection_config.resolve_n_new(kept_inputs.n),
         )
     if ctx.cfg.selected_sequence_length > 1:
         # Imported here: it imports torch, and importing the pipeline must not.
@@ -1303,13 +1354,37 @@ def _step_select(ctx: RunContext) -> None:
             ctx.cfg.selected_sequence_length,
             kept_preselected,
         ).frames
+    elif config is None:
+        # Run for the filters' removed_by; the preselected samples are the whole selection.
+        one = replace(ctx.selection_config, n_samples=1, proportion_samples=None)
+        result = select(kept_inputs, one, preselected=kept_preselected)
+        result = replace(
+            result,
+            indices=result.indices[:0],
+            distances=result.distances[:0],
+            scores=result.scores[:0],
+            n_requested=0,
+            stop_reason="n_samples",
+        )
     else:
-        result = select(kept_inputs, ctx.selection_config, preselected=kept_preselected)
+        result = select(kept_inputs, config, preselected=kept_preselected)
     ctx.result = (
         result
         if rows is None or excluded_by is None
         else _restore_quality_rows(result, rows, excluded_by, exclusions)
     )
+    if first.size:
+        # The config's preselected samples are this run's first picks (ranks 1..P in
+        # selection.csv), with no pick distance or score: nothing chose them.
+        ctx.result = replace(
+            ctx.result,
+            indices=np.concatenate([first, np.asarray(ctx.result.indices, dtype=np.int64)]),
+            distances=np.concatenate(
+                [np.full(first.size, np.nan, np.float32), ctx.result.distances]
+            ),
+            scores=np.concatenate([np.full(first.size, np.nan, np.float64), ctx.result.scores]),
+            n_requested=ctx.result.n_requested + int(first.size),
+        )
     ctx.order = np.asarray(ctx.result.indices, dtype=np.int64)
     chosen = set(ctx.order.tolist()) | set(np.asarray(ctx.preselected).tolist())
     ctx.selected = [ctx.names[i] for i in ctx.order.tolist()]
@@ -1415,6 +1490,7 @@ def _step_report(ctx: RunContext) -> None:
         "frames_note": ctx.frames_note,
         "lost_files": ctx.lost_log.summary(),
         **ctx.queries.report(),
+        **ctx.sample_inputs.report(),
     }
     job = job_at(time.time())
     n_corrupt = sum(1 for r in ctx.records if r.status == "corrupt")

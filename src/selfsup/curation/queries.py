@@ -35,17 +35,22 @@ from numpy.typing import NDArray
 
 from selfsup.errors import ConfigError, DataError
 from selfsup.runfolder import TAGS_JSON, RunFolder
-from selfsup.selection.config import SelectionConfig, SimilarityStrategy
+from selfsup.selection.config import SelectionConfig, SelectionConfigModel, SimilarityStrategy
 from selfsup.selection.input_types import QuerySource
 
 if TYPE_CHECKING:
     from selfsup.config import RunConfig
 
 __all__ = [
+    "EXCLUDED_PREFIX",
     "QuerySet",
     "RunQueries",
+    "SampleInputs",
+    "SampleList",
     "build_queries",
+    "build_sample_inputs",
     "check_queries",
+    "check_sample_inputs",
     "query_strategies",
     "read_query_names",
     "read_tag_names",
@@ -222,6 +227,8 @@ def check_queries(cfg: RunConfig) -> None:
     lie under ``allowed_roots`` when outside the input), and that a folder outside the input
     can be embedded (a run with precomputed ``embeddings=`` has no model for it).
 
+    Also checks ``selection_config.preselected`` and ``excluded`` (:func:`check_sample_inputs`).
+
     Raises:
         ConfigError: naming the strategy's key path, the name or path at fault and what is
             accepted.
@@ -268,6 +275,7 @@ def check_queries(cfg: RunConfig) -> None:
                     "precomputed embeddings= has no model to embed its images; give "
                     "checkpoint= (or let the run train), or put the queries in the input"
                 )
+    check_sample_inputs(cfg)
 
 
 def _input_set(
@@ -418,3 +426,266 @@ def build_queries(
         out.sets.append(info)
         logger.info("query set %s: %d %s image(s)", info.source, len(info.names), info.where)
     return out
+
+
+# ------------------------------------------------------------------ preselected and excluded
+
+#: The ``removed_by`` description of a sample ``selection_config.excluded`` removed.
+EXCLUDED_PREFIX = "EXCLUDED"
+
+
+@dataclass(frozen=True)
+class SampleList:
+    """One resolved ``selection_config.preselected`` / ``excluded`` source, for report.json.
+
+    Attributes:
+        source: The config's description (``tag keepers``, ``samples_file keep.txt``).
+        names: The named samples that are candidates of this run, in the source's order.
+        not_candidates: Named samples that are no candidates of this run (deleted since a tag
+            was given, corrupt, duplicates, or not in the input).
+    """
+
+    source: str
+    names: list[str]
+    not_candidates: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """One entry of ``job.extra.selection_inputs``: counts first, then the names."""
+        return {
+            "source": self.source,
+            "n_samples": len(self.names),
+            "n_not_candidates": len(self.not_candidates),
+            "names": list(self.names),
+            "not_candidates": list(self.not_candidates),
+        }
+
+
+@dataclass(frozen=True)
+class SampleInputs:
+    """``selection_config.preselected`` and ``excluded`` of a run, as candidate rows.
+
+    Attributes:
+        preselected: ``(P,)`` int64 candidate rows always selected, in source order.
+        excluded_by: ``(N,)`` int64 per candidate the index into ``exclusions`` of the first
+            excluded source naming it (-1: none); None when nothing is excluded.
+        exclusions: ``removed_by`` description per excluded source (``EXCLUDED tag junk``).
+        preselected_sets: What each preselected source held.
+        excluded_sets: What each excluded source held.
+    """
+
+    preselected: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
+    excluded_by: NDArray[np.int64] | None = None
+    exclusions: list[str] = field(default_factory=list)
+    preselected_sets: list[SampleList] = field(default_factory=list)
+    excluded_sets: list[SampleList] = field(default_factory=list)
+
+    def report(self) -> dict[str, Any]:
+        """``{"selection_inputs": {...}}`` for ``job.extra`` of report.json; empty when the
+        config has neither input (so runs without them write what they always wrote)."""
+        if not self.preselected_sets and not self.excluded_sets:
+            return {}
+        n_excluded = 0 if self.excluded_by is None else int((self.excluded_by >= 0).sum())
+        return {
+            "selection_inputs": {
+                "n_preselected": int(self.preselected.size),
+                "n_excluded": n_excluded,
+                "preselected": [s.to_json() for s in self.preselected_sets],
+                "excluded": [s.to_json() for s in self.excluded_sets],
+            }
+        }
+
+
+def _sample_sources(cfg: RunConfig) -> tuple[tuple[QuerySource, ...], tuple[QuerySource, ...]]:
+    """``(preselected, excluded)`` of the run's ``selection_config``."""
+    model = cfg.selection_config
+    if not isinstance(model, SelectionConfigModel):
+        return (), ()  # no selection, or a structural check's raw dict
+    return tuple(model.preselected), tuple(model.excluded)
+
+
+def _listed_names(
+    source: QuerySource, cfg: RunConfig, where: str, samples: Sequence[str] | None
+) -> list[str]:
+    """The sample names a ``preselected``/``excluded`` source names. A folder must lie in the
+    input (its samples: those of ``samples`` under it; at the check, before the samples are
+    known, ``samples`` is None and a folder names nothing yet).
+
+    Raises:
+        ConfigError: an unreadable file, an unknown tag (listing the tags), or a folder that
+            is missing or outside the input.
+    """
+    if source.samples_file:
+        path = _resolve(source.samples_file, Path(cfg.input_dir))
+        if not _inside(path, Path(cfg.input_dir).resolve()):
+            _check_root(path, cfg, f"{where}.samples_file")
+    names = _source_names(source, cfg, where)
+    if names is not None:
+        return list(dict.fromkeys(names))
+    folder, rel = _folder(source, Path(cfg.input_dir))
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{where}.folder: {source.folder!r} is not a folder ({str(folder)!r}); give a "
+            "folder of the input, relative to input_dir or absolute"
+        )
+    if rel is None:
+        raise ConfigError(
+            f"{where}.folder: {source.folder!r} lies outside input_dir {cfg.input_dir!r}; "
+            "preselected and excluded samples are samples of the input: give a folder inside "
+            "it, or name the samples ({samples: [...]}, {samples_file: ...}, {tag: ...})"
+        )
+    if samples is None:
+        return []
+    prefix = f"{rel}/" if rel else ""
+    return [n for n in samples if n.startswith(prefix)]
+
+
+def _check_disjoint(
+    preselected: Sequence[tuple[str, Sequence[str]]],
+    excluded: Sequence[tuple[str, Sequence[str]]],
+) -> None:
+    """A sample both preselected and excluded is a contradiction the run cannot settle."""
+    pre = {name: where for where, names in preselected for name in names}
+    for where, names in excluded:
+        both = [n for n in names if n in pre]
+        if both:
+            shown = ", ".join(repr(n) for n in both[:5])
+            more = f" and {len(both) - 5} more" if len(both) > 5 else ""
+            raise ConfigError(
+                f"{where}: {shown}{more} also preselected ({pre[both[0]]}); a sample cannot be "
+                "both always selected and never selected: remove it from one of the two"
+            )
+
+
+def check_sample_inputs(cfg: RunConfig) -> None:
+    """Fail before any work when ``selection_config.preselected`` / ``excluded`` cannot be
+    resolved (a missing file or folder, an unknown tag, a folder outside the input) or name a
+    sample both ways. Names that are no sample of the input are not errors (a tag may name
+    samples deleted since); the run warns about them.
+
+    Raises:
+        ConfigError: naming the key path and the source at fault.
+    """
+    pre_sources, ex_sources = _sample_sources(cfg)
+    if not pre_sources and not ex_sources:
+        return
+    if pre_sources and cfg.selected_sequence_length > 1:
+        raise ConfigError(
+            "selection_config.preselected: a run selecting sequences "
+            f"(selected_sequence_length={cfg.selected_sequence_length}) picks whole sequences "
+            "and cannot start from single samples; remove preselected or set "
+            "selected_sequence_length=1"
+        )
+    # A folder stands for every sample under it: ``<rel>/`` (``""`` for the whole input).
+    pre: list[tuple[str, Sequence[str]]] = []
+    pre_folders: list[tuple[str, str]] = []
+    for i, source in enumerate(pre_sources):
+        where = f"selection_config.preselected[{i}]"
+        pre.append((where, _listed_names(source, cfg, where, None)))
+        if source.folder:
+            pre_folders.append((where, _folder_prefix(source, cfg)))
+    ex: list[tuple[str, Sequence[str]]] = []
+    for i, source in enumerate(ex_sources):
+        where = f"selection_config.excluded[{i}]"
+        names = _listed_names(source, cfg, where, None)
+        ex.append((where, names))
+        if not source.folder:
+            # Named samples under a preselected folder.
+            for pre_where, prefix in pre_folders:
+                _check_disjoint([(pre_where, names)], [(where, _under(names, prefix))])
+            continue
+        prefix = _folder_prefix(source, cfg)
+        for pre_where, names_pre in pre:
+            _check_disjoint([(pre_where, names_pre)], [(where, _under(names_pre, prefix))])
+        for pre_where, pre_prefix in pre_folders:
+            if prefix.startswith(pre_prefix) or pre_prefix.startswith(prefix):
+                raise ConfigError(
+                    f"{where}: folder {source.folder!r} overlaps the preselected folder of "
+                    f"{pre_where}; a sample cannot be both always selected and never selected"
+                )
+    _check_disjoint(pre, ex)
+
+
+def _folder_prefix(source: QuerySource, cfg: RunConfig) -> str:
+    """``<path relative to input_dir>/`` of a folder source inside the input (``""``: the
+    input itself); checked to lie inside by :func:`_listed_names` first."""
+    _, rel = _folder(source, Path(cfg.input_dir))
+    return f"{rel}/" if rel else ""
+
+
+def _under(names: Sequence[str], prefix: str) -> list[str]:
+    """The names that lie under the folder ``prefix``."""
+    return [n for n in names if n.startswith(prefix)]
+
+
+def build_sample_inputs(cfg: RunConfig, samples: Sequence[str]) -> SampleInputs:
+    """``selection_config.preselected`` / ``excluded`` as rows of the candidates.
+
+    Args:
+        cfg: The run's config.
+        samples: ``(N,)`` the sample of each candidate row (the candidate's name, or for an
+            object crop the image it was cut from: a named image preselects or excludes all
+            its crops).
+
+    Raises:
+        ConfigError: a source cannot be resolved (see :func:`check_sample_inputs`), or a
+            sample is both preselected and excluded.
+    """
+    pre_sources, ex_sources = _sample_sources(cfg)
+    if not pre_sources and not ex_sources:
+        return SampleInputs()
+    rows_of: dict[str, list[int]] = {}
+    for i, name in enumerate(samples):
+        rows_of.setdefault(name, []).append(i)
+
+    def resolve(
+        sources: Sequence[QuerySource], key: str
+    ) -> tuple[list[tuple[str, list[str]]], list[SampleList]]:
+        named: list[tuple[str, list[str]]] = []
+        sets: list[SampleList] = []
+        for i, source in enumerate(sources):
+            where = f"selection_config.{key}[{i}]"
+            names = _listed_names(source, cfg, where, samples)
+            found = [n for n in names if n in rows_of]
+            named.append((where, found))
+            sets.append(
+                SampleList(source.describe(), found, [n for n in names if n not in rows_of])
+            )
+        return named, sets
+
+    pre_named, pre_sets = resolve(pre_sources, "preselected")
+    ex_named, ex_sets = resolve(ex_sources, "excluded")
+    _check_disjoint(pre_named, ex_named)
+    missing = [n for s in pre_sets for n in s.not_candidates]
+    if missing:
+        logger.warning(
+            "selection_config.preselected: %d named sample(s) are no candidates of this run "
+            "(deleted, corrupt, duplicates or not in the input) and are not selected: %s%s",
+            len(missing),
+            ", ".join(missing[:5]),
+            " ..." if len(missing) > 5 else "",
+        )
+    ignored = sum(len(s.not_candidates) for s in ex_sets)
+    if ignored:
+        logger.info(
+            "selection_config.excluded: %d named sample(s) are no candidates of this run; ignored",
+            ignored,
+        )
+    pre_rows = [r for _, names in pre_named for n in names for r in rows_of[n]]
+    preselected = np.asarray(list(dict.fromkeys(pre_rows)), dtype=np.int64)
+    excluded_by: NDArray[np.int64] | None = None
+    if any(names for _, names in ex_named):
+        excluded_by = np.full(len(samples), -1, dtype=np.int64)
+        for j, (_, names) in enumerate(ex_named):
+            rows = np.asarray([r for n in names for r in rows_of[n]], dtype=np.int64)
+            if rows.size:
+                free = rows[excluded_by[rows] < 0]
+                excluded_by[free] = j
+    for info in (*pre_sets, *ex_sets):
+        logger.info("selection input %s: %d sample(s)", info.source, len(info.names))
+    return SampleInputs(
+        preselected=preselected,
+        excluded_by=excluded_by,
+        exclusions=[f"{EXCLUDED_PREFIX} {s.describe()}" for s in ex_sources],
+        preselected_sets=pre_sets,
+        excluded_sets=ex_sets,
+    )

@@ -46,7 +46,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeAlias, Union, get_args
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from selfsup.errors import did_you_mean
@@ -59,6 +67,7 @@ from selfsup.selection.input_types import (
     ClassDistributionInput,
     MetadataInput,
     NumericInput,
+    QuerySource,
     RandomInput,
     ScoresInput,
 )
@@ -297,6 +306,12 @@ class StrategyEntryConfig(ConfigModel):
         return self.strategy.build(kind, value)
 
 
+#: The forms of a ``preselected`` / ``excluded`` source (those of a SIMILARITY query).
+SAMPLE_SOURCES: Final = "{samples: [names]} | {samples_file: path} | {folder: path} | " + (
+    "{tag: name, run?: folder}"
+)
+
+
 class SelectionConfigModel(ConfigModel):
     """The lightly ``selection_config``: strategies and stopping conditions, validated once."""
 
@@ -312,6 +327,44 @@ class SelectionConfigModel(ConfigModel):
     strategies: list[StrategyEntryConfig] = Field(
         description="[{input: {type: ...}, strategy: {type: ...}}, ...]"
     )
+    preselected: tuple[QuerySource, ...] = Field(
+        (),
+        description="samples always selected, first (they count toward n_samples): "
+        f"[{SAMPLE_SOURCES}, ...]; a curation run resolves them",
+    )
+    excluded: tuple[QuerySource, ...] = Field(
+        (),
+        description=f"samples never selected: [{SAMPLE_SOURCES}, ...]; a curation run resolves "
+        "them",
+    )
+
+    @field_validator("preselected", "excluded", mode="plain")
+    @classmethod
+    def _sample_sources(cls, value: object) -> tuple[QuerySource, ...]:
+        # The same source forms, and parser, as a SIMILARITY query (selfsup.curation.queries
+        # resolves them in a run).
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
+            fail("", f"expected a list of sources ({SAMPLE_SOURCES}), got {value!r}")
+        return tuple(
+            item if isinstance(item, QuerySource) else QuerySource.parse(item, f"[{i}]")
+            for i, item in enumerate(value)
+        )
+
+    @field_serializer("preselected", "excluded")
+    def _dump_sources(self, sources: tuple[QuerySource, ...]) -> list[dict[str, Any]]:
+        # Sources dump in their config form.
+        return [source.to_dict() for source in sources]
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # preselected/excluded appear in a dump only when given: the written config of a run
+        # without them stays as it was.
+        out = handler(self)
+        if isinstance(out, dict):
+            for key in ("preselected", "excluded"):
+                if not out.get(key):
+                    out.pop(key, None)
+        return out
 
     @field_validator("n_samples", mode="before")
     @classmethod
@@ -622,5 +675,7 @@ def selection_shape() -> str:
     return (
         "strategies and stopping conditions, replacing method/stopping_condition "
         "(docs/selection.md): {n_samples?, proportion_samples?, min_distance?, strategies: "
-        f"[{{input: {{type: {inputs}}}, strategy: {{type: {strategies}}}}}, ...]}}"
+        f"[{{input: {{type: {inputs}}}, strategy: {{type: {strategies}}}}}, ...], "
+        f"preselected?: [{SAMPLE_SOURCES}, ...] (always selected, first), "
+        "excluded?: [the same forms] (never selected)}"
     )
