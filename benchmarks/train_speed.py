@@ -12,6 +12,8 @@ Part ``loop``: training images/s of one training loop fed three ways, same model
   (``selfsup.embedding._method.train_views``, what ``MethodEmbedding`` calls);
 * selfsup per-image: the same with ``loader.augment=workers`` (PIL views in the workers, the
   path before issue 16, measured at 0.87-1.0x lightly's images/s in the issue);
+* model alone (``--model-alone``): the same model and loop on one fixed pair of views made
+  once, no input path: the time of forward + backward + step, the floor of every arm;
 * lightly: lightly 1.5.0's documented pipeline, ``LightlyDataset`` with its
   ``SimCLRTransform(input_size=28)`` applied per image (PIL) in DataLoader workers and
   ``MultiViewCollate``.
@@ -38,6 +40,7 @@ the 1.5.0 name of ``lightly-ssl-train``, runs as ``python -c`` with the same shi
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import statistics
@@ -172,7 +175,15 @@ def _rate(batches: Iterator[list[torch.Tensor]], model: nn.Module, steps: int) -
     return steps * BATCH / (time.perf_counter() - start)
 
 
-def part_loop(folder: Path, steps: int, rounds: int, workers: int) -> None:
+def _model_alone_arm(folder: Path, workers: int) -> tuple[Iterator[list[torch.Tensor]], nn.Module]:
+    """The same model and loop fed one fixed pair of views (made once by selfsup's default
+    path): forward + backward + SGD step alone, the images/s no input path can beat."""
+    batches, model = _selfsup_arm(folder, workers, "device")
+    views = [v.clone() for v in next(batches)]
+    return itertools.repeat(views), model
+
+
+def part_loop(folder: Path, steps: int, rounds: int, workers: int, model_alone: bool) -> None:
     lightly = _lightly()
     arms: dict[str, tuple[Iterator[list[torch.Tensor]], nn.Module]] = {
         "selfsup default": _selfsup_arm(folder, workers, "device"),
@@ -182,6 +193,8 @@ def part_loop(folder: Path, steps: int, rounds: int, workers: int) -> None:
         print("the lightly arm is skipped (see the docstring)")
     else:
         arms[f"lightly {lightly.__version__}"] = _lightly_arm(lightly, folder, workers)
+    if model_alone:
+        arms["model alone"] = _model_alone_arm(folder, workers)
     for batches, model in arms.values():
         _rate(batches, model, 1)  # warm-up: workers start, first allocations
     rates: dict[str, list[float]] = {name: [] for name in arms}
@@ -272,6 +285,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (loop)")
     parser.add_argument("--images", type=int, default=4096, help="PNGs for the loop part")
     parser.add_argument("--cli-images", type=int, default=2000, help="PNGs for the cli part")
+    parser.add_argument(
+        "--model-alone",
+        action="store_true",
+        help="loop part: also time the model on one fixed batch (no input path)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the loop")
     args = parser.parse_args()
     for name in ("steps", "rounds", "images", "cli_images", "threads"):
@@ -288,7 +306,7 @@ def main() -> None:
     try:
         if args.part in ("loop", "both"):
             folder = export_images(tmp / "loop", split="train", n=args.images)
-            part_loop(folder, args.steps, args.rounds, args.workers)
+            part_loop(folder, args.steps, args.rounds, args.workers, args.model_alone)
         if args.part in ("cli", "both"):
             folder = export_images(tmp / "cli", split="train", n=args.cli_images)
             part_cli(folder, args.rounds)
