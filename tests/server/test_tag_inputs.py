@@ -115,3 +115,37 @@ def test_the_job_carries_the_tagged_names_as_the_database_holds_them(
         session.commit()
     job = alice.http.get(f"{alice.run_path(worker_id, claim['run']['id'])}/job", headers=alice.h)
     assert job.json()["tags"][0]["names"] == []
+
+
+def test_tags_as_preselected_and_excluded_are_checked_when_scheduled(
+    server: ServerHarness, make_actor: Callable[..., Any]
+) -> None:
+    from selfsup.server.tag_inputs import tag_queries
+
+    alice = make_actor("alice", on=server)
+    dataset = alice.ready_dataset()
+    first = alice.schedule(dataset)
+    _tag(server, first, "keep", ["a.png"])
+    diversity = {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
+    for key in ("preselected", "excluded"):
+        selection = {
+            "n_samples": 3,
+            "strategies": [diversity],
+            key: [{"tag": "cats", "run": first}],
+        }
+        r = _schedule(alice, dataset, selection)
+        assert r.status_code == 400, r.text
+        assert r.json()["code"] == "UNKNOWN_TAG"
+        assert (
+            f"selection_config.{key}[0].tag: run {first!r} has no sample tagged 'cats'"
+            in (r.json()["error"])
+        )
+    selection = {
+        "n_samples": 3,
+        "strategies": [diversity],
+        "preselected": [{"samples": ["b.png"]}],
+        "excluded": [{"tag": "keep", "run": first}],
+    }
+    assert list(tag_queries(selection)) == [("selection_config.excluded[0]", "keep", first)]
+    r = _schedule(alice, dataset, selection)
+    assert r.status_code == 201, r.text

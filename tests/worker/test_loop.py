@@ -1010,3 +1010,92 @@ def test_server_tags_become_a_tags_file_and_a_tag_gone_since_fails_naming_the_ru
     assert roots == [str(tmp_path / SERVER_TAGS_DIR)]
     assert RunFolder(folder).read_tags() == {"keep": ["a/x.png", "b/y.png"]}
     assert query == {"tag": "keep", "run": "r1"}  # the job's own config is left as it came
+
+
+def test_server_tags_as_preselected_and_excluded_read_the_tags_file(tmp_path: Path) -> None:
+    from selfsup.openapi_generated.swagger_client.models import (
+        DockerRunJobData,
+        DockerRunJobTagData,
+    )
+    from selfsup.worker.loop import SERVER_TAGS_DIR, _server_tags
+
+    selection = {
+        "n_samples": 2,
+        "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}],
+        "preselected": [{"tag": "keep", "run": "r1"}, {"samples": ["c.png"]}],
+        "excluded": [{"tag": "drop", "run": "r1"}],
+    }
+    tags = [
+        DockerRunJobTagData(run="r1", scheduled_run_id="s1", tag=tag, names=[name])
+        for tag, name in (("keep", "a.png"), ("drop", "b.png"))
+    ]
+    job = DockerRunJobData.model_validate(
+        {
+            "run_id": "r2",
+            "scheduled_run_id": "s2",
+            "dataset": {
+                "id": "d",
+                "name": "d",
+                "type": "IMAGES",
+                "created_at": 0,
+                "last_modified_at": 0,
+            },
+            "worker_config": {},
+            "lightly_config": {},
+            "selection_config": selection,
+            "tags": [t.model_dump() for t in tags],
+        }
+    )
+    resolved, _ = _server_tags(job, tmp_path)
+    folder = str(tmp_path / SERVER_TAGS_DIR / "s1")
+    assert resolved["preselected"] == [{"tag": "keep", "run": folder}, {"samples": ["c.png"]}]
+    assert resolved["excluded"] == [{"tag": "drop", "run": folder}]
+    assert selection["excluded"] == [{"tag": "drop", "run": "r1"}]  # the job's own is kept
+
+
+@pytest.mark.slow
+def test_a_scheduled_run_excludes_the_tags_of_an_earlier_run_kept_by_the_server(
+    harness: ServerHarness, tmp_path: Path, make_image_folder: Callable[..., Path]
+) -> None:
+    from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
+        DatasourcePurpose,
+    )
+
+    roots = tmp_path / "roots"
+    images = make_image_folder(n_classes=2, n_per_class=3, root=roots / "input")
+    (roots / "lightly").mkdir()
+    names = sorted(p.relative_to(images).as_posix() for p in images.rglob("*.png"))
+    dropped = [names[0], names[4]]
+    token = harness.token()
+    with LiveServer(harness.app) as live:
+        client = ApiWorkflowClient(token=token, base_url=live.url)
+        client.create_dataset("excluded")
+        client.set_local_config(str(images), purpose=DatasourcePurpose.INPUT)
+        client.set_local_config(str(roots / "lightly"), purpose=DatasourcePurpose.LIGHTLY)
+        first = client.schedule_compute_worker_run(
+            worker_config=WORKER_CONFIG, lightly_config=LIGHTLY_CONFIG
+        )
+        client.cancel_scheduled_compute_worker_run(first)
+        _tag(harness, first, "junk", dropped)
+        # Select everything but what the earlier run's tag excludes.
+        second = client.schedule_compute_worker_run(
+            worker_config={},
+            lightly_config=LIGHTLY_CONFIG,
+            selection_config={
+                "n_samples": len(names),
+                "strategies": [
+                    {"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}
+                ],
+                "excluded": [{"tag": "junk", "run": first}],
+            },
+        )
+        assert Worker(_settings(token, live.url, tmp_path, "w1")).run_once()
+        run = client.get_compute_worker_run_from_scheduled_run(second)
+        assert run.state == "COMPLETED", run.message
+        selected = client.get_compute_worker_run_selected_filenames(run)
+        assert sorted(selected) == sorted(set(names) - set(dropped))
+        report_path = tmp_path / "report.json"
+        client.download_compute_worker_run_report_json(run, report_path)
+        inputs = json.loads(report_path.read_text())["job"]["extra"]["selection_inputs"]
+        assert inputs["n_excluded"] == 2
+        assert inputs["excluded"][0]["names"] == dropped

@@ -1,10 +1,11 @@
 """Tags kept by ``selfsup serve`` as inputs of a scheduled run (issue 12).
 
-A SIMILARITY strategy's query may name the samples tagged in the web app:
-``query: {tag: keepers, run: <id>}``, where ``<id>`` is a run of the same user on this server
-(a run's id, as ``GET /v1/runs`` lists it, or a scheduled run's id, as the web app's URLs
-``/runs/<id>`` show it). The tags live in the database (``sample_tags``, keyed by the
-scheduled run), which the worker cannot read, so:
+A SIMILARITY strategy's query, and a source of ``selection_config.preselected`` or
+``excluded``, may name the samples tagged in the web app: ``{tag: keepers, run: <id>}``,
+where ``<id>`` is a run of the same user on this server (a run's id, as ``GET /v1/runs``
+lists it, or a scheduled run's id, as the web app's URLs ``/runs/<id>`` show it). The tags
+live in the database (``sample_tags``, keyed by the scheduled run), which the worker cannot
+read, so:
 
 * when the run is scheduled, :func:`check_tag_inputs` refuses (400 ``UNKNOWN_TAG``) a query
   whose run is not the user's or whose tag that run does not have, naming the tag and
@@ -14,7 +15,7 @@ scheduled run), which the worker cannot read, so:
   fetches them again, so a retried job needs nothing kept on the worker. The worker hands
   them to the pipeline as a ``tags.json`` (the format ``selfsup view`` keeps), so the run
   reads server tags by the same code as folder tags, and ``report.json`` records the set
-  (``job.extra.queries``: source, names).
+  (``job.extra.queries`` / ``job.extra.selection_inputs``: source, names).
 
 A ``run`` that is a path (holds ``/``, ``\\`` or starts with ``.`` or ``~``) stays a run
 folder on the worker's machine, as before; a query without ``run`` would read the new run's
@@ -40,14 +41,20 @@ _WHERE = "selection_config.strategies[{i}].input.query"
 
 
 def tag_queries(selection_config: Mapping[str, Any] | None) -> Iterator[tuple[str, str, str]]:
-    """``(key path, tag, run)`` of every ``{tag: ..., run?: ...}`` query of the selection
-    config (validated already), in strategy order; ``run`` is ``""`` when not given."""
-    strategies = (selection_config or {}).get("strategies") or []
+    """``(key path, tag, run)`` of every ``{tag: ..., run?: ...}`` source of the selection
+    config (validated already): the strategies' queries in strategy order, then the
+    ``preselected`` and ``excluded`` sources; ``run`` is ``""`` when not given."""
+    config = selection_config or {}
+    strategies = config.get("strategies") or []
     for i, strategy in enumerate(strategies):
         source = strategy.get("input", {}) if isinstance(strategy, Mapping) else {}
         query = source.get("query") if isinstance(source, Mapping) else None
         if isinstance(query, Mapping) and query.get("tag"):
             yield _WHERE.format(i=i), str(query["tag"]), str(query.get("run") or "")
+    for key in ("preselected", "excluded"):
+        for i, item in enumerate(config.get(key) or []):
+            if isinstance(item, Mapping) and item.get("tag"):
+                yield f"selection_config.{key}[{i}]", str(item["tag"]), str(item.get("run") or "")
 
 
 def is_folder(run: str) -> bool:

@@ -741,8 +741,8 @@ the tags the job's selection config names (:func:`_server_tags`)."""
 
 
 def _server_tags(job: DockerRunJobData, work: Path) -> tuple[dict[str, Any], list[str]]:
-    """The job's selection config with each query of a server run's tag
-    (``{tag: name, run: <run id>}``, resolved by the server into ``job.tags``) reading a
+    """The job's selection config with each query, preselected or excluded source of a server
+    run's tag (``{tag: name, run: <run id>}``, resolved by the server into ``job.tags``) reading a
     ``tags.json`` this writes under ``work/server_tags/<scheduled run id>/``, and the roots
     those folders lie in.
 
@@ -793,12 +793,17 @@ def _server_tags(job: DockerRunJobData, work: Path) -> tuple[dict[str, Any], lis
         folder = root / scheduled_id
         folder.mkdir(parents=True, exist_ok=True)
         RunFolder(folder).write_tags(tags)
-    for strategy in selection.get("strategies") or []:
-        query = (strategy.get("input") or {}).get("query") if isinstance(strategy, dict) else None
-        if isinstance(query, dict) and query.get("tag"):
-            found = folder_of.get((str(query.get("run") or ""), str(query["tag"])))
+    sources = [
+        (strategy.get("input") or {}).get("query") if isinstance(strategy, dict) else None
+        for strategy in selection.get("strategies") or []
+    ]
+    # selection_config.preselected / excluded take the same sources as a query.
+    sources += [*(selection.get("preselected") or []), *(selection.get("excluded") or [])]
+    for source in sources:
+        if isinstance(source, dict) and source.get("tag"):
+            found = folder_of.get((str(source.get("run") or ""), str(source["tag"])))
             if found is not None:
-                query["run"] = str(found)
+                source["run"] = str(found)
     return selection, [str(root)]
 
 
