@@ -356,3 +356,34 @@ def test_default_method_is_coreset_weighted_by_typicality() -> None:
         {"method": "coreset", "stopping_condition": {"n_samples": 10}}
     )
     assert coreset.strategies == (DiversityStrategy(),)
+
+
+def test_preselected_and_excluded_parse_dump_only_when_given_and_name_bad_sources() -> None:
+    from selfsup.selection.config import parse_selection_model
+    from selfsup.selection.input_types import QuerySource
+
+    base: dict[str, Any] = {
+        "n_samples": 3,
+        "strategies": [{"input": {"type": "EMBEDDINGS"}, "strategy": {"type": "DIVERSITY"}}],
+    }
+    given = {
+        **base,
+        "preselected": [{"tag": "keep", "run": "./r"}, {"samples": ["a.png"]}],
+        "excluded": [{"folder": "junk"}],
+    }
+    model = parse_selection_model(given)
+    assert model.preselected == (
+        QuerySource(tag="keep", run="./r"),
+        QuerySource(samples=("a.png",)),
+    )
+    assert model.excluded == (QuerySource(folder="junk"),)
+    dumped = model.model_dump(mode="json")
+    assert dumped["preselected"] == given["preselected"]
+    assert parse_selection_model(dumped) == model
+    # Not given: not in the dump (written configs of other runs stay as they were).
+    assert "preselected" not in parse_selection_model(base).model_dump(mode="json")
+    assert "excluded" not in parse_selection_model(base).model_dump()
+    with pytest.raises(ConfigError, match=r"selection_config\.excluded\[0\]: give exactly one"):
+        parse_selection_model({**base, "excluded": [{"tag": "a", "folder": "b"}]})
+    with pytest.raises(ConfigError, match=r"selection_config\.preselected: expected a list"):
+        parse_selection_model({**base, "preselected": {"tag": "a"}})
