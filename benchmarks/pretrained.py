@@ -67,7 +67,7 @@ from fashion_mnist import load_fashion_mnist
 from selfsup.methods import TrainProgress, get_method
 from selfsup.transforms.utils import IMAGENET_NORMALIZE
 from selfsup.utils.benchmarking import knn_accuracy
-from ssl_fashion_mnist import MEAN, STD, augment, embed, make_backbone
+from ssl_fashion_mnist import MEAN, STD, augmenter, embed, make_backbone
 from ssl_fashion_mnist import Config as SSLConfig
 from ssl_fashion_mnist import train as train_simclr
 
@@ -242,11 +242,12 @@ def distill(
     n = data.train.shape[0]
     budget = 60 * args.minutes
     step = 0
+    views_of = augmenter(cfg.aug)
     model.train()
     start = time.perf_counter()
     while time.perf_counter() - start < budget:
         batch = data.train[torch.randint(n, (cfg.batch_size,), generator=gen)]
-        views = [augment(batch, gen, cfg.aug), augment(batch, gen, cfg.aug)]
+        views = views_of(batch, gen)
         loss = model.training_loss(views, TrainProgress(step=step, total_steps=0))
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
