@@ -183,6 +183,8 @@ def test_paths_are_the_documented_layout(tmp_path: Path) -> None:
         "quality_issues": "filenames/quality_issues.txt",
         "near_duplicate_filenames": "filenames/near_duplicate_filenames.txt",
         "tags_json": "tags.json",
+        "clean_filenames": "data/clean_filenames.txt",
+        "al_score_embeddings": "data/al_score_embeddings.csv",
     }
     for attribute, path in rel.items():
         assert getattr(folder, attribute) == tmp_path / path, attribute
