@@ -10,7 +10,6 @@ Folder layout, targets, frame names and what counts as a corrupt file are descri
 
 from __future__ import annotations
 
-import operator
 import os
 import posixpath
 import shutil
@@ -26,6 +25,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from selfsup.data._folder import FolderSource, list_names, normalize_relpath
+from selfsup.data._index import check_index
 from selfsup.errors import ConfigError, DataError
 from selfsup.utils.atomic import atomic_open_bytes
 
@@ -226,13 +226,7 @@ class LightlyDataset(Dataset[tuple[Any, Any, str]]):
         return len(self.dataset)
 
     def _check_index(self, index: SupportsIndex) -> int:
-        i = operator.index(index)
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"index {operator.index(index)} out of range for {n} samples")
-        return i
+        return check_index(index, len(self))
 
     def _raw(self, index: int) -> tuple[Any, Any]:
         """Untransformed ``(sample, target)`` of item ``index``."""

@@ -20,7 +20,6 @@ decode after construction; the curation pipeline then marks the file lost and go
 from __future__ import annotations
 
 import copy
-import operator
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from selfsup.data._image import load_rgb
+from selfsup.data._index import check_index
 from selfsup.data._video import VideoFrameReader
 from selfsup.data.files import class_of, find_classes
 from selfsup.errors import DataError
@@ -124,13 +124,7 @@ class ManifestDataset(Dataset[tuple[Any, int, str]]):
         return len(self._filenames)
 
     def _check_index(self, index: SupportsIndex) -> int:
-        i = operator.index(index)
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"index {operator.index(index)} out of range for {n} samples")
-        return i
+        return check_index(index, len(self))
 
     def get_filename(self, index: int) -> str:
         """Name of sample ``index``."""

@@ -26,7 +26,6 @@ the stored pixel grid), alpha is dropped and an animated GIF gives its first fra
 
 from __future__ import annotations
 
-import operator
 import os
 import warnings
 from typing import TYPE_CHECKING, Any, Final, SupportsIndex
@@ -37,6 +36,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from selfsup.data._image import DecodedImage, decode_image, read_image_file
+from selfsup.data._index import check_index
 from selfsup.errors import DataError
 from selfsup.utils.safe_open import ReadTimeoutError, read_bytes
 
@@ -243,13 +243,7 @@ class Uint8Dataset(Dataset[Uint8Item]):
         return len(self.base)
 
     def _check_index(self, index: SupportsIndex) -> int:
-        i = operator.index(index)
-        n = len(self)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError(f"index {operator.index(index)} out of range for {n} samples")
-        return i
+        return check_index(index, len(self))
 
     def get_filename(self, index: int) -> str:
         """Name of sample ``index`` (without decoding it where the base dataset can say)."""
