@@ -6,11 +6,12 @@ OUT_DIR`` it joins a process group and saves its results to ``OUT_DIR/rank<RANK>
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,25 +23,30 @@ from torch import Tensor, nn
 def run_workers(script: Path, out_dir: Path, world_size: int, timeout: float) -> None:
     """Run ``script --worker RANK WORLD INIT_FILE OUT_DIR`` in ``world_size`` processes.
 
-    Fails the test with the worker's output if one exits non-zero, or if all do not finish in
-    ``timeout`` seconds twice in a row; no process outlives the call. The second try is there
-    because a gloo group on loopback very rarely never forms (seen once in a full CI run: a
-    worker silent for 120 s, the same test passing in 11 s alone); a worker that fails, or a
-    test that hangs every time, still fails.
+    Fails the test with the worker's output if one exits with an error (a Python exception,
+    exit code 1), or if the workers hang or are killed by a signal twice in a row; no process
+    outlives the call. The second try is there for gloo itself on a loaded machine, seen in
+    two full CI runs and never alone: a group on loopback that never formed (a worker silent
+    for 120 s) and a worker aborted by C++ ``std::terminate`` ("terminate called without an
+    active exception", exit -6). A worker whose Python code fails, or a test that hangs or
+    crashes every time, still fails.
     """
+    problem = ""
     for attempt in range(2):
-        timed_out = _run_workers_once(script, out_dir, world_size, timeout, attempt)
-        if not timed_out:
+        problem = _run_workers_once(script, out_dir, world_size, timeout, attempt)
+        if not problem:
             return
-    pytest.fail(f"{script.name}: the workers did not finish in {timeout} s, twice")
+    pytest.fail(f"{script.name}: twice; the second time {problem}")
 
 
 def _run_workers_once(
     script: Path, out_dir: Path, world_size: int, timeout: float, attempt: int
-) -> bool:
-    """One try of :func:`run_workers`; True when the workers were killed at the deadline
-    (every one still running or exited 0), after failing the test for a worker that exited
-    with an error."""
+) -> str:
+    """One try of :func:`run_workers`: "" when every worker exited 0, else what went wrong
+    when a worker hung past the deadline or died from a signal; fails the test at once for a
+    worker that exited with an error."""
+    for old in out_dir.glob("rank*.pt"):
+        old.unlink()  # a result of a failed first try must not pass for the second's
     init_file = out_dir / f"dist_init{attempt}"
     # The worker scripts import this module too: put the tests folder on their path.
     paths = [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH", "")]
@@ -75,12 +81,50 @@ def _run_workers_once(
                 p.kill()
             p.wait()
     for r, p in enumerate(procs):
-        if p.returncode != 0 and not killed[r]:
+        if p.returncode > 0 and not killed[r]:
             pytest.fail(
                 f"worker {r} of {script.name} exited with {p.returncode}:\n"
                 f"{logs[r].read_text(errors='replace')}"
             )
-    return any(killed)
+    for r, p in enumerate(procs):
+        if killed[r]:
+            return f"worker {r} was still running after {timeout} s:\n{_log(logs[r])}"
+        if p.returncode < 0:
+            return f"worker {r} died from signal {-p.returncode}:\n{_log(logs[r])}"
+    return ""
+
+
+def _log(path: Path) -> str:
+    return path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def gloo_group(argv: list[str]) -> Iterator[tuple[int, int, Path]]:
+    """Join the gloo group named by a worker's ``argv`` (``--worker RANK WORLD INIT_FILE
+    OUT_DIR``) for the body of the ``with``; yields ``(rank, world_size, out_dir)``.
+
+    Leaving waits at a barrier before destroying the group, so no process tears down its
+    connections while another is still in a collective (a teardown race is one way gloo
+    aborts a process with ``std::terminate``); on an exception the barrier is skipped, since
+    the other processes may never reach it.
+    """
+    import torch.distributed as torch_dist
+
+    rank, world_size = int(argv[2]), int(argv[3])
+    init_file, out_dir = Path(argv[4]), Path(argv[5])
+    torch.set_num_threads(1)
+    torch_dist.init_process_group(
+        "gloo",
+        init_method=f"file://{init_file}",
+        rank=rank,
+        world_size=world_size,
+        timeout=timedelta(seconds=60),
+    )
+    try:
+        yield rank, world_size, out_dir
+        torch_dist.barrier()
+    finally:
+        torch_dist.destroy_process_group()
 
 
 def two_view_loss_worker(
@@ -97,19 +141,7 @@ def two_view_loss_worker(
     loss and a backward pass, and saves ``{"loss", "grad.<param>"...}`` for
     :func:`assert_ddp_matches_full_batch`.
     """
-    import torch.distributed as torch_dist
-
-    rank, world_size = int(argv[2]), int(argv[3])
-    init_file, out_dir = Path(argv[4]), Path(argv[5])
-    torch.set_num_threads(1)
-    torch_dist.init_process_group(
-        "gloo",
-        init_method=f"file://{init_file}",
-        rank=rank,
-        world_size=world_size,
-        timeout=timedelta(seconds=60),
-    )
-    try:
+    with gloo_group(argv) as (rank, _, out_dir):
         local = slice(rank * n_local, (rank + 1) * n_local)
         model = nn.parallel.DistributedDataParallel(make_model())
         x_a, x_b = global_batch()
@@ -122,8 +154,6 @@ def two_view_loss_worker(
             assert p.grad is not None
             result[f"grad.{name}"] = p.grad
         torch.save(result, out_dir / f"rank{rank}.pt")
-    finally:
-        torch_dist.destroy_process_group()
 
 
 def assert_ddp_matches_full_batch(

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import math
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.distributed as torch_dist
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from _ddp import run_workers
+from _ddp import gloo_group, run_workers
 from selfsup.errors import ConfigError, DataError
 from selfsup.loss import DINOLoss
 from selfsup.loss.dino_loss import teacher_temperature
@@ -250,17 +248,9 @@ def _global_views(step: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     )
 
 
-def _worker(rank: int, world_size: int, init_file: Path, out_dir: Path) -> None:
+def _worker(argv: list[str]) -> None:
     """One process: its half of the batch, two steps of DINOLoss."""
-    torch.set_num_threads(1)
-    torch_dist.init_process_group(
-        "gloo",
-        init_method=f"file://{init_file}",
-        rank=rank,
-        world_size=world_size,
-        timeout=timedelta(seconds=60),
-    )
-    try:
+    with gloo_group(argv) as (rank, _, out_dir):
         local = slice(rank * N_LOCAL, (rank + 1) * N_LOCAL)
         criterion = DINOLoss(output_dim=DIM, center_momentum=MOMENTUM)
         losses = []
@@ -269,8 +259,6 @@ def _worker(rank: int, world_size: int, init_file: Path, out_dir: Path) -> None:
             losses.append(criterion([v[local] for v in teacher], [v[local] for v in student]))
         result = {"losses": torch.stack(losses), "center": criterion.center}
         torch.save(result, out_dir / f"rank{rank}.pt")
-    finally:
-        torch_dist.destroy_process_group()
 
 
 @pytest.mark.slow
@@ -291,4 +279,4 @@ def test_two_processes_share_the_center_of_the_global_batch(tmp_path: Path) -> N
 
 
 if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--worker":
-    _worker(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]))
+    _worker(sys.argv)

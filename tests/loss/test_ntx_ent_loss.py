@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import math
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.distributed as torch_dist
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from _ddp import run_workers
+from _ddp import gloo_group, run_workers
 from selfsup.errors import ConfigError, DataError
 from selfsup.loss import NTXentLoss
 from selfsup.loss.ntx_ent_loss import info_nce, ntxent
@@ -425,17 +423,9 @@ def _global_batch(step: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return _rand(100 + step, n, IN_DIM), _rand(200 + step, n, IN_DIM)
 
 
-def _worker(rank: int, world_size: int, init_file: Path, out_dir: Path) -> None:
+def _worker(argv: list[str]) -> None:
     """One DDP process: half of the batch, NTXentLoss(gather_distributed=True)."""
-    torch.set_num_threads(1)
-    torch_dist.init_process_group(
-        "gloo",
-        init_method=f"file://{init_file}",
-        rank=rank,
-        world_size=world_size,
-        timeout=timedelta(seconds=60),
-    )
-    try:
+    with gloo_group(argv) as (rank, _, out_dir):
         local = slice(rank * N_LOCAL, (rank + 1) * N_LOCAL)
         model = nn.parallel.DistributedDataParallel(_make_model())
         x0, x1 = _global_batch()
@@ -457,8 +447,6 @@ def _worker(rank: int, world_size: int, init_file: Path, out_dir: Path) -> None:
         result["bank"] = criterion.memory_bank.bank
         result["bank_ptr"] = criterion.memory_bank.bank_ptr
         torch.save(result, out_dir / f"rank{rank}.pt")
-    finally:
-        torch_dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
@@ -503,4 +491,4 @@ def test_ddp_memory_bank_holds_the_keys_of_all_processes(
 
 
 if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--worker":
-    _worker(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]))
+    _worker(sys.argv)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import sys
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from _contract import check_two_view_loss
-from _ddp import run_workers
+from _ddp import gloo_group, run_workers
 from selfsup.errors import ConfigError, DataError
 from selfsup.loss import SwaVLoss
 from selfsup.loss.swav_loss import sinkhorn
@@ -326,19 +325,9 @@ def _loss_of(model: nn.Module, views: list[Tensor], queues: list[Tensor], gather
 
 
 def _worker(argv: list[str]) -> None:
-    import torch.distributed as torch_dist
-
-    rank, world_size = int(argv[2]), int(argv[3])
-    init_file, out_dir = Path(argv[4]), Path(argv[5])
-    torch.set_num_threads(1)
-    torch_dist.init_process_group(
-        "gloo",
-        init_method=f"file://{init_file}",
-        rank=rank,
-        world_size=world_size,
-        timeout=timedelta(seconds=60),
-    )
-    try:
+    """One process: its half of the views and its own queues, SwaVLoss with the Sinkhorn
+    step gathered over both processes."""
+    with gloo_group(argv) as (rank, _, out_dir):
         local = slice(rank * N_LOCAL, (rank + 1) * N_LOCAL)
         model = nn.parallel.DistributedDataParallel(_make_model())
         views = [v[local] for v in _global_views()]
@@ -351,8 +340,6 @@ def _worker(argv: list[str]) -> None:
             assert p.grad is not None
             result[f"grad.{name}"] = p.grad
         torch.save(result, out_dir / f"rank{rank}.pt")
-    finally:
-        torch_dist.destroy_process_group()
 
 
 @pytest.mark.slow

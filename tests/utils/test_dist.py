@@ -8,15 +8,13 @@ import, so spawning by function reference would not work reliably.
 from __future__ import annotations
 
 import sys
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import torch.distributed as torch_dist
 
-from _ddp import run_workers
+from _ddp import gloo_group, run_workers
 from selfsup.utils import dist
 
 WORLD_SIZE = 2
@@ -87,17 +85,9 @@ def test_rank_zero_only_runs_on_rank_zero() -> None:
 # --------------------------------------------------------------------------- two processes
 
 
-def _worker(rank: int, world_size: int, init_file: Path, out_dir: Path) -> None:
+def _worker(argv: list[str]) -> None:
     """One process of the gloo run: gather with gradients, eye_rank, rank_zero_only."""
-    torch.set_num_threads(1)
-    torch_dist.init_process_group(
-        "gloo",
-        init_method=f"file://{init_file}",
-        rank=rank,
-        world_size=world_size,
-        timeout=timedelta(seconds=60),
-    )
-    try:
+    with gloo_group(argv) as (rank, _, out_dir):
         x = _local_x(rank).requires_grad_(True)
         gathered = dist.gather(x)
         # Nonlinear in each slice, with a weight depending on both processes, so the
@@ -117,8 +107,6 @@ def _worker(rank: int, world_size: int, init_file: Path, out_dir: Path) -> None:
             "gather_no_grad": torch.stack(dist.gather_no_grad(x)),
         }
         torch.save(result, out_dir / f"rank{rank}.pt")
-    finally:
-        torch_dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
@@ -169,4 +157,4 @@ def test_two_processes_eye_rank(two_process_results: list[dict[str, Any]]) -> No
 
 
 if __name__ == "__main__" and len(sys.argv) == 6 and sys.argv[1] == "--worker":
-    _worker(int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4]), Path(sys.argv[5]))
+    _worker(sys.argv)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from _ddp import run_workers
 from selfsup.utils.benchmarking import BenchmarkModule
 
 
@@ -97,24 +96,21 @@ def test_sanity_check_does_not_set_max_accuracy() -> None:
 _DDP_WORKER = """
 import json, sys
 import torch
-import torch.distributed as dist
+from _ddp import gloo_group
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from selfsup.utils.benchmarking import BenchmarkModule
 
-rank, world, store, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-torch.set_num_threads(1)
-dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=world)
-x = torch.arange(30 * 4, dtype=torch.float32).reshape(30, 4) + 1.0
-y = torch.arange(30) % 3
-loader = DataLoader(TensorDataset(x, y, torch.arange(30)), batch_size=7)  # 5 batches
-model = BenchmarkModule(loader, num_classes=3)
-model.backbone = nn.Identity()
-model.on_validation_epoch_start()
-bank = model._train_features.t()
-with open(out, "w") as f:
-    json.dump({"bank": bank.tolist(), "targets": model._train_targets.tolist()}, f)
-dist.destroy_process_group()
+with gloo_group(sys.argv) as (rank, _, out_dir):
+    x = torch.arange(30 * 4, dtype=torch.float32).reshape(30, 4) + 1.0
+    y = torch.arange(30) % 3
+    loader = DataLoader(TensorDataset(x, y, torch.arange(30)), batch_size=7)  # 5 batches
+    model = BenchmarkModule(loader, num_classes=3)
+    model.backbone = nn.Identity()
+    model.on_validation_epoch_start()
+    bank = model._train_features.t()
+    with open(out_dir / f"out{rank}.json", "w") as f:
+        json.dump({"bank": bank.tolist(), "targets": model._train_targets.tolist()}, f)
 """
 
 
@@ -124,19 +120,8 @@ def test_benchmark_module_bank_is_gathered_once_under_ddp(tmp_path: Path) -> Non
     and 3 (14 rows); the all-gather with unequal sizes must give both the 30 rows once."""
     script = tmp_path / "worker.py"
     script.write_text(_DDP_WORKER)
-    store = tmp_path / "store"
+    run_workers(script, tmp_path, world_size=2, timeout=120.0)
     outs = [tmp_path / f"out{r}.json" for r in range(2)]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, str(script), str(r), "2", str(store), str(outs[r])],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        for r in range(2)
-    ]
-    for proc in procs:
-        output, _ = proc.communicate(timeout=180)
-        assert proc.returncode == 0, output.decode(errors="replace")
     x = torch.arange(30 * 4, dtype=torch.float32).reshape(30, 4) + 1.0
     expected = F.normalize(x, dim=1)
     for out in outs:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytorch_lightning as pl
 import torch
-import torch.distributed as torch_dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from _ddp import run_workers
+from _ddp import gloo_group, run_workers
 from selfsup.errors import ConfigError
 from selfsup.utils.benchmarking import KNNClassifier
 
@@ -144,17 +142,7 @@ def _ddp_data() -> tuple[Tensor, Tensor]:
 
 
 def _ddp_worker(argv: list[str]) -> None:
-    rank, world_size = int(argv[2]), int(argv[3])
-    init_file, out_dir = Path(argv[4]), Path(argv[5])
-    torch.set_num_threads(1)
-    torch_dist.init_process_group(
-        "gloo",
-        init_method=f"file://{init_file}",
-        rank=rank,
-        world_size=world_size,
-        timeout=timedelta(seconds=60),
-    )
-    try:
+    with gloo_group(argv) as (rank, _, out_dir):
         x, y = _ddp_data()
         start, stop = (0, 7) if rank == 0 else (7, 10)
         classifier = KNNClassifier(nn.Identity(), num_classes=3, knn_k=3, topk=(1,))
@@ -167,8 +155,6 @@ def _ddp_worker(argv: list[str]) -> None:
             "targets": classifier._train_targets_tensor,
         }
         torch.save(result, out_dir / f"rank{rank}.pt")
-    finally:
-        torch_dist.destroy_process_group()
 
 
 @pytest.mark.slow
