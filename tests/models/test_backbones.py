@@ -14,6 +14,8 @@ from torch import nn
 from selfsup.errors import ConfigError
 from selfsup.models import backbones
 from selfsup.models.backbones import (
+    STRIDE2_RESNETS,
+    STRIDE2_SUFFIX,
     VIT_SIZES,
     Backbone,
     as_backbone,
@@ -30,7 +32,8 @@ def tiny_kwargs(name: str) -> dict[str, float]:
     """Smallest config per family so that the contract test stays fast."""
     if name in VIT_SIZES:
         return {"num_layers": 1}
-    return {"width": 0.125} if name in RESNET_NAMES else {}
+    stride2 = {r + STRIDE2_SUFFIX for r in STRIDE2_RESNETS}
+    return {"width": 0.125} if name in RESNET_NAMES or name in stride2 else {}
 
 
 @pytest.mark.parametrize("name", list_backbones())
@@ -67,6 +70,28 @@ def test_lightly_resnet_backbone_equals_generator_without_linear() -> None:
     with torch.no_grad():
         torch.testing.assert_close(backbone(x), resnet(x))
     assert backbone.num_features == 64
+
+
+def test_stride2_resnet_has_the_weights_of_the_stride1_one_and_quarter_size_maps() -> None:
+    torch.manual_seed(0)
+    fast = get_backbone("resnet-9-s2", width=0.125).eval()
+    plain = get_backbone("resnet-9", width=0.125).eval()
+    assert fast.name == "resnet-9-s2"
+    assert fast.num_features == plain.num_features
+    # Same keys and shapes: weights move between the two, only the stem's stride differs.
+    plain.load_state_dict(fast.state_dict())
+    fast_features, plain_features = fast.features, plain.features
+    assert isinstance(fast_features, nn.Sequential)
+    assert isinstance(plain_features, nn.Sequential)
+    stem = fast_features[0]
+    assert isinstance(stem, nn.Conv2d)
+    assert stem.stride == (2, 2)
+    x = torch.randn(2, 3, 28, 28)
+    with torch.no_grad():
+        assert fast_features[1](stem(x)).shape[-2:] == (14, 14)
+        # Stride 2 samples the stride-1 stem's output at every other pixel.
+        torch.testing.assert_close(stem(x), plain_features[0](x)[:, :, ::2, ::2])
+        assert not torch.allclose(fast(x), plain(x))
 
 
 def test_lightly_resnet_backbone_accepts_num_splits() -> None:

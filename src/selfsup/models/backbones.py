@@ -237,24 +237,50 @@ def _infer_num_features(module: nn.Module, input_size: int) -> int:
 # --- lightly ResNets --------------------------------------------------------------------
 
 
-def _make_resnet_factory(resnet_name: str) -> BackboneFactory:
+#: Suffix of the lightly ResNets with a stride-2 stem, registered for :data:`STRIDE2_RESNETS`.
+STRIDE2_SUFFIX = "-s2"
+#: The lightly ResNets also registered with a stride-2 stem (``resnet-9-s2``,
+#: ``resnet-18-s2``): small networks for small images (28-40 px) on a CPU.
+STRIDE2_RESNETS = ("resnet-9", "resnet-18")
+
+
+def _make_resnet_factory(resnet_name: str, stem_stride: int = 1) -> BackboneFactory:
+    name = resnet_name if stem_stride == 1 else f"{resnet_name}-s{stem_stride}"
+
     def factory(width: float = 1.0, num_splits: int = 0, **kwargs: Any) -> Backbone:
         if kwargs:
             raise ConfigError(
-                f"backbone {resnet_name!r} got unknown arguments {sorted(kwargs)}; "
+                f"backbone {name!r} got unknown arguments {sorted(kwargs)}; "
                 "it accepts width and num_splits"
             )
         resnet = ResNetGenerator(resnet_name, width=width, num_splits=num_splits)
+        if stem_stride != 1:
+            # Same shape of weights (3 -> base channels, 3x3), so the state-dict keys and
+            # shapes stay those of the stride-1 network; only the activations shrink.
+            resnet.conv1 = nn.Conv2d(
+                3, resnet.base, kernel_size=3, stride=stem_stride, padding=1, bias=False
+            )
         # Same child layout (and state-dict keys) as lightly's backbones.
         features = nn.Sequential(*list(resnet.children())[:-1])
-        return Backbone(features, resnet.num_features, name=resnet_name)
+        return Backbone(features, resnet.num_features, name=name)
 
-    factory.__doc__ = f"{resnet_name}: lightly ResNet (3x3 stem, no max-pool) without its linear."
+    if stem_stride == 1:
+        factory.__doc__ = f"{name}: lightly ResNet (3x3 stem, no max-pool) without its linear."
+    else:
+        factory.__doc__ = (
+            f"{name}: {resnet_name} with a stride-{stem_stride} stem: the residual stages run "
+            f"on maps {stem_stride}x smaller per side ({stem_stride**2}x fewer operations; "
+            "14x14 for 28 px images), for small images on a CPU."
+        )
     return factory
 
 
 for _resnet_name in RESNET_NAMES:
     register_backbone(_resnet_name, _make_resnet_factory(_resnet_name))
+for _resnet_name in STRIDE2_RESNETS:
+    register_backbone(
+        _resnet_name + STRIDE2_SUFFIX, _make_resnet_factory(_resnet_name, stem_stride=2)
+    )
 
 
 # --- torchvision ------------------------------------------------------------------------
