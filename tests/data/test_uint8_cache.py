@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 import selfsup.data.uint8 as uint8_module
 from selfsup.data import LightlyDataset
-from selfsup.data.uint8 import Uint8Dataset
+from selfsup.data.uint8 import Uint8CacheLoader, Uint8Dataset
 from selfsup.data.uint8_cache import Uint8Cache, dataset_key
 from selfsup.errors import ConfigError, DataError
 
@@ -163,3 +163,97 @@ def test_the_cache_must_match_the_dataset(
     cache = Uint8Cache.for_dataset(tmp_path, base, 8)
     with pytest.raises(DataError, match=r"2 images of side 8.*2 samples of side 16"):
         Uint8Dataset(base, 16, cache=cache)
+
+
+def _counting_decoder(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Count the files decoded through the fast path (in this process) by name."""
+    decoded: list[str] = []
+    real = uint8_module.decode_uint8
+
+    def counting(source: Any, name: str | None = None) -> torch.Tensor:
+        decoded.append(str(name))
+        return real(source, name=name)
+
+    monkeypatch.setattr(uint8_module, "decode_uint8", counting)
+    return decoded
+
+
+def test_a_training_epoch_with_drop_last_is_completed_and_published_by_the_loader(
+    make_image_folder: ImageFolderFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_image_folder(n_classes=2, n_per_class=5, size=(16, 16))
+    base = LightlyDataset(root)
+    reference = _items(Uint8Dataset(base, 8))
+    decoded = _counting_decoder(monkeypatch)
+    dataset = Uint8Dataset(base, 8, cache=Uint8Cache.for_dataset(tmp_path / "cache", base, 8))
+    # 10 samples in batches of 4 with drop_last: the epoch reads 8 rows.
+    loader = Uint8CacheLoader(dataset, batch_size=4, shuffle=True, drop_last=True)
+
+    seen = [name for batch in loader for name in batch[3]]
+
+    assert len(seen) == 8
+    assert sorted(decoded) == sorted(base.get_filenames())  # the 2 skipped ones at the end
+    assert dataset.cache is not None
+    assert dataset.cache.complete
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [dataset.cache.path.name]
+    decoded.clear()
+    _assert_same(_items(dataset), reference)
+    assert sum(len(batch[3]) for batch in loader) == 8  # the next epoch reads the cache only
+    assert decoded == []
+
+
+def test_a_pass_stopped_early_leaves_the_cache_unpublished(
+    make_image_folder: ImageFolderFactory, tmp_path: Path
+) -> None:
+    base = LightlyDataset(make_image_folder(n_classes=2, n_per_class=3, size=(16, 16)))
+    cache = Uint8Cache.for_dataset(tmp_path / "cache", base, 8)
+    loader = Uint8CacheLoader(Uint8Dataset(base, 8, cache=cache), batch_size=2, shuffle=True)
+
+    next(iter(loader))
+
+    assert not cache.complete
+    assert len(cache.missing()) == 4
+    assert not cache.path.exists()
+
+
+def test_a_row_that_cannot_be_decoded_keeps_the_cache_unpublished(
+    make_image_folder: ImageFolderFactory, tmp_path: Path
+) -> None:
+    root = make_image_folder(n_classes=1, n_per_class=3, size=(16, 16))
+    base = LightlyDataset(root)
+    dataset = Uint8Dataset(base, 8, cache=Uint8Cache.for_dataset(tmp_path / "cache", base, 8))
+    dataset[0]
+    (root / base.get_filenames()[2]).write_bytes(b"not an image")
+
+    with pytest.warns(UserWarning, match=r"not published.*img_0_2"):
+        assert not dataset.complete_cache()
+
+    assert dataset.cache is not None
+    assert dataset.cache.missing().tolist() == [2]
+    assert not dataset.cache.path.exists()
+
+
+def test_persistent_workers_read_the_cache_the_main_process_published(
+    make_image_folder: ImageFolderFactory, tmp_path: Path
+) -> None:
+    root = make_image_folder(n_classes=2, n_per_class=5, size=(16, 16))
+    base = LightlyDataset(root)
+    reference = {item[3]: item for item in _items(Uint8Dataset(base, 8))}
+    cache = Uint8Cache.for_dataset(tmp_path / "cache", base, 8)
+    dataset = Uint8Dataset(base, 8, cache=cache)
+    loader = Uint8CacheLoader(
+        dataset,
+        batch_size=3,
+        shuffle=True,
+        drop_last=True,
+        num_workers=2,
+        persistent_workers=True,
+    )
+
+    for _ in range(2):  # the workers of epoch 1 filled rows; after it the cache is published
+        for images, hws, _, names in loader:
+            for image, hw, name in zip(images, hws, names, strict=True):
+                assert torch.equal(image, reference[name][0])
+                assert torch.equal(hw, reference[name][1])
+        assert cache.complete
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [cache.path.name]

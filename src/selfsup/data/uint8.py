@@ -18,7 +18,8 @@ whole batches, on the device. This module is that first step:
   torch dataset) and yields ``(image_u8 (3, S, S), orig_hw int64 (2,), label, filename)`` in
   the base dataset's order; torch's default collate batches it. An optional
   :class:`~selfsup.data.uint8_cache.Uint8Cache` keeps the decoded, resized images in a
-  memory-mapped array so later epochs and runs skip decoding.
+  memory-mapped array so later epochs and runs skip decoding; :class:`Uint8CacheLoader`
+  publishes it after the first full training epoch, which skips rows (``drop_last``).
 
 Like :func:`~selfsup.data._image.load_rgb`, EXIF orientation is not applied (both paths give
 the stored pixel grid), alpha is dropped and an animated GIF gives its first frame.
@@ -28,12 +29,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final, SupportsIndex
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from selfsup.data._image import DecodedImage, decode_image, read_image_file
 from selfsup.data._index import check_index
@@ -352,6 +354,30 @@ class Uint8Dataset(Dataset[Uint8Item]):
         a cache)."""
         return self.cache.finalize() if self.cache is not None else False
 
+    def complete_cache(self) -> bool:
+        """Fill the cache rows no pass has read yet (decoding them in this process), then
+        publish the cache; returns whether it is complete (False without a cache).
+
+        Called by :class:`Uint8CacheLoader` after a full pass: a shuffled pass with
+        ``drop_last`` skips up to ``batch_size - 1`` rows, which would otherwise keep the
+        cache unpublished for good. A row that cannot be decoded leaves the cache
+        unpublished (a warning names it): the build folder stays private to this run and is
+        deleted by a later one.
+        """
+        cache = self.cache
+        if cache is None:
+            return False
+        for index in cache.missing().tolist():
+            try:
+                self[index]  # not in the cache: decoded, resized and written to it
+            except DataError as exc:
+                warnings.warn(
+                    f"the image cache in {os.fspath(cache.root)!r} is not published: {exc}",
+                    stacklevel=2,
+                )
+                return False
+        return cache.finalize()
+
     def _label(self, index: int) -> Any:
         """The label of sample ``index`` without decoding it, where the base knows it."""
         try:
@@ -359,3 +385,35 @@ class Uint8Dataset(Dataset[Uint8Item]):
         except AttributeError:
             return self.decode(index)[1]
         return targets[index]
+
+
+class Uint8CacheLoader(DataLoader[Any]):
+    """A ``DataLoader`` that publishes its :class:`Uint8Dataset`'s cache after a full pass.
+
+    Training reads shuffled batches with ``drop_last``, so an epoch leaves some rows of a
+    cache being built unread and the cache would never be complete. When a pass over this
+    loader runs to its end (its iterator is exhausted: every batch was produced, so the
+    workers' rows are written), the main process fills the rows the pass skipped and
+    publishes the cache (:meth:`Uint8Dataset.complete_cache`); from then on every read is a
+    copy from the cache. A pass stopped early (``max_time``, a step limit, ``islice``) does
+    nothing, and a complete cache (or none) gives the plain ``DataLoader`` iterator.
+
+    It takes ``DataLoader``'s arguments unchanged, so Lightning can rebuild it with a
+    distributed sampler. Under DDP each process builds its own copy of the cache and fills
+    the rows other processes read, decoding them once; the first copy published is used.
+    """
+
+    # A generator, not the _BaseDataLoaderIter DataLoader declares: callers only iterate it.
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
+        iterator = super().__iter__()
+        dataset = self.dataset
+        if not isinstance(dataset, Uint8Dataset) or dataset.cache is None:
+            return iterator
+        if dataset.cache.complete:
+            return iterator
+        return self._completing(iterator, dataset)
+
+    @staticmethod
+    def _completing(iterator: Iterator[Any], dataset: Uint8Dataset) -> Iterator[Any]:
+        yield from iterator
+        dataset.complete_cache()

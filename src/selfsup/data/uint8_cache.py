@@ -10,6 +10,12 @@ Use it (``loader.cache_dir=<folder>``; ``''``, the default, keeps it off) when t
 files are read many times at one size: several epochs of training, training then embedding
 at the same size, or repeated runs. It does not help one pass over a large dataset (the
 first pass decodes as before and also writes every row) nor data that changes every run.
+Training with ``loader.augment=device`` caches its source images (side: twice the largest
+view's, :mod:`selfsup.transforms.device_views`), embedding its input size: two caches of the
+same files. A training epoch is shuffled and drops its last partial batch, so it does not
+read every row: its loader (:class:`~selfsup.data.uint8.Uint8CacheLoader`) decodes the rows
+the first full epoch skipped at that epoch's end and publishes the cache; later epochs and
+runs read only the cache.
 
 Layout under the cache folder, per dataset and size:
 
@@ -232,6 +238,19 @@ class Uint8Cache:
         image = torch.from_numpy(np.array(arrays.images[index]))
         hw = torch.from_numpy(np.array(arrays.sizes[index]))
         return image, hw
+
+    def missing(self) -> np.ndarray[Any, np.dtype[np.intp]]:
+        """Indices of the rows not filled yet, ascending (empty once the cache is complete).
+
+        A pass that reads only some rows (a training epoch with ``drop_last``, a sampler's
+        subset) leaves these; :meth:`~selfsup.data.uint8.Uint8Dataset.complete_cache` fills
+        them so the cache can be published."""
+        if self._building is None:
+            return np.zeros(0, dtype=np.intp)
+        arrays = self._open()
+        if arrays.filled is None:  # _open found the build published by another process
+            return np.zeros(0, dtype=np.intp)
+        return np.flatnonzero(np.asarray(arrays.filled) == 0)
 
     def put(self, index: int, image: torch.Tensor, hw: torch.Tensor) -> None:
         """Write row ``index``: ``image`` (3, S, S) uint8 and ``hw`` (2,) int64; no-op on a
