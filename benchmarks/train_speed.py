@@ -2,6 +2,7 @@
 
     python benchmarks/train_speed.py                    # both parts, 2 interleaved rounds
     python benchmarks/train_speed.py --part loop --steps 6 --rounds 3
+    python benchmarks/train_speed.py --part cache --steps 4 --rounds 3
     PYTHONPATH=/tmp/lightly_ref python benchmarks/train_speed.py   # with lightly 1.5.0
 
 Part ``loop``: training images/s of one training loop fed three ways, same model and loop.
@@ -28,6 +29,12 @@ machine's load hits both; every line prints the 1-minute load average.
 Part ``cli``: wall time of ``selfsup train`` against ``lightly-ssl-train`` with the same keys
 (``trainer.max_epochs=1 loader.batch_size=128 collate.input_size=32 model.name=resnet-18
 loader.num_workers=2``) on ``--cli-images`` Fashion-MNIST PNGs, interleaved.
+
+Part ``cache`` (run alone: ``--part cache``): epochs 2+ of selfsup's default loader
+without and with ``loader.cache_dir`` (the cache filled and published by one untimed first
+epoch), A B A B: the training loop's images/s (``--steps`` steps, model included) and the
+input path's alone (``--input-steps`` batches of views, no model: what the workers' decoding
+costs when nothing hides it).
 
 The lightly arms are skipped, with a message, when lightly is not importable. It must not be
 installed into selfsup's environment: ``pip install --no-deps --target /tmp/lightly_ref
@@ -79,10 +86,12 @@ def _lightly() -> Any | None:
 
 
 def _selfsup_arm(
-    folder: Path, workers: int, augment: str
+    folder: Path, workers: int, augment: str, cache_dir: str = ""
 ) -> tuple[Iterator[list[torch.Tensor]], nn.Module]:
     """selfsup's build_train_loader: ``augment="device"`` (the default) yields uint8 sources
-    whose views are made in the loop; ``"workers"`` augments per image in the workers."""
+    whose views are made in the loop; ``"workers"`` augments per image in the workers.
+    ``cache_dir``: ``loader.cache_dir``; one untimed pass over the loader (epoch 1, without
+    the model) fills and publishes the cache, so the arm times epochs 2+."""
     from selfsup.config import CollateConfig, LoaderConfig
     from selfsup.core import build_train_loader
     from selfsup.embedding._method import loader_device_views, train_views
@@ -93,7 +102,12 @@ def _selfsup_arm(
     loader = build_train_loader(
         str(folder),
         LoaderConfig.model_validate(
-            {"batch_size": BATCH, "num_workers": workers, "augment": augment}
+            {
+                "batch_size": BATCH,
+                "num_workers": workers,
+                "augment": augment,
+                "cache_dir": cache_dir,
+            }
         ),
         CollateConfig(input_size=INPUT_SIZE),
         method="simclr",
@@ -101,6 +115,11 @@ def _selfsup_arm(
     device_views = loader_device_views(loader)
     if (device_views is None) != (augment == "workers"):
         raise RuntimeError(f"build_train_loader did not take the {augment} path for simclr")
+    if cache_dir:
+        for _ in loader:  # epoch 1: the workers fill the cache, the loader publishes it
+            pass
+        if not getattr(getattr(loader.dataset, "cache", None), "complete", False):
+            raise RuntimeError(f"the loader did not publish its cache in {cache_dir}")
     model = _Model(ResNetGenerator("resnet-18", width=WIDTH), SimCLRProjectionHead, NTXentLoss)
 
     def batches() -> Iterator[list[torch.Tensor]]:
@@ -216,6 +235,49 @@ def part_loop(folder: Path, steps: int, rounds: int, workers: int, model_alone: 
     print(f"training loop (medians of {rounds}): {line}; selfsup default = {ratios}", flush=True)
 
 
+def _views_rate(batches: Iterator[list[torch.Tensor]], steps: int) -> float:
+    """Images/s of the input path alone: ``steps`` batches of views (the wait for the
+    loader's workers plus the views made in the loop), no model."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        next(batches)
+    return steps * BATCH / (time.perf_counter() - start)
+
+
+def part_cache(folder: Path, steps: int, input_steps: int, rounds: int, workers: int) -> None:
+    """Epochs 2+ of selfsup's default loader without and with ``loader.cache_dir`` (filled
+    by an untimed first epoch), A B A B: training-loop images/s (``steps`` steps, the model
+    included) and input-path images/s (``input_steps`` batches of views, no model)."""
+    with tempfile.TemporaryDirectory(prefix="train-speed-cache-") as cache_dir:
+        arms = {
+            "no cache": _selfsup_arm(folder, workers, "device"),
+            "cache": _selfsup_arm(folder, workers, "device", cache_dir),
+        }
+        for batches, model in arms.values():
+            _rate(batches, model, 1)  # warm-up: workers start, first allocations
+        rates: dict[tuple[str, str], list[float]] = {}
+        for round_index in range(rounds):
+            for name, (batches, model) in arms.items():
+                for what, rate in (
+                    ("input path", _views_rate(batches, input_steps)),
+                    ("loop", _rate(batches, model, steps)),
+                ):
+                    rates.setdefault((what, name), []).append(rate)
+                    print(
+                        f"  round {round_index + 1}: {what:<10} {name:<8} {rate:8.1f} images/s  "
+                        f"load average {_load():.2f}",
+                        flush=True,
+                    )
+    for what in ("input path", "loop"):
+        without = statistics.median(rates[(what, "no cache")])
+        with_cache = statistics.median(rates[(what, "cache")])
+        print(
+            f"{what} (medians of {rounds}), epochs 2+: no cache {without:.1f} images/s, "
+            f"cache {with_cache:.1f} images/s; cache = {with_cache / without:.2f}x",
+            flush=True,
+        )
+
+
 CLI_KEYS = [
     "trainer.max_epochs=1",
     "loader.batch_size=128",
@@ -279,7 +341,12 @@ def part_cli(folder: Path, rounds: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
-    parser.add_argument("--part", choices=["loop", "cli", "both"], default="both")
+    parser.add_argument(
+        "--part",
+        choices=["loop", "cli", "both", "cache"],
+        default="both",
+        help="cache: epochs 2+ without and with loader.cache_dir (not part of both)",
+    )
     parser.add_argument("--steps", type=int, default=4, help="timed steps per arm and round")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds")
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (loop)")
@@ -291,8 +358,11 @@ def main() -> None:
         help="loop part: also time the model on one fixed batch (no input path)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the loop")
+    parser.add_argument(
+        "--input-steps", type=int, default=16, help="cache part: batches per input-path timing"
+    )
     args = parser.parse_args()
-    for name in ("steps", "rounds", "images", "cli_images", "threads"):
+    for name in ("steps", "rounds", "images", "cli_images", "threads", "input_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     torch.set_num_threads(args.threads)
@@ -307,6 +377,9 @@ def main() -> None:
         if args.part in ("loop", "both"):
             folder = export_images(tmp / "loop", split="train", n=args.images)
             part_loop(folder, args.steps, args.rounds, args.workers, args.model_alone)
+        if args.part == "cache":
+            folder = export_images(tmp / "loop", split="train", n=args.images)
+            part_cache(folder, args.steps, args.input_steps, args.rounds, args.workers)
         if args.part in ("cli", "both"):
             folder = export_images(tmp / "cli", split="train", n=args.cli_images)
             part_cli(folder, args.rounds)
