@@ -14,7 +14,12 @@ from seed 0, ``fc`` removed), the same batch size and the same number of loader 
   /tmp/lightly_ref``. Without it the arm is skipped with a message and ``selfsup`` is compared
   with ``pil``;
 * ``pil``: selfsup's per-image path (``embedding.decode=pil``: PIL ``Resize``, ``ToTensor``,
-  ``Normalize`` in the loader), the path before issue 16.
+  ``Normalize`` in the loader), the path before issue 16;
+* ``selfsup-compile`` (``--compile``, instead of the reference): the default embed step with
+  ``model.compile=true`` (the backbone compiled in place by
+  ``selfsup.models.compile.compile_method_model``, inductor, static shapes), compared with
+  ``selfsup``. Its untimed warm-up (one full batch) pays the compilation, printed as
+  ``warm-up``; a smaller last batch is padded to the full size, as ``selfsup embed`` does.
 
 Data: ``--fmnist N`` Fashion-MNIST test PNGs (28 px, exported with ``fashion_mnist.py``) and
 ``--jpegs N`` random-texture 224-px JPEGs written here. Every arm runs in its own process
@@ -77,7 +82,13 @@ def _model() -> Any:
 
 
 def _arm_selfsup(
-    folder: str, side: int, batch: int, workers: int, device: str, decode: Literal["uint8", "pil"]
+    folder: str,
+    side: int,
+    batch: int,
+    workers: int,
+    device: str,
+    decode: Literal["uint8", "pil"],
+    compiled: bool = False,
 ) -> int:
     import torch
     from torch import nn
@@ -92,6 +103,10 @@ def _arm_selfsup(
             self.backbone = _model()
 
     model = Wrapped().to(device)
+    if compiled:
+        from selfsup.models.compile import compile_method_model
+
+        compile_method_model(model, True, what="the benchmark model", pad_batches=True)
     cfg = LoaderConfig(batch_size=batch, num_workers=workers)
     loader = build_embed_loader(
         folder,
@@ -158,7 +173,13 @@ def run_arm(arm: str, folder: str, side: int, batch: int, workers: int, device: 
     if arm == "lightly":
         return _arm_lightly(folder, side, batch, workers, device)
     return _arm_selfsup(
-        folder, side, batch, workers, device, "uint8" if arm == "selfsup" else "pil"
+        folder,
+        side,
+        batch,
+        workers,
+        device,
+        "pil" if arm == "pil" else "uint8",
+        compiled=arm == "selfsup-compile",
     )
 
 
@@ -179,11 +200,18 @@ def child(args: argparse.Namespace) -> None:
             target = warm / "c" / f"{k:03d}{name.suffix}"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(name, target)
+        start = time.perf_counter()
         run_arm(args.arm, str(warm), args.side, args.batch, 0, args.device)
+        warm_seconds = time.perf_counter() - start
     start = time.perf_counter()
     n = run_arm(args.arm, args.folder, args.side, args.batch, args.workers, args.device)
     seconds = time.perf_counter() - start
-    print(json.dumps({"arm": args.arm, "n": n, "seconds": seconds, "per_s": n / seconds}))
+    print(
+        json.dumps(
+            {"arm": args.arm, "n": n, "seconds": seconds, "per_s": n / seconds,
+             "warm_s": warm_seconds}
+        )
+    )  # fmt: skip
 
 
 def _spawn(arm: str, folder: Path, side: int, args: argparse.Namespace) -> dict[str, Any] | None:
@@ -212,27 +240,33 @@ def lightly_available(path: str) -> bool:
 
 
 def compare(name: str, folder: Path, side: int, args: argparse.Namespace) -> None:
-    reference = "lightly" if lightly_available(args.lightly) else "pil"
-    if reference == "pil":
+    ours = "selfsup"
+    if args.compile:  # model.compile on (A) against off (B), same everything else
+        ours, reference = "selfsup-compile", "selfsup"
+    elif lightly_available(args.lightly):
+        reference = "lightly"
+    else:
+        reference = "pil"
         print("lightly 1.5.0 not found (--lightly): comparing with selfsup's per-image PIL path")
     print(f"\n== {name}: {folder} at {side}x{side}, batch {args.batch}, "
           f"{args.workers} loader workers, {args.device} ==")  # fmt: skip
     ratios: list[float] = []
     for round_ in range(args.rounds):
         results = {}
-        for arm in ("selfsup", reference):
+        for arm in (ours, reference):
             load = tuple(round(x, 2) for x in os.getloadavg())
             result = _spawn(arm, folder, side, args)
             if result is None:
                 return
             results[arm] = result
             print(f"  round {round_ + 1} {arm:8s} {result['per_s']:8.1f} images/s "
-                  f"({result['n']} in {result['seconds']:.1f} s) loadavg {load}")  # fmt: skip
-        ratios.append(results["selfsup"]["per_s"] / results[reference]["per_s"])
-        print(f"  round {round_ + 1} ratio selfsup / {reference}: {ratios[-1]:.2f}x")
+                  f"({result['n']} in {result['seconds']:.1f} s; warm-up "
+                  f"{result['warm_s']:.1f} s) loadavg {load}")  # fmt: skip
+        ratios.append(results[ours]["per_s"] / results[reference]["per_s"])
+        print(f"  round {round_ + 1} ratio {ours} / {reference}: {ratios[-1]:.2f}x")
     rounds = ", ".join(f"{r:.2f}" for r in ratios)
     median = float(np.median(ratios))
-    print(f"  {name}: median ratio selfsup / {reference} = {median:.2f}x (rounds: {rounds}); "
+    print(f"  {name}: median ratio {ours} / {reference} = {median:.2f}x (rounds: {rounds}); "
           f"loadavg {os.getloadavg()}")  # fmt: skip
 
 
@@ -249,6 +283,11 @@ def main() -> None:
     parser.add_argument("--lightly", default="", help="folder with lightly 1.5.0 installed")
     parser.add_argument(
         "--input-only", action="store_true", help="time the input path alone (no model)"
+    )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="compare model.compile=true (selfsup-compile) with the default instead of a reference",
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--arm", default="selfsup", help=argparse.SUPPRESS)

@@ -3,6 +3,7 @@
     python benchmarks/train_speed.py                    # both parts, 2 interleaved rounds
     python benchmarks/train_speed.py --part loop --steps 6 --rounds 3
     python benchmarks/train_speed.py --part cache --steps 4 --rounds 3
+    python benchmarks/train_speed.py --part loop --compile --steps 4 --rounds 3
     PYTHONPATH=/tmp/lightly_ref python benchmarks/train_speed.py   # with lightly 1.5.0
 
 Part ``loop``: training images/s of one training loop fed three ways, same model and loop.
@@ -25,6 +26,11 @@ SGD, on the same Fashion-MNIST PNGs (28 px, exported with ``fashion_mnist.py``),
 ``--workers`` loader workers. Each arm runs ``--steps`` timed steps after one untimed
 warm-up step (which starts the workers); arms alternate A B A B so that a change of the
 machine's load hits both; every line prints the 1-minute load average.
+
+With ``--compile`` the loop part times two arms only: selfsup's default and the same with
+``model.compile=true`` (the backbone compiled in place by
+``selfsup.models.compile.compile_method_model``, inductor), starting from the same weights;
+their untimed warm-up step is timed apart and printed: the compilation paid once.
 
 Part ``cli``: wall time of ``selfsup train`` against ``lightly-ssl-train`` with the same keys
 (``trainer.max_epochs=1 loader.batch_size=128 collate.input_size=32 model.name=resnet-18
@@ -202,20 +208,42 @@ def _model_alone_arm(folder: Path, workers: int) -> tuple[Iterator[list[torch.Te
     return itertools.repeat(views), model
 
 
-def part_loop(folder: Path, steps: int, rounds: int, workers: int, model_alone: bool) -> None:
-    lightly = _lightly()
+def _compiled_arm(
+    folder: Path, workers: int, like: nn.Module
+) -> tuple[Iterator[list[torch.Tensor]], nn.Module]:
+    """selfsup's default arm with ``model.compile=true``, from ``like``'s weights."""
+    from selfsup.models.compile import compile_method_model
+
+    batches, model = _selfsup_arm(folder, workers, "device")
+    model.load_state_dict(like.state_dict())
+    return batches, compile_method_model(model, True, what="the benchmark model")
+
+
+def part_loop(
+    folder: Path, steps: int, rounds: int, workers: int, model_alone: bool, compile_: bool = False
+) -> None:
     arms: dict[str, tuple[Iterator[list[torch.Tensor]], nn.Module]] = {
         "selfsup default": _selfsup_arm(folder, workers, "device"),
-        "selfsup per-image": _selfsup_arm(folder, workers, "workers"),
     }
-    if lightly is None:
-        print("the lightly arm is skipped (see the docstring)")
+    if compile_:
+        arms["selfsup compiled"] = _compiled_arm(folder, workers, arms["selfsup default"][1])
     else:
-        arms[f"lightly {lightly.__version__}"] = _lightly_arm(lightly, folder, workers)
-    if model_alone:
-        arms["model alone"] = _model_alone_arm(folder, workers)
-    for batches, model in arms.values():
-        _rate(batches, model, 1)  # warm-up: workers start, first allocations
+        arms["selfsup per-image"] = _selfsup_arm(folder, workers, "workers")
+        lightly = _lightly()
+        if lightly is None:
+            print("the lightly arm is skipped (see the docstring)")
+        else:
+            arms[f"lightly {lightly.__version__}"] = _lightly_arm(lightly, folder, workers)
+        if model_alone:
+            arms["model alone"] = _model_alone_arm(folder, workers)
+    for name, (batches, model) in arms.items():
+        start = time.perf_counter()
+        _rate(batches, model, 1)  # warm-up: workers start, first allocations (compilation)
+        print(
+            f"  warm-up step: {name:<16} {time.perf_counter() - start:8.1f} s  "
+            f"load average {_load():.2f}",
+            flush=True,
+        )
     rates: dict[str, list[float]] = {name: [] for name in arms}
     for round_index in range(rounds):
         for name, (batches, model) in arms.items():
@@ -357,6 +385,11 @@ def main() -> None:
         action="store_true",
         help="loop part: also time the model on one fixed batch (no input path)",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="loop part: selfsup's default with and without model.compile=true, only",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the loop")
     parser.add_argument(
         "--input-steps", type=int, default=16, help="cache part: batches per input-path timing"
@@ -376,7 +409,7 @@ def main() -> None:
     try:
         if args.part in ("loop", "both"):
             folder = export_images(tmp / "loop", split="train", n=args.images)
-            part_loop(folder, args.steps, args.rounds, args.workers, args.model_alone)
+            part_loop(folder, args.steps, args.rounds, args.workers, args.model_alone, args.compile)
         if args.part == "cache":
             folder = export_images(tmp / "loop", split="train", n=args.images)
             part_cache(folder, args.steps, args.input_steps, args.rounds, args.workers)

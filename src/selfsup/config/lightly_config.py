@@ -71,6 +71,12 @@ class ModelConfig(StrictModel):
         description="embedding of a vit-* backbone: its class token (cls) or the mean of its "
         "patch tokens (mean)",
     )
+    compile: bool = Field(
+        False,
+        description="run the backbone through torch.compile (inductor) for training and "
+        "embedding: the first batch of each shape pays a compilation (tens of seconds on a "
+        "CPU), later batches may run faster; checkpoints keep their plain keys",
+    )
 
 
 class TrainerConfig(StrictModel):
