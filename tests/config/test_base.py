@@ -22,7 +22,8 @@ def test_defaults_match_documented_lightly_config() -> None:
         "drop_last": True,
     }
     assert (loader["augment"], loader["cache_dir"]) == ("device", "")
-    # lightly's model keys; selfsup's own (weights, weights_strict, vit_pool) come after.
+    # lightly's model keys; selfsup's own (weights, weights_strict, vit_pool, compile) come
+    # after.
     model = cfg.model.model_dump()
     assert {k: model[k] for k in ("name", "out_dim", "num_ftrs", "width")} == {
         "name": "resnet-18",
@@ -30,6 +31,7 @@ def test_defaults_match_documented_lightly_config() -> None:
         "num_ftrs": 32,
         "width": 1,
     }
+    assert model["compile"] is False  # torch.compile is opt-in (benchmarks/README.md)
     trainer = cfg.trainer.model_dump()
     assert {k: trainer[k] for k in ("gpus", "max_epochs", "precision")} == {
         "gpus": 1,
