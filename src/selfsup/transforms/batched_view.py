@@ -269,12 +269,28 @@ class BatchedViewTransform:
 
         Returns float ``(B, C, h, w)`` on the images' device; ``images`` is not modified. A
         leading crop of a uint8 batch resamples in uint8; every other step runs in float32.
+        On the CPU the batch goes through all steps a few images at a time
+        (:func:`~selfsup.transforms.batched.rows_per_chunk`), so that the steps' temporaries
+        stay in the cache instead of being fresh batch-sized allocations.
         """
         if len(params) != len(self.view.steps):
             raise ConfigError(
                 f"params has {len(params)} entries but the view has {len(self.view.steps)} "
                 "steps; pass the result of sample_batch of the same BatchedViewTransform"
             )
+        n, rows = int(images.shape[0]), B.rows_per_chunk(images)
+        if rows >= n:
+            return self._apply_chunk(images, params)
+        chunks = [
+            self._apply_chunk(
+                images[a : a + rows], [B.take_rows(p, slice(a, a + rows)) for p in params]
+            )
+            for a in range(0, n, rows)
+        ]
+        return torch.cat(chunks)
+
+    def _apply_chunk(self, images: torch.Tensor, params: Sequence[Any]) -> torch.Tensor:
+        """:meth:`apply` on one chunk of images with its rows of ``params``."""
         out = images
         for index, step in enumerate(self.view.steps):
             if out.dtype == torch.uint8 and not (index == 0 and self.crops_first):
