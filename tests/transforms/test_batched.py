@@ -35,8 +35,10 @@ from selfsup.transforms import (
     RandomSolarization,
     RandomTransform,
     RandomVerticalFlip,
+    SimCLRViewTransform,
 )
 from selfsup.transforms import batched as B
+from selfsup.transforms.batched_view import BatchedViewTransform
 from selfsup.transforms.color import ColorJitterBatch, ColorJitterParams
 from selfsup.transforms.gaussian_blur import GaussianBlurBatch
 from selfsup.transforms.random_resized_crop import sample_crop_batch
@@ -479,3 +481,71 @@ def test_hue_matches_per_image_on_values_outside_0_1() -> None:
     params = [step.get_params(SIZE, g) for _ in range(8)]
     out = B.color_jitter(images, ColorJitterBatch.from_params(params))
     assert_close(out, per_image(step, images, params))
+
+
+# ---- speed-motivated forms: hue without selects, chunks on the CPU ----
+
+
+def test_hue_on_ties_and_grays_matches_v2() -> None:
+    """Every pixel of channels from {0, 0.2, 0.6, 1}: two or three channels share the maximum
+    or minimum (the cases the sign indicators do not break), grays, primaries, the wheel's
+    edges; shifts include the wheel's half turn and an exact sixth."""
+    levels = torch.tensor([0.0, 0.2, 0.6, 1.0])
+    rgb = torch.cartesian_prod(levels, levels, levels).T.reshape(1, 3, 8, 8)
+    shifts = [-0.5, -1.0 / 6.0, -0.05, 0.0, 0.1, 1.0 / 3.0, 0.5]
+    images = rgb.expand(len(shifts), -1, -1, -1).contiguous()
+    out = B._adjust_hue(images, torch.tensor(shifts, dtype=torch.float64))
+    expected = torch.stack([F2.adjust_hue(rgb[0], s) for s in shifts])
+    assert_close(out, expected)
+    u8 = (images * 255).round().to(torch.uint8)
+    out_u8 = B._adjust_hue(u8, torch.tensor(shifts, dtype=torch.float64))
+    expected_u8 = torch.stack([F2.adjust_hue(u8[0], s) for s in shifts])
+    assert_close(out_u8, expected_u8)
+
+
+def test_take_rows_slices_every_tensor_field() -> None:
+    g = torch.Generator().manual_seed(3)
+    params = RandomColorJitter(0.8, 0.4, 0.0, 0.0, 0.1).sample_batch(6, SIZE, g)
+    part = B.take_rows(params, slice(2, 5))
+    assert torch.equal(part.applied, params.applied[2:5])
+    assert torch.equal(part.order, params.order[2:5])
+    assert part.brightness is not None
+    assert params.brightness is not None
+    assert torch.equal(part.brightness, params.brightness[2:5])
+    assert part.contrast is None
+    boxes = torch.arange(24).view(6, 4)
+    assert torch.equal(B.take_rows(boxes, slice(4, 9)), boxes[4:])
+    with pytest.raises(DataError, match="got list"):
+        B.take_rows([1, 2], slice(0, 1))
+
+
+def test_rows_per_chunk_counts_float_bytes_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    images = batch(torch.uint8, n=10, size=(16, 16))  # 3 KB of float32 per image
+    monkeypatch.setattr(B, "CHUNK_BYTES", 3 * 16 * 16 * 4 * 3)
+    assert B.rows_per_chunk(images) == 3
+    monkeypatch.setattr(B, "CHUNK_BYTES", 1)
+    assert B.rows_per_chunk(images) == 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_chunks_of_one_image_equal_one_chunk(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Processing the rows one at a time (as at 224 px) gives the whole-batch results."""
+    images = batch(dtype)
+    whole = all_functions(images)
+    monkeypatch.setattr(B, "CHUNK_BYTES", 1)
+    for name, out in all_functions(images).items():
+        assert torch.equal(out, whole[name]), name
+
+
+def test_view_in_chunks_equals_the_whole_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BatchedViewTransform.apply on the CPU runs chunks of rows (take_rows of every step's
+    params); the views equal those of one chunk exactly."""
+    view = BatchedViewTransform(SimCLRViewTransform(input_size=16))
+    images = batch(torch.uint8)
+    params = view.sample_batch(N, SIZE, torch.Generator().manual_seed(4))
+    whole = view.apply(images, params)
+    monkeypatch.setattr(B, "CHUNK_BYTES", 3 * SIZE[0] * SIZE[1] * 4 * 5)  # 5 rows: 5, 5, 2
+    assert B.rows_per_chunk(images) == 5
+    assert torch.equal(view.apply(images, params), whole)
