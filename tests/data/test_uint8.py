@@ -135,6 +135,31 @@ def test_missing_file_raises_data_error_naming_it(tmp_path: Path) -> None:
         decode_uint8(tmp_path / "gone.png")
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(
+    ("shape", "size"),
+    [((3, 28, 28), 32), ((3, 28, 28), 56), ((3, 60, 80), 16), ((2, 3, 37, 21), (9, 50))],
+)
+def test_resize_gives_torchvisions_pixels(
+    shape: tuple[int, ...], size: int | tuple[int, int], channels_last: bool
+) -> None:
+    """The direct kernel call equals torchvision's resize, up and down, for decoded images
+    (whose strides are channels-last) and batches."""
+    from torchvision.transforms.v2 import functional as F
+
+    image = torch.randint(
+        0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    if channels_last:  # torchvision.io decodes to an (H, W, C) buffer seen as (C, H, W)
+        image = image.movedim(-3, -1).contiguous().movedim(-1, -3)
+    target = [size, size] if isinstance(size, int) else list(size)
+
+    resized = resize_uint8(image, size)
+
+    assert resized.shape == (*shape[:-2], *target)
+    assert torch.equal(resized, F.resize(image, target, antialias=True))
+
+
 def test_resize_is_antialiased_bilinear_and_keeps_uint8() -> None:
     image = torch.from_numpy(_array(60, 80)).permute(2, 0, 1).contiguous()
 
