@@ -22,7 +22,10 @@ tensors) for the same parameters:
   source lies exactly half-way between two pixels may pick the other neighbour.
 
 Why not per-image calls in a loop: a loop launches ``B`` small kernels per step (slow on a GPU)
-and keeps the decoded images on the CPU. Here each step is a few batched tensor operations.
+and keeps the decoded images on the CPU. Here each step is a few batched tensor operations. On
+the CPU the batch is cut into chunks of about a megabyte (:func:`rows_per_chunk`, one image at
+224 px, the whole batch at 32 px): a pass over a whole 224-px batch is memory-bound and its
+temporaries are fresh allocations, which cost more than the pass itself.
 """
 
 from __future__ import annotations
@@ -394,10 +397,13 @@ def _blend(x: torch.Tensor, other: torch.Tensor, ratio: torch.Tensor) -> torch.T
     return out.clamp_(0, bound).to(x.dtype)
 
 
-def _hue_turns(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Largest channel ``M``, chroma ``C = M - m`` and hue in turns of ``flat`` ``(n, 3, P)``.
+def _hue_turns(
+    flat: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Largest and smallest channel ``M``, ``m``, ``6 C`` (chroma ``C = M - m``) and the hue in
+    turns of ``flat`` ``(n, 3, P)``.
 
-    Returns three ``(n, 1, P)`` float32 tensors. The hue is the hexcone's in turns (1 = the
+    Returns four ``(n, 1, P)`` float32 tensors. The hue is the hexcone's in turns (1 = the
     whole wheel), not reduced modulo 1: ``(g - b) / 6C`` where red is largest,
     ``(2 + (b - r) / C) / 6`` where green is, ``(4 + (r - g) / C) / 6`` where blue is.
 
@@ -413,8 +419,8 @@ def _hue_turns(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     green = torch.sign(g_minus_b).clamp_(min=0.0)  # 1 where g > b: green beats blue
     high, low = torch.maximum(g, b), torch.minimum(g, b)
     red = torch.sign(r - high).clamp_(min=0.0)  # 1 where red is the largest (strictly)
-    maxc = torch.maximum(r, high)
-    chroma = maxc - torch.minimum(r, low)
+    maxc, minc = torch.maximum(r, high), torch.minimum(r, low)
+    chroma6 = (maxc - minc).mul_(6.0)
     # Green or blue largest: numerators b - r = low - r and r - g = r - low, offsets 2 and 4.
     low_minus_r = low - r
     numerator = torch.lerp(-low_minus_r, low_minus_r, green)
@@ -422,8 +428,8 @@ def _hue_turns(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     offset = torch.rsub(green, 4.0 / 6.0, alpha=2.0 / 6.0).mul_(1.0 - red)
     # C = 0 only where all channels are equal, so the numerator is 0 there too; any positive
     # divisor then gives some hue without a select over the pixels.
-    divisor = (chroma * 6.0).clamp_min_(torch.finfo(torch.float32).tiny)
-    return maxc, chroma, torch.addcdiv(offset, numerator, divisor)
+    divisor = chroma6.clamp_min(torch.finfo(torch.float32).tiny)
+    return maxc, minc, chroma6, torch.addcdiv(offset, numerator, divisor)
 
 
 def _adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
@@ -448,16 +454,16 @@ def _adjust_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         rgb = rgb.div_(255.0)
     n = int(rgb.shape[0])
     flat = rgb.reshape(n, 3, -1)
-    maxc, chroma, turns = _hue_turns(flat)
+    maxc, minc, chroma6, turns = _hue_turns(flat)
     offsets = torch.tensor([0.5, 1.0 / 6.0, -1.0 / 6.0], dtype=torch.float64).view(1, 3, 1)
     offsets = (offsets + shift.to("cpu", torch.float64).view(-1, 1, 1)).to(x.device, torch.float32)
     d = turns + offsets  # (n, 3, P)
     d -= torch.round(d)
     d.abs_().clamp_(1.0 / 6.0, 1.0 / 3.0)
     # m + C (6 d - 1) = (M - 2 C) + 6 C d: the lowest value of a channel is m, the highest M.
-    out = torch.addcmul(maxc - 2.0 * chroma, chroma * 6.0, d)
+    out = torch.addcmul(torch.sub(maxc, chroma6, alpha=1.0 / 3.0), chroma6, d)
     if x.is_floating_point():
-        low, high = float(flat.amin()), float(maxc.amax())
+        low, high = float(minc.amin()), float(maxc.amax())
         if low < 0.0 or high > 1.0:
             out = torch.where(d < 1.0 / 3.0, out.clamp(0.0, 1.0), out)
     out = out.view_as(x)
