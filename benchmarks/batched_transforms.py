@@ -16,6 +16,10 @@ the 1-minute load average, and the summary the median rate of each path and thei
 One process, no DataLoader workers, ``--threads`` torch threads (default 1, what torch gives
 each DataLoader worker; on a shared machine more threads than free cores make every small
 tensor operation wait for the others, which can slow both paths several-fold).
+
+``--steps`` also prints where the batched path's time goes: the seconds each step type
+(crop, flip, colour jitter, ...) took per batch, summed over its chunks and views, from the
+timed rounds (``to_float`` and normalisation, run between steps, are not counted).
 """
 
 from __future__ import annotations
@@ -24,11 +28,16 @@ import argparse
 import os
 import statistics
 import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
+import selfsup.transforms.batched_view as batched_view
 from selfsup.transforms import SimCLRTransform
 from selfsup.transforms.batched_view import BatchedMultiViewTransform
 
@@ -50,8 +59,31 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_case(batch: int, size: int, rounds: int, device: torch.device) -> tuple[float, float]:
-    """Time both paths ``rounds`` times, interleaved; return their median images/s."""
+@contextmanager
+def _step_timer(device: torch.device, seconds: dict[str, float]) -> Iterator[None]:
+    """Add the time of every batched step (``batched_view._apply``) to ``seconds[step type]``
+    while the context is open (on a GPU each step is synchronised, which costs a little)."""
+    original: Callable[..., torch.Tensor] = batched_view._apply
+
+    def timed(step: Any, images: torch.Tensor, params: Any) -> torch.Tensor:
+        start = time.perf_counter()
+        out = original(step, images, params)
+        _sync(device)
+        seconds[type(step).__name__] += time.perf_counter() - start
+        return out
+
+    batched_view._apply = timed
+    try:
+        yield
+    finally:
+        batched_view._apply = original
+
+
+def run_case(
+    batch: int, size: int, rounds: int, device: torch.device, steps: bool = False
+) -> tuple[float, float]:
+    """Time both paths ``rounds`` times, interleaved; return their median images/s. With
+    ``steps``, also print the batched path's seconds per step type per batch."""
     transform = SimCLRTransform(input_size=size)
     batched = BatchedMultiViewTransform(transform)
     pil_images, u8 = _images(batch, size, seed=size)
@@ -62,11 +94,16 @@ def run_case(batch: int, size: int, rounds: int, device: torch.device) -> tuple[
     batched(u8, generator)
     _sync(device)
     rates: dict[str, list[float]] = {"per-image PIL": [], f"batched {device.type}": []}
+    step_seconds: dict[str, float] = defaultdict(float)
     for round_index in range(rounds):
         for name in rates:
             start = time.perf_counter()
             if name.startswith("per-image"):
                 views = _per_image(transform, pil_images)
+            elif steps:
+                with _step_timer(device, step_seconds):
+                    views = batched(u8, generator)
+                    _sync(device)
             else:
                 views = batched(u8, generator)
                 _sync(device)
@@ -80,6 +117,9 @@ def run_case(batch: int, size: int, rounds: int, device: torch.device) -> tuple[
                 flush=True,
             )
     per, bat = (statistics.median(r) for r in rates.values())
+    if steps:
+        parts = ", ".join(f"{name} {t / rounds:.3f}" for name, t in step_seconds.items())
+        print(f"  {size:>3} px, batch {batch:>3}: batched seconds per batch by step: {parts}")
     print(
         f"{size:>3} px, batch {batch:>3}: per-image PIL {per:.1f} images/s, batched "
         f"{device.type} {bat:.1f} images/s, ratio {bat / per:.2f}x (medians of {rounds})",
@@ -99,6 +139,9 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cpu", help="device of the batched path")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--steps", action="store_true", help="also print the batched seconds of each step"
+    )
     args = parser.parse_args()
     if args.threads < 1:
         parser.error(f"--threads {args.threads}: expected an integer >= 1")
@@ -113,7 +156,7 @@ def main() -> None:
         batch_text, _, size_text = case.partition("x")
         if not (batch_text.isdigit() and size_text.isdigit()):
             parser.error(f"--cases {case!r}: expected BATCHxSIZE, e.g. 256x32")
-        run_case(int(batch_text), int(size_text), args.rounds, device)
+        run_case(int(batch_text), int(size_text), args.rounds, device, args.steps)
 
 
 if __name__ == "__main__":
