@@ -42,7 +42,8 @@ class LoaderConfig(StrictModel):
     )
     cache_dir: str = Field(
         "",
-        description="folder of a memory-mapped cache of the decoded images at the input size, "
+        description="folder of a memory-mapped cache of the decoded images at the size the "
+        "loader reads (training on the device: the source size; embedding: the input size), "
         "reused across epochs and runs (selfsup.data.uint8_cache; for datasets that fit on disk "
         "at that size); '' = off",
     )
