@@ -525,6 +525,9 @@ def test_rows_per_chunk_counts_float_bytes_on_the_cpu(monkeypatch: pytest.Monkey
     assert B.rows_per_chunk(images) == 3
     monkeypatch.setattr(B, "CHUNK_BYTES", 1)
     assert B.rows_per_chunk(images) == 1
+    empty = images[:0]
+    assert B.rows_per_chunk(empty) == 1
+    assert B.hflip(empty, torch.zeros(0, dtype=torch.bool)).shape == empty.shape
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -97,7 +97,7 @@ def rows_per_chunk(images: torch.Tensor) -> int:
     allocator reuses them. The colour jitter at 224 px ran about 2x faster that way."""
     if images.device.type != "cpu":
         return max(1, int(images.shape[0]))
-    per_image = max(1, images[0].numel() * 4)
+    per_image = max(1, math.prod(images.shape[1:]) * 4)
     return max(1, CHUNK_BYTES // per_image)
 
 
