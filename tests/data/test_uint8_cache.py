@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from collections.abc import Callable
@@ -257,3 +258,19 @@ def test_persistent_workers_read_the_cache_the_main_process_published(
                 assert torch.equal(hw, reference[name][1])
         assert cache.complete
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [cache.path.name]
+
+
+def test_a_pickled_cache_carries_its_paths_not_its_pixels(
+    make_image_folder: ImageFolderFactory, tmp_path: Path
+) -> None:
+    base = LightlyDataset(make_image_folder(n_classes=1, n_per_class=4, size=(16, 16)))
+    cache = Uint8Cache.for_dataset(tmp_path / "cache", base, 64)
+    dataset = Uint8Dataset(base, 64, cache=cache)
+    reference = _items(dataset)  # opens the memory maps in this process and fills the cache
+    assert cache.complete
+    cache.get(0)
+
+    copy = pickle.loads(pickle.dumps(cache))
+
+    assert len(pickle.dumps(cache)) < 4 * 3 * 64 * 64  # not the 48 KiB of pixels
+    _assert_same(_items(Uint8Dataset(base, 64, cache=copy)), reference)

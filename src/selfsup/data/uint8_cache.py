@@ -142,6 +142,14 @@ class Uint8Cache:
     _arrays: _Arrays | None = field(default=None, repr=False)
     _pid: int = field(default=-1, repr=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without this process's memory maps: numpy would pickle their content (the
+        whole cache) into every spawned DataLoader worker; each process opens its own."""
+        state = dict(self.__dict__)
+        state["_arrays"] = None
+        state["_pid"] = -1
+        return state
+
     @property
     def path(self) -> Path:
         """The folder of the complete cache."""
