@@ -19,6 +19,7 @@ from selfsup.errors import ConfigError
 from selfsup.server.testing import LiveServer, ServerHarness
 from selfsup.worker import Worker, WorkerSettings
 from selfsup.worker.cli import parse_worker_args, worker_main
+from worker._tiny import local_dataset
 
 
 def test_parse_worker_args_reads_lightly_style_keys_and_the_environment(tmp_path: Path) -> None:
@@ -148,9 +149,6 @@ def harness(tmp_path: Path) -> Iterator[ServerHarness]:
 def test_sigkilled_worker_crashes_its_run_and_another_worker_completes_the_retry(
     harness: ServerHarness, tmp_path: Path, make_image_folder: Callable[..., Path]
 ) -> None:
-    from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
-        DatasourcePurpose,
-    )
 
     roots = tmp_path / "roots"
     images = make_image_folder(n_classes=2, n_per_class=8, root=roots / "input")
@@ -164,9 +162,7 @@ def test_sigkilled_worker_crashes_its_run_and_another_worker_completes_the_retry
     }
     with LiveServer(harness.app) as live:
         client = harness.client(token)
-        client.create_dataset("killed")
-        client.set_local_config(str(images), purpose=DatasourcePurpose.INPUT)
-        client.set_local_config(str(roots / "lightly"), purpose=DatasourcePurpose.LIGHTLY)
+        local_dataset(client, "killed", images, roots / "lightly")
         scheduled = client.schedule_compute_worker_run(
             worker_config={"stopping_condition": {"n_samples": 4}},
             lightly_config=lightly_config,

@@ -26,7 +26,7 @@ from selfsup.api import ApiWorkflowClient, WorkerApiClient
 from selfsup.server.testing import LiveServer, ServerHarness
 from selfsup.worker import Worker, WorkerSettings
 from selfsup.worker.loop import RUNS_FOLDER
-from worker._tiny import LIGHTLY_CONFIG, WORKER_CONFIG
+from worker._tiny import LIGHTLY_CONFIG, WORKER_CONFIG, job_data, local_dataset
 
 
 @pytest.fixture
@@ -75,9 +75,6 @@ def test_two_workers_run_local_and_s3_datasources_once_each(
     make_image_folder: Callable[..., Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
-        DatasourcePurpose,
-    )
 
     roots = tmp_path / "roots"
     local_input = make_image_folder(n_classes=2, n_per_class=4, root=roots / "input")
@@ -91,9 +88,7 @@ def test_two_workers_run_local_and_s3_datasources_once_each(
         token = harness.token()
         with LiveServer(harness.app) as live:
             client = ApiWorkflowClient(token=token, base_url=live.url)
-            client.create_dataset("local-images")
-            client.set_local_config(str(local_input), purpose=DatasourcePurpose.INPUT)
-            client.set_local_config(str(roots / "lightly"), purpose=DatasourcePurpose.LIGHTLY)
+            local_dataset(client, "local-images", local_input, roots / "lightly")
             local_id = client.schedule_compute_worker_run(
                 worker_config=WORKER_CONFIG, lightly_config=LIGHTLY_CONFIG
             )
@@ -155,18 +150,13 @@ def test_two_workers_run_local_and_s3_datasources_once_each(
 def test_a_config_the_pipeline_refuses_ends_failed_with_the_reason_logged(
     harness: ServerHarness, tmp_path: Path, make_image_folder: Callable[..., Path]
 ) -> None:
-    from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
-        DatasourcePurpose,
-    )
 
     roots = tmp_path / "roots"
     images = make_image_folder(n_classes=1, n_per_class=2, root=roots / "input")
     (roots / "lightly").mkdir()
     token = harness.token()
     client = harness.client(token)
-    client.create_dataset("refused")
-    client.set_local_config(str(images), purpose=DatasourcePurpose.INPUT)
-    client.set_local_config(str(roots / "lightly"), purpose=DatasourcePurpose.LIGHTLY)
+    local_dataset(client, "refused", images, roots / "lightly")
     # Structurally valid (the server accepts it) but missing from the LIGHTLY datasource.
     scheduled = client.schedule_compute_worker_run(
         worker_config={**WORKER_CONFIG, "relevant_filenames_file": "missing.txt"},
@@ -191,18 +181,13 @@ def _one_run(
 ) -> tuple[ApiWorkflowClient, str, str]:
     """A scheduled run of alice over ``roots/input`` (8 images) into ``roots/lightly``
     (``roots`` defaults to ``tmp_path/roots``)."""
-    from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
-        DatasourcePurpose,
-    )
 
     roots = roots or tmp_path / "roots"
     images = make_image_folder(n_classes=2, n_per_class=4, root=roots / "input")
     (roots / "lightly").mkdir()
     token = harness.token()
     client = harness.client(token)
-    client.create_dataset("one")
-    client.set_local_config(str(images), purpose=DatasourcePurpose.INPUT)
-    client.set_local_config(str(roots / "lightly"), purpose=DatasourcePurpose.LIGHTLY)
+    local_dataset(client, "one", images, roots / "lightly")
     scheduled = client.schedule_compute_worker_run(
         worker_config=WORKER_CONFIG, lightly_config=LIGHTLY_CONFIG
     )
@@ -585,29 +570,16 @@ def test_the_pipeline_may_follow_links_only_into_the_datasource_roots(
     (roots / "input").mkdir(parents=True)
 
     def job(input_source: dict[str, Any]) -> DockerRunJobData:
-        return DockerRunJobData.model_validate(
-            {
-                "run_id": "r1",
-                "scheduled_run_id": "s1",
-                "dataset": {
-                    "id": "d",
-                    "name": "d",
-                    "type": "IMAGES",
-                    "created_at": 0,
-                    "last_modified_at": 0,
-                },
-                "worker_config": WORKER_CONFIG,
-                "lightly_config": LIGHTLY_CONFIG,
-                "datasources": [
-                    input_source,
-                    {
-                        "type": "LOCAL",
-                        "purpose": "LIGHTLY",
-                        "full_path": str(roots / "out"),
-                        "allowed_roots": [str(roots)],
-                    },
-                ],
-            }
+        output = {
+            "type": "LOCAL",
+            "purpose": "LIGHTLY",
+            "full_path": str(roots / "out"),
+            "allowed_roots": [str(roots)],
+        }
+        return job_data(
+            worker_config=WORKER_CONFIG,
+            lightly_config=LIGHTLY_CONFIG,
+            datasources=[input_source, output],
         )
 
     worker = Worker(_settings("t", "http://127.0.0.1:9", tmp_path, "prep"))
@@ -641,9 +613,6 @@ def test_a_full_disk_fails_the_run_with_the_file_and_no_traceback(
     import errno
 
     import selfsup.curation.pipeline as pipeline
-    from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
-        DatasourcePurpose,
-    )
 
     def full_disk(*args: object, **kwargs: object) -> object:
         raise OSError(errno.ENOSPC, "No space left on device", "/work/out/report.json")
@@ -654,9 +623,7 @@ def test_a_full_disk_fails_the_run_with_the_file_and_no_traceback(
     (roots / "lightly").mkdir()
     token = harness.token()
     client = harness.client(token)
-    client.create_dataset("full")
-    client.set_local_config(str(images), purpose=DatasourcePurpose.INPUT)
-    client.set_local_config(str(roots / "lightly"), purpose=DatasourcePurpose.LIGHTLY)
+    local_dataset(client, "full", images, roots / "lightly")
     scheduled = client.schedule_compute_worker_run(
         worker_config=WORKER_CONFIG, lightly_config=LIGHTLY_CONFIG
     )
@@ -890,9 +857,6 @@ def _tag(harness: ServerHarness, scheduled_id: str, tag: str, names: list[str]) 
 def test_a_scheduled_run_queries_the_tags_of_an_earlier_run_kept_by_the_server(
     harness: ServerHarness, tmp_path: Path, make_image_folder: Callable[..., Path]
 ) -> None:
-    from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
-        DatasourcePurpose,
-    )
     from selfsup.openapi_generated.swagger_client.rest import ApiException
 
     roots = tmp_path / "roots"
@@ -903,9 +867,7 @@ def test_a_scheduled_run_queries_the_tags_of_an_earlier_run_kept_by_the_server(
     token = harness.token()
     with LiveServer(harness.app) as live:
         client = ApiWorkflowClient(token=token, base_url=live.url)
-        client.create_dataset("tagged")
-        client.set_local_config(str(images), purpose=DatasourcePurpose.INPUT)
-        client.set_local_config(str(roots / "lightly"), purpose=DatasourcePurpose.LIGHTLY)
+        local_dataset(client, "tagged", images, roots / "lightly")
         # The earlier run whose samples were tagged in the web app (it need not have run).
         first = client.schedule_compute_worker_run(
             worker_config=WORKER_CONFIG, lightly_config=LIGHTLY_CONFIG
@@ -970,7 +932,6 @@ def test_server_tags_become_a_tags_file_and_a_tag_gone_since_fails_naming_the_ru
 ) -> None:
     from selfsup.errors import ConfigError
     from selfsup.openapi_generated.swagger_client.models import (
-        DockerRunJobData,
         DockerRunJobTagData,
     )
     from selfsup.runfolder import RunFolder
@@ -984,22 +945,8 @@ def test_server_tags_become_a_tags_file_and_a_tag_gone_since_fails_naming_the_ru
         ],
     }
     gone = DockerRunJobTagData(run="r1", scheduled_run_id="s1", tag="keep", known_tags=["drop"])
-    job = DockerRunJobData.model_validate(
-        {
-            "run_id": "r2",
-            "scheduled_run_id": "s2",
-            "dataset": {
-                "id": "d",
-                "name": "d",
-                "type": "IMAGES",
-                "created_at": 0,
-                "last_modified_at": 0,
-            },
-            "worker_config": {},
-            "lightly_config": {},
-            "selection_config": selection,
-            "tags": [gone.model_dump()],
-        }
+    job = job_data(
+        run_id="r2", scheduled_run_id="s2", selection_config=selection, tags=[gone.model_dump()]
     )
     with pytest.raises(ConfigError, match=r"'r1' is tagged 'keep' any more.*its tags: drop"):
         _server_tags(job, tmp_path)
@@ -1014,7 +961,6 @@ def test_server_tags_become_a_tags_file_and_a_tag_gone_since_fails_naming_the_ru
 
 def test_server_tags_as_preselected_and_excluded_read_the_tags_file(tmp_path: Path) -> None:
     from selfsup.openapi_generated.swagger_client.models import (
-        DockerRunJobData,
         DockerRunJobTagData,
     )
     from selfsup.worker.loop import SERVER_TAGS_DIR, _server_tags
@@ -1029,22 +975,11 @@ def test_server_tags_as_preselected_and_excluded_read_the_tags_file(tmp_path: Pa
         DockerRunJobTagData(run="r1", scheduled_run_id="s1", tag=tag, names=[name])
         for tag, name in (("keep", "a.png"), ("drop", "b.png"))
     ]
-    job = DockerRunJobData.model_validate(
-        {
-            "run_id": "r2",
-            "scheduled_run_id": "s2",
-            "dataset": {
-                "id": "d",
-                "name": "d",
-                "type": "IMAGES",
-                "created_at": 0,
-                "last_modified_at": 0,
-            },
-            "worker_config": {},
-            "lightly_config": {},
-            "selection_config": selection,
-            "tags": [t.model_dump() for t in tags],
-        }
+    job = job_data(
+        run_id="r2",
+        scheduled_run_id="s2",
+        selection_config=selection,
+        tags=[t.model_dump() for t in tags],
     )
     resolved, _ = _server_tags(job, tmp_path)
     folder = str(tmp_path / SERVER_TAGS_DIR / "s1")
@@ -1057,9 +992,6 @@ def test_server_tags_as_preselected_and_excluded_read_the_tags_file(tmp_path: Pa
 def test_a_scheduled_run_excludes_the_tags_of_an_earlier_run_kept_by_the_server(
     harness: ServerHarness, tmp_path: Path, make_image_folder: Callable[..., Path]
 ) -> None:
-    from selfsup.openapi_generated.swagger_client.models.datasource_purpose import (
-        DatasourcePurpose,
-    )
 
     roots = tmp_path / "roots"
     images = make_image_folder(n_classes=2, n_per_class=3, root=roots / "input")
@@ -1069,9 +1001,7 @@ def test_a_scheduled_run_excludes_the_tags_of_an_earlier_run_kept_by_the_server(
     token = harness.token()
     with LiveServer(harness.app) as live:
         client = ApiWorkflowClient(token=token, base_url=live.url)
-        client.create_dataset("excluded")
-        client.set_local_config(str(images), purpose=DatasourcePurpose.INPUT)
-        client.set_local_config(str(roots / "lightly"), purpose=DatasourcePurpose.LIGHTLY)
+        local_dataset(client, "excluded", images, roots / "lightly")
         first = client.schedule_compute_worker_run(
             worker_config=WORKER_CONFIG, lightly_config=LIGHTLY_CONFIG
         )
