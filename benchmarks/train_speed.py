@@ -38,9 +38,9 @@ loader.num_workers=2``) on ``--cli-images`` Fashion-MNIST PNGs, interleaved.
 
 Part ``cache`` (run alone: ``--part cache``): epochs 2+ of selfsup's default loader
 without and with ``loader.cache_dir`` (the cache filled and published by one untimed first
-epoch), A B A B: the training loop's images/s (``--steps`` steps, model included) and the
-input path's alone (``--input-steps`` batches of views, no model: what the workers' decoding
-costs when nothing hides it).
+epoch), A B A B: the images/s of the loader alone (``--input-steps`` source batches of a
+fresh pass: the workers' decoding or cache reads), of the input path (``--input-steps``
+batches of views, no model) and of the training loop (``--steps`` steps, model included).
 
 The lightly arms are skipped, with a message, when lightly is not importable. It must not be
 installed into selfsup's environment: ``pip install --no-deps --target /tmp/lightly_ref
@@ -98,6 +98,14 @@ def _selfsup_arm(
     whose views are made in the loop; ``"workers"`` augments per image in the workers.
     ``cache_dir``: ``loader.cache_dir``; one untimed pass over the loader (epoch 1, without
     the model) fills and publishes the cache, so the arm times epochs 2+."""
+    batches, model, _ = _selfsup_arm_and_loader(folder, workers, augment, cache_dir)
+    return batches, model
+
+
+def _selfsup_arm_and_loader(
+    folder: Path, workers: int, augment: str, cache_dir: str = ""
+) -> tuple[Iterator[list[torch.Tensor]], nn.Module, Any]:
+    """:func:`_selfsup_arm` and its DataLoader."""
     from selfsup.config import CollateConfig, LoaderConfig
     from selfsup.core import build_train_loader
     from selfsup.embedding._method import loader_device_views, train_views
@@ -133,7 +141,7 @@ def _selfsup_arm(
             for batch in loader:
                 yield train_views(batch, device_views, "cpu")
 
-    return batches(), model
+    return batches(), model, loader
 
 
 def _lightly_arm(
@@ -272,21 +280,32 @@ def _views_rate(batches: Iterator[list[torch.Tensor]], steps: int) -> float:
     return steps * BATCH / (time.perf_counter() - start)
 
 
+def _loader_rate(loader: Any, steps: int) -> float:
+    """Images/s of ``steps`` source batches of the loader alone: decoding (or cache reads)
+    in its workers, no views, no model; a fresh pass each time (the first batches wait for
+    the workers, as at every epoch start)."""
+    start = time.perf_counter()
+    n = sum(1 for _ in itertools.islice(loader, steps))
+    return n * BATCH / (time.perf_counter() - start)
+
+
 def part_cache(folder: Path, steps: int, input_steps: int, rounds: int, workers: int) -> None:
     """Epochs 2+ of selfsup's default loader without and with ``loader.cache_dir`` (filled
-    by an untimed first epoch), A B A B: training-loop images/s (``steps`` steps, the model
-    included) and input-path images/s (``input_steps`` batches of views, no model)."""
+    by an untimed first epoch), A B A B: images/s of the loader alone (``input_steps`` source
+    batches), of the input path (``input_steps`` batches of views, no model) and of the
+    training loop (``steps`` steps, the model included)."""
     with tempfile.TemporaryDirectory(prefix="train-speed-cache-") as cache_dir:
         arms = {
-            "no cache": _selfsup_arm(folder, workers, "device"),
-            "cache": _selfsup_arm(folder, workers, "device", cache_dir),
+            "no cache": _selfsup_arm_and_loader(folder, workers, "device"),
+            "cache": _selfsup_arm_and_loader(folder, workers, "device", cache_dir),
         }
-        for batches, model in arms.values():
+        for batches, model, _ in arms.values():
             _rate(batches, model, 1)  # warm-up: workers start, first allocations
         rates: dict[tuple[str, str], list[float]] = {}
         for round_index in range(rounds):
-            for name, (batches, model) in arms.items():
+            for name, (batches, model, loader) in arms.items():
                 for what, rate in (
+                    ("loader", _loader_rate(loader, input_steps)),
                     ("input path", _views_rate(batches, input_steps)),
                     ("loop", _rate(batches, model, steps)),
                 ):
@@ -296,7 +315,7 @@ def part_cache(folder: Path, steps: int, input_steps: int, rounds: int, workers:
                         f"load average {_load():.2f}",
                         flush=True,
                     )
-    for what in ("input path", "loop"):
+    for what in ("loader", "input path", "loop"):
         without = statistics.median(rates[(what, "no cache")])
         with_cache = statistics.median(rates[(what, "cache")])
         print(
