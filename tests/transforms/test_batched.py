@@ -15,7 +15,7 @@ with fixed seeds.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -519,8 +519,25 @@ def test_take_rows_slices_every_tensor_field() -> None:
         B.take_rows([1, 2], slice(0, 1))
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch thread (a DataLoader worker's): the CPU functions then work in chunks."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.usefixtures("one_thread")
 def test_rows_per_chunk_counts_float_bytes_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     images = batch(torch.uint8, n=10, size=(16, 16))  # 3 KB of float32 per image
+    monkeypatch.setattr(B, "CHUNK_BYTES", 3 * 16 * 16 * 4 * 3)
+    assert B.rows_per_chunk(images) == 3
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert B.rows_per_chunk(images) == 10  # several threads: one chunk
+    monkeypatch.undo()
     monkeypatch.setattr(B, "CHUNK_BYTES", 3 * 16 * 16 * 4 * 3)
     assert B.rows_per_chunk(images) == 3
     monkeypatch.setattr(B, "CHUNK_BYTES", 1)
@@ -530,24 +547,30 @@ def test_rows_per_chunk_counts_float_bytes_on_the_cpu(monkeypatch: pytest.Monkey
     assert B.hflip(empty, torch.zeros(0, dtype=torch.bool)).shape == empty.shape
 
 
+@pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_chunks_of_one_image_equal_one_chunk(
     dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Processing the rows one at a time (as at 224 px) gives the whole-batch results."""
     images = batch(dtype)
+    monkeypatch.setattr(B, "CHUNK_BYTES", 1 << 30)
+    assert B.rows_per_chunk(images) >= N
     whole = all_functions(images)
     monkeypatch.setattr(B, "CHUNK_BYTES", 1)
+    assert B.rows_per_chunk(images) == 1
     for name, out in all_functions(images).items():
         assert torch.equal(out, whole[name]), name
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_view_in_chunks_equals_the_whole_batch(monkeypatch: pytest.MonkeyPatch) -> None:
     """BatchedViewTransform.apply on the CPU runs chunks of rows (take_rows of every step's
     params); the views equal those of one chunk exactly."""
     view = BatchedViewTransform(SimCLRViewTransform(input_size=16))
     images = batch(torch.uint8)
     params = view.sample_batch(N, SIZE, torch.Generator().manual_seed(4))
+    monkeypatch.setattr(B, "CHUNK_BYTES", 1 << 30)
     whole = view.apply(images, params)
     monkeypatch.setattr(B, "CHUNK_BYTES", 3 * SIZE[0] * SIZE[1] * 4 * 5)  # 5 rows: 5, 5, 2
     assert B.rows_per_chunk(images) == 5

@@ -89,14 +89,18 @@ def _mask(name: str, images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def rows_per_chunk(images: torch.Tensor) -> int:
     """How many images of ``images`` one step processes at a time: the whole batch on a GPU
-    (one kernel per operation), on the CPU as many as fit in :data:`CHUNK_BYTES` of float32.
+    (one kernel per operation) and on a CPU with more than one torch thread, on one CPU
+    thread as many as fit in :data:`CHUNK_BYTES` of float32.
 
     Why chunks on the CPU: an elementwise pass over a whole 224-px batch (64 images: 38 MB of
     float32) is memory-bound and every temporary is a fresh allocation that the kernel must
     map and zero; over a few images the temporaries stay in the cache and the allocator
     reuses them. The colour jitter at 224 px ran about 2x faster that way. Smaller chunks
-    (1 MB: 85 images at 32 px) made the 32-px view ~15 % slower from per-call overheads."""
-    if images.device.type != "cpu":
+    (1 MB: 85 images at 32 px) made the 32-px view ~15 % slower from per-call overheads.
+    Why not with several threads: every operation then splits its pixels between the threads
+    and waits for all of them; over a chunk's small tensors that wait dominated (with 2
+    threads on a busy 2-core machine the 224-px view ran 5x slower than in one chunk)."""
+    if images.device.type != "cpu" or torch.get_num_threads() > 1:
         return max(1, int(images.shape[0]))
     per_image = max(1, math.prod(images.shape[1:]) * 4)
     return max(1, CHUNK_BYTES // per_image)
