@@ -23,9 +23,9 @@ tensors) for the same parameters:
 
 Why not per-image calls in a loop: a loop launches ``B`` small kernels per step (slow on a GPU)
 and keeps the decoded images on the CPU. Here each step is a few batched tensor operations. On
-the CPU the batch is cut into chunks of about 4 MB (:func:`rows_per_chunk`: 6 images at 224 px,
-a batch of 341 at 32 px): a pass over a whole 224-px batch is memory-bound and its
-temporaries are fresh allocations, which cost more than the pass itself.
+a CPU with one torch thread the batch is cut into chunks of about 4 MB (:func:`rows_per_chunk`:
+6 images at 224 px, a batch of 341 at 32 px): a pass over a whole 224-px batch is memory-bound
+and its temporaries are fresh allocations, which cost more than the pass itself.
 """
 
 from __future__ import annotations

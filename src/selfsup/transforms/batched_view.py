@@ -269,7 +269,7 @@ class BatchedViewTransform:
 
         Returns float ``(B, C, h, w)`` on the images' device; ``images`` is not modified. A
         leading crop of a uint8 batch resamples in uint8; every other step runs in float32.
-        On the CPU the batch goes through all steps a few images at a time
+        On a CPU with one torch thread the batch goes through all steps a few images at a time
         (:func:`~selfsup.transforms.batched.rows_per_chunk`), so that the steps' temporaries
         stay in the cache instead of being fresh batch-sized allocations.
         """
