@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import selfsup.data.uint8 as uint8_module
+from _decode_counter import count_decodes
 from selfsup.data import LightlyDataset
 from selfsup.data.uint8 import Uint8CacheLoader, Uint8Dataset
 from selfsup.data.uint8_cache import Uint8Cache, dataset_key
@@ -166,26 +167,13 @@ def test_the_cache_must_match_the_dataset(
         Uint8Dataset(base, 16, cache=cache)
 
 
-def _counting_decoder(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Count the files decoded through the fast path (in this process) by name."""
-    decoded: list[str] = []
-    real = uint8_module.decode_uint8
-
-    def counting(source: Any, name: str | None = None) -> torch.Tensor:
-        decoded.append(str(name))
-        return real(source, name=name)
-
-    monkeypatch.setattr(uint8_module, "decode_uint8", counting)
-    return decoded
-
-
 def test_a_training_epoch_with_drop_last_is_completed_and_published_by_the_loader(
     make_image_folder: ImageFolderFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     root = make_image_folder(n_classes=2, n_per_class=5, size=(16, 16))
     base = LightlyDataset(root)
     reference = _items(Uint8Dataset(base, 8))
-    decoded = _counting_decoder(monkeypatch)
+    decoded = count_decodes(monkeypatch)
     dataset = Uint8Dataset(base, 8, cache=Uint8Cache.for_dataset(tmp_path / "cache", base, 8))
     # 10 samples in batches of 4 with drop_last: the epoch reads 8 rows.
     loader = Uint8CacheLoader(dataset, batch_size=4, shuffle=True, drop_last=True)
