@@ -82,18 +82,13 @@ SMALL_IMAGE_MIN_SCALE: Final = 0.4
 #: Images of at most this side (pixels) count as small: no upscaling, larger crops.
 SMALL_SIDE: Final = 40
 
-#: Backbone for small images on a CPU: the narrow ResNet-9 with a stride-2 stem
-#: (selfsup.models.backbones), whose residual stages run on 14x14 maps for 28 px images, about
-#: 4x fewer operations than the stride-1 stem, so about 4x more epochs fit the budget (the
-#: lever of benchmarks/ssl_fashion_mnist.py). benchmarks/defaults.py, Fashion-MNIST, seed 0,
-#: everything else the recipe's: kNN 66.6 % on 200 images (stride 1: 60.0 %) and 70.8 % on
-#: 1000 (stride 1: 65.6 %), raw pixels 67.4 and 71.1 % (benchmarks/README.md).
-SMALL_IMAGE_CPU_MODEL: Final = "resnet-9-s2"
 #: Largest batch for small images on a CPU. A step costs about the same per sample at any
 #: batch size on a CPU, so smaller batches buy more optimisation steps in the same time,
-#: which is what a few hundred or thousand images lack: 1000 Fashion-MNIST images, stride-2
-#: model, batch 32 (30 epochs, 930 steps) gave 72.3 % kNN against 70.8 % for batch 128
-#: (36 epochs, 252 steps); raw pixels 71.1 % (benchmarks/README.md).
+#: which is what a few hundred or thousand images lack. benchmarks/defaults.py, 1000
+#: Fashion-MNIST images (raw pixels 71.1 % kNN): batch 32 gave 72.6 % (ResNet-9, seed 0),
+#: 72.5 % (seed 1 subsets, stride-2 stem) and 72.3 / 71.9 % (stride-2 stem), against 70.8 % for
+#: batch 128 (stride-2 stem, 252 steps instead of ~930) and 65.6 % for the previous defaults
+#: (benchmarks/README.md).
 SMALL_IMAGE_CPU_BATCH: Final = 32
 
 
@@ -194,14 +189,12 @@ def choose_recipe(
     * ``model.name``/``model.width``: ``resnet-18`` at full width on a GPU; on a CPU the
       lightly ``resnet-9`` at width 0.25 (0.5 with 8 or more cores), an estimated 30 (8)
       times fewer multiply-adds per image than the full ResNet-18 (width squared times half
-      the residual blocks; not timed); for small images on a CPU its stride-2 stem variant
-      :data:`SMALL_IMAGE_CPU_MODEL` (4x fewer operations, so 4x the epochs in the budget;
-      the change that brought the defaults level with raw pixels on Fashion-MNIST). Kept
-      when the user set either key.
+      the residual blocks; not timed). Kept when the user set either key. (Its stride-2 stem
+      variant ``resnet-9-s2`` was tried for small images: as accurate, no faster.)
     * ``loader.batch_size``: the largest power of two up to a quarter of the samples (so an
       epoch has 4 or more steps), at least 8, at most 128 on a CPU
-      (:data:`SMALL_IMAGE_CPU_BATCH` for small images: more steps in the same time) and 256
-      on a GPU.
+      (:data:`SMALL_IMAGE_CPU_BATCH` for small images: more steps in the same time, which
+      brought the defaults above raw pixels on 1000 Fashion-MNIST images) and 256 on a GPU.
     * ``optimizer.lr`` (SimCLR only; other methods keep their own optimiser defaults):
       :func:`sgd_lr` of the batch size, the user's batch size when they set it; and
       ``criterion.temperature`` :data:`SIMCLR_TEMPERATURE`; for small images (at most
@@ -260,11 +253,12 @@ def choose_recipe(
             reasons["model.name"] = reasons["model.width"] = "GPU: full-width ResNet-18"
         else:
             width = 0.5 if cpu_count >= 8 else 0.25
-            name = SMALL_IMAGE_CPU_MODEL if small else "resnet-9"
-            values["model.name"], values["model.width"] = name, width
+            # Not resnet-9-s2 for small images: its stride-2 stem has 4x fewer multiply-adds
+            # but trained no faster here (a 28 px step is overhead-bound) and was no better
+            # (benchmarks/README.md, "A stride-2 stem and batches of 32").
+            values["model.name"], values["model.width"] = "resnet-9", width
             reasons["model.name"] = reasons["model.width"] = (
                 f"CPU with {cpu_count} core(s): a narrow ResNet-9 trains in minutes"
-                + (f"; {side}: a stride-2 stem, 4x fewer operations" if small else "")
             )
 
     cap = 256 if gpu else SMALL_IMAGE_CPU_BATCH if small else 128
