@@ -85,10 +85,9 @@ SMALL_SIDE: Final = 40
 #: Largest batch for small images on a CPU. A step costs about the same per sample at any
 #: batch size on a CPU, so smaller batches buy more optimisation steps in the same time,
 #: which is what a few hundred or thousand images lack. benchmarks/defaults.py, 1000
-#: Fashion-MNIST images (raw pixels 71.1 % kNN): batch 32 gave 72.6 % (ResNet-9, seed 0),
-#: 72.5 % (seed 1 subsets, stride-2 stem) and 72.3 / 71.9 % (stride-2 stem), against 70.8 % for
-#: batch 128 (stride-2 stem, 252 steps instead of ~930) and 65.6 % for the previous defaults
-#: (benchmarks/README.md).
+#: Fashion-MNIST images (raw pixels 71.1 % kNN): batch 32 gave 72.6 and 73.9 % (ResNet-9, two
+#: subsets) and 72.3 / 71.9 / 72.5 % (stride-2 stem), against 70.8 % for batch 128 (stride-2
+#: stem, 252 steps instead of ~930) and 65.6 % for the previous defaults (benchmarks/README.md).
 SMALL_IMAGE_CPU_BATCH: Final = 32
 
 
