@@ -320,3 +320,33 @@ def test_a_torchvision_vit_teacher_gets_the_only_size_it_accepts() -> None:
     # torchvision's ViT asserts its image_size; the teacher's views are resized to it.
     assert _teacher_input_size(TeacherConfig(), Backbone(vit, 8)) == 16
     assert _teacher_input_size(TeacherConfig(input_size=32), Backbone(vit, 8)) == 32
+
+
+@pytest.mark.slow
+def test_training_fills_the_image_cache_and_a_second_run_reads_only_the_cache(
+    make_image_folder: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from _decode_counter import count_decodes
+
+    decoded = count_decodes(monkeypatch)
+    # 10 images in batches of 4 with drop_last: each epoch skips 2 of them.
+    root = make_image_folder(n_classes=2, n_per_class=5, size=(16, 16))
+    cache_dir = tmp_path / "cache"
+    loader = {"num_workers": 0, "batch_size": 4, "cache_dir": str(cache_dir)}
+
+    for run in ("first", "second"):
+        train_embedding_model(
+            input_dir=str(root),
+            output_dir=str(tmp_path / run),
+            recipe="lightly",
+            trainer={"max_epochs": 2},
+            model=TINY["model"],
+            collate=TINY["collate"],
+            loader=loader,
+        )
+        # Sources at twice the largest view (32 px): one complete cache, no build folder.
+        assert [p.name.endswith("-s64") for p in cache_dir.iterdir()] == [True]
+        # Every file once in the first run (the epoch, then the rows it skipped), none later.
+        assert len(decoded) == (10 if run == "first" else 0)
+        assert len(set(decoded)) == len(decoded)
+        decoded.clear()

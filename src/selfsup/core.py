@@ -34,6 +34,7 @@ from selfsup.embedding._trainer import distributed_trainer_kwargs
 from selfsup.errors import ConfigError, DataError
 from selfsup.home import timestamped_output_dir
 from selfsup.methods._base import MethodModel
+from selfsup.models.compile import compile_method_model
 from selfsup.utils.cpus import resolve_num_workers
 
 if TYPE_CHECKING:
@@ -253,7 +254,10 @@ def build_train_loader(
     :class:`~selfsup.transforms.device_views.SourceCollate`), and
     :class:`~selfsup.embedding.MethodEmbedding` makes the same views on the training device.
     Otherwise (``"workers"``, or a step without a batched form: logged once) the loader's
-    workers augment each image.
+    workers augment each image. On the device path ``loader.cache_dir`` keeps the uint8
+    sources in a :class:`~selfsup.data.uint8_cache.Uint8Cache`, completed and published after
+    the first full epoch (:class:`~selfsup.data.uint8.Uint8CacheLoader`), so later epochs and
+    runs do not decode.
     """
     from selfsup.data.collate import ImageCollateFunction
 
@@ -273,8 +277,10 @@ def build_train_loader(
             )
         transform = get_method(method).build_transform(collate.input_size)
     dataset: Any = None
+    loader_class: type[DataLoader[Any]] = DataLoader
     if loader.augment == "device":
-        from selfsup.data.uint8 import Uint8Dataset
+        from selfsup.data.uint8 import Uint8CacheLoader, Uint8Dataset
+        from selfsup.data.uint8_cache import Uint8Cache
         from selfsup.transforms.device_views import SourceCollate, device_views_for
 
         # SimCLR's collate function draws two views with its one view transform.
@@ -282,8 +288,14 @@ def build_train_loader(
         device_views, reason = device_views_for(views)
         if device_views is not None:
             base = _dataset(input_dir, transform=None, filenames=filenames, samples=samples)
-            dataset = Uint8Dataset(base, device_views.source_size)
+            size = device_views.source_size
+            cache = None
+            if loader.cache_dir:
+                cache = Uint8Cache.for_dataset(loader.cache_dir, base, size)
+            dataset = Uint8Dataset(base, size, cache=cache)
             collate_fn = SourceCollate(device_views)
+            if cache is not None:
+                loader_class = Uint8CacheLoader  # completes the cache after the first epoch
         else:
             _log_per_image_augmentation(method, str(reason))
     if dataset is None:
@@ -302,7 +314,7 @@ def build_train_loader(
             f"self-supervised training needs at least 2 samples per batch; {input_dir!r} "
             f"has {len(dataset)} usable sample(s)"
         )
-    return DataLoader(
+    return loader_class(
         dataset,
         batch_size=batch_size,
         shuffle=loader.shuffle,
@@ -473,7 +485,8 @@ def _seconds_per_sample(
     # A batch of up to 16 costs about as much per sample as a full one (a little more: a
     # conservative estimate) and keeps the timing to a second or two on a CPU.
     loader_cfg = cfg.loader.model_copy(
-        update={"num_workers": 0, "batch_size": min(cfg.loader.batch_size, 16)}
+        # No cache_dir: a timing reads a batch or two and would leave a build folder behind.
+        update={"num_workers": 0, "batch_size": min(cfg.loader.batch_size, 16), "cache_dir": ""}
     )
     model = build_model(
         cfg.model, cfg.method, method_criterion(cfg), method_kwargs=method_model_kwargs(cfg)
@@ -593,6 +606,8 @@ def train(
     model = build_model(cfg.model, cfg.method, criterion, method_kwargs=method_model_kwargs(cfg))
     if cfg.checkpoint:
         load_weights(model, cfg.checkpoint)
+    # In place, after the weights: checkpoints keep their plain keys (selfsup.models.compile).
+    compile_method_model(model, cfg.model.compile, what=f"the {cfg.method} model")
     loader = build_train_loader(
         cfg.input_dir, cfg.loader, cfg.collate, filenames, cfg.method, samples=samples
     )
@@ -675,8 +690,10 @@ def model_from_checkpoint(
     model_cfg = fallback
     stored = metadata.get("model")
     if isinstance(stored, dict):
-        model_cfg = ModelConfig.model_validate(stored)
-        if model_cfg != fallback and fallback != ModelConfig():
+        # model.compile is how this process runs the model, not part of what was trained.
+        model_cfg = ModelConfig.model_validate({**stored, "compile": fallback.compile})
+        configured = fallback.model_copy(update={"compile": False}) != ModelConfig()
+        if model_cfg != fallback and configured:
             warnings.warn(
                 f"checkpoint {str(checkpoint)!r} was trained with model={stored}; using it "
                 f"instead of the configured {fallback.model_dump()}",
@@ -817,11 +834,16 @@ def embed(
         pin_memory=device == "cuda" and cfg.embedding.engine == "local",
     )
     if cfg.embedding.engine == "ray":
+        if cfg.model.compile:
+            logger.warning("model.compile=true: Ray actors embed uncompiled (engine=local only)")
         rows = _embed_on_ray(cfg, model, loader.dataset, device, parquet_dir, normalize)
         finalize_cache = getattr(loader.dataset, "finalize_cache", None)
         if callable(finalize_cache):
             finalize_cache()  # the actors filled the loader.cache_dir cache: publish it
         return rows
+    # Local engine only (Ray actors receive the backbone pickled, which drops compilation).
+    # A smaller last batch is padded to the first one's size: no second compilation.
+    compile_method_model(model, cfg.model.compile, what="the embedding model", pad_batches=True)
     embedding = SelfSupervisedEmbedding(
         model, nn.Identity(), torch.optim.SGD(model.parameters(), lr=0.0), loader
     )
