@@ -22,7 +22,6 @@ from selfsup.models.compile import (
     compile_in_place,
     compile_method_model,
     is_compiled,
-    maybe_compile,
 )
 
 TINY: dict[str, Any] = {
@@ -59,7 +58,7 @@ def test_inductor_compiled_module_matches_eager_and_keeps_its_keys() -> None:
 
 
 def test_copies_of_a_compiled_module_run_eager_and_disabled_is_a_no_op() -> None:
-    net = maybe_compile(_tiny_net(), True, what="the test net", backend="eager")
+    net = compile_in_place(_tiny_net(), what="the test net", backend="eager")
     assert is_compiled(net)
     # A copy must not call the original's compiled forward (it is bound to the original).
     for copied in (copy.deepcopy(net), pickle.loads(pickle.dumps(net))):
@@ -67,7 +66,7 @@ def test_copies_of_a_compiled_module_run_eager_and_disabled_is_a_no_op() -> None
         copied.eval()
         assert copied(torch.zeros(1, 3, 4, 4)).shape == (1, 5)
     plain = _tiny_net()
-    assert maybe_compile(plain, False, what="the test net") is plain
+    assert compile_method_model(plain, False, what="the test net") is plain
     assert not is_compiled(plain)
 
 

@@ -186,15 +186,6 @@ def compile_in_place(
     return module
 
 
-def maybe_compile(
-    module: nn.Module, enabled: bool, *, what: str, backend: Backend | None = None
-) -> nn.Module:
-    """``module`` compiled in place when ``enabled`` (:func:`compile_in_place`), else as is."""
-    if not enabled:
-        return module
-    return compile_in_place(module, what=what, backend=backend)
-
-
 def compile_method_model(
     model: nn.Module,
     enabled: bool,
