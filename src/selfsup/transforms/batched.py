@@ -140,8 +140,12 @@ def _apply_rows(
 ) -> torch.Tensor:
     """A copy of ``images`` with the rows where ``mask`` (bool ``(B,)``) replaced by ``fn`` of
     them, in chunks of :func:`rows_per_chunk` rows; ``fn`` maps ``(k, C, H, W)`` to the same
-    shape. Only the selected rows are computed (``torch.where`` would compute every row and
-    then select, two more passes over the batch)."""
+    shape. On the CPU only the selected rows are computed (``torch.where`` would compute
+    every row and then select, two more passes over the batch); on a GPU ``torch.where`` is
+    kept, because listing the selected rows (``nonzero``) waits for the device on every
+    call, which costs more than the extra pass. ``fn`` must treat each row on its own."""
+    if images.device.type != "cpu":
+        return torch.where(mask.to(images.device).view(-1, 1, 1, 1), fn(images), images)
     out = images.clone()
     index = mask.to("cpu").nonzero().squeeze(1)
     rows = rows_per_chunk(images)
