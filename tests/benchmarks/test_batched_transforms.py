@@ -3,25 +3,17 @@ every step of the SimCLR view and leaves the batched path unpatched afterwards."
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 
 import selfsup.transforms.batched_view as batched_view
-
-MODULE = Path(__file__).parents[2] / "benchmarks" / "batched_transforms.py"
+from _benchmarks import load_benchmark
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("batched_transforms_under_test", MODULE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("batched_transforms")
 
 
 def test_run_case_with_steps_prints_each_step(capsys: pytest.CaptureFixture[str]) -> None:

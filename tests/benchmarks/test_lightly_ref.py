@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import numpy as np
@@ -12,16 +11,11 @@ import pydantic
 import pytest
 import torchvision.io
 
-MODULE = Path(__file__).parents[2] / "benchmarks" / "_lightly_ref.py"
+from _benchmarks import load_benchmark
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("_lightly_ref_under_test", MODULE)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("_lightly_ref")
 
 
 @pytest.mark.skipif(

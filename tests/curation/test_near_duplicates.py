@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _benchmarks import load_benchmark
 from selfsup.curation.checks import build_manifest
 from selfsup.curation.manifest import SampleRecord, read_filename_table, read_manifest
 from selfsup.curation.near_duplicates import (
@@ -32,18 +32,10 @@ from selfsup.curation.near_duplicates import (
     write_near_duplicate_filenames,
 )
 
-BENCHMARK = Path(__file__).parents[2] / "benchmarks" / "near_duplicates.py"
-
 
 def _benchmark() -> ModuleType:
     """benchmarks/near_duplicates.py: its corpus and scores are what the test checks."""
-    spec = importlib.util.spec_from_file_location("near_duplicates_benchmark", BENCHMARK)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("near_duplicates")
 
 
 def _reference_phash(luma: np.ndarray) -> str:
