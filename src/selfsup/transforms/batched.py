@@ -95,7 +95,9 @@ def rows_per_chunk(images: torch.Tensor) -> int:
     Why chunks on the CPU: an elementwise pass over a whole 224-px batch (64 images: 38 MB of
     float32) is memory-bound and every temporary is a fresh allocation that the kernel must
     map and zero; over a few images the temporaries stay in the cache and the allocator
-    reuses them. The colour jitter at 224 px ran about 2x faster that way. Smaller chunks
+    reuses them. Together with the row selection and the hue and blur rewrites this took the
+    224-px SimCLR view from 0.81x to 1.73x the per-image PIL rate (benchmarks/README.md,
+    batched_transforms.py); the chunks' own share was not timed apart. Smaller chunks
     (1 MB: 85 images at 32 px) made the 32-px view ~15 % slower from per-call overheads.
     Why not with several threads: every operation then splits its pixels between the threads
     and waits for all of them; over a chunk's small tensors that wait dominated (with 2
