@@ -228,6 +228,65 @@ def test_recipe_keeps_the_keys_the_user_set_and_prints_the_estimate(
     assert cfg.collate.input_size == 64
 
 
+def test_recipe_keeps_a_key_the_user_gave_with_its_default_value(
+    make_image_folder: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``model.name=resnet-18`` equals lightly's default but was typed: it is kept (the
+    recipe chose resnet-9 at width 0.25 on a CPU for it before)."""
+    from selfsup.config import LightlyConfig
+    from selfsup.config._base import parse_overrides, validate
+    from selfsup.core import with_recipe
+
+    root = make_image_folder(n_classes=2, n_per_class=8, size=(28, 28))
+    overrides = ["model.name=resnet-18", "loader.batch_size=16", "trainer.max_epochs=1"]
+    given = parse_overrides(LightlyConfig, overrides)
+    assert given["loader"]["batch_size"] == LightlyConfig().loader.batch_size  # a default too
+    cfg = validate(LightlyConfig, {**given, "input_dir": str(root)})
+    cfg.loader.num_workers = 0
+    out = with_recipe(cfg)
+    assert (out.model.name, out.model.width) == ("resnet-18", 1.0)
+    assert out.loader.batch_size == 16
+    printed = capsys.readouterr().err
+    assert "model.name=resnet-18  (set by you)" in printed
+    assert "loader.batch_size=16  (set by you)" in printed
+    # Not given: the recipe chooses the model.
+    cfg = validate(LightlyConfig, {"input_dir": str(root), "trainer": {"max_epochs": 1}})
+    cfg.loader.num_workers = 0
+    assert with_recipe(cfg).model.name == "resnet-9"
+
+
+def test_recipe_chooses_for_a_scheduled_run_what_the_user_left_out(
+    make_image_folder: Callable[..., Path],
+) -> None:
+    """The server stores lightly_config resolved (every key written out); the worker
+    validates only the changed keys again (changed_lightly_config), so the recipe still
+    chooses the keys left at their defaults and keeps the changed ones."""
+    from selfsup.config import LightlyConfig
+    from selfsup.config._base import validate
+    from selfsup.config.run_configs import changed_lightly_config, validate_run_configs
+    from selfsup.core import with_recipe
+
+    root = make_image_folder(n_classes=2, n_per_class=8, size=(28, 28))
+    stored = validate_run_configs(
+        {"stopping_condition": {"n_samples": 2}},
+        {"loader": {"batch_size": 4}, "trainer": {"max_epochs": 1}},
+        None,
+        check_selection=False,
+    ).lightly_config
+    assert stored["model"]["name"] == "resnet-18"  # resolved: the default written out
+    given = changed_lightly_config(stored)
+    assert given["loader"] == {"batch_size": 4}
+    assert "model" not in given
+    cfg = validate(LightlyConfig, {**given, "input_dir": str(root)})
+    cfg.loader.num_workers = 0
+    out = with_recipe(cfg)
+    assert (out.model.name, out.loader.batch_size) == ("resnet-9", 4)
+    # A stored config that does not validate is passed on whole, for the worker to report.
+    assert changed_lightly_config({"loader": {"batch_size": "many"}}) == {
+        "loader": {"batch_size": "many"}
+    }
+
+
 def test_recipe_is_not_timed_when_several_processes_train(
     make_image_folder: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

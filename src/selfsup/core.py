@@ -161,6 +161,19 @@ def changed_keys(section: BaseModel) -> list[str]:
     return [key for key, field in fields.items() if getattr(section, key) != field.default]
 
 
+def user_set_keys(section: BaseModel) -> set[str]:
+    """Keys of a config section the user gave: changed from the default (:func:`changed_keys`,
+    which survives a full YAML dump) or named explicitly, even with the default's value.
+
+    ``model.name=resnet-18`` on the command line, in a YAML file or in a scheduled run's
+    ``lightly_config`` (stored with only the keys given) is the user's choice although it
+    equals lightly's default; pydantic records it in ``model_fields_set``. The recipe keeps
+    such keys: replacing a value the user typed would be a silent surprise.
+    """
+    fields = type(section).model_fields
+    return set(changed_keys(section)) | (set(section.model_fields_set) & set(fields))
+
+
 def method_criterion(cfg: LightlyConfig) -> dict[str, Any]:
     """The ``criterion.*`` values the user set (typed keys changed from their defaults, and
     method-specific keys), as keyword arguments of the method's model builder. The config
@@ -522,7 +535,8 @@ def with_recipe(
     machine (:func:`selfsup.config.recipe.choose_recipe`); prints the recipe and the
     estimated time to stderr before training.
 
-    Keys are "set" when they differ from lightly's defaults (:func:`changed_keys`);
+    Keys are "set" when the user gave them or they differ from lightly's defaults
+    (:func:`user_set_keys`);
     ``model.name``/``model.width`` are also kept when training starts from a checkpoint,
     whose weights fit only its own model.
     """
@@ -536,7 +550,7 @@ def with_recipe(
         return cfg  # the train loader says what is wrong with too few samples
     sections = {key.split(".")[0] for key in RECIPE_KEYS}
     user_set = {
-        f"{section}.{key}" for section in sections for key in changed_keys(getattr(cfg, section))
+        f"{section}.{key}" for section in sections for key in user_set_keys(getattr(cfg, section))
     } & set(RECIPE_KEYS)
     if cfg.checkpoint or cfg.model.weights:
         user_set |= {"model.name", "model.width"}

@@ -10,10 +10,11 @@ default, ``selfsup train``, ``selfsup run`` and ``train_embedding_model`` let
 * the device (CPU or a CUDA GPU) and the CPU cores available;
 * the measured seconds one training sample costs with the chosen model (one timed step).
 
-Keys the user set keep their value (:func:`selfsup.core.changed_keys` decides what "set"
-means: a value different from the default, which survives a config's round trip through
-YAML, the server and the worker); ``recipe=lightly`` turns the chooser off and keeps every
-default of lightly's CLI. The chooser is a pure function of those inputs, so its decisions
+Keys the user set keep their value (:func:`selfsup.core.user_set_keys` decides what "set"
+means: named on the command line, in a YAML file or a Python dict, even with the default's
+value, or different from the default; a scheduled run's config, stored resolved by the
+server, keeps only its changed keys as set); ``recipe=lightly`` turns the chooser off and
+keeps every default of lightly's CLI. The chooser is a pure function of those inputs, so its decisions
 are tested without training anything.
 """
 

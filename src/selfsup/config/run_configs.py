@@ -152,3 +152,21 @@ def validate_run_configs(
         lightly_config=lightly.model_dump(mode="json"),
         selection_config=worker.selection_config,
     )
+
+
+def changed_lightly_config(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a scheduled run's stored ``lightly_config`` that differ from lightly's
+    defaults, for the worker to validate again.
+
+    The server stores the config resolved (every key written out, what the web app and the
+    API show), so in the worker a key equal to its default cannot be told from one the user
+    gave. Validating only the changed keys makes the rest "not given" again, as a local run's
+    would be: the training recipe (:func:`selfsup.core.user_set_keys`) then chooses them for
+    the worker's data and machine instead of treating every key as the user's. A config that
+    does not validate is returned whole, for the caller to report its error.
+    """
+    try:
+        config = LightlyConfig.model_validate(dict(stored))
+    except ValueError:  # pydantic's ValidationError; the caller's validation names the key
+        return dict(stored)
+    return config.model_dump(mode="json", exclude_defaults=True)

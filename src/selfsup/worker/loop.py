@@ -45,6 +45,7 @@ from selfsup.api import ApiException, WorkerApiClient
 from selfsup.api._http import error_detail
 from selfsup.api.retry import RetryPolicy, RetryStoppedError, call_with_retry, describe
 from selfsup.api.worker_client import log_pieces, sendable_log_text
+from selfsup.config.run_configs import changed_lightly_config
 from selfsup.errors import ConfigError, DataError
 from selfsup.openapi_generated.swagger_client.models import (
     DockerRunClaimData,
@@ -558,7 +559,7 @@ class Worker:
             data["selection_config"], tag_roots = _server_tags(job, work)
             # The tags folder is the worker's own; the queries' run folders must lie in a root.
             allowed += tag_roots
-        lightly = dict(job.lightly_config)
+        lightly = changed_lightly_config(job.lightly_config)
         checkpoint = str(lightly.pop("checkpoint", "") or "")
         data["lightly"] = lightly
         relevant = str(data.get("relevant_filenames_file") or "")
