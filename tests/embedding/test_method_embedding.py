@@ -149,11 +149,17 @@ def test_training_augments_on_the_device_by_default(
     def recording_loss(views: Sequence[Tensor], progress: TrainProgress) -> Tensor:
         seen.extend(tuple(v.shape) for v in views)
         assert all(v.dtype == torch.float32 for v in views)
+        # Both paths hand the model channels-last views (the layout its weights have).
+        assert all(v.is_contiguous(memory_format=torch.channels_last) for v in views)
+        assert not any(v.is_contiguous() for v in views)
         return loss(views, progress)
 
     monkeypatch.setattr(model, "training_loss", recording_loss)
     embedding = _fit(loader, model)
     assert seen == [(4, 3, 16, 16)] * 4  # 2 steps, 2 views each
+    convs = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
     # The loader is read 4 times: 2 training steps, then 2 batches whose first views
     # recompute the BatchNorm statistics at the epoch's end.
     if augment == "device":
@@ -164,6 +170,26 @@ def test_training_augments_on_the_device_by_default(
     else:
         assert embedding.device_views is None
         assert calls == {"per_image": 4 * 4 * 2, "batched": 0}
+
+
+def test_channels_last_false_keeps_the_model_and_views_as_they_are() -> None:
+    conv = nn.Conv2d(3, 4, 3)
+    model = _Spy()
+    model.backbone = nn.Sequential(conv, nn.Flatten())
+    loader = DataLoader(TensorDataset(torch.zeros(2, 3, 8, 8)), batch_size=2)
+    views = [torch.zeros(2, 3, 8, 8), torch.zeros(2, 3, 8, 8)]
+    kept = MethodEmbedding(model, torch.optim.SGD(model.parameters()), loader, channels_last=False)
+    assert kept.on_after_batch_transfer((views, [0, 0], ["a", "b"]), 0) == (
+        views,
+        [0, 0],
+        ["a", "b"],
+    )
+    assert conv.weight.is_contiguous()
+    made = MethodEmbedding(model, torch.optim.SGD(model.parameters()), loader)
+    out = made.on_after_batch_transfer((views, [0, 0], ["a", "b"]), 0)
+    assert all(v.is_contiguous(memory_format=torch.channels_last) for v in out[0])
+    assert out[1:] == ([0, 0], ["a", "b"])
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_a_source_batch_without_device_views_is_refused() -> None:

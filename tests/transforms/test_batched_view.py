@@ -132,6 +132,13 @@ def test_views_are_reproducible_and_input_not_mutated() -> None:
     assert torch.equal(x, before)
     assert [tuple(v.shape) for v in a] == [(6, 3, 16, 16)] * 2
     assert all(v.dtype == torch.float32 for v in a)
+    # Channels-last by default (convolutions' fastest layout); the same values either way.
+    assert all(v.is_contiguous(memory_format=torch.channels_last) for v in a)
+    assert not any(v.is_contiguous() for v in a)
+    nchw = BatchedMultiViewTransform(SimCLRTransform(input_size=16), channels_last=False)
+    d = nchw(x, torch.Generator().manual_seed(3))
+    assert all(v.is_contiguous() for v in d)
+    assert all(torch.equal(u, v) for u, v in zip(a, d, strict=True))
 
 
 def _mean(t: torch.Tensor) -> torch.Tensor:
