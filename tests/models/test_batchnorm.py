@@ -41,3 +41,15 @@ def test_no_batch_or_no_batchnorm_changes_nothing() -> None:
     assert recompute_batchnorm_statistics(nn.Linear(2, 2), [torch.zeros(2, 2)]) == 0
     no_stats = nn.BatchNorm1d(3, track_running_stats=False)
     assert batchnorm_layers(nn.Sequential(bn, no_stats)) == [bn]
+
+
+def test_statistics_are_collected_without_autograd() -> None:
+    """Called from the training loop (grad enabled), the passes build no graph."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    grad_modes: list[bool] = []
+    model.register_forward_hook(lambda *_: grad_modes.append(torch.is_grad_enabled()))
+    assert torch.is_grad_enabled()
+    recompute_batchnorm_statistics(model, [torch.randn(4, 3, 8, 8), torch.randn(4, 3, 8, 8)])
+    assert grad_modes == [False, False]
+    assert torch.is_grad_enabled()
+    assert all(p.grad is None for p in model.parameters())
