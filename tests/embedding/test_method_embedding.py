@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -48,6 +49,29 @@ def test_progress_counts_steps_of_the_whole_run(tmp_path: Path) -> None:
     assert {(p.max_epochs, p.total_steps) for p in losses} == {(2, 4)}
     # The optimiser hook of a step sees that step's progress.
     assert steps == losses
+
+
+@pytest.mark.parametrize("old_checkpoint", [False, True])
+def test_a_folder_warning_only_for_earlier_checkpoints(
+    old_checkpoint: bool, tmp_path: Path
+) -> None:
+    """A run's own config/ and logs/ in the checkpoint folder are not worth Lightning's
+    "exists and is not empty" warning; a checkpoint left by an earlier run is."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text("{}\n")
+    if old_checkpoint:
+        (tmp_path / "old.ckpt").write_bytes(b"")
+    x = torch.randn(4, 4)
+    loader = DataLoader([([a, a + 0.1], 0, str(i)) for i, a in enumerate(x)], batch_size=4)
+    model = _Spy()
+    embedding = MethodEmbedding(model, torch.optim.SGD(model.parameters(), lr=0.1), loader)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        embedding.train_embedding(
+            gpus=0, max_epochs=1, checkpoint_dir=tmp_path, enable_progress_bar=False
+        )
+    folder_warnings = [w for w in caught if "exists and is not empty" in str(w.message)]
+    assert len(folder_warnings) == int(old_checkpoint)
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ mixed precision and checkpointing); subclasses add how to embed. Nothing below
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -205,7 +206,14 @@ class BaseEmbedding(pl.LightningModule):
             callbacks=[*callbacks, self.checkpoint_callback],
             **kwargs,
         )
-        trainer.fit(self)
+        with warnings.catch_warnings():
+            if not any(checkpoint_dir.glob("*.ckpt")):
+                # Lightning warns about any non-empty folder, which a run's own config/ and
+                # CSV log (logs/) always make; only earlier checkpoints are worth a warning.
+                warnings.filterwarnings(
+                    "ignore", message=r"Checkpoint directory .* exists and is not empty"
+                )
+            trainer.fit(self)
         best = self.checkpoint_callback.best_model_path or self.checkpoint_callback.last_model_path
         if not best:
             raise RuntimeError(
