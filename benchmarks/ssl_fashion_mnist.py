@@ -19,7 +19,9 @@ the on-device path selfsup trains with by default (per-image PIL transforms woul
 than the network on 2 cores; the same code runs on a GPU).
 
 The recipe (augmentation strengths, temperature, learning rate, network size) was chosen
-with equal-epoch runs; see benchmarks/README.md for the figures.
+with equal-epoch runs; see benchmarks/README.md for the figures. ``--method nnclr`` trains
+NNCLR (Dwibedi et al., 2021) with the same backbone, views and schedule instead, for
+comparison (it was no better at equal epochs and slower per image).
 """
 
 from __future__ import annotations
@@ -46,7 +48,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from fashion_mnist import load_fashion_mnist
 from selfsup.loss import NTXentLoss
 from selfsup.models import ResNetGenerator
-from selfsup.models.modules import SimCLRProjectionHead
+from selfsup.models.modules import (
+    NNCLRPredictionHead,
+    NNCLRProjectionHead,
+    NNMemoryBankModule,
+    SimCLRProjectionHead,
+)
 from selfsup.models.utils import get_weight_decay_parameters
 from selfsup.transforms import RandomSolarization, SimCLRViewTransform, ViewTransform
 from selfsup.transforms.batched_view import BatchedMultiViewTransform
@@ -165,6 +172,23 @@ class SimCLRModel(nn.Module):
         return projections
 
 
+class NNCLRModel(nn.Module):
+    """Backbone + NNCLR projection and prediction heads (Dwibedi et al. 2021): views
+    (B, 1, 28, 28) -> projections z and predictions p, (B, out_dim) each. The loss takes the
+    nearest neighbour of z in a support set as the positive of the other view's p."""
+
+    def __init__(self, backbone: nn.Module, dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.projection_head = NNCLRProjectionHead(dim, dim, out_dim)
+        self.prediction_head = NNCLRPredictionHead(out_dim, 4 * out_dim, out_dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        z: Tensor = self.projection_head(self.backbone(x))
+        p: Tensor = self.prediction_head(z)
+        return z, p
+
+
 # --------------------------------------------------------------------------------------
 # Training and evaluation
 # --------------------------------------------------------------------------------------
@@ -181,6 +205,9 @@ class Config:
     weight_decay: float = 5e-4
     warmup: float = 0.05
     temperature: float = 0.1
+    method: str = "simclr"
+    bank_size: int = 16384
+    nn_start: float = 0.0
     model: str = "resnet-9"
     width: float = 0.25
     stem_stride: int = 2
@@ -228,7 +255,10 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
     device = train_u8.device
     n_train = train_u8.shape[0]
     backbone, dim = make_backbone(cfg.model, cfg.width, cfg.stem_stride)
-    model = SimCLRModel(backbone, dim, cfg.out_dim).to(device)
+    nnclr = cfg.method == "nnclr"
+    model: nn.Module = (NNCLRModel if nnclr else SimCLRModel)(backbone, dim, cfg.out_dim)
+    model = model.to(device)
+    bank = NNMemoryBankModule(size=(cfg.bank_size, cfg.out_dim)).to(device)
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
     criterion = NTXentLoss(temperature=cfg.temperature)
     decay, no_decay = get_weight_decay_parameters([model])
@@ -270,8 +300,19 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
             batch = train_u8[perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
             # Both views in one forward pass: one larger batch is faster than two on a CPU.
             views = torch.cat(views_of(batch, param_gen))
-            z = model(views.contiguous(memory_format=torch.channels_last))
-            loss = criterion(z[: batch.shape[0]], z[batch.shape[0] :])
+            n = batch.shape[0]
+            if nnclr:
+                z, p = model(views.contiguous(memory_format=torch.channels_last))
+                z0, z1 = z[:n], z[n:]
+                if progress >= cfg.nn_start:
+                    # NNCLR eq. 2: the support set's nearest neighbour of z is the positive.
+                    z0, z1 = bank(z0.detach(), update=False), bank(z1.detach(), update=True)
+                else:
+                    bank(z1.detach(), update=True)
+                loss = 0.5 * (criterion(z0, p[n:]) + criterion(z1, p[:n]))
+            else:
+                z = model(views.contiguous(memory_format=torch.channels_last))
+                loss = criterion(z[:n], z[n:])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -358,6 +399,15 @@ def parse_args(argv: list[str] | None = None) -> Config:
     add("--weight-decay", type=float, default=d.weight_decay)
     add("--warmup", type=float, default=d.warmup, help="warm-up fraction of the budget")
     add("--temperature", type=float, default=d.temperature, help="NT-Xent temperature")
+    add("--method", default=d.method, choices=["simclr", "nnclr"], help="(%(default)s)")
+    add("--bank-size", type=int, default=d.bank_size, help="NNCLR support set (%(default)s)")
+    add(
+        "--nn-start",
+        type=float,
+        default=d.nn_start,
+        help="NNCLR: progress at which "
+        "nearest neighbours replace the other view's projection (%(default)s)",
+    )
     add("--model", default=d.model, help="selfsup ResNetGenerator name (%(default)s)")
     add("--width", type=float, default=d.width, help="ResNet width multiplier (%(default)s)")
     add("--stem-stride", type=int, default=d.stem_stride, choices=[1, 2])
@@ -395,6 +445,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         weight_decay=a.weight_decay,
         warmup=a.warmup,
         temperature=a.temperature,
+        method=a.method,
+        bank_size=a.bank_size,
+        nn_start=a.nn_start,
         model=a.model,
         width=a.width,
         stem_stride=a.stem_stride,
