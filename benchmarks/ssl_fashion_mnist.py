@@ -463,7 +463,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
 
 def main(argv: list[str] | None = None) -> None:
     cfg = parse_args(argv)
-    print(f"SimCLR on Fashion-MNIST: {cfg}", flush=True)
+    print(f"{cfg.method} on Fashion-MNIST: {cfg}", flush=True)
     r = run(cfg)
     knn = f"k={cfg.knn_k}, t={cfg.knn_t}; memory: 60000 train images, queries: 10000 test"
     print(f"device:            {cfg.device} ({cfg.threads} threads)")
