@@ -114,6 +114,41 @@ def test_train_then_embed_rebuilds_the_model_from_the_checkpoint(
     np.testing.assert_allclose(again, emb, rtol=1e-5, atol=1e-6)
 
 
+def test_training_checks_the_folder_once(
+    make_image_folder: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The recipe's probe and timed step and the training loader share one check of the
+    folder: every file is decoded once, and an unreadable one is reported once."""
+    import warnings
+
+    from selfsup.data import SkippedFilesWarning
+    from selfsup.data._folder import FolderSource
+
+    root = make_image_folder(n_classes=2, n_per_class=4, size=(28, 28))
+    (root / "class_0" / "broken.png").write_bytes(b"not a png")
+    built: list[str] = []
+    probe_all = FolderSource._probe_all
+
+    def counted(self: FolderSource, *args: object, **kwargs: object) -> object:
+        built.append(self.root)
+        return probe_all(self, *args, **kwargs)
+
+    monkeypatch.setattr(FolderSource, "_probe_all", counted)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        checkpoint = train_embedding_model(
+            input_dir=str(root),
+            output_dir=str(tmp_path / "out"),
+            trainer={"max_epochs": 1},
+            **{**TINY, "loader": {"num_workers": 0, "batch_size": 4}},
+        )
+    assert Path(checkpoint).is_file()
+    assert built == [str(root)]
+    skipped = [w for w in caught if issubclass(w.category, SkippedFilesWarning)]
+    assert len(skipped) == 1
+    assert "broken.png" in str(skipped[0].message)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["byol", "dino"])
 def test_train_and_embed_with_a_registered_method(

@@ -397,3 +397,22 @@ def test_special_files_are_skipped_without_being_opened(
     with pytest.warns(SkippedFilesWarning):
         chosen = LightlyDataset(input_dir=str(root), filenames=["img_0_0.png", "pipe.png"])
     assert chosen.get_filenames() == ["img_0_0.png"]
+
+
+def test_with_transform_shares_the_checked_listing(
+    make_image_folder: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from selfsup.data._folder import FolderSource
+
+    root = make_image_folder(n_classes=2, n_per_class=2, size=(12, 10))
+    plain = LightlyDataset(input_dir=str(root))
+    monkeypatch.setattr(FolderSource, "_probe_all", lambda *a, **k: pytest.fail("re-checked"))
+    tensors = plain.with_transform(ToTensor())
+    assert tensors.get_filenames() == plain.get_filenames()
+    assert tensors.dataset is not plain.dataset  # its own video reader
+    sample, target, name = tensors[3]
+    assert isinstance(sample, torch.Tensor)
+    assert tuple(sample.shape) == (3, 10, 12)
+    assert (target, name) == (plain[3][1], plain[3][2])
+    assert plain.transform is None
+    assert isinstance(plain[0][0], Image.Image)

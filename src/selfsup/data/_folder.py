@@ -15,6 +15,7 @@ files are restricted or skipped, so a target does not change when the selection 
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import posixpath
@@ -292,6 +293,13 @@ class FolderSource:
                 f"images in {self.root!r} have the names of video frames of the same folder: "
                 f"{list_names(clashes)}; rename or move them so every sample name is unique"
             )
+
+    def fresh_copy(self) -> FolderSource:
+        """A copy sharing this folder's checked listing (read-only) with a video reader of
+        its own, so that the copy's reads do not share open containers with this one's."""
+        other = copy.copy(self)
+        other._reader = VideoFrameReader()
+        return other
 
     def __len__(self) -> int:
         return int(self._file_of.shape[0])

@@ -10,6 +10,7 @@ Folder layout, targets, frame names and what counts as a corrupt file are descri
 
 from __future__ import annotations
 
+import copy
 import os
 import posixpath
 import shutil
@@ -192,6 +193,17 @@ class LightlyDataset(Dataset[tuple[Any, Any, str]]):
         obj.dataset = dataset
         obj._transform = transform
         return obj
+
+    def with_transform(self, transform: Callable[[Any], Any] | None) -> LightlyDataset:
+        """A copy reading the same samples with another ``transform``: a folder's checked
+        listing is shared, not checked again (every file decoded once more, and warned
+        about again when unreadable)."""
+        other = copy.copy(self)
+        other._transform = transform
+        other.skipped = list(self.skipped)
+        if isinstance(self.dataset, FolderSource):
+            other.dataset = self.dataset.fresh_copy()
+        return other
 
     @property
     def transform(self) -> Callable[[Any], Any] | None:
