@@ -14,8 +14,8 @@ Keys the user set keep their value (:func:`selfsup.core.user_set_keys` decides w
 means: named on the command line, in a YAML file or a Python dict, even with the default's
 value, or different from the default; a scheduled run's config, stored resolved by the
 server, keeps only its changed keys as set); ``recipe=lightly`` turns the chooser off and
-keeps every default of lightly's CLI. The chooser is a pure function of those inputs, so its decisions
-are tested without training anything.
+keeps every default of lightly's CLI. The chooser is a pure function of those inputs, so its
+decisions are tested without training anything.
 """
 
 from __future__ import annotations
