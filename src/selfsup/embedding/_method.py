@@ -13,8 +13,9 @@ collate's :class:`~selfsup.transforms.device_views.DeviceViews`.
 
 Memory layout: by default the model's weights and every image view are channels-last
 (NHWC strides, same shapes). Convolutions then run in the layout oneDNN and cuDNN's tensor
-cores prefer: a ResNet-18 training step at 28-32 px was 1.1-1.25x faster on the 2-core CPU
-(benchmarks/README.md); the embed step has used the same layout since issue 16.
+cores prefer: a ResNet-18 training step at 28-32 px was 1.1-1.3x faster on the 2-core CPU
+in three probes (benchmarks/README.md); the embed step has used the same layout since
+issue 16.
 """
 
 from __future__ import annotations

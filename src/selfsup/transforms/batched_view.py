@@ -174,8 +174,8 @@ class BatchedViewTransform:
         channels_last: Lay the output out channels-last (NHWC strides, same shape), the
             layout convolutions run fastest in: given such a batch, PyTorch runs a model's
             convolutions channels-last even where its weights are not, which made a
-            ResNet-18 training step at 28 px 1.2-1.3x faster on a 2-core CPU
-            (benchmarks/README.md). ``False`` returns contiguous NCHW.
+            ResNet-18 training step at 28 px 1.28x faster on a 2-core CPU (medians of one
+            probe, benchmarks/README.md). ``False`` returns contiguous NCHW.
 
     Output of :meth:`apply` / ``__call__``: float ``(B, C, h, w)`` on the input's device,
     normalised as the view is.
