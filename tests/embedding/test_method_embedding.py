@@ -216,6 +216,30 @@ def test_channels_last_false_keeps_the_model_and_views_as_they_are() -> None:
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_views_made_on_the_device_take_the_embedding_s_layout(channels_last: bool) -> None:
+    """The batched views are channels-last by themselves; channels_last=False still hands
+    the model NCHW views, as on the per-image path."""
+    from selfsup.transforms import SimCLRTransform
+    from selfsup.transforms.device_views import SourceCollate, device_views_for
+
+    device_views, _ = device_views_for(SimCLRTransform(input_size=8))
+    assert device_views is not None
+    loader = DataLoader(TensorDataset(torch.zeros(2)), collate_fn=SourceCollate(device_views))
+    model = _Spy()
+    embedding = MethodEmbedding(
+        model, torch.optim.SGD(model.parameters()), loader, channels_last=channels_last
+    )
+    source = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    views, labels, names = embedding.on_after_batch_transfer(
+        (source, torch.full((2, 2), 16), [0, 0], ["a", "b"]), 0
+    )
+    assert [tuple(v.shape) for v in views] == [(2, 3, 8, 8)] * 2
+    assert all(v.is_contiguous(memory_format=torch.channels_last) for v in views) == (channels_last)
+    assert all(v.is_contiguous() for v in views) != channels_last
+    assert (labels, names) == ([0, 0], ["a", "b"])
+
+
 def test_a_source_batch_without_device_views_is_refused() -> None:
     from selfsup.embedding._method import train_views
     from selfsup.errors import DataError

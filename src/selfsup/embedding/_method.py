@@ -49,10 +49,12 @@ def batch_views(batch: Any) -> list[torch.Tensor]:
     return list(views)
 
 
-def channels_last_views(views: list[torch.Tensor]) -> list[torch.Tensor]:
-    """``views`` with each (B, C, H, W) batch laid out channels-last (other ranks as they
-    are); a view already in that layout is not copied."""
-    return [v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for v in views]
+def laid_out(views: list[torch.Tensor], channels_last: bool) -> list[torch.Tensor]:
+    """``views`` with each (B, C, H, W) batch channels-last, or contiguous NCHW when
+    ``channels_last`` is False (other ranks as they are); a view already in that layout is
+    not copied (the batched views are channels-last already, the per-image ones NCHW)."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    return [v.contiguous(memory_format=layout) if v.dim() == 4 else v for v in views]
 
 
 def loader_device_views(loader: DataLoader[Any]) -> DeviceViews | None:
@@ -107,7 +109,7 @@ class MethodEmbedding(SelfSupervisedEmbedding):
             # stay the same objects, so ``optimizer`` still holds them.
             model.to(memory_format=torch.channels_last)
         super().__init__(model, torch.nn.Identity(), optimizer, dataloader, scheduler)
-        #: Views are laid out channels-last before the model sees them (module docstring).
+        #: The layout of the views the model sees, on both paths (module docstring).
         self.channels_last = channels_last
         self._total_steps = 1
         self._max_epochs = 1
@@ -134,16 +136,12 @@ class MethodEmbedding(SelfSupervisedEmbedding):
         draw different augmentations.
         """
         if not is_source_batch(batch):
-            if not self.channels_last:
-                return batch
-            return channels_last_views(batch_views(batch)), *batch[1:]
+            return laid_out(batch_views(batch), self.channels_last), *batch[1:]
         if self._augment_generator is None:
             seed = int(torch.randint(0, 2**62, (1,))) + 1_000_003 * self.global_rank
             self._augment_generator = torch.Generator().manual_seed(seed)
         views = train_views(batch, self.device_views, batch[0].device, self._augment_generator)
-        if self.channels_last:
-            views = channels_last_views(views)
-        return views, batch[2], batch[3]
+        return laid_out(views, self.channels_last), batch[2], batch[3]
 
     def _first_views(self) -> Iterator[torch.Tensor]:
         """The base's batches for recomputing BatchNorm statistics, with source batches turned
