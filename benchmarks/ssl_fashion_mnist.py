@@ -258,7 +258,7 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
     nnclr = cfg.method == "nnclr"
     model: nn.Module = (NNCLRModel if nnclr else SimCLRModel)(backbone, dim, cfg.out_dim)
     model = model.to(device)
-    bank = NNMemoryBankModule(size=(cfg.bank_size, cfg.out_dim)).to(device)
+    bank = NNMemoryBankModule(size=(cfg.bank_size, cfg.out_dim)).to(device) if nnclr else None
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
     criterion = NTXentLoss(temperature=cfg.temperature)
     decay, no_decay = get_weight_decay_parameters([model])
@@ -301,7 +301,7 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
             # Both views in one forward pass: one larger batch is faster than two on a CPU.
             views = torch.cat(views_of(batch, param_gen))
             n = batch.shape[0]
-            if nnclr:
+            if bank is not None:
                 z, p = model(views.contiguous(memory_format=torch.channels_last))
                 z0, z1 = z[:n], z[n:]
                 if progress >= cfg.nn_start:

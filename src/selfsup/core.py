@@ -41,6 +41,7 @@ from selfsup.utils.cpus import resolve_num_workers
 
 if TYPE_CHECKING:
     from selfsup.config.lightly_config import TeacherConfig
+    from selfsup.data.dataset import LightlyDataset
     from selfsup.data.manifest_dataset import ManifestDataset
     from selfsup.models.backbones import Backbone
 
@@ -228,8 +229,8 @@ def _num_workers(loader: LoaderConfig) -> int:
 
 
 #: Folders already checked in this :func:`folder_checked_once` block, by (input_dir, filenames).
-_CHECKED_FOLDERS: ContextVar[dict[tuple[str, tuple[str, ...] | None], Any] | None] = ContextVar(
-    "_CHECKED_FOLDERS", default=None
+_CHECKED_FOLDERS: ContextVar[dict[tuple[str, tuple[str, ...] | None], LightlyDataset] | None] = (
+    ContextVar("_CHECKED_FOLDERS", default=None)
 )
 
 
