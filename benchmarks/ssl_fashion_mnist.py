@@ -21,7 +21,9 @@ than the network on 2 cores; the same code runs on a GPU).
 The recipe (augmentation strengths, temperature, learning rate, network size) was chosen
 with equal-epoch runs; see benchmarks/README.md for the figures. ``--method nnclr`` trains
 NNCLR (Dwibedi et al., 2021) with the same backbone, views and schedule instead, for
-comparison (it was no better at equal epochs and slower per image).
+comparison (it was no better at equal epochs and slower per image). ``--loss dclw``,
+``--head-hidden``/``--head-layers`` and ``--small-crops`` (multi-crop views) vary the SimCLR
+recipe the same way; none was better at equal epochs either (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from torch import Tensor, nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fashion_mnist import load_fashion_mnist
-from selfsup.loss import NTXentLoss
+from selfsup.loss import DCLWLoss, NTXentLoss
 from selfsup.models import ResNetGenerator
 from selfsup.models.modules import (
     NNCLRPredictionHead,
@@ -55,7 +57,12 @@ from selfsup.models.modules import (
     SimCLRProjectionHead,
 )
 from selfsup.models.utils import get_weight_decay_parameters
-from selfsup.transforms import RandomSolarization, SimCLRViewTransform, ViewTransform
+from selfsup.transforms import (
+    RandomResizedCrop,
+    RandomSolarization,
+    SimCLRViewTransform,
+    ViewTransform,
+)
 from selfsup.transforms.batched_view import BatchedMultiViewTransform
 from selfsup.utils.benchmarking import knn_accuracy
 
@@ -79,16 +86,28 @@ class Augment:
         jitter: brightness and contrast factors are drawn from U(1 - jitter, 1 + jitter).
         jitter_prob: probability of applying the brightness/contrast jitter to a view.
         solarize_prob: probability of inverting the pixels >= 0.5 of a view.
+        small_crops: extra low-resolution views per image (multi-crop, Caron et al. 2020),
+            ``small_size`` pixels square, area fraction ``U(*small_scale)``; 0 = two views.
     """
 
     min_scale: float = 0.2
     jitter: float = 0.8
     jitter_prob: float = 0.8
     solarize_prob: float = 0.2
+    small_crops: int = 0
+    small_size: int = 14
+    small_scale: tuple[float, float] = (0.05, 0.3)
 
     def __post_init__(self) -> None:
         if not 0 < self.min_scale <= 1:
             raise ValueError(f"--min-scale must be in (0, 1], got {self.min_scale}")
+        if self.small_crops < 0:
+            raise ValueError(f"--small-crops must be >= 0, got {self.small_crops}")
+        if not 4 <= self.small_size <= IMAGE_SIZE:
+            raise ValueError(f"--small-size must be in [4, {IMAGE_SIZE}], got {self.small_size}")
+        lo, hi = self.small_scale
+        if not 0 < lo <= hi <= 1:
+            raise ValueError(f"--small-scale must be 0 < LOW <= HIGH <= 1, got {lo} {hi}")
         if not 0 <= self.jitter < 1:
             raise ValueError(f"--jitter must be in [0, 1), got {self.jitter}")
         for name, p in (
@@ -127,12 +146,22 @@ def view_transform(aug: Augment) -> ViewTransform:
     )
 
 
-def augmenter(aug: Augment) -> BatchedMultiViewTransform:
-    """Two batched views of :func:`view_transform`: ``augmenter(aug)(images, generator)`` maps
-    uint8 ``(B, 1, 28, 28)`` to two normalised float ``(B, 1, 28, 28)`` views, on the images'
-    device, with fresh per-sample parameters (selfsup's batched on-device path)."""
+def small_view_transform(aug: Augment) -> ViewTransform:
+    """A multi-crop view: :func:`view_transform` with its crop replaced by a
+    ``small_size``-pixel square crop of area fraction ``U(*small_scale)``."""
     view = view_transform(aug)
-    return BatchedMultiViewTransform([view, view])
+    crop = RandomResizedCrop(aug.small_size, scale=aug.small_scale)
+    return ViewTransform([crop, *view.steps[1:]], normalize={"mean": [MEAN], "std": [STD]})
+
+
+def augmenter(aug: Augment) -> BatchedMultiViewTransform:
+    """Batched views: ``augmenter(aug)(images, generator)`` maps uint8 ``(B, 1, 28, 28)`` to
+    two normalised float ``(B, 1, 28, 28)`` views of :func:`view_transform`, then
+    ``aug.small_crops`` views ``(B, 1, small_size, small_size)``, on the images' device, with
+    fresh per-sample parameters (selfsup's batched on-device path)."""
+    view = view_transform(aug)
+    small = [small_view_transform(aug)] * aug.small_crops
+    return BatchedMultiViewTransform([view, view, *small])
 
 
 def normalize_images(images: Tensor) -> Tensor:
@@ -161,10 +190,12 @@ def make_backbone(model: str, width: float, stem_stride: int) -> tuple[nn.Module
 class SimCLRModel(nn.Module):
     """Backbone + SimCLR projection head: views (B, 1, 28, 28) -> projections (B, out_dim)."""
 
-    def __init__(self, backbone: nn.Module, dim: int, out_dim: int) -> None:
+    def __init__(
+        self, backbone: nn.Module, dim: int, out_dim: int, hidden: int = 0, layers: int = 2
+    ) -> None:
         super().__init__()
         self.backbone = backbone
-        self.projection_head = SimCLRProjectionHead(dim, dim, out_dim)
+        self.projection_head = SimCLRProjectionHead(dim, hidden or dim, out_dim, layers)
 
     def forward(self, x: Tensor) -> Tensor:
         features: Tensor = self.backbone(x)
@@ -206,6 +237,9 @@ class Config:
     warmup: float = 0.05
     temperature: float = 0.1
     method: str = "simclr"
+    loss: str = "ntxent"
+    head_hidden: int = 0
+    head_layers: int = 2
     bank_size: int = 16384
     nn_start: float = 0.0
     model: str = "resnet-9"
@@ -250,17 +284,27 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
     Stops when ``cfg.time_budget`` seconds have passed (or after ``cfg.epochs`` epochs when
     set, for runs that must be comparable across machines). Each step draws a batch without
     replacement, makes two views of it and minimises NT-Xent with SGD (Nesterov momentum
-    0.9, weight decay on weights but not on norms and biases).
+    0.9, weight decay on weights but not on norms and biases). With ``aug.small_crops`` the
+    SimCLR loss is the mean over the pair of full views and every (full view, small view)
+    pair; ``loss="dclw"`` uses the decoupled, weighted loss (Yeh et al. 2022) instead.
     """
     device = train_u8.device
     n_train = train_u8.shape[0]
     backbone, dim = make_backbone(cfg.model, cfg.width, cfg.stem_stride)
     nnclr = cfg.method == "nnclr"
-    model: nn.Module = (NNCLRModel if nnclr else SimCLRModel)(backbone, dim, cfg.out_dim)
+    model: nn.Module = (
+        NNCLRModel(backbone, dim, cfg.out_dim)
+        if nnclr
+        else SimCLRModel(backbone, dim, cfg.out_dim, cfg.head_hidden, cfg.head_layers)
+    )
     model = model.to(device)
     bank = NNMemoryBankModule(size=(cfg.bank_size, cfg.out_dim)).to(device) if nnclr else None
     model = model.to(memory_format=torch.channels_last)  # faster convolutions on CPU and GPU
-    criterion = NTXentLoss(temperature=cfg.temperature)
+    criterion: nn.Module = (
+        DCLWLoss(temperature=cfg.temperature)
+        if cfg.loss == "dclw"
+        else NTXentLoss(temperature=cfg.temperature)
+    )
     decay, no_decay = get_weight_decay_parameters([model])
     optimizer = torch.optim.SGD(
         [
@@ -299,7 +343,8 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
                 group["lr"] = lr
             batch = train_u8[perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]]
             # Both views in one forward pass: one larger batch is faster than two on a CPU.
-            views = torch.cat(views_of(batch, param_gen))
+            all_views = views_of(batch, param_gen)
+            views = torch.cat(all_views[:2])
             n = batch.shape[0]
             if bank is not None:
                 z, p = model(views.contiguous(memory_format=torch.channels_last))
@@ -313,6 +358,11 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
             else:
                 z = model(views.contiguous(memory_format=torch.channels_last))
                 loss = criterion(z[:n], z[n:])
+                if len(all_views) > 2:
+                    small = torch.cat(all_views[2:]).contiguous(memory_format=torch.channels_last)
+                    for zs in model(small).split(n):
+                        loss = loss + 0.5 * (criterion(z[:n], zs) + criterion(z[n:], zs))
+                    loss = loss / (len(all_views) - 1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -400,6 +450,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     add("--warmup", type=float, default=d.warmup, help="warm-up fraction of the budget")
     add("--temperature", type=float, default=d.temperature, help="NT-Xent temperature")
     add("--method", default=d.method, choices=["simclr", "nnclr"], help="(%(default)s)")
+    add("--loss", default=d.loss, choices=["ntxent", "dclw"], help="SimCLR loss (%(default)s)")
+    add("--head-hidden", type=int, default=d.head_hidden, help="0: the backbone's size")
+    add("--head-layers", type=int, default=d.head_layers, help="projection layers, >= 2")
     add("--bank-size", type=int, default=d.bank_size, help="NNCLR support set (%(default)s)")
     add(
         "--nn-start",
@@ -416,6 +469,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
     add("--jitter", type=float, default=a_.jitter, help="brightness/contrast strength")
     add("--jitter-prob", type=float, default=a_.jitter_prob)
     add("--solarize-prob", type=float, default=a_.solarize_prob)
+    add("--small-crops", type=int, default=a_.small_crops, help="multi-crop views (SimCLR)")
+    add("--small-size", type=int, default=a_.small_size, help="their side (%(default)s)")
+    add("--small-scale", type=float, nargs=2, default=a_.small_scale, metavar=("LOW", "HIGH"))
     add("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when available)")
     add("--threads", type=int, default=d.threads, help="torch CPU threads (%(default)s)")
     add("--seed", type=int, default=d.seed)
@@ -430,11 +486,25 @@ def parse_args(argv: list[str] | None = None) -> Config:
         parser.error(f"--batch-size must be >= 2 (SimCLR needs negatives), got {a.batch_size}")
     if a.threads < 1:
         parser.error(f"--threads must be >= 1, got {a.threads}")
+    if a.head_hidden < 0 or a.head_layers < 2:
+        parser.error("--head-hidden must be >= 0 and --head-layers >= 2")
+    if a.method == "nnclr" and (
+        a.loss != d.loss or a.small_crops or a.head_hidden or a.head_layers != 2
+    ):
+        parser.error("--loss, --head-*, and --small-crops apply to --method simclr only")
     device = a.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        aug = Augment(a.min_scale, a.jitter, a.jitter_prob, a.solarize_prob)
+        aug = Augment(
+            a.min_scale,
+            a.jitter,
+            a.jitter_prob,
+            a.solarize_prob,
+            a.small_crops,
+            a.small_size,
+            (a.small_scale[0], a.small_scale[1]),
+        )
     except ValueError as exc:
         parser.error(str(exc))
     return Config(
@@ -446,6 +516,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         warmup=a.warmup,
         temperature=a.temperature,
         method=a.method,
+        loss=a.loss,
+        head_hidden=a.head_hidden,
+        head_layers=a.head_layers,
         bank_size=a.bank_size,
         nn_start=a.nn_start,
         model=a.model,

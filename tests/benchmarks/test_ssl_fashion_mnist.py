@@ -1,0 +1,101 @@
+"""benchmarks/ssl_fashion_mnist.py: the recipe's options build what they say and train.
+
+Runs on 64 random images, so it checks shapes, options and that a step runs, not accuracy
+(benchmarks/README.md has the measured figures)."""
+
+from __future__ import annotations
+
+import math
+from types import ModuleType
+
+import pytest
+import torch
+
+from _benchmarks import load_benchmark
+
+
+def _module() -> ModuleType:
+    return load_benchmark("ssl_fashion_mnist")
+
+
+def _images(n: int = 64) -> torch.Tensor:
+    return torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator())
+
+
+def test_small_crops_add_low_resolution_views() -> None:
+    bench = _module()
+    aug = bench.Augment(small_crops=3, small_size=12, small_scale=(0.1, 0.2))
+    views = bench.augmenter(aug)(_images(8), torch.Generator().manual_seed(0))
+    assert [tuple(v.shape) for v in views] == [(8, 1, 28, 28)] * 2 + [(8, 1, 12, 12)] * 3
+    crop = bench.small_view_transform(aug).steps[0]
+    assert tuple(crop.scale) == (0.1, 0.2)
+    # The rest of the small view is the full view's photometric steps.
+    full = bench.view_transform(aug).steps
+    small = bench.small_view_transform(aug).steps
+    assert [type(s) for s in small[1:]] == [type(s) for s in full[1:]]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"loss": "dclw"},
+        {"head_hidden": 32, "head_layers": 3},
+        {"aug_small_crops": 2},
+    ],
+)
+def test_train_runs_each_option(options: dict[str, object]) -> None:
+    bench = _module()
+    aug_keys = {k.removeprefix("aug_"): v for k, v in options.items() if k.startswith("aug_")}
+    keys = {k: v for k, v in options.items() if not k.startswith("aug_")}
+    cfg = bench.Config(
+        epochs=1, batch_size=32, width=0.125, aug=bench.Augment(**aug_keys), threads=1, **keys
+    )
+    torch.manual_seed(0)
+    result = bench.train(cfg, _images())
+    assert result.steps == 2
+    assert math.isfinite(result.final_loss)
+    assert not result.backbone.training
+
+
+def test_head_hidden_and_layers_shape_the_projection_head() -> None:
+    model = _module().SimCLRModel(torch.nn.Identity(), 16, 8, hidden=32, layers=3)
+    linears = [m for m in model.projection_head.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(16, 32), (32, 32), (32, 8)]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--small-crops", "-1"], "--small-crops must be >= 0"),
+        (["--small-scale", "0.5", "0.2"], "--small-scale must be"),
+        (["--small-size", "40"], "--small-size must be in"),
+        (["--head-layers", "1"], "--head-layers >= 2"),
+        (["--method", "nnclr", "--small-crops", "2"], "apply to --method simclr only"),
+        (["--loss", "infonce"], "invalid choice"),
+    ],
+)
+def test_bad_options_are_refused(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        _module().parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_options_reach_the_config() -> None:
+    cfg = _module().parse_args(
+        [
+            "--loss",
+            "dclw",
+            "--head-hidden",
+            "64",
+            "--small-crops",
+            "4",
+            "--small-scale",
+            "0.1",
+            "0.4",
+        ]
+    )
+    assert (cfg.loss, cfg.head_hidden, cfg.head_layers) == ("dclw", 64, 2)
+    assert (cfg.aug.small_crops, cfg.aug.small_size, cfg.aug.small_scale) == (4, 14, (0.1, 0.4))
