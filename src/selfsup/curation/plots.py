@@ -7,8 +7,7 @@ by Agg through :func:`save_figure`, which writes atomically. The figures share o
 neighbours of a filter decision red.
 
 :func:`pca_2d` and :func:`umap_2d` are the projections of the scatter plots; ``umap`` is
-imported only inside :func:`umap_2d` because importing it and compiling its numba kernels
-takes tens of seconds.
+imported only inside :func:`umap_2d` because importing it takes seconds.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from PIL import Image
 
 from selfsup.utils.atomic import atomic_path
 from selfsup.utils.names import display_name
-from selfsup.utils.vectors import pca
+from selfsup.utils.vectors import knn, pca
 
 if TYPE_CHECKING:
     from matplotlib.typing import RcKeyType
@@ -189,26 +188,53 @@ def pca_2d(
 def umap_2d(x: NDArray[np.floating[Any]], n_neighbors: int, seed: int = 0) -> NDArray[np.float64]:
     """``(M, 2)`` UMAP embedding of ``(M, D)`` points with ``2 <= n_neighbors < M``.
 
-    Seeded, hence single-threaded (umap-learn ignores ``n_jobs`` under a ``random_state``).
-    Spectral initialisation needs more points than eigenvectors; for tiny ``M`` the layout
-    starts from random positions instead.
+    UMAP as ``umap.UMAP(n_neighbors, metric="euclidean", random_state=seed)`` runs it, in
+    three steps: the exact ``n_neighbors`` nearest neighbours
+    (:func:`selfsup.utils.vectors.knn`, each point its own first), UMAP's fuzzy graph of them
+    (:func:`selfsup.curation.umap_graph.umap_graph`, umap-learn's graph to within 1e-6), and
+    umap-learn's layout of that graph (``simplicial_set_embedding`` with UMAP's defaults:
+    min_dist 0.1, spread 1, learning rate 1, repulsion 1, 5 negative samples, 500 epochs up
+    to 10,000 points, else 200). The first two replace umap-learn's numba kernels, whose
+    compilation took about 15 s in every process (benchmarks/umap_first_call.py). The layout
+    is not bit-identical to ``UMAP().fit_transform``'s (its edge sampling depends on the
+    weights to the last bit), and above 4,096 points umap-learn approximates the neighbours
+    where these are exact.
+
+    Seeded, hence single-threaded. Spectral initialisation needs more points than
+    eigenvectors; for tiny ``M`` the layout starts from random positions instead.
     """
     m = x.shape[0]
     if not 2 <= n_neighbors < m:
         raise ValueError(
             f"UMAP n_neighbors must lie in [2, {m - 1}] for {m} points, got {n_neighbors}"
         )
-    import umap
+    from umap.umap_ import find_ab_params, simplicial_set_embedding
 
-    reducer = umap.UMAP(
-        n_neighbors=n_neighbors,
+    from selfsup.curation.umap_graph import umap_graph
+
+    data = np.asarray(x, dtype=np.float32)
+    neighbours = knn(data, data, n_neighbors, distance_dtype=np.float32)
+    a, b = find_ab_params(1.0, 0.1)
+    coords, _ = simplicial_set_embedding(
+        data=data,
+        graph=umap_graph(neighbours.indices, neighbours.distances),
         n_components=2,
-        metric="euclidean",
-        random_state=seed,
-        n_jobs=1,
+        initial_alpha=1.0,
+        a=a,
+        b=b,
+        gamma=1.0,
+        negative_sample_rate=5,
+        n_epochs=500 if m <= 10_000 else 200,  # umap-learn's default, any version
         init="spectral" if m > 16 else "random",
+        random_state=np.random.RandomState(seed),
+        metric="euclidean",
+        metric_kwds={},
+        densmap=False,
+        densmap_kwds={},
+        output_dens=False,
+        parallel=False,
     )
-    return np.asarray(reducer.fit_transform(np.asarray(x, dtype=np.float32)), dtype=np.float64)
+    return np.asarray(coords, dtype=np.float64)
 
 
 def _marker_size(n: int) -> float:

@@ -200,8 +200,9 @@ class ReportOptions:
     """How much the report computes and draws; the defaults bound the cost at any ``N``.
 
     Attributes:
-        umap_neighbors: ``n_neighbors`` of each UMAP plot; ``()`` skips UMAP (its numba
-            compilation takes ~40 s on the first call of a process). A value larger than
+        umap_neighbors: ``n_neighbors`` of each UMAP plot; ``()`` skips UMAP (the first call
+            in a process imports umap-learn and compiles its layout: 8.5 s for 2,000 points
+            on a 2-core CPU, benchmarks/umap_first_call.py). A value larger than
             ``N - 1`` is clipped; the file name keeps the requested value.
         max_scatter_points: Most samples PCA/UMAP are fitted on and scatter plots draw.
         max_pairwise_points: Most samples per set whose pairwise distances are histogrammed.
