@@ -69,6 +69,8 @@ from selfsup.utils.benchmarking import knn_accuracy
 #: Mean and standard deviation of the Fashion-MNIST training pixels scaled to [0, 1].
 MEAN = 0.2860
 STD = 0.3530
+#: The views' normalisation, ``ViewTransform``'s ``normalize`` argument.
+NORMALIZE = {"mean": [MEAN], "std": [STD]}
 IMAGE_SIZE = 28
 
 
@@ -142,7 +144,7 @@ def view_transform(aug: Augment) -> ViewTransform:
     )
     return ViewTransform(
         [*simclr.steps, RandomSolarization(prob=aug.solarize_prob)],
-        normalize={"mean": [MEAN], "std": [STD]},
+        normalize=NORMALIZE,
     )
 
 
@@ -151,7 +153,7 @@ def small_view_transform(aug: Augment) -> ViewTransform:
     ``small_size``-pixel square crop of area fraction ``U(*small_scale)``."""
     view = view_transform(aug)
     crop = RandomResizedCrop(aug.small_size, scale=aug.small_scale)
-    return ViewTransform([crop, *view.steps[1:]], normalize={"mean": [MEAN], "std": [STD]})
+    return ViewTransform([crop, *view.steps[1:]], normalize=NORMALIZE)
 
 
 def augmenter(aug: Augment) -> BatchedMultiViewTransform:

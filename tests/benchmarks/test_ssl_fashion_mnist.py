@@ -58,6 +58,25 @@ def test_train_runs_each_option(options: dict[str, object]) -> None:
     assert not result.backbone.training
 
 
+def test_each_option_changes_the_training() -> None:
+    """Same seed, data and steps: an option that train() silently ignored would reproduce the
+    defaults' loss."""
+    bench = _module()
+    losses = []
+    for keys, aug in (
+        ({}, {}),
+        ({"loss": "dclw"}, {}),
+        ({"head_hidden": 32, "head_layers": 3}, {}),
+        ({}, {"small_crops": 2}),
+    ):
+        cfg = bench.Config(
+            epochs=1, batch_size=32, width=0.125, aug=bench.Augment(**aug), threads=1, **keys
+        )
+        torch.manual_seed(0)
+        losses.append(bench.train(cfg, _images()).final_loss)
+    assert len(set(losses)) == len(losses), losses
+
+
 def test_head_hidden_and_layers_shape_the_projection_head() -> None:
     model = _module().SimCLRModel(torch.nn.Identity(), 16, 8, hidden=32, layers=3)
     linears = [m for m in model.projection_head.modules() if isinstance(m, torch.nn.Linear)]

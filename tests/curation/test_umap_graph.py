@@ -32,6 +32,7 @@ def test_sigma_solves_the_papers_equation(k: int, duplicates: bool) -> None:
     the point itself, with ρ_i the smallest positive distance."""
     _, d = _neighbours(200, k, duplicates=duplicates)
     sigmas, rhos = smooth_knn_dist(d)
+    solved = 0
     for i in range(d.shape[0]):
         positive = d[i][d[i] > 0]
         assert rhos[i] == pytest.approx(positive.min())
@@ -40,6 +41,8 @@ def test_sigma_solves_the_papers_equation(k: int, duplicates: bool) -> None:
         floor = 1e-3 * d[i].mean()
         if sigmas[i] > floor * (1 + 1e-6):  # not held up by the minimum σ
             assert total == pytest.approx(np.log2(k), abs=1e-4)
+            solved += 1
+    assert solved > 0.9 * d.shape[0]  # the floor holds up few rows: the equation is tested
 
 
 def test_directed_weights_follow_the_definition() -> None:
