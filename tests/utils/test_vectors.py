@@ -200,6 +200,8 @@ CASES = [
     ("unsorted subset", 400, 6, 120, 0, 7, "euclidean", True, True, "shuffled"),
     ("k beyond n", 12, 3, 4, 1, 20, "euclidean", True, True, None),
     ("one dim", 200, 1, 50, 0, 3, "euclidean", False, True, None),
+    # six support blocks of 256: queries merge new candidates (and copies) five times
+    ("many blocks", 1500, 4, 300, 0, 8, "euclidean", False, True, None),
 ]
 
 
@@ -212,6 +214,8 @@ def test_knn_matches_the_loop_reference_on_every_backend(
     # small blocks: several support blocks (256 rows) and query blocks (16 queries)
     monkeypatch.setattr(vectors, "KNN_BLOCK_ELEMENTS", 1)
     monkeypatch.setattr(vectors, "_QUERY_BLOCK", 16)
+    # and exact distances a few pairs at a time
+    monkeypatch.setattr(vectors, "_PAIR_CHUNK_ELEMENTS", 20)
     # crc32, not hash(): str hashes change per process, and a failure must reproduce
     x = _data(n, d, zlib.crc32(name.encode()) % 1000, dup=dup, zero=zero)
     rng = np.random.default_rng(7)
@@ -307,6 +311,24 @@ def test_knn_float32_distances_are_the_float32_norms() -> None:
     for i in range(5):
         want = np.linalg.norm(x[got.indices[i]] - x[i], axis=1)
         assert got.distances[i].tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_knn_distances_have_the_bits_of_each_pair_alone(
+    metric: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # rows are normalised once each and pairs summed 3 at a time: neither may change a
+    # pair's bits, which must not depend on which search or back end found the pair
+    monkeypatch.setattr(vectors, "_PAIR_CHUNK_ELEMENTS", 3 * 24)
+    x = _data(200, 24, 15, dup=20)
+    got = knn(x, x, 6, metric=metric, normalize=True, exclude_self=True)
+    for i in range(0, 200, 7):
+        a = l2_normalize(x[i : i + 1]).astype(np.float64)
+        for j, found in zip(got.indices[i], got.distances[i], strict=True):
+            b = l2_normalize(x[j : j + 1]).astype(np.float64)
+            cos = 1.0 - (a * b).sum(axis=1)
+            alone = cos if metric == "cosine" else np.linalg.norm(a - b, axis=1)
+            assert np.float64(found).tobytes() == alone[0].tobytes(), (i, j)
 
 
 def test_knn_rejects_bad_arguments(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -63,6 +63,8 @@ optional, not installed in the project's environment, and no recorded run of
 ``benchmarks/vectors.py`` includes it. Results are the same either way."""
 
 _QUERY_BLOCK: Final = 16384
+# pairs whose exact distances are computed at once: 512 KB per float64 operand, in cache
+_PAIR_CHUNK_ELEMENTS: Final = 1 << 16
 _METRICS: Final = ("euclidean", "cosine")
 _BACKENDS: Final = ("auto", "numpy", "torch", "faiss")
 
@@ -690,21 +692,27 @@ def _merge(
     m: int,
 ) -> tuple[NDArray[np.float32], NDArray[np.intp]]:
     """The ``m`` best per query of the kept ``(Q, m)`` and new ``(query, score, position)``
-    triples, by (score, position); ``inf``/``-1`` where fewer."""
+    triples, by (score, position); ``inf``/``-1`` where fewer.
+
+    ``qi`` must be ascending (as ``np.nonzero`` gives it). Only the queries with new triples
+    are sorted again, each in a row of its kept ``m`` and its new triples: once the first
+    blocks have set the thresholds, most queries get none from a block, and sorting every
+    query's ``m`` again was most of the search's time (2.6 of 6.2 s for 20,000 x 128).
+    """
     if qi.size == 0:
         return best_s, best_p
-    n_q = best_s.shape[0]
-    all_q = np.concatenate([np.repeat(np.arange(n_q), best_s.shape[1]), qi])
-    all_s = np.concatenate([best_s.ravel(), s])
-    all_p = np.concatenate([best_p.ravel(), p])
-    order = np.lexsort((all_p, all_s, all_q))
-    all_q, all_s, all_p = all_q[order], all_s[order], all_p[order]
-    rank = np.arange(all_q.size) - np.searchsorted(all_q, np.arange(n_q))[all_q]
-    keep = rank < m
-    out_s = np.full((n_q, m), np.inf, dtype=np.float32)
-    out_p = np.full((n_q, m), -1, dtype=np.intp)
-    out_s[all_q[keep], rank[keep]] = all_s[keep]
-    out_p[all_q[keep], rank[keep]] = all_p[keep]
+    hit, first, counts = np.unique(qi, return_index=True, return_counts=True)
+    width = m + int(counts.max())
+    scores = np.full((hit.size, width), np.inf, dtype=np.float32)
+    places = np.full((hit.size, width), -1, dtype=np.intp)
+    scores[:, :m], places[:, :m] = best_s[hit], best_p[hit]
+    row = np.repeat(np.arange(hit.size), counts)
+    col = m + np.arange(qi.size) - np.repeat(first, counts)
+    scores[row, col], places[row, col] = s, p
+    order = np.lexsort((places, scores), axis=1)[:, :m]
+    out_s, out_p = best_s.copy(), best_p.copy()
+    out_s[hit] = np.take_along_axis(scores, order, axis=1)
+    out_p[hit] = np.take_along_axis(places, order, axis=1)
     return out_s, out_p
 
 
@@ -721,16 +729,28 @@ def _pair_distances(
     """Exact distance of each pair (query ``qi[j]``, candidate at ``positions[j]``).
 
     Computed pair by pair (row norms of differences), so a pair's distance has the same bits
-    whichever pass or back end found it.
+    whichever pass or back end found it. Each distinct row is converted (and normalised)
+    once, and the pairs go through in chunks of :data:`_PAIR_CHUNK_ELEMENTS` values: a row's
+    conversion and a pair's sum do not depend on the other rows, so the bits are those of
+    one pair at a time, without ``(pairs, D)`` float64 copies of both sides (for 5,000 x
+    784-d and k = 15, 0.6 GB each and 90 % of the search's time).
     """
     rows = positions if cand is None else cand[positions]
-    a = _exact_rows(q_raw[qi], unit, dtype)
-    b = _exact_rows(support[rows], unit, dtype)
-    if cosine:
-        out: NDArray[np.floating[Any]] = 1.0 - (a * b).sum(axis=1)
-        return out
-    dist: NDArray[np.floating[Any]] = np.linalg.norm(a - b, axis=1)
-    return dist
+    q_ids, q_at = np.unique(qi, return_inverse=True)
+    s_ids, s_at = np.unique(rows, return_inverse=True)
+    a_rows = _exact_rows(q_raw[q_ids], unit, dtype)
+    b_rows = _exact_rows(support[s_ids], unit, dtype)
+    out: NDArray[np.floating[Any]] = np.empty(qi.size, dtype=dtype)
+    step = max(1, _PAIR_CHUNK_ELEMENTS // max(1, a_rows.shape[1]))
+    for start in range(0, qi.size, step):
+        stop = min(qi.size, start + step)
+        a = a_rows[q_at[start:stop]]
+        b = b_rows[s_at[start:stop]]
+        if cosine:
+            out[start:stop] = 1.0 - (a * b).sum(axis=1)
+        else:
+            out[start:stop] = np.linalg.norm(a - b, axis=1)
+    return out
 
 
 def _k_best(
