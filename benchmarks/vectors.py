@@ -48,8 +48,8 @@ def _support(n: int, d: int, seed: int) -> NDArray[np.float32]:
 def _load_baseline(path: str) -> Callable[..., Any]:
     """``knn`` of the ``vectors.py`` at ``path``, imported under another module name."""
     spec = importlib.util.spec_from_file_location("baseline_vectors", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"--baseline {path}: not a Python file that can be imported")
+    if not os.path.isfile(path) or spec is None or spec.loader is None:
+        raise SystemExit(f"--baseline {path}: not a Python file; give another vectors.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
