@@ -8,6 +8,7 @@ mixed precision and checkpointing); subclasses add how to embed. Nothing below
 from __future__ import annotations
 
 import warnings
+from collections import deque
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
@@ -29,9 +30,21 @@ from selfsup.models.batchnorm import batchnorm_layers, recompute_batchnorm_stati
 CHECKPOINT_METADATA_KEY = "selfsup"
 
 #: Training batches over which the backbone's BatchNorm statistics are recomputed at the end
-#: of each epoch (all of a smaller epoch): enough for stable averages, a small cost next to
-#: an epoch of forward and backward passes.
+#: of each epoch, the latest ones trained on (fewer in a first epoch shorter than this):
+#: enough for stable averages, a small cost next to an epoch of forward and backward passes.
 PRECISE_BN_BATCHES = 16
+#: Bytes of training views kept for that recompute (:meth:`BaseEmbedding.on_train_batch_start`):
+#: 16 batches of 128 float views at 64 px take 100 MB. Where 16 batches would need more (e.g.
+#: 128 px at batch 256), every recompute reads its batches from the loader again instead.
+PRECISE_BN_CACHE_BYTES = 256 * 2**20
+
+
+def first_view(batch: Any) -> torch.Tensor | None:
+    """The first view batch (B, C, H, W) of a training batch ``(views, labels, filenames)``,
+    or None where there is none or B < 2 (BatchNorm1d over (1, C) has no variance)."""
+    views = batch[0] if isinstance(batch, Sequence) and len(batch) > 0 else None
+    view = views[0] if isinstance(views, Sequence) and len(views) > 0 else None
+    return view if isinstance(view, torch.Tensor) and len(view) >= 2 else None
 
 
 def split_views(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,6 +103,10 @@ class BaseEmbedding(pl.LightningModule):
         #: Stored in every checkpoint under CHECKPOINT_METADATA_KEY (e.g. the model config),
         #: so a checkpoint alone is enough to rebuild the model that wrote it.
         self.checkpoint_metadata: dict[str, Any] = {}
+        #: The first views of the latest training batches, on the device, for the BatchNorm
+        #: recompute at the end of each epoch; empty once they exceed the byte budget.
+        self._recent_views: deque[torch.Tensor] = deque(maxlen=PRECISE_BN_BATCHES)
+        self._recent_views_too_large = False
 
     def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> Any:
         return self.model(x0, x1)
@@ -137,17 +154,44 @@ class BaseEmbedding(pl.LightningModule):
             return
         recompute_batchnorm_statistics(backbone, self._first_views())
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Keep the batch's first view (already on the device) for the epoch's BatchNorm
+        recompute, within :data:`PRECISE_BN_CACHE_BYTES`.
+
+        Reading the recompute's batches from the loader again started a new pass of the
+        loader and decoded and augmented 16 batches anew: 8.9 of the recompute's 12.9 s, a
+        quarter of a 20-epoch ``selfsup train`` of 500 small images. The views the epoch
+        has just trained on are as good a sample of the data, and cost nothing to get.
+        """
+        if self._recent_views_too_large:
+            return
+        view = first_view(batch)
+        if view is None:
+            return
+        if view.element_size() * view.nelement() * PRECISE_BN_BATCHES > PRECISE_BN_CACHE_BYTES:
+            self._recent_views_too_large = True
+            self._recent_views.clear()
+            return
+        self._recent_views.append(view)
+
     def _first_views(self) -> Iterator[torch.Tensor]:
-        """The first view of up to :data:`PRECISE_BN_BATCHES` training batches
-        ``(views, labels, filenames)`` with B >= 2, on the model's device."""
+        """The first view of the latest :data:`PRECISE_BN_BATCHES` training batches with
+        B >= 2 (kept by :meth:`on_train_batch_start`), or, where they did not fit the byte
+        budget, of up to that many batches read from the training loader again."""
+        if self._recent_views:
+            yield from list(self._recent_views)
+            return
+        yield from self._loader_first_views()
+
+    def _loader_first_views(self) -> Iterator[torch.Tensor]:
+        """The first view of up to :data:`PRECISE_BN_BATCHES` batches of a new pass of the
+        training loader ``(views, labels, filenames)`` with B >= 2, on the model's device."""
         loader = self.trainer.train_dataloader
         if loader is None:
             return
         for batch in islice(loader, PRECISE_BN_BATCHES):
-            views = batch[0] if isinstance(batch, Sequence) and len(batch) > 0 else None
-            view = views[0] if isinstance(views, Sequence) and len(views) > 0 else None
-            # BatchNorm1d over (1, C) has no variance to measure
-            if isinstance(view, torch.Tensor) and len(view) >= 2:
+            view = first_view(batch)
+            if view is not None:
                 yield view.to(self.device)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

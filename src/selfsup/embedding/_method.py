@@ -143,11 +143,11 @@ class MethodEmbedding(SelfSupervisedEmbedding):
         views = train_views(batch, self.device_views, batch[0].device, self._augment_generator)
         return laid_out(views, self.channels_last), batch[2], batch[3]
 
-    def _first_views(self) -> Iterator[torch.Tensor]:
-        """The base's batches for recomputing BatchNorm statistics, with source batches turned
-        into views first (their first element is a uint8 image batch, not a list of views)."""
+    def _loader_first_views(self) -> Iterator[torch.Tensor]:
+        """The base's batches read from the loader again, with source batches turned into
+        views first (their first element is a uint8 image batch, not a list of views)."""
         if self.device_views is None:
-            yield from super()._first_views()
+            yield from super()._loader_first_views()
             return
         loader = self.trainer.train_dataloader
         if loader is None:
