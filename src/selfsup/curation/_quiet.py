@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
+from selfsup.embedding._noise import LIGHTNING_NOISE_WARNINGS
+
 __all__ = ["NOISE_PATTERNS", "quiet_training", "say"]
 
 logger = logging.getLogger("selfsup.curation.pipeline")
@@ -39,11 +41,9 @@ logger = logging.getLogger("selfsup.curation.pipeline")
 _LIGHTNING_LOGGERS: Final = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric")
 
 #: Regular expressions (``warnings.filterwarnings`` ``message``: matched at the start) of the
-#: warnings :func:`quiet_training` drops, always.
-_ALWAYS: Final = (
-    r"The number of training batches \(\d+\) is smaller than the logging interval",
-    r"`isinstance\(treespec, LeafSpec\)` is deprecated",
-)
+#: warnings :func:`quiet_training` drops, always: those every training drops
+#: (:mod:`selfsup.embedding._noise`; dropped here too for the code around ``train_embedding``).
+_ALWAYS: Final = LIGHTNING_NOISE_WARNINGS
 #: ... only when the run did not set ``trainer.gpus`` itself.
 _DEFAULT_GPUS: Final = r"(trainer\.)?gpus=\d+ (was requested )?but no CUDA GPU is available"
 #: ... only when the run emptied the checkpoint folder before training.

@@ -21,6 +21,7 @@ from pytorch_lightning.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader
 
+from selfsup.embedding._noise import lightning_noise_filtered
 from selfsup.embedding._trainer import lightning_trainer_kwargs
 from selfsup.errors import DataError
 from selfsup.home import timestamped_output_dir
@@ -244,13 +245,13 @@ class BaseEmbedding(pl.LightningModule):
         )
         kwargs.setdefault("logger", CSVLogger(save_dir=str(checkpoint_dir), name="logs"))
         callbacks = list(kwargs.pop("callbacks", []))
-        trainer = pl.Trainer(
-            max_epochs=max_epochs,
-            min_epochs=min_epochs,
-            callbacks=[*callbacks, self.checkpoint_callback],
-            **kwargs,
-        )
-        with warnings.catch_warnings():
+        with lightning_noise_filtered(), warnings.catch_warnings():
+            trainer = pl.Trainer(
+                max_epochs=max_epochs,
+                min_epochs=min_epochs,
+                callbacks=[*callbacks, self.checkpoint_callback],
+                **kwargs,
+            )
             if not any(checkpoint_dir.glob("*.ckpt")):
                 # Lightning warns about any non-empty folder, which a run's own config/ and
                 # CSV log (logs/) always make; only earlier checkpoints are worth a warning.
