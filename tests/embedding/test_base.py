@@ -67,7 +67,7 @@ def test_the_saved_statistics_are_those_of_the_final_weights(
         gpus=0, max_epochs=1, checkpoint_dir=tmp_path, enable_progress_bar=False
     )
     assert data.reads == (12 if kept else 24)
-    assert len(embedding._recent_views) == (3 if kept else 0)
+    assert len(embedding._recent_views) == 0  # not held after training
     bn = model.backbone[1]
     assert isinstance(bn, nn.BatchNorm1d)
     with torch.no_grad():
@@ -99,3 +99,9 @@ def test_the_latest_first_views_are_kept_within_the_batch_and_byte_limits(
     embedding.on_train_batch_start(([big, big], [0] * 8, ["f"] * 8), 100)
     embedding.on_train_batch_start(([views[0], views[0]], [0] * 4, ["f"] * 4), 101)
     assert len(embedding._recent_views) == 0
+    # a new fit starts afresh (within the budget again)
+    monkeypatch.setattr(base, "PRECISE_BN_CACHE_BYTES", 2**20)
+    embedding.on_fit_start()
+    embedding.on_train_batch_start(([big, big], [0] * 8, ["f"] * 8), 0)
+    assert len(embedding._recent_views) == 1
+    assert embedding._recent_views[0] is big

@@ -155,6 +155,18 @@ class BaseEmbedding(pl.LightningModule):
             return
         recompute_batchnorm_statistics(backbone, self._first_views())
 
+    def on_fit_start(self) -> None:
+        # A new fit keeps no views of an earlier one (perhaps of other data, or cut short).
+        self._forget_recent_views()
+
+    def on_fit_end(self) -> None:
+        # The views are only needed during training: up to 256 MiB, not held any longer.
+        self._forget_recent_views()
+
+    def _forget_recent_views(self) -> None:
+        self._recent_views.clear()
+        self._recent_views_too_large = False
+
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Keep the batch's first view (already on the device) for the epoch's BatchNorm
         recompute, within :data:`PRECISE_BN_CACHE_BYTES`.
