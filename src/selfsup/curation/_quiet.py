@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Final
 
-from selfsup.embedding._noise import LIGHTNING_NOISE_WARNINGS
+from selfsup.utils.lightning_noise import LIGHTNING_NOISE_WARNINGS
 
 __all__ = ["NOISE_PATTERNS", "quiet_training", "say"]
 
@@ -42,7 +42,7 @@ _LIGHTNING_LOGGERS: Final = ("pytorch_lightning", "lightning.pytorch", "lightnin
 
 #: Regular expressions (``warnings.filterwarnings`` ``message``: matched at the start) of the
 #: warnings :func:`quiet_training` drops, always: those every training drops
-#: (:mod:`selfsup.embedding._noise`; dropped here too for the code around ``train_embedding``).
+#: (:mod:`selfsup.utils.lightning_noise`; here also around ``train_embedding``).
 _ALWAYS: Final = LIGHTNING_NOISE_WARNINGS
 #: ... only when the run did not set ``trainer.gpus`` itself.
 _DEFAULT_GPUS: Final = r"(trainer\.)?gpus=\d+ (was requested )?but no CUDA GPU is available"

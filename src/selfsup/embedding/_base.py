@@ -21,11 +21,11 @@ from pytorch_lightning.loggers import CSVLogger
 from torch import nn
 from torch.utils.data import DataLoader
 
-from selfsup.embedding._noise import lightning_noise_filtered
 from selfsup.embedding._trainer import lightning_trainer_kwargs
 from selfsup.errors import DataError
 from selfsup.home import timestamped_output_dir
 from selfsup.models.batchnorm import batchnorm_layers, recompute_batchnorm_statistics
+from selfsup.utils.lightning_noise import lightning_noise_filtered
 
 #: Key under which selfsup stores its own metadata (e.g. the model config) in checkpoints.
 CHECKPOINT_METADATA_KEY = "selfsup"

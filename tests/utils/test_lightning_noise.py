@@ -1,10 +1,12 @@
-"""selfsup.embedding._noise: Lightning's messages that say nothing about a run are dropped
-while training, and only those."""
+"""selfsup.utils.lightning_noise: Lightning's messages that say nothing about a run are
+dropped while training, and only those; the module imports neither torch nor Lightning."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -16,9 +18,18 @@ from torch.utils.data import DataLoader
 
 import selfsup.embedding._base as base
 from selfsup.embedding import SelfSupervisedEmbedding
-from selfsup.embedding._noise import lightning_noise_filtered
+from selfsup.utils.lightning_noise import lightning_noise_filtered
 
 NOISE = ("💡 Tip", "litlogger", "smaller than the logging interval", "LeafSpec")
+
+
+def test_importing_it_and_the_pipeline_imports_neither_torch_nor_lightning() -> None:
+    code = (
+        "import sys, selfsup.utils.lightning_noise, selfsup.curation.pipeline; "
+        "print(sorted(m for m in ('torch', 'pytorch_lightning') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def _trainer() -> None:

@@ -12,6 +12,9 @@ these, whatever the data or config:
   every ``Trainer`` built without Lightning's cloud logger.
 
 Every other warning and log line (the model summary, a real problem) passes through.
+
+In ``utils``, below both of its users (``embedding`` and ``curation``), and importing neither
+torch nor Lightning: ``selfsup.curation.pipeline`` must stay importable without them.
 """
 
 from __future__ import annotations
