@@ -191,6 +191,27 @@ def test_a_training_epoch_with_drop_last_is_completed_and_published_by_the_loade
     assert decoded == []
 
 
+@pytest.mark.parametrize("taken", [2, 1], ids=["every batch", "one short"])
+def test_a_consumer_that_stops_at_the_length_still_publishes_the_cache(
+    taken: int, make_image_folder: ImageFolderFactory, tmp_path: Path
+) -> None:
+    # Lightning's training loop takes len(loader) batches and never asks for one more, so
+    # the loader's generator is left unfinished after the last batch.
+    base = LightlyDataset(make_image_folder(n_classes=1, n_per_class=5, size=(16, 16)))
+    cache = Uint8Cache.for_dataset(tmp_path / "cache", base, 8)
+    loader = Uint8CacheLoader(
+        Uint8Dataset(base, 8, cache=cache), batch_size=2, shuffle=True, drop_last=True
+    )
+    assert len(loader) == 2
+
+    batches = iter(loader)
+    for _ in range(taken):
+        next(batches)
+
+    assert cache.complete == (taken == len(loader))
+    assert cache.path.exists() == (taken == len(loader))
+
+
 def test_a_pass_stopped_early_leaves_the_cache_unpublished(
     make_image_folder: ImageFolderFactory, tmp_path: Path
 ) -> None:

@@ -416,8 +416,9 @@ class Uint8CacheLoader(DataLoader[Any]):
 
     Training reads shuffled batches with ``drop_last``, so an epoch leaves some rows of a
     cache being built unread and the cache would never be complete. When a pass over this
-    loader runs to its end (its iterator is exhausted: every batch was produced, so the
-    workers' rows are written), the main process fills the rows the pass skipped and
+    loader produces its last batch (every batch was produced, so the workers' rows are
+    written; the consumer need not ask past it), the main process fills the rows the pass
+    skipped and
     publishes the cache (:meth:`Uint8Dataset.complete_cache`); from then on every read is a
     copy from the cache. A pass stopped early (``max_time``, a step limit, ``islice``) does
     nothing, and a complete cache (or none) gives the plain ``DataLoader`` iterator.
@@ -435,9 +436,14 @@ class Uint8CacheLoader(DataLoader[Any]):
             return iterator
         if dataset.cache.complete:
             return iterator
-        return self._completing(iterator, dataset)
+        return self._completing(iterator, dataset, len(self))
 
     @staticmethod
-    def _completing(iterator: Iterator[Any], dataset: Uint8Dataset) -> Iterator[Any]:
-        yield from iterator
-        dataset.complete_cache()
+    def _completing(iterator: Iterator[Any], dataset: Uint8Dataset, batches: int) -> Iterator[Any]:
+        for produced, batch in enumerate(iterator, start=1):
+            if produced == batches:
+                # The last batch is produced, so every row the pass reads is written. Complete
+                # now: a consumer that knows the length (Lightning's training loop) never asks
+                # for a batch after the last and leaves this generator unfinished.
+                dataset.complete_cache()
+            yield batch
