@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 import selfsup.embedding._base as base
+from _imports import loaded_after
 from selfsup.embedding import SelfSupervisedEmbedding
 from selfsup.utils.lightning_noise import lightning_noise_filtered
 
@@ -24,12 +23,8 @@ NOISE = ("💡 Tip", "litlogger", "smaller than the logging interval", "LeafSpec
 
 
 def test_importing_it_and_the_pipeline_imports_neither_torch_nor_lightning() -> None:
-    code = (
-        "import sys, selfsup.utils.lightning_noise, selfsup.curation.pipeline; "
-        "print(sorted(m for m in ('torch', 'pytorch_lightning') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    code = "import selfsup.utils.lightning_noise, selfsup.curation.pipeline"
+    assert loaded_after(code, ["torch", "pytorch_lightning"]) == []
 
 
 def _trainer() -> None:
