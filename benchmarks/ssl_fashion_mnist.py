@@ -488,8 +488,10 @@ def parse_args(argv: list[str] | None = None) -> Config:
         parser.error(f"--batch-size must be >= 2 (SimCLR needs negatives), got {a.batch_size}")
     if a.threads < 1:
         parser.error(f"--threads must be >= 1, got {a.threads}")
-    if a.head_hidden < 0 or a.head_layers < 2:
-        parser.error("--head-hidden must be >= 0 and --head-layers >= 2")
+    if a.head_hidden < 0:
+        parser.error(f"--head-hidden must be >= 0 (0: the backbone's size), got {a.head_hidden}")
+    if a.head_layers < 2:
+        parser.error(f"--head-layers must be >= 2, got {a.head_layers}")
     if a.method == "nnclr" and (
         a.loss != d.loss or a.small_crops or a.head_hidden or a.head_layers != 2
     ):
