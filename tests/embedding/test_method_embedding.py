@@ -133,12 +133,22 @@ def _fit(loader: DataLoader[object], model: MethodModel) -> MethodEmbedding:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("kept", [True, False], ids=["views kept", "loader read again"])
 @pytest.mark.parametrize("augment", ["device", "workers"])
 def test_training_augments_on_the_device_by_default(
-    augment: str, make_image_folder: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    augment: str,
+    kept: bool,
+    make_image_folder: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The default loader yields uint8 sources and the hook makes the views (the per-image
-    view transform is never called); loader.augment=workers keeps the per-image path."""
+    view transform is never called); loader.augment=workers keeps the per-image path. Beyond
+    the byte budget for kept views, the BatchNorm recompute reads the loader again, and its
+    batches take the training batches' way to views."""
+    import selfsup.embedding._base as base
+
+    if not kept:
+        monkeypatch.setattr(base, "PRECISE_BN_CACHE_BYTES", 0)
     from selfsup.config import CollateConfig, LoaderConfig, ModelConfig
     from selfsup.core import build_model, build_train_loader
     from selfsup.embedding._method import loader_device_views
@@ -184,17 +194,18 @@ def test_training_augments_on_the_device_by_default(
     convs = [m.weight for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert convs
     assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
-    # The views are made twice, for the 2 training steps: the BatchNorm statistics are
-    # recomputed at the epoch's end from the first views of those steps, not from batches
-    # read and augmented again.
+    # The views are made for the 2 training steps; the BatchNorm statistics are recomputed
+    # at the epoch's end from the first views of those steps, or, beyond the byte budget,
+    # from 2 more batches read and augmented again.
+    made = 2 if kept else 4
     if augment == "device":
         assert embedding.device_views is not None
         assert embedding.device_views is loader_device_views(loader)
         assert embedding.device_views.source_size == 32
-        assert calls == {"per_image": 0, "batched": 2}
+        assert calls == {"per_image": 0, "batched": made}
     else:
         assert embedding.device_views is None
-        assert calls == {"per_image": 2 * 4 * 2, "batched": 0}
+        assert calls == {"per_image": made * 4 * 2, "batched": 0}
 
 
 def test_channels_last_false_keeps_the_model_and_views_as_they_are() -> None:

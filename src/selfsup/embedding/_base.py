@@ -198,14 +198,20 @@ class BaseEmbedding(pl.LightningModule):
 
     def _loader_first_views(self) -> Iterator[torch.Tensor]:
         """The first view of up to :data:`PRECISE_BN_BATCHES` batches of a new pass of the
-        training loader ``(views, labels, filenames)`` with B >= 2, on the model's device."""
+        training loader with B >= 2, on the model's device.
+
+        Each batch takes a training batch's way to the model (moved to the device, then
+        :meth:`on_after_batch_transfer`, where a subclass may make its views), so subclasses
+        need not read the loader their own way.
+        """
         loader = self.trainer.train_dataloader
         if loader is None:
             return
         for batch in islice(loader, PRECISE_BN_BATCHES):
-            view = first_view(batch)
+            moved = self.transfer_batch_to_device(batch, self.device, 0)
+            view = first_view(self.on_after_batch_transfer(moved, 0))
             if view is not None:
-                yield view.to(self.device)
+                yield view
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CHECKPOINT_METADATA_KEY] = dict(self.checkpoint_metadata)

@@ -20,14 +20,12 @@ issue 16.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from itertools import islice
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch.utils.data import DataLoader
 
-from selfsup.embedding._base import PRECISE_BN_BATCHES
 from selfsup.embedding.embedding import SelfSupervisedEmbedding
 from selfsup.errors import DataError
 from selfsup.methods._base import MethodModel, TrainProgress
@@ -142,20 +140,6 @@ class MethodEmbedding(SelfSupervisedEmbedding):
             self._augment_generator = torch.Generator().manual_seed(seed)
         views = train_views(batch, self.device_views, batch[0].device, self._augment_generator)
         return laid_out(views, self.channels_last), batch[2], batch[3]
-
-    def _loader_first_views(self) -> Iterator[torch.Tensor]:
-        """The base's batches read from the loader again, with source batches turned into
-        views first (their first element is a uint8 image batch, not a list of views)."""
-        if self.device_views is None:
-            yield from super()._loader_first_views()
-            return
-        loader = self.trainer.train_dataloader
-        if loader is None:
-            return
-        generator = self._augment_generator or torch.Generator().manual_seed(0)
-        for batch in islice(loader, PRECISE_BN_BATCHES):
-            if is_source_batch(batch) and len(batch[0]) >= 2:
-                yield train_views(batch, self.device_views, self.device, generator)[0]
 
     def progress(self) -> TrainProgress:
         """Where training stands now (epoch and step of the Lightning trainer)."""
