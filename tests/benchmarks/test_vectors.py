@@ -38,6 +38,26 @@ def test_baseline_is_an_interleaved_arm_with_the_same_result(
     assert all("same result True" in line for line in lines[2:])
 
 
+def test_a_baseline_that_finds_other_neighbours_is_reported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A stand-in vectors.py whose knn returns each query's neighbours in reverse order.
+    other = tmp_path / "vectors.py"
+    other.write_text(
+        "from selfsup.utils.vectors import knn as _knn\n"
+        "def knn(*args, **kwargs):\n"
+        "    found = _knn(*args, **kwargs)\n"
+        "    found.indices[:] = found.indices[:, ::-1].copy()\n"
+        "    return found\n"
+    )
+    _run(monkeypatch, "--sizes", "200", "--dim", "8", "--k", "4", "--rounds", "1",
+         "--backends", "numpy", "--baseline", str(other))  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    assert "same result True" in lines[2]  # numpy, the reference
+    assert "baseline-numpy" in lines[3]
+    assert "same result False" in lines[3]
+
+
 def test_unknown_backend_and_unreadable_baseline_are_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
