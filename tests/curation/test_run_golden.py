@@ -19,9 +19,12 @@ What is compared:
   with (other versions draw other pixels);
 - ``report.pdf`` only for existence: it prints the run's clock times.
 
-Floats: the numbers come from numpy's BLAS, whose kernels depend on the CPU. On a CPU other than
-the recorded one a float cell may differ in its last printed digit; there (and only there) a
-CSV cell differing by at most one unit in its last digit is accepted.
+Floats: the numbers come from numpy's BLAS, whose kernels depend on the CPU (its model and its
+vector instructions: the same "AMD EPYC" with and without AVX-512 sums in another order). On a
+CPU other than the recorded one a float may differ in its last printed digit; there (and only
+there) a CSV cell differing by at most one unit in its last digit is accepted, and in other text
+files (``report.json`` prints floats with all 17 digits) a line whose floats agree to a relative
+1e-9, everything else in it equal.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -60,13 +64,15 @@ SCENARIOS: dict[str, list[str]] = {
 
 
 def _cpu() -> str:
+    """The CPU's model name, with " (AVX-512)" where it has AVX-512 (numpy's kernels then
+    differ; the record was made without)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        info = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    name = next((x.split(":", 1)[1].strip() for x in info if x.startswith("model name")), "")
+    flags = next((x.split(":", 1)[1].split() for x in info if x.startswith("flags")), [])
+    return (name or platform.machine()) + (" (AVX-512)" if "avx512f" in flags else "")
 
 
 def _environment() -> dict[str, str]:
@@ -171,6 +177,32 @@ def _last_digit_close(a: str, b: str) -> bool:
     return abs(float(a) - float(b)) <= unit * 1.000001
 
 
+_FLOAT_TOKEN = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?", re.IGNORECASE)
+
+
+def _lines_close(expected: str, actual: str) -> list[str]:
+    """Lines of two texts that differ other than in floats agreeing to a relative 1e-9."""
+    lines_e, lines_a = expected.splitlines(), actual.splitlines()
+    if len(lines_e) != len(lines_a):
+        return [f"{len(lines_a)} lines, expected {len(lines_e)}"]
+    bad: list[str] = []
+    for i, (le, la) in enumerate(zip(lines_e, lines_a, strict=True)):
+        if le == la:
+            continue
+        floats_e, floats_a = _FLOAT_TOKEN.findall(le), _FLOAT_TOKEN.findall(la)
+        same_rest = _FLOAT_TOKEN.sub("#", le) == _FLOAT_TOKEN.sub("#", la)
+        if not (
+            same_rest
+            and len(floats_e) == len(floats_a)
+            and all(
+                math.isclose(float(x), float(y), rel_tol=1e-9, abs_tol=1e-12)
+                for x, y in zip(floats_e, floats_a, strict=True)
+            )
+        ):
+            bad.append(f"line {i + 1}: {la[:300]!r}, expected {le[:300]!r}")
+    return bad
+
+
 def _csv_close(expected: str, actual: str) -> list[str]:
     """Cells of two CSV texts that differ by more than one unit in the last digit."""
     rows_e = list(csv.reader(io.StringIO(expected)))
@@ -205,10 +237,12 @@ def compare(expected: dict[str, Any], actual: dict[str, Any], same_env: dict[str
             if same_env["plots"] and e["sha256"] != a["sha256"]:
                 problems.append(f"{rel}: the plot's pixels changed")
         elif e["kind"] == "text" and e["text"] != a["text"]:
-            if rel.endswith(".csv") and not same_env["cpu"]:
-                bad = _csv_close(e["text"], a["text"])
+            if not same_env["cpu"]:
+                close = _csv_close if rel.endswith(".csv") else _lines_close
+                bad = close(e["text"], a["text"])
                 if bad:
-                    problems.append(f"{rel}: {len(bad)} cells differ, e.g. {bad[:3]}")
+                    what = "cells" if rel.endswith(".csv") else "lines"
+                    problems.append(f"{rel}: {len(bad)} {what} differ, e.g. {bad[:3]}")
             else:
                 lines_e, lines_a = e["text"].splitlines(), a["text"].splitlines()
                 first = next(
@@ -255,6 +289,23 @@ def test_the_comparison_catches_a_changed_cell() -> None:
             {"a.csv": {"kind": "text", "text": "x,y\n1.2347,b\n"}},
             {"plots": True, "cpu": False},
         )
+    # In other text (report.json's 17-digit floats) a relative 1e-9 passes on another CPU.
+    report = {"r.json": {"kind": "text", "text": '{\n "rank": 6.875229407923337,\n "n": 2\n}'}}
+    last_digits = {"r.json": {"kind": "text", "text": '{\n "rank": 6.875229407923339,\n "n": 2\n}'}}
+    compare(report, last_digits, {"plots": True, "cpu": False})
+    with pytest.raises(AssertionError, match=r"r\.json line 2"):
+        compare(report, last_digits, {"plots": True, "cpu": True})
+    for changed_text in (
+        '{\n "rank": 6.875239407923337,\n "n": 2\n}',  # a real change of the float
+        '{\n "rank": 6.875229407923337,\n "n": 3\n}',  # an integer
+        '{\n "rnak": 6.875229407923337,\n "n": 2\n}',  # a key
+    ):
+        with pytest.raises(AssertionError, match="1 lines differ"):
+            compare(
+                report,
+                {"r.json": {"kind": "text", "text": changed_text}},
+                {"plots": True, "cpu": False},
+            )
     with pytest.raises(AssertionError, match="new files"):
         compare(base, {**base, "b.txt": {"kind": "text", "text": ""}}, {"plots": True, "cpu": True})
     with pytest.raises(AssertionError, match="no longer written"):
