@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from selfsup.errors import DataError
 from selfsup.loss._pair import check_positive, check_weight, stack_views
+from selfsup.loss._precision import float32_math
 
 __all__ = [
     "EMPSSLLoss",
@@ -38,8 +39,10 @@ __all__ = [
 ]
 
 
+@float32_math
 def total_coding_rate(z: Tensor, eps: float = 0.2) -> Tensor:
-    """R(Z) = ½ log det(I + d/(b·eps) ZᵀZ) of every batch in ``z``.
+    """R(Z) = ½ log det(I + d/(b·eps) ZᵀZ) of every batch in ``z``, in float32 at least
+    with autocast off (``logdet`` is not defined for bfloat16; :mod:`selfsup.loss._precision`).
 
     Args:
         z: (..., b, d) batches of b embeddings of dimension d (any leading dimensions, e.g.

@@ -26,19 +26,24 @@ from torch import Tensor, nn
 
 from selfsup.errors import DataError
 from selfsup.loss._pair import check_weight
+from selfsup.loss._precision import float32_math
 
 __all__ = ["MMCRLoss", "mmcr_loss"]
 
 
+@float32_math
 def mmcr_loss(z: Tensor, lmda: float = 5e-3) -> Tensor:
     """``-‖C‖_* + λ (1/N) Σ_i ‖Z_i‖_*`` of views already normalised to the unit sphere.
+
+    The nuclear norms (singular values) are computed in float32 with autocast off: they are
+    not defined for bfloat16 (:mod:`selfsup.loss._precision`).
 
     Args:
         z: (N, m, d): the m view embeddings of each of N images, unit rows.
         lmda: λ >= 0, the weight of the local nuclear norms.
 
     Returns:
-        Scalar loss, in the dtype of ``z``.
+        Scalar loss, float32 for a half-precision ``z``, else in its dtype.
     """
     centroids = z.mean(dim=1)  # (N, d)
     loss: Tensor = -torch.linalg.matrix_norm(centroids, ord="nuc")

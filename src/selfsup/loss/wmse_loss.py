@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from selfsup.errors import ConfigError, DataError
 from selfsup.loss._pair import check_weight
+from selfsup.loss._precision import float32_math
 
 __all__ = ["WMSELoss", "norm_mse_loss", "whiten", "whitening_matrix"]
 
@@ -36,8 +37,10 @@ def norm_mse_loss(x0: Tensor, x1: Tensor) -> Tensor:
     return 2 - 2 * cosine.mean()
 
 
+@float32_math
 def whitening_matrix(covariance: Tensor, eps: float = 0.0) -> Tensor:
-    """W = L⁻¹ with L L ᵀ = (1 - ε) Σ + ε I (Cholesky), so that W Σ_ε Wᵀ = I.
+    """W = L⁻¹ with L L ᵀ = (1 - ε) Σ + ε I (Cholesky), so that W Σ_ε Wᵀ = I; in float32 at
+    least, autocast off (:mod:`selfsup.loss._precision`).
 
     Args:
         covariance: (dim, dim) Σ, symmetric positive (semi-)definite.
@@ -61,8 +64,10 @@ def whitening_matrix(covariance: Tensor, eps: float = 0.0) -> Tensor:
     return inverse
 
 
+@float32_math
 def whiten(x: Tensor, eps: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
-    """Whiten the rows of ``x`` with their own statistics.
+    """Whiten the rows of ``x`` with their own statistics, in float32 at least with autocast
+    off (the covariance summed in bfloat16 would whiten poorly).
 
     Args:
         x: (n, dim) embeddings, n >= 2.
