@@ -280,6 +280,8 @@ def test_embed_crops_matches_model_on_each_crop(
             "collate": {"input_size": 32},
             "loader": {"num_workers": 0, "batch_size": 2},
             "trainer": {"gpus": 0},
+            # float32: compared with the model's float32 forward pass on each crop
+            "embedding": {"precision": "32"},
         }
     )
     model = build_model(cfg.model)
@@ -319,6 +321,13 @@ def test_embed_crops_matches_model_on_each_crop(
         assert isinstance(backbone, torch.nn.Module)
         expected = backbone(x).flatten(start_dim=1).numpy()
     np.testing.assert_allclose(emb, expected, rtol=1e-4, atol=1e-5)
+    # embedding.precision reaches the crops' forward pass, as it does whole images'.
+    bf16 = cfg.model_copy(
+        update={"embedding": cfg.embedding.model_copy(update={"precision": "bf16"})}
+    )
+    half, _, _ = embed_crops(bf16, crops, checkpoint, progress=False)
+    assert not np.array_equal(half, emb)
+    np.testing.assert_allclose(half, emb, rtol=0.1, atol=0.05)
 
 
 def test_crop_scores_and_class_counts() -> None:

@@ -397,7 +397,9 @@ def embed_crops(
     )
     device = "cuda" if cfg.trainer.gpus > 0 and torch.cuda.is_available() else "cpu"
     model.to(device)
-    emb, labels, names = embedding.embed(loader, device=device, progress=progress)
+    emb, labels, names = embedding.embed(
+        loader, device=device, progress=progress, precision=cfg.embedding.precision
+    )
     return (
         np.asarray(emb, dtype=np.float32),
         np.asarray(labels, dtype=np.int64),
