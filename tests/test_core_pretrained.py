@@ -34,10 +34,13 @@ from selfsup.models.zoo import add_entry
 from selfsup.utils.io import load_embeddings
 
 NAME = "torchvision/resnet18"
+#: In float32: the reference is a float32 forward pass (``embedding.precision=auto`` is bf16 on
+#: a CPU with bf16 instructions, whose features differ from it in the third digit).
 COMMON: dict[str, Any] = {
     "collate": {"input_size": 32},
     "loader": {"num_workers": 0, "batch_size": 4},
     "trainer": {"gpus": 0},
+    "embedding": {"precision": "32"},
 }
 
 
@@ -119,6 +122,7 @@ def test_cli_embed_and_run_use_the_pretrained_backbone(
             "collate.input_size=32",
             "loader.num_workers=0",
             "trainer.gpus=0",
+            "embedding.precision=32",
         ]
     )
     assert code == 0
@@ -138,6 +142,7 @@ def test_cli_embed_and_run_use_the_pretrained_backbone(
             "lightly.collate.input_size=32",
             "lightly.loader.num_workers=0",
             "lightly.trainer.gpus=0",
+            "lightly.embedding.precision=32",
         ]
     )
     assert code == 0
@@ -214,6 +219,7 @@ def test_a_zoo_entry_brings_its_backbone_and_preprocessing(
         model={"weights": "zoo:r18"},  # model.name left at its default: the entry's is used
         loader={"num_workers": 0},
         trainer={"gpus": 0},
+        embedding=COMMON["embedding"],  # compared with a float32 forward pass
     )
     model, side, normalize = embedding_model(cfg)
     assert isinstance(model, PretrainedModel)

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from selfsup.data import LightlyDataset, SimCLRCollateFunction
 from selfsup.data.uint8 import Uint8Dataset
 from selfsup.embedding import CHECKPOINT_METADATA_KEY, SelfSupervisedEmbedding
+from selfsup.embedding import embedding as embedding_module
 from selfsup.embedding._base import split_views
 from selfsup.embedding.embedding import autocast_dtype, model_input
 from selfsup.errors import ConfigError, DataError
@@ -180,9 +181,12 @@ def test_uint8_batches_are_normalised_on_the_device_like_float_ones() -> None:
     assert torch.equal(model_input(floats, torch.device("cpu"), (mean, std)), floats)
 
 
-def test_precision_key() -> None:
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_precision_key(monkeypatch: pytest.MonkeyPatch, native_bf16: bool) -> None:
+    monkeypatch.setattr(embedding_module, "cpu_has_native_bf16", lambda: native_bf16)
     cpu = torch.device("cpu")
-    assert autocast_dtype("auto", cpu) is None
+    # auto: bf16 only where the CPU has bf16 instructions (elsewhere it is emulated, slower).
+    assert autocast_dtype("auto", cpu) is (torch.bfloat16 if native_bf16 else None)
     assert autocast_dtype(32, cpu) is None
     assert autocast_dtype("bf16", cpu) is torch.bfloat16
     assert autocast_dtype(16, cpu) is torch.float16

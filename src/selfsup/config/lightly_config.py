@@ -146,7 +146,8 @@ class EmbeddingConfig(StrictModel):
     precision: Literal["auto", "32", "bf16", "16", 32, 16] = Field(
         "auto",
         description="arithmetic of the embedding forward pass: auto (bf16 on a GPU that has "
-        "it, else 16 there; 32 on the CPU), 32, bf16 or 16; embeddings are float32 either way",
+        "it, else 16 there; bf16 on a CPU with bf16 instructions, AVX-512 BF16 or AMX, else "
+        "32), 32, bf16 or 16; embeddings are float32 either way",
     )
     decode: Literal["uint8", "pil"] = Field(
         "uint8",
