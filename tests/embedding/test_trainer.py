@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from selfsup.embedding._trainer import distributed_trainer_kwargs, lightning_trainer_kwargs
+from selfsup.embedding import _trainer
+from selfsup.embedding._trainer import (
+    auto_training_precision,
+    distributed_trainer_kwargs,
+    lightning_trainer_kwargs,
+)
 from selfsup.errors import ConfigError
 
 
@@ -29,6 +34,25 @@ def test_fp16_on_cpu_falls_back_to_32() -> None:
     with pytest.warns(UserWarning, match="needs a CUDA GPU"):
         kwargs = lightning_trainer_kwargs(gpus=0, precision=16)
     assert kwargs["precision"] == 32
+
+
+@pytest.mark.parametrize(("native_bf16", "expected"), [(True, "bf16-mixed"), (False, 32)])
+def test_auto_precision_on_the_cpu_is_bf16_only_where_native(
+    monkeypatch: pytest.MonkeyPatch, native_bf16: bool, expected: int | str
+) -> None:
+    monkeypatch.setattr(_trainer, "cpu_has_native_bf16", lambda: native_bf16)
+    assert auto_training_precision(on_cpu=True) == expected
+    assert lightning_trainer_kwargs(gpus=0, precision="auto")["precision"] == expected
+
+
+@pytest.mark.parametrize(("cuda_bf16", "expected"), [(True, "bf16-mixed"), (False, 32)])
+def test_auto_precision_on_a_gpu_is_bf16_where_supported(
+    monkeypatch: pytest.MonkeyPatch, cuda_bf16: bool, expected: int | str
+) -> None:
+    # float16 would need loss scaling; a GPU without bf16 trains in 32.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
+    monkeypatch.setattr(_trainer, "cpu_has_native_bf16", lambda: not cuda_bf16)
+    assert auto_training_precision(on_cpu=False) == expected
 
 
 def test_conflicting_arguments() -> None:

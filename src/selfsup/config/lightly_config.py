@@ -85,8 +85,13 @@ class TrainerConfig(StrictModel):
 
     gpus: int = Field(1, ge=0, description="GPUs to use; falls back to the CPU with a warning")
     max_epochs: int = Field(100, ge=1, description="epochs of self-supervised training")
-    precision: Literal[16, 32, 64, "16", "32", "64", "16-mixed", "bf16-mixed", "bf16-true"] = Field(
-        32, description="floating point precision: 16, 32, 64, 16-mixed or bf16-mixed"
+    precision: Literal[
+        "auto", 16, 32, 64, "16", "32", "64", "16-mixed", "bf16-mixed", "bf16-true"
+    ] = Field(
+        "auto",
+        description="floating point precision: auto (bf16-mixed where the GPU or CPU computes "
+        "bf16 natively, AVX-512 BF16 or AMX on a CPU; else 32), 16, 32, 64, 16-mixed, "
+        "bf16-mixed or bf16-true",
     )
     # Lightning's names; checked here without importing Lightning (the server validates
     # scheduled runs' configs torch-free). docs/distributed.md says which to use when.

@@ -225,7 +225,7 @@ class BaseEmbedding(pl.LightningModule):
         save_last: bool = True,
         save_top_k: int = 1,
         distributed_backend: str | None = None,
-        precision: int | str | None = None,
+        precision: int | str | None = "auto",
         **trainer_kwargs: Any,
     ) -> str:
         """Train for ``max_epochs`` and return the path of the best checkpoint (lowest loss).
@@ -240,7 +240,9 @@ class BaseEmbedding(pl.LightningModule):
             save_last: also keep ``last.ckpt``.
             save_top_k: number of best checkpoints kept.
             distributed_backend: legacy name of Lightning's ``strategy``.
-            precision: 16, 32, 64 or a Lightning precision string.
+            precision: 16, 32, 64, a Lightning precision string, or ``"auto"`` (the
+                default): bf16 mixed precision where the GPU or CPU computes bf16 natively,
+                else 32 (:func:`~selfsup.embedding._trainer.auto_training_precision`).
             **trainer_kwargs: any other ``pytorch_lightning.Trainer`` argument.
         """
         if checkpoint_dir is None:

@@ -10,6 +10,9 @@ these, whatever the data or config:
   Lightning and torch versions that no user can act on.
 - "💡 Tip: For seamless cloud logging ... litlogger": an advertisement, logged at INFO by
   every ``Trainer`` built without Lightning's cloud logger.
+- ``Precision bf16-mixed is not supported by the model summary``: the summary's estimate of
+  the model's size in MB assumes 32 bits instead; printed by every bf16-mixed run, which
+  ``trainer.precision=auto`` is wherever the hardware has bf16.
 
 Every other warning and log line (the model summary, a real problem) passes through.
 
@@ -32,6 +35,7 @@ __all__ = ["LIGHTNING_NOISE_WARNINGS", "lightning_noise_filtered"]
 LIGHTNING_NOISE_WARNINGS: Final = (
     r"The number of training batches \(\d+\) is smaller than the logging interval",
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+    r"Precision bf16-mixed is not supported by the model summary",
 )
 #: Start of the log message of Lightning's advertisement.
 _TIP: Final = "💡 Tip"
