@@ -48,6 +48,8 @@ from torch import Tensor, nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fashion_mnist import load_fashion_mnist
+from selfsup.embedding._trainer import auto_training_precision
+from selfsup.embedding.embedding import autocast_dtype
 from selfsup.loss import DCLWLoss, NTXentLoss
 from selfsup.models import ResNetGenerator
 from selfsup.models.modules import (
@@ -254,6 +256,7 @@ class Config:
     seed: int = 0
     knn_k: int = 200
     knn_t: float = 0.1
+    precision: str = "auto"
     log_every: float = 60.0
 
 
@@ -280,13 +283,24 @@ def lr_at(progress: float, cfg: Config) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
 
 
+def training_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a training step: ``auto`` is what ``selfsup train`` picks
+    (:func:`~selfsup.embedding._trainer.auto_training_precision`: bf16 where the CPU or GPU
+    has it natively, else float32), ``bf16`` forces bfloat16, ``32`` float32 (None)."""
+    if precision == "auto":
+        precision = "bf16" if auto_training_precision(device.type != "cuda") != 32 else "32"
+    return torch.bfloat16 if precision == "bf16" else None
+
+
 def train(cfg: Config, train_u8: Tensor) -> TrainResult:
     """Train SimCLR on uint8 images (N, 1, 28, 28) that already sit on the target device.
 
     Stops when ``cfg.time_budget`` seconds have passed (or after ``cfg.epochs`` epochs when
     set, for runs that must be comparable across machines). Each step draws a batch without
     replacement, makes two views of it and minimises NT-Xent with SGD (Nesterov momentum
-    0.9, weight decay on weights but not on norms and biases). With ``aug.small_crops`` the
+    0.9, weight decay on weights but not on norms and biases), the forward pass and loss under
+    bf16 autocast where ``cfg.precision`` says so, as Lightning's ``bf16-mixed`` runs
+    ``selfsup train``'s steps (float32 weights and optimizer). With ``aug.small_crops`` the
     SimCLR loss is the mean over the pair of full views and every (full view, small view)
     pair; ``loss="dclw"`` uses the decoupled, weighted loss (Yeh et al. 2022) instead.
     """
@@ -331,6 +345,7 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
     elapsed = 0.0
     next_log = cfg.log_every
     model.train()
+    dtype = training_dtype(cfg.precision, device)
     start = time.perf_counter()
     while True:
         perm = torch.randperm(n_train, device=device, generator=gen)
@@ -348,23 +363,31 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
             all_views = views_of(batch, param_gen)
             views = torch.cat(all_views[:2])
             n = batch.shape[0]
+            autocast = torch.autocast(
+                device.type, dtype=dtype or torch.float32, enabled=dtype is not None
+            )
             if bank is not None:
-                z, p = model(views.contiguous(memory_format=torch.channels_last))
+                with autocast:
+                    z, p = model(views.contiguous(memory_format=torch.channels_last))
                 z0, z1 = z[:n], z[n:]
                 if progress >= cfg.nn_start:
                     # NNCLR eq. 2: the support set's nearest neighbour of z is the positive.
                     z0, z1 = bank(z0.detach(), update=False), bank(z1.detach(), update=True)
                 else:
                     bank(z1.detach(), update=True)
-                loss = 0.5 * (criterion(z0, p[n:]) + criterion(z1, p[:n]))
+                with autocast:
+                    loss = 0.5 * (criterion(z0, p[n:]) + criterion(z1, p[:n]))
             else:
-                z = model(views.contiguous(memory_format=torch.channels_last))
-                loss = criterion(z[:n], z[n:])
-                if len(all_views) > 2:
-                    small = torch.cat(all_views[2:]).contiguous(memory_format=torch.channels_last)
-                    for zs in model(small).split(n):
-                        loss = loss + 0.5 * (criterion(z[:n], zs) + criterion(z[n:], zs))
-                    loss = loss / (len(all_views) - 1)
+                with autocast:
+                    z = model(views.contiguous(memory_format=torch.channels_last))
+                    loss = criterion(z[:n], z[n:])
+                    if len(all_views) > 2:
+                        small = torch.cat(all_views[2:]).contiguous(
+                            memory_format=torch.channels_last
+                        )
+                        for zs in model(small).split(n):
+                            loss = loss + 0.5 * (criterion(z[:n], zs) + criterion(z[n:], zs))
+                        loss = loss / (len(all_views) - 1)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -381,13 +404,17 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
                 )
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def embed(backbone: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
-    """Backbone features (N, D) of uint8 images (N, 1, 28, 28); ``backbone`` in eval mode."""
+    """Backbone features (N, D) float32 of uint8 images (N, 1, 28, 28); ``backbone`` in eval
+    mode, in the embed step's default arithmetic (``embedding.precision=auto``:
+    :func:`~selfsup.embedding.embedding.autocast_dtype`)."""
+    dtype = autocast_dtype("auto", images.device)
     out: list[Tensor] = []
     for start in range(0, images.shape[0], batch_size):
         x = normalize_images(images[start : start + batch_size])
-        out.append(backbone(x.contiguous(memory_format=torch.channels_last)).float())
+        with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
+            out.append(backbone(x.contiguous(memory_format=torch.channels_last)).float())
     return torch.cat(out)
 
 
@@ -477,6 +504,13 @@ def parse_args(argv: list[str] | None = None) -> Config:
     add("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda when available)")
     add("--threads", type=int, default=d.threads, help="torch CPU threads (%(default)s)")
     add("--seed", type=int, default=d.seed)
+    add(
+        "--precision",
+        default=d.precision,
+        choices=["auto", "32", "bf16"],
+        help="training arithmetic: auto (bf16 where the CPU or GPU has it natively, as "
+        "selfsup train), 32 or bf16 (%(default)s)",
+    )
     add("--knn-k", type=int, default=d.knn_k, help="neighbours, both kNNs (%(default)s)")
     add("--knn-t", type=float, default=d.knn_t, help="kNN temperature, both (%(default)s)")
     a = parser.parse_args(argv)
@@ -535,6 +569,7 @@ def parse_args(argv: list[str] | None = None) -> Config:
         seed=a.seed,
         knn_k=a.knn_k,
         knn_t=a.knn_t,
+        precision=a.precision,
     )
 
 
@@ -543,7 +578,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{cfg.method} on Fashion-MNIST: {cfg}", flush=True)
     r = run(cfg)
     knn = f"k={cfg.knn_k}, t={cfg.knn_t}; memory: 60000 train images, queries: 10000 test"
-    print(f"device:            {cfg.device} ({cfg.threads} threads)")
+    dtype = training_dtype(cfg.precision, torch.device(cfg.device))
+    arithmetic = "bf16 autocast" if dtype is not None else "float32"
+    print(f"device:            {cfg.device} ({cfg.threads} threads), training in {arithmetic}")
     print(f"training time:     {r['train_time_s']:.1f} s")
     print(f"throughput:        {r['images_per_s']:.0f} images/s (2 views each)")
     print(f"epochs done:       {r['epochs']:.2f}")

@@ -11,14 +11,20 @@ Part ``loop``: training images/s of one training loop fed three ways, same model
 * selfsup: the library default, ``selfsup.core.build_train_loader`` (method simclr,
   ``collate.input_size=28``): the loader's workers decode uint8 images resized once, and
   the SimCLR views are made in batches where the model runs
-  (``selfsup.embedding._method.train_views``, what ``MethodEmbedding`` calls);
-* selfsup per-image: the same with ``loader.augment=workers`` (PIL views in the workers, the
-  path before issue 16, measured at 0.87-1.0x lightly's images/s in the issue);
+  (``selfsup.embedding._method.train_views``, what ``MethodEmbedding`` calls); the step in
+  the default ``trainer.precision=auto`` (bf16 autocast where the CPU has bf16
+  instructions, as Lightning's ``bf16-mixed`` runs it; else float32);
+* selfsup float32: the same input path, the step in float32 (``trainer.precision=32``), so
+  that the input path's share and the arithmetic's share of the gain can be told apart (the
+  same arm as the default where auto is float32: then it is left out);
+* selfsup per-image: the default with ``loader.augment=workers`` (PIL views in the workers,
+  the path before issue 16, measured at 0.87-1.0x lightly's images/s in the issue);
 * model alone (``--model-alone``): the same model and loop on one fixed pair of views made
-  once, no input path: the time of forward + backward + step, the floor of every arm;
+  once, no input path, in the default's arithmetic: the time of forward + backward + step,
+  the floor of the default arm;
 * lightly: lightly 1.5.0's documented pipeline, ``LightlyDataset`` with its
   ``SimCLRTransform(input_size=28)`` applied per image (PIL) in DataLoader workers and
-  ``MultiViewCollate``.
+  ``MultiViewCollate``, in float32 (lightly's default ``trainer.precision`` is 32).
 
 Both train ResNet-18 at width 0.5 (each library's ``ResNetGenerator``, the same
 architecture) with a SimCLR projection head and NT-Xent loss (each library's), batch 256,
@@ -195,13 +201,28 @@ class _Model(nn.Module):
         return out
 
 
-def _rate(batches: Iterator[list[torch.Tensor]], model: nn.Module, steps: int) -> float:
-    """Images/s of ``steps`` training steps (data wait + views + forward + backward)."""
+def default_dtype() -> torch.dtype | None:
+    """The autocast dtype of ``selfsup train``'s default ``trainer.precision=auto`` on the
+    CPU: bfloat16 where it has bf16 instructions, else None (float32)."""
+    from selfsup.embedding._trainer import auto_training_precision
+
+    return torch.bfloat16 if auto_training_precision(on_cpu=True) == "bf16-mixed" else None
+
+
+def _rate(
+    batches: Iterator[list[torch.Tensor]],
+    model: nn.Module,
+    steps: int,
+    dtype: torch.dtype | None = None,
+) -> float:
+    """Images/s of ``steps`` training steps (data wait + views + forward + backward), the
+    forward pass and loss under CPU autocast to ``dtype`` (None: float32)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.06, momentum=0.9)
     start = time.perf_counter()
     for _ in range(steps):
         views = next(batches)
-        loss = model(views)
+        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = model(views)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -230,13 +251,21 @@ def _compiled_arm(
 def part_loop(
     folder: Path, steps: int, rounds: int, workers: int, model_alone: bool, compile_: bool = False
 ) -> None:
+    dtype = default_dtype()
+    print(f"selfsup default arithmetic: {'bf16 autocast' if dtype else 'float32'}", flush=True)
     arms: dict[str, tuple[Iterator[list[torch.Tensor]], nn.Module]] = {
         "selfsup default": _selfsup_arm(folder, workers, "device"),
     }
+    # Each arm's autocast dtype; arms not named here run in float32.
+    dtypes: dict[str, torch.dtype | None] = {"selfsup default": dtype}
     if compile_:
         arms["selfsup compiled"] = _compiled_arm(folder, workers, arms["selfsup default"][1])
+        dtypes["selfsup compiled"] = dtype
     else:
+        if dtype is not None:
+            arms["selfsup float32"] = _selfsup_arm(folder, workers, "device")
         arms["selfsup per-image"] = _selfsup_arm(folder, workers, "workers")
+        dtypes["selfsup per-image"] = dtype
         lightly = _lightly()
         if lightly is None:
             print("the lightly arm is skipped (see the docstring)")
@@ -244,9 +273,11 @@ def part_loop(
             arms[f"lightly {lightly.__version__}"] = _lightly_arm(lightly, folder, workers)
         if model_alone:
             arms["model alone"] = _model_alone_arm(folder, workers)
+            dtypes["model alone"] = dtype
     for name, (batches, model) in arms.items():
         start = time.perf_counter()
-        _rate(batches, model, 1)  # warm-up: workers start, first allocations (compilation)
+        # warm-up: workers start, first allocations (compilation)
+        _rate(batches, model, 1, dtypes.get(name))
         print(
             f"  warm-up step: {name:<16} {time.perf_counter() - start:8.1f} s  "
             f"load average {_load():.2f}",
@@ -255,7 +286,7 @@ def part_loop(
     rates: dict[str, list[float]] = {name: [] for name in arms}
     for round_index in range(rounds):
         for name, (batches, model) in arms.items():
-            rate = _rate(batches, model, steps)
+            rate = _rate(batches, model, steps, dtypes.get(name))
             rates[name].append(rate)
             print(
                 f"  round {round_index + 1}: {name:<16} {rate:8.1f} images/s  "

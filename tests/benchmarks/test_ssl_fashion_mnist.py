@@ -42,10 +42,11 @@ def test_each_option_trains_and_changes_the_training() -> None:
     bench = _module()
     losses = []
     for keys, aug in (
-        ({}, {}),
-        ({"loss": "dclw"}, {}),
-        ({"head_hidden": 32, "head_layers": 3}, {}),
-        ({}, {"small_crops": 2}),
+        ({"precision": "32"}, {}),
+        ({"precision": "bf16"}, {}),
+        ({"precision": "32", "loss": "dclw"}, {}),
+        ({"precision": "32", "head_hidden": 32, "head_layers": 3}, {}),
+        ({"precision": "32"}, {"small_crops": 2}),
     ):
         cfg = bench.Config(
             epochs=1, batch_size=32, width=0.125, aug=bench.Augment(**aug), threads=1, **keys
@@ -75,6 +76,7 @@ def test_head_hidden_and_layers_shape_the_projection_head() -> None:
         (["--head-hidden", "-4"], "--head-hidden must be >= 0 (0: the backbone's size), got -4"),
         (["--method", "nnclr", "--small-crops", "2"], "apply to --method simclr only"),
         (["--loss", "infonce"], "invalid choice"),
+        (["--precision", "16"], "invalid choice"),
     ],
 )
 def test_bad_options_are_refused(
@@ -101,3 +103,19 @@ def test_options_reach_the_config() -> None:
     )
     assert (cfg.loss, cfg.head_hidden, cfg.head_layers) == ("dclw", 64, 2)
     assert (cfg.aug.small_crops, cfg.aug.small_size, cfg.aug.small_scale) == (4, 14, (0.1, 0.4))
+
+
+@pytest.mark.parametrize(("native_bf16", "expected"), [(True, torch.bfloat16), (False, None)])
+def test_auto_precision_trains_as_selfsup_train_does(
+    monkeypatch: pytest.MonkeyPatch, native_bf16: bool, expected: torch.dtype | None
+) -> None:
+    from selfsup.embedding import _trainer
+
+    monkeypatch.setattr(_trainer, "cpu_has_native_bf16", lambda: native_bf16)
+    bench = _module()
+    cpu = torch.device("cpu")
+    assert bench.training_dtype("auto", cpu) is expected
+    assert bench.training_dtype("bf16", cpu) is torch.bfloat16
+    assert bench.training_dtype("32", cpu) is None
+    assert bench.parse_args(["--precision", "bf16"]).precision == "bf16"
+    assert bench.parse_args([]).precision == "auto"
