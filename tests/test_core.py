@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -337,6 +338,49 @@ def test_recipe_is_not_timed_when_several_processes_train(
     for trainer in ({"gpus": 2}, {"devices": 2}, {"num_nodes": 2}, {"strategy": "ddp_spawn"}):
         cfg = resolve_config(input_dir=str(root), loader={"num_workers": 0}, trainer=trainer)
         assert with_recipe(cfg).loader.batch_size >= 1
+
+
+@pytest.mark.parametrize(
+    ("precision", "expected"), [("bf16-mixed", torch.bfloat16), ("32", None), ("auto", None)]
+)
+def test_the_recipe_times_its_step_in_the_training_arithmetic(
+    make_image_folder: Callable[..., Path],
+    monkeypatch: pytest.MonkeyPatch,
+    precision: str,
+    expected: torch.dtype | None,
+) -> None:
+    """Under bf16 a step costs about half: a float32 timing would plan half the epochs that
+    fit the budget. ``auto`` is float32 here (the CPU's bf16 answer is patched to no)."""
+    import selfsup.core
+    from selfsup.embedding import _trainer
+
+    monkeypatch.setattr(_trainer, "cpu_has_native_bf16", lambda: False)
+    seen: list[torch.dtype | None] = []
+    build = selfsup.core.build_model
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        model = build(*args, **kwargs)
+        loss = model.training_loss
+
+        def training_loss(*a: Any, **k: Any) -> Any:
+            on = torch.is_autocast_enabled("cpu")
+            seen.append(torch.get_autocast_dtype("cpu") if on else None)
+            return loss(*a, **k)
+
+        model.training_loss = training_loss
+        return model
+
+    monkeypatch.setattr(selfsup.core, "build_model", recording)
+    root = make_image_folder(n_classes=2, n_per_class=2, size=(28, 28))
+    cfg = resolve_config(
+        input_dir=str(root),
+        loader={"num_workers": 0, "batch_size": 2},
+        model={"name": "resnet-9", "width": 0.125},
+        collate={"input_size": 16},
+        trainer={"gpus": 0, "precision": precision},
+    )
+    assert selfsup.core._seconds_per_sample(cfg, None, None, "cpu") is not None
+    assert seen == [expected, expected]  # the warm-up and the timed batch
 
 
 def test_recipe_lightly_and_a_checkpoint_keep_the_model(

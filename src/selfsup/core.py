@@ -522,10 +522,13 @@ def _seconds_per_sample(
 ) -> float | None:
     """Measured seconds one training sample costs with ``cfg`` (augmentation, forward and
     backward of every view): a throw-away model trains one batch to warm up, then one timed
-    batch, loaded in-process (the real loader's workers only make training faster)."""
+    batch, loaded in-process (the real loader's workers only make training faster), in the
+    arithmetic training will use (``trainer.precision``: bf16 autocast where auto picks it,
+    about 2x faster than float32 on a CPU with bf16 instructions)."""
     import time
 
     from selfsup.embedding._method import loader_device_views, train_views
+    from selfsup.embedding._trainer import training_autocast_dtype
     from selfsup.methods._base import TrainProgress
 
     # A batch of up to 16 costs about as much per sample as a full one (a little more: a
@@ -543,6 +546,7 @@ def _seconds_per_sample(
             cfg.input_dir, loader_cfg, cfg.collate, filenames, cfg.method, samples=samples
         )
     batches = iter(loader)
+    dtype = training_autocast_dtype(cfg.trainer.precision, on_cpu=device == "cpu")
     seconds = None
     for attempt in range(2):
         start = time.perf_counter()
@@ -551,7 +555,9 @@ def _seconds_per_sample(
         except StopIteration:
             break
         views = train_views(batch, loader_device_views(loader), device)
-        torch.autograd.backward(model.training_loss(views, TrainProgress()))
+        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            loss = model.training_loss(views, TrainProgress())
+        torch.autograd.backward(loss)
         model.zero_grad(set_to_none=True)
         if attempt == 1 or seconds is None:
             seconds = (time.perf_counter() - start) / len(views[0])

@@ -10,6 +10,7 @@ from selfsup.embedding._trainer import (
     auto_training_precision,
     distributed_trainer_kwargs,
     lightning_trainer_kwargs,
+    training_autocast_dtype,
 )
 from selfsup.errors import ConfigError
 
@@ -53,6 +54,31 @@ def test_auto_precision_on_a_gpu_is_bf16_where_supported(
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
     monkeypatch.setattr(_trainer, "cpu_has_native_bf16", lambda: not cuda_bf16)
     assert auto_training_precision(on_cpu=False) == expected
+
+
+@pytest.mark.parametrize(
+    ("precision", "on_cpu", "native_bf16", "expected"),
+    [
+        ("auto", True, True, torch.bfloat16),
+        ("auto", True, False, None),
+        ("bf16-mixed", True, False, torch.bfloat16),
+        ("bf16-true", False, False, torch.bfloat16),
+        (16, False, False, torch.float16),
+        ("16-mixed", False, False, torch.float16),
+        ("16-mixed", True, True, None),  # 16-bit on the CPU falls back to 32
+        (32, True, True, None),
+        ("64", False, True, None),
+    ],
+)
+def test_the_autocast_dtype_of_each_training_precision(
+    monkeypatch: pytest.MonkeyPatch,
+    precision: int | str,
+    on_cpu: bool,
+    native_bf16: bool,
+    expected: torch.dtype | None,
+) -> None:
+    monkeypatch.setattr(_trainer, "cpu_has_native_bf16", lambda: native_bf16)
+    assert training_autocast_dtype(precision, on_cpu) is expected
 
 
 def test_conflicting_arguments() -> None:

@@ -34,6 +34,21 @@ def auto_training_precision(on_cpu: bool) -> int | str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else 32
 
 
+def training_autocast_dtype(precision: int | str, on_cpu: bool) -> torch.dtype | None:
+    """The autocast dtype a training step runs under with ``trainer.precision=precision``
+    (None: float32 or 64), as :func:`lightning_trainer_kwargs` resolves it: ``auto`` as
+    :func:`auto_training_precision` says, bf16 for ``bf16-*``, float16 for 16-bit on a GPU
+    (on the CPU 16-bit falls back to 32). For code that runs a step outside Lightning at the
+    training's arithmetic, such as the recipe's timed step."""
+    if precision == "auto":
+        precision = auto_training_precision(on_cpu)
+    if precision in ("bf16-mixed", "bf16-true"):
+        return torch.bfloat16
+    if precision in _CPU_UNSUPPORTED_PRECISION and not on_cpu:
+        return torch.float16
+    return None
+
+
 def lightning_trainer_kwargs(
     gpus: int | None = None,
     distributed_backend: str | None = None,
