@@ -10,9 +10,10 @@ from collections.abc import Iterable
 
 
 def loaded_after(code: str, modules: Iterable[str]) -> list[str]:
-    """The ``modules`` (top-level names) that a fresh interpreter has in ``sys.modules`` after
-    running ``code``, sorted; ``[]`` when it kept clear of all of them. ``code`` failing
-    fails the test (``CalledProcessError`` with its output)."""
+    """The ``modules`` (names as ``sys.modules`` keys them, top-level or dotted) that a fresh
+    interpreter has in ``sys.modules`` after running ``code``, sorted; ``[]`` when it kept
+    clear of all of them. ``code`` failing fails the test (``CalledProcessError`` with its
+    output)."""
     names = sorted(set(modules))
     probe = (
         f"import json, sys\n{code}\nprint(json.dumps([m for m in {names!r} if m in sys.modules]))"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -15,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
+from _imports import loaded_after
 from selfsup.curation import checks
 from selfsup.curation._decode import _crashed
 from selfsup.curation.checks import (
@@ -419,14 +418,14 @@ def test_worker_side_imports_stay_light() -> None:
     They share the torch-free decoder and frame names of selfsup.data (_image, _video), but
     none of its torch modules (the datasets, the collate functions).
     """
-    code = (
-        "import sys, selfsup.curation._decode, selfsup.curation.checks, selfsup.curation; "
-        "assert 'torch' not in sys.modules, 'torch imported'; "
-        "heavy = [m for m in ('selfsup.data.dataset', 'selfsup.data.collate', "
-        "'selfsup.data.manifest_dataset') if m in sys.modules]; "
-        "assert not heavy, f'{heavy} imported'"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    code = "import selfsup.curation._decode, selfsup.curation.checks, selfsup.curation"
+    heavy = [
+        "torch",
+        "selfsup.data.dataset",
+        "selfsup.data.collate",
+        "selfsup.data.manifest_dataset",
+    ]
+    assert loaded_after(code, heavy) == []
 
 
 def test_package_exports_resolve() -> None:
