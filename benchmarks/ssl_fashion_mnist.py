@@ -48,7 +48,7 @@ from torch import Tensor, nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fashion_mnist import load_fashion_mnist
-from selfsup.embedding._trainer import auto_training_precision
+from selfsup.embedding._trainer import training_autocast_dtype
 from selfsup.embedding.embedding import autocast_dtype
 from selfsup.loss import DCLWLoss, NTXentLoss
 from selfsup.models import ResNetGenerator
@@ -284,12 +284,12 @@ def lr_at(progress: float, cfg: Config) -> float:
 
 
 def training_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a training step: ``auto`` is what ``selfsup train`` picks
-    (:func:`~selfsup.embedding._trainer.auto_training_precision`: bf16 where the CPU or GPU
-    has it natively, else float32), ``bf16`` forces bfloat16, ``32`` float32 (None)."""
-    if precision == "auto":
-        precision = "bf16" if auto_training_precision(device.type != "cuda") != 32 else "32"
-    return torch.bfloat16 if precision == "bf16" else None
+    """The autocast dtype of a training step, as ``selfsup train`` resolves
+    ``trainer.precision`` (:func:`~selfsup.embedding._trainer.training_autocast_dtype`):
+    ``auto`` is bf16 where the CPU or GPU has it natively, ``bf16`` is ``bf16-mixed``,
+    ``32`` float32 (None)."""
+    lightning: dict[str, int | str] = {"auto": "auto", "bf16": "bf16-mixed", "32": 32}
+    return training_autocast_dtype(lightning[precision], on_cpu=device.type != "cuda")
 
 
 def train(cfg: Config, train_u8: Tensor) -> TrainResult:

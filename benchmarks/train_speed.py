@@ -204,9 +204,9 @@ class _Model(nn.Module):
 def default_dtype() -> torch.dtype | None:
     """The autocast dtype of ``selfsup train``'s default ``trainer.precision=auto`` on the
     CPU: bfloat16 where it has bf16 instructions, else None (float32)."""
-    from selfsup.embedding._trainer import auto_training_precision
+    from selfsup.embedding._trainer import training_autocast_dtype
 
-    return torch.bfloat16 if auto_training_precision(on_cpu=True) == "bf16-mixed" else None
+    return training_autocast_dtype("auto", on_cpu=True)
 
 
 def _rate(

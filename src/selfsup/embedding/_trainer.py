@@ -34,17 +34,27 @@ def auto_training_precision(on_cpu: bool) -> int | str:
     return "bf16-mixed" if torch.cuda.is_bf16_supported() else 32
 
 
+def resolve_training_precision(precision: int | str, on_cpu: bool) -> int | str:
+    """The Lightning precision ``trainer.precision=precision`` trains in: ``auto`` as
+    :func:`auto_training_precision` says, 16-bit as ``16-mixed`` on a GPU and as 32 on the
+    CPU (mixed fp16 needs CUDA), anything else unchanged. The one rule behind
+    :func:`lightning_trainer_kwargs` (which warns about the CPU fallback) and
+    :func:`training_autocast_dtype`."""
+    if precision == "auto":
+        return auto_training_precision(on_cpu)
+    if precision in _CPU_UNSUPPORTED_PRECISION:
+        return 32 if on_cpu else ("16-mixed" if precision in (16, "16") else precision)
+    return precision
+
+
 def training_autocast_dtype(precision: int | str, on_cpu: bool) -> torch.dtype | None:
     """The autocast dtype a training step runs under with ``trainer.precision=precision``
-    (None: float32 or 64), as :func:`lightning_trainer_kwargs` resolves it: ``auto`` as
-    :func:`auto_training_precision` says, bf16 for ``bf16-*``, float16 for 16-bit on a GPU
-    (on the CPU 16-bit falls back to 32). For code that runs a step outside Lightning at the
-    training's arithmetic, such as the recipe's timed step."""
-    if precision == "auto":
-        precision = auto_training_precision(on_cpu)
-    if precision in ("bf16-mixed", "bf16-true"):
+    (None: float32 or 64; :func:`resolve_training_precision`). For code that runs a step
+    outside Lightning at the training's arithmetic: the recipe's timed step, benchmarks."""
+    resolved = resolve_training_precision(precision, on_cpu)
+    if resolved in ("bf16-mixed", "bf16-true"):
         return torch.bfloat16
-    if precision in _CPU_UNSUPPORTED_PRECISION and not on_cpu:
+    if resolved in _CPU_UNSUPPORTED_PRECISION:
         return torch.float16
     return None
 
@@ -102,17 +112,12 @@ def lightning_trainer_kwargs(
         out["strategy"] = distributed_backend
     if precision is not None:
         on_cpu = out.get("accelerator", "auto") == "cpu" or not torch.cuda.is_available()
-        if precision == "auto":
-            precision = auto_training_precision(on_cpu)
         if on_cpu and precision in _CPU_UNSUPPORTED_PRECISION:
             warnings.warn(
                 f"precision={precision!r} needs a CUDA GPU; training on the CPU in 32-bit",
                 stacklevel=3,
             )
-            precision = 32
-        if precision in (16, "16"):
-            precision = "16-mixed"
-        out["precision"] = precision
+        out["precision"] = resolve_training_precision(precision, on_cpu)
     return out
 
 
