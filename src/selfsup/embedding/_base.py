@@ -149,11 +149,18 @@ class BaseEmbedding(pl.LightningModule):
         layers (1e11 after one 2-step epoch at lr 1.0; see :mod:`selfsup.models.batchnorm`).
         Lightning calls this hook before the checkpoint callbacks, so every checkpoint holds
         statistics of its own weights. Models without a ``backbone`` are left as they are.
+
+        The passes run in the training step's arithmetic (the precision plugin's context:
+        bf16 autocast under ``bf16-mixed``), so the statistics are those of the activations
+        training normalised, and the pass costs what a forward pass of training costs: in
+        float32 beside bf16 training it took 9.9 of a 55-s ``selfsup train`` (2,000 PNGs,
+        ResNet-18, batch 128, one epoch of 15 steps; 2-core CPU with AVX-512 BF16).
         """
         backbone = getattr(self.model, "backbone", None)
         if not isinstance(backbone, nn.Module) or not batchnorm_layers(backbone):
             return
-        recompute_batchnorm_statistics(backbone, self._first_views())
+        with self.trainer.precision_plugin.train_step_context():
+            recompute_batchnorm_statistics(backbone, self._first_views())
 
     def on_fit_start(self) -> None:
         # A new fit keeps no views of an earlier one (perhaps of other data, or cut short).
