@@ -48,8 +48,8 @@ from torch import Tensor, nn
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from fashion_mnist import load_fashion_mnist
-from selfsup.embedding._trainer import training_autocast_dtype
-from selfsup.embedding.embedding import autocast_dtype
+from selfsup.embedding._trainer import autocast_or_float32, training_autocast_dtype
+from selfsup.embedding.embedding import autocast_dtype, forward_features
 from selfsup.loss import DCLWLoss, NTXentLoss
 from selfsup.models import ResNetGenerator
 from selfsup.models.modules import (
@@ -363,11 +363,8 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
             all_views = views_of(batch, param_gen)
             views = torch.cat(all_views[:2])
             n = batch.shape[0]
-            autocast = torch.autocast(
-                device.type, dtype=dtype or torch.float32, enabled=dtype is not None
-            )
             if bank is not None:
-                with autocast:
+                with autocast_or_float32(device.type, dtype):
                     z, p = model(views.contiguous(memory_format=torch.channels_last))
                 z0, z1 = z[:n], z[n:]
                 if progress >= cfg.nn_start:
@@ -375,10 +372,10 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
                     z0, z1 = bank(z0.detach(), update=False), bank(z1.detach(), update=True)
                 else:
                     bank(z1.detach(), update=True)
-                with autocast:
+                with autocast_or_float32(device.type, dtype):
                     loss = 0.5 * (criterion(z0, p[n:]) + criterion(z1, p[:n]))
             else:
-                with autocast:
+                with autocast_or_float32(device.type, dtype):
                     z = model(views.contiguous(memory_format=torch.channels_last))
                     loss = criterion(z[:n], z[n:])
                     if len(all_views) > 2:
@@ -407,14 +404,16 @@ def train(cfg: Config, train_u8: Tensor) -> TrainResult:
 @torch.inference_mode()
 def embed(backbone: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
     """Backbone features (N, D) float32 of uint8 images (N, 1, 28, 28); ``backbone`` in eval
-    mode, in the embed step's default arithmetic (``embedding.precision=auto``:
+    mode, through the embed step's forward pass
+    (:func:`~selfsup.embedding.embedding.forward_features`, channels-last) in its default
+    arithmetic (``embedding.precision=auto``:
     :func:`~selfsup.embedding.embedding.autocast_dtype`)."""
-    dtype = autocast_dtype("auto", images.device)
+    device = images.device
+    dtype = autocast_dtype("auto", device)
     out: list[Tensor] = []
     for start in range(0, images.shape[0], batch_size):
         x = normalize_images(images[start : start + batch_size])
-        with torch.autocast(images.device.type, dtype=dtype or torch.float32, enabled=bool(dtype)):
-            out.append(backbone(x.contiguous(memory_format=torch.channels_last)).float())
+        out.append(forward_features(backbone, x, device, dtype=dtype, channels_last=True))
     return torch.cat(out)
 
 

@@ -217,11 +217,13 @@ def _rate(
 ) -> float:
     """Images/s of ``steps`` training steps (data wait + views + forward + backward), the
     forward pass and loss under CPU autocast to ``dtype`` (None: float32)."""
+    from selfsup.embedding._trainer import autocast_or_float32
+
     optimizer = torch.optim.SGD(model.parameters(), lr=0.06, momentum=0.9)
     start = time.perf_counter()
     for _ in range(steps):
         views = next(batches)
-        with torch.autocast("cpu", dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast_or_float32("cpu", dtype):
             loss = model(views)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -253,31 +255,31 @@ def part_loop(
 ) -> None:
     dtype = default_dtype()
     print(f"selfsup default arithmetic: {'bf16 autocast' if dtype else 'float32'}", flush=True)
-    arms: dict[str, tuple[Iterator[list[torch.Tensor]], nn.Module]] = {
-        "selfsup default": _selfsup_arm(folder, workers, "device"),
+    # Each arm: its batches, its model and the autocast dtype of its steps (None: float32).
+    default = _selfsup_arm(folder, workers, "device")
+    arms: dict[str, tuple[Iterator[list[torch.Tensor]], nn.Module, torch.dtype | None]] = {
+        "selfsup default": (*default, dtype),
     }
-    # Each arm's autocast dtype; arms not named here run in float32.
-    dtypes: dict[str, torch.dtype | None] = {"selfsup default": dtype}
     if compile_:
-        arms["selfsup compiled"] = _compiled_arm(folder, workers, arms["selfsup default"][1])
-        dtypes["selfsup compiled"] = dtype
+        arms["selfsup compiled"] = (*_compiled_arm(folder, workers, default[1]), dtype)
     else:
         if dtype is not None:
-            arms["selfsup float32"] = _selfsup_arm(folder, workers, "device")
-        arms["selfsup per-image"] = _selfsup_arm(folder, workers, "workers")
-        dtypes["selfsup per-image"] = dtype
+            arms["selfsup float32"] = (*_selfsup_arm(folder, workers, "device"), None)
+        arms["selfsup per-image"] = (*_selfsup_arm(folder, workers, "workers"), dtype)
         lightly = _lightly()
         if lightly is None:
             print("the lightly arm is skipped (see the docstring)")
         else:
-            arms[f"lightly {lightly.__version__}"] = _lightly_arm(lightly, folder, workers)
+            arms[f"lightly {lightly.__version__}"] = (
+                *_lightly_arm(lightly, folder, workers),
+                None,
+            )
         if model_alone:
-            arms["model alone"] = _model_alone_arm(folder, workers)
-            dtypes["model alone"] = dtype
-    for name, (batches, model) in arms.items():
+            arms["model alone"] = (*_model_alone_arm(folder, workers), dtype)
+    for name, (batches, model, arm_dtype) in arms.items():
         start = time.perf_counter()
         # warm-up: workers start, first allocations (compilation)
-        _rate(batches, model, 1, dtypes.get(name))
+        _rate(batches, model, 1, arm_dtype)
         print(
             f"  warm-up step: {name:<16} {time.perf_counter() - start:8.1f} s  "
             f"load average {_load():.2f}",
@@ -285,8 +287,8 @@ def part_loop(
         )
     rates: dict[str, list[float]] = {name: [] for name in arms}
     for round_index in range(rounds):
-        for name, (batches, model) in arms.items():
-            rate = _rate(batches, model, steps, dtypes.get(name))
+        for name, (batches, model, arm_dtype) in arms.items():
+            rate = _rate(batches, model, steps, arm_dtype)
             rates[name].append(rate)
             print(
                 f"  round {round_index + 1}: {name:<16} {rate:8.1f} images/s  "

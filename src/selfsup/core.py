@@ -528,7 +528,7 @@ def _seconds_per_sample(
     import time
 
     from selfsup.embedding._method import loader_device_views, train_views
-    from selfsup.embedding._trainer import training_autocast_dtype
+    from selfsup.embedding._trainer import autocast_or_float32, training_autocast_dtype
     from selfsup.methods._base import TrainProgress
 
     # A batch of up to 16 costs about as much per sample as a full one (a little more: a
@@ -555,7 +555,7 @@ def _seconds_per_sample(
         except StopIteration:
             break
         views = train_views(batch, loader_device_views(loader), device)
-        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast_or_float32(device, dtype):
             loss = model.training_loss(views, TrainProgress())
         torch.autograd.backward(loss)
         model.zero_grad(set_to_none=True)

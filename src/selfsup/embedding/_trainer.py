@@ -59,6 +59,13 @@ def training_autocast_dtype(precision: int | str, on_cpu: bool) -> torch.dtype |
     return None
 
 
+def autocast_or_float32(device_type: str, dtype: torch.dtype | None) -> torch.autocast:
+    """Autocast to ``dtype`` on ``device_type``, or a disabled one (float32) for None: the
+    context of a forward pass at :func:`training_autocast_dtype`'s or
+    :func:`~selfsup.embedding.embedding.autocast_dtype`'s answer."""
+    return torch.autocast(device_type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def lightning_trainer_kwargs(
     gpus: int | None = None,
     distributed_backend: str | None = None,

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, default_collate
 from tqdm import tqdm
 
 from selfsup.embedding._base import BaseEmbedding
+from selfsup.embedding._trainer import autocast_or_float32
 from selfsup.errors import ConfigError, DataError
 from selfsup.utils.cpus import cpu_has_native_bf16
 
@@ -153,7 +154,7 @@ def forward_features(
     """The backbone's features of ``images``: (B, D) float32 on ``device`` (not synchronised,
     so the caller can queue the next batch before reading these back)."""
     x = model_input(images, device, normalize, channels_last)
-    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+    with autocast_or_float32(device.type, dtype):
         features: torch.Tensor = backbone(x)
     return features.flatten(start_dim=1).float()
 
